@@ -1,0 +1,1 @@
+//! ractmq: placeholder until the broker crate lands.
