@@ -1,1 +1,26 @@
-//! stub
+//! The MQTT protocol core of ractmq, free of sockets, tasks and actors.
+//!
+//! Like `quinn-proto` under `quinn`, everything here is driven by calls: a decoded packet, a delivery or a clock
+//! tick goes in; encoded bytes and effects (route this message, subscribe that filter, close with this reason)
+//! come out. The broker crate owns the I/O and the actors; this crate owns the rules, and every rule can be
+//! tested with a fake clock and no network.
+//!
+//! The split follows EMQX: [`channel`] is the per-connection protocol (emqx_channel), [`session`] the state that
+//! outlives a connection (emqx_session), [`topic`] and [`trie`] the topic rules and subscription index
+//! (emqx_topic, emqx_trie), [`retained`] the retained-message rules.
+
+pub mod channel;
+pub mod config;
+pub mod connect;
+pub mod message;
+pub mod queue;
+pub mod retained;
+pub mod session;
+pub mod topic;
+pub mod trie;
+
+pub use channel::{Channel, Close, Effects, RouteChange};
+pub use config::{Limits, OverflowPolicy};
+pub use message::{Delivery, Message};
+pub use queue::{BoundedQueue, PushOutcome};
+pub use session::{Session, SubOptions};

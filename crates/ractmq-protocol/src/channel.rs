@@ -1,0 +1,442 @@
+//! The per-connection MQTT protocol after CONNECT: packets in, bytes and effects out.
+//!
+//! Modelled on EMQX's emqx_channel: four entry points — [`Channel::handle_in`] for a packet from the client,
+//! [`Channel::deliver`] for a message routed to it, [`Channel::handle_tick`] for the clock, and
+//! [`Channel::close_with`] for a close the broker decides — each appending encoded packets and effects to an
+//! [`Effects`] value and never touching a socket. The state that must survive the connection is the
+//! [`Session`] passed in by the caller.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ractmq_codec::{
+    encode, encode_publish, reason, topic, Ack, Disconnect, Packet, Protocol, Publish, PublishOut, QoS, SubAck,
+    Subscribe, UnsubAck, Unsubscribe,
+};
+
+use crate::config::Limits;
+use crate::connect::{connack, Accepted};
+use crate::message::{Delivery, Message};
+use crate::session::{Inflight, InflightState, Session, SubOptions};
+use crate::topic::parse_shared;
+
+/// A change to the subscription index that the broker must apply before the encoded SUBACK/UNSUBACK is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteChange {
+    Subscribe {
+        filter: String,
+        options: SubOptions,
+        /// False when the subscription replaced an existing one (Retain Handling 1 needs this).
+        is_new: bool,
+    },
+    Unsubscribe {
+        filter: String,
+    },
+}
+
+/// Why and how the connection ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// 5.0 reason code (also for logs on 3.x connections).
+    pub reason: u8,
+    /// Publish the will (abnormal end, or DISCONNECT 0x04).
+    pub publish_will: bool,
+    /// One line for the log: what happened.
+    pub why: String,
+}
+
+/// What a call into the channel produced. The caller applies `routes`, routes `publishes`, writes `out`, then
+/// closes if `close` is set.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Encoded packets for the client, in order.
+    pub out: BytesMut,
+    /// Messages the client published, to route (and retain).
+    pub publishes: Vec<Message>,
+    pub routes: Vec<RouteChange>,
+    pub close: Option<Close>,
+    /// The inflight window has room again: feed more deliveries.
+    pub window_opened: bool,
+}
+
+/// What became of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliverOutcome {
+    Sent,
+    /// The message expired before it could be sent.
+    Expired,
+    /// Larger than the client's Maximum Packet Size.
+    TooLarge,
+}
+
+pub struct Channel {
+    protocol: Protocol,
+    limits: Arc<Limits>,
+    client_id: Arc<str>,
+    keep_alive: Duration,
+    last_activity: Instant,
+    /// The client's 5.0 Receive Maximum: our outgoing window never exceeds it.
+    client_receive_max: u16,
+    client_max_packet: u32,
+    /// Topic aliases the client set up towards us.
+    inbound_aliases: HashMap<u16, Arc<str>>,
+    /// The session expiry agreed at CONNECT (0 may not become non-zero at DISCONNECT).
+    connect_expiry: u32,
+}
+
+impl Channel {
+    /// Start the protocol for an accepted CONNECT: encodes the CONNACK and, when the session is resumed,
+    /// re-sends every message in flight with DUP set (PUBREL for those already received).
+    pub fn start(
+        connect: &ractmq_codec::Connect,
+        accepted: &Accepted,
+        session: &mut Session,
+        session_present: bool,
+        limits: Arc<Limits>,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> Channel {
+        let mut channel = Channel {
+            protocol: accepted.protocol,
+            client_id: accepted.client_id.clone(),
+            keep_alive: Duration::from_secs(u64::from(accepted.keep_alive)),
+            last_activity: now,
+            client_receive_max: connect.properties.receive_maximum.unwrap_or(u16::MAX),
+            client_max_packet: connect.properties.maximum_packet_size.unwrap_or(u32::MAX),
+            inbound_aliases: HashMap::new(),
+            connect_expiry: accepted.session_expiry,
+            limits,
+        };
+        session.expiry_interval = accepted.session_expiry;
+        session.will = connect.will.clone();
+        let ack = connack(accepted, session_present, &channel.limits);
+        channel.send(&Packet::ConnAck(Box::new(ack)), fx);
+        if session_present {
+            channel.resend_inflight(session, fx);
+        }
+        channel
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    pub fn client_id(&self) -> &Arc<str> {
+        &self.client_id
+    }
+
+    /// How many more QoS 1/2 deliveries may be sent now.
+    pub fn window_room(&self, session: &Session) -> usize {
+        let window = usize::from(self.limits.max_inflight.min(self.client_receive_max));
+        window.saturating_sub(session.inflight.len())
+    }
+
+    /// When the connection must have shown a sign of life by, if keepalive is on.
+    pub fn keepalive_deadline(&self) -> Option<Instant> {
+        if self.keep_alive.is_zero() {
+            return None;
+        }
+        Some(self.last_activity + self.keep_alive.mul_f32(1.5))
+    }
+
+    /// A packet from the client.
+    pub fn handle_in(&mut self, session: &mut Session, packet: Packet, now: Instant, fx: &mut Effects) {
+        self.last_activity = now;
+        match packet {
+            Packet::Publish(p) => self.publish_in(session, p, now, fx),
+            Packet::PubAck(ack) => self.puback_in(session, ack, fx),
+            Packet::PubRec(ack) => self.pubrec_in(session, ack, fx),
+            Packet::PubRel(ack) => self.pubrel_in(session, ack, fx),
+            Packet::PubComp(ack) => self.pubcomp_in(session, ack, fx),
+            Packet::Subscribe(s) => self.subscribe_in(session, s, fx),
+            Packet::Unsubscribe(u) => self.unsubscribe_in(session, u, fx),
+            Packet::PingReq => self.send(&Packet::PingResp, fx),
+            Packet::Disconnect(d) => self.disconnect_in(session, d, fx),
+            Packet::Auth(_) => self.violation(reason::PROTOCOL_ERROR, "AUTH without an authentication method", fx),
+            other => self.violation(reason::PROTOCOL_ERROR, other.kind(), fx),
+        }
+    }
+
+    /// The clock moved: check keepalive.
+    pub fn handle_tick(&mut self, now: Instant, fx: &mut Effects) {
+        if let Some(deadline) = self.keepalive_deadline() {
+            if now > deadline && fx.close.is_none() {
+                self.close_with(reason::KEEP_ALIVE_TIMEOUT, true, "keepalive timeout".into(), fx);
+            }
+        }
+    }
+
+    /// The broker ends the connection (takeover, shutdown, overflow...). 5.0 clients get a DISCONNECT.
+    pub fn close_with(&mut self, reason_code: u8, publish_will: bool, why: String, fx: &mut Effects) {
+        if self.protocol.is_v5() {
+            self.send(&Packet::Disconnect(Disconnect::with_reason(reason_code)), fx);
+        }
+        fx.close = Some(Close {
+            reason: reason_code,
+            publish_will,
+            why,
+        });
+    }
+
+    /// Send one routed message. The caller checks [`Channel::window_room`] before a QoS 1/2 delivery.
+    pub fn deliver(&mut self, session: &mut Session, delivery: Delivery, now: Instant, fx: &mut Effects) -> DeliverOutcome {
+        let expiry = delivery.message.remaining_expiry(now);
+        if expiry == Some(0) {
+            return DeliverOutcome::Expired;
+        }
+        let pkid = if delivery.qos == QoS::AtMostOnce { 0 } else { session.next_packet_id() };
+        let mark = fx.out.len();
+        let written = self.encode_delivery(&delivery, pkid, false, expiry, fx);
+        if written.is_none_or(|n| n > self.client_max_packet as usize) {
+            fx.out.truncate(mark);
+            return DeliverOutcome::TooLarge;
+        }
+        if delivery.qos != QoS::AtMostOnce {
+            let state = if delivery.qos == QoS::AtLeastOnce {
+                InflightState::AwaitingPuback
+            } else {
+                InflightState::AwaitingPubrec
+            };
+            session.inflight.push_back(Inflight { pkid, delivery, state });
+        }
+        DeliverOutcome::Sent
+    }
+
+    fn encode_delivery(&self, d: &Delivery, pkid: u16, dup: bool, expiry: Option<u32>, fx: &mut Effects) -> Option<usize> {
+        let m = &d.message;
+        let out = PublishOut {
+            dup,
+            qos: d.qos,
+            retain: d.retain,
+            topic: &m.topic,
+            pkid,
+            payload: &m.payload,
+            properties: Some(&m.properties),
+            topic_alias: None,
+            subscription_identifiers: &d.subscription_ids,
+            message_expiry_interval: expiry,
+        };
+        encode_publish(&out, self.protocol, &mut fx.out).ok()
+    }
+
+    fn resend_inflight(&mut self, session: &mut Session, fx: &mut Effects) {
+        let now = Instant::now();
+        for entry in &session.inflight {
+            match entry.state {
+                InflightState::AwaitingPubcomp => self.send(&Packet::PubRel(Ack::new(entry.pkid)), fx),
+                _ => {
+                    let expiry = entry.delivery.message.remaining_expiry(now);
+                    // A message in flight is sent again even if it expired meanwhile: the client may hold
+                    // half of its QoS 2 exchange.
+                    let _ = self.encode_delivery(&entry.delivery, entry.pkid, true, expiry.map(|e| e.max(1)), fx);
+                }
+            }
+        }
+    }
+
+    fn publish_in(&mut self, session: &mut Session, p: Publish, now: Instant, fx: &mut Effects) {
+        if p.qos > self.limits.max_qos {
+            return self.violation(reason::QOS_NOT_SUPPORTED, "PUBLISH above the maximum QoS", fx);
+        }
+        if p.retain && !self.limits.retain_available {
+            return self.violation(reason::RETAIN_NOT_SUPPORTED, "retained PUBLISH while retain is unavailable", fx);
+        }
+        let Some(topic) = self.resolve_alias(&p, fx) else { return };
+        if p.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
+            if p.qos == QoS::AtMostOnce {
+                return self.violation(reason::PAYLOAD_FORMAT_INVALID, "payload is not UTF-8 as announced", fx);
+            }
+            return self.ack_publish(&p, reason::PAYLOAD_FORMAT_INVALID, fx);
+        }
+        if p.qos == QoS::ExactlyOnce {
+            if session.awaiting_rel.contains(&p.pkid) {
+                // A re-sent QoS 2 PUBLISH before PUBREL: acknowledge again, do not route again.
+                return self.send(&Packet::PubRec(Ack::new(p.pkid)), fx);
+            }
+            if session.awaiting_rel.len() >= usize::from(self.limits.receive_maximum) {
+                return self.violation(reason::RECEIVE_MAXIMUM_EXCEEDED, "more QoS 2 messages in flight than Receive Maximum", fx);
+            }
+            session.awaiting_rel.insert(p.pkid);
+        }
+        let mut properties = p.properties.clone();
+        properties.topic_alias = None;
+        fx.publishes.push(Message {
+            topic,
+            payload: p.payload.clone(),
+            qos: p.qos,
+            retain: p.retain,
+            properties,
+            publisher: Some(self.client_id.clone()),
+            received_at: now,
+        });
+        self.ack_publish(&p, reason::SUCCESS, fx);
+    }
+
+    fn ack_publish(&mut self, p: &Publish, code: u8, fx: &mut Effects) {
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::with_reason(p.pkid, code)), fx),
+            QoS::ExactlyOnce => self.send(&Packet::PubRec(Ack::with_reason(p.pkid, code)), fx),
+        }
+    }
+
+    /// The topic of an incoming PUBLISH, after 5.0 topic alias rules.
+    fn resolve_alias(&mut self, p: &Publish, fx: &mut Effects) -> Option<Arc<str>> {
+        let Some(alias) = p.properties.topic_alias else {
+            return Some(p.topic.clone());
+        };
+        if alias == 0 || alias > self.limits.topic_alias_maximum {
+            self.violation(reason::TOPIC_ALIAS_INVALID, "topic alias out of range", fx);
+            return None;
+        }
+        if !p.topic.is_empty() {
+            self.inbound_aliases.insert(alias, p.topic.clone());
+            return Some(p.topic.clone());
+        }
+        match self.inbound_aliases.get(&alias) {
+            Some(topic) => Some(topic.clone()),
+            None => {
+                self.violation(reason::PROTOCOL_ERROR, "unknown topic alias", fx);
+                None
+            }
+        }
+    }
+
+    fn puback_in(&mut self, session: &mut Session, ack: Ack, fx: &mut Effects) {
+        if let Some(pos) = session.inflight_position(ack.pkid) {
+            if session.inflight[pos].state == InflightState::AwaitingPuback {
+                session.inflight.remove(pos);
+                fx.window_opened = true;
+            }
+        }
+    }
+
+    fn pubrec_in(&mut self, session: &mut Session, ack: Ack, fx: &mut Effects) {
+        let Some(pos) = session.inflight_position(ack.pkid) else {
+            if self.protocol.is_v5() {
+                self.send(&Packet::PubRel(Ack::with_reason(ack.pkid, reason::PACKET_IDENTIFIER_NOT_FOUND)), fx);
+            }
+            return;
+        };
+        if ack.reason >= 0x80 {
+            // The client refused the message: the exchange ends here.
+            session.inflight.remove(pos);
+            fx.window_opened = true;
+            return;
+        }
+        session.inflight[pos].state = InflightState::AwaitingPubcomp;
+        self.send(&Packet::PubRel(Ack::new(ack.pkid)), fx);
+    }
+
+    fn pubrel_in(&mut self, session: &mut Session, ack: Ack, fx: &mut Effects) {
+        let code = if session.awaiting_rel.remove(&ack.pkid) || !self.protocol.is_v5() {
+            reason::SUCCESS
+        } else {
+            reason::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.send(&Packet::PubComp(Ack::with_reason(ack.pkid, code)), fx);
+    }
+
+    fn pubcomp_in(&mut self, session: &mut Session, ack: Ack, fx: &mut Effects) {
+        if let Some(pos) = session.inflight_position(ack.pkid) {
+            if session.inflight[pos].state == InflightState::AwaitingPubcomp {
+                session.inflight.remove(pos);
+                fx.window_opened = true;
+            }
+        }
+    }
+
+    fn subscribe_in(&mut self, session: &mut Session, s: Subscribe, fx: &mut Effects) {
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        for req in s.filters {
+            let shared = parse_shared(&req.filter);
+            let valid = match &shared {
+                None => topic::valid_filter(&req.filter),
+                Some(Ok(sf)) => topic::valid_filter(sf.filter),
+                Some(Err(())) => false,
+            };
+            if !valid {
+                reasons.push(reason::TOPIC_FILTER_INVALID);
+                continue;
+            }
+            if shared.is_some() {
+                reasons.push(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
+                continue;
+            }
+            let qos = req.qos.min(self.limits.max_qos);
+            let options = SubOptions {
+                qos,
+                no_local: req.no_local,
+                retain_as_published: req.retain_as_published,
+                retain_handling: req.retain_handling,
+                subscription_id: s.subscription_identifier,
+            };
+            let is_new = session.subscriptions.insert(req.filter.clone(), options.clone()).is_none();
+            fx.routes.push(RouteChange::Subscribe {
+                filter: req.filter,
+                options,
+                is_new,
+            });
+            reasons.push(qos as u8);
+        }
+        self.send(
+            &Packet::SubAck(SubAck {
+                pkid: s.pkid,
+                reasons,
+                ..SubAck::default()
+            }),
+            fx,
+        );
+    }
+
+    fn unsubscribe_in(&mut self, session: &mut Session, u: Unsubscribe, fx: &mut Effects) {
+        let mut reasons = Vec::with_capacity(u.filters.len());
+        for filter in u.filters {
+            if session.subscriptions.remove(&filter).is_some() {
+                reasons.push(reason::SUCCESS);
+                fx.routes.push(RouteChange::Unsubscribe { filter });
+            } else {
+                reasons.push(reason::NO_SUBSCRIPTION_EXISTED);
+            }
+        }
+        self.send(
+            &Packet::UnsubAck(UnsubAck {
+                pkid: u.pkid,
+                reasons,
+                ..UnsubAck::default()
+            }),
+            fx,
+        );
+    }
+
+    fn disconnect_in(&mut self, session: &mut Session, d: Disconnect, fx: &mut Effects) {
+        if let Some(expiry) = d.session_expiry_interval {
+            if self.connect_expiry == 0 && expiry != 0 {
+                return self.violation(reason::PROTOCOL_ERROR, "session expiry raised from 0 at DISCONNECT", fx);
+            }
+            session.expiry_interval = expiry.min(self.limits.max_session_expiry);
+        }
+        let publish_will = d.reason == reason::DISCONNECT_WITH_WILL;
+        if !publish_will {
+            session.will = None;
+        }
+        fx.close = Some(Close {
+            reason: d.reason,
+            publish_will,
+            why: "client disconnected".into(),
+        });
+    }
+
+    /// The client broke a rule: close, with a DISCONNECT carrying `code` for 5.0 clients, and publish the will.
+    fn violation(&mut self, code: u8, what: &str, fx: &mut Effects) {
+        self.close_with(code, true, format!("protocol violation: {what}"), fx);
+    }
+
+    fn send(&self, packet: &Packet, fx: &mut Effects) {
+        // Encoding fails only for fields over 65,535 bytes, which the broker never builds from valid input,
+        // or a packet the level lacks; dropping it then is the safe choice.
+        let _ = encode(packet, self.protocol, &mut fx.out);
+    }
+}

@@ -1,0 +1,78 @@
+//! The limits the protocol core enforces, with the broker's defaults.
+//!
+//! One struct so that the CONNACK capability flags, the checks on what a client sends and the bounds on every
+//! queue come from the same numbers.
+
+use ractmq_codec::QoS;
+
+/// What a bounded queue does when it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowPolicy {
+    /// Drop the oldest queued message to make room for the new one.
+    DropOldest,
+    /// Drop the new message.
+    DropNewest,
+    /// Disconnect the subscriber whose queue overflowed (online queues only; offline it acts as DropNewest).
+    Disconnect,
+}
+
+impl std::str::FromStr for OverflowPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "drop-oldest" => Ok(OverflowPolicy::DropOldest),
+            "drop-newest" => Ok(OverflowPolicy::DropNewest),
+            "disconnect" => Ok(OverflowPolicy::Disconnect),
+            other => Err(format!(
+                "unknown overflow policy '{other}': use drop-oldest, drop-newest or disconnect"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest packet accepted from a client, whole frame (announced as Maximum Packet Size in 5.0).
+    pub max_packet_size: u32,
+    /// Unacknowledged QoS 1/2 messages the broker sends to one client before waiting (also capped by the
+    /// client's 5.0 Receive Maximum).
+    pub max_inflight: u16,
+    /// Incoming QoS 2 messages awaiting PUBREL per client (announced as the 5.0 Receive Maximum).
+    pub receive_maximum: u16,
+    /// Messages queued for a connected client beyond its inflight window.
+    pub max_queue_len: usize,
+    pub queue_overflow: OverflowPolicy,
+    /// Messages queued for a disconnected persistent session.
+    pub max_offline_queue_len: usize,
+    pub offline_overflow: OverflowPolicy,
+    /// Longest client identifier accepted.
+    pub max_client_id_len: usize,
+    /// Largest session expiry interval granted, seconds.
+    pub max_session_expiry: u32,
+    /// Topic aliases a 5.0 client may use towards the broker.
+    pub topic_alias_maximum: u16,
+    pub max_qos: QoS,
+    pub retain_available: bool,
+    /// Seconds the broker gives a socket to send its CONNECT.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_packet_size: 1024 * 1024,
+            max_inflight: 32,
+            receive_maximum: 128,
+            max_queue_len: 1000,
+            queue_overflow: OverflowPolicy::DropOldest,
+            max_offline_queue_len: 1000,
+            offline_overflow: OverflowPolicy::DropOldest,
+            max_client_id_len: 256,
+            max_session_expiry: u32::MAX,
+            topic_alias_maximum: 64,
+            max_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            connect_timeout_secs: 10,
+        }
+    }
+}

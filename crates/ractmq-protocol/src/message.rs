@@ -1,0 +1,61 @@
+//! The message as it travels through the broker, and one delivery of it to one subscriber.
+//!
+//! A publish is parsed once into an `Arc<Message>`; every subscriber's delivery shares it and carries only what
+//! differs per subscription (granted QoS, retain flag, subscription identifiers).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ractmq_codec::{PublishProperties, QoS};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub topic: Arc<str>,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    /// 5.0 properties as published; topic alias and subscription identifiers are never kept here.
+    pub properties: PublishProperties,
+    /// Client id of the publisher, for No Local; `None` for messages the broker makes itself.
+    pub publisher: Option<Arc<str>>,
+    /// When the broker received it: Message Expiry counts from here.
+    pub received_at: Instant,
+}
+
+impl Message {
+    pub fn new(topic: impl Into<Arc<str>>, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Message {
+        Message {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos,
+            retain,
+            properties: PublishProperties::default(),
+            publisher: None,
+            received_at: Instant::now(),
+        }
+    }
+
+    /// Seconds left before the message expires: `None` if it never expires, `Some(0)` if it has.
+    pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        let interval = self.properties.message_expiry_interval?;
+        let elapsed = now.saturating_duration_since(self.received_at).as_secs();
+        Some(u64::from(interval).saturating_sub(elapsed) as u32)
+    }
+
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.remaining_expiry(now) == Some(0)
+    }
+}
+
+/// One message on its way to one subscriber.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub message: Arc<Message>,
+    /// min(published QoS, subscription QoS).
+    pub qos: QoS,
+    /// The RETAIN flag this subscriber sees.
+    pub retain: bool,
+    /// 5.0 subscription identifiers of the subscriptions that matched.
+    pub subscription_ids: Vec<u32>,
+}

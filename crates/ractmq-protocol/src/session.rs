@@ -1,0 +1,136 @@
+//! The state of a client that outlives its connection: subscriptions, messages in flight, QoS 2 receipts.
+//!
+//! This is what a persistent session resumes and what a restarted session actor recovers: the broker keeps it
+//! outside the actor that may die (see supervision.md). The per-connection protocol in `channel` reads and
+//! writes it; nothing here knows about sockets or timers.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use ractmq_codec::{QoS, RetainHandling, Will};
+
+use crate::message::Delivery;
+
+/// Options of one subscription, as granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubOptions {
+    pub qos: QoS,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    pub retain_handling: RetainHandling,
+    pub subscription_id: Option<u32>,
+}
+
+impl Default for SubOptions {
+    fn default() -> Self {
+        SubOptions {
+            qos: QoS::AtMostOnce,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: RetainHandling::SendAtSubscribe,
+            subscription_id: None,
+        }
+    }
+}
+
+/// What an outgoing QoS 1/2 message waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InflightState {
+    /// QoS 1 PUBLISH sent.
+    AwaitingPuback,
+    /// QoS 2 PUBLISH sent.
+    AwaitingPubrec,
+    /// PUBREL sent; the message itself is delivered.
+    AwaitingPubcomp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inflight {
+    pub pkid: u16,
+    pub delivery: Delivery,
+    pub state: InflightState,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: Arc<str>,
+    /// Filter (as the client sent it, `$share/...` included) to options.
+    pub subscriptions: HashMap<String, SubOptions>,
+    /// Outgoing QoS 1/2 messages not yet completed, in the order they were sent.
+    pub inflight: VecDeque<Inflight>,
+    /// Packet ids of incoming QoS 2 messages that were routed and await PUBREL.
+    pub awaiting_rel: HashSet<u16>,
+    /// Seconds the session lives after its connection closes (0: ends with the connection).
+    pub expiry_interval: u32,
+    /// The will of the current (or last) connection, cleared by a normal DISCONNECT.
+    pub will: Option<Will>,
+    next_pkid: u16,
+}
+
+impl Session {
+    pub fn new(client_id: Arc<str>) -> Session {
+        Session {
+            client_id,
+            subscriptions: HashMap::new(),
+            inflight: VecDeque::new(),
+            awaiting_rel: HashSet::new(),
+            expiry_interval: 0,
+            will: None,
+            next_pkid: 0,
+        }
+    }
+
+    /// Forget everything (clean start on an existing session).
+    pub fn clear(&mut self) {
+        self.subscriptions.clear();
+        self.inflight.clear();
+        self.awaiting_rel.clear();
+        self.will = None;
+        self.next_pkid = 0;
+    }
+
+    /// The next packet id not used by a message in flight. Callers check the window first, so a free id
+    /// exists (the window is far below 65,535).
+    pub fn next_packet_id(&mut self) -> u16 {
+        loop {
+            self.next_pkid = self.next_pkid.wrapping_add(1);
+            if self.next_pkid == 0 {
+                self.next_pkid = 1;
+            }
+            let id = self.next_pkid;
+            if !self.inflight.iter().any(|i| i.pkid == id) {
+                return id;
+            }
+        }
+    }
+
+    pub fn inflight_position(&self, pkid: u16) -> Option<usize> {
+        self.inflight.iter().position(|i| i.pkid == pkid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+
+    #[test]
+    fn packet_ids_skip_ids_in_flight_and_zero() {
+        let mut s = Session::new("c".into());
+        let msg = Arc::new(Message::new("t", "x", QoS::AtLeastOnce, false));
+        s.next_pkid = 65_534;
+        let a = s.next_packet_id();
+        s.inflight.push_back(Inflight {
+            pkid: 1,
+            delivery: Delivery {
+                message: msg,
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                subscription_ids: vec![],
+            },
+            state: InflightState::AwaitingPuback,
+        });
+        let b = s.next_packet_id();
+        assert_eq!((a, b), (65_535, 2), "wraps past 0 and skips 1, which is in flight");
+    }
+}

@@ -1,0 +1,261 @@
+//! The subscription index: filter levels in a trie, persistent so that readers never wait for writers.
+//!
+//! Publishers match against an immutable snapshot while the one writer that owns a partition (a topic shard in
+//! the broker) builds the next version. Every node's maps are `imbl` maps, so a new version shares all but the
+//! path it changed: an insert costs O(depth x log n), not a copy of the index, and a reader holding the old
+//! version is never disturbed. Matching visits only the trie paths a topic can reach, so its cost does not
+//! depend on how many non-matching subscriptions exist.
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use imbl::HashMap;
+
+/// One level of the trie. `subscribers` holds the subscriptions whose filter ends at this node.
+#[derive(Debug, Clone)]
+struct Node<K: Clone + Hash + Eq, V: Clone> {
+    children: HashMap<Arc<str>, Arc<Node<K, V>>>,
+    subscribers: HashMap<K, V>,
+}
+
+impl<K: Clone + Hash + Eq, V: Clone> Default for Node<K, V> {
+    fn default() -> Self {
+        Node {
+            children: HashMap::new(),
+            subscribers: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Clone + Hash + Eq, V: Clone> Node<K, V> {
+    fn is_empty(&self) -> bool {
+        self.children.is_empty() && self.subscribers.is_empty()
+    }
+}
+
+/// A persistent map from topic filters to subscribers. Cloning is O(1).
+#[derive(Debug, Clone)]
+pub struct SubscriptionTrie<K: Clone + Hash + Eq, V: Clone> {
+    root: Arc<Node<K, V>>,
+    len: usize,
+}
+
+impl<K: Clone + Hash + Eq, V: Clone> Default for SubscriptionTrie<K, V> {
+    fn default() -> Self {
+        SubscriptionTrie {
+            root: Arc::new(Node::default()),
+            len: 0,
+        }
+    }
+}
+
+impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of (filter, subscriber) entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Add or replace `key`'s subscription to `filter`. Returns true if it is new.
+    pub fn insert(&mut self, filter: &str, key: K, value: V) -> bool {
+        let levels: Vec<&str> = filter.split('/').collect();
+        let mut added = false;
+        self.root = Arc::new(insert_at(&self.root, &levels, key, value, &mut added));
+        if added {
+            self.len += 1;
+        }
+        added
+    }
+
+    /// Remove `key`'s subscription to `filter`. Returns the removed value.
+    pub fn remove(&mut self, filter: &str, key: &K) -> Option<V> {
+        let levels: Vec<&str> = filter.split('/').collect();
+        let mut removed = None;
+        if let Some(node) = remove_at(&self.root, &levels, key, &mut removed) {
+            self.root = Arc::new(node);
+        }
+        if removed.is_some() {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    /// The value stored for `key` under exactly `filter`.
+    pub fn get(&self, filter: &str, key: &K) -> Option<&V> {
+        let mut node = &self.root;
+        for level in filter.split('/') {
+            node = node.children.get(level)?;
+        }
+        node.subscribers.get(key)
+    }
+
+    /// Call `f` for every subscription whose filter matches the topic name `topic`.
+    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&K, &V)) {
+        let dollar = topic.starts_with('$');
+        let mut levels = topic.split('/');
+        let first = levels.next().unwrap_or("");
+        let rest: Vec<&str> = levels.collect();
+        // The first level is special: `$` topics are not matched by a leading wildcard.
+        if let Some(child) = self.root.children.get(first) {
+            match_from(child, &rest, &mut f);
+        }
+        if !dollar {
+            if let Some(child) = self.root.children.get("+") {
+                match_from(child, &rest, &mut f);
+            }
+            if let Some(child) = self.root.children.get("#") {
+                child.subscribers.iter().for_each(|(k, v)| f(k, v));
+            }
+        }
+    }
+}
+
+fn match_from<K: Clone + Hash + Eq, V: Clone>(node: &Node<K, V>, rest: &[&str], f: &mut impl FnMut(&K, &V)) {
+    // `a/#` matches `a` itself as well as everything below it.
+    if let Some(hash) = node.children.get("#") {
+        hash.subscribers.iter().for_each(|(k, v)| f(k, v));
+    }
+    let Some((level, rest)) = rest.split_first() else {
+        node.subscribers.iter().for_each(|(k, v)| f(k, v));
+        return;
+    };
+    if let Some(child) = node.children.get(*level) {
+        match_from(child, rest, f);
+    }
+    if let Some(child) = node.children.get("+") {
+        match_from(child, rest, f);
+    }
+}
+
+fn insert_at<K: Clone + Hash + Eq, V: Clone>(
+    node: &Node<K, V>,
+    levels: &[&str],
+    key: K,
+    value: V,
+    added: &mut bool,
+) -> Node<K, V> {
+    let mut node = node.clone();
+    match levels.split_first() {
+        None => {
+            *added = node.subscribers.insert(key, value).is_none();
+        }
+        Some((level, rest)) => {
+            let child = node.children.get(*level).cloned().unwrap_or_default();
+            let child = insert_at(&child, rest, key, value, added);
+            node.children.insert(Arc::from(*level), Arc::new(child));
+        }
+    }
+    node
+}
+
+/// Returns the new node, or `None` if nothing changed (so the caller keeps sharing the old one).
+fn remove_at<K: Clone + Hash + Eq, V: Clone>(
+    node: &Node<K, V>,
+    levels: &[&str],
+    key: &K,
+    removed: &mut Option<V>,
+) -> Option<Node<K, V>> {
+    match levels.split_first() {
+        None => {
+            if !node.subscribers.contains_key(key) {
+                return None;
+            }
+            let mut node = node.clone();
+            *removed = node.subscribers.remove(key);
+            Some(node)
+        }
+        Some((level, rest)) => {
+            let child = node.children.get(*level)?;
+            let new_child = remove_at(child, rest, key, removed)?;
+            let mut node = node.clone();
+            if new_child.is_empty() {
+                node.children.remove(*level);
+            } else {
+                node.children.insert(Arc::from(*level), Arc::new(new_child));
+            }
+            Some(node)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matched(trie: &SubscriptionTrie<&'static str, u8>, topic: &str) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        trie.for_each_match(topic, |k, _| out.push(*k));
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn matches_exact_and_wildcard_filters() {
+        let mut t = SubscriptionTrie::new();
+        t.insert("a/b/c", "exact", 0);
+        t.insert("a/+/c", "plus", 0);
+        t.insert("a/#", "hash", 0);
+        t.insert("#", "all", 0);
+        t.insert("+/b/+", "plus2", 0);
+        t.insert("x/y", "other", 0);
+        assert_eq!(matched(&t, "a/b/c"), vec!["all", "exact", "hash", "plus", "plus2"]);
+        assert_eq!(matched(&t, "a"), vec!["all", "hash"]);
+        assert_eq!(matched(&t, "x/y"), vec!["all", "other"]);
+        assert_eq!(matched(&t, "x/y/z"), vec!["all"]);
+    }
+
+    #[test]
+    fn dollar_topics_skip_leading_wildcards() {
+        let mut t = SubscriptionTrie::new();
+        t.insert("#", "all", 0);
+        t.insert("+/broker/uptime", "plus", 0);
+        t.insert("$SYS/#", "sys", 0);
+        assert_eq!(matched(&t, "$SYS/broker/uptime"), vec!["sys"]);
+    }
+
+    #[test]
+    fn an_old_snapshot_is_unchanged_by_later_writes() {
+        let mut t = SubscriptionTrie::new();
+        t.insert("a/b", "one", 1);
+        let snapshot = t.clone();
+        t.insert("a/b", "two", 2);
+        t.remove("a/b", &"one");
+        assert_eq!(matched(&snapshot, "a/b"), vec!["one"]);
+        assert_eq!(matched(&t, "a/b"), vec!["two"]);
+        assert_eq!(snapshot.len(), 1);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn replace_keeps_one_entry_and_remove_prunes() {
+        let mut t = SubscriptionTrie::new();
+        assert!(t.insert("a/b", "c1", 1));
+        assert!(!t.insert("a/b", "c1", 2));
+        assert_eq!(t.get("a/b", &"c1"), Some(&2));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.remove("a/b", &"c1"), Some(2));
+        assert_eq!(t.remove("a/b", &"c1"), None);
+        assert!(t.is_empty());
+        assert!(t.root.children.is_empty(), "empty branches are pruned");
+    }
+
+    #[test]
+    fn matching_ignores_unrelated_subscriptions() {
+        let mut t: SubscriptionTrie<u32, ()> = SubscriptionTrie::new();
+        for i in 0..10_000u32 {
+            t.insert(&format!("devices/{i}/state"), i, ());
+        }
+        t.insert("devices/+/state", 99_999, ());
+        let mut hits = Vec::new();
+        t.for_each_match("devices/42/state", |k, _| hits.push(*k));
+        hits.sort();
+        assert_eq!(hits, vec![42, 99_999]);
+    }
+}
