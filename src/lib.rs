@@ -1,1 +1,18 @@
-//! ractmq: placeholder until the broker crate lands.
+//! ractmq: an MQTT 3.1, 3.1.1 and 5.0 broker built as a supervised actor system on ractor.
+//!
+//! This facade re-exports the parts a program embedding the broker needs; `examples/embedded.rs` shows the
+//! whole embedding API. The `ractmq` binary is a thin shell over [`Broker`].
+
+pub use ractmq_broker::{
+    ApiError, Broker, BrokerConfig, Chaos, ChildSpec, Metrics, RestartPolicy, StartError,
+    Subscription, Supervisor, SupervisorArgs, SupervisorMsg,
+};
+pub use ractmq_codec::{Protocol, QoS};
+pub use ractmq_protocol::{Limits, Message, OverflowPolicy};
+
+/// The crates behind the facade, for code that needs more than it re-exports.
+pub mod parts {
+    pub use ractmq_broker as broker;
+    pub use ractmq_codec as codec;
+    pub use ractmq_protocol as protocol;
+}

@@ -1,1 +1,109 @@
-fn main() {}
+//! The `ractmq` command: a thin shell over the broker library.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use ractmq::{Broker, BrokerConfig, OverflowPolicy};
+
+#[derive(Parser)]
+#[command(
+    name = "ractmq",
+    version,
+    about = "An MQTT broker built as a supervised actor system"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker node (embedded defaults: MQTT on 0.0.0.0:1883).
+    Start(StartArgs),
+}
+
+#[derive(clap::Args)]
+struct StartArgs {
+    /// Address of the MQTT/TCP listener.
+    #[arg(long, default_value = "0.0.0.0:1883")]
+    listen: SocketAddr,
+    /// Partitions of the subscription index (one actor each).
+    #[arg(long, default_value_t = 4)]
+    shards: usize,
+    /// Largest packet accepted from a client, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_packet_size: u32,
+    /// Unacknowledged QoS 1/2 messages in flight to one client.
+    #[arg(long, default_value_t = 32)]
+    max_inflight: u16,
+    /// Messages queued for a connected client beyond its inflight window.
+    #[arg(long, default_value_t = 1000)]
+    max_queue: usize,
+    /// What happens when a connected client's queue is full: drop-oldest, drop-newest or disconnect.
+    #[arg(long, default_value = "drop-oldest")]
+    queue_overflow: OverflowPolicy,
+    /// Messages queued for a disconnected persistent session.
+    #[arg(long, default_value_t = 1000)]
+    max_offline_queue: usize,
+    /// What happens when an offline queue is full: drop-oldest or drop-newest.
+    #[arg(long, default_value = "drop-oldest")]
+    offline_overflow: OverflowPolicy,
+    /// Connections accepted at once.
+    #[arg(long, default_value_t = 100_000)]
+    max_connections: usize,
+    /// Seconds between $SYS publications (0 disables them).
+    #[arg(long, default_value_t = 10)]
+    sys_interval: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match cli.command {
+        Command::Start(args) => runtime.block_on(start(args)),
+    }
+}
+
+async fn start(args: StartArgs) -> ExitCode {
+    let mut config = BrokerConfig {
+        mqtt_listen: args.listen,
+        shards: args.shards,
+        max_connections: args.max_connections,
+        sys_interval: Duration::from_secs(args.sys_interval),
+        ..BrokerConfig::default()
+    };
+    let limits = &mut config.limits;
+    limits.max_packet_size = args.max_packet_size;
+    limits.max_inflight = args.max_inflight;
+    limits.max_queue_len = args.max_queue;
+    limits.queue_overflow = args.queue_overflow;
+    limits.max_offline_queue_len = args.max_offline_queue;
+    limits.offline_overflow = args.offline_overflow;
+    let broker = match Broker::start(config).await {
+        Ok(broker) => broker,
+        Err(e) => {
+            eprintln!("ractmq: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(addr = %broker.mqtt_addr(), "ractmq node running; Ctrl-C or SIGTERM stops it");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+    broker.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,1 +1,26 @@
-//! stub
+//! The ractmq actor system: supervisors, the listener, one actor per session, topic shards, the retained-message
+//! janitor and the `$SYS` publisher, around the sans-IO protocol core of `ractmq-protocol`.
+//!
+//! Start with [`Broker::start`]; `supervision.md` at the repository root maps the tree and says where each
+//! actor's state comes back from after a restart.
+
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod kernel;
+pub mod listener;
+pub mod metrics;
+pub mod restart;
+pub mod router;
+pub mod session_actor;
+pub mod session_store;
+pub mod session_sup;
+pub mod shard;
+pub mod supervisor;
+pub mod sys;
+
+pub use broker::{ApiError, Broker, Chaos, StartError, Subscription};
+pub use config::BrokerConfig;
+pub use metrics::Metrics;
+pub use restart::RestartPolicy;
+pub use supervisor::{ChildSpec, Supervisor, SupervisorArgs, SupervisorMsg};

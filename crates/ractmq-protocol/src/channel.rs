@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ractmq_codec::{
-    encode, encode_publish, reason, topic, Ack, Disconnect, Packet, Protocol, Publish, PublishOut, QoS, SubAck,
-    Subscribe, UnsubAck, Unsubscribe,
+    encode, encode_publish, reason, topic, Ack, Disconnect, Packet, Protocol, Publish, PublishOut,
+    QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 
 use crate::config::Limits;
@@ -142,7 +142,13 @@ impl Channel {
     }
 
     /// A packet from the client.
-    pub fn handle_in(&mut self, session: &mut Session, packet: Packet, now: Instant, fx: &mut Effects) {
+    pub fn handle_in(
+        &mut self,
+        session: &mut Session,
+        packet: Packet,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
         self.last_activity = now;
         match packet {
             Packet::Publish(p) => self.publish_in(session, p, now, fx),
@@ -154,7 +160,11 @@ impl Channel {
             Packet::Unsubscribe(u) => self.unsubscribe_in(session, u, fx),
             Packet::PingReq => self.send(&Packet::PingResp, fx),
             Packet::Disconnect(d) => self.disconnect_in(session, d, fx),
-            Packet::Auth(_) => self.violation(reason::PROTOCOL_ERROR, "AUTH without an authentication method", fx),
+            Packet::Auth(_) => self.violation(
+                reason::PROTOCOL_ERROR,
+                "AUTH without an authentication method",
+                fx,
+            ),
             other => self.violation(reason::PROTOCOL_ERROR, other.kind(), fx),
         }
     }
@@ -163,15 +173,29 @@ impl Channel {
     pub fn handle_tick(&mut self, now: Instant, fx: &mut Effects) {
         if let Some(deadline) = self.keepalive_deadline() {
             if now > deadline && fx.close.is_none() {
-                self.close_with(reason::KEEP_ALIVE_TIMEOUT, true, "keepalive timeout".into(), fx);
+                self.close_with(
+                    reason::KEEP_ALIVE_TIMEOUT,
+                    true,
+                    "keepalive timeout".into(),
+                    fx,
+                );
             }
         }
     }
 
     /// The broker ends the connection (takeover, shutdown, overflow...). 5.0 clients get a DISCONNECT.
-    pub fn close_with(&mut self, reason_code: u8, publish_will: bool, why: String, fx: &mut Effects) {
+    pub fn close_with(
+        &mut self,
+        reason_code: u8,
+        publish_will: bool,
+        why: String,
+        fx: &mut Effects,
+    ) {
         if self.protocol.is_v5() {
-            self.send(&Packet::Disconnect(Disconnect::with_reason(reason_code)), fx);
+            self.send(
+                &Packet::Disconnect(Disconnect::with_reason(reason_code)),
+                fx,
+            );
         }
         fx.close = Some(Close {
             reason: reason_code,
@@ -181,12 +205,22 @@ impl Channel {
     }
 
     /// Send one routed message. The caller checks [`Channel::window_room`] before a QoS 1/2 delivery.
-    pub fn deliver(&mut self, session: &mut Session, delivery: Delivery, now: Instant, fx: &mut Effects) -> DeliverOutcome {
+    pub fn deliver(
+        &mut self,
+        session: &mut Session,
+        delivery: Delivery,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> DeliverOutcome {
         let expiry = delivery.message.remaining_expiry(now);
         if expiry == Some(0) {
             return DeliverOutcome::Expired;
         }
-        let pkid = if delivery.qos == QoS::AtMostOnce { 0 } else { session.next_packet_id() };
+        let pkid = if delivery.qos == QoS::AtMostOnce {
+            0
+        } else {
+            session.next_packet_id()
+        };
         let mark = fx.out.len();
         let written = self.encode_delivery(&delivery, pkid, false, expiry, fx);
         if written.is_none_or(|n| n > self.client_max_packet as usize) {
@@ -199,12 +233,23 @@ impl Channel {
             } else {
                 InflightState::AwaitingPubrec
             };
-            session.inflight.push_back(Inflight { pkid, delivery, state });
+            session.inflight.push_back(Inflight {
+                pkid,
+                delivery,
+                state,
+            });
         }
         DeliverOutcome::Sent
     }
 
-    fn encode_delivery(&self, d: &Delivery, pkid: u16, dup: bool, expiry: Option<u32>, fx: &mut Effects) -> Option<usize> {
+    fn encode_delivery(
+        &self,
+        d: &Delivery,
+        pkid: u16,
+        dup: bool,
+        expiry: Option<u32>,
+        fx: &mut Effects,
+    ) -> Option<usize> {
         let m = &d.message;
         let out = PublishOut {
             dup,
@@ -225,12 +270,20 @@ impl Channel {
         let now = Instant::now();
         for entry in &session.inflight {
             match entry.state {
-                InflightState::AwaitingPubcomp => self.send(&Packet::PubRel(Ack::new(entry.pkid)), fx),
+                InflightState::AwaitingPubcomp => {
+                    self.send(&Packet::PubRel(Ack::new(entry.pkid)), fx)
+                }
                 _ => {
                     let expiry = entry.delivery.message.remaining_expiry(now);
                     // A message in flight is sent again even if it expired meanwhile: the client may hold
                     // half of its QoS 2 exchange.
-                    let _ = self.encode_delivery(&entry.delivery, entry.pkid, true, expiry.map(|e| e.max(1)), fx);
+                    let _ = self.encode_delivery(
+                        &entry.delivery,
+                        entry.pkid,
+                        true,
+                        expiry.map(|e| e.max(1)),
+                        fx,
+                    );
                 }
             }
         }
@@ -238,15 +291,31 @@ impl Channel {
 
     fn publish_in(&mut self, session: &mut Session, p: Publish, now: Instant, fx: &mut Effects) {
         if p.qos > self.limits.max_qos {
-            return self.violation(reason::QOS_NOT_SUPPORTED, "PUBLISH above the maximum QoS", fx);
+            return self.violation(
+                reason::QOS_NOT_SUPPORTED,
+                "PUBLISH above the maximum QoS",
+                fx,
+            );
         }
         if p.retain && !self.limits.retain_available {
-            return self.violation(reason::RETAIN_NOT_SUPPORTED, "retained PUBLISH while retain is unavailable", fx);
+            return self.violation(
+                reason::RETAIN_NOT_SUPPORTED,
+                "retained PUBLISH while retain is unavailable",
+                fx,
+            );
         }
-        let Some(topic) = self.resolve_alias(&p, fx) else { return };
-        if p.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
+        let Some(topic) = self.resolve_alias(&p, fx) else {
+            return;
+        };
+        if p.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(&p.payload).is_err()
+        {
             if p.qos == QoS::AtMostOnce {
-                return self.violation(reason::PAYLOAD_FORMAT_INVALID, "payload is not UTF-8 as announced", fx);
+                return self.violation(
+                    reason::PAYLOAD_FORMAT_INVALID,
+                    "payload is not UTF-8 as announced",
+                    fx,
+                );
             }
             return self.ack_publish(&p, reason::PAYLOAD_FORMAT_INVALID, fx);
         }
@@ -256,7 +325,11 @@ impl Channel {
                 return self.send(&Packet::PubRec(Ack::new(p.pkid)), fx);
             }
             if session.awaiting_rel.len() >= usize::from(self.limits.receive_maximum) {
-                return self.violation(reason::RECEIVE_MAXIMUM_EXCEEDED, "more QoS 2 messages in flight than Receive Maximum", fx);
+                return self.violation(
+                    reason::RECEIVE_MAXIMUM_EXCEEDED,
+                    "more QoS 2 messages in flight than Receive Maximum",
+                    fx,
+                );
             }
             session.awaiting_rel.insert(p.pkid);
         }
@@ -316,7 +389,13 @@ impl Channel {
     fn pubrec_in(&mut self, session: &mut Session, ack: Ack, fx: &mut Effects) {
         let Some(pos) = session.inflight_position(ack.pkid) else {
             if self.protocol.is_v5() {
-                self.send(&Packet::PubRel(Ack::with_reason(ack.pkid, reason::PACKET_IDENTIFIER_NOT_FOUND)), fx);
+                self.send(
+                    &Packet::PubRel(Ack::with_reason(
+                        ack.pkid,
+                        reason::PACKET_IDENTIFIER_NOT_FOUND,
+                    )),
+                    fx,
+                );
             }
             return;
         };
@@ -373,7 +452,10 @@ impl Channel {
                 retain_handling: req.retain_handling,
                 subscription_id: s.subscription_identifier,
             };
-            let is_new = session.subscriptions.insert(req.filter.clone(), options.clone()).is_none();
+            let is_new = session
+                .subscriptions
+                .insert(req.filter.clone(), options.clone())
+                .is_none();
             fx.routes.push(RouteChange::Subscribe {
                 filter: req.filter,
                 options,
@@ -414,7 +496,11 @@ impl Channel {
     fn disconnect_in(&mut self, session: &mut Session, d: Disconnect, fx: &mut Effects) {
         if let Some(expiry) = d.session_expiry_interval {
             if self.connect_expiry == 0 && expiry != 0 {
-                return self.violation(reason::PROTOCOL_ERROR, "session expiry raised from 0 at DISCONNECT", fx);
+                return self.violation(
+                    reason::PROTOCOL_ERROR,
+                    "session expiry raised from 0 at DISCONNECT",
+                    fx,
+                );
             }
             session.expiry_interval = expiry.min(self.limits.max_session_expiry);
         }

@@ -52,6 +52,13 @@ impl<T> BoundedQueue<T> {
         dropped
     }
 
+    /// Change the bound and policy without dropping anything: entries above the new bound stay, and new
+    /// pushes overflow until the queue is back under it (a session coming online keeps its offline queue).
+    pub fn set_limits_keep(&mut self, capacity: usize, policy: OverflowPolicy) {
+        self.capacity = capacity;
+        self.policy = policy;
+    }
+
     pub fn push(&mut self, item: T) -> PushOutcome {
         if self.items.len() < self.capacity {
             self.items.push_back(item);

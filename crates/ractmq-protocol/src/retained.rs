@@ -84,8 +84,12 @@ impl RetainedStore {
 
     /// Drop expired messages; returns how many.
     pub fn purge_expired(&mut self, now: Instant) -> usize {
-        let expired: Vec<Arc<str>> =
-            self.all().into_iter().filter(|m| m.is_expired(now)).map(|m| m.topic.clone()).collect();
+        let expired: Vec<Arc<str>> = self
+            .all()
+            .into_iter()
+            .filter(|m| m.is_expired(now))
+            .map(|m| m.topic.clone())
+            .collect();
         for topic in &expired {
             let levels: Vec<&str> = topic.split('/').collect();
             if remove(&mut self.root, &levels) {
@@ -149,11 +153,20 @@ mod tests {
     use std::time::Duration;
 
     fn msg(topic: &str, payload: &str) -> Arc<Message> {
-        Arc::new(Message::new(topic, payload.to_string(), QoS::AtMostOnce, true))
+        Arc::new(Message::new(
+            topic,
+            payload.to_string(),
+            QoS::AtMostOnce,
+            true,
+        ))
     }
 
     fn topics(store: &RetainedStore, filter: &str) -> Vec<String> {
-        let mut t: Vec<String> = store.matching(filter, Instant::now()).iter().map(|m| m.topic.to_string()).collect();
+        let mut t: Vec<String> = store
+            .matching(filter, Instant::now())
+            .iter()
+            .map(|m| m.topic.to_string())
+            .collect();
         t.sort();
         t
     }

@@ -97,7 +97,7 @@ impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
     }
 
     /// Call `f` for every subscription whose filter matches the topic name `topic`.
-    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&K, &V)) {
+    pub fn for_each_match<'a>(&'a self, topic: &str, mut f: impl FnMut(&'a K, &'a V)) {
         let dollar = topic.starts_with('$');
         let mut levels = topic.split('/');
         let first = levels.next().unwrap_or("");
@@ -117,7 +117,11 @@ impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
     }
 }
 
-fn match_from<K: Clone + Hash + Eq, V: Clone>(node: &Node<K, V>, rest: &[&str], f: &mut impl FnMut(&K, &V)) {
+fn match_from<'a, K: Clone + Hash + Eq, V: Clone>(
+    node: &'a Node<K, V>,
+    rest: &[&str],
+    f: &mut impl FnMut(&'a K, &'a V),
+) {
     // `a/#` matches `a` itself as well as everything below it.
     if let Some(hash) = node.children.get("#") {
         hash.subscribers.iter().for_each(|(k, v)| f(k, v));
@@ -205,7 +209,10 @@ mod tests {
         t.insert("#", "all", 0);
         t.insert("+/b/+", "plus2", 0);
         t.insert("x/y", "other", 0);
-        assert_eq!(matched(&t, "a/b/c"), vec!["all", "exact", "hash", "plus", "plus2"]);
+        assert_eq!(
+            matched(&t, "a/b/c"),
+            vec!["all", "exact", "hash", "plus", "plus2"]
+        );
         assert_eq!(matched(&t, "a"), vec!["all", "hash"]);
         assert_eq!(matched(&t, "x/y"), vec!["all", "other"]);
         assert_eq!(matched(&t, "x/y/z"), vec!["all"]);

@@ -1,0 +1,394 @@
+//! The broker as a library: start the supervision tree, publish and subscribe in-process, supervise your own
+//! actors beside the broker's, and break things on purpose (chaos).
+//!
+//! The tree (see supervision.md):
+//!
+//! ```text
+//! root (one-for-one)
+//! ├── shards (one-for-one) ── shard 0..N
+//! ├── sessions (session supervisor) ── one actor per client session
+//! ├── retained janitor
+//! ├── $SYS publisher
+//! ├── user (one-for-one) ── actors started with Broker::supervise
+//! └── MQTT listener
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ractmq_codec::{topic, QoS};
+use ractmq_protocol::{Message, SubOptions};
+use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::BrokerConfig;
+use crate::kernel::Kernel;
+use crate::listener::Listener;
+use crate::metrics::Metrics;
+use crate::restart::RestartPolicy;
+use crate::router::{Change, Route, Target};
+use crate::session_actor::SessionMsg;
+use crate::session_sup::{SessionSup, SessionSupMsg};
+use crate::shard::{Shard, ShardArgs, ShardMsg};
+use crate::supervisor::{ChildSpec, Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::sys::{RetainedJanitor, SysPublisher};
+
+/// Why the broker could not start, in one line an operator can act on.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Why an in-process publish or subscribe was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    InvalidTopic(String),
+    InvalidFilter(String),
+    /// The broker is shutting down or restarting the part needed.
+    Unavailable,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::InvalidTopic(t) => write!(f, "invalid topic name '{t}'"),
+            ApiError::InvalidFilter(t) => write!(f, "invalid topic filter '{t}'"),
+            ApiError::Unavailable => write!(f, "broker unavailable"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// A running broker. Dropping it does not stop it; call [`Broker::shutdown`].
+pub struct Broker {
+    kernel: Arc<Kernel>,
+    root: ActorRef<SupervisorMsg>,
+    root_task: JoinHandle<()>,
+    shards_sup: ActorRef<SupervisorMsg>,
+    user_sup: ActorRef<SupervisorMsg>,
+    local_ids: AtomicU64,
+}
+
+impl Broker {
+    /// Start the whole tree and bind the listener. Returns once the broker accepts connections.
+    pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
+        let kernel = Kernel::new(config);
+        let k = kernel.clone();
+        let shard_specs: Vec<ChildSpec> = (0..kernel.router.shard_count())
+            .map(|index| {
+                let k = k.clone();
+                let counter = k.metrics.clone();
+                ChildSpec::new(format!("shard-{index}"), move |sup| {
+                    let router = k.router.clone();
+                    async move {
+                        let (actor, _) =
+                            Actor::spawn_linked(None, Shard, ShardArgs { index, router }, sup)
+                                .await?;
+                        Ok(actor.get_cell())
+                    }
+                })
+                .on_restart(move || Metrics::add(&counter.shard_restarts, 1))
+            })
+            .collect();
+        let shards = supervisor_spec("shards", shard_specs, kernel.config.shard_restarts, &kernel);
+        let sessions = actor_spec("sessions", SessionSupFactory, &kernel);
+        let janitor = actor_spec("retained-janitor", RetainedJanitorFactory, &kernel);
+        let sys = actor_spec("sys", SysFactory, &kernel);
+        let user = supervisor_spec("user", Vec::new(), RestartPolicy::new(10, 10), &kernel);
+        let listener = actor_spec("mqtt-listener", ListenerFactory, &kernel);
+        let args = SupervisorArgs {
+            name: "root".into(),
+            children: vec![shards, sessions, janitor, sys, user, listener],
+            policy: kernel.config.root_restarts,
+        };
+        let (root, root_task) = Actor::spawn(None, Supervisor, args)
+            .await
+            .map_err(|e| StartError(startup_error(e)))?;
+        let children =
+            ractor::call!(root, SupervisorMsg::Children).map_err(|e| StartError(e.to_string()))?;
+        let find = |name: &str| -> ActorRef<SupervisorMsg> {
+            let cell = children
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, c)| c.clone())
+                .expect("root child exists");
+            ActorRef::from(cell)
+        };
+        Ok(Broker {
+            shards_sup: find("shards"),
+            user_sup: find("user"),
+            kernel,
+            root,
+            root_task,
+            local_ids: AtomicU64::new(0),
+        })
+    }
+
+    /// The address the MQTT listener is bound to (useful with port 0).
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.kernel
+            .mqtt_addr
+            .lock()
+            .expect("listener bound during start")
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.kernel.metrics
+    }
+
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.kernel
+    }
+
+    /// Publish from inside the program, without a socket. Returns the number of subscribers it reached.
+    pub fn publish(
+        &self,
+        topic_name: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<usize, ApiError> {
+        if !topic::valid_name(topic_name) {
+            return Err(ApiError::InvalidTopic(topic_name.into()));
+        }
+        Metrics::add(&self.kernel.metrics.messages_received, 1);
+        Ok(self.kernel.router.route(Arc::new(Message::new(
+            topic_name,
+            payload.into(),
+            qos,
+            retain,
+        ))))
+    }
+
+    /// Subscribe from inside the program. Messages arrive on the returned handle; at most `capacity` wait
+    /// unread, beyond that new ones are dropped and counted. The subscription ends when the handle is dropped.
+    pub async fn subscribe(&self, filter: &str, capacity: usize) -> Result<Subscription, ApiError> {
+        if !topic::valid_filter(filter) {
+            return Err(ApiError::InvalidFilter(filter.into()));
+        }
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let key: Arc<str> =
+            format!("$local/{}", self.local_ids.fetch_add(1, Ordering::Relaxed)).into();
+        let router = self.kernel.router.clone();
+        router.register_local(key.clone(), filter.to_string(), tx.clone());
+        router
+            .apply(vec![Change {
+                filter: filter.to_string(),
+                key: key.clone(),
+                route: Some(Route {
+                    target: Target::Local(tx),
+                    options: SubOptions {
+                        qos: QoS::ExactlyOnce,
+                        ..SubOptions::default()
+                    },
+                }),
+            }])
+            .await;
+        // Retained messages come first, as for an MQTT subscriber.
+        let mut retained = self.kernel.router.retained_matching(filter);
+        retained.sort_by(|a, b| a.topic.cmp(&b.topic));
+        Ok(Subscription {
+            rx,
+            retained,
+            key,
+            filter: filter.to_string(),
+            router,
+        })
+    }
+
+    /// Start `spec`'s actor under the broker's supervision tree (the `user` supervisor, one-for-one).
+    pub async fn supervise(&self, spec: ChildSpec) -> Result<ActorCell, String> {
+        ractor::call!(self.user_sup, SupervisorMsg::StartChild, spec).map_err(|e| e.to_string())?
+    }
+
+    /// Break things on purpose, to test that supervision recovers.
+    pub fn chaos(&self) -> Chaos<'_> {
+        Chaos { broker: self }
+    }
+
+    /// Client ids with a session on this node.
+    pub async fn sessions(&self) -> Vec<Arc<str>> {
+        match self.kernel.session_sup() {
+            Some(sup) => ractor::call!(sup, SessionSupMsg::List).unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Stop the broker: every actor, listener and connection.
+    pub async fn shutdown(self) {
+        self.root.stop(None);
+        let _ = self.root_task.await;
+    }
+
+    /// Wait until the broker stops by itself (root restart intensity exceeded).
+    pub async fn wait(self) {
+        let _ = self.root_task.await;
+    }
+}
+
+/// Failure injection through the public API (later also `ractmq ctl chaos`).
+pub struct Chaos<'a> {
+    broker: &'a Broker,
+}
+
+impl Chaos<'_> {
+    /// Kill the session actor of `client_id`. Returns false if there is none.
+    pub async fn kill_session(&self, client_id: &str) -> bool {
+        let Some(sup) = self.broker.kernel.session_sup() else {
+            return false;
+        };
+        ractor::call!(sup, |reply| SessionSupMsg::Kill {
+            client_id: client_id.to_string(),
+            reply
+        })
+        .unwrap_or(false)
+    }
+
+    /// Make the session actor of `client_id` panic. Returns false if there is none.
+    pub async fn panic_session(&self, client_id: &str) -> bool {
+        let Some(sup) = self.broker.kernel.session_sup() else {
+            return false;
+        };
+        ractor::call!(sup, |reply| SessionSupMsg::Send {
+            client_id: client_id.to_string(),
+            msg: SessionMsg::Crash,
+            reply
+        })
+        .unwrap_or(false)
+    }
+
+    /// Kill topic shard `index`. Returns false if there is no such shard.
+    pub async fn kill_shard(&self, index: usize) -> bool {
+        let Some(slot) = self.broker.kernel.router.shards.get(index) else {
+            return false;
+        };
+        match slot.actor.read().clone() {
+            Some(actor) => {
+                actor.kill();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Make topic shard `index` panic. Returns false if there is no such shard.
+    pub async fn panic_shard(&self, index: usize) -> bool {
+        let Some(slot) = self.broker.kernel.router.shards.get(index) else {
+            return false;
+        };
+        let actor = slot.actor.read().clone();
+        actor.is_some_and(|a| a.send_message(ShardMsg::Crash).is_ok())
+    }
+
+    /// The shards supervisor (for tests that watch restarts).
+    pub fn shards_supervisor(&self) -> &ActorRef<SupervisorMsg> {
+        &self.broker.shards_sup
+    }
+}
+
+/// An in-process subscription; dropping it unsubscribes.
+pub struct Subscription {
+    rx: mpsc::Receiver<Arc<Message>>,
+    retained: Vec<Arc<Message>>,
+    key: Arc<str>,
+    filter: String,
+    router: Arc<crate::router::Router>,
+}
+
+impl Subscription {
+    /// The next message; `None` once the broker has stopped.
+    pub async fn recv(&mut self) -> Option<Arc<Message>> {
+        if !self.retained.is_empty() {
+            return Some(self.retained.remove(0));
+        }
+        self.rx.recv().await
+    }
+
+    pub fn filter(&self) -> &str {
+        &self.filter
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.router.unregister_local(&self.key);
+        self.router.apply_detached(vec![Change {
+            filter: self.filter.clone(),
+            key: self.key.clone(),
+            route: None,
+        }]);
+    }
+}
+
+/// Something that spawns one kind of broker actor linked to a supervisor.
+trait ActorFactory: Send + Sync + 'static {
+    fn start(&self, kernel: Arc<Kernel>, sup: ActorCell) -> crate::supervisor::StartFuture;
+}
+
+macro_rules! factory {
+    ($name:ident, $actor:expr) => {
+        struct $name;
+        impl ActorFactory for $name {
+            fn start(&self, kernel: Arc<Kernel>, sup: ActorCell) -> crate::supervisor::StartFuture {
+                Box::pin(async move {
+                    let (actor, _) = Actor::spawn_linked(None, $actor, kernel, sup).await?;
+                    Ok(actor.get_cell())
+                })
+            }
+        }
+    };
+}
+
+factory!(SessionSupFactory, SessionSup);
+factory!(RetainedJanitorFactory, RetainedJanitor);
+factory!(SysFactory, SysPublisher);
+factory!(ListenerFactory, Listener);
+
+fn actor_spec(name: &str, factory: impl ActorFactory, kernel: &Arc<Kernel>) -> ChildSpec {
+    let kernel = kernel.clone();
+    let counter = kernel.metrics.clone();
+    let factory = Arc::new(factory);
+    ChildSpec::new(name, move |sup| factory.start(kernel.clone(), sup))
+        .on_restart(move || Metrics::add(&counter.other_restarts, 1))
+}
+
+fn supervisor_spec(
+    name: &str,
+    children: Vec<ChildSpec>,
+    policy: RestartPolicy,
+    kernel: &Arc<Kernel>,
+) -> ChildSpec {
+    let name_owned = name.to_string();
+    let counter = kernel.metrics.clone();
+    ChildSpec::new(name, move |sup| {
+        let args = SupervisorArgs {
+            name: name_owned.clone(),
+            children: children.clone(),
+            policy,
+        };
+        async move {
+            let (actor, _) = Actor::spawn_linked(None, Supervisor, args, sup).await?;
+            Ok(actor.get_cell())
+        }
+    })
+    .on_restart(move || Metrics::add(&counter.other_restarts, 1))
+}
+
+/// The root's start failure comes wrapped; show the operator the innermost message only.
+fn startup_error(e: SpawnErr) -> String {
+    let text = e.to_string();
+    match text.rfind("cannot listen") {
+        Some(i) => text[i..].trim_end_matches(['"', ')']).to_string(),
+        None => format!("broker failed to start: {text}"),
+    }
+}

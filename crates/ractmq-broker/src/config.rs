@@ -1,0 +1,42 @@
+//! Broker configuration with embedded defaults: `Broker::start(BrokerConfig::default())` runs a node.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ractmq_protocol::Limits;
+
+use crate::restart::RestartPolicy;
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// MQTT over TCP.
+    pub mqtt_listen: SocketAddr,
+    /// Partitions of the subscription index, one actor each.
+    pub shards: usize,
+    pub limits: Limits,
+    /// Connections accepted at once; more are closed at accept.
+    pub max_connections: usize,
+    /// How often `$SYS/broker/...` is published (zero disables it).
+    pub sys_interval: Duration,
+    /// Session actor restarts allowed before the session supervisor escalates.
+    pub session_restarts: RestartPolicy,
+    /// Topic shard restarts allowed before the shard supervisor escalates.
+    pub shard_restarts: RestartPolicy,
+    /// Restarts of the root's direct children before the broker stops.
+    pub root_restarts: RestartPolicy,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            mqtt_listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            shards: 4,
+            limits: Limits::default(),
+            max_connections: 100_000,
+            sys_interval: Duration::from_secs(10),
+            session_restarts: RestartPolicy::new(1000, 10),
+            shard_restarts: RestartPolicy::new(10, 10),
+            root_restarts: RestartPolicy::new(5, 30),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! What every actor of one broker shares: configuration, the router, the session store and the counters.
+//!
+//! Actors come and go under their supervisors; the kernel stays for the life of the broker, which is why the
+//! state that must survive a restart lives here or is reachable from here. Current actor refs that others
+//! need (the session supervisor) are published here by the actors themselves when they start.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+use ractmq_protocol::Limits;
+use ractor::ActorRef;
+
+use crate::config::BrokerConfig;
+use crate::metrics::Metrics;
+use crate::router::Router;
+use crate::session_store::SessionStore;
+use crate::session_sup::SessionSupMsg;
+
+pub struct Kernel {
+    pub config: BrokerConfig,
+    pub limits: Arc<Limits>,
+    pub router: Arc<Router>,
+    pub store: Arc<SessionStore>,
+    pub metrics: Arc<Metrics>,
+    pub started_at: Instant,
+    /// The running session supervisor; replaced when it restarts.
+    pub session_sup: RwLock<Option<ActorRef<SessionSupMsg>>>,
+    /// Where the MQTT listener is bound (kept across listener restarts so the port stays the same).
+    pub mqtt_addr: Mutex<Option<SocketAddr>>,
+    next_assigned_id: AtomicU64,
+}
+
+impl Kernel {
+    pub fn new(config: BrokerConfig) -> Arc<Kernel> {
+        let metrics = Arc::new(Metrics::default());
+        let store = Arc::new(SessionStore::default());
+        let router = Arc::new(Router::new(config.shards, metrics.clone(), store.clone()));
+        Arc::new(Kernel {
+            limits: Arc::new(config.limits.clone()),
+            config,
+            router,
+            store,
+            metrics,
+            started_at: Instant::now(),
+            session_sup: RwLock::new(None),
+            mqtt_addr: Mutex::new(None),
+            next_assigned_id: AtomicU64::new(1),
+        })
+    }
+
+    /// A client id for a client that sent an empty one.
+    pub fn assign_client_id(&self) -> String {
+        let n = self.next_assigned_id.fetch_add(1, Ordering::Relaxed);
+        let nanos = self.started_at.elapsed().as_nanos() as u64;
+        format!("ractmq-{:x}-{n}", nanos ^ (std::process::id() as u64) << 32)
+    }
+
+    pub fn session_sup(&self) -> Option<ActorRef<SessionSupMsg>> {
+        self.session_sup.read().clone()
+    }
+}

@@ -1,0 +1,173 @@
+//! The MQTT-over-TCP listener and the CONNECT handshake of each new socket.
+//!
+//! The listener actor owns the bound socket and an accept task; a restart binds the same address again. Each
+//! accepted socket gets a short-lived handshake task: read the CONNECT within the connect timeout, run the
+//! CONNECT checks, refuse with the right CONNACK or hand the socket to the session supervisor. Nothing of a
+//! client reaches a session actor before its CONNECT is known to be acceptable.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use ractmq_codec::{encode, reason, DecodeError, Decoder, Packet, Protocol};
+use ractmq_protocol::connect::{check_connect, refusal};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::connection::{AbortOnDrop, Transport};
+use crate::kernel::Kernel;
+use crate::metrics::Metrics;
+use crate::session_actor::Attach;
+use crate::session_sup::SessionSupMsg;
+
+pub struct Listener;
+
+pub struct ListenerState {
+    _accept: AbortOnDrop,
+}
+
+impl Actor for Listener {
+    type Msg = ();
+    type State = ListenerState;
+    type Arguments = Arc<Kernel>;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<()>,
+        kernel: Arc<Kernel>,
+    ) -> Result<ListenerState, ActorProcessingErr> {
+        let addr = kernel.mqtt_addr.lock().unwrap_or(kernel.config.mqtt_listen);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen for MQTT on {addr}: {e} (is another broker running there? pick another address with --listen)"))?;
+        let bound = listener.local_addr()?;
+        *kernel.mqtt_addr.lock() = Some(bound);
+        tracing::info!(%bound, "MQTT listener started");
+        Ok(ListenerState {
+            _accept: AbortOnDrop::new(tokio::spawn(accept_loop(listener, kernel))),
+        })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        Metrics::add(&kernel.metrics.connections_accepted, 1);
+        if kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize
+            >= kernel.config.max_connections
+        {
+            tracing::warn!(%peer, max = kernel.config.max_connections, "connection refused: connection limit reached");
+            continue;
+        }
+        tokio::spawn(handshake(stream, peer, kernel.clone()));
+    }
+}
+
+/// Read and check the CONNECT, then hand the connection over. Every failure closes only this socket.
+async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
+    let _ = stream.set_nodelay(true);
+    let (mut read, mut write) = stream.into_split();
+    let mut decoder = Decoder::new(kernel.limits.max_packet_size as usize);
+    let mut buf = BytesMut::with_capacity(512);
+    let timeout = Duration::from_secs(kernel.limits.connect_timeout_secs);
+    let first = tokio::time::timeout(timeout, async {
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(packet)) => return Ok(Some(packet)),
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+            match read.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(n) => Metrics::add(&kernel.metrics.bytes_received, n as u64),
+            }
+        }
+    })
+    .await;
+    let connect = match first {
+        Err(_) => {
+            return tracing::info!(%peer, "connection closed: no CONNECT within {}s", timeout.as_secs())
+        }
+        Ok(Ok(None)) => return,
+        Ok(Ok(Some(Packet::Connect(connect)))) => connect,
+        Ok(Ok(Some(other))) => {
+            return tracing::info!(%peer, "connection closed: {} before CONNECT", other.kind())
+        }
+        Ok(Err(e)) => {
+            Metrics::add(&kernel.metrics.protocol_errors, 1);
+            tracing::info!(%peer, "connection closed: {e}");
+            if e == DecodeError::UnsupportedProtocol {
+                // Answer in 3.1.1, which every client understands: return code 1.
+                refuse(
+                    &mut write,
+                    Protocol::V3_1_1,
+                    reason::UNSUPPORTED_PROTOCOL_VERSION,
+                )
+                .await;
+            }
+            return;
+        }
+    };
+    let protocol = decoder.protocol().unwrap_or(Protocol::V3_1_1);
+    let accepted = match check_connect(&connect, &kernel.limits, || kernel.assign_client_id()) {
+        Ok(accepted) => accepted,
+        Err(code) => {
+            tracing::info!(%peer, client = %connect.client_id, reason = format!("0x{code:02X}"), "connection refused");
+            refuse(&mut write, protocol, code).await;
+            return;
+        }
+    };
+    let Some(sup) = kernel.session_sup() else {
+        refuse(&mut write, protocol, reason::SERVER_UNAVAILABLE).await;
+        return;
+    };
+    let attach = Attach {
+        connect,
+        accepted,
+        transport: Transport {
+            read: Box::new(read),
+            write: Box::new(write),
+            peer,
+            leftover: buf,
+            decoder,
+        },
+        session_present: false,
+    };
+    if let Err(ractor::MessagingErr::SendErr(SessionSupMsg::Attach(mut back))) =
+        sup.send_message(SessionSupMsg::Attach(Box::new(attach)))
+    {
+        // The session supervisor is restarting: tell the client to come back.
+        let mut out = BytesMut::new();
+        let _ = encode(
+            &Packet::ConnAck(Box::new(refusal(reason::SERVER_UNAVAILABLE))),
+            protocol,
+            &mut out,
+        );
+        let _ = back.transport.write.write_all(&out).await;
+    }
+}
+
+async fn refuse(write: &mut (impl AsyncWriteExt + Unpin), protocol: Protocol, code: u8) {
+    let mut out = BytesMut::new();
+    if encode(
+        &Packet::ConnAck(Box::new(refusal(code))),
+        protocol,
+        &mut out,
+    )
+    .is_ok()
+    {
+        let _ = write.write_all(&out).await;
+        let _ = write.shutdown().await;
+    }
+}

@@ -1,0 +1,57 @@
+//! Broker-wide counters, updated with relaxed atomics on the hot path and read by `$SYS` and operators.
+//!
+//! Every queue that can drop has a counter here, by reason, so that nothing is lost silently.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub connections_accepted: AtomicU64,
+    pub clients_connected: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    /// Dropped from a connected client's outgoing queue (drop-oldest or drop-newest).
+    pub dropped_queue_full: AtomicU64,
+    /// Dropped from a disconnected session's offline queue.
+    pub dropped_offline_queue_full: AtomicU64,
+    /// Subscribers disconnected because their queue overflowed under the `disconnect` policy.
+    pub disconnected_slow_subscribers: AtomicU64,
+    /// Messages that expired before delivery.
+    pub dropped_expired: AtomicU64,
+    /// Messages larger than the receiving client's Maximum Packet Size.
+    pub dropped_too_large: AtomicU64,
+    /// In-process subscribers that did not keep up.
+    pub dropped_local_subscriber: AtomicU64,
+    /// Published messages that matched no subscriber.
+    pub messages_no_subscribers: AtomicU64,
+    pub session_restarts: AtomicU64,
+    pub shard_restarts: AtomicU64,
+    pub other_restarts: AtomicU64,
+    pub protocol_errors: AtomicU64,
+}
+
+impl Metrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Relaxed)
+    }
+
+    /// All drops, whatever the reason.
+    pub fn dropped_total(&self) -> u64 {
+        [
+            &self.dropped_queue_full,
+            &self.dropped_offline_queue_full,
+            &self.dropped_expired,
+            &self.dropped_too_large,
+            &self.dropped_local_subscriber,
+        ]
+        .iter()
+        .map(|c| c.load(Relaxed))
+        .sum()
+    }
+}

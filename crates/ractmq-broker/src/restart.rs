@@ -1,0 +1,72 @@
+//! Restart intensity: how many restarts a supervisor allows in a time window before it gives up.
+//!
+//! This is OTP's `intensity`/`period`. A supervisor that exceeds it stops itself, so the failure escalates to
+//! its own supervisor instead of restarting a broken child forever.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub max_restarts: u32,
+    pub window: Duration,
+}
+
+impl RestartPolicy {
+    pub const fn new(max_restarts: u32, window_secs: u64) -> Self {
+        RestartPolicy {
+            max_restarts,
+            window: Duration::from_secs(window_secs),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RestartBudget {
+    policy: RestartPolicy,
+    recent: VecDeque<Instant>,
+}
+
+impl RestartBudget {
+    pub fn new(policy: RestartPolicy) -> Self {
+        RestartBudget {
+            policy,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Record a restart at `now`; false if it exceeds the intensity (the supervisor must escalate).
+    pub fn allow(&mut self, now: Instant) -> bool {
+        while let Some(&first) = self.recent.front() {
+            if now.duration_since(first) > self.policy.window {
+                self.recent.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.recent.push_back(now);
+        self.recent.len() <= self.policy.max_restarts as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exceeding_the_intensity_inside_the_window_escalates() {
+        let mut b = RestartBudget::new(RestartPolicy::new(2, 10));
+        let t = Instant::now();
+        assert!(b.allow(t));
+        assert!(b.allow(t + Duration::from_secs(1)));
+        assert!(!b.allow(t + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn restarts_outside_the_window_are_forgotten() {
+        let mut b = RestartBudget::new(RestartPolicy::new(1, 10));
+        let t = Instant::now();
+        assert!(b.allow(t));
+        assert!(b.allow(t + Duration::from_secs(11)));
+    }
+}

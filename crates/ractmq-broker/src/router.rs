@@ -1,0 +1,290 @@
+//! Routing a published message to every matching subscription, without an actor hop.
+//!
+//! The subscription index is split into shards by the first topic level; filters that start with a wildcard
+//! live in shard 0. Each shard's current index is an immutable snapshot behind an `ArcSwap`: a publisher loads
+//! at most two snapshots (its topic's shard and shard 0), walks them, and pushes one delivery per matching
+//! client into that client's bounded mailbox. Writes go through the shard's actor (see `shard`), which owns the
+//! next version and swaps it in. If a shard actor dies, its last snapshot keeps serving until the restarted
+//! actor has rebuilt the index from the session store.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use parking_lot::{Mutex, RwLock};
+use ractmq_protocol::retained::RetainedStore;
+use ractmq_protocol::trie::SubscriptionTrie;
+use ractmq_protocol::{Delivery, Message, SubOptions};
+use ractor::ActorRef;
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::session_store::{SessionShared, SessionStore};
+use crate::shard::{ShardMsg, ShardOp};
+
+/// Who receives a delivery.
+#[derive(Clone)]
+pub enum Target {
+    Session(Arc<SessionShared>),
+    /// An in-process subscriber of the embedding program.
+    Local(mpsc::Sender<Arc<Message>>),
+}
+
+#[derive(Clone)]
+pub struct Route {
+    pub target: Target,
+    pub options: SubOptions,
+}
+
+pub type Index = SubscriptionTrie<Arc<str>, Route>;
+
+pub(crate) struct ShardSlot {
+    pub snapshot: ArcSwap<Index>,
+    pub actor: RwLock<Option<ActorRef<ShardMsg>>>,
+}
+
+/// An in-process subscription, kept here so that a rebuilt shard restores it too.
+struct LocalSub {
+    filter: String,
+    sender: mpsc::Sender<Arc<Message>>,
+}
+
+pub struct Router {
+    pub(crate) shards: Vec<ShardSlot>,
+    pub retained: RwLock<RetainedStore>,
+    local: Mutex<HashMap<Arc<str>, LocalSub>>,
+    pub metrics: Arc<Metrics>,
+    pub store: Arc<SessionStore>,
+}
+
+/// One change to the index, for [`Router::apply`].
+pub struct Change {
+    pub filter: String,
+    pub key: Arc<str>,
+    /// `Some` subscribes (or replaces), `None` unsubscribes.
+    pub route: Option<Route>,
+}
+
+impl Router {
+    pub fn new(shard_count: usize, metrics: Arc<Metrics>, store: Arc<SessionStore>) -> Self {
+        let shards = (0..shard_count.max(1))
+            .map(|_| ShardSlot {
+                snapshot: ArcSwap::from_pointee(Index::new()),
+                actor: RwLock::new(None),
+            })
+            .collect();
+        Router {
+            shards,
+            retained: RwLock::new(RetainedStore::new()),
+            local: Mutex::new(HashMap::new()),
+            metrics,
+            store,
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn shard_of_level(&self, level: &str) -> usize {
+        if self.shards.len() == 1 {
+            return 0;
+        }
+        let mut h = DefaultHasher::new();
+        level.hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+
+    /// The shard that owns `filter` (the `$share/group/` prefix, if any, already removed).
+    pub fn shard_of_filter(&self, filter: &str) -> usize {
+        match filter.split('/').next().unwrap_or("") {
+            "+" | "#" => 0,
+            level => self.shard_of_level(level),
+        }
+    }
+
+    /// Subscriptions in the current snapshots.
+    pub fn subscription_count(&self) -> usize {
+        self.shards.iter().map(|s| s.snapshot.load().len()).sum()
+    }
+
+    /// Route one message: store it if retained, then deliver it to every matching subscription. Returns the
+    /// number of deliveries.
+    pub fn route(&self, message: Arc<Message>) -> usize {
+        if message.retain {
+            self.retained.write().set(message.clone());
+        }
+        let topic: &str = &message.topic;
+        let first = topic.split('/').next().unwrap_or("");
+        let own = self.shard_of_level(first);
+        let own_snapshot = self.shards[own].snapshot.load();
+        let wildcard_snapshot =
+            (own != 0 && !topic.starts_with('$')).then(|| self.shards[0].snapshot.load());
+
+        let mut hits: Vec<(&Arc<str>, &Route)> = Vec::new();
+        own_snapshot.for_each_match(topic, |k, r| hits.push((k, r)));
+        if let Some(snap) = &wildcard_snapshot {
+            // Shard 0 holds the leading-wildcard filters; its literal ones never match this topic.
+            snap.for_each_match(topic, |k, r| hits.push((k, r)));
+        }
+        if hits.len() > 1 {
+            hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        }
+        let mut delivered = 0;
+        let mut i = 0;
+        while i < hits.len() {
+            let (key, route) = hits[i];
+            let mut j = i + 1;
+            while j < hits.len() && hits[j].0 == key {
+                j += 1;
+            }
+            // Overlapping subscriptions of one client: one delivery at the highest QoS, every identifier.
+            let group = &hits[i..j];
+            i = j;
+            if route.options.no_local && message.publisher.as_deref() == Some(&**key) {
+                continue;
+            }
+            let qos = group
+                .iter()
+                .map(|(_, r)| r.options.qos)
+                .max()
+                .unwrap_or_default()
+                .min(message.qos);
+            let retain = message.retain && group.iter().any(|(_, r)| r.options.retain_as_published);
+            let subscription_ids = group
+                .iter()
+                .filter_map(|(_, r)| r.options.subscription_id)
+                .collect();
+            match &route.target {
+                Target::Session(session) => session.push(
+                    Delivery {
+                        message: message.clone(),
+                        qos,
+                        retain,
+                        subscription_ids,
+                    },
+                    &self.metrics,
+                ),
+                Target::Local(sender) => {
+                    if sender.try_send(message.clone()).is_err() {
+                        Metrics::add(&self.metrics.dropped_local_subscriber, 1);
+                    }
+                }
+            }
+            delivered += 1;
+        }
+        if delivered == 0 {
+            Metrics::add(&self.metrics.messages_no_subscribers, 1);
+        }
+        delivered
+    }
+
+    /// Apply index changes and wait until each shard has published them: after this returns, a publish sees
+    /// the new subscriptions. A shard that is restarting is retried; its rebuild reads the session store, so a
+    /// change already recorded there is not lost even if every retry fails.
+    pub async fn apply(&self, changes: Vec<Change>) {
+        let mut by_shard: HashMap<usize, Vec<ShardOp>> = HashMap::new();
+        for c in changes {
+            let shard = self.shard_of_filter(&c.filter);
+            by_shard.entry(shard).or_default().push(ShardOp {
+                filter: c.filter,
+                key: c.key,
+                route: c.route,
+            });
+        }
+        for (shard, ops) in by_shard {
+            self.apply_to_shard(shard, ops).await;
+        }
+    }
+
+    async fn apply_to_shard(&self, shard: usize, ops: Vec<ShardOp>) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let ops = Arc::new(ops);
+        loop {
+            let actor = self.shards[shard].actor.read().clone();
+            if let Some(actor) = actor {
+                let ops = ops.clone();
+                let result = ractor::call!(actor, |reply| ShardMsg::Apply(ops, Some(reply)));
+                if result.is_ok() {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                tracing::error!(
+                    shard,
+                    "topic shard did not come back within 5 s; its rebuild will restore the change"
+                );
+                return;
+            }
+            // The shard is between death and restart: its supervisor registers the new actor shortly.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Apply changes without waiting (used from `Drop`).
+    pub fn apply_detached(&self, changes: Vec<Change>) {
+        for c in changes {
+            let shard = self.shard_of_filter(&c.filter);
+            if let Some(actor) = self.shards[shard].actor.read().clone() {
+                let op = ShardOp {
+                    filter: c.filter,
+                    key: c.key,
+                    route: c.route,
+                };
+                let _ = actor.send_message(ShardMsg::Apply(Arc::new(vec![op]), None));
+            }
+        }
+    }
+
+    pub(crate) fn register_local(
+        &self,
+        key: Arc<str>,
+        filter: String,
+        sender: mpsc::Sender<Arc<Message>>,
+    ) {
+        self.local.lock().insert(key, LocalSub { filter, sender });
+    }
+
+    pub(crate) fn unregister_local(&self, key: &str) {
+        self.local.lock().remove(key);
+    }
+
+    /// Every subscription that belongs in `shard`, from the sources of truth: the session store and the
+    /// in-process subscriptions. This is how a restarted shard gets its index back.
+    pub(crate) fn rebuild_index(&self, shard: usize) -> Index {
+        let mut index = Index::new();
+        for session in self.store.all() {
+            let state = session.state.lock();
+            for (filter, options) in &state.subscriptions {
+                if self.shard_of_filter(filter) == shard {
+                    let route = Route {
+                        target: Target::Session(session.clone()),
+                        options: options.clone(),
+                    };
+                    index.insert(filter, session.client_id.clone(), route);
+                }
+            }
+        }
+        for (key, sub) in self.local.lock().iter() {
+            if self.shard_of_filter(&sub.filter) == shard {
+                let route = Route {
+                    target: Target::Local(sub.sender.clone()),
+                    options: SubOptions {
+                        qos: ractmq_codec::QoS::ExactlyOnce,
+                        ..SubOptions::default()
+                    },
+                };
+                index.insert(&sub.filter, key.clone(), route);
+            }
+        }
+        index
+    }
+
+    /// Retained messages matching `filter`, for a new subscription.
+    pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Message>> {
+        self.retained.read().matching(filter, Instant::now())
+    }
+}

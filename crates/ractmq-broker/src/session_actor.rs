@@ -1,0 +1,595 @@
+//! One actor per session: the failure domain of one client, like one Erlang process per connection in EMQX.
+//!
+//! The actor lives as long as the session, not the connection: it serves a connection while one is attached,
+//! keeps the session's timers (expiry, delayed will) while none is, and adopts the next connection for the same
+//! client id (resume or takeover). Its protocol work is the sans-IO [`Channel`]; its durable state is the
+//! [`SessionShared`] in the session store, which is why a panic here costs only this client's connection: the
+//! supervisor starts a new actor on the same `SessionShared`, which publishes the will and waits for the client
+//! to come back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractmq_codec::{reason, Connect, DecodeError, Packet, QoS, RetainHandling, Will};
+use ractmq_protocol::channel::DeliverOutcome;
+use ractmq_protocol::connect::Accepted;
+use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::connection::{Io, Permit, Transport, OUTBOX_HIGH_WATER};
+use crate::kernel::Kernel;
+use crate::metrics::Metrics;
+use crate::router::{Change, Route, Target};
+use crate::session_store::SessionShared;
+use crate::session_sup::SessionSupMsg;
+
+/// Deliveries handed to the channel per mailbox drain, so one busy subscriber cannot hold its actor for long.
+const DRAIN_BATCH: usize = 256;
+
+/// A new connection for this session, after its CONNECT passed the checks.
+pub struct Attach {
+    pub connect: Box<Connect>,
+    pub accepted: Accepted,
+    pub transport: Transport,
+    /// Set by the session supervisor: the session existed and the client asked to resume it.
+    pub session_present: bool,
+}
+
+pub enum SessionMsg {
+    Attach(Box<Attach>),
+    /// The supervisor restarted this session after a crash: no connection, state from the store.
+    Recover,
+    /// A batch of packets from the reader of connection `generation`.
+    Inbound {
+        generation: u64,
+        packets: Vec<Packet>,
+        permit: Permit,
+    },
+    /// The connection `generation` ended on the socket side (EOF, I/O error, or undecodable bytes).
+    ReaderClosed {
+        generation: u64,
+        error: Option<DecodeError>,
+    },
+    /// The mailbox has deliveries (or the outbox has room again).
+    Drain,
+    /// The outgoing queue overflowed under the `disconnect` policy.
+    QueueOverflow,
+    /// Keepalive check for connection `generation`.
+    Tick {
+        generation: u64,
+    },
+    /// The session expiry timer armed at disconnect `generation` fired.
+    Expire {
+        generation: u64,
+    },
+    /// The delayed will armed at disconnect `generation` is due.
+    WillDue {
+        generation: u64,
+    },
+    /// Close the connection (operator kick, shutdown) with a 5.0 reason code.
+    Kick(u8),
+    /// Panic on purpose (chaos testing).
+    Crash,
+}
+
+pub struct SessionActor;
+
+pub struct SessionArgs {
+    pub shared: Arc<SessionShared>,
+    pub kernel: Arc<Kernel>,
+    pub first: SessionMsg,
+}
+
+/// The connection currently attached.
+struct Online {
+    channel: Channel,
+    io: Io,
+    peer: std::net::SocketAddr,
+    _connected: ConnectedGuard,
+}
+
+/// Counts a connected client for exactly as long as it exists, however the actor ends.
+struct ConnectedGuard(Arc<Metrics>);
+
+impl ConnectedGuard {
+    fn new(metrics: &Arc<Metrics>) -> Self {
+        Metrics::add(&metrics.clients_connected, 1);
+        ConnectedGuard(metrics.clone())
+    }
+}
+
+impl Drop for ConnectedGuard {
+    fn drop(&mut self) {
+        self.0
+            .clients_connected
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+pub struct SessionState {
+    shared: Arc<SessionShared>,
+    kernel: Arc<Kernel>,
+    online: Option<Online>,
+    /// Bumped on every attach and disconnect: stale socket messages and timers compare and are ignored.
+    generation: u64,
+    /// The session is ending; an attach that races with the end goes back to the supervisor.
+    ending: bool,
+}
+
+impl Actor for SessionActor {
+    type Msg = SessionMsg;
+    type State = SessionState;
+    type Arguments = SessionArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        args: SessionArgs,
+    ) -> Result<SessionState, ActorProcessingErr> {
+        args.shared.set_owner(Some(myself.clone()));
+        myself.send_message(args.first)?;
+        Ok(SessionState {
+            shared: args.shared,
+            kernel: args.kernel,
+            online: None,
+            generation: 0,
+            ending: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        msg: SessionMsg,
+        state: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessionMsg::Attach(attach) => state.attach(&myself, attach).await,
+            SessionMsg::Recover => state.recover(&myself).await,
+            SessionMsg::Inbound {
+                generation,
+                packets,
+                permit,
+            } => {
+                if state.is_current(generation) {
+                    state.inbound(&myself, packets).await;
+                }
+                drop(permit);
+            }
+            SessionMsg::ReaderClosed { generation, error } => {
+                if state.is_current(generation) {
+                    state.reader_closed(&myself, error).await;
+                }
+            }
+            SessionMsg::Drain => state.drain(),
+            SessionMsg::QueueOverflow => {
+                if state.online.is_some() {
+                    Metrics::add(&state.kernel.metrics.disconnected_slow_subscribers, 1);
+                    state
+                        .close_by_server(&myself, reason::QUOTA_EXCEEDED, "outgoing queue full")
+                        .await;
+                }
+            }
+            SessionMsg::Tick { generation } => {
+                if state.is_current(generation) {
+                    state.tick(&myself).await;
+                }
+            }
+            SessionMsg::Expire { generation } => {
+                if state.online.is_none() && generation == state.generation {
+                    state.publish_will();
+                    state.end_session(&myself).await;
+                }
+            }
+            SessionMsg::WillDue { generation } => {
+                if state.online.is_none() && generation == state.generation {
+                    state.publish_will();
+                }
+            }
+            SessionMsg::Kick(code) => {
+                if state.online.is_some() {
+                    state
+                        .close_by_server(&myself, code, "kicked by the broker")
+                        .await;
+                }
+            }
+            SessionMsg::Crash => panic!("session {} crashed on request", state.shared.client_id),
+        }
+        Ok(())
+    }
+}
+
+impl SessionState {
+    fn is_current(&self, generation: u64) -> bool {
+        self.online.is_some() && generation == self.generation
+    }
+
+    async fn attach(&mut self, myself: &ActorRef<SessionMsg>, attach: Box<Attach>) {
+        if self.ending {
+            // The session is being removed; the supervisor will start a fresh one for this connection.
+            if let Some(sup) = self.kernel.session_sup() {
+                let _ = sup.send_message(SessionSupMsg::Attach(attach));
+            }
+            return;
+        }
+        self.generation += 1;
+        if let Some(old) = self.online.take() {
+            self.takeover(old);
+        }
+        let Attach {
+            connect,
+            accepted,
+            transport,
+            session_present,
+        } = *attach;
+        let peer = transport.peer;
+        let mut fx = Effects::default();
+        let mut dropped_routes = Vec::new();
+        let channel = {
+            let mut session = self.shared.state.lock();
+            if accepted.clean_start {
+                dropped_routes.extend(session.subscriptions.keys().cloned());
+                session.clear();
+                self.shared.mailbox.lock().queue.clear();
+            }
+            Channel::start(
+                &connect,
+                &accepted,
+                &mut session,
+                session_present,
+                self.kernel.limits.clone(),
+                Instant::now(),
+                &mut fx,
+            )
+        };
+        self.unroute(dropped_routes).await;
+        let io = Io::start(
+            transport,
+            myself.clone(),
+            self.generation,
+            self.kernel.metrics.clone(),
+        );
+        io.outbox.push(&mut fx.out);
+        tracing::info!(client = %self.shared.client_id, %peer, protocol = ?accepted.protocol, session_present, "client connected");
+        self.online = Some(Online {
+            channel,
+            io,
+            peer,
+            _connected: ConnectedGuard::new(&self.kernel.metrics),
+        });
+        self.shared
+            .set_online(true, &self.kernel.limits, &self.kernel.metrics);
+        self.schedule_tick(myself);
+        self.drain();
+    }
+
+    /// Another connection took this session: close the old one with 0x8E.
+    fn takeover(&mut self, mut old: Online) {
+        let mut fx = Effects::default();
+        old.channel.close_with(
+            reason::SESSION_TAKEN_OVER,
+            true,
+            "session taken over".into(),
+            &mut fx,
+        );
+        old.io.outbox.push(&mut fx.out);
+        tracing::info!(client = %self.shared.client_id, peer = %old.peer, "connection closed: session taken over by a new connection");
+        // The old connection's will goes now unless it asked for a delay: the new connection cancels a delayed will.
+        let will = self.shared.state.lock().will.take();
+        if let Some(will) = will.filter(|w| w.delay_interval.unwrap_or(0) == 0) {
+            self.route_will(will);
+        }
+        old.io.close();
+    }
+
+    async fn recover(&mut self, myself: &ActorRef<SessionMsg>) {
+        tracing::warn!(client = %self.shared.client_id, "session restarted after a failure; its connection was closed");
+        self.shared
+            .set_online(false, &self.kernel.limits, &self.kernel.metrics);
+        self.after_disconnect(myself, true).await;
+    }
+
+    async fn inbound(&mut self, myself: &ActorRef<SessionMsg>, packets: Vec<Packet>) {
+        let Some(online) = self.online.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut fx = Effects::default();
+        {
+            let mut session = self.shared.state.lock();
+            for packet in packets {
+                online.channel.handle_in(&mut session, packet, now, &mut fx);
+                if fx.close.is_some() {
+                    break;
+                }
+            }
+        }
+        self.apply_effects(myself, fx).await;
+    }
+
+    /// Carry out what the channel asked for, in the order that keeps the protocol's promises: index changes
+    /// before the SUBACK goes out, routing in the order the client published.
+    async fn apply_effects(&mut self, myself: &ActorRef<SessionMsg>, mut fx: Effects) {
+        let retained = self.apply_routes(std::mem::take(&mut fx.routes)).await;
+        let metrics = &self.kernel.metrics;
+        Metrics::add(&metrics.messages_received, fx.publishes.len() as u64);
+        for message in fx.publishes.drain(..) {
+            self.kernel.router.route(Arc::new(message));
+        }
+        let Some(online) = self.online.as_ref() else {
+            return;
+        };
+        online.io.outbox.push(&mut fx.out);
+        for delivery in retained {
+            self.shared.push(delivery, metrics);
+        }
+        if let Some(close) = fx.close {
+            self.end_connection(myself, close).await;
+        } else if fx.window_opened {
+            self.drain();
+        }
+    }
+
+    /// Apply subscription changes to the index; returns the retained messages the new subscriptions get.
+    async fn apply_routes(&self, routes: Vec<RouteChange>) -> Vec<Delivery> {
+        if routes.is_empty() {
+            return Vec::new();
+        }
+        let mut changes = Vec::with_capacity(routes.len());
+        let mut retained = Vec::new();
+        for change in routes {
+            match change {
+                RouteChange::Subscribe {
+                    filter,
+                    options,
+                    is_new,
+                } => {
+                    let send_retained = match options.retain_handling {
+                        RetainHandling::SendAtSubscribe => true,
+                        RetainHandling::SendIfNew => is_new,
+                        RetainHandling::DoNotSend => false,
+                    };
+                    if send_retained {
+                        for message in self.kernel.router.retained_matching(&filter) {
+                            retained.push(Delivery {
+                                qos: message.qos.min(options.qos),
+                                retain: true,
+                                subscription_ids: options.subscription_id.into_iter().collect(),
+                                message,
+                            });
+                        }
+                    }
+                    changes.push(Change {
+                        filter,
+                        key: self.shared.client_id.clone(),
+                        route: Some(Route {
+                            target: Target::Session(self.shared.clone()),
+                            options,
+                        }),
+                    });
+                }
+                RouteChange::Unsubscribe { filter } => changes.push(Change {
+                    filter,
+                    key: self.shared.client_id.clone(),
+                    route: None,
+                }),
+            }
+        }
+        self.kernel.router.apply(changes).await;
+        retained
+    }
+
+    async fn unroute(&self, filters: Vec<String>) {
+        if filters.is_empty() {
+            return;
+        }
+        let changes = filters
+            .into_iter()
+            .map(|filter| Change {
+                filter,
+                key: self.shared.client_id.clone(),
+                route: None,
+            })
+            .collect();
+        self.kernel.router.apply(changes).await;
+    }
+
+    /// Move deliveries from the mailbox into the channel while the inflight window and the outbox have room.
+    fn drain(&mut self) {
+        let Some(online) = self.online.as_mut() else {
+            return;
+        };
+        let metrics = &self.kernel.metrics;
+        let mut batch = Vec::with_capacity(DRAIN_BATCH);
+        let mut fx = Effects::default();
+        let now = Instant::now();
+        loop {
+            if online.io.outbox.pending() + fx.out.len() > OUTBOX_HIGH_WATER {
+                online.io.outbox.want_drain();
+                break;
+            }
+            batch.clear();
+            let more = self.shared.take(DRAIN_BATCH, &mut batch);
+            if batch.is_empty() {
+                break;
+            }
+            let mut session = self.shared.state.lock();
+            let mut room = online.channel.window_room(&session);
+            let mut rest = batch.drain(..);
+            let mut blocked = None;
+            for delivery in rest.by_ref() {
+                if delivery.qos != QoS::AtMostOnce {
+                    if room == 0 {
+                        blocked = Some(delivery);
+                        break;
+                    }
+                    room -= 1;
+                }
+                match online.channel.deliver(&mut session, delivery, now, &mut fx) {
+                    DeliverOutcome::Sent => Metrics::add(&metrics.messages_sent, 1),
+                    DeliverOutcome::Expired => Metrics::add(&metrics.dropped_expired, 1),
+                    DeliverOutcome::TooLarge => Metrics::add(&metrics.dropped_too_large, 1),
+                }
+            }
+            if let Some(first) = blocked {
+                // The window is full: keep the rest in order; a PUBACK/PUBCOMP opens it and drains again.
+                let back: Vec<Delivery> = std::iter::once(first).chain(rest).collect();
+                self.shared.put_back(back.into_iter());
+                break;
+            }
+            drop(rest);
+            drop(session);
+            if !more {
+                break;
+            }
+        }
+        online.io.outbox.push(&mut fx.out);
+    }
+
+    async fn tick(&mut self, myself: &ActorRef<SessionMsg>) {
+        let Some(online) = self.online.as_mut() else {
+            return;
+        };
+        let mut fx = Effects::default();
+        online.channel.handle_tick(Instant::now(), &mut fx);
+        if fx.close.is_some() {
+            self.apply_effects(myself, fx).await;
+        } else {
+            self.schedule_tick(myself);
+        }
+    }
+
+    fn schedule_tick(&self, myself: &ActorRef<SessionMsg>) {
+        let Some(deadline) = self
+            .online
+            .as_ref()
+            .and_then(|o| o.channel.keepalive_deadline())
+        else {
+            return;
+        };
+        let generation = self.generation;
+        let wait = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(50);
+        myself.send_after(wait, move || SessionMsg::Tick { generation });
+    }
+
+    async fn reader_closed(&mut self, myself: &ActorRef<SessionMsg>, error: Option<DecodeError>) {
+        match error {
+            None => {
+                let close = Close {
+                    reason: reason::UNSPECIFIED_ERROR,
+                    publish_will: true,
+                    why: "connection lost".into(),
+                };
+                self.end_connection(myself, close).await;
+            }
+            Some(e) => {
+                Metrics::add(&self.kernel.metrics.protocol_errors, 1);
+                self.close_by_server(myself, e.reason_code(), &e.to_string())
+                    .await;
+            }
+        }
+    }
+
+    /// The broker closes the connection: 5.0 clients are told why first; the will is published.
+    async fn close_by_server(&mut self, myself: &ActorRef<SessionMsg>, code: u8, why: &str) {
+        let Some(online) = self.online.as_mut() else {
+            return;
+        };
+        let mut fx = Effects::default();
+        online
+            .channel
+            .close_with(code, true, why.to_string(), &mut fx);
+        self.apply_effects(myself, fx).await;
+    }
+
+    /// The connection is over: flush and close the socket, then keep or end the session.
+    async fn end_connection(&mut self, myself: &ActorRef<SessionMsg>, close: Close) {
+        let Some(online) = self.online.take() else {
+            return;
+        };
+        self.generation += 1;
+        tracing::info!(client = %self.shared.client_id, peer = %online.peer, reason = format!("0x{:02X}", close.reason), "connection closed: {}", close.why);
+        online.io.close();
+        self.shared
+            .set_online(false, &self.kernel.limits, &self.kernel.metrics);
+        if !close.publish_will {
+            self.shared.state.lock().will = None;
+        }
+        self.after_disconnect(myself, close.publish_will).await;
+    }
+
+    /// No connection any more: publish or schedule the will, then end the session or arm its expiry.
+    async fn after_disconnect(&mut self, myself: &ActorRef<SessionMsg>, abnormal: bool) {
+        let (expiry, will_delay) = {
+            let session = self.shared.state.lock();
+            let delay = session.will.as_ref().map(|w| w.delay_interval.unwrap_or(0));
+            (session.expiry_interval, delay)
+        };
+        if abnormal {
+            match will_delay {
+                Some(delay) if delay > 0 && expiry > 0 => {
+                    let generation = self.generation;
+                    let wait = Duration::from_secs(u64::from(delay.min(expiry)));
+                    myself.send_after(wait, move || SessionMsg::WillDue { generation });
+                }
+                Some(_) => self.publish_will(),
+                None => {}
+            }
+        }
+        if expiry == 0 {
+            self.end_session(myself).await;
+        } else if expiry != u32::MAX {
+            let generation = self.generation;
+            myself.send_after(Duration::from_secs(u64::from(expiry)), move || {
+                SessionMsg::Expire { generation }
+            });
+        }
+    }
+
+    fn publish_will(&mut self) {
+        let will = self.shared.state.lock().will.take();
+        if let Some(will) = will {
+            self.route_will(will);
+        }
+    }
+
+    fn route_will(&self, will: Will) {
+        let mut properties = will.properties;
+        properties.topic_alias = None;
+        properties.subscription_identifiers.clear();
+        let message = Message {
+            topic: will.topic.into(),
+            payload: will.payload,
+            qos: will.qos,
+            retain: will.retain,
+            properties,
+            publisher: Some(self.shared.client_id.clone()),
+            received_at: Instant::now(),
+        };
+        tracing::debug!(client = %self.shared.client_id, topic = %message.topic, "publishing will");
+        Metrics::add(&self.kernel.metrics.messages_received, 1);
+        self.kernel.router.route(Arc::new(message));
+    }
+
+    /// Remove every trace of the session, then ask the supervisor to stop this actor.
+    async fn end_session(&mut self, myself: &ActorRef<SessionMsg>) {
+        self.ending = true;
+        let filters: Vec<String> = {
+            let mut session = self.shared.state.lock();
+            let filters = session.subscriptions.keys().cloned().collect();
+            session.clear();
+            filters
+        };
+        self.unroute(filters).await;
+        self.shared.mailbox.lock().queue.clear();
+        match self.kernel.session_sup() {
+            Some(sup) => {
+                let _ = sup.send_message(SessionSupMsg::SessionEnded {
+                    client_id: self.shared.client_id.clone(),
+                    actor: myself.get_id(),
+                });
+            }
+            None => myself.stop(None),
+        }
+    }
+}

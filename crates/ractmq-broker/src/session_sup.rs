@@ -1,0 +1,205 @@
+//! The session supervisor: registry of session actors by client id, and their one-for-one restarts.
+//!
+//! Every CONNECT that passed its checks comes here, so this is the one place that decides whether a client id
+//! starts a new session, resumes one, or takes one over; serialising those decisions in one actor is what makes
+//! a client id unique. When a session actor fails or is killed it is restarted on the same `SessionShared`
+//! (from the session store) without a connection; the client reconnects and resumes. More restarts than the
+//! intensity allows make this supervisor fail: the root restarts it, and its `pre_start` brings every session in
+//! the store back the same way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use crate::kernel::Kernel;
+use crate::metrics::Metrics;
+use crate::restart::RestartBudget;
+use crate::session_actor::{Attach, SessionActor, SessionArgs, SessionMsg};
+use crate::session_store::SessionShared;
+
+pub enum SessionSupMsg {
+    Attach(Box<Attach>),
+    /// The session actor finished ending its session: forget it and stop the actor.
+    SessionEnded {
+        client_id: Arc<str>,
+        actor: ActorId,
+    },
+    /// Deliver `msg` to the actor serving `client_id`; replies false if there is none.
+    Send {
+        client_id: String,
+        msg: SessionMsg,
+        reply: RpcReplyPort<bool>,
+    },
+    /// Kill the actor serving `client_id` (chaos testing); replies false if there is none.
+    Kill {
+        client_id: String,
+        reply: RpcReplyPort<bool>,
+    },
+    /// Client ids with a session on this node.
+    List(RpcReplyPort<Vec<Arc<str>>>),
+}
+
+pub struct SessionSup;
+
+pub struct SessionSupState {
+    kernel: Arc<Kernel>,
+    sessions: HashMap<Arc<str>, (Arc<SessionShared>, ActorRef<SessionMsg>)>,
+    by_actor: HashMap<ActorId, Arc<str>>,
+    budget: RestartBudget,
+}
+
+impl Actor for SessionSup {
+    type Msg = SessionSupMsg;
+    type State = SessionSupState;
+    type Arguments = Arc<Kernel>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SessionSupMsg>,
+        kernel: Arc<Kernel>,
+    ) -> Result<SessionSupState, ActorProcessingErr> {
+        let mut state = SessionSupState {
+            budget: RestartBudget::new(kernel.config.session_restarts),
+            kernel,
+            sessions: HashMap::new(),
+            by_actor: HashMap::new(),
+        };
+        // After our own restart: every stored session gets an actor again (their connections died with us).
+        for shared in state.kernel.store.all() {
+            state.spawn(&myself, shared, SessionMsg::Recover).await?;
+        }
+        *state.kernel.session_sup.write() = Some(myself);
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SessionSupMsg>,
+        msg: SessionSupMsg,
+        state: &mut SessionSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessionSupMsg::Attach(attach) => state.attach(&myself, attach).await?,
+            SessionSupMsg::SessionEnded { client_id, actor } => {
+                if let Some((shared, current)) = state.sessions.get(&client_id) {
+                    if current.get_id() == actor {
+                        state.kernel.store.remove(shared);
+                        state.by_actor.remove(&actor);
+                        current.stop(None);
+                        state.sessions.remove(&client_id);
+                    }
+                }
+            }
+            SessionSupMsg::Send {
+                client_id,
+                msg,
+                reply,
+            } => {
+                let sent = state
+                    .sessions
+                    .get(client_id.as_str())
+                    .is_some_and(|(_, a)| a.send_message(msg).is_ok());
+                let _ = reply.send(sent);
+            }
+            SessionSupMsg::Kill { client_id, reply } => {
+                let found = state
+                    .sessions
+                    .get(client_id.as_str())
+                    .map(|(_, a)| a.kill())
+                    .is_some();
+                let _ = reply.send(found);
+            }
+            SessionSupMsg::List(reply) => {
+                let _ = reply.send(state.sessions.keys().cloned().collect());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SessionSupMsg>,
+        event: SupervisionEvent,
+        state: &mut SessionSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, why) = match event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, format!("failed: {err}")),
+            SupervisionEvent::ActorTerminated(cell, _, reason)
+                if reason.as_deref() == Some("killed") =>
+            {
+                (cell, "was killed".into())
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                // Stopped by us after its session ended.
+                state.by_actor.remove(&cell.get_id());
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        let Some(client_id) = state.by_actor.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        let Some((shared, _)) = state.sessions.remove(&client_id) else {
+            return Ok(());
+        };
+        shared.set_owner(None);
+        if !state.budget.allow(Instant::now()) {
+            tracing::error!(client = %client_id, "session actor {why}; session restart intensity exceeded, escalating");
+            return Err("session restart intensity exceeded".into());
+        }
+        tracing::warn!(client = %client_id, "session actor {why}; restarting it from the session store");
+        Metrics::add(&state.kernel.metrics.session_restarts, 1);
+        state.spawn(&myself, shared, SessionMsg::Recover).await?;
+        Ok(())
+    }
+}
+
+impl SessionSupState {
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<SessionSupMsg>,
+        shared: Arc<SessionShared>,
+        first: SessionMsg,
+    ) -> Result<(), ActorProcessingErr> {
+        let args = SessionArgs {
+            shared: shared.clone(),
+            kernel: self.kernel.clone(),
+            first,
+        };
+        let (actor, _) = Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await?;
+        self.by_actor
+            .insert(actor.get_id(), shared.client_id.clone());
+        self.sessions
+            .insert(shared.client_id.clone(), (shared, actor));
+        Ok(())
+    }
+
+    async fn attach(
+        &mut self,
+        myself: &ActorRef<SessionSupMsg>,
+        mut attach: Box<Attach>,
+    ) -> Result<(), ActorProcessingErr> {
+        let client_id = attach.accepted.client_id.clone();
+        if let Some((_, actor)) = self.sessions.get(&client_id) {
+            attach.session_present = !attach.accepted.clean_start;
+            match actor.send_message(SessionMsg::Attach(attach)) {
+                Ok(()) => return Ok(()),
+                Err(ractor::MessagingErr::SendErr(SessionMsg::Attach(back))) => {
+                    // The actor died and its supervision event is not handled yet: restart it with this connection.
+                    attach = back;
+                    if let Some((shared, old)) = self.sessions.remove(&client_id) {
+                        self.by_actor.remove(&old.get_id());
+                        return self.spawn(myself, shared, SessionMsg::Attach(attach)).await;
+                    }
+                }
+                Err(_) => return Ok(()),
+            }
+        }
+        attach.session_present = false;
+        let shared = SessionShared::new(client_id, &self.kernel.limits);
+        self.kernel.store.insert(shared.clone());
+        self.spawn(myself, shared, SessionMsg::Attach(attach)).await
+    }
+}

@@ -1,0 +1,98 @@
+//! A topic shard: the one writer of one partition of the subscription index.
+//!
+//! Writers are serialised through this actor so that each change builds on the previous version; readers never
+//! come here (they load the snapshot the shard publishes, see `router`). On start, including every restart,
+//! the shard rebuilds its partition from the session store and the in-process subscriptions, so a shard that
+//! dies loses nothing; while it is down, publishes keep matching its last snapshot.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::router::{Index, Route, Router};
+
+/// One change: `route` Some subscribes or replaces, None unsubscribes.
+pub struct ShardOp {
+    pub filter: String,
+    pub key: Arc<str>,
+    pub route: Option<Route>,
+}
+
+pub enum ShardMsg {
+    /// Apply the changes, publish the new snapshot, then reply.
+    Apply(Arc<Vec<ShardOp>>, Option<RpcReplyPort<()>>),
+    /// Fail on purpose (chaos testing of the supervision tree).
+    Crash,
+}
+
+pub struct Shard;
+
+pub struct ShardArgs {
+    pub index: usize,
+    pub router: Arc<Router>,
+}
+
+pub struct ShardState {
+    index: usize,
+    router: Arc<Router>,
+    current: Index,
+}
+
+impl Actor for Shard {
+    type Msg = ShardMsg;
+    type State = ShardState;
+    type Arguments = ShardArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ShardMsg>,
+        args: ShardArgs,
+    ) -> Result<ShardState, ActorProcessingErr> {
+        let current = args.router.rebuild_index(args.index);
+        let slot = &args.router.shards[args.index];
+        slot.snapshot.store(Arc::new(current.clone()));
+        *slot.actor.write() = Some(myself);
+        tracing::debug!(
+            shard = args.index,
+            subscriptions = current.len(),
+            "topic shard started"
+        );
+        Ok(ShardState {
+            index: args.index,
+            router: args.router,
+            current,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<ShardMsg>,
+        msg: ShardMsg,
+        state: &mut ShardState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ShardMsg::Apply(ops, reply) => {
+                for op in ops.iter() {
+                    match &op.route {
+                        Some(route) => {
+                            state
+                                .current
+                                .insert(&op.filter, op.key.clone(), route.clone());
+                        }
+                        None => {
+                            state.current.remove(&op.filter, &op.key);
+                        }
+                    }
+                }
+                state.router.shards[state.index]
+                    .snapshot
+                    .store(Arc::new(state.current.clone()));
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
+            }
+            ShardMsg::Crash => panic!("topic shard {} crashed on request", state.index),
+        }
+        Ok(())
+    }
+}

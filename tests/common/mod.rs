@@ -1,0 +1,295 @@
+//! Shared helpers for the integration tests: a broker on a free loopback port, and real MQTT clients
+//! (rumqttc) wrapped so that a test waits for events instead of sleeping.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ractmq::{Broker, BrokerConfig};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::mpsc;
+
+/// How long a test waits for something that must happen before it declares failure.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+pub fn test_config() -> BrokerConfig {
+    BrokerConfig {
+        mqtt_listen: "127.0.0.1:0".parse().unwrap(),
+        sys_interval: Duration::ZERO,
+        ..BrokerConfig::default()
+    }
+}
+
+pub async fn start_broker() -> Broker {
+    start_with(test_config()).await
+}
+
+pub async fn start_with(config: BrokerConfig) -> Broker {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
+    Broker::start(config).await.expect("broker starts")
+}
+
+/// A rumqttc 3.1.1 client whose events are collected on a channel.
+pub struct Client {
+    pub client: AsyncClient,
+    pub events: mpsc::UnboundedReceiver<Result<Packet, String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub fn options(addr: SocketAddr, id: &str) -> MqttOptions {
+    let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_max_packet_size(2 * 1024 * 1024, 2 * 1024 * 1024);
+    o
+}
+
+impl Client {
+    /// Connect with clean session and wait for CONNACK.
+    pub async fn connect(addr: SocketAddr, id: &str) -> Client {
+        Client::connect_with(options(addr, id)).await
+    }
+
+    pub async fn connect_with(opts: MqttOptions) -> Client {
+        let mut c = Client::start(opts);
+        c.expect_connack().await;
+        c
+    }
+
+    /// Start the event loop without waiting for anything.
+    pub fn start(opts: MqttOptions) -> Client {
+        let (client, eventloop) = AsyncClient::new(opts, 1000);
+        let (tx, events) = mpsc::unbounded_channel();
+        let task = tokio::spawn(pump(eventloop, tx));
+        Client {
+            client,
+            events,
+            task,
+        }
+    }
+
+    pub async fn next(&mut self) -> Result<Packet, String> {
+        match tokio::time::timeout(DEADLINE, self.events.recv()).await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => Err("event loop ended".into()),
+            Err(_) => panic!("no MQTT event within {DEADLINE:?}"),
+        }
+    }
+
+    /// Wait for the next packet matching `pick`, skipping others (acks, pings).
+    pub async fn expect<T>(&mut self, what: &str, mut pick: impl FnMut(&Packet) -> Option<T>) -> T {
+        loop {
+            match self.next().await {
+                Ok(p) => {
+                    if let Some(t) = pick(&p) {
+                        return t;
+                    }
+                }
+                Err(e) => panic!("connection ended while waiting for {what}: {e}"),
+            }
+        }
+    }
+
+    pub async fn expect_connack(&mut self) -> rumqttc::ConnAck {
+        self.expect("CONNACK", |p| match p {
+            Packet::ConnAck(a) => Some(a.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn expect_publish(&mut self) -> Publish {
+        self.expect("PUBLISH", |p| match p {
+            Packet::Publish(p) => Some(p.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn expect_suback(&mut self) -> rumqttc::SubAck {
+        self.expect("SUBACK", |p| match p {
+            Packet::SubAck(a) => Some(a.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> rumqttc::SubAck {
+        self.client.subscribe(filter, qos).await.unwrap();
+        self.expect_suback().await
+    }
+
+    pub async fn publish(&self, topic: &str, qos: QoS, retain: bool, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, qos, retain, payload.into())
+            .await
+            .unwrap();
+    }
+
+    /// Wait until the connection ends; returns the error text.
+    pub async fn expect_disconnect(&mut self) -> String {
+        loop {
+            if let Err(e) = self.next().await {
+                return e;
+            }
+        }
+    }
+
+    /// Publishes received until (and excluding) one on `marker_topic`: a barrier that proves everything
+    /// published before the marker was either delivered or not, without sleeping.
+    pub async fn publishes_until(&mut self, marker_topic: &str) -> Vec<Publish> {
+        let mut got = Vec::new();
+        loop {
+            let p = self.expect_publish().await;
+            if p.topic == marker_topic {
+                return got;
+            }
+            got.push(p);
+        }
+    }
+
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Packet, String>>) {
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(p)) => {
+                if tx.send(Ok(p)).is_err() {
+                    return;
+                }
+            }
+            Ok(Event::Outgoing(_)) => {}
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+/// Wait until `cond` holds, polling a broker-side fact; panics after the deadline.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        if start.elapsed() > DEADLINE {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A raw TCP connection for tests that need byte-level control.
+pub struct Raw {
+    pub stream: tokio::net::TcpStream,
+}
+
+impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        Raw {
+            stream: tokio::net::TcpStream::connect(addr).await.unwrap(),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        // The broker may already have closed the socket; tests check that separately.
+        let _ = self.stream.write_all(bytes).await;
+    }
+
+    /// Encode and send a client packet with the project's codec.
+    pub async fn send_packet(
+        &mut self,
+        packet: ractmq::parts::codec::Packet,
+        protocol: ractmq::Protocol,
+    ) {
+        let mut buf = bytes::BytesMut::new();
+        ractmq::parts::codec::encode(&packet, protocol, &mut buf).unwrap();
+        self.send(&buf).await;
+    }
+
+    /// Read exactly `n` bytes (panics on EOF or after the deadline).
+    pub async fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0; n];
+        tokio::time::timeout(DEADLINE, self.stream.read_exact(&mut buf))
+            .await
+            .expect("bytes within the deadline")
+            .expect("bytes before EOF");
+        buf
+    }
+
+    /// Read until the broker closes the connection; returns what it sent first.
+    pub async fn read_until_closed(&mut self) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(DEADLINE, self.stream.read(&mut buf)).await {
+                Err(_) => panic!("broker did not close the connection within {DEADLINE:?}"),
+                Ok(Ok(0)) | Ok(Err(_)) => return all,
+                Ok(Ok(n)) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+}
+
+/// A 3.1.1 CONNECT with clean session and keepalive 60.
+pub fn connect_v311(id: &str) -> Vec<u8> {
+    let mut v = vec![
+        0x10,
+        (10 + 2 + id.len()) as u8,
+        0,
+        4,
+        b'M',
+        b'Q',
+        b'T',
+        b'T',
+        4,
+        0x02,
+        0,
+        60,
+    ];
+    v.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    v.extend_from_slice(id.as_bytes());
+    v
+}
+
+/// A 5.0 CONNECT with clean start, keepalive 60 and no properties.
+pub fn connect_v5(id: &str) -> Vec<u8> {
+    let mut v = vec![
+        0x10,
+        (10 + 1 + 2 + id.len()) as u8,
+        0,
+        4,
+        b'M',
+        b'Q',
+        b'T',
+        b'T',
+        5,
+        0x02,
+        0,
+        60,
+        0,
+    ];
+    v.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    v.extend_from_slice(id.as_bytes());
+    v
+}
+
+/// A 3.1.1 CONNECT with clean session, the given keepalive and a QoS 0 will.
+pub fn connect_v311_will(id: &str, keep_alive: u16, will_topic: &str, will_msg: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02 | 0x04];
+    body.extend_from_slice(&keep_alive.to_be_bytes());
+    for field in [id.as_bytes(), will_topic.as_bytes(), will_msg.as_bytes()] {
+        body.extend_from_slice(&(field.len() as u16).to_be_bytes());
+        body.extend_from_slice(field);
+    }
+    let mut v = vec![0x10, body.len() as u8];
+    v.extend_from_slice(&body);
+    v
+}

@@ -1,0 +1,165 @@
+//! Publish and subscribe over real sockets with a real client (rumqttc, MQTT 3.1.1).
+
+mod common;
+
+use common::*;
+use rumqttc::{QoS, SubscribeReasonCode};
+
+#[tokio::test]
+async fn qos0_qos1_qos2_are_delivered_at_the_effective_qos() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let mut sub = Client::connect(addr, "sub").await;
+    let ack = sub.subscribe("t/q1", QoS::AtLeastOnce).await;
+    assert_eq!(
+        ack.return_codes,
+        vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]
+    );
+    sub.subscribe("t/q2", QoS::ExactlyOnce).await;
+    sub.subscribe("t/q0", QoS::AtMostOnce).await;
+    let publisher = Client::connect(addr, "pub").await;
+
+    // min(publish QoS, subscription QoS)
+    publisher
+        .publish("t/q1", QoS::ExactlyOnce, false, "a")
+        .await;
+    publisher
+        .publish("t/q2", QoS::ExactlyOnce, false, "b")
+        .await;
+    publisher
+        .publish("t/q0", QoS::ExactlyOnce, false, "c")
+        .await;
+    publisher.publish("t/q2", QoS::AtMostOnce, false, "d").await;
+    let got: Vec<(String, QoS, Vec<u8>)> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            let p = sub.expect_publish().await;
+            v.push((p.topic.clone(), p.qos, p.payload.to_vec()));
+        }
+        v
+    };
+    assert_eq!(
+        got,
+        vec![
+            ("t/q1".into(), QoS::AtLeastOnce, b"a".to_vec()),
+            ("t/q2".into(), QoS::ExactlyOnce, b"b".to_vec()),
+            ("t/q0".into(), QoS::AtMostOnce, b"c".to_vec()),
+            ("t/q2".into(), QoS::AtMostOnce, b"d".to_vec()),
+        ]
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn wildcards_match_per_the_specification() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let mut sub = Client::connect(addr, "sub").await;
+    sub.subscribe("sport/#", QoS::AtMostOnce).await;
+    sub.subscribe("+/+/player1", QoS::AtMostOnce).await;
+    sub.subscribe("#", QoS::AtMostOnce).await;
+    sub.subscribe("done", QoS::AtMostOnce).await;
+    let publisher = Client::connect(addr, "pub").await;
+    for t in ["sport", "sport/tennis/player1", "$SYS/x", "other"] {
+        publisher.publish(t, QoS::AtMostOnce, false, t).await;
+    }
+    publisher.publish("done", QoS::AtMostOnce, false, "").await;
+    // Overlapping subscriptions deliver once; `$SYS/x` is not matched by `#`; `done` also matches `#`
+    // but arrives once.
+    let mut topics: Vec<String> = sub
+        .publishes_until("done")
+        .await
+        .into_iter()
+        .map(|p| p.topic)
+        .collect();
+    topics.sort();
+    assert_eq!(topics, vec!["other", "sport", "sport/tennis/player1"]);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_publisher_s_messages_arrive_in_order() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let mut sub = Client::connect(addr, "sub").await;
+    sub.subscribe("seq/#", QoS::AtLeastOnce).await;
+    let publisher = Client::connect(addr, "pub").await;
+    for i in 0..500u32 {
+        let qos = if i % 2 == 0 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        };
+        publisher
+            .publish(
+                &format!("seq/{}", i % 3),
+                qos,
+                false,
+                i.to_be_bytes().to_vec(),
+            )
+            .await;
+    }
+    for i in 0..500u32 {
+        let p = sub.expect_publish().await;
+        assert_eq!(
+            p.payload.as_ref(),
+            i.to_be_bytes(),
+            "message {i} out of order"
+        );
+    }
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_delivery() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let mut sub = Client::connect(addr, "sub").await;
+    sub.subscribe("a", QoS::AtMostOnce).await;
+    sub.subscribe("marker", QoS::AtMostOnce).await;
+    sub.client.unsubscribe("a").await.unwrap();
+    sub.expect("UNSUBACK", |p| {
+        matches!(p, rumqttc::Packet::UnsubAck(_)).then_some(())
+    })
+    .await;
+    let publisher = Client::connect(addr, "pub").await;
+    publisher.publish("a", QoS::AtMostOnce, false, "x").await;
+    publisher
+        .publish("marker", QoS::AtMostOnce, false, "")
+        .await;
+    assert!(sub.publishes_until("marker").await.is_empty());
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn in_process_publish_and_subscribe_reach_mqtt_clients_and_back() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let mut local = broker.subscribe("from/mqtt/+", 16).await.unwrap();
+    let mut sub = Client::connect(addr, "sub").await;
+    sub.subscribe("from/app", QoS::AtLeastOnce).await;
+    assert_eq!(
+        broker
+            .publish("from/app", "hello", ractmq::QoS::AtLeastOnce, false)
+            .unwrap(),
+        1
+    );
+    let p = sub.expect_publish().await;
+    assert_eq!(
+        (p.topic.as_str(), p.payload.as_ref()),
+        ("from/app", &b"hello"[..])
+    );
+    sub.publish("from/mqtt/1", QoS::AtLeastOnce, false, "hi")
+        .await;
+    let m = tokio::time::timeout(DEADLINE, local.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&*m.topic, &m.payload[..]), ("from/mqtt/1", &b"hi"[..]));
+    drop(local);
+    eventually("in-process subscription removed", || {
+        broker.kernel().router.subscription_count() == 1
+    })
+    .await;
+    broker.shutdown().await;
+}

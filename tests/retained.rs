@@ -1,0 +1,38 @@
+//! Retained messages: set, replace, clear, and delivery on subscribe with the retain flag.
+
+mod common;
+
+use common::*;
+use rumqttc::QoS;
+
+#[tokio::test]
+async fn retained_messages_are_set_replaced_cleared_and_delivered_on_subscribe() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let publisher = Client::connect(addr, "pub").await;
+    publisher.publish("r/a", QoS::AtLeastOnce, true, "1").await;
+    publisher.publish("r/a", QoS::AtLeastOnce, true, "2").await;
+    publisher.publish("r/b", QoS::AtLeastOnce, true, "b").await;
+    publisher.publish("r/c", QoS::AtLeastOnce, true, "c").await;
+    publisher.publish("r/c", QoS::AtLeastOnce, true, "").await; // clears r/c
+    eventually("retained store holds r/a and r/b", || {
+        let r = broker.kernel().router.retained.read();
+        r.len() == 2 && r.get("r/a").is_some_and(|m| &m.payload[..] == b"2")
+    })
+    .await;
+
+    let mut sub = Client::connect(addr, "sub").await;
+    sub.subscribe("r/#", QoS::AtLeastOnce).await;
+    let mut got = [sub.expect_publish().await, sub.expect_publish().await];
+    got.sort_by(|a, b| a.topic.cmp(&b.topic));
+    assert_eq!(got[0].topic, "r/a");
+    assert_eq!(got[0].payload.as_ref(), b"2");
+    assert!(got[0].retain, "delivered on subscribe with the retain flag");
+    assert_eq!(got[1].topic, "r/b");
+
+    // A live publish to an existing subscriber carries retain = false.
+    publisher.publish("r/a", QoS::AtLeastOnce, true, "3").await;
+    let live = sub.expect_publish().await;
+    assert_eq!((live.payload.as_ref(), live.retain), (&b"3"[..], false));
+    broker.shutdown().await;
+}
