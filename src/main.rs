@@ -56,6 +56,19 @@ struct StartArgs {
     /// Seconds between $SYS publications (0 disables them).
     #[arg(long, default_value_t = 10)]
     sys_interval: u64,
+    /// Accept clients that send no user name.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    allow_anonymous: bool,
+    /// A user allowed to connect, as NAME:PASSWORD (repeat for more users).
+    #[arg(long = "user", value_parser = parse_user)]
+    users: Vec<(String, String)>,
+}
+
+fn parse_user(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((name, password)) if !name.is_empty() => Ok((name.to_string(), password.to_string())),
+        _ => Err(format!("'{s}' is not NAME:PASSWORD")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -80,6 +93,8 @@ async fn start(args: StartArgs) -> ExitCode {
         shards: args.shards,
         max_connections: args.max_connections,
         sys_interval: Duration::from_secs(args.sys_interval),
+        allow_anonymous: args.allow_anonymous,
+        users: args.users.into_iter().collect(),
         ..BrokerConfig::default()
     };
     let limits = &mut config.limits;

@@ -27,7 +27,7 @@ pub async fn start_broker() -> Broker {
 pub async fn start_with(config: BrokerConfig) -> Broker {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
-        .with_env_filter("warn")
+        .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
         .try_init();
     Broker::start(config).await.expect("broker starts")
 }
@@ -290,6 +290,56 @@ pub fn connect_v311_will(id: &str, keep_alive: u16, will_topic: &str, will_msg: 
         body.extend_from_slice(field);
     }
     let mut v = vec![0x10, body.len() as u8];
+    v.extend_from_slice(&body);
+    v
+}
+
+/// Encode a CONNECT with the project's codec (client side).
+pub fn connect_packet(
+    protocol: ractmq::Protocol,
+    tweak: impl FnOnce(&mut ractmq::parts::codec::Connect),
+) -> Vec<u8> {
+    let mut c = ractmq::parts::codec::Connect {
+        protocol: Some(protocol),
+        clean_start: true,
+        keep_alive: 60,
+        client_id: "raw".into(),
+        ..Default::default()
+    };
+    tweak(&mut c);
+    let mut buf = bytes::BytesMut::new();
+    ractmq::parts::codec::encode_client(
+        &ractmq::parts::codec::Packet::Connect(Box::new(c)),
+        protocol,
+        &mut buf,
+    )
+    .unwrap();
+    buf.to_vec()
+}
+
+/// A 3.1.1 SUBSCRIBE for one filter.
+pub fn subscribe_v311(pkid: u16, filter: &str, qos: u8) -> Vec<u8> {
+    let mut v = vec![0x82, (2 + 2 + filter.len() + 1) as u8];
+    v.extend_from_slice(&pkid.to_be_bytes());
+    v.extend_from_slice(&(filter.len() as u16).to_be_bytes());
+    v.extend_from_slice(filter.as_bytes());
+    v.push(qos);
+    v
+}
+
+/// A 3.1.1 PUBLISH (short payloads only).
+pub fn publish_v311(topic: &str, qos: u8, pkid: u16, dup: bool, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    if qos > 0 {
+        body.extend_from_slice(&pkid.to_be_bytes());
+    }
+    body.extend_from_slice(payload);
+    let mut v = vec![
+        0x30 | (qos << 1) | if dup { 0x08 } else { 0 },
+        body.len() as u8,
+    ];
     v.extend_from_slice(&body);
     v
 }

@@ -1,5 +1,6 @@
 //! Broker configuration with embedded defaults: `Broker::start(BrokerConfig::default())` runs a node.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -24,6 +25,10 @@ pub struct BrokerConfig {
     pub shard_restarts: RestartPolicy,
     /// Restarts of the root's direct children before the broker stops.
     pub root_restarts: RestartPolicy,
+    /// Accept clients that send no user name.
+    pub allow_anonymous: bool,
+    /// User name to password. A client that sends a user name must match an entry.
+    pub users: HashMap<String, String>,
 }
 
 impl Default for BrokerConfig {
@@ -37,6 +42,8 @@ impl Default for BrokerConfig {
             session_restarts: RestartPolicy::new(1000, 10),
             shard_restarts: RestartPolicy::new(10, 10),
             root_restarts: RestartPolicy::new(5, 30),
+            allow_anonymous: true,
+            users: HashMap::new(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! need (the session supervisor) are published here by the actors themselves when they start.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,6 +31,8 @@ pub struct Kernel {
     /// Where the MQTT listener is bound (kept across listener restarts so the port stays the same).
     pub mqtt_addr: Mutex<Option<SocketAddr>>,
     next_assigned_id: AtomicU64,
+    /// Sockets accepted whose CONNECT is not handled yet.
+    pub handshakes: AtomicUsize,
 }
 
 impl Kernel {
@@ -48,6 +50,7 @@ impl Kernel {
             session_sup: RwLock::new(None),
             mqtt_addr: Mutex::new(None),
             next_assigned_id: AtomicU64::new(1),
+            handshakes: AtomicUsize::new(0),
         })
     }
 

@@ -23,6 +23,9 @@ use crate::metrics::Metrics;
 use crate::session_actor::Attach;
 use crate::session_sup::SessionSupMsg;
 
+/// Sockets that may be between accept and an accepted CONNECT at once.
+const MAX_HANDSHAKES: usize = 4096;
+
 pub struct Listener;
 
 pub struct ListenerState {
@@ -64,13 +67,18 @@ async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>) {
             }
         };
         Metrics::add(&kernel.metrics.connections_accepted, 1);
-        if kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize
-            >= kernel.config.max_connections
-        {
-            tracing::warn!(%peer, max = kernel.config.max_connections, "connection refused: connection limit reached");
+        // Sockets that have not finished CONNECT cost a task and a buffer each: cap them, so a flood of
+        // silent connections cannot grow without bound. The connection limit proper answers with a CONNACK.
+        if kernel.handshakes.load(Ordering::Relaxed) >= MAX_HANDSHAKES {
+            tracing::warn!(%peer, "connection dropped: {MAX_HANDSHAKES} connections are already waiting for their CONNECT");
             continue;
         }
-        tokio::spawn(handshake(stream, peer, kernel.clone()));
+        kernel.handshakes.fetch_add(1, Ordering::Relaxed);
+        let k = kernel.clone();
+        tokio::spawn(async move {
+            handshake(stream, peer, k.clone()).await;
+            k.handshakes.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 }
 
@@ -120,7 +128,17 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
         }
     };
     let protocol = decoder.protocol().unwrap_or(Protocol::V3_1_1);
-    let accepted = match check_connect(&connect, &kernel.limits, || kernel.assign_client_id()) {
+    let checked = check_connect(&connect, &kernel.limits, || kernel.assign_client_id())
+        .and_then(|accepted| authenticate(&connect, &kernel).map(|()| accepted))
+        .and_then(|accepted| {
+            let full = kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize >= kernel.config.max_connections;
+            if full {
+                tracing::warn!(%peer, max = kernel.config.max_connections, "connection limit reached");
+                return Err(reason::SERVER_UNAVAILABLE);
+            }
+            Ok(accepted)
+        });
+    let accepted = match checked {
         Ok(accepted) => accepted,
         Err(code) => {
             tracing::info!(%peer, client = %connect.client_id, reason = format!("0x{code:02X}"), "connection refused");
@@ -156,6 +174,27 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
         );
         let _ = back.transport.write.write_all(&out).await;
     }
+}
+
+/// Check the user name and password against the configured users.
+fn authenticate(connect: &ractmq_codec::Connect, kernel: &Kernel) -> Result<(), u8> {
+    let Some(user) = &connect.username else {
+        return if kernel.config.allow_anonymous {
+            Ok(())
+        } else {
+            Err(reason::NOT_AUTHORIZED)
+        };
+    };
+    let given = connect.password.as_deref().unwrap_or_default();
+    match kernel.config.users.get(user) {
+        Some(expected) if constant_time_eq(expected.as_bytes(), given) => Ok(()),
+        _ => Err(reason::BAD_USER_NAME_OR_PASSWORD),
+    }
+}
+
+/// Compare without leaking, through timing, how much of a password matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn refuse(write: &mut (impl AsyncWriteExt + Unpin), protocol: Protocol, code: u8) {

@@ -1,0 +1,445 @@
+//! The per-connection state machine driven without a network: packets and a fake clock in, bytes and effects
+//! out. Outgoing bytes are read back with mqttbytes, an independent implementation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use ractmq_codec::{
+    reason, Ack, Connect, ConnectProperties, Disconnect, Packet, Protocol, Publish, QoS, Subscribe,
+    SubscriptionRequest, Will,
+};
+use ractmq_protocol::channel::DeliverOutcome;
+use ractmq_protocol::connect::check_connect;
+use ractmq_protocol::{Channel, Delivery, Effects, Limits, Message, RouteChange, Session};
+
+struct Harness {
+    channel: Channel,
+    session: Session,
+    now: Instant,
+    protocol: Protocol,
+}
+
+fn start(
+    protocol: Protocol,
+    limits: Limits,
+    tweak: impl FnOnce(&mut Connect),
+) -> (Harness, Effects) {
+    let mut connect = Connect {
+        protocol: Some(protocol),
+        clean_start: true,
+        keep_alive: 10,
+        client_id: "c1".into(),
+        ..Connect::default()
+    };
+    tweak(&mut connect);
+    let accepted = check_connect(&connect, &limits, || "assigned".into()).unwrap();
+    let mut session = Session::new(accepted.client_id.clone());
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    let channel = Channel::start(
+        &connect,
+        &accepted,
+        &mut session,
+        false,
+        Arc::new(limits),
+        now,
+        &mut fx,
+    );
+    (
+        Harness {
+            channel,
+            session,
+            now,
+            protocol,
+        },
+        fx,
+    )
+}
+
+impl Harness {
+    fn input(&mut self, packet: Packet) -> Effects {
+        let mut fx = Effects::default();
+        self.channel
+            .handle_in(&mut self.session, packet, self.now, &mut fx);
+        fx
+    }
+
+    fn deliver(&mut self, d: Delivery) -> (DeliverOutcome, Effects) {
+        let mut fx = Effects::default();
+        let outcome = self
+            .channel
+            .deliver(&mut self.session, d, self.now, &mut fx);
+        (outcome, fx)
+    }
+}
+
+fn v4_packets(mut bytes: BytesMut) -> Vec<mqttbytes::v4::Packet> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        out.push(mqttbytes::v4::read(&mut bytes, 1 << 20).expect("valid 3.1.1 frame"));
+    }
+    out
+}
+
+fn v5_packets(mut bytes: BytesMut) -> Vec<mqttbytes::v5::Packet> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        out.push(mqttbytes::v5::read(&mut bytes, 1 << 20).expect("valid 5.0 frame"));
+    }
+    out
+}
+
+fn publish(topic: &str, qos: QoS, pkid: u16) -> Packet {
+    Packet::Publish(Publish {
+        qos,
+        topic: topic.into(),
+        pkid,
+        payload: Bytes::from_static(b"payload"),
+        ..Publish::default()
+    })
+}
+
+fn delivery(qos: QoS) -> Delivery {
+    Delivery {
+        message: Arc::new(Message::new("out/t", "hello", qos, false)),
+        qos,
+        retain: false,
+        subscription_ids: vec![],
+    }
+}
+
+#[test]
+fn connack_v311_and_v5_assigned_identifier() {
+    let (_, fx) = start(Protocol::V3_1_1, Limits::default(), |_| {});
+    assert_eq!(&fx.out[..], &[0x20, 0x02, 0x00, 0x00]);
+    let (_, fx) = start(Protocol::V5, Limits::default(), |c| c.client_id.clear());
+    match &v5_packets(fx.out)[0] {
+        mqttbytes::v5::Packet::ConnAck(ack) => {
+            let props = ack.properties.as_ref().unwrap();
+            assert_eq!(
+                props.assigned_client_identifier.as_deref(),
+                Some("assigned")
+            );
+            assert_eq!(props.shared_subscription_available, Some(0));
+        }
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+#[test]
+fn qos1_publish_is_routed_and_acknowledged() {
+    let (mut h, _) = start(Protocol::V3_1_1, Limits::default(), |_| {});
+    let fx = h.input(publish("a/b", QoS::AtLeastOnce, 7));
+    assert_eq!(fx.publishes.len(), 1);
+    assert_eq!(&*fx.publishes[0].topic, "a/b");
+    assert_eq!(fx.publishes[0].publisher.as_deref(), Some("c1"));
+    assert_eq!(
+        v4_packets(fx.out),
+        vec![mqttbytes::v4::Packet::PubAck(mqttbytes::v4::PubAck::new(7))]
+    );
+}
+
+#[test]
+fn qos2_publish_is_routed_exactly_once() {
+    let (mut h, _) = start(Protocol::V3_1_1, Limits::default(), |_| {});
+    let first = h.input(publish("q2", QoS::ExactlyOnce, 9));
+    assert_eq!(first.publishes.len(), 1);
+    let mut again = publish("q2", QoS::ExactlyOnce, 9);
+    if let Packet::Publish(p) = &mut again {
+        p.dup = true;
+    }
+    let resent = h.input(again);
+    assert!(
+        resent.publishes.is_empty(),
+        "a re-sent PUBLISH before PUBREL is not routed twice"
+    );
+    assert_eq!(
+        v4_packets(resent.out),
+        vec![mqttbytes::v4::Packet::PubRec(mqttbytes::v4::PubRec::new(9))]
+    );
+    let rel = h.input(Packet::PubRel(Ack::new(9)));
+    assert_eq!(
+        v4_packets(rel.out),
+        vec![mqttbytes::v4::Packet::PubComp(mqttbytes::v4::PubComp::new(
+            9
+        ))]
+    );
+    assert_eq!(
+        h.input(publish("q2", QoS::ExactlyOnce, 9)).publishes.len(),
+        1,
+        "after PUBCOMP the id is free"
+    );
+}
+
+#[test]
+fn outgoing_qos1_waits_for_puback_and_the_window_is_bounded() {
+    let limits = Limits {
+        max_inflight: 2,
+        ..Limits::default()
+    };
+    let (mut h, _) = start(Protocol::V3_1_1, limits, |_| {});
+    assert_eq!(h.channel.window_room(&h.session), 2);
+    let (outcome, fx) = h.deliver(delivery(QoS::AtLeastOnce));
+    assert_eq!(outcome, DeliverOutcome::Sent);
+    let pkid = match &v4_packets(fx.out)[0] {
+        mqttbytes::v4::Packet::Publish(p) => {
+            assert_eq!(
+                (p.qos, p.dup, p.topic.as_str()),
+                (mqttbytes::QoS::AtLeastOnce, false, "out/t")
+            );
+            p.pkid
+        }
+        other => panic!("expected PUBLISH, got {other:?}"),
+    };
+    h.deliver(delivery(QoS::AtLeastOnce));
+    assert_eq!(h.channel.window_room(&h.session), 0);
+    let fx = h.input(Packet::PubAck(Ack::new(pkid)));
+    assert!(fx.window_opened);
+    assert_eq!(h.channel.window_room(&h.session), 1);
+}
+
+#[test]
+fn v5_receive_maximum_of_the_client_caps_the_window() {
+    let (h, _) = start(Protocol::V5, Limits::default(), |c| {
+        c.properties = ConnectProperties {
+            receive_maximum: Some(3),
+            ..ConnectProperties::default()
+        }
+    });
+    assert_eq!(h.channel.window_room(&h.session), 3);
+}
+
+#[test]
+fn resume_resends_inflight_with_dup_and_pubrel_for_received_ones() {
+    let (mut h, _) = start(Protocol::V3_1_1, Limits::default(), |_| {});
+    h.deliver(delivery(QoS::AtLeastOnce));
+    h.deliver(delivery(QoS::ExactlyOnce));
+    let second = h.session.inflight[1].pkid;
+    h.input(Packet::PubRec(Ack::new(second)));
+    // The connection drops; a new one resumes the session.
+    let connect = Connect {
+        protocol: Some(Protocol::V3_1_1),
+        client_id: "c1".into(),
+        ..Connect::default()
+    };
+    let accepted = check_connect(&connect, &Limits::default(), || unreachable!()).unwrap();
+    let mut fx = Effects::default();
+    Channel::start(
+        &connect,
+        &accepted,
+        &mut h.session,
+        true,
+        Arc::new(Limits::default()),
+        h.now,
+        &mut fx,
+    );
+    let packets = v4_packets(fx.out);
+    assert_eq!(
+        packets[0],
+        mqttbytes::v4::Packet::ConnAck(mqttbytes::v4::ConnAck::new(
+            mqttbytes::v4::ConnectReturnCode::Success,
+            true
+        ))
+    );
+    match &packets[1] {
+        mqttbytes::v4::Packet::Publish(p) => assert!(p.dup && p.pkid == h.session.inflight[0].pkid),
+        other => panic!("expected a DUP PUBLISH, got {other:?}"),
+    }
+    assert_eq!(
+        packets[2],
+        mqttbytes::v4::Packet::PubRel(mqttbytes::v4::PubRel::new(second))
+    );
+}
+
+#[test]
+fn keepalive_closes_after_one_and_a_half_intervals_with_the_will() {
+    let (mut h, _) = start(Protocol::V5, Limits::default(), |c| c.keep_alive = 10);
+    let mut fx = Effects::default();
+    h.channel
+        .handle_tick(h.now + Duration::from_secs(14), &mut fx);
+    assert!(fx.close.is_none(), "14 s < 15 s");
+    h.channel
+        .handle_tick(h.now + Duration::from_secs(16), &mut fx);
+    let close = fx.close.expect("closed after 15 s");
+    assert_eq!(close.reason, reason::KEEP_ALIVE_TIMEOUT);
+    assert!(close.publish_will);
+    assert_eq!(&fx.out[..], &[0xe0, 0x01, 0x8d], "5.0 clients are told why");
+}
+
+#[test]
+fn keepalive_zero_never_times_out() {
+    let (mut h, _) = start(Protocol::V3_1_1, Limits::default(), |c| c.keep_alive = 0);
+    let mut fx = Effects::default();
+    h.channel
+        .handle_tick(h.now + Duration::from_secs(86_400), &mut fx);
+    assert!(fx.close.is_none());
+}
+
+#[test]
+fn subscribe_validates_each_filter() {
+    let sub = |filters: &[&str]| {
+        Packet::Subscribe(Subscribe {
+            pkid: 1,
+            filters: filters
+                .iter()
+                .map(|f| SubscriptionRequest {
+                    filter: f.to_string(),
+                    qos: QoS::ExactlyOnce,
+                    ..SubscriptionRequest::default()
+                })
+                .collect(),
+            ..Subscribe::default()
+        })
+    };
+    let (mut h, _) = start(Protocol::V5, Limits::default(), |_| {});
+    let fx = h.input(sub(&["ok/+", "bad/#/x", "$share/g/t"]));
+    match &v5_packets(fx.out)[0] {
+        mqttbytes::v5::Packet::SubAck(ack) => {
+            let codes: Vec<u8> = ack.return_codes.iter().map(|c| *c as u8).collect();
+            assert_eq!(codes, vec![0x02, 0x8F, 0x9E]);
+        }
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+    assert_eq!(fx.routes.len(), 1);
+    assert!(
+        matches!(&fx.routes[0], RouteChange::Subscribe { filter, is_new: true, .. } if filter == "ok/+")
+    );
+    let (mut h, _) = start(Protocol::V3_1_1, Limits::default(), |_| {});
+    let fx = h.input(sub(&["bad/#/x"]));
+    assert_eq!(
+        &fx.out[..],
+        &[0x90, 0x03, 0x00, 0x01, 0x80],
+        "3.1.1 failure code is 0x80"
+    );
+}
+
+#[test]
+fn disconnect_with_will_publishes_it_and_a_normal_one_drops_it() {
+    let will = |c: &mut Connect| {
+        c.will = Some(Will {
+            topic: "w".into(),
+            payload: Bytes::from_static(b"bye"),
+            ..Will::default()
+        })
+    };
+    let (mut h, _) = start(Protocol::V5, Limits::default(), will);
+    let fx = h.input(Packet::Disconnect(Disconnect::with_reason(
+        reason::DISCONNECT_WITH_WILL,
+    )));
+    assert!(fx.close.unwrap().publish_will);
+    assert!(h.session.will.is_some());
+    let (mut h, _) = start(Protocol::V5, Limits::default(), will);
+    let fx = h.input(Packet::Disconnect(Disconnect::default()));
+    assert!(!fx.close.unwrap().publish_will);
+    assert!(h.session.will.is_none());
+}
+
+#[test]
+fn session_expiry_cannot_be_raised_from_zero_at_disconnect() {
+    let (mut h, _) = start(Protocol::V5, Limits::default(), |_| {});
+    let fx = h.input(Packet::Disconnect(Disconnect {
+        session_expiry_interval: Some(60),
+        ..Disconnect::default()
+    }));
+    assert_eq!(fx.close.unwrap().reason, reason::PROTOCOL_ERROR);
+    assert_eq!(&fx.out[..], &[0xe0, 0x01, 0x82]);
+}
+
+#[test]
+fn inbound_topic_aliases_are_set_used_and_checked() {
+    let (mut h, _) = start(Protocol::V5, Limits::default(), |_| {});
+    let aliased = |topic: &str, alias: u16| {
+        let mut p = Publish {
+            topic: topic.into(),
+            ..Publish::default()
+        };
+        p.properties.topic_alias = Some(alias);
+        Packet::Publish(p)
+    };
+    assert_eq!(
+        &*h.input(aliased("long/topic", 1)).publishes[0].topic,
+        "long/topic"
+    );
+    let fx = h.input(aliased("", 1));
+    assert_eq!(&*fx.publishes[0].topic, "long/topic");
+    assert_eq!(
+        fx.publishes[0].properties.topic_alias, None,
+        "the alias is not forwarded"
+    );
+    let fx = h.input(aliased("", 2));
+    assert_eq!(
+        fx.close.unwrap().reason,
+        reason::PROTOCOL_ERROR,
+        "unknown alias"
+    );
+    let fx = h.input(aliased("x", 1000));
+    assert_eq!(fx.close.unwrap().reason, reason::TOPIC_ALIAS_INVALID);
+}
+
+#[test]
+fn expired_messages_are_not_delivered_and_the_rest_carry_the_remaining_interval() {
+    let (mut h, _) = start(Protocol::V5, Limits::default(), |_| {});
+    let mut m = Message::new("e", "x", QoS::AtMostOnce, false);
+    m.properties.message_expiry_interval = Some(10);
+    m.received_at = h.now - Duration::from_secs(4);
+    let d = Delivery {
+        message: Arc::new(m.clone()),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        subscription_ids: vec![],
+    };
+    let (outcome, fx) = h.deliver(d.clone());
+    assert_eq!(outcome, DeliverOutcome::Sent);
+    match &v5_packets(fx.out)[0] {
+        mqttbytes::v5::Packet::Publish(p) => {
+            assert_eq!(
+                p.properties.as_ref().unwrap().message_expiry_interval,
+                Some(6)
+            );
+        }
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+    m.received_at = h.now - Duration::from_secs(11);
+    let (outcome, fx) = h.deliver(Delivery {
+        message: Arc::new(m),
+        ..d
+    });
+    assert_eq!(outcome, DeliverOutcome::Expired);
+    assert!(fx.out.is_empty());
+}
+
+#[test]
+fn messages_over_the_client_maximum_packet_size_are_dropped_for_it() {
+    let (mut h, _) = start(Protocol::V5, Limits::default(), |c| {
+        c.properties.maximum_packet_size = Some(20);
+    });
+    let mut d = delivery(QoS::AtLeastOnce);
+    d.message = Arc::new(Message::new(
+        "out/t",
+        vec![0u8; 100],
+        QoS::AtLeastOnce,
+        false,
+    ));
+    let (outcome, fx) = h.deliver(d);
+    assert_eq!(outcome, DeliverOutcome::TooLarge);
+    assert!(fx.out.is_empty());
+    assert!(
+        h.session.inflight.is_empty(),
+        "nothing left waiting for an ack that cannot come"
+    );
+}
+
+#[test]
+fn more_qos2_in_flight_than_receive_maximum_is_refused() {
+    let limits = Limits {
+        receive_maximum: 2,
+        ..Limits::default()
+    };
+    let (mut h, _) = start(Protocol::V5, limits, |_| {});
+    h.input(publish("a", QoS::ExactlyOnce, 1));
+    h.input(publish("a", QoS::ExactlyOnce, 2));
+    let fx = h.input(publish("a", QoS::ExactlyOnce, 3));
+    assert_eq!(fx.close.unwrap().reason, reason::RECEIVE_MAXIMUM_EXCEEDED);
+    assert_eq!(h.protocol, Protocol::V5);
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Every test ractmq has: format and lint gates, Rust unit and integration tests, and the interoperability
+# suite with real third-party clients (paho-mqtt, mosquitto_pub/sub). Installs what it needs first, so it
+# runs on a fresh machine; CI (.ci/run) calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v mosquitto_pub >/dev/null 2>&1; then
+  echo "==> installing mosquitto-clients"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null
+fi
+echo "==> installing Python test dependencies"
+python3 -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+echo "==> format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "==> Rust tests"
+cargo test --workspace
+
+echo "==> interoperability tests (paho-mqtt, mosquitto clients)"
+cargo build --bin ractmq
+RACTMQ_BIN="$PWD/target/debug/ractmq" python3 -m pytest tests/python -q

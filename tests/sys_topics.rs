@@ -1,0 +1,61 @@
+//! `$SYS/broker/...` topics are published periodically and retained.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use rumqttc::QoS;
+
+#[tokio::test]
+async fn sys_topics_report_the_broker_state() {
+    let mut config = test_config();
+    config.sys_interval = Duration::from_millis(200);
+    let broker = start_with(config).await;
+    let addr = broker.mqtt_addr();
+    let mut sub = Client::connect(addr, "ops").await;
+    sub.subscribe("$SYS/broker/#", QoS::AtMostOnce).await;
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let wanted = [
+        "uptime",
+        "version",
+        "clients/connected",
+        "messages/received",
+        "messages/sent",
+        "messages/dropped",
+        "bytes/received",
+        "bytes/sent",
+        "subscriptions/count",
+        "retained messages/count",
+    ];
+    while !wanted
+        .iter()
+        .all(|w| seen.contains_key(&format!("$SYS/broker/{w}")))
+    {
+        let p = sub.expect_publish().await;
+        seen.insert(
+            p.topic.clone(),
+            String::from_utf8(p.payload.to_vec()).unwrap(),
+        );
+    }
+    assert!(seen["$SYS/broker/version"].starts_with("ractmq "));
+    assert!(seen["$SYS/broker/uptime"].ends_with(" seconds"));
+    // The subscriber itself is connected and holds one subscription.
+    let connected: u64 = seen["$SYS/broker/clients/connected"].parse().unwrap();
+    assert!(connected >= 1);
+    let subs: u64 = seen["$SYS/broker/subscriptions/count"].parse().unwrap();
+    assert!(subs >= 1);
+
+    // `#` does not match `$SYS` topics.
+    let mut all = Client::connect(addr, "all").await;
+    all.subscribe("#", QoS::AtMostOnce).await;
+    all.subscribe("marker", QoS::AtMostOnce).await;
+    // Wait for at least one more $SYS round on the first subscriber, then send the marker.
+    sub.expect_publish().await;
+    broker
+        .publish("marker", "", ractmq::QoS::AtMostOnce, false)
+        .unwrap();
+    assert!(all.publishes_until("marker").await.is_empty());
+    broker.shutdown().await;
+}
