@@ -22,12 +22,7 @@ impl Actor for Thermometer {
         Ok(0)
     }
 
-    async fn handle(
-        &self,
-        _me: ActorRef<f64>,
-        reading: f64,
-        count: &mut u64,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn handle(&self, _me: ActorRef<f64>, reading: f64, count: &mut u64) -> Result<(), ActorProcessingErr> {
         if reading.is_nan() {
             return Err("not a temperature".into());
         }
@@ -58,12 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // An in-process subscription: a typed handle; the subscription ends when it is dropped.
     let mut readings = broker.subscribe("sensors/+/temperature", 64).await?;
     for (room, value) in [("kitchen", "21.5"), ("garage", "9.0")] {
-        broker.publish(
-            &format!("sensors/{room}/temperature"),
-            value,
-            QoS::AtLeastOnce,
-            false,
-        )?;
+        broker.publish(&format!("sensors/{room}/temperature"), value, QoS::AtLeastOnce, false)?;
     }
     for _ in 0..2 {
         let message = readings.recv().await.expect("broker running");

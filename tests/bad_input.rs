@@ -31,10 +31,7 @@ async fn garbage_bytes_close_the_connection() {
     isolated(async |addr| {
         let mut raw = Raw::connect(addr).await;
         raw.send(&[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02]).await;
-        assert!(
-            raw.read_until_closed().await.is_empty(),
-            "no CONNACK for garbage"
-        );
+        assert!(raw.read_until_closed().await.is_empty(), "no CONNACK for garbage");
     })
     .await;
 }
@@ -71,11 +68,7 @@ async fn a_second_connect_on_v5_gets_disconnect_protocol_error() {
         let ack = raw.read_exact(head[1] as usize).await;
         assert_eq!(ack[1], 0x00, "CONNACK success");
         raw.send(&connect_v5("twice5")).await;
-        assert_eq!(
-            raw.read_until_closed().await,
-            vec![0xe0, 0x01, 0x82],
-            "DISCONNECT 0x82"
-        );
+        assert_eq!(raw.read_until_closed().await, vec![0xe0, 0x01, 0x82], "DISCONNECT 0x82");
     })
     .await;
 }
@@ -99,8 +92,7 @@ async fn invalid_utf8_in_a_topic_closes_the_connection() {
         raw.send(&connect_v5("utf8")).await;
         let head = raw.read_exact(2).await;
         raw.read_exact(head[1] as usize).await;
-        raw.send(&[0x30, 0x06, 0x00, 0x02, 0xc3, 0x28, 0x00, b'x'])
-            .await;
+        raw.send(&[0x30, 0x06, 0x00, 0x02, 0xc3, 0x28, 0x00, b'x']).await;
         assert_eq!(
             raw.read_until_closed().await,
             vec![0xe0, 0x01, 0x81],
@@ -117,8 +109,7 @@ async fn a_wildcard_in_a_publish_topic_closes_the_connection() {
         raw.send(&connect_v5("wild")).await;
         let head = raw.read_exact(2).await;
         raw.read_exact(head[1] as usize).await;
-        raw.send(&[0x30, 0x06, 0x00, 0x03, b'a', b'/', b'#', 0x00])
-            .await;
+        raw.send(&[0x30, 0x06, 0x00, 0x03, b'a', b'/', b'#', 0x00]).await;
         assert_eq!(
             raw.read_until_closed().await,
             vec![0xe0, 0x01, 0x90],

@@ -60,12 +60,7 @@ async fn killing_sessions_and_a_shard_loses_no_acknowledged_message() {
         for seq in 0..MESSAGES {
             for i in 0..CLIENTS {
                 publisher
-                    .publish(
-                        &topic(i),
-                        QoS::AtLeastOnce,
-                        false,
-                        seq.to_be_bytes().to_vec(),
-                    )
+                    .publish(&topic(i), QoS::AtLeastOnce, false, seq.to_be_bytes().to_vec())
                     .await;
             }
             if seq == MESSAGES / 3 {
@@ -95,11 +90,7 @@ async fn killing_sessions_and_a_shard_loses_no_acknowledged_message() {
     killed_tx.send(()).unwrap();
 
     let acked = publishing.await.unwrap();
-    assert_eq!(
-        acked,
-        MESSAGES * CLIENTS as u32,
-        "every publish acknowledged"
-    );
+    assert_eq!(acked, MESSAGES * CLIENTS as u32, "every publish acknowledged");
 
     for (i, client) in clients.iter_mut().enumerate() {
         let mut seen = BTreeSet::new();
@@ -108,10 +99,7 @@ async fn killing_sessions_and_a_shard_loses_no_acknowledged_message() {
             if dropped {
                 // Reconnect with the same persistent session and collect the rest.
                 let mut again = Client::start(persistent(addr, i));
-                assert!(
-                    again.expect_connack().await.session_present,
-                    "c{i} resumes its session"
-                );
+                assert!(again.expect_connack().await.session_present, "c{i} resumes its session");
                 assert!(
                     !collect(&mut again, &mut seen).await,
                     "c{i} stays connected after resuming"
@@ -120,16 +108,9 @@ async fn killing_sessions_and_a_shard_loses_no_acknowledged_message() {
         } else {
             assert!(!dropped, "c{i} was not killed and must not be disconnected");
         }
-        assert_eq!(
-            seen.len(),
-            MESSAGES as usize,
-            "c{i} received every sequence number"
-        );
+        assert_eq!(seen.len(), MESSAGES as usize, "c{i} received every sequence number");
     }
-    assert_eq!(
-        Metrics::get(&broker.metrics().session_restarts),
-        victims.len() as u64
-    );
+    assert_eq!(Metrics::get(&broker.metrics().session_restarts), victims.len() as u64);
     assert_eq!(Metrics::get(&broker.metrics().shard_restarts), 1);
     assert_eq!(
         broker.kernel().router.subscription_count(),

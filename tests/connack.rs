@@ -53,17 +53,9 @@ async fn v311_return_codes() {
         c.username = Some("alice".into());
         c.password = Some("wrong".into());
     });
-    assert_eq!(
-        connack_code(addr, &wrong).await,
-        (0, 4),
-        "bad user name or password"
-    );
+    assert_eq!(connack_code(addr, &wrong).await, (0, 4), "bad user name or password");
     let anonymous = connect_packet(Protocol::V3_1_1, |_| {});
-    assert_eq!(
-        connack_code(addr, &anonymous).await,
-        (0, 5),
-        "not authorized"
-    );
+    assert_eq!(connack_code(addr, &anonymous).await, (0, 5), "not authorized");
     broker.shutdown().await;
 }
 
@@ -117,17 +109,10 @@ async fn v5_reason_codes() {
         0x85
     );
     assert_eq!(
-        connack_code(addr, &code(|c| c.password = Some("nope".into())))
-            .await
-            .1,
+        connack_code(addr, &code(|c| c.password = Some("nope".into()))).await.1,
         0x86
     );
-    assert_eq!(
-        connack_code(addr, &connect_packet(Protocol::V5, |_| {}))
-            .await
-            .1,
-        0x87
-    );
+    assert_eq!(connack_code(addr, &connect_packet(Protocol::V5, |_| {})).await.1, 0x87);
     assert_eq!(
         connack_code(
             addr,

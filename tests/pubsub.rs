@@ -11,24 +11,15 @@ async fn qos0_qos1_qos2_are_delivered_at_the_effective_qos() {
     let addr = broker.mqtt_addr();
     let mut sub = Client::connect(addr, "sub").await;
     let ack = sub.subscribe("t/q1", QoS::AtLeastOnce).await;
-    assert_eq!(
-        ack.return_codes,
-        vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]
-    );
+    assert_eq!(ack.return_codes, vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]);
     sub.subscribe("t/q2", QoS::ExactlyOnce).await;
     sub.subscribe("t/q0", QoS::AtMostOnce).await;
     let publisher = Client::connect(addr, "pub").await;
 
     // min(publish QoS, subscription QoS)
-    publisher
-        .publish("t/q1", QoS::ExactlyOnce, false, "a")
-        .await;
-    publisher
-        .publish("t/q2", QoS::ExactlyOnce, false, "b")
-        .await;
-    publisher
-        .publish("t/q0", QoS::ExactlyOnce, false, "c")
-        .await;
+    publisher.publish("t/q1", QoS::ExactlyOnce, false, "a").await;
+    publisher.publish("t/q2", QoS::ExactlyOnce, false, "b").await;
+    publisher.publish("t/q0", QoS::ExactlyOnce, false, "c").await;
     publisher.publish("t/q2", QoS::AtMostOnce, false, "d").await;
     let got: Vec<(String, QoS, Vec<u8>)> = {
         let mut v = Vec::new();
@@ -66,12 +57,7 @@ async fn wildcards_match_per_the_specification() {
     publisher.publish("done", QoS::AtMostOnce, false, "").await;
     // Overlapping subscriptions deliver once; `$SYS/x` is not matched by `#`; `done` also matches `#`
     // but arrives once.
-    let mut topics: Vec<String> = sub
-        .publishes_until("done")
-        .await
-        .into_iter()
-        .map(|p| p.topic)
-        .collect();
+    let mut topics: Vec<String> = sub.publishes_until("done").await.into_iter().map(|p| p.topic).collect();
     topics.sort();
     assert_eq!(topics, vec!["other", "sport", "sport/tennis/player1"]);
     broker.shutdown().await;
@@ -85,27 +71,14 @@ async fn a_publisher_s_messages_arrive_in_order() {
     sub.subscribe("seq/#", QoS::AtLeastOnce).await;
     let publisher = Client::connect(addr, "pub").await;
     for i in 0..500u32 {
-        let qos = if i % 2 == 0 {
-            QoS::AtLeastOnce
-        } else {
-            QoS::AtMostOnce
-        };
+        let qos = if i % 2 == 0 { QoS::AtLeastOnce } else { QoS::AtMostOnce };
         publisher
-            .publish(
-                &format!("seq/{}", i % 3),
-                qos,
-                false,
-                i.to_be_bytes().to_vec(),
-            )
+            .publish(&format!("seq/{}", i % 3), qos, false, i.to_be_bytes().to_vec())
             .await;
     }
     for i in 0..500u32 {
         let p = sub.expect_publish().await;
-        assert_eq!(
-            p.payload.as_ref(),
-            i.to_be_bytes(),
-            "message {i} out of order"
-        );
+        assert_eq!(p.payload.as_ref(), i.to_be_bytes(), "message {i} out of order");
     }
     broker.shutdown().await;
 }
@@ -118,15 +91,11 @@ async fn unsubscribe_stops_delivery() {
     sub.subscribe("a", QoS::AtMostOnce).await;
     sub.subscribe("marker", QoS::AtMostOnce).await;
     sub.client.unsubscribe("a").await.unwrap();
-    sub.expect("UNSUBACK", |p| {
-        matches!(p, rumqttc::Packet::UnsubAck(_)).then_some(())
-    })
-    .await;
+    sub.expect("UNSUBACK", |p| matches!(p, rumqttc::Packet::UnsubAck(_)).then_some(()))
+        .await;
     let publisher = Client::connect(addr, "pub").await;
     publisher.publish("a", QoS::AtMostOnce, false, "x").await;
-    publisher
-        .publish("marker", QoS::AtMostOnce, false, "")
-        .await;
+    publisher.publish("marker", QoS::AtMostOnce, false, "").await;
     assert!(sub.publishes_until("marker").await.is_empty());
     broker.shutdown().await;
 }
@@ -145,16 +114,9 @@ async fn in_process_publish_and_subscribe_reach_mqtt_clients_and_back() {
         1
     );
     let p = sub.expect_publish().await;
-    assert_eq!(
-        (p.topic.as_str(), p.payload.as_ref()),
-        ("from/app", &b"hello"[..])
-    );
-    sub.publish("from/mqtt/1", QoS::AtLeastOnce, false, "hi")
-        .await;
-    let m = tokio::time::timeout(DEADLINE, local.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!((p.topic.as_str(), p.payload.as_ref()), ("from/app", &b"hello"[..]));
+    sub.publish("from/mqtt/1", QoS::AtLeastOnce, false, "hi").await;
+    let m = tokio::time::timeout(DEADLINE, local.recv()).await.unwrap().unwrap();
     assert_eq!((&*m.topic, &m.payload[..]), ("from/mqtt/1", &b"hi"[..]));
     drop(local);
     eventually("in-process subscription removed", || {

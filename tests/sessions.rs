@@ -23,9 +23,7 @@ async fn unacknowledged_messages_are_redelivered_with_dup_on_resume() {
     sub.subscribe("cmd", QoS::AtLeastOnce).await;
     let publisher = Client::connect(addr, "pub").await;
     for i in 0..3 {
-        publisher
-            .publish("cmd", QoS::AtLeastOnce, false, format!("m{i}"))
-            .await;
+        publisher.publish("cmd", QoS::AtLeastOnce, false, format!("m{i}")).await;
     }
     for i in 0..3 {
         let p = sub.expect_publish().await;
@@ -38,9 +36,7 @@ async fn unacknowledged_messages_are_redelivered_with_dup_on_resume() {
         Metrics::get(&broker.metrics().clients_connected) == 1
     })
     .await;
-    publisher
-        .publish("cmd", QoS::AtLeastOnce, false, "m3")
-        .await;
+    publisher.publish("cmd", QoS::AtLeastOnce, false, "m3").await;
 
     let mut again = Client::start(o);
     let ack = again.expect_connack().await;
@@ -82,9 +78,7 @@ async fn the_offline_queue_is_bounded_and_drops_are_counted() {
 
     let publisher = Client::connect(addr, "pub").await;
     for i in 0..10 {
-        publisher
-            .publish("q", QoS::AtLeastOnce, false, format!("{i}"))
-            .await;
+        publisher.publish("q", QoS::AtLeastOnce, false, format!("{i}")).await;
     }
     eventually("five dropped from the offline queue", || {
         Metrics::get(&broker.metrics().dropped_offline_queue_full) == 5
@@ -96,11 +90,7 @@ async fn the_offline_queue_is_bounded_and_drops_are_counted() {
     for _ in 0..5 {
         got.push(String::from_utf8(again.expect_publish().await.payload.to_vec()).unwrap());
     }
-    assert_eq!(
-        got,
-        vec!["5", "6", "7", "8", "9"],
-        "drop-oldest keeps the newest five"
-    );
+    assert_eq!(got, vec!["5", "6", "7", "8", "9"], "drop-oldest keeps the newest five");
     broker.shutdown().await;
 }
 
@@ -116,12 +106,8 @@ async fn a_clean_session_forgets_subscriptions() {
     let mut clean = Client::connect(addr, "dev").await; // clean session
     clean.subscribe("marker", QoS::AtLeastOnce).await;
     let publisher = Client::connect(addr, "pub").await;
-    publisher
-        .publish("x", QoS::AtLeastOnce, false, "lost")
-        .await;
-    publisher
-        .publish("marker", QoS::AtLeastOnce, false, "")
-        .await;
+    publisher.publish("x", QoS::AtLeastOnce, false, "lost").await;
+    publisher.publish("marker", QoS::AtLeastOnce, false, "").await;
     assert!(clean.publishes_until("marker").await.is_empty());
     clean.client.disconnect().await.unwrap();
     clean.expect_disconnect().await;
@@ -142,9 +128,7 @@ async fn a_second_connection_with_the_same_id_takes_the_session_over() {
     assert!(second.expect_connack().await.session_present);
     first.expect_disconnect().await;
     let publisher = Client::connect(addr, "pub").await;
-    publisher
-        .publish("t", QoS::AtLeastOnce, false, "to-second")
-        .await;
+    publisher.publish("t", QoS::AtLeastOnce, false, "to-second").await;
     assert_eq!(second.expect_publish().await.payload.as_ref(), b"to-second");
     assert_eq!(Metrics::get(&broker.metrics().clients_connected), 2);
     broker.shutdown().await;

@@ -21,38 +21,31 @@ async fn stalled_subscriber(addr: std::net::SocketAddr) -> Raw {
     raw
 }
 
-async fn run(policy: OverflowPolicy) -> ractmq::Broker {
+/// Returns the broker and the stalled subscriber's socket (kept open: dropping it would disconnect it).
+async fn run(policy: OverflowPolicy) -> (ractmq::Broker, Raw) {
     let mut config = test_config();
     config.limits.max_queue_len = 10;
     config.limits.queue_overflow = policy;
     let broker = start_with(config).await;
     let addr = broker.mqtt_addr();
-    let _stalled = stalled_subscriber(addr).await;
+    let stalled = stalled_subscriber(addr).await;
     let mut o = options(addr, "healthy");
     o.set_max_packet_size(PAYLOAD + 100, PAYLOAD + 100);
     let mut healthy = Client::connect_with(o).await;
     healthy.subscribe("big", QoS::AtMostOnce).await;
 
-    let mut o = options(addr, "publisher");
-    o.set_max_packet_size(PAYLOAD + 100, PAYLOAD + 100);
-    // One message in flight at a time: the healthy subscriber keeps up by construction, so any overflow is the
-    // stalled subscriber's, and every PUBACK proves the publisher was never held up by it.
-    o.set_inflight(1);
-    let mut publisher = Client::connect_with(o).await;
+    let mut publisher = Client::connect_with({
+        let mut o = options(addr, "publisher");
+        o.set_max_packet_size(PAYLOAD + 100, PAYLOAD + 100);
+        o
+    })
+    .await;
+    // Lockstep with the healthy subscriber: message i+1 is published once message i arrived there, so the
+    // healthy subscriber never has a backlog and any overflow is the stalled subscriber's alone.
     for i in 0..MESSAGES {
         let mut payload = vec![0u8; PAYLOAD];
         payload[..4].copy_from_slice(&(i as u32).to_be_bytes());
-        publisher
-            .publish("big", QoS::AtLeastOnce, false, payload)
-            .await;
-    }
-    let mut acked = 0;
-    while acked < MESSAGES {
-        if let Ok(rumqttc::Packet::PubAck(_)) = publisher.next().await {
-            acked += 1;
-        }
-    }
-    for i in 0..MESSAGES {
+        publisher.publish("big", QoS::AtLeastOnce, false, payload).await;
         let p = healthy.expect_publish().await;
         assert_eq!(
             &p.payload[..4],
@@ -60,12 +53,19 @@ async fn run(policy: OverflowPolicy) -> ractmq::Broker {
             "the healthy subscriber gets everything in order"
         );
     }
-    broker
+    // Every publish was acknowledged: the stalled subscriber never held the publisher up.
+    let mut acked = 0;
+    while acked < MESSAGES {
+        if let Ok(rumqttc::Packet::PubAck(_)) = publisher.next().await {
+            acked += 1;
+        }
+    }
+    (broker, stalled)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_newest_bounds_the_queue_and_counts() {
-    let broker = run(OverflowPolicy::DropNewest).await;
+    let (broker, _stalled) = run(OverflowPolicy::DropNewest).await;
     assert!(
         Metrics::get(&broker.metrics().dropped_queue_full) > 0,
         "the stalled subscriber's overflow was counted"
@@ -76,7 +76,7 @@ async fn drop_newest_bounds_the_queue_and_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_oldest_bounds_the_queue_and_counts() {
-    let broker = run(OverflowPolicy::DropOldest).await;
+    let (broker, _stalled) = run(OverflowPolicy::DropOldest).await;
     assert!(Metrics::get(&broker.metrics().dropped_queue_full) > 0);
     assert_eq!(Metrics::get(&broker.metrics().clients_connected), 3);
     broker.shutdown().await;
@@ -84,7 +84,7 @@ async fn drop_oldest_bounds_the_queue_and_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_policy_disconnects_only_the_slow_subscriber() {
-    let broker = run(OverflowPolicy::Disconnect).await;
+    let (broker, _stalled) = run(OverflowPolicy::Disconnect).await;
     eventually("slow subscriber disconnected", || {
         Metrics::get(&broker.metrics().disconnected_slow_subscribers) == 1
             && Metrics::get(&broker.metrics().clients_connected) == 2

@@ -32,10 +32,7 @@ async fn a_panicking_session_restarts_alone_and_its_client_resumes() {
     broker
         .publish("b", "unaffected", ractmq::QoS::AtLeastOnce, false)
         .unwrap();
-    assert_eq!(
-        bystander.expect_publish().await.payload.as_ref(),
-        b"unaffected"
-    );
+    assert_eq!(bystander.expect_publish().await.payload.as_ref(), b"unaffected");
 
     let mut again = Client::start(o);
     assert!(again.expect_connack().await.session_present);
@@ -78,9 +75,7 @@ async fn shard_restart_intensity_escalates_to_the_root_and_subscriptions_survive
     })
     .await;
 
-    broker
-        .publish("s/1", "after", ractmq::QoS::AtLeastOnce, false)
-        .unwrap();
+    broker.publish("s/1", "after", ractmq::QoS::AtLeastOnce, false).unwrap();
     assert_eq!(sub.expect_publish().await.payload.as_ref(), b"after");
     assert_eq!(broker.kernel().router.subscription_count(), 1);
     broker.shutdown().await;
@@ -98,20 +93,11 @@ async fn library_actors_run_under_the_broker_tree_and_are_restarted() {
         type Msg = ();
         type State = ();
         type Arguments = Arc<AtomicUsize>;
-        async fn pre_start(
-            &self,
-            _: ActorRef<()>,
-            starts: Arc<AtomicUsize>,
-        ) -> Result<(), ActorProcessingErr> {
+        async fn pre_start(&self, _: ActorRef<()>, starts: Arc<AtomicUsize>) -> Result<(), ActorProcessingErr> {
             starts.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
-        async fn handle(
-            &self,
-            _: ActorRef<()>,
-            _: (),
-            _: &mut (),
-        ) -> Result<(), ActorProcessingErr> {
+        async fn handle(&self, _: ActorRef<()>, _: (), _: &mut ()) -> Result<(), ActorProcessingErr> {
             panic!("worker fails on every message")
         }
     }
@@ -121,12 +107,7 @@ async fn library_actors_run_under_the_broker_tree_and_are_restarted() {
     let s = starts.clone();
     let spec = ChildSpec::new("worker", move |sup| {
         let s = s.clone();
-        async move {
-            Ok(Actor::spawn_linked(None, Worker, s, sup)
-                .await?
-                .0
-                .get_cell())
-        }
+        async move { Ok(Actor::spawn_linked(None, Worker, s, sup).await?.0.get_cell()) }
     });
     let cell = broker.supervise(spec).await.unwrap();
     assert_eq!(starts.load(Ordering::SeqCst), 1);

@@ -40,13 +40,8 @@ async fn no_will_after_a_normal_disconnect() {
     let mut device = Client::connect_with(with_will(addr, "device")).await;
     device.client.disconnect().await.unwrap();
     device.expect_disconnect().await;
-    eventually("device session gone", || {
-        broker.kernel().store.get("device").is_none()
-    })
-    .await;
-    broker
-        .publish("marker", "", ractmq::QoS::AtLeastOnce, false)
-        .unwrap();
+    eventually("device session gone", || broker.kernel().store.get("device").is_none()).await;
+    broker.publish("marker", "", ractmq::QoS::AtLeastOnce, false).unwrap();
     assert!(
         watcher.publishes_until("marker").await.is_empty(),
         "no will after DISCONNECT"
@@ -61,8 +56,7 @@ async fn keepalive_timeout_closes_the_connection_and_publishes_the_will() {
     let mut watcher = Client::connect(addr, "watcher").await;
     watcher.subscribe("will/ka", QoS::AtMostOnce).await;
     let mut raw = Raw::connect(addr).await;
-    raw.send(&connect_v311_will("silent", 1, "will/ka", "timed out"))
-        .await;
+    raw.send(&connect_v311_will("silent", 1, "will/ka", "timed out")).await;
     assert_eq!(raw.read_exact(4).await, vec![0x20, 0x02, 0x00, 0x00]);
     let started = std::time::Instant::now();
     // Say nothing: the broker must close after 1.5 x keepalive.
@@ -71,10 +65,7 @@ async fn keepalive_timeout_closes_the_connection_and_publishes_the_will() {
         started.elapsed() >= std::time::Duration::from_millis(1400),
         "not closed before 1.5 x keepalive"
     );
-    assert_eq!(
-        watcher.expect_publish().await.payload.as_ref(),
-        b"timed out"
-    );
+    assert_eq!(watcher.expect_publish().await.payload.as_ref(), b"timed out");
     broker.shutdown().await;
 }
 

@@ -63,11 +63,7 @@ impl Client {
         let (client, eventloop) = AsyncClient::new(opts, 1000);
         let (tx, events) = mpsc::unbounded_channel();
         let task = tokio::spawn(pump(eventloop, tx));
-        Client {
-            client,
-            events,
-            task,
-        }
+        Client { client, events, task }
     }
 
     pub async fn next(&mut self) -> Result<Packet, String> {
@@ -122,10 +118,7 @@ impl Client {
     }
 
     pub async fn publish(&self, topic: &str, qos: QoS, retain: bool, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, qos, retain, payload.into())
-            .await
-            .unwrap();
+        self.client.publish(topic, qos, retain, payload.into()).await.unwrap();
     }
 
     /// Wait until the connection ends; returns the error text.
@@ -202,11 +195,7 @@ impl Raw {
     }
 
     /// Encode and send a client packet with the project's codec.
-    pub async fn send_packet(
-        &mut self,
-        packet: ractmq::parts::codec::Packet,
-        protocol: ractmq::Protocol,
-    ) {
+    pub async fn send_packet(&mut self, packet: ractmq::parts::codec::Packet, protocol: ractmq::Protocol) {
         let mut buf = bytes::BytesMut::new();
         ractmq::parts::codec::encode(&packet, protocol, &mut buf).unwrap();
         self.send(&buf).await;
@@ -295,10 +284,7 @@ pub fn connect_v311_will(id: &str, keep_alive: u16, will_topic: &str, will_msg: 
 }
 
 /// Encode a CONNECT with the project's codec (client side).
-pub fn connect_packet(
-    protocol: ractmq::Protocol,
-    tweak: impl FnOnce(&mut ractmq::parts::codec::Connect),
-) -> Vec<u8> {
+pub fn connect_packet(protocol: ractmq::Protocol, tweak: impl FnOnce(&mut ractmq::parts::codec::Connect)) -> Vec<u8> {
     let mut c = ractmq::parts::codec::Connect {
         protocol: Some(protocol),
         clean_start: true,
@@ -308,12 +294,8 @@ pub fn connect_packet(
     };
     tweak(&mut c);
     let mut buf = bytes::BytesMut::new();
-    ractmq::parts::codec::encode_client(
-        &ractmq::parts::codec::Packet::Connect(Box::new(c)),
-        protocol,
-        &mut buf,
-    )
-    .unwrap();
+    ractmq::parts::codec::encode_client(&ractmq::parts::codec::Packet::Connect(Box::new(c)), protocol, &mut buf)
+        .unwrap();
     buf.to_vec()
 }
 
@@ -336,10 +318,7 @@ pub fn publish_v311(topic: &str, qos: u8, pkid: u16, dup: bool, payload: &[u8]) 
         body.extend_from_slice(&pkid.to_be_bytes());
     }
     body.extend_from_slice(payload);
-    let mut v = vec![
-        0x30 | (qos << 1) | if dup { 0x08 } else { 0 },
-        body.len() as u8,
-    ];
+    let mut v = vec![0x30 | (qos << 1) | if dup { 0x08 } else { 0 }, body.len() as u8];
     v.extend_from_slice(&body);
     v
 }

@@ -91,9 +91,7 @@ impl Broker {
                 ChildSpec::new(format!("shard-{index}"), move |sup| {
                     let router = k.router.clone();
                     async move {
-                        let (actor, _) =
-                            Actor::spawn_linked(None, Shard, ShardArgs { index, router }, sup)
-                                .await?;
+                        let (actor, _) = Actor::spawn_linked(None, Shard, ShardArgs { index, router }, sup).await?;
                         Ok(actor.get_cell())
                     }
                 })
@@ -114,8 +112,7 @@ impl Broker {
         let (root, root_task) = Actor::spawn(None, Supervisor, args)
             .await
             .map_err(|e| StartError(startup_error(e)))?;
-        let children =
-            ractor::call!(root, SupervisorMsg::Children).map_err(|e| StartError(e.to_string()))?;
+        let children = ractor::call!(root, SupervisorMsg::Children).map_err(|e| StartError(e.to_string()))?;
         let find = |name: &str| -> ActorRef<SupervisorMsg> {
             let cell = children
                 .iter()
@@ -136,10 +133,7 @@ impl Broker {
 
     /// The address the MQTT listener is bound to (useful with port 0).
     pub fn mqtt_addr(&self) -> SocketAddr {
-        self.kernel
-            .mqtt_addr
-            .lock()
-            .expect("listener bound during start")
+        self.kernel.mqtt_addr.lock().expect("listener bound during start")
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -162,12 +156,10 @@ impl Broker {
             return Err(ApiError::InvalidTopic(topic_name.into()));
         }
         Metrics::add(&self.kernel.metrics.messages_received, 1);
-        Ok(self.kernel.router.route(Arc::new(Message::new(
-            topic_name,
-            payload.into(),
-            qos,
-            retain,
-        ))))
+        Ok(self
+            .kernel
+            .router
+            .route(Arc::new(Message::new(topic_name, payload.into(), qos, retain))))
     }
 
     /// Subscribe from inside the program. Messages arrive on the returned handle; at most `capacity` wait
@@ -177,8 +169,7 @@ impl Broker {
             return Err(ApiError::InvalidFilter(filter.into()));
         }
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let key: Arc<str> =
-            format!("$local/{}", self.local_ids.fetch_add(1, Ordering::Relaxed)).into();
+        let key: Arc<str> = format!("$local/{}", self.local_ids.fetch_add(1, Ordering::Relaxed)).into();
         let router = self.kernel.router.clone();
         router.register_local(key.clone(), filter.to_string(), tx.clone());
         router
@@ -362,12 +353,7 @@ fn actor_spec(name: &str, factory: impl ActorFactory, kernel: &Arc<Kernel>) -> C
         .on_restart(move || Metrics::add(&counter.other_restarts, 1))
 }
 
-fn supervisor_spec(
-    name: &str,
-    children: Vec<ChildSpec>,
-    policy: RestartPolicy,
-    kernel: &Arc<Kernel>,
-) -> ChildSpec {
+fn supervisor_spec(name: &str, children: Vec<ChildSpec>, policy: RestartPolicy, kernel: &Arc<Kernel>) -> ChildSpec {
     let name_owned = name.to_string();
     let counter = kernel.metrics.clone();
     ChildSpec::new(name, move |sup| {

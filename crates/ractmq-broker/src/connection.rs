@@ -127,12 +127,7 @@ pub struct Io {
 
 impl Io {
     /// Start the reader and writer for `transport`, reporting to `actor` tagged with `generation`.
-    pub fn start(
-        transport: Transport,
-        actor: ActorRef<SessionMsg>,
-        generation: u64,
-        metrics: Arc<Metrics>,
-    ) -> Io {
+    pub fn start(transport: Transport, actor: ActorRef<SessionMsg>, generation: u64, metrics: Arc<Metrics>) -> Io {
         let outbox = Arc::new(Outbox::new());
         let writer = tokio::spawn(write_loop(
             transport.write,

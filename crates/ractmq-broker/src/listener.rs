@@ -37,11 +37,7 @@ impl Actor for Listener {
     type State = ListenerState;
     type Arguments = Arc<Kernel>;
 
-    async fn pre_start(
-        &self,
-        _me: ActorRef<()>,
-        kernel: Arc<Kernel>,
-    ) -> Result<ListenerState, ActorProcessingErr> {
+    async fn pre_start(&self, _me: ActorRef<()>, kernel: Arc<Kernel>) -> Result<ListenerState, ActorProcessingErr> {
         let addr = kernel.mqtt_addr.lock().unwrap_or(kernel.config.mqtt_listen);
         let listener = TcpListener::bind(addr)
             .await
@@ -104,25 +100,16 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
     })
     .await;
     let connect = match first {
-        Err(_) => {
-            return tracing::info!(%peer, "connection closed: no CONNECT within {}s", timeout.as_secs())
-        }
+        Err(_) => return tracing::info!(%peer, "connection closed: no CONNECT within {}s", timeout.as_secs()),
         Ok(Ok(None)) => return,
         Ok(Ok(Some(Packet::Connect(connect)))) => connect,
-        Ok(Ok(Some(other))) => {
-            return tracing::info!(%peer, "connection closed: {} before CONNECT", other.kind())
-        }
+        Ok(Ok(Some(other))) => return tracing::info!(%peer, "connection closed: {} before CONNECT", other.kind()),
         Ok(Err(e)) => {
             Metrics::add(&kernel.metrics.protocol_errors, 1);
             tracing::info!(%peer, "connection closed: {e}");
             if e == DecodeError::UnsupportedProtocol {
                 // Answer in 3.1.1, which every client understands: return code 1.
-                refuse(
-                    &mut write,
-                    Protocol::V3_1_1,
-                    reason::UNSUPPORTED_PROTOCOL_VERSION,
-                )
-                .await;
+                refuse(&mut write, Protocol::V3_1_1, reason::UNSUPPORTED_PROTOCOL_VERSION).await;
             }
             return;
         }
@@ -131,7 +118,8 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
     let checked = check_connect(&connect, &kernel.limits, || kernel.assign_client_id())
         .and_then(|accepted| authenticate(&connect, &kernel).map(|()| accepted))
         .and_then(|accepted| {
-            let full = kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize >= kernel.config.max_connections;
+            let full =
+                kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize >= kernel.config.max_connections;
             if full {
                 tracing::warn!(%peer, max = kernel.config.max_connections, "connection limit reached");
                 return Err(reason::SERVER_UNAVAILABLE);
@@ -199,13 +187,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn refuse(write: &mut (impl AsyncWriteExt + Unpin), protocol: Protocol, code: u8) {
     let mut out = BytesMut::new();
-    if encode(
-        &Packet::ConnAck(Box::new(refusal(code))),
-        protocol,
-        &mut out,
-    )
-    .is_ok()
-    {
+    if encode(&Packet::ConnAck(Box::new(refusal(code))), protocol, &mut out).is_ok() {
         let _ = write.write_all(&out).await;
         let _ = write.shutdown().await;
     }

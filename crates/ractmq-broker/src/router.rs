@@ -121,8 +121,7 @@ impl Router {
         let first = topic.split('/').next().unwrap_or("");
         let own = self.shard_of_level(first);
         let own_snapshot = self.shards[own].snapshot.load();
-        let wildcard_snapshot =
-            (own != 0 && !topic.starts_with('$')).then(|| self.shards[0].snapshot.load());
+        let wildcard_snapshot = (own != 0 && !topic.starts_with('$')).then(|| self.shards[0].snapshot.load());
 
         let mut hits: Vec<(&Arc<str>, &Route)> = Vec::new();
         own_snapshot.for_each_match(topic, |k, r| hits.push((k, r)));
@@ -154,10 +153,7 @@ impl Router {
                 .unwrap_or_default()
                 .min(message.qos);
             let retain = message.retain && group.iter().any(|(_, r)| r.options.retain_as_published);
-            let subscription_ids = group
-                .iter()
-                .filter_map(|(_, r)| r.options.subscription_id)
-                .collect();
+            let subscription_ids = group.iter().filter_map(|(_, r)| r.options.subscription_id).collect();
             match &route.target {
                 Target::Session(session) => session.push(
                     Delivery {
@@ -239,12 +235,7 @@ impl Router {
         }
     }
 
-    pub(crate) fn register_local(
-        &self,
-        key: Arc<str>,
-        filter: String,
-        sender: mpsc::Sender<Arc<Message>>,
-    ) {
+    pub(crate) fn register_local(&self, key: Arc<str>, filter: String, sender: mpsc::Sender<Arc<Message>>) {
         self.local.lock().insert(key, LocalSub { filter, sender });
     }
 

@@ -188,9 +188,7 @@ impl Actor for SessionActor {
             }
             SessionMsg::Kick(code) => {
                 if state.online.is_some() {
-                    state
-                        .close_by_server(&myself, code, "kicked by the broker")
-                        .await;
+                    state.close_by_server(&myself, code, "kicked by the broker").await;
                 }
             }
             SessionMsg::Crash => panic!("session {} crashed on request", state.shared.client_id),
@@ -243,12 +241,7 @@ impl SessionState {
             )
         };
         self.unroute(dropped_routes).await;
-        let io = Io::start(
-            transport,
-            myself.clone(),
-            self.generation,
-            self.kernel.metrics.clone(),
-        );
+        let io = Io::start(transport, myself.clone(), self.generation, self.kernel.metrics.clone());
         io.outbox.push(&mut fx.out);
         tracing::info!(client = %self.shared.client_id, %peer, protocol = ?accepted.protocol, session_present, "client connected");
         self.online = Some(Online {
@@ -257,8 +250,7 @@ impl SessionState {
             peer,
             _connected: ConnectedGuard::new(&self.kernel.metrics),
         });
-        self.shared
-            .set_online(true, &self.kernel.limits, &self.kernel.metrics);
+        self.shared.set_online(true, &self.kernel.limits, &self.kernel.metrics);
         self.schedule_tick(myself);
         self.drain();
     }
@@ -266,12 +258,8 @@ impl SessionState {
     /// Another connection took this session: close the old one with 0x8E.
     fn takeover(&mut self, mut old: Online) {
         let mut fx = Effects::default();
-        old.channel.close_with(
-            reason::SESSION_TAKEN_OVER,
-            true,
-            "session taken over".into(),
-            &mut fx,
-        );
+        old.channel
+            .close_with(reason::SESSION_TAKEN_OVER, true, "session taken over".into(), &mut fx);
         old.io.outbox.push(&mut fx.out);
         tracing::info!(client = %self.shared.client_id, peer = %old.peer, "connection closed: session taken over by a new connection");
         // The old connection's will goes now unless it asked for a delay: the new connection cancels a delayed will.
@@ -284,8 +272,7 @@ impl SessionState {
 
     async fn recover(&mut self, myself: &ActorRef<SessionMsg>) {
         tracing::warn!(client = %self.shared.client_id, "session restarted after a failure; its connection was closed");
-        self.shared
-            .set_online(false, &self.kernel.limits, &self.kernel.metrics);
+        self.shared.set_online(false, &self.kernel.limits, &self.kernel.metrics);
         self.after_disconnect(myself, true).await;
     }
 
@@ -460,11 +447,7 @@ impl SessionState {
     }
 
     fn schedule_tick(&self, myself: &ActorRef<SessionMsg>) {
-        let Some(deadline) = self
-            .online
-            .as_ref()
-            .and_then(|o| o.channel.keepalive_deadline())
-        else {
+        let Some(deadline) = self.online.as_ref().and_then(|o| o.channel.keepalive_deadline()) else {
             return;
         };
         let generation = self.generation;
@@ -484,8 +467,7 @@ impl SessionState {
             }
             Some(e) => {
                 Metrics::add(&self.kernel.metrics.protocol_errors, 1);
-                self.close_by_server(myself, e.reason_code(), &e.to_string())
-                    .await;
+                self.close_by_server(myself, e.reason_code(), &e.to_string()).await;
             }
         }
     }
@@ -496,9 +478,7 @@ impl SessionState {
             return;
         };
         let mut fx = Effects::default();
-        online
-            .channel
-            .close_with(code, true, why.to_string(), &mut fx);
+        online.channel.close_with(code, true, why.to_string(), &mut fx);
         self.apply_effects(myself, fx).await;
     }
 
@@ -510,8 +490,7 @@ impl SessionState {
         self.generation += 1;
         tracing::info!(client = %self.shared.client_id, peer = %online.peer, reason = format!("0x{:02X}", close.reason), "connection closed: {}", close.why);
         online.io.close();
-        self.shared
-            .set_online(false, &self.kernel.limits, &self.kernel.metrics);
+        self.shared.set_online(false, &self.kernel.limits, &self.kernel.metrics);
         if !close.publish_will {
             self.shared.state.lock().will = None;
         }
@@ -540,8 +519,8 @@ impl SessionState {
             self.end_session(myself).await;
         } else if expiry != u32::MAX {
             let generation = self.generation;
-            myself.send_after(Duration::from_secs(u64::from(expiry)), move || {
-                SessionMsg::Expire { generation }
+            myself.send_after(Duration::from_secs(u64::from(expiry)), move || SessionMsg::Expire {
+                generation,
             });
         }
     }

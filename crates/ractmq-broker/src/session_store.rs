@@ -63,8 +63,7 @@ impl SessionShared {
         let mut mb = self.mailbox.lock();
         mb.online = online;
         let dropped = if online {
-            mb.queue
-                .set_limits_keep(limits.max_queue_len, limits.queue_overflow);
+            mb.queue.set_limits_keep(limits.max_queue_len, limits.queue_overflow);
             0
         } else {
             let policy = match limits.offline_overflow {
@@ -151,18 +150,13 @@ impl SessionStore {
     }
 
     pub fn insert(&self, session: Arc<SessionShared>) {
-        self.sessions
-            .lock()
-            .insert(session.client_id.clone(), session);
+        self.sessions.lock().insert(session.client_id.clone(), session);
     }
 
     /// Remove `session` if it is still the one stored under its id.
     pub fn remove(&self, session: &Arc<SessionShared>) {
         let mut map = self.sessions.lock();
-        if map
-            .get(&session.client_id)
-            .is_some_and(|s| Arc::ptr_eq(s, session))
-        {
+        if map.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
             map.remove(&session.client_id);
         }
     }

@@ -92,11 +92,7 @@ impl Actor for SessionSup {
                     }
                 }
             }
-            SessionSupMsg::Send {
-                client_id,
-                msg,
-                reply,
-            } => {
+            SessionSupMsg::Send { client_id, msg, reply } => {
                 let sent = state
                     .sessions
                     .get(client_id.as_str())
@@ -104,11 +100,7 @@ impl Actor for SessionSup {
                 let _ = reply.send(sent);
             }
             SessionSupMsg::Kill { client_id, reply } => {
-                let found = state
-                    .sessions
-                    .get(client_id.as_str())
-                    .map(|(_, a)| a.kill())
-                    .is_some();
+                let found = state.sessions.get(client_id.as_str()).map(|(_, a)| a.kill()).is_some();
                 let _ = reply.send(found);
             }
             SessionSupMsg::List(reply) => {
@@ -126,9 +118,7 @@ impl Actor for SessionSup {
     ) -> Result<(), ActorProcessingErr> {
         let (cell, why) = match event {
             SupervisionEvent::ActorFailed(cell, err) => (cell, format!("failed: {err}")),
-            SupervisionEvent::ActorTerminated(cell, _, reason)
-                if reason.as_deref() == Some("killed") =>
-            {
+            SupervisionEvent::ActorTerminated(cell, _, reason) if reason.as_deref() == Some("killed") => {
                 (cell, "was killed".into())
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
@@ -169,10 +159,8 @@ impl SessionSupState {
             first,
         };
         let (actor, _) = Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await?;
-        self.by_actor
-            .insert(actor.get_id(), shared.client_id.clone());
-        self.sessions
-            .insert(shared.client_id.clone(), (shared, actor));
+        self.by_actor.insert(actor.get_id(), shared.client_id.clone());
+        self.sessions.insert(shared.client_id.clone(), (shared, actor));
         Ok(())
     }
 

@@ -43,20 +43,12 @@ impl Actor for Shard {
     type State = ShardState;
     type Arguments = ShardArgs;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<ShardMsg>,
-        args: ShardArgs,
-    ) -> Result<ShardState, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<ShardMsg>, args: ShardArgs) -> Result<ShardState, ActorProcessingErr> {
         let current = args.router.rebuild_index(args.index);
         let slot = &args.router.shards[args.index];
         slot.snapshot.store(Arc::new(current.clone()));
         *slot.actor.write() = Some(myself);
-        tracing::debug!(
-            shard = args.index,
-            subscriptions = current.len(),
-            "topic shard started"
-        );
+        tracing::debug!(shard = args.index, subscriptions = current.len(), "topic shard started");
         Ok(ShardState {
             index: args.index,
             router: args.router,
@@ -75,9 +67,7 @@ impl Actor for Shard {
                 for op in ops.iter() {
                     match &op.route {
                         Some(route) => {
-                            state
-                                .current
-                                .insert(&op.filter, op.key.clone(), route.clone());
+                            state.current.insert(&op.filter, op.key.clone(), route.clone());
                         }
                         None => {
                             state.current.remove(&op.filter, &op.key);

@@ -13,9 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ractor::{
-    Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent,
-};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent};
 
 use crate::restart::{RestartBudget, RestartPolicy};
 
@@ -130,9 +128,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         let (cell, why) = match event {
             SupervisionEvent::ActorFailed(cell, err) => (cell, format!("failed: {err}")),
-            SupervisionEvent::ActorTerminated(cell, _, reason)
-                if reason.as_deref() == Some("killed") =>
-            {
+            SupervisionEvent::ActorTerminated(cell, _, reason) if reason.as_deref() == Some("killed") => {
                 (cell, "was killed".to_string())
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
@@ -142,21 +138,13 @@ impl Actor for Supervisor {
             }
             _ => return Ok(()),
         };
-        let Some(pos) = state
-            .children
-            .iter()
-            .position(|(_, c)| c.get_id() == cell.get_id())
-        else {
+        let Some(pos) = state.children.iter().position(|(_, c)| c.get_id() == cell.get_id()) else {
             return Ok(());
         };
         let spec = state.children[pos].0.clone();
         if !state.budget.allow(Instant::now()) {
             tracing::error!(supervisor = %state.name, child = %spec.name, "child {why}; restart intensity exceeded, escalating");
-            return Err(format!(
-                "{}: restart intensity exceeded by {}",
-                state.name, spec.name
-            )
-            .into());
+            return Err(format!("{}: restart intensity exceeded by {}", state.name, spec.name).into());
         }
         tracing::warn!(supervisor = %state.name, child = %spec.name, "child {why}; restarting it");
         let cell = (spec.start)(myself.get_cell()).await?;

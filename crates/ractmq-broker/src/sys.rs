@@ -42,8 +42,7 @@ impl Actor for SysPublisher {
         kernel: &mut Arc<Kernel>,
     ) -> Result<(), ActorProcessingErr> {
         for (topic, value) in sys_values(kernel) {
-            let message =
-                Message::new(format!("$SYS/broker/{topic}"), value, QoS::AtMostOnce, true);
+            let message = Message::new(format!("$SYS/broker/{topic}"), value, QoS::AtMostOnce, true);
             kernel.router.route(Arc::new(message));
         }
         Ok(())
@@ -55,10 +54,7 @@ pub fn sys_values(kernel: &Kernel) -> Vec<(&'static str, String)> {
     let m = &kernel.metrics;
     let get = Metrics::get;
     vec![
-        (
-            "uptime",
-            format!("{} seconds", kernel.started_at.elapsed().as_secs()),
-        ),
+        ("uptime", format!("{} seconds", kernel.started_at.elapsed().as_secs())),
         ("version", format!("ractmq {}", env!("CARGO_PKG_VERSION"))),
         ("clients/connected", get(&m.clients_connected).to_string()),
         ("clients/total", kernel.store.len().to_string()),
@@ -67,10 +63,7 @@ pub fn sys_values(kernel: &Kernel) -> Vec<(&'static str, String)> {
         ("messages/dropped", m.dropped_total().to_string()),
         ("bytes/received", get(&m.bytes_received).to_string()),
         ("bytes/sent", get(&m.bytes_sent).to_string()),
-        (
-            "subscriptions/count",
-            kernel.router.subscription_count().to_string(),
-        ),
+        ("subscriptions/count", kernel.router.subscription_count().to_string()),
         (
             "retained messages/count",
             kernel.router.retained.read().len().to_string(),

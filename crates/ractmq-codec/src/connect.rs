@@ -10,9 +10,7 @@ use crate::encode::message_properties;
 use crate::reader::Reader;
 use crate::sink::{properties, EncodeResult, Sink};
 use crate::v5_props::{self, Context};
-use crate::{
-    topic, Connect, ConnectProperties, DecodeError, Protocol, PublishProperties, QoS, Will,
-};
+use crate::{topic, Connect, ConnectProperties, DecodeError, Protocol, PublishProperties, QoS, Will};
 
 const RESERVED: u8 = 0x01;
 const CLEAN_START: u8 = 0x02;
@@ -56,9 +54,7 @@ pub(crate) fn decode(body: Bytes) -> Result<Connect, DecodeError> {
     if protocol.is_v5() {
         let p = v5_props::read(&mut r, Context::Connect)?;
         if p.authentication_data.is_some() && p.authentication_method.is_none() {
-            return Err(ProtocolError(
-                "Authentication Data without Authentication Method",
-            ));
+            return Err(ProtocolError("Authentication Data without Authentication Method"));
         }
         properties = ConnectProperties {
             session_expiry_interval: p.session_expiry_interval,
@@ -106,16 +102,8 @@ pub(crate) fn decode(body: Bytes) -> Result<Connect, DecodeError> {
     } else {
         None
     };
-    let username = if has_username {
-        Some(r.string()?)
-    } else {
-        None
-    };
-    let password = if has_password {
-        Some(r.binary()?)
-    } else {
-        None
-    };
+    let username = if has_username { Some(r.string()?) } else { None };
+    let password = if has_password { Some(r.binary()?) } else { None };
     r.finish()?;
 
     Ok(Connect {

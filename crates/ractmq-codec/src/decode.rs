@@ -1,20 +1,25 @@
 //! Frame and decode client-to-server packets.
 //!
-//! Every body is parsed here rather than by mqttbytes: each of its readers would need the same checks
-//! repeated around it (trailing bytes, U+0000, flags, property rules), it cannot read 3.1, AUTH or a short
-//! 5.0 DISCONNECT, and its types would be copied once more into ours. The rules checked are those a server
-//! must enforce on what a client sends; whether a packet fits the session (topic alias maximum, receive
-//! maximum, packet identifiers in use) is for the protocol core.
+//! The fixed header is read here, for every packet, before anything else: mqttbytes never checks the flag
+//! nibble, accepts non-minimal remaining lengths and only refuses an oversized packet after buffering it,
+//! and the packet order (CONNECT first and once) decides which level's rules apply. The body then goes to
+//! - `mqttbytes_layer.rs` for PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE and 3.x
+//!   UNSUBSCRIBE: our validation walk, then mqttbytes' reader for that packet and level;
+//! - our own parsers for the rest: CONNECT (mqttbytes cannot read 3.1, does not detect the level and reads
+//!   passwords as UTF-8; see `connect.rs`), 5.0 UNSUBSCRIBE (its reader has a leftover `dbg!`),
+//!   5.0 DISCONNECT (it refuses the short forms, one of them after consuming the frame), AUTH (unknown to
+//!   it), and PINGREQ and 3.x DISCONNECT, which have no fields to parse.
+//!
+//! The rules checked are those a server must enforce on what a client sends; whether a packet fits the
+//! session (topic alias maximum, receive maximum, packet identifiers in use) is for the protocol core.
 
 use bytes::{Bytes, BytesMut};
 
 use crate::frame::{self, Kind};
+use crate::mqttbytes_layer::{self as layer, Frame};
 use crate::reader::Reader;
 use crate::v5_props::{self, Context};
-use crate::{
-    connect, reason, Ack, Auth, Disconnect, Packet, Protocol, Publish, PublishProperties, QoS,
-    RetainHandling, Subscribe, SubscriptionRequest, Unsubscribe,
-};
+use crate::{connect, reason, Auth, Disconnect, Packet, Protocol, Unsubscribe};
 
 /// Why a frame could not be decoded. Every variant closes the connection; `reason_code` says with what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,37 +114,40 @@ impl Decoder {
             return Ok(None);
         }
         // Payloads and binary fields are slices of this frame, so they are never copied.
-        let body = buf.split_to(frame_len).freeze().slice(header_len..);
+        let frame = Frame::new(byte1, buf.split_to(frame_len).freeze(), header_len);
 
         let Some(protocol) = self.protocol else {
             // `packet_type` admits only CONNECT while the level is unknown.
-            let connect = connect::decode(body)?;
+            let connect = connect::decode(frame.body)?;
             self.protocol = connect.protocol;
             return Ok(Some(Packet::Connect(Box::new(connect))));
         };
         let v5 = protocol.is_v5();
         let packet = match kind {
             Kind::Connect => return Err(DecodeError::ProtocolError("second CONNECT")),
-            Kind::Publish => Packet::Publish(publish(byte1, body, v5)?),
-            Kind::PubAck => Packet::PubAck(ack(body, v5, PUBACK_REASONS)?),
-            Kind::PubRec => Packet::PubRec(ack(body, v5, PUBACK_REASONS)?),
-            Kind::PubRel => Packet::PubRel(ack(body, v5, PUBREL_REASONS)?),
-            Kind::PubComp => Packet::PubComp(ack(body, v5, PUBREL_REASONS)?),
-            Kind::Subscribe => Packet::Subscribe(subscribe(body, v5)?),
-            Kind::Unsubscribe => Packet::Unsubscribe(unsubscribe(body, v5)?),
+            Kind::Publish => Packet::Publish(layer::publish(frame, v5)?),
+            Kind::PubAck => Packet::PubAck(layer::ack(kind, frame, v5)?),
+            Kind::PubRec => Packet::PubRec(layer::ack(kind, frame, v5)?),
+            Kind::PubRel => Packet::PubRel(layer::ack(kind, frame, v5)?),
+            Kind::PubComp => Packet::PubComp(layer::ack(kind, frame, v5)?),
+            Kind::Subscribe => Packet::Subscribe(layer::subscribe(frame, v5)?),
+            Kind::Unsubscribe if v5 => Packet::Unsubscribe(unsubscribe_v5(frame.body)?),
+            Kind::Unsubscribe => Packet::Unsubscribe(layer::unsubscribe_v3(frame)?),
+            // PINGREQ and 3.x DISCONNECT have no fields, so there is nothing for mqttbytes to parse, only
+            // the empty body to check (mqttbytes accepts a payload there).
             Kind::PingReq => {
-                Reader::new(body).finish()?;
+                Reader::new(frame.body).finish()?;
                 Packet::PingReq
             }
-            Kind::Disconnect => Packet::Disconnect(disconnect(body, v5)?),
-            Kind::Auth => Packet::Auth(auth(body)?),
+            Kind::Disconnect => Packet::Disconnect(disconnect(frame.body, v5)?),
+            Kind::Auth => Packet::Auth(auth(frame.body)?),
         };
         Ok(Some(packet))
     }
 }
 
 /// Reason codes a PUBACK or PUBREC may carry (5.0 sections 3.4.2.1, 3.5.2.1).
-const PUBACK_REASONS: &[u8] = &[
+pub(crate) const PUBACK_REASONS: &[u8] = &[
     reason::SUCCESS,
     reason::NO_MATCHING_SUBSCRIBERS,
     reason::UNSPECIFIED_ERROR,
@@ -152,12 +160,12 @@ const PUBACK_REASONS: &[u8] = &[
 ];
 
 /// Reason codes a PUBREL or PUBCOMP may carry.
-const PUBREL_REASONS: &[u8] = &[reason::SUCCESS, reason::PACKET_IDENTIFIER_NOT_FOUND];
+pub(crate) const PUBREL_REASONS: &[u8] = &[reason::SUCCESS, reason::PACKET_IDENTIFIER_NOT_FOUND];
 
 /// Every DISCONNECT reason code of either direction: a client echoing a server code is odd but well formed.
 const DISCONNECT_REASONS: &[u8] = &[
-    0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95,
-    0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
+    0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98,
+    0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
 ];
 
 const AUTH_REASONS: &[u8] = &[
@@ -166,149 +174,36 @@ const AUTH_REASONS: &[u8] = &[
     reason::RE_AUTHENTICATE,
 ];
 
-fn reason_in(code: u8, allowed: &[u8]) -> Result<u8, DecodeError> {
+pub(crate) fn reason_in(code: u8, allowed: &[u8]) -> Result<u8, DecodeError> {
     if allowed.contains(&code) {
         Ok(code)
     } else {
-        Err(DecodeError::ProtocolError(
-            "reason code not valid for this packet",
-        ))
+        Err(DecodeError::ProtocolError("reason code not valid for this packet"))
     }
 }
 
 /// A packet identifier where one is required: 0 is reserved.
-fn pkid(r: &mut Reader) -> Result<u16, DecodeError> {
+pub(crate) fn pkid(r: &mut Reader) -> Result<u16, DecodeError> {
     match r.u16()? {
         0 => Err(DecodeError::ProtocolError("packet identifier 0")),
         id => Ok(id),
     }
 }
 
-fn publish(byte1: u8, body: Bytes, v5: bool) -> Result<Publish, DecodeError> {
-    let qos =
-        QoS::from_u8((byte1 >> 1) & 0b11).ok_or(DecodeError::Malformed("PUBLISH with QoS 3"))?;
-    let mut r = Reader::new(body);
-    let topic = r.arc_str()?;
-    if topic.contains(['+', '#']) {
-        return Err(DecodeError::TopicNameInvalid);
-    }
-    let pkid = if qos == QoS::AtMostOnce {
-        0
-    } else {
-        pkid(&mut r)?
-    };
-    let mut properties = PublishProperties::default();
-    if v5 {
-        let p = v5_props::read(&mut r, Context::Publish)?;
-        properties = PublishProperties {
-            payload_format_indicator: p.payload_format_indicator,
-            message_expiry_interval: p.message_expiry_interval,
-            topic_alias: p.topic_alias,
-            response_topic: p.response_topic,
-            correlation_data: p.correlation_data,
-            user_properties: p.user_properties,
-            subscription_identifiers: Vec::new(),
-            content_type: p.content_type,
-        };
-    }
-    if topic.is_empty() {
-        // 5.0 lets an alias stand in for the name and calls its absence a Protocol Error; 3.x only says
-        // the name must not be empty.
-        if !v5 {
-            return Err(DecodeError::TopicNameInvalid);
-        }
-        if properties.topic_alias.is_none() {
-            return Err(DecodeError::ProtocolError(
-                "empty topic name without a Topic Alias",
-            ));
-        }
-    }
-    Ok(Publish {
-        dup: byte1 & 0b1000 != 0,
-        qos,
-        retain: byte1 & 0b0001 != 0,
-        topic,
-        pkid,
-        payload: r.rest(),
-        properties,
-    })
-}
-
-/// PUBACK, PUBREC, PUBREL, PUBCOMP. In 5.0 the reason code and the properties may each be left off.
-fn ack(body: Bytes, v5: bool, reasons: &[u8]) -> Result<Ack, DecodeError> {
-    let mut r = Reader::new(body);
-    let mut ack = Ack::new(pkid(&mut r)?);
-    if v5 && r.remaining() > 0 {
-        ack.reason = reason_in(r.u8()?, reasons)?;
-        if r.remaining() > 0 {
-            let p = v5_props::read(&mut r, Context::Ack)?;
-            ack.reason_string = p.reason_string;
-            ack.user_properties = p.user_properties;
-        }
-    }
-    r.finish()?;
-    Ok(ack)
-}
-
-fn subscribe(body: Bytes, v5: bool) -> Result<Subscribe, DecodeError> {
-    use DecodeError::Malformed;
-    let mut r = Reader::new(body);
-    let mut sub = Subscribe {
-        pkid: pkid(&mut r)?,
-        ..Subscribe::default()
-    };
-    if v5 {
-        let p = v5_props::read(&mut r, Context::Subscribe)?;
-        sub.subscription_identifier = p.subscription_identifier;
-        sub.user_properties = p.user_properties;
-    }
-    while r.remaining() > 0 {
-        // Filters are not judged here: the core answers an invalid one in its SUBACK and keeps the rest.
-        let filter = r.string()?;
-        let options = r.u8()?;
-        let reserved = if v5 { 0b1100_0000 } else { 0b1111_1100 };
-        if options & reserved != 0 {
-            return Err(Malformed("subscription options reserved bits set"));
-        }
-        let qos = QoS::from_u8(options & 0b11).ok_or(Malformed("subscription QoS 3"))?;
-        let retain_handling = match (options >> 4) & 0b11 {
-            0 => RetainHandling::SendAtSubscribe,
-            1 => RetainHandling::SendIfNew,
-            2 => RetainHandling::DoNotSend,
-            _ => return Err(Malformed("retain handling 3")),
-        };
-        sub.filters.push(SubscriptionRequest {
-            filter,
-            qos,
-            no_local: options & 0b0100 != 0,
-            retain_as_published: options & 0b1000 != 0,
-            retain_handling,
-        });
-    }
-    if sub.filters.is_empty() {
-        return Err(DecodeError::ProtocolError(
-            "SUBSCRIBE without topic filters",
-        ));
-    }
-    Ok(sub)
-}
-
-fn unsubscribe(body: Bytes, v5: bool) -> Result<Unsubscribe, DecodeError> {
+/// 5.0 UNSUBSCRIBE, parsed here because mqttbytes' reader for it prints the packet identifier to stderr
+/// (a leftover `dbg!`). 3.x UNSUBSCRIBE goes through mqttbytes.
+fn unsubscribe_v5(body: Bytes) -> Result<Unsubscribe, DecodeError> {
     let mut r = Reader::new(body);
     let mut unsub = Unsubscribe {
         pkid: pkid(&mut r)?,
         ..Unsubscribe::default()
     };
-    if v5 {
-        unsub.user_properties = v5_props::read(&mut r, Context::Unsubscribe)?.user_properties;
-    }
+    unsub.user_properties = v5_props::read(&mut r, Context::Unsubscribe)?.user_properties;
     while r.remaining() > 0 {
         unsub.filters.push(r.string()?);
     }
     if unsub.filters.is_empty() {
-        return Err(DecodeError::ProtocolError(
-            "UNSUBSCRIBE without topic filters",
-        ));
+        return Err(DecodeError::ProtocolError("UNSUBSCRIBE without topic filters"));
     }
     Ok(unsub)
 }

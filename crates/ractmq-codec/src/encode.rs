@@ -1,16 +1,31 @@
 //! Encode server-to-client packets for a given protocol level.
 //!
-//! The encoders are written here instead of converting to mqttbytes types: the conversion would cost an
-//! allocation per packet, and its writers silently truncate fields over 65,535 bytes into a corrupt frame.
+//! mqttbytes writes the 3.x acknowledgements (PUBACK, PUBREC, PUBREL, PUBCOMP), SUBACK and UNSUBACK: they
+//! are fixed-size or a list of bytes, with no string it could truncate, and the exact-bytes tests in
+//! tests/encode.rs show its output is the same as ours. The 3.1 forms are byte for byte the 3.1.1 ones, so
+//! its v4 writers serve both 3.x levels.
+//!
+//! Everything else is written here:
+//! - PUBLISH ([`encode_publish`]), the hot path of every delivery: it writes from borrowed fields, where
+//!   mqttbytes would need an owned `Publish` (a topic `String`, properties cloned) per subscriber;
+//! - every packet with a string or binary field (CONNECT, 5.0 packets with properties, SUBSCRIBE,
+//!   UNSUBSCRIBE): mqttbytes' writers silently truncate a field over 65,535 bytes into a corrupt frame,
+//!   where these refuse it ([`EncodeError::FieldTooLong`]);
+//! - 3.x CONNACK, whose return code is mapped from our 5.0 reason code;
+//! - 5.0 DISCONNECT, which mqttbytes writes in a form its own reader refuses, and AUTH, which it lacks;
+//! - the 5.0 acks, SUBACK and UNSUBACK, whose reason codes and properties we hold in our own types; a
+//!   conversion would allocate for nothing.
+//!
 //! Client-to-server packets are encodable too, for tests and load generators.
 
 use bytes::BytesMut;
+use mqttbytes::v4;
 
 use crate::sink::{frame, header, properties, EncodeResult, Sink};
 use crate::v5_props::*;
 use crate::{
-    connect, reason, Ack, Auth, ConnAck, ConnAckProperties, Disconnect, Packet, Protocol, Publish,
-    PublishProperties, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, UserProperty,
+    connect, reason, Ack, Auth, ConnAck, ConnAckProperties, Disconnect, Packet, Protocol, Publish, PublishProperties,
+    QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, UserProperty,
 };
 
 /// Why a packet could not be encoded.
@@ -45,33 +60,32 @@ pub fn encode(packet: &Packet, protocol: Protocol, buf: &mut BytesMut) -> Result
 /// Like [`encode`], but for packets as a client sends them (tests, load generators). The only difference
 /// is DISCONNECT in 3.x, which a client may send: it has no fields, so only a DISCONNECT with reason 0
 /// and no properties can be encoded.
-pub fn encode_client(
-    packet: &Packet,
-    protocol: Protocol,
-    buf: &mut BytesMut,
-) -> Result<(), EncodeError> {
+pub fn encode_client(packet: &Packet, protocol: Protocol, buf: &mut BytesMut) -> Result<(), EncodeError> {
     encode_from(packet, protocol, buf, true)
 }
 
-fn encode_from(
-    packet: &Packet,
-    protocol: Protocol,
-    buf: &mut BytesMut,
-    client: bool,
-) -> Result<(), EncodeError> {
+fn encode_from(packet: &Packet, protocol: Protocol, buf: &mut BytesMut, client: bool) -> Result<(), EncodeError> {
     let v5 = protocol.is_v5();
     match packet {
         Packet::Connect(c) => frame!(buf, 0x10, |s| connect::encode_body(s, c, protocol)),
         Packet::ConnAck(a) => frame!(buf, 0x20, |s| connack(s, a, v5)),
         Packet::Publish(p) => encode_publish(&PublishOut::from(p), protocol, buf),
-        Packet::PubAck(a) => frame!(buf, 0x40, |s| ack(s, a, v5)),
-        Packet::PubRec(a) => frame!(buf, 0x50, |s| ack(s, a, v5)),
-        Packet::PubRel(a) => frame!(buf, 0x62, |s| ack(s, a, v5)),
-        Packet::PubComp(a) => frame!(buf, 0x70, |s| ack(s, a, v5)),
+        // 3.x acks carry the packet identifier alone: reason and properties are dropped.
+        Packet::PubAck(a) if !v5 => with_mqttbytes(buf, |b| v4::PubAck::new(a.pkid).write(b)),
+        Packet::PubRec(a) if !v5 => with_mqttbytes(buf, |b| v4::PubRec::new(a.pkid).write(b)),
+        Packet::PubRel(a) if !v5 => with_mqttbytes(buf, |b| v4::PubRel::new(a.pkid).write(b)),
+        Packet::PubComp(a) if !v5 => with_mqttbytes(buf, |b| v4::PubComp::new(a.pkid).write(b)),
+        Packet::PubAck(a) => frame!(buf, 0x40, |s| v5_ack(s, a)),
+        Packet::PubRec(a) => frame!(buf, 0x50, |s| v5_ack(s, a)),
+        Packet::PubRel(a) => frame!(buf, 0x62, |s| v5_ack(s, a)),
+        Packet::PubComp(a) => frame!(buf, 0x70, |s| v5_ack(s, a)),
         Packet::Subscribe(sub) => frame!(buf, 0x82, |s| subscribe(s, sub, v5)),
-        Packet::SubAck(a) => frame!(buf, 0x90, |s| suback(s, a, v5)),
+        Packet::SubAck(a) if !v5 => with_mqttbytes(buf, |b| v3_suback(a).write(b)),
+        Packet::SubAck(a) => frame!(buf, 0x90, |s| v5_suback(s, a)),
         Packet::Unsubscribe(u) => frame!(buf, 0xA2, |s| unsubscribe(s, u, v5)),
-        Packet::UnsubAck(a) => frame!(buf, 0xB0, |s| unsuback(s, a, v5)),
+        // 3.x UNSUBACK has no reason codes.
+        Packet::UnsubAck(a) if !v5 => with_mqttbytes(buf, |b| v4::UnsubAck::new(a.pkid).write(b)),
+        Packet::UnsubAck(a) => frame!(buf, 0xB0, |s| v5_unsuback(s, a)),
         Packet::PingReq => header(buf, 0xC0, 0),
         Packet::PingResp => header(buf, 0xD0, 0),
         Packet::Disconnect(d) if v5 => frame!(buf, 0xE0, |s| disconnect(s, d)),
@@ -81,6 +95,40 @@ fn encode_from(
         Packet::Auth(_) => Err(EncodeError::NotInProtocol),
     }
     .map(drop)
+}
+
+/// Runs one of mqttbytes' writers, leaving `buf` as it was if it fails. The byte count it returns is
+/// wrong for some packets, so it is not used.
+fn with_mqttbytes(
+    buf: &mut BytesMut,
+    write: impl FnOnce(&mut BytesMut) -> Result<usize, mqttbytes::Error>,
+) -> Result<usize, EncodeError> {
+    let start = buf.len();
+    match write(buf) {
+        Ok(_) => Ok(buf.len() - start),
+        Err(_) => {
+            // Its only failure here is a remaining length beyond the Variable Byte Integer range.
+            buf.truncate(start);
+            Err(EncodeError::FieldTooLong)
+        }
+    }
+}
+
+/// 3.x knows the granted QoS and one failure code (0x80), which every 5.0 failure reason becomes.
+fn v3_suback(a: &SubAck) -> v4::SubAck {
+    use mqttbytes::QoS as Q;
+    use v4::SubscribeReasonCode::{Failure, Success};
+    let codes = a
+        .reasons
+        .iter()
+        .map(|&code| match code {
+            0 => Success(Q::AtMostOnce),
+            1 => Success(Q::AtLeastOnce),
+            2 => Success(Q::ExactlyOnce),
+            _ => Failure,
+        })
+        .collect();
+    v4::SubAck::new(a.pkid, codes)
 }
 
 /// The fields of an outgoing PUBLISH, borrowed so that a delivery to many subscribers copies nothing.
@@ -124,11 +172,7 @@ impl<'a> From<&'a Publish> for PublishOut<'a> {
 
 /// Append one PUBLISH to `buf` without building a [`Packet`]: the hot path of every delivery.
 /// Returns the number of bytes written. On error `buf` is left as it was.
-pub fn encode_publish(
-    publish: &PublishOut<'_>,
-    protocol: Protocol,
-    buf: &mut BytesMut,
-) -> Result<usize, EncodeError> {
+pub fn encode_publish(publish: &PublishOut<'_>, protocol: Protocol, buf: &mut BytesMut) -> Result<usize, EncodeError> {
     let mut byte1 = 0x30 | (publish.qos as u8) << 1 | u8::from(publish.retain);
     // DUP means "a retry of an earlier delivery", which QoS 0 has none of; the spec requires 0 there.
     if publish.dup && publish.qos != QoS::AtMostOnce {
@@ -196,25 +240,13 @@ fn connack_properties<S: Sink>(s: &mut S, p: &ConnAckProperties) -> EncodeResult
     s.prop_u8(MAXIMUM_QOS, p.maximum_qos);
     s.prop_bool(RETAIN_AVAILABLE, p.retain_available);
     s.prop_u32(MAXIMUM_PACKET_SIZE, p.maximum_packet_size);
-    s.prop_str(
-        ASSIGNED_CLIENT_IDENTIFIER,
-        p.assigned_client_identifier.as_deref(),
-    )?;
+    s.prop_str(ASSIGNED_CLIENT_IDENTIFIER, p.assigned_client_identifier.as_deref())?;
     s.prop_u16(TOPIC_ALIAS_MAXIMUM, p.topic_alias_maximum);
     s.prop_str(REASON_STRING, p.reason_string.as_deref())?;
     s.user_props(&p.user_properties)?;
-    s.prop_bool(
-        WILDCARD_SUBSCRIPTION_AVAILABLE,
-        p.wildcard_subscription_available,
-    );
-    s.prop_bool(
-        SUBSCRIPTION_IDENTIFIERS_AVAILABLE,
-        p.subscription_identifiers_available,
-    );
-    s.prop_bool(
-        SHARED_SUBSCRIPTION_AVAILABLE,
-        p.shared_subscription_available,
-    );
+    s.prop_bool(WILDCARD_SUBSCRIPTION_AVAILABLE, p.wildcard_subscription_available);
+    s.prop_bool(SUBSCRIPTION_IDENTIFIERS_AVAILABLE, p.subscription_identifiers_available);
+    s.prop_bool(SHARED_SUBSCRIPTION_AVAILABLE, p.shared_subscription_available);
     s.prop_u16(SERVER_KEEP_ALIVE, p.server_keep_alive);
     s.prop_str(RESPONSE_INFORMATION, p.response_information.as_deref())?;
     s.prop_str(SERVER_REFERENCE, p.server_reference.as_deref())?;
@@ -223,20 +255,13 @@ fn connack_properties<S: Sink>(s: &mut S, p: &ConnAckProperties) -> EncodeResult
 }
 
 /// Reason String and User Properties: all that acknowledgements can carry.
-fn reason_properties<S: Sink>(
-    s: &mut S,
-    reason_string: Option<&str>,
-    user: &[UserProperty],
-) -> EncodeResult {
+fn reason_properties<S: Sink>(s: &mut S, reason_string: Option<&str>, user: &[UserProperty]) -> EncodeResult {
     s.prop_str(REASON_STRING, reason_string)?;
     s.user_props(user)
 }
 
-fn ack<S: Sink>(s: &mut S, a: &Ack, v5: bool) -> EncodeResult {
+fn v5_ack<S: Sink>(s: &mut S, a: &Ack) -> EncodeResult {
     s.u16(a.pkid);
-    if !v5 {
-        return Ok(());
-    }
     // 5.0 lets the reason code and the property length be left off when they say nothing.
     let has_properties = a.reason_string.is_some() || !a.user_properties.is_empty();
     if a.reason != reason::SUCCESS || has_properties {
@@ -252,38 +277,25 @@ fn ack<S: Sink>(s: &mut S, a: &Ack, v5: bool) -> EncodeResult {
     Ok(())
 }
 
-fn suback<S: Sink>(s: &mut S, a: &SubAck, v5: bool) -> EncodeResult {
+fn v5_suback<S: Sink>(s: &mut S, a: &SubAck) -> EncodeResult {
     s.u16(a.pkid);
-    if v5 {
-        properties!(s, |p| reason_properties(
-            p,
-            a.reason_string.as_deref(),
-            &a.user_properties
-        ))?;
-        s.put(&a.reasons);
-    } else {
-        for &code in &a.reasons {
-            // 3.x knows the granted QoS and one failure code.
-            s.u8(if code <= reason::GRANTED_QOS_2 {
-                code
-            } else {
-                0x80
-            });
-        }
-    }
+    properties!(s, |p| reason_properties(
+        p,
+        a.reason_string.as_deref(),
+        &a.user_properties
+    ))?;
+    s.put(&a.reasons);
     Ok(())
 }
 
-fn unsuback<S: Sink>(s: &mut S, a: &UnsubAck, v5: bool) -> EncodeResult {
+fn v5_unsuback<S: Sink>(s: &mut S, a: &UnsubAck) -> EncodeResult {
     s.u16(a.pkid);
-    if v5 {
-        properties!(s, |p| reason_properties(
-            p,
-            a.reason_string.as_deref(),
-            &a.user_properties
-        ))?;
-        s.put(&a.reasons);
-    }
+    properties!(s, |p| reason_properties(
+        p,
+        a.reason_string.as_deref(),
+        &a.user_properties
+    ))?;
+    s.put(&a.reasons);
     Ok(())
 }
 
@@ -301,9 +313,8 @@ fn subscribe<S: Sink>(s: &mut S, sub: &Subscribe, v5: bool) -> EncodeResult {
         s.string(&f.filter)?;
         let mut options = f.qos as u8;
         if v5 {
-            options |= u8::from(f.no_local) << 2
-                | u8::from(f.retain_as_published) << 3
-                | (f.retain_handling as u8) << 4;
+            options |=
+                u8::from(f.no_local) << 2 | u8::from(f.retain_as_published) << 3 | (f.retain_handling as u8) << 4;
         }
         s.u8(options);
     }
@@ -343,10 +354,8 @@ fn disconnect<S: Sink>(s: &mut S, d: &Disconnect) -> EncodeResult {
 }
 
 fn auth<S: Sink>(s: &mut S, a: &Auth) -> EncodeResult {
-    let has_properties = a.method.is_some()
-        || a.data.is_some()
-        || a.reason_string.is_some()
-        || !a.user_properties.is_empty();
+    let has_properties =
+        a.method.is_some() || a.data.is_some() || a.reason_string.is_some() || !a.user_properties.is_empty();
     if a.reason == reason::SUCCESS && !has_properties {
         return Ok(());
     }

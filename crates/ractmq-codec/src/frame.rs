@@ -85,9 +85,7 @@ pub(crate) fn read_varint(bytes: &[u8]) -> Result<Option<(usize, usize)>, Decode
         }
     }
     if bytes.len() >= 4 {
-        Err(DecodeError::Malformed(
-            "variable byte integer longer than 4 bytes",
-        ))
+        Err(DecodeError::Malformed("variable byte integer longer than 4 bytes"))
     } else {
         Ok(None)
     }
@@ -113,10 +111,7 @@ mod tests {
         assert_eq!(read_varint(&[0x7F]).unwrap(), Some((127, 1)));
         assert_eq!(read_varint(&[0x80, 0x01]).unwrap(), Some((128, 2)));
         assert_eq!(read_varint(&[0xFF, 0x7F]).unwrap(), Some((16_383, 2)));
-        assert_eq!(
-            read_varint(&[0xFF, 0xFF, 0xFF, 0x7F]).unwrap(),
-            Some((MAX_VARINT, 4))
-        );
+        assert_eq!(read_varint(&[0xFF, 0xFF, 0xFF, 0x7F]).unwrap(), Some((MAX_VARINT, 4)));
     }
 
     #[test]
@@ -131,11 +126,7 @@ mod tests {
 
     #[test]
     fn varint_non_minimal_is_malformed() {
-        for bytes in [
-            &[0x80, 0x00][..],
-            &[0x81, 0x80, 0x00],
-            &[0xFF, 0x80, 0x80, 0x00],
-        ] {
+        for bytes in [&[0x80, 0x00][..], &[0x81, 0x80, 0x00], &[0xFF, 0x80, 0x80, 0x00]] {
             assert!(
                 matches!(read_varint(bytes), Err(DecodeError::Malformed(_))),
                 "{bytes:?}"

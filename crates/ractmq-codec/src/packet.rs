@@ -170,10 +170,7 @@ pub struct Ack {
 
 impl Ack {
     pub fn new(pkid: u16) -> Ack {
-        Ack {
-            pkid,
-            ..Ack::default()
-        }
+        Ack { pkid, ..Ack::default() }
     }
 
     pub fn with_reason(pkid: u16, reason: u8) -> Ack {

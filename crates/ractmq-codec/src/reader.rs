@@ -4,8 +4,6 @@
 //! and fails as Malformed instead of panicking. Binary fields and payloads are sliced out of the frame
 //! without copying; strings are checked for UTF-8 and U+0000 (which mqttbytes lets through).
 
-use std::sync::Arc;
-
 use bytes::{Buf, Bytes};
 
 use crate::frame::read_varint;
@@ -74,8 +72,8 @@ impl Reader {
     }
 
     /// A UTF-8 Encoded String, handed to `f` while still borrowed from the frame so that the caller picks
-    /// the one allocation it needs.
-    fn with_str<T>(&mut self, f: impl FnOnce(&str) -> T) -> Result<T> {
+    /// the one allocation it needs, or none when it only validates.
+    pub(crate) fn with_str<T>(&mut self, f: impl FnOnce(&str) -> T) -> Result<T> {
         let len = usize::from(self.u16()?);
         let raw = self.bytes.get(..len).ok_or(SHORT)?;
         let out = f(checked_utf8(raw)?);
@@ -87,31 +85,18 @@ impl Reader {
         self.with_str(str::to_owned)
     }
 
-    /// A string straight into the shared form the core keeps topics in.
-    pub(crate) fn arc_str(&mut self) -> Result<Arc<str>> {
-        self.with_str(|s| Arc::from(s))
-    }
-
-    /// Everything left, e.g. a PUBLISH payload.
-    pub(crate) fn rest(&mut self) -> Bytes {
-        std::mem::take(&mut self.bytes)
-    }
-
     /// Fails if any byte is left: trailing bytes after a packet's last field make it malformed.
     pub(crate) fn finish(&self) -> Result<()> {
         if self.bytes.is_empty() {
             Ok(())
         } else {
-            Err(DecodeError::Malformed(
-                "trailing bytes after the packet's fields",
-            ))
+            Err(DecodeError::Malformed("trailing bytes after the packet's fields"))
         }
     }
 }
 
 fn checked_utf8(raw: &[u8]) -> Result<&str> {
-    let s = std::str::from_utf8(raw)
-        .map_err(|_| DecodeError::Malformed("string is not valid UTF-8"))?;
+    let s = std::str::from_utf8(raw).map_err(|_| DecodeError::Malformed("string is not valid UTF-8"))?;
     if s.contains('\0') {
         return Err(DecodeError::Malformed("string contains U+0000"));
     }

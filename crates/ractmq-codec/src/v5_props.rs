@@ -1,9 +1,14 @@
-//! MQTT 5.0 properties: one reader for every packet, and the property identifiers.
+//! MQTT 5.0 properties: one walker for every packet, and the property identifiers.
 //!
-//! mqttbytes lets duplicates through (last one wins), checks no ranges and does not keep a property inside
-//! its declared length. One generic reader that knows which identifiers each packet may carry, which may
-//! repeat and what values are legal is smaller than patching its per-packet parsers, and covers AUTH and
-//! DISCONNECT, which it cannot parse at all.
+//! mqttbytes lets duplicates through (last one wins), checks no ranges, accepts identifiers a packet may not
+//! carry and does not keep a property inside its declared length (a property that overruns it silently eats
+//! the payload). One generic walker knows which identifiers each packet may carry, which may repeat and
+//! what values are legal. It runs in two modes:
+//! - [`check`] in front of the mqttbytes readers (PUBLISH, the acks, SUBSCRIBE): it validates and keeps
+//!   only the numeric values the caller still needs (the Topic Alias), allocating nothing, because mqttbytes
+//!   builds the property structs afterwards;
+//! - [`read`] for the packets parsed here (CONNECT, will, UNSUBSCRIBE, DISCONNECT, AUTH): it also keeps
+//!   every string and user property.
 
 use bytes::Bytes;
 
@@ -88,18 +93,8 @@ impl Context {
             Context::Ack => &[REASON_STRING, USER_PROPERTY],
             Context::Unsubscribe => &[USER_PROPERTY],
             Context::Subscribe => &[SUBSCRIPTION_IDENTIFIER, USER_PROPERTY],
-            Context::Disconnect => &[
-                SESSION_EXPIRY_INTERVAL,
-                REASON_STRING,
-                SERVER_REFERENCE,
-                USER_PROPERTY,
-            ],
-            Context::Auth => &[
-                AUTHENTICATION_METHOD,
-                AUTHENTICATION_DATA,
-                REASON_STRING,
-                USER_PROPERTY,
-            ],
+            Context::Disconnect => &[SESSION_EXPIRY_INTERVAL, REASON_STRING, SERVER_REFERENCE, USER_PROPERTY],
+            Context::Auth => &[AUTHENTICATION_METHOD, AUTHENTICATION_DATA, REASON_STRING, USER_PROPERTY],
         };
         allowed.contains(&id)
     }
@@ -131,6 +126,16 @@ pub(crate) struct Props {
 
 /// Reads a Property Length and the properties it covers. The properties must end exactly at that length.
 pub(crate) fn read(r: &mut Reader, ctx: Context) -> Result<Props, DecodeError> {
+    walk(r, ctx, true)
+}
+
+/// Like [`read`], with the same rules and errors, but strings, binary data and user properties are only
+/// validated, not kept: their fields stay empty. Numeric values are kept.
+pub(crate) fn check(r: &mut Reader, ctx: Context) -> Result<Props, DecodeError> {
+    walk(r, ctx, false)
+}
+
+fn walk(r: &mut Reader, ctx: Context, keep: bool) -> Result<Props, DecodeError> {
     use DecodeError::{Malformed, ProtocolError};
     let len = r.varint()?;
     if len > r.remaining() {
@@ -146,9 +151,7 @@ pub(crate) fn read(r: &mut Reader, ctx: Context) -> Result<Props, DecodeError> {
         // means an unknown identifier, which `allows` rejects.
         let id = p.u8()?;
         if id == SUBSCRIPTION_IDENTIFIER && ctx == Context::Publish {
-            return Err(ProtocolError(
-                "Subscription Identifier in a PUBLISH from a client",
-            ));
+            return Err(ProtocolError("Subscription Identifier in a PUBLISH from a client"));
         }
         if !ctx.allows(id) {
             return Err(Malformed("property not allowed in this packet"));
@@ -164,15 +167,15 @@ pub(crate) fn read(r: &mut Reader, ctx: Context) -> Result<Props, DecodeError> {
         match id {
             PAYLOAD_FORMAT_INDICATOR => props.payload_format_indicator = Some(zero_or_one(&mut p)?),
             MESSAGE_EXPIRY_INTERVAL => props.message_expiry_interval = Some(p.u32()?),
-            CONTENT_TYPE => props.content_type = Some(p.string()?),
+            CONTENT_TYPE => props.content_type = text(&mut p, keep)?,
             RESPONSE_TOPIC => {
-                let t = p.string()?;
-                if !topic::valid_name(&t) {
+                let (valid, t) = p.with_str(|t| (topic::valid_name(t), keep.then(|| t.to_owned())))?;
+                if !valid {
                     return Err(ProtocolError("Response Topic is not a valid topic name"));
                 }
-                props.response_topic = Some(t);
+                props.response_topic = t;
             }
-            CORRELATION_DATA => props.correlation_data = Some(p.binary()?),
+            CORRELATION_DATA => props.correlation_data = binary(&mut p, keep)?,
             SUBSCRIPTION_IDENTIFIER => {
                 let v = p.varint()?;
                 if v == 0 {
@@ -182,20 +185,14 @@ pub(crate) fn read(r: &mut Reader, ctx: Context) -> Result<Props, DecodeError> {
                 props.subscription_identifier = Some(v as u32);
             }
             SESSION_EXPIRY_INTERVAL => props.session_expiry_interval = Some(p.u32()?),
-            AUTHENTICATION_METHOD => props.authentication_method = Some(p.string()?),
-            AUTHENTICATION_DATA => props.authentication_data = Some(p.binary()?),
-            REQUEST_PROBLEM_INFORMATION => {
-                props.request_problem_information = Some(zero_or_one(&mut p)?)
-            }
+            AUTHENTICATION_METHOD => props.authentication_method = text(&mut p, keep)?,
+            AUTHENTICATION_DATA => props.authentication_data = binary(&mut p, keep)?,
+            REQUEST_PROBLEM_INFORMATION => props.request_problem_information = Some(zero_or_one(&mut p)?),
             WILL_DELAY_INTERVAL => props.will_delay_interval = Some(p.u32()?),
-            REQUEST_RESPONSE_INFORMATION => {
-                props.request_response_information = Some(zero_or_one(&mut p)?)
-            }
-            SERVER_REFERENCE => props.server_reference = Some(p.string()?),
-            REASON_STRING => props.reason_string = Some(p.string()?),
-            RECEIVE_MAXIMUM => {
-                props.receive_maximum = Some(non_zero_u16(&mut p, "Receive Maximum 0")?)
-            }
+            REQUEST_RESPONSE_INFORMATION => props.request_response_information = Some(zero_or_one(&mut p)?),
+            SERVER_REFERENCE => props.server_reference = text(&mut p, keep)?,
+            REASON_STRING => props.reason_string = text(&mut p, keep)?,
+            RECEIVE_MAXIMUM => props.receive_maximum = Some(non_zero_u16(&mut p, "Receive Maximum 0")?),
             TOPIC_ALIAS_MAXIMUM => props.topic_alias_maximum = Some(p.u16()?),
             TOPIC_ALIAS => props.topic_alias = Some(non_zero_u16(&mut p, "Topic Alias 0")?),
             MAXIMUM_PACKET_SIZE => {
@@ -206,9 +203,11 @@ pub(crate) fn read(r: &mut Reader, ctx: Context) -> Result<Props, DecodeError> {
                 props.maximum_packet_size = Some(v);
             }
             USER_PROPERTY => {
-                let name = p.string()?;
-                let value = p.string()?;
-                props.user_properties.push((name, value));
+                let name = text(&mut p, keep)?;
+                let value = text(&mut p, keep)?;
+                if let (Some(name), Some(value)) = (name, value) {
+                    props.user_properties.push((name, value));
+                }
             }
             _ => return Err(Malformed("property not allowed in this packet")),
         }
@@ -216,12 +215,21 @@ pub(crate) fn read(r: &mut Reader, ctx: Context) -> Result<Props, DecodeError> {
     Ok(props)
 }
 
+/// A UTF-8 string, always validated, allocated only when `keep`.
+fn text(p: &mut Reader, keep: bool) -> Result<Option<String>, DecodeError> {
+    p.with_str(|s| keep.then(|| s.to_owned()))
+}
+
+/// Binary data, always bounds-checked, kept (as a slice of the frame) only when `keep`.
+fn binary(p: &mut Reader, keep: bool) -> Result<Option<Bytes>, DecodeError> {
+    let b = p.binary()?;
+    Ok(keep.then_some(b))
+}
+
 fn zero_or_one(p: &mut Reader) -> Result<u8, DecodeError> {
     match p.u8()? {
         v @ (0 | 1) => Ok(v),
-        _ => Err(DecodeError::ProtocolError(
-            "property value other than 0 or 1",
-        )),
+        _ => Err(DecodeError::ProtocolError("property value other than 0 or 1")),
     }
 }
 

@@ -84,12 +84,7 @@ fn will_qos_or_retain_without_will_is_malformed() {
 
 #[test]
 fn will_qos_3_is_malformed() {
-    let r = decode_connect(&cat(&[
-        &head("MQTT", 4, 0b0001_1100),
-        &s("id"),
-        &s("t"),
-        &s("p"),
-    ]));
+    let r = decode_connect(&cat(&[&head("MQTT", 4, 0b0001_1100), &s("id"), &s("t"), &s("p")]));
     assert!(is_malformed(&r), "{r:?}");
 }
 
@@ -113,13 +108,7 @@ fn password_without_user_name_is_malformed_before_v5() {
 fn password_is_binary() {
     let password = [0xFF, 0x00, 0xFE, 0x80];
     for (name, level, props) in [("MQIsdp", 3, &[][..]), ("MQTT", 4, &[]), ("MQTT", 5, &[0])] {
-        let body = cat(&[
-            &head(name, level, 0xC2),
-            props,
-            &s("id"),
-            &s("user"),
-            &s(password),
-        ]);
+        let body = cat(&[&head(name, level, 0xC2), props, &s("id"), &s("user"), &s(password)]);
         let c = connect(decode_connect(&body));
         assert_eq!(c.username.as_deref(), Some("user"));
         assert_eq!(c.password.as_deref(), Some(&password[..]), "{name}/{level}");
@@ -135,12 +124,7 @@ fn strings_must_be_utf8_without_nul() {
     }
     let r = decode_connect(&cat(&[&head("MQTT", 4, 0x80), &s("id"), &s("us\0er")]));
     assert!(is_malformed(&r), "user name: {r:?}");
-    let r = decode_connect(&cat(&[
-        &head("MQTT", 4, 0x04),
-        &s("id"),
-        &s(b"t\xFF"),
-        &s("p"),
-    ]));
+    let r = decode_connect(&cat(&[&head("MQTT", 4, 0x04), &s("id"), &s(b"t\xFF"), &s("p")]));
     assert!(is_malformed(&r), "will topic: {r:?}");
 }
 
@@ -173,24 +157,14 @@ fn v3_will_is_decoded() {
 #[test]
 fn will_topic_must_be_a_valid_topic_name() {
     for topic in ["a/+", "#", ""] {
-        let r = decode_connect(&cat(&[
-            &head("MQTT", 4, 0x04),
-            &s("id"),
-            &s(topic),
-            &s("p"),
-        ]));
+        let r = decode_connect(&cat(&[&head("MQTT", 4, 0x04), &s("id"), &s(topic), &s("p")]));
         assert_eq!(r, Err(DecodeError::TopicNameInvalid), "{topic:?}");
     }
 }
 
 /// A 5.0 CONNECT carrying the given CONNECT properties (already encoded, without their length).
 fn v5_with_props(props: &[u8]) -> Result<Packet, DecodeError> {
-    decode_connect(&cat(&[
-        &head("MQTT", 5, 2),
-        &[props.len() as u8],
-        props,
-        &s("id"),
-    ]))
+    decode_connect(&cat(&[&head("MQTT", 5, 2), &[props.len() as u8], props, &s("id")]))
 }
 
 #[test]
@@ -327,10 +301,7 @@ fn v5_will_properties_are_decoded() {
     assert_eq!(w.properties.message_expiry_interval, Some(60));
     assert_eq!(w.properties.content_type.as_deref(), Some("text/plain"));
     assert_eq!(w.properties.response_topic.as_deref(), Some("reply/to"));
-    assert_eq!(
-        w.properties.correlation_data.as_deref(),
-        Some(&[7u8, 7][..])
-    );
+    assert_eq!(w.properties.correlation_data.as_deref(), Some(&[7u8, 7][..]));
     assert_eq!(w.properties.user_properties, vec![("a".into(), "b".into())]);
     assert_eq!(w.properties.topic_alias, None);
 }

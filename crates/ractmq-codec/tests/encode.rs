@@ -6,9 +6,8 @@ use bytes::BytesMut;
 use common::*;
 use mqttbytes::{v4, v5};
 use ractmq_codec::{
-    encode, encode_client, encode_publish, reason, Ack, Auth, ConnAck, ConnAckProperties,
-    Disconnect, EncodeError, Packet, Protocol, Publish, PublishOut, PublishProperties, QoS, SubAck,
-    UnsubAck,
+    encode, encode_client, encode_publish, reason, Ack, Auth, ConnAck, ConnAckProperties, Disconnect, EncodeError,
+    Packet, Protocol, Publish, PublishOut, PublishProperties, QoS, SubAck, UnsubAck,
 };
 
 fn bytes_of(packet: &Packet, protocol: Protocol) -> Vec<u8> {
@@ -33,10 +32,7 @@ fn out<'a>(topic: &'a str, payload: &'a [u8]) -> PublishOut<'a> {
 }
 
 /// Asserts that `f` fails with `err` and leaves a buffer that already held data untouched.
-fn assert_fails_cleanly(
-    err: EncodeError,
-    f: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
-) {
+fn assert_fails_cleanly(err: EncodeError, f: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>) {
     let mut buf = BytesMut::from(&b"earlier"[..]);
     assert_eq!(f(&mut buf), Err(err));
     assert_eq!(&buf[..], b"earlier");
@@ -82,11 +78,7 @@ fn session_present_only_on_success() {
             reason: reason::NOT_AUTHORIZED,
             ..ConnAck::default()
         };
-        assert_eq!(
-            bytes_of(&Packet::ConnAck(Box::new(refused)), p)[2],
-            0,
-            "{p:?}"
-        );
+        assert_eq!(bytes_of(&Packet::ConnAck(Box::new(refused)), p)[2], 0, "{p:?}");
     }
 }
 
@@ -242,10 +234,7 @@ fn v5_puback_is_read_by_mqttbytes() {
         Ok(v5::Packet::PubAck(p)) => {
             assert_eq!(p.pkid, 9);
             assert_eq!(p.reason, v5::PubAckReason::QuotaExceeded);
-            assert_eq!(
-                p.properties.and_then(|p| p.reason_string).as_deref(),
-                Some("quota")
-            );
+            assert_eq!(p.properties.and_then(|p| p.reason_string).as_deref(), Some("quota"));
         }
         other => panic!("{other:?}"),
     }
@@ -324,10 +313,7 @@ fn server_disconnect_is_v5_only() {
         });
     }
     let v5 = Protocol::V5;
-    assert_eq!(
-        bytes_of(&Packet::Disconnect(Disconnect::default()), v5),
-        [0xE0, 0]
-    );
+    assert_eq!(bytes_of(&Packet::Disconnect(Disconnect::default()), v5), [0xE0, 0]);
     assert_eq!(
         bytes_of(&Packet::Disconnect(Disconnect::with_reason(0x8E)), v5),
         [0xE0, 1, 0x8E]
@@ -362,10 +348,7 @@ fn auth_is_v5_only() {
             encode(&Packet::Auth(Auth::default()), p, buf)
         });
     }
-    assert_eq!(
-        bytes_of(&Packet::Auth(Auth::default()), Protocol::V5),
-        [0xF0, 0]
-    );
+    assert_eq!(bytes_of(&Packet::Auth(Auth::default()), Protocol::V5), [0xF0, 0]);
     let a = Auth {
         reason: 0x18,
         method: Some("M".into()),
@@ -444,10 +427,7 @@ fn v3_publish_bytes() {
     for p in V3 {
         let mut buf = BytesMut::new();
         let n = encode_publish(&publish, p, &mut buf).unwrap();
-        assert_eq!(
-            &buf[..],
-            [0x3B, 9, 0, 3, b'a', b'/', b'b', 0x0A, 0x0B, b'h', b'i']
-        );
+        assert_eq!(&buf[..], [0x3B, 9, 0, 3, b'a', b'/', b'b', 0x0A, 0x0B, b'h', b'i']);
         assert_eq!(n, buf.len());
     }
 }
@@ -536,13 +516,7 @@ fn v5_publish_property_overrides() {
         &[0x0B, 1],
         &[0x0B, 0xAC, 0x02], // 300
     ]);
-    let body = cat(&[
-        &s("t"),
-        &[0, 5],
-        &[expected_props.len() as u8],
-        &expected_props,
-        b"p",
-    ]);
+    let body = cat(&[&s("t"), &[0, 5], &[expected_props.len() as u8], &expected_props, b"p"]);
     assert_eq!(&buf[..], &frame(0x32, &body)[..]);
 
     let got = match v5::read(&mut buf, MAX) {
@@ -603,11 +577,7 @@ fn encode_of_a_publish_packet_matches_encode_publish() {
     for p in ALL {
         let mut direct = BytesMut::new();
         encode_publish(&PublishOut::from(&publish), p, &mut direct).unwrap();
-        assert_eq!(
-            bytes_of(&Packet::Publish(publish.clone()), p),
-            &direct[..],
-            "{p:?}"
-        );
+        assert_eq!(bytes_of(&Packet::Publish(publish.clone()), p), &direct[..], "{p:?}");
     }
 }
 

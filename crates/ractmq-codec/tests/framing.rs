@@ -5,8 +5,7 @@ mod common;
 use bytes::BytesMut;
 use common::*;
 use ractmq_codec::{
-    encode, encode_client, DecodeError, Decoder, Packet, Protocol, Publish, QoS, Subscribe,
-    SubscriptionRequest,
+    encode, encode_client, DecodeError, Decoder, Packet, Protocol, Publish, QoS, Subscribe, SubscriptionRequest,
 };
 
 #[test]
@@ -38,10 +37,7 @@ fn incomplete_body_needs_more_without_consuming() {
 #[test]
 fn non_minimal_remaining_length_is_malformed() {
     // PINGREQ whose remaining length 0 is written in two bytes.
-    assert!(is_malformed(&decode_at(
-        Protocol::V3_1_1,
-        &[0xC0, 0x80, 0x00]
-    )));
+    assert!(is_malformed(&decode_at(Protocol::V3_1_1, &[0xC0, 0x80, 0x00])));
     // 127 written in three bytes.
     let mut d = decoder(Protocol::V5);
     let mut buf = BytesMut::from(&[0x30u8, 0xFF, 0x80, 0x00][..]);
@@ -67,10 +63,7 @@ fn too_large_is_refused_from_the_header_alone() {
     let mut buf = BytesMut::from(&[0x30u8, 99][..]);
     assert_eq!(
         d.decode(&mut buf),
-        Err(DecodeError::PacketTooLarge {
-            size: 101,
-            max: 100
-        })
+        Err(DecodeError::PacketTooLarge { size: 101, max: 100 })
     );
     // A claimed 256 MB frame is refused just the same.
     let mut buf = BytesMut::from(&[0x30u8, 0xFF, 0xFF, 0xFF, 0x7F][..]);
@@ -91,10 +84,7 @@ fn frame_of_exactly_the_maximum_is_accepted() {
     let body = cat(&[&s("t"), &[b'x'; 95]]);
     let bytes = frame(0x30, &body);
     assert_eq!(bytes.len(), 100);
-    assert!(matches!(
-        decode_with(&mut d, &bytes),
-        Ok(Packet::Publish(_))
-    ));
+    assert!(matches!(decode_with(&mut d, &bytes), Ok(Packet::Publish(_))));
 }
 
 #[test]
@@ -109,12 +99,7 @@ fn too_large_connect_is_refused_before_the_level_is_known() {
 
 #[test]
 fn first_packet_must_be_connect() {
-    for bytes in [
-        &[0xC0u8, 0x00][..],
-        &frame(0x30, &s("a")),
-        &[0xE0, 0x00],
-        &[0xF0, 0x00],
-    ] {
+    for bytes in [&[0xC0u8, 0x00][..], &frame(0x30, &s("a")), &[0xE0, 0x00], &[0xF0, 0x00]] {
         let r = decode_with(&mut Decoder::new(MAX), bytes);
         assert!(is_protocol_error(&r), "{bytes:02x?}: {r:?}");
     }
@@ -297,16 +282,8 @@ fn byte_by_byte_delivery() {
 fn server_packets_in_a_stream_are_not_decodable_by_the_server_decoder() {
     // The decoder reads what a client sends; a CONNACK echoed back is refused, not mistaken for something.
     let mut buf = connect_frame(Protocol::V3_1_1);
-    encode(
-        &Packet::ConnAck(Default::default()),
-        Protocol::V3_1_1,
-        &mut buf,
-    )
-    .unwrap();
+    encode(&Packet::ConnAck(Default::default()), Protocol::V3_1_1, &mut buf).unwrap();
     let mut d = Decoder::new(MAX);
     assert!(matches!(d.decode(&mut buf), Ok(Some(Packet::Connect(_)))));
-    assert!(matches!(
-        d.decode(&mut buf),
-        Err(DecodeError::ProtocolError(_))
-    ));
+    assert!(matches!(d.decode(&mut buf), Err(DecodeError::ProtocolError(_))));
 }

@@ -70,13 +70,25 @@ fn decode_all(level: Option<Protocol>, input: &[u8]) -> Outcome {
                 };
             }
             Err(e) => {
+                assert_not_from_mqttbytes(&e, input);
                 return Outcome {
                     packets,
                     error: Some(e),
                     leftover: buf.len(),
-                }
+                };
             }
         }
+    }
+}
+
+/// Our validation runs before mqttbytes' readers and must refuse everything they would: an error mapped
+/// from mqttbytes (its message starts with "mqttbytes") means the two layers disagree about a frame.
+fn assert_not_from_mqttbytes(e: &DecodeError, input: &[u8]) {
+    if let DecodeError::Malformed(why) | DecodeError::ProtocolError(why) = e {
+        assert!(
+            !why.starts_with("mqttbytes"),
+            "mqttbytes refused what our checks accepted ({why}): {input:02x?}"
+        );
     }
 }
 
@@ -112,28 +124,17 @@ fn decode_bytewise(level: Option<Protocol>, input: &[u8]) -> Outcome {
 fn check_reencodes(p: &Packet, protocol: Option<Protocol>) {
     let protocol = protocol.expect("a packet was decoded, so the level is known");
     let mut buf = BytesMut::new();
-    encode_client(p, protocol, &mut buf)
-        .unwrap_or_else(|e| panic!("{p:?} does not re-encode: {e}"));
+    encode_client(p, protocol, &mut buf).unwrap_or_else(|e| panic!("{p:?} does not re-encode: {e}"));
     let mut d = match p {
         Packet::Connect(_) => Decoder::new(MAX),
         _ => decoder(protocol),
     };
     let again = d.decode(&mut buf);
-    assert_eq!(
-        again.as_ref(),
-        Ok(&Some(p.clone())),
-        "re-encoded {} differs",
-        p.kind()
-    );
+    assert_eq!(again.as_ref(), Ok(&Some(p.clone())), "re-encoded {} differs", p.kind());
     assert!(buf.is_empty());
 }
 
-const LEVELS: [Option<Protocol>; 4] = [
-    None,
-    Some(Protocol::V3_1),
-    Some(Protocol::V3_1_1),
-    Some(Protocol::V5),
-];
+const LEVELS: [Option<Protocol>; 4] = [None, Some(Protocol::V3_1), Some(Protocol::V3_1_1), Some(Protocol::V5)];
 
 /// First bytes a client could plausibly send, so that most frames get past the header.
 const FIRST_BYTES: [u8; 15] = [
@@ -165,9 +166,7 @@ fn random_frame(rng: &mut Rng, connected: bool) -> Vec<u8> {
             }
             1 => body.extend_from_slice(&[0, 1 + rng.below(3) as u8]),
             2 => {
-                const IDS: [u8; 14] = [
-                    1, 2, 3, 8, 9, 0x0B, 0x11, 0x15, 0x16, 0x17, 0x18, 0x1F, 0x23, 0x26,
-                ];
+                const IDS: [u8; 14] = [1, 2, 3, 8, 9, 0x0B, 0x11, 0x15, 0x16, 0x17, 0x18, 0x1F, 0x23, 0x26];
                 body.push(IDS[rng.below(IDS.len())]);
             }
             3 => body.push(rng.byte()),
@@ -249,9 +248,7 @@ fn corpus(protocol: Protocol) -> Vec<u8> {
             method: Some("m".into()),
             ..Default::default()
         }));
-        packets.push(Packet::Disconnect(ractmq_codec::Disconnect::with_reason(
-            0x04,
-        )));
+        packets.push(Packet::Disconnect(ractmq_codec::Disconnect::with_reason(0x04)));
     } else {
         packets.push(Packet::Disconnect(Default::default()));
     }

@@ -6,8 +6,7 @@ mod common;
 use bytes::BytesMut;
 use common::*;
 use ractmq_codec::{
-    encode_publish, topic, Auth, DecodeError, Decoder, Disconnect, EncodeError, Packet, Protocol,
-    PublishOut, QoS,
+    encode_publish, topic, Auth, DecodeError, Decoder, Disconnect, EncodeError, Packet, Protocol, PublishOut, QoS,
 };
 
 #[test]
@@ -19,10 +18,7 @@ fn unsupported_auth_is_decoded_in_v5() {
         data: Some("d".into()),
         ..Auth::default()
     };
-    assert_eq!(
-        decode_at(Protocol::V5, &frame(0xF0, &body)),
-        Ok(Packet::Auth(expected))
-    );
+    assert_eq!(decode_at(Protocol::V5, &frame(0xF0, &body)), Ok(Packet::Auth(expected)));
 }
 
 #[test]
@@ -40,11 +36,7 @@ fn unsupported_mqisdp_connect_is_decoded() {
 #[test]
 fn no_version_detection_v5_connect_is_not_read_as_v4() {
     // mqttbytes v4::read accepts this and loses the client id; here the properties are read as 5.0.
-    let body = cat(&[
-        &s("MQTT"),
-        &[5, 0x02, 0, 10, 5, 0x11, 0, 0, 0, 9],
-        &s("five"),
-    ]);
+    let body = cat(&[&s("MQTT"), &[5, 0x02, 0, 10, 5, 0x11, 0, 0, 0, 9], &s("five")]);
     match decode_connect(&body) {
         Ok(Packet::Connect(c)) => {
             assert_eq!(c.protocol, Some(Protocol::V5));
@@ -57,13 +49,7 @@ fn no_version_detection_v5_connect_is_not_read_as_v4() {
 
 #[test]
 fn no_version_detection_v4_connect_with_will_is_read_without_will_properties() {
-    let body = cat(&[
-        &s("MQTT"),
-        &[4, 0x06, 0, 10],
-        &s("four"),
-        &s("w/t"),
-        &s("x"),
-    ]);
+    let body = cat(&[&s("MQTT"), &[4, 0x06, 0, 10], &s("four"), &s("w/t"), &s("x")]);
     match decode_connect(&body) {
         Ok(Packet::Connect(c)) => assert_eq!(c.will.map(|w| w.topic), Some("w/t".to_string())),
         other => panic!("{other:?}"),
@@ -99,11 +85,8 @@ fn defect_1_mqttbytes_disconnect_output_is_readable() {
 
 #[test]
 fn defect_2_v5_unsubscribe_is_parsed_here() {
-    // mqttbytes prints the packet id to stderr for this; the codec does not use mqttbytes outside tests.
-    let r = decode_at(
-        Protocol::V5,
-        &frame(0xA2, &cat(&[&[0x12, 0x34, 0], &s("a/b")])),
-    );
+    // mqttbytes' 5.0 reader prints the packet id to stderr for this, so the codec parses it itself.
+    let r = decode_at(Protocol::V5, &frame(0xA2, &cat(&[&[0x12, 0x34, 0], &s("a/b")])));
     match r {
         Ok(Packet::Unsubscribe(u)) => {
             assert_eq!((u.pkid, u.filters), (0x1234, vec!["a/b".to_string()]))
@@ -141,10 +124,7 @@ fn defect_4_fixed_header_flags_and_reserved_bits() {
         "PUBREL 0000"
     );
     let reserved = cat(&[&s("MQTT"), &[4, 0x03, 0, 10], &s("id")]);
-    assert!(
-        is_malformed(&decode_connect(&reserved)),
-        "CONNECT reserved bit"
-    );
+    assert!(is_malformed(&decode_connect(&reserved)), "CONNECT reserved bit");
     assert!(is_malformed(&decode_at(
         Protocol::V5,
         &frame(0x82, &cat(&[&[0, 1, 0], &s("a"), &[0xC0]]))
@@ -155,13 +135,7 @@ fn defect_4_fixed_header_flags_and_reserved_bits() {
 fn defect_5_password_rules() {
     let no_user = cat(&[&s("MQTT"), &[4, 0x42, 0, 10], &s("id"), &s("pw")]);
     assert!(is_malformed(&decode_connect(&no_user)));
-    let binary = cat(&[
-        &s("MQTT"),
-        &[4, 0xC2, 0, 10],
-        &s("id"),
-        &s("u"),
-        &s([0xC3, 0x28, 0x00]),
-    ]);
+    let binary = cat(&[&s("MQTT"), &[4, 0xC2, 0, 10], &s("id"), &s("u"), &s([0xC3, 0x28, 0x00])]);
     match decode_connect(&binary) {
         Ok(Packet::Connect(c)) => {
             assert_eq!(c.password.as_deref(), Some(&[0xC3u8, 0x28, 0x00][..]))
@@ -177,11 +151,7 @@ fn defect_6_nul_in_strings() {
         "topic"
     );
     assert!(
-        is_malformed(&decode_connect(&cat(&[
-            &s("MQTT"),
-            &[4, 2, 0, 10],
-            &s("i\0d")
-        ]))),
+        is_malformed(&decode_connect(&cat(&[&s("MQTT"), &[4, 2, 0, 10], &s("i\0d")]))),
         "client id"
     );
     let prop = cat(&[&[0, 1, 7, 0x26], &s("k"), &s("\0"), &s("f"), &[0]]);
@@ -213,10 +183,7 @@ fn defect_8_subscribe_packet_id_0_and_empty_list() {
         Protocol::V3_1_1,
         &frame(0x82, &cat(&[&[0, 0], &s("a"), &[0]]))
     )));
-    assert!(is_protocol_error(&decode_at(
-        Protocol::V3_1_1,
-        &[0x82, 2, 0, 1]
-    )));
+    assert!(is_protocol_error(&decode_at(Protocol::V3_1_1, &[0x82, 2, 0, 1])));
 }
 
 #[test]
@@ -226,10 +193,7 @@ fn defect_9_non_minimal_length_trailing_bytes_pingreq_payload() {
         "non-minimal"
     );
     let trailing = cat(&[&s("MQTT"), &[4, 2, 0, 10], &s("id"), b"junk"]);
-    assert!(
-        is_malformed(&decode_connect(&trailing)),
-        "trailing after CONNECT"
-    );
+    assert!(is_malformed(&decode_connect(&trailing)), "trailing after CONNECT");
     assert!(
         is_malformed(&decode_at(Protocol::V3_1_1, &[0xC0, 1, 0])),
         "PINGREQ payload"
@@ -250,10 +214,7 @@ fn defect_10_v5_property_rules() {
     );
     assert!(is_protocol_error(&publish(&[0x01, 7])), "range");
     // Property length 2 covers only part of the Message Expiry Interval.
-    let cut = decode_at(
-        Protocol::V5,
-        &frame(0x30, &cat(&[&s("t"), &[2, 0x02, 0, 0, 0, 1]])),
-    );
+    let cut = decode_at(Protocol::V5, &frame(0x30, &cat(&[&s("t"), &[2, 0x02, 0, 0, 0, 1]])));
     assert!(is_malformed(&cut), "boundary: {cut:?}");
 }
 

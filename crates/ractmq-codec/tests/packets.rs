@@ -4,8 +4,7 @@ mod common;
 
 use common::*;
 use ractmq_codec::{
-    Ack, Auth, DecodeError, Disconnect, Packet, Protocol, Publish, QoS, RetainHandling, Subscribe,
-    Unsubscribe,
+    Ack, Auth, DecodeError, Disconnect, Packet, Protocol, Publish, QoS, RetainHandling, Subscribe, Unsubscribe,
 };
 
 fn publish(r: Result<Packet, DecodeError>) -> Publish {
@@ -26,10 +25,7 @@ fn subscribe(r: Result<Packet, DecodeError>) -> Subscribe {
 fn v5_publish(topic: &str, props: &[u8]) -> Result<Packet, DecodeError> {
     decode_at(
         Protocol::V5,
-        &frame(
-            0x32,
-            &cat(&[&s(topic), &[0, 1], &[props.len() as u8], props, b"pl"]),
-        ),
+        &frame(0x32, &cat(&[&s(topic), &[0, 1], &[props.len() as u8], props, b"pl"])),
     )
 }
 
@@ -55,10 +51,7 @@ fn publish_fields_are_decoded() {
 fn v3_publish_has_no_properties_so_the_bytes_are_payload() {
     // The same bytes mean different things per level: this checks that the level learned in CONNECT is used.
     let bytes = frame(0x30, &cat(&[&s("t"), &[2, 0x01, 1]]));
-    assert_eq!(
-        &publish(decode_at(Protocol::V3_1_1, &bytes)).payload[..],
-        &[2, 1, 1]
-    );
+    assert_eq!(&publish(decode_at(Protocol::V3_1_1, &bytes)).payload[..], &[2, 1, 1]);
     let v5 = publish(decode_at(Protocol::V5, &bytes));
     assert!(v5.payload.is_empty());
     assert_eq!(v5.properties.payload_format_indicator, Some(1));
@@ -155,10 +148,7 @@ fn v5_publish_properties_are_decoded_in_order() {
 
 #[test]
 fn v5_publish_property_errors() {
-    assert!(
-        is_protocol_error(&v5_publish("t", &[0x23, 0, 0])),
-        "topic alias 0"
-    );
+    assert!(is_protocol_error(&v5_publish("t", &[0x23, 0, 0])), "topic alias 0");
     assert!(
         is_protocol_error(&v5_publish("t", &[0x0B, 1])),
         "subscription identifier from a client"
@@ -183,10 +173,7 @@ fn v5_publish_property_errors() {
         is_malformed(&v5_publish("t", &[0x11, 0, 0, 0, 1])),
         "session expiry in PUBLISH"
     );
-    assert!(
-        is_malformed(&v5_publish("t", &[0x02, 0, 0])),
-        "truncated property"
-    );
+    assert!(is_malformed(&v5_publish("t", &[0x02, 0, 0])), "truncated property");
     assert!(
         is_malformed(&v5_publish("t", &cat(&[&[0x03], &s("a\0")]))),
         "NUL in content type"
@@ -195,12 +182,7 @@ fn v5_publish_property_errors() {
 
 // ---- PUBACK, PUBREC, PUBREL, PUBCOMP ----
 
-const ACKS: [(u8, &str); 4] = [
-    (0x40, "PUBACK"),
-    (0x50, "PUBREC"),
-    (0x62, "PUBREL"),
-    (0x70, "PUBCOMP"),
-];
+const ACKS: [(u8, &str); 4] = [(0x40, "PUBACK"), (0x50, "PUBREC"), (0x62, "PUBREL"), (0x70, "PUBCOMP")];
 
 fn ack_of(r: Result<Packet, DecodeError>) -> Ack {
     match r {
@@ -224,10 +206,7 @@ fn acks_decode_to_their_kind() {
 fn ack_packet_id_0_is_a_protocol_error() {
     for p in ALL {
         for (byte1, kind) in ACKS {
-            assert!(
-                is_protocol_error(&decode_at(p, &[byte1, 2, 0, 0])),
-                "{p:?} {kind}"
-            );
+            assert!(is_protocol_error(&decode_at(p, &[byte1, 2, 0, 0])), "{p:?} {kind}");
         }
     }
 }
@@ -236,14 +215,8 @@ fn ack_packet_id_0_is_a_protocol_error() {
 fn v3_ack_with_extra_bytes_is_malformed() {
     for p in V3 {
         for (byte1, kind) in ACKS {
-            assert!(
-                is_malformed(&decode_at(p, &[byte1, 3, 0, 5, 0])),
-                "{p:?} {kind}"
-            );
-            assert!(
-                is_malformed(&decode_at(p, &[byte1, 1, 0])),
-                "{p:?} {kind} short"
-            );
+            assert!(is_malformed(&decode_at(p, &[byte1, 3, 0, 5, 0])), "{p:?} {kind}");
+            assert!(is_malformed(&decode_at(p, &[byte1, 1, 0])), "{p:?} {kind} short");
         }
     }
 }
@@ -251,25 +224,13 @@ fn v3_ack_with_extra_bytes_is_malformed() {
 #[test]
 fn v5_ack_short_forms_and_properties() {
     let v5 = Protocol::V5;
-    assert_eq!(
-        ack_of(decode_at(v5, &[0x40, 3, 0, 5, 0x10])),
-        Ack::with_reason(5, 0x10)
-    );
-    assert_eq!(
-        ack_of(decode_at(v5, &[0x62, 3, 0, 5, 0x92])),
-        Ack::with_reason(5, 0x92)
-    );
+    assert_eq!(ack_of(decode_at(v5, &[0x40, 3, 0, 5, 0x10])), Ack::with_reason(5, 0x10));
+    assert_eq!(ack_of(decode_at(v5, &[0x62, 3, 0, 5, 0x92])), Ack::with_reason(5, 0x92));
     assert_eq!(
         ack_of(decode_at(v5, &[0x40, 4, 0, 5, 0x80, 0])),
         Ack::with_reason(5, 0x80)
     );
-    let body = cat(&[
-        &[0, 5, 0x97, 15, 0x1F],
-        &s("quota"),
-        &[0x26],
-        &s("k"),
-        &s("v"),
-    ]);
+    let body = cat(&[&[0, 5, 0x97, 15, 0x1F], &s("quota"), &[0x26], &s("k"), &s("v")]);
     let got = ack_of(decode_at(v5, &frame(0x50, &body)));
     assert_eq!(got.reason, 0x97);
     assert_eq!(got.reason_string.as_deref(), Some("quota"));
@@ -310,15 +271,8 @@ fn subscribe_fields_are_decoded() {
         let body = cat(&[&[0, 10], &s("a/+"), &[1], &s("b/#"), &[2]]);
         let got = subscribe(decode_at(p, &frame(0x82, &body)));
         assert_eq!(got.pkid, 10);
-        let pairs: Vec<_> = got
-            .filters
-            .iter()
-            .map(|f| (f.filter.as_str(), f.qos))
-            .collect();
-        assert_eq!(
-            pairs,
-            [("a/+", QoS::AtLeastOnce), ("b/#", QoS::ExactlyOnce)]
-        );
+        let pairs: Vec<_> = got.filters.iter().map(|f| (f.filter.as_str(), f.qos)).collect();
+        assert_eq!(pairs, [("a/+", QoS::AtLeastOnce), ("b/#", QoS::ExactlyOnce)]);
     }
 }
 
@@ -361,10 +315,7 @@ fn subscribe_option_reserved_bits_are_malformed() {
         }
     }
     for options in [0x40, 0x80, 0b0011_0000] {
-        let r = decode_at(
-            Protocol::V5,
-            &frame(0x82, &cat(&[&[0, 1, 0], &s("a"), &[options]])),
-        );
+        let r = decode_at(Protocol::V5, &frame(0x82, &cat(&[&[0, 1, 0], &s("a"), &[options]])));
         assert!(is_malformed(&r), "v5 {options:#04x}: {r:?}");
     }
 }
@@ -400,10 +351,7 @@ fn invalid_filters_are_passed_to_the_core() {
 #[test]
 fn filter_must_be_utf8_without_nul() {
     for filter in [&b"a\0"[..], b"\xFF"] {
-        let r = decode_at(
-            Protocol::V3_1_1,
-            &frame(0x82, &cat(&[&[0, 1], &s(filter), &[0]])),
-        );
+        let r = decode_at(Protocol::V3_1_1, &frame(0x82, &cat(&[&[0, 1], &s(filter), &[0]])));
         assert!(is_malformed(&r), "{filter:02x?}: {r:?}");
     }
 }
@@ -419,26 +367,14 @@ fn v5_subscription_identifier_rules() {
     let sub = |props: &[u8]| {
         decode_at(
             Protocol::V5,
-            &frame(
-                0x82,
-                &cat(&[&[0, 1, props.len() as u8], props, &s("a"), &[0]]),
-            ),
+            &frame(0x82, &cat(&[&[0, 1, props.len() as u8], props, &s("a"), &[0]])),
         )
     };
     assert!(is_protocol_error(&sub(&[0x0B, 0])), "identifier 0");
-    assert!(
-        is_protocol_error(&sub(&[0x0B, 1, 0x0B, 2])),
-        "two identifiers"
-    );
-    assert!(
-        is_malformed(&sub(&[0x0B, 0x81, 0x00])),
-        "non-minimal identifier"
-    );
+    assert!(is_protocol_error(&sub(&[0x0B, 1, 0x0B, 2])), "two identifiers");
+    assert!(is_malformed(&sub(&[0x0B, 0x81, 0x00])), "non-minimal identifier");
     assert!(is_malformed(&sub(&[0x0B, 0x80])), "truncated identifier");
-    assert!(
-        is_malformed(&sub(&[0x23, 0, 1])),
-        "topic alias in SUBSCRIBE"
-    );
+    assert!(is_malformed(&sub(&[0x23, 0, 1])), "topic alias in SUBSCRIBE");
     assert_eq!(
         subscribe(sub(&[0x0B, 0xFF, 0xFF, 0xFF, 0x7F])).subscription_identifier,
         Some(268_435_455)
@@ -451,10 +387,7 @@ fn v5_subscription_identifier_rules() {
 fn unsubscribe_is_decoded() {
     for p in ALL {
         let props: &[u8] = if p.is_v5() { &[0] } else { &[] };
-        let got = decode_at(
-            p,
-            &frame(0xA2, &cat(&[&[0, 3], props, &s("a/b"), &s("c/+")])),
-        );
+        let got = decode_at(p, &frame(0xA2, &cat(&[&[0, 3], props, &s("a/b"), &s("c/+")])));
         let expected = Unsubscribe {
             pkid: 3,
             filters: vec!["a/b".into(), "c/+".into()],
@@ -474,10 +407,7 @@ fn unsubscribe_errors() {
     for p in ALL {
         let props: &[u8] = if p.is_v5() { &[0] } else { &[] };
         assert!(
-            is_protocol_error(&decode_at(
-                p,
-                &frame(0xA2, &cat(&[&[0, 0], props, &s("a")]))
-            )),
+            is_protocol_error(&decode_at(p, &frame(0xA2, &cat(&[&[0, 0], props, &s("a")])))),
             "{p:?}"
         );
         assert!(
@@ -485,24 +415,15 @@ fn unsubscribe_errors() {
             "{p:?}"
         );
         assert!(
-            is_malformed(&decode_at(
-                p,
-                &frame(0xA2, &cat(&[&[0, 1], props, &s("a\0")]))
-            )),
+            is_malformed(&decode_at(p, &frame(0xA2, &cat(&[&[0, 1], props, &s("a\0")])))),
             "{p:?}"
         );
         assert!(
-            is_malformed(&decode_at(
-                p,
-                &frame(0xA2, &cat(&[&[0, 1], props, &[0, 5, b'a']]))
-            )),
+            is_malformed(&decode_at(p, &frame(0xA2, &cat(&[&[0, 1], props, &[0, 5, b'a']])))),
             "{p:?}"
         );
     }
-    let r = decode_at(
-        Protocol::V5,
-        &frame(0xA2, &cat(&[&[0, 1, 3, 0x1F], &s(""), &s("a")])),
-    );
+    let r = decode_at(Protocol::V5, &frame(0xA2, &cat(&[&[0, 1, 3, 0x1F], &s(""), &s("a")])));
     assert!(is_malformed(&r), "reason string in UNSUBSCRIBE: {r:?}");
 }
 
@@ -521,10 +442,7 @@ fn pingreq_with_a_body_is_malformed() {
 #[test]
 fn v3_disconnect_has_no_body() {
     for p in V3 {
-        assert_eq!(
-            decode_at(p, &[0xE0, 0]),
-            Ok(Packet::Disconnect(Disconnect::default()))
-        );
+        assert_eq!(decode_at(p, &[0xE0, 0]), Ok(Packet::Disconnect(Disconnect::default())));
         assert!(is_malformed(&decode_at(p, &[0xE0, 1, 0])), "{p:?}");
     }
 }
@@ -532,10 +450,7 @@ fn v3_disconnect_has_no_body() {
 #[test]
 fn v5_disconnect_forms() {
     let v5 = Protocol::V5;
-    assert_eq!(
-        decode_at(v5, &[0xE0, 0]),
-        Ok(Packet::Disconnect(Disconnect::default()))
-    );
+    assert_eq!(decode_at(v5, &[0xE0, 0]), Ok(Packet::Disconnect(Disconnect::default())));
     assert_eq!(
         decode_at(v5, &[0xE0, 1, 0x8E]),
         Ok(Packet::Disconnect(Disconnect::with_reason(0x8E)))
@@ -544,22 +459,14 @@ fn v5_disconnect_forms() {
         decode_at(v5, &[0xE0, 1, 0x04]),
         Ok(Packet::Disconnect(Disconnect::with_reason(0x04)))
     );
-    let body = cat(&[
-        &[0x00, 14, 0x11, 0, 0, 0, 0, 0x1F],
-        &s("bye"),
-        &[0x1C],
-        &s(""),
-    ]);
+    let body = cat(&[&[0x00, 14, 0x11, 0, 0, 0, 0, 0x1F], &s("bye"), &[0x1C], &s("")]);
     let expected = Disconnect {
         session_expiry_interval: Some(0),
         reason_string: Some("bye".into()),
         server_reference: Some(String::new()),
         ..Disconnect::default()
     };
-    assert_eq!(
-        decode_at(v5, &frame(0xE0, &body)),
-        Ok(Packet::Disconnect(expected))
-    );
+    assert_eq!(decode_at(v5, &frame(0xE0, &body)), Ok(Packet::Disconnect(expected)));
 }
 
 #[test]
@@ -573,10 +480,7 @@ fn v5_disconnect_errors() {
         is_malformed(&decode_at(v5, &[0xE0, 4, 0, 2, 0x23, 0])),
         "property not allowed"
     );
-    assert!(
-        is_malformed(&decode_at(v5, &[0xE0, 3, 0, 0, 0])),
-        "trailing byte"
-    );
+    assert!(is_malformed(&decode_at(v5, &[0xE0, 3, 0, 0, 0])), "trailing byte");
     assert!(
         is_malformed(&decode_at(v5, &[0xE0, 3, 0, 5, 0x11])),
         "property length beyond packet"
@@ -606,10 +510,7 @@ fn v5_auth_is_decoded() {
         data: Some(vec![0, 0xFF, 1].into()),
         ..Auth::default()
     };
-    assert_eq!(
-        decode_at(v5, &frame(0xF0, &body)),
-        Ok(Packet::Auth(expected))
-    );
+    assert_eq!(decode_at(v5, &frame(0xF0, &body)), Ok(Packet::Auth(expected)));
 }
 
 #[test]

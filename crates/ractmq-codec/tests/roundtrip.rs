@@ -5,16 +5,12 @@ mod common;
 use bytes::{Bytes, BytesMut};
 use common::*;
 use ractmq_codec::{
-    encode_client, Ack, Auth, Connect, ConnectProperties, Decoder, Disconnect, Packet, Protocol,
-    Publish, PublishProperties, QoS, RetainHandling, Subscribe, SubscriptionRequest, Unsubscribe,
-    Will,
+    encode_client, Ack, Auth, Connect, ConnectProperties, Decoder, Disconnect, Packet, Protocol, Publish,
+    PublishProperties, QoS, RetainHandling, Subscribe, SubscriptionRequest, Unsubscribe, Will,
 };
 
 fn user(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn full_connect(protocol: Protocol) -> Connect {
@@ -220,12 +216,7 @@ fn mqttbytes_v4_client_packets_decode() {
     let mut buf = BytesMut::new();
     let mut connect = v4::Connect::new("mb4");
     connect.keep_alive = 15;
-    connect.last_will = Some(v4::LastWill::new(
-        "lw",
-        "gone",
-        mqttbytes::QoS::AtLeastOnce,
-        false,
-    ));
+    connect.last_will = Some(v4::LastWill::new("lw", "gone", mqttbytes::QoS::AtLeastOnce, false));
     connect.set_login("u", "p");
     connect.write(&mut buf).unwrap();
     let mut publish = v4::Publish::new("t/1", mqttbytes::QoS::AtLeastOnce, "hello");
@@ -254,10 +245,7 @@ fn mqttbytes_v4_client_packets_decode() {
     }
     match d.decode(&mut buf) {
         Ok(Some(Packet::Publish(p))) => {
-            assert_eq!(
-                (&*p.topic, p.pkid, &p.payload[..]),
-                ("t/1", 42, &b"hello"[..])
-            );
+            assert_eq!((&*p.topic, p.pkid, &p.payload[..]), ("t/1", 42, &b"hello"[..]));
         }
         other => panic!("{other:?}"),
     }
@@ -317,10 +305,7 @@ fn mqttbytes_v5_client_packets_decode() {
     }
     match d.decode(&mut buf) {
         Ok(Some(Packet::Publish(p))) => {
-            assert_eq!(
-                (&*p.topic, p.pkid, &p.payload[..]),
-                ("t/5", 7, &b"five"[..])
-            );
+            assert_eq!((&*p.topic, p.pkid, &p.payload[..]), ("t/5", 7, &b"five"[..]));
             assert_eq!(p.properties.topic_alias, Some(2));
             assert_eq!(p.properties.payload_format_indicator, Some(1));
             assert_eq!(p.properties.user_properties, user(&[("u", "v")]));

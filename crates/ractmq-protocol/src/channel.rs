@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ractmq_codec::{
-    encode, encode_publish, reason, topic, Ack, Disconnect, Packet, Protocol, Publish, PublishOut,
-    QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
+    encode, encode_publish, reason, topic, Ack, Disconnect, Packet, Protocol, Publish, PublishOut, QoS, SubAck,
+    Subscribe, UnsubAck, Unsubscribe,
 };
 
 use crate::config::Limits;
@@ -142,13 +142,7 @@ impl Channel {
     }
 
     /// A packet from the client.
-    pub fn handle_in(
-        &mut self,
-        session: &mut Session,
-        packet: Packet,
-        now: Instant,
-        fx: &mut Effects,
-    ) {
+    pub fn handle_in(&mut self, session: &mut Session, packet: Packet, now: Instant, fx: &mut Effects) {
         self.last_activity = now;
         match packet {
             Packet::Publish(p) => self.publish_in(session, p, now, fx),
@@ -160,11 +154,7 @@ impl Channel {
             Packet::Unsubscribe(u) => self.unsubscribe_in(session, u, fx),
             Packet::PingReq => self.send(&Packet::PingResp, fx),
             Packet::Disconnect(d) => self.disconnect_in(session, d, fx),
-            Packet::Auth(_) => self.violation(
-                reason::PROTOCOL_ERROR,
-                "AUTH without an authentication method",
-                fx,
-            ),
+            Packet::Auth(_) => self.violation(reason::PROTOCOL_ERROR, "AUTH without an authentication method", fx),
             other => self.violation(reason::PROTOCOL_ERROR, other.kind(), fx),
         }
     }
@@ -173,29 +163,15 @@ impl Channel {
     pub fn handle_tick(&mut self, now: Instant, fx: &mut Effects) {
         if let Some(deadline) = self.keepalive_deadline() {
             if now > deadline && fx.close.is_none() {
-                self.close_with(
-                    reason::KEEP_ALIVE_TIMEOUT,
-                    true,
-                    "keepalive timeout".into(),
-                    fx,
-                );
+                self.close_with(reason::KEEP_ALIVE_TIMEOUT, true, "keepalive timeout".into(), fx);
             }
         }
     }
 
     /// The broker ends the connection (takeover, shutdown, overflow...). 5.0 clients get a DISCONNECT.
-    pub fn close_with(
-        &mut self,
-        reason_code: u8,
-        publish_will: bool,
-        why: String,
-        fx: &mut Effects,
-    ) {
+    pub fn close_with(&mut self, reason_code: u8, publish_will: bool, why: String, fx: &mut Effects) {
         if self.protocol.is_v5() {
-            self.send(
-                &Packet::Disconnect(Disconnect::with_reason(reason_code)),
-                fx,
-            );
+            self.send(&Packet::Disconnect(Disconnect::with_reason(reason_code)), fx);
         }
         fx.close = Some(Close {
             reason: reason_code,
@@ -233,11 +209,7 @@ impl Channel {
             } else {
                 InflightState::AwaitingPubrec
             };
-            session.inflight.push_back(Inflight {
-                pkid,
-                delivery,
-                state,
-            });
+            session.inflight.push_back(Inflight { pkid, delivery, state });
         }
         DeliverOutcome::Sent
     }
@@ -270,20 +242,12 @@ impl Channel {
         let now = Instant::now();
         for entry in &session.inflight {
             match entry.state {
-                InflightState::AwaitingPubcomp => {
-                    self.send(&Packet::PubRel(Ack::new(entry.pkid)), fx)
-                }
+                InflightState::AwaitingPubcomp => self.send(&Packet::PubRel(Ack::new(entry.pkid)), fx),
                 _ => {
                     let expiry = entry.delivery.message.remaining_expiry(now);
                     // A message in flight is sent again even if it expired meanwhile: the client may hold
                     // half of its QoS 2 exchange.
-                    let _ = self.encode_delivery(
-                        &entry.delivery,
-                        entry.pkid,
-                        true,
-                        expiry.map(|e| e.max(1)),
-                        fx,
-                    );
+                    let _ = self.encode_delivery(&entry.delivery, entry.pkid, true, expiry.map(|e| e.max(1)), fx);
                 }
             }
         }
@@ -291,11 +255,7 @@ impl Channel {
 
     fn publish_in(&mut self, session: &mut Session, p: Publish, now: Instant, fx: &mut Effects) {
         if p.qos > self.limits.max_qos {
-            return self.violation(
-                reason::QOS_NOT_SUPPORTED,
-                "PUBLISH above the maximum QoS",
-                fx,
-            );
+            return self.violation(reason::QOS_NOT_SUPPORTED, "PUBLISH above the maximum QoS", fx);
         }
         if p.retain && !self.limits.retain_available {
             return self.violation(
@@ -307,15 +267,9 @@ impl Channel {
         let Some(topic) = self.resolve_alias(&p, fx) else {
             return;
         };
-        if p.properties.payload_format_indicator == Some(1)
-            && std::str::from_utf8(&p.payload).is_err()
-        {
+        if p.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
             if p.qos == QoS::AtMostOnce {
-                return self.violation(
-                    reason::PAYLOAD_FORMAT_INVALID,
-                    "payload is not UTF-8 as announced",
-                    fx,
-                );
+                return self.violation(reason::PAYLOAD_FORMAT_INVALID, "payload is not UTF-8 as announced", fx);
             }
             return self.ack_publish(&p, reason::PAYLOAD_FORMAT_INVALID, fx);
         }
@@ -390,10 +344,7 @@ impl Channel {
         let Some(pos) = session.inflight_position(ack.pkid) else {
             if self.protocol.is_v5() {
                 self.send(
-                    &Packet::PubRel(Ack::with_reason(
-                        ack.pkid,
-                        reason::PACKET_IDENTIFIER_NOT_FOUND,
-                    )),
+                    &Packet::PubRel(Ack::with_reason(ack.pkid, reason::PACKET_IDENTIFIER_NOT_FOUND)),
                     fx,
                 );
             }
@@ -496,11 +447,7 @@ impl Channel {
     fn disconnect_in(&mut self, session: &mut Session, d: Disconnect, fx: &mut Effects) {
         if let Some(expiry) = d.session_expiry_interval {
             if self.connect_expiry == 0 && expiry != 0 {
-                return self.violation(
-                    reason::PROTOCOL_ERROR,
-                    "session expiry raised from 0 at DISCONNECT",
-                    fx,
-                );
+                return self.violation(reason::PROTOCOL_ERROR, "session expiry raised from 0 at DISCONNECT", fx);
             }
             session.expiry_interval = expiry.min(self.limits.max_session_expiry);
         }

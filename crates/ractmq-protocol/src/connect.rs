@@ -25,14 +25,8 @@ pub struct Accepted {
 
 /// Run the checks. `Err` carries the 5.0 reason code for the refusing CONNACK. `assign_id` is called only
 /// when the broker must choose a client id.
-pub fn check_connect(
-    connect: &Connect,
-    limits: &Limits,
-    assign_id: impl FnOnce() -> String,
-) -> Result<Accepted, u8> {
-    let protocol = connect
-        .protocol
-        .ok_or(reason::UNSUPPORTED_PROTOCOL_VERSION)?;
+pub fn check_connect(connect: &Connect, limits: &Limits, assign_id: impl FnOnce() -> String) -> Result<Accepted, u8> {
+    let protocol = connect.protocol.ok_or(reason::UNSUPPORTED_PROTOCOL_VERSION)?;
     let (client_id, assigned) = client_id(connect, protocol, limits, assign_id)?;
     if let Some(will) = &connect.will {
         if will.qos > limits.max_qos {
@@ -157,10 +151,7 @@ mod tests {
         let v5 = check_connect(&connect(Protocol::V5, "", false), &l, assign).unwrap();
         assert!(v5.assigned_client_id);
         let ack = connack(&v5, false, &l);
-        assert_eq!(
-            ack.properties.assigned_client_identifier.as_deref(),
-            Some("auto-1")
-        );
+        assert_eq!(ack.properties.assigned_client_identifier.as_deref(), Some("auto-1"));
     }
 
     #[test]
@@ -181,12 +172,7 @@ mod tests {
         };
         let a = check_connect(&c, &capped, assign).unwrap();
         assert_eq!(a.session_expiry, 30);
-        assert_eq!(
-            connack(&a, false, &capped)
-                .properties
-                .session_expiry_interval,
-            Some(30)
-        );
+        assert_eq!(connack(&a, false, &capped).properties.session_expiry_interval, Some(30));
     }
 
     #[test]
@@ -202,19 +188,13 @@ mod tests {
             qos: QoS::ExactlyOnce,
             ..Will::default()
         });
-        assert_eq!(
-            check_connect(&c, &l, assign),
-            Err(reason::QOS_NOT_SUPPORTED)
-        );
+        assert_eq!(check_connect(&c, &l, assign), Err(reason::QOS_NOT_SUPPORTED));
         c.will = Some(Will {
             topic: "w".into(),
             retain: true,
             ..Will::default()
         });
-        assert_eq!(
-            check_connect(&c, &l, assign),
-            Err(reason::RETAIN_NOT_SUPPORTED)
-        );
+        assert_eq!(check_connect(&c, &l, assign), Err(reason::RETAIN_NOT_SUPPORTED));
     }
 
     #[test]

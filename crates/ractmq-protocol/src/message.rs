@@ -24,12 +24,7 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn new(
-        topic: impl Into<Arc<str>>,
-        payload: impl Into<Bytes>,
-        qos: QoS,
-        retain: bool,
-    ) -> Message {
+    pub fn new(topic: impl Into<Arc<str>>, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Message {
         Message {
             topic: topic.into(),
             payload: payload.into(),

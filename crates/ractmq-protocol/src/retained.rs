@@ -153,12 +153,7 @@ mod tests {
     use std::time::Duration;
 
     fn msg(topic: &str, payload: &str) -> Arc<Message> {
-        Arc::new(Message::new(
-            topic,
-            payload.to_string(),
-            QoS::AtMostOnce,
-            true,
-        ))
+        Arc::new(Message::new(topic, payload.to_string(), QoS::AtMostOnce, true))
     }
 
     fn topics(store: &RetainedStore, filter: &str) -> Vec<String> {

@@ -131,10 +131,6 @@ mod tests {
             state: InflightState::AwaitingPuback,
         });
         let b = s.next_packet_id();
-        assert_eq!(
-            (a, b),
-            (65_535, 2),
-            "wraps past 0 and skips 1, which is in flight"
-        );
+        assert_eq!((a, b), (65_535, 2), "wraps past 0 and skips 1, which is in flight");
     }
 }

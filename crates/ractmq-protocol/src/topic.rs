@@ -21,10 +21,7 @@ pub fn parse_shared(filter: &str) -> Option<Result<SharedFilter<'_>, ()>> {
     if group.is_empty() || group.contains(['+', '#']) || inner.is_empty() {
         return Some(Err(()));
     }
-    Some(Ok(SharedFilter {
-        group,
-        filter: inner,
-    }))
+    Some(Ok(SharedFilter { group, filter: inner }))
 }
 
 /// True if the topic name `name` matches the (valid) filter `filter`.

@@ -209,10 +209,7 @@ mod tests {
         t.insert("#", "all", 0);
         t.insert("+/b/+", "plus2", 0);
         t.insert("x/y", "other", 0);
-        assert_eq!(
-            matched(&t, "a/b/c"),
-            vec!["all", "exact", "hash", "plus", "plus2"]
-        );
+        assert_eq!(matched(&t, "a/b/c"), vec!["all", "exact", "hash", "plus", "plus2"]);
         assert_eq!(matched(&t, "a"), vec!["all", "hash"]);
         assert_eq!(matched(&t, "x/y"), vec!["all", "other"]);
         assert_eq!(matched(&t, "x/y/z"), vec!["all"]);

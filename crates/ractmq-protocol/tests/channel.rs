@@ -20,11 +20,7 @@ struct Harness {
     protocol: Protocol,
 }
 
-fn start(
-    protocol: Protocol,
-    limits: Limits,
-    tweak: impl FnOnce(&mut Connect),
-) -> (Harness, Effects) {
+fn start(protocol: Protocol, limits: Limits, tweak: impl FnOnce(&mut Connect)) -> (Harness, Effects) {
     let mut connect = Connect {
         protocol: Some(protocol),
         clean_start: true,
@@ -37,15 +33,7 @@ fn start(
     let mut session = Session::new(accepted.client_id.clone());
     let now = Instant::now();
     let mut fx = Effects::default();
-    let channel = Channel::start(
-        &connect,
-        &accepted,
-        &mut session,
-        false,
-        Arc::new(limits),
-        now,
-        &mut fx,
-    );
+    let channel = Channel::start(&connect, &accepted, &mut session, false, Arc::new(limits), now, &mut fx);
     (
         Harness {
             channel,
@@ -60,16 +48,13 @@ fn start(
 impl Harness {
     fn input(&mut self, packet: Packet) -> Effects {
         let mut fx = Effects::default();
-        self.channel
-            .handle_in(&mut self.session, packet, self.now, &mut fx);
+        self.channel.handle_in(&mut self.session, packet, self.now, &mut fx);
         fx
     }
 
     fn deliver(&mut self, d: Delivery) -> (DeliverOutcome, Effects) {
         let mut fx = Effects::default();
-        let outcome = self
-            .channel
-            .deliver(&mut self.session, d, self.now, &mut fx);
+        let outcome = self.channel.deliver(&mut self.session, d, self.now, &mut fx);
         (outcome, fx)
     }
 }
@@ -117,10 +102,7 @@ fn connack_v311_and_v5_assigned_identifier() {
     match &v5_packets(fx.out)[0] {
         mqttbytes::v5::Packet::ConnAck(ack) => {
             let props = ack.properties.as_ref().unwrap();
-            assert_eq!(
-                props.assigned_client_identifier.as_deref(),
-                Some("assigned")
-            );
+            assert_eq!(props.assigned_client_identifier.as_deref(), Some("assigned"));
             assert_eq!(props.shared_subscription_available, Some(0));
         }
         other => panic!("expected CONNACK, got {other:?}"),
@@ -161,9 +143,7 @@ fn qos2_publish_is_routed_exactly_once() {
     let rel = h.input(Packet::PubRel(Ack::new(9)));
     assert_eq!(
         v4_packets(rel.out),
-        vec![mqttbytes::v4::Packet::PubComp(mqttbytes::v4::PubComp::new(
-            9
-        ))]
+        vec![mqttbytes::v4::Packet::PubComp(mqttbytes::v4::PubComp::new(9))]
     );
     assert_eq!(
         h.input(publish("q2", QoS::ExactlyOnce, 9)).publishes.len(),
@@ -256,11 +236,9 @@ fn resume_resends_inflight_with_dup_and_pubrel_for_received_ones() {
 fn keepalive_closes_after_one_and_a_half_intervals_with_the_will() {
     let (mut h, _) = start(Protocol::V5, Limits::default(), |c| c.keep_alive = 10);
     let mut fx = Effects::default();
-    h.channel
-        .handle_tick(h.now + Duration::from_secs(14), &mut fx);
+    h.channel.handle_tick(h.now + Duration::from_secs(14), &mut fx);
     assert!(fx.close.is_none(), "14 s < 15 s");
-    h.channel
-        .handle_tick(h.now + Duration::from_secs(16), &mut fx);
+    h.channel.handle_tick(h.now + Duration::from_secs(16), &mut fx);
     let close = fx.close.expect("closed after 15 s");
     assert_eq!(close.reason, reason::KEEP_ALIVE_TIMEOUT);
     assert!(close.publish_will);
@@ -271,8 +249,7 @@ fn keepalive_closes_after_one_and_a_half_intervals_with_the_will() {
 fn keepalive_zero_never_times_out() {
     let (mut h, _) = start(Protocol::V3_1_1, Limits::default(), |c| c.keep_alive = 0);
     let mut fx = Effects::default();
-    h.channel
-        .handle_tick(h.now + Duration::from_secs(86_400), &mut fx);
+    h.channel.handle_tick(h.now + Duration::from_secs(86_400), &mut fx);
     assert!(fx.close.is_none());
 }
 
@@ -302,9 +279,7 @@ fn subscribe_validates_each_filter() {
         other => panic!("expected SUBACK, got {other:?}"),
     }
     assert_eq!(fx.routes.len(), 1);
-    assert!(
-        matches!(&fx.routes[0], RouteChange::Subscribe { filter, is_new: true, .. } if filter == "ok/+")
-    );
+    assert!(matches!(&fx.routes[0], RouteChange::Subscribe { filter, is_new: true, .. } if filter == "ok/+"));
     let (mut h, _) = start(Protocol::V3_1_1, Limits::default(), |_| {});
     let fx = h.input(sub(&["bad/#/x"]));
     assert_eq!(
@@ -357,10 +332,7 @@ fn inbound_topic_aliases_are_set_used_and_checked() {
         p.properties.topic_alias = Some(alias);
         Packet::Publish(p)
     };
-    assert_eq!(
-        &*h.input(aliased("long/topic", 1)).publishes[0].topic,
-        "long/topic"
-    );
+    assert_eq!(&*h.input(aliased("long/topic", 1)).publishes[0].topic, "long/topic");
     let fx = h.input(aliased("", 1));
     assert_eq!(&*fx.publishes[0].topic, "long/topic");
     assert_eq!(
@@ -368,11 +340,7 @@ fn inbound_topic_aliases_are_set_used_and_checked() {
         "the alias is not forwarded"
     );
     let fx = h.input(aliased("", 2));
-    assert_eq!(
-        fx.close.unwrap().reason,
-        reason::PROTOCOL_ERROR,
-        "unknown alias"
-    );
+    assert_eq!(fx.close.unwrap().reason, reason::PROTOCOL_ERROR, "unknown alias");
     let fx = h.input(aliased("x", 1000));
     assert_eq!(fx.close.unwrap().reason, reason::TOPIC_ALIAS_INVALID);
 }
@@ -393,10 +361,7 @@ fn expired_messages_are_not_delivered_and_the_rest_carry_the_remaining_interval(
     assert_eq!(outcome, DeliverOutcome::Sent);
     match &v5_packets(fx.out)[0] {
         mqttbytes::v5::Packet::Publish(p) => {
-            assert_eq!(
-                p.properties.as_ref().unwrap().message_expiry_interval,
-                Some(6)
-            );
+            assert_eq!(p.properties.as_ref().unwrap().message_expiry_interval, Some(6));
         }
         other => panic!("expected PUBLISH, got {other:?}"),
     }
@@ -415,12 +380,7 @@ fn messages_over_the_client_maximum_packet_size_are_dropped_for_it() {
         c.properties.maximum_packet_size = Some(20);
     });
     let mut d = delivery(QoS::AtLeastOnce);
-    d.message = Arc::new(Message::new(
-        "out/t",
-        vec![0u8; 100],
-        QoS::AtLeastOnce,
-        false,
-    ));
+    d.message = Arc::new(Message::new("out/t", vec![0u8; 100], QoS::AtLeastOnce, false));
     let (outcome, fx) = h.deliver(d);
     assert_eq!(outcome, DeliverOutcome::TooLarge);
     assert!(fx.out.is_empty());

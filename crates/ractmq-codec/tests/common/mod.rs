@@ -47,12 +47,7 @@ pub fn connect_packet(protocol: Protocol) -> Connect {
 
 pub fn connect_frame(protocol: Protocol) -> BytesMut {
     let mut buf = BytesMut::new();
-    encode_client(
-        &Packet::Connect(Box::new(connect_packet(protocol))),
-        protocol,
-        &mut buf,
-    )
-    .unwrap();
+    encode_client(&Packet::Connect(Box::new(connect_packet(protocol))), protocol, &mut buf).unwrap();
     buf
 }
 

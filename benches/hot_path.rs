@@ -1,0 +1,115 @@
+//! Micro-benchmarks of the hot path: decode/encode of a PUBLISH, topic matching against 100k subscriptions,
+//! and routing one publish in-process to a subscriber's mailbox.
+//!
+//! Run with `cargo bench --bench hot_path`. The whole-broker comparison with Mosquitto and rumqttd lives in the
+//! benchmark harness (see the README's Performance section once it exists).
+
+use std::hint::black_box;
+
+use bytes::BytesMut;
+use criterion::{criterion_group, criterion_main, Criterion};
+use ractmq::parts::codec::{encode_publish, Decoder, Packet, Protocol, PublishOut, QoS};
+use ractmq::parts::protocol::trie::SubscriptionTrie;
+
+fn codec(c: &mut Criterion) {
+    let payload = [7u8; 64];
+    let out = PublishOut {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: "devices/1234/telemetry",
+        pkid: 42,
+        payload: &payload,
+        properties: None,
+        topic_alias: None,
+        subscription_identifiers: &[],
+        message_expiry_interval: None,
+    };
+    let mut buf = BytesMut::with_capacity(1 << 20);
+    c.bench_function("encode_publish_64B_v311", |b| {
+        b.iter(|| {
+            buf.clear();
+            encode_publish(black_box(&out), Protocol::V3_1_1, &mut buf).unwrap();
+        })
+    });
+
+    // A CONNECT first so the decoder knows the level, then a stream of PUBLISH frames.
+    let mut connect = BytesMut::new();
+    let c311 = ractmq::parts::codec::Connect {
+        protocol: Some(Protocol::V3_1_1),
+        client_id: "bench".into(),
+        clean_start: true,
+        ..Default::default()
+    };
+    ractmq::parts::codec::encode_client(&Packet::Connect(Box::new(c311)), Protocol::V3_1_1, &mut connect).unwrap();
+    let mut frame = BytesMut::new();
+    encode_publish(&out, Protocol::V3_1_1, &mut frame).unwrap();
+    let frames: BytesMut = std::iter::repeat_n(&frame[..], 1000).flatten().copied().collect();
+    c.bench_function("decode_publish_64B_v311_x1000", |b| {
+        b.iter(|| {
+            let mut d = Decoder::new(1 << 20);
+            let mut c = connect.clone();
+            d.decode(&mut c).unwrap().unwrap();
+            let mut input = frames.clone();
+            while let Some(p) = d.decode(&mut input).unwrap() {
+                black_box(p);
+            }
+        })
+    });
+}
+
+fn matching(c: &mut Criterion) {
+    let mut exact: SubscriptionTrie<u32, ()> = SubscriptionTrie::new();
+    let mut wild: SubscriptionTrie<u32, ()> = SubscriptionTrie::new();
+    for i in 0..100_000u32 {
+        exact.insert(&format!("devices/{i}/telemetry"), i, ());
+        wild.insert(&format!("devices/{i}/+"), i, ());
+    }
+    wild.insert("devices/#", 1_000_000, ());
+    c.bench_function("match_exact_among_100k", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            exact.for_each_match(black_box("devices/54321/telemetry"), |_, _| n += 1);
+            assert_eq!(n, 1);
+        })
+    });
+    c.bench_function("match_wildcard_among_100k", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            wild.for_each_match(black_box("devices/54321/telemetry"), |_, _| n += 1);
+            assert_eq!(n, 2);
+        })
+    });
+}
+
+fn route(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let broker = rt.block_on(async {
+        ractmq::Broker::start(ractmq::BrokerConfig {
+            mqtt_listen: "127.0.0.1:0".parse().unwrap(),
+            sys_interval: std::time::Duration::ZERO,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+    });
+    let mut sub = rt.block_on(broker.subscribe("bench/+", 1 << 16)).unwrap();
+    let payload = bytes::Bytes::from_static(&[1u8; 64]);
+    c.bench_function("route_one_publish_to_one_subscriber", |b| {
+        b.iter(|| {
+            let n = broker
+                .publish("bench/x", payload.clone(), ractmq::QoS::AtMostOnce, false)
+                .unwrap();
+            assert_eq!(n, 1);
+            black_box(rt.block_on(sub.recv()));
+        })
+    });
+    rt.block_on(broker.shutdown());
+}
+
+criterion_group!(benches, codec, matching, route);
+criterion_main!(benches);
