@@ -62,7 +62,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         thermometer.send_message(value)?;
     }
     drop(readings);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A bad reading makes the actor fail; the broker's `user` supervisor starts it again ("thermometer started"
+    // is printed a second time). The old ActorRef is dead after that, as in Erlang.
+    thermometer.send_message(f64::NAN)?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     broker.shutdown().await;
     Ok(())
 }
