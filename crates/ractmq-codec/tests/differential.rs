@@ -6,87 +6,11 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use common::*;
 use ractmq_codec::{
     Ack, Packet, Protocol, Publish, PublishProperties, QoS, RetainHandling, Subscribe, SubscriptionRequest, Unsubscribe,
 };
-
-/// xorshift64, as in the fuzz tests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-        from[self.below(from.len())]
-    }
-
-    fn qos(&mut self) -> QoS {
-        self.pick(&[QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce])
-    }
-
-    fn pkid(&mut self) -> u16 {
-        1 + self.below(0xFFFF) as u16
-    }
-
-    /// Text from pieces that include multi-byte characters; `extra` adds characters such as wildcards.
-    fn text(&mut self, max: usize, extra: &[&'static str]) -> String {
-        const BASE: [&str; 9] = ["a", "b", "/", "é", "ü", "€", "𝄞", "-", "$"];
-        let n = self.below(max + 1);
-        (0..n)
-            .map(|_| {
-                if !extra.is_empty() && self.chance(15) {
-                    self.pick(extra)
-                } else {
-                    self.pick(&BASE)
-                }
-            })
-            .collect()
-    }
-
-    fn topic(&mut self) -> String {
-        let t = self.text(12, &[]);
-        if t.is_empty() {
-            "t".into()
-        } else {
-            t
-        }
-    }
-
-    fn bytes(&mut self, max: usize) -> Bytes {
-        let n = self.below(max + 1);
-        (0..n).map(|_| self.next() as u8).collect::<Vec<u8>>().into()
-    }
-
-    fn user_properties(&mut self) -> Vec<(String, String)> {
-        let n = if self.chance(50) { 0 } else { self.below(4) };
-        (0..n).map(|_| (self.text(5, &[]), self.text(5, &[]))).collect()
-    }
-
-    fn maybe<T>(&mut self, f: impl FnOnce(&mut Rng) -> T) -> Option<T> {
-        if self.chance(40) {
-            Some(f(self))
-        } else {
-            None
-        }
-    }
-}
 
 // ---- random packets ----
 

@@ -7,32 +7,6 @@ use bytes::BytesMut;
 use common::*;
 use ractmq_codec::{encode_client, DecodeError, Decoder, Packet, Protocol};
 
-/// xorshift64: enough randomness for this, and the same sequence on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-}
-
 /// What a decoder did with a whole input: the packets, then how it stopped.
 #[derive(Debug, PartialEq)]
 struct Outcome {

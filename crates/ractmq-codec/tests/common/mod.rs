@@ -1,8 +1,8 @@
 //! Frame builders and a connected decoder shared by the integration tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use bytes::{BufMut, BytesMut};
-use ractmq_codec::{encode_client, Connect, DecodeError, Decoder, Packet, Protocol};
+use bytes::{BufMut, Bytes, BytesMut};
+use ractmq_codec::{encode_client, Connect, DecodeError, Decoder, Packet, Protocol, QoS};
 
 pub const MAX: usize = 1 << 20;
 
@@ -98,3 +98,82 @@ pub fn is_protocol_error(r: &Result<Packet, DecodeError>) -> bool {
 
 pub const ALL: [Protocol; 3] = [Protocol::V3_1, Protocol::V3_1_1, Protocol::V5];
 pub const V3: [Protocol; 2] = [Protocol::V3_1, Protocol::V3_1_1];
+
+/// xorshift64: enough randomness for fuzzing, and the same sequence on every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+
+    pub fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len())]
+    }
+
+    pub fn qos(&mut self) -> QoS {
+        self.pick(&[QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce])
+    }
+
+    pub fn pkid(&mut self) -> u16 {
+        1 + self.below(0xFFFF) as u16
+    }
+
+    pub fn text(&mut self, max: usize, extra: &[&'static str]) -> String {
+        const BASE: [&str; 9] = ["a", "b", "/", "é", "ü", "€", "𝄞", "-", "$"];
+        let n = self.below(max + 1);
+        (0..n)
+            .map(|_| {
+                if !extra.is_empty() && self.chance(15) {
+                    self.pick(extra)
+                } else {
+                    self.pick(&BASE)
+                }
+            })
+            .collect()
+    }
+
+    pub fn topic(&mut self) -> String {
+        let t = self.text(12, &[]);
+        if t.is_empty() {
+            "t".into()
+        } else {
+            t
+        }
+    }
+
+    pub fn bytes(&mut self, max: usize) -> Bytes {
+        let n = self.below(max + 1);
+        (0..n).map(|_| self.next() as u8).collect::<Vec<u8>>().into()
+    }
+
+    pub fn user_properties(&mut self) -> Vec<(String, String)> {
+        let n = if self.chance(50) { 0 } else { self.below(4) };
+        (0..n).map(|_| (self.text(5, &[]), self.text(5, &[]))).collect()
+    }
+
+    pub fn maybe<T>(&mut self, f: impl FnOnce(&mut Rng) -> T) -> Option<T> {
+        if self.chance(40) {
+            Some(f(self))
+        } else {
+            None
+        }
+    }
+}
