@@ -26,13 +26,15 @@ _brokers_key = pytest.StashKey[list]()
 
 def broker_binary() -> Path:
     env = os.environ.get("RACTMQ_BIN")
-    path = Path(env) if env else REPO_ROOT / "target" / "debug" / "ractmq"
+    return Path(env) if env else REPO_ROOT / "target" / "debug" / "ractmq"
+
+
+def pytest_sessionstart(session):
+    path = broker_binary()
     if not path.is_file() or not os.access(path, os.X_OK):
-        pytest.exit(
-            f"ractmq binary not found at {path}: build it first (cargo build --bin ractmq) or set RACTMQ_BIN",
-            returncode=4,
+        raise pytest.UsageError(
+            f"ractmq binary not found at {path}: build it first (cargo build --bin ractmq) or set RACTMQ_BIN"
         )
-    return path
 
 
 def _free_port() -> int:
@@ -111,9 +113,6 @@ class Broker:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
-
-    def client(self, client_id: str = "", protocol: int = mqtt.MQTTv311, **kwargs) -> PahoClient:
-        return PahoClient(self.host, self.port, client_id=client_id, protocol=protocol, **kwargs)
 
 
 @pytest.fixture

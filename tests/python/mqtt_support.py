@@ -109,6 +109,18 @@ class PahoClient:
         c.on_unsubscribe = self._on_unsubscribe
         c.on_disconnect = self._on_disconnect
 
+        # Workaround for paho-mqtt issue #860: paho 2.1 only decodes a v5 DISCONNECT reason code when
+        # the Remaining Length is > 2, so a spec-valid `E0 01 8E` or `E0 02 8E 00` reaches
+        # on_disconnect as "Success". Keep the raw DISCONNECT body and decode the reason ourselves.
+        self._server_disconnect_body: bytes | None = None
+        original_handle_disconnect = c._handle_disconnect
+
+        def handle_disconnect() -> Any:
+            self._server_disconnect_body = bytes(c._in_packet["packet"])
+            return original_handle_disconnect()
+
+        c._handle_disconnect = handle_disconnect
+
     # -- callbacks (network thread) ----------------------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -137,10 +149,13 @@ class PahoClient:
             self._acks.notify_all()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        from_server = bool(flags.is_disconnect_packet_from_server)
+        code = _rc(reason_code)
+        body = self._server_disconnect_body
+        if from_server and body is not None:
+            code = body[0] if body else 0  # MQTT 5 3.14.2.1: absent reason code means 0x00
         if self.disconnect_info is None:
-            self.disconnect_info = Disconnected(
-                _rc(reason_code), bool(flags.is_disconnect_packet_from_server), properties, time.monotonic()
-            )
+            self.disconnect_info = Disconnected(code, from_server, properties, time.monotonic())
         self.disconnected.set()
 
     # -- network thread ------------------------------------------------------------------------------
@@ -245,6 +260,21 @@ class PahoClient:
         if retain is not None:
             assert msg.retain == retain, f"{self._label()}: {topic!r} retain flag {msg.retain}, expected {retain}"
         return msg
+
+    def wait_for(self, predicate, timeout: float = TIMEOUT, what: str = "matching message") -> Received:
+        """Consume messages until one satisfies ``predicate``; fail after ``timeout`` seconds overall."""
+        end = deadline_after(timeout)
+        skipped = []
+        while True:
+            left = end - time.monotonic()
+            try:
+                msg = self.messages.get(timeout=max(0.0, left))
+            except queue.Empty:
+                tail = ", ".join(f"{m.topic}={m.payload!r}" for m in skipped[-8:])
+                raise AssertionError(f"{self._label()}: no {what} within {timeout}s (last seen: {tail})") from None
+            if predicate(msg):
+                return msg
+            skipped.append(msg)
 
     def expect_silence(self, seconds: float) -> None:
         """Nothing may arrive for ``seconds`` (used before a marker to cover a timed window)."""
@@ -353,14 +383,22 @@ def packet(first_byte: int, body: bytes) -> bytes:
 
 
 def connect_packet(client_id: str = "", level: int = 4, clean: bool = True, keepalive: int = 30,
-                   v5_properties: bytes = b"") -> bytes:
-    """CONNECT for MQTT 3.1 (level 3, "MQIsdp"), 3.1.1 (4), 5.0 (5) or any other level."""
+                   v5_properties: bytes = b"", will: tuple[str, bytes, int] | None = None) -> bytes:
+    """CONNECT for MQTT 3.1 (level 3, "MQIsdp"), 3.1.1 (4), 5.0 (5) or any other level.
+
+    ``will`` is (topic, payload, qos)."""
     name = "MQIsdp" if level == 3 else "MQTT"
     flags = 0x02 if clean else 0x00
+    if will is not None:
+        flags |= 0x04 | (will[2] << 3)
     body = mqtt_str(name) + bytes([level, flags]) + struct.pack("!H", keepalive)
     if level == 5:
         body += varint(len(v5_properties)) + v5_properties
     body += mqtt_str(client_id)
+    if will is not None:
+        if level == 5:
+            body += varint(0)
+        body += mqtt_str(will[0]) + mqtt_str(will[1])
     return packet(0x10, body)
 
 
@@ -373,6 +411,33 @@ def publish_packet(topic: str, payload: bytes, qos: int = 0, packet_id: int = 1,
         body += varint(0)
     body += payload
     return packet(0x30 | (qos << 1) | (1 if retain else 0), body)
+
+
+def subscribe_packet(packet_id: int, filters: list[tuple[str, int]], v5: bool = False) -> bytes:
+    """SUBSCRIBE with (filter, options byte) pairs; paho validates filters, this does not."""
+    body = struct.pack("!H", packet_id)
+    if v5:
+        body += varint(0)
+    for topic_filter, options in filters:
+        body += mqtt_str(topic_filter) + bytes([options])
+    return packet(0x82, body)
+
+
+def suback_codes(body: bytes, v5: bool = False) -> tuple[int, list[int]]:
+    """(packet id, reason codes) of a SUBACK body."""
+    packet_id = struct.unpack("!H", body[:2])[0]
+    i = 2
+    if v5:
+        length, mult = 0, 1
+        while True:
+            b = body[i]
+            i += 1
+            length += (b & 0x7F) * mult
+            mult *= 128
+            if not b & 0x80:
+                break
+        i += length
+    return packet_id, list(body[i:])
 
 
 class RawClient:
@@ -440,6 +505,36 @@ class RawClient:
             pass
 
 
+def reconnect_race(broker, level: int, iterations: int = 100) -> None:
+    """Connect with a clean session, subscribe, DISCONNECT, and at once reconnect the same client id
+    without a clean session: every reconnect must get CONNACK 0 with session present 0."""
+    v5 = level == 5
+    for i in range(iterations):
+        a = RawClient(*broker.addr)
+        b = None
+        try:
+            a.send(connect_packet("racer", level=level, clean=True))
+            p = a.read_packet()
+            assert p is not None and p[0] == 0x20 and p[1][1] == 0, f"iteration {i}: first CONNECT answered {p!r}"
+            a.send(subscribe_packet(1, [("race/t", 1)], v5=v5))
+            p = a.read_packet()
+            assert p is not None and p[0] == 0x90, f"iteration {i}: SUBSCRIBE answered {p!r}"
+            a.send(packet(0xE0, b""))
+            b = RawClient(*broker.addr, timeout=3)
+            b.send(connect_packet("racer", level=level, clean=False))
+            p = b.read_packet()
+            assert p is not None, f"iteration {i}: reconnect closed by the broker without a CONNACK"
+            assert p[0] == 0x20, f"iteration {i}: reconnect answered {p!r}"
+            session_present, code = p[1][0] & 1, p[1][1]
+            assert code == 0, f"iteration {i}: CONNACK code {code:#x}"
+            assert session_present == 0, f"iteration {i}: session present after a clean session ended"
+            b.send(packet(0xE0, b""))
+        finally:
+            a.close()
+            if b is not None:
+                b.close()
+
+
 # --------------------------------------------------------------------------------------------------
 # mosquitto_sub / mosquitto_pub
 # --------------------------------------------------------------------------------------------------
@@ -474,7 +569,7 @@ class MosquittoSub:
         self.stderr_text = ""
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._read_err, daemon=True).start()
-        self._pending_flags: tuple[int, bool] | None = None
+        self._pending: list[tuple[str, int, int, bool]] = []
         self.received: list[SubMessage] = []
         self._eof = False
 
@@ -503,13 +598,21 @@ class MosquittoSub:
     def _parse(self, line: str) -> None:
         m = _PUBLISH_DEBUG.search(line)
         if m:
-            self._pending_flags = (int(m.group(2)), m.group(3) == "1")
+            # (topic, payload bytes, qos, retain). For QoS 2, libmosquitto prints the message only
+            # on PUBREL, so several PUBLISH lines may come before their message lines.
+            self._pending.append((m.group(5), int(m.group(6)), int(m.group(2)), m.group(3) == "1"))
             return
         if line.startswith("Client ") or line.startswith("Subscribed (mid"):
             return
         topic, _, payload = line.partition(" ")
-        qos, retain = self._pending_flags if self._pending_flags else (-1, False)
-        self._pending_flags = None
+        qos, retain = -1, False
+        size = len(payload.encode())
+        for exact in (True, False):
+            match = next((p for p in self._pending if p[0] == topic and (p[1] == size or not exact)), None)
+            if match is not None:
+                self._pending.remove(match)
+                qos, retain = match[2], match[3]
+                break
         self.received.append(SubMessage(topic, payload, qos, retain))
 
     def wait_for_line(self, needle: str, timeout: float = TIMEOUT) -> None:
@@ -556,6 +659,6 @@ def mosquitto_pub(host: str, port: int, args: list[str], timeout: float = TIMEOU
 
 __all__ = [
     "TIMEOUT", "PahoClient", "Received", "Connack", "Disconnected", "props", "reason", "PacketTypes",
-    "RawClient", "connect_packet", "publish_packet", "packet", "varint", "mqtt_str",
+    "RawClient", "connect_packet", "publish_packet", "subscribe_packet", "suback_codes", "reconnect_race", "packet", "varint", "mqtt_str",
     "MosquittoSub", "SubMessage", "mosquitto_pub", "mqtt",
 ]

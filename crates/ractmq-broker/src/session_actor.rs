@@ -68,6 +68,9 @@ pub enum SessionMsg {
     },
     /// Close the connection (operator kick, shutdown) with a 5.0 reason code.
     Kick(u8),
+    /// The supervisor has forgotten this ended session: stop. A message, not a stop signal, so that every
+    /// Attach the supervisor forwarded before it is handled (sent back) first instead of being dropped.
+    Stop,
     /// Panic on purpose (chaos testing).
     Crash,
 }
@@ -191,6 +194,7 @@ impl Actor for SessionActor {
                     state.close_by_server(&myself, code, "kicked by the broker").await;
                 }
             }
+            SessionMsg::Stop => myself.stop(None),
             SessionMsg::Crash => panic!("session {} crashed on request", state.shared.client_id),
         }
         Ok(())
@@ -218,14 +222,17 @@ impl SessionState {
             connect,
             accepted,
             transport,
-            session_present,
+            mut session_present,
         } = *attach;
         let peer = transport.peer;
         let mut fx = Effects::default();
         let mut dropped_routes = Vec::new();
         let channel = {
             let mut session = self.shared.state.lock();
-            if accepted.clean_start {
+            // A session with expiry 0 ends with its connection, so taking over such a connection starts afresh
+            // even when the new client asks to resume [MQTT-3.1.2-6].
+            session_present = session_present && session.expiry_interval != 0;
+            if !session_present {
                 dropped_routes.extend(session.subscriptions.keys().cloned());
                 session.clear();
                 self.shared.mailbox.lock().queue.clear();

@@ -87,7 +87,7 @@ impl Actor for SessionSup {
                     if current.get_id() == actor {
                         state.kernel.store.remove(shared);
                         state.by_actor.remove(&actor);
-                        current.stop(None);
+                        let _ = current.send_message(SessionMsg::Stop);
                         state.sessions.remove(&client_id);
                     }
                 }
