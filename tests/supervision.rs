@@ -115,3 +115,50 @@ async fn library_actors_run_under_the_broker_tree_and_are_restarted() {
     eventually("worker restarted", || starts.load(Ordering::SeqCst) == 2).await;
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn session_restart_intensity_escalates_and_every_session_comes_back_from_the_store() {
+    let mut config = test_config();
+    config.session_restarts = RestartPolicy::new(1, 60);
+    let broker = start_with(config).await;
+    let addr = broker.mqtt_addr();
+    let persistent = |id: &str| {
+        let mut o = options(addr, id);
+        o.set_clean_session(false);
+        o
+    };
+    let mut clients = Vec::new();
+    for id in ["a", "b", "c"] {
+        let mut c = Client::connect_with(persistent(id)).await;
+        c.subscribe(&format!("to/{id}"), QoS::AtLeastOnce).await;
+        clients.push(c);
+    }
+    // The first panic is restarted alone; the second exceeds 1 restart per minute: the session supervisor
+    // fails, the root restarts it, and it restarts every session in the store.
+    assert!(broker.chaos().panic_session("a").await);
+    clients[0].expect_disconnect().await;
+    eventually("a restarted alone", || {
+        Metrics::get(&broker.metrics().session_restarts) == 1
+    })
+    .await;
+    let other_restarts = Metrics::get(&broker.metrics().other_restarts);
+    assert!(broker.chaos().panic_session("b").await);
+    eventually("root restarted the session supervisor", || {
+        Metrics::get(&broker.metrics().other_restarts) == other_restarts + 1
+    })
+    .await;
+    clients[1].expect_disconnect().await;
+    clients[2].expect_disconnect().await;
+
+    for id in ["a", "b", "c"] {
+        broker
+            .publish(&format!("to/{id}"), id.to_string(), ractmq::QoS::AtLeastOnce, false)
+            .unwrap();
+    }
+    for id in ["a", "b", "c"] {
+        let mut again = Client::start(persistent(id));
+        assert!(again.expect_connack().await.session_present, "{id} resumes");
+        assert_eq!(again.expect_publish().await.payload.as_ref(), id.as_bytes());
+    }
+    broker.shutdown().await;
+}
