@@ -370,11 +370,16 @@ fn supervisor_spec(name: &str, children: Vec<ChildSpec>, policy: RestartPolicy, 
     .on_restart(move || Metrics::add(&counter.other_restarts, 1))
 }
 
-/// The root's start failure comes wrapped; show the operator the innermost message only.
+/// The root's start failure comes wrapped in each supervisor's startup error; show the operator the listener's
+/// own one-line message when that is the cause.
 fn startup_error(e: SpawnErr) -> String {
+    const END: &str = "with --listen)";
     let text = e.to_string();
-    match text.rfind("cannot listen") {
-        Some(i) => text[i..].trim_end_matches(['"', ')']).to_string(),
+    let listener = text
+        .find("cannot listen")
+        .and_then(|start| text[start..].find(END).map(|len| &text[start..start + len + END.len()]));
+    match listener {
+        Some(line) => line.to_string(),
         None => format!("broker failed to start: {text}"),
     }
 }
