@@ -24,6 +24,33 @@ use crate::metrics::Metrics;
 use crate::session_actor::SessionMsg;
 
 pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+
+/// The read side of a connection. TCP is kept concrete so that an idle connection can wait for readability
+/// without holding a read buffer: most of an idle client's memory would otherwise be that buffer.
+pub enum ReadHalf {
+    Tcp(tokio::net::tcp::OwnedReadHalf),
+    Other(BoxRead),
+}
+
+impl ReadHalf {
+    /// Read what is available into `buf`, reserving `chunk` bytes only once there is something to read.
+    async fn read_into(&mut self, buf: &mut BytesMut, chunk: usize) -> std::io::Result<usize> {
+        match self {
+            ReadHalf::Tcp(stream) => loop {
+                stream.readable().await?;
+                buf.reserve(chunk);
+                match stream.try_read_buf(buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    result => return result,
+                }
+            },
+            ReadHalf::Other(read) => {
+                buf.reserve(chunk);
+                read.read_buf(buf).await
+            }
+        }
+    }
+}
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Batches of packets one connection may have waiting in its session actor's mailbox.
@@ -38,7 +65,7 @@ pub const OUTBOX_HIGH_WATER: usize = 256 * 1024;
 /// An accepted socket after its CONNECT: the halves, what was read past the CONNECT, and the decoder that
 /// knows the protocol level.
 pub struct Transport {
-    pub read: BoxRead,
+    pub read: ReadHalf,
     pub write: BoxWrite,
     pub peer: SocketAddr,
     pub leftover: BytesMut,
@@ -160,7 +187,7 @@ impl Io {
 }
 
 async fn read_loop(
-    mut read: BoxRead,
+    mut read: ReadHalf,
     mut buf: BytesMut,
     mut decoder: Decoder,
     actor: ActorRef<SessionMsg>,
@@ -194,8 +221,11 @@ async fn read_loop(
         if !buf.is_empty() && has_whole_frame(&buf) {
             continue; // the batch limit stopped us, not a lack of bytes
         }
-        buf.reserve(READ_CHUNK);
-        match read.read_buf(&mut buf).await {
+        if buf.is_empty() {
+            // Everything read was decoded: give the buffer back instead of keeping it while idle.
+            buf = BytesMut::new();
+        }
+        match read.read_into(&mut buf, READ_CHUNK).await {
             Ok(0) | Err(_) => {
                 let _ = actor.send_message(SessionMsg::ReaderClosed {
                     generation,

@@ -17,7 +17,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::connection::{AbortOnDrop, Transport};
+use crate::connection::{AbortOnDrop, ReadHalf, Transport};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::session_actor::Attach;
@@ -142,7 +142,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
         connect,
         accepted,
         transport: Transport {
-            read: Box::new(read),
+            read: ReadHalf::Tcp(read),
             write: Box::new(write),
             peer,
             leftover: buf,

@@ -250,7 +250,9 @@ impl SessionState {
         self.unroute(dropped_routes).await;
         let io = Io::start(transport, myself.clone(), self.generation, self.kernel.metrics.clone());
         io.outbox.push(&mut fx.out);
-        tracing::info!(client = %self.shared.client_id, %peer, protocol = ?accepted.protocol, session_present, "client connected");
+        // Routine connects and clean disconnects are debug: at tens of thousands a second, logging them would
+        // cost more than serving them. Abnormal closes are logged at info, one line each.
+        tracing::debug!(client = %self.shared.client_id, %peer, protocol = ?accepted.protocol, session_present, "client connected");
         self.online = Some(Online {
             channel,
             io,
@@ -495,7 +497,12 @@ impl SessionState {
             return;
         };
         self.generation += 1;
-        tracing::info!(client = %self.shared.client_id, peer = %online.peer, reason = format!("0x{:02X}", close.reason), "connection closed: {}", close.why);
+        let reason = format!("0x{:02X}", close.reason);
+        if close.publish_will || close.reason >= 0x80 {
+            tracing::info!(client = %self.shared.client_id, peer = %online.peer, reason, "connection closed: {}", close.why);
+        } else {
+            tracing::debug!(client = %self.shared.client_id, peer = %online.peer, reason, "connection closed: {}", close.why);
+        }
         online.io.close();
         self.shared.set_online(false, &self.kernel.limits, &self.kernel.metrics);
         if !close.publish_will {
