@@ -1,0 +1,283 @@
+//! Why this exists: `ractmq-loadgen` drives one benchmark scenario against one MQTT 3.1.1 broker on loopback and
+//! prints one JSON line of results (throughput, loss, duplicates, latency, broker CPU and memory). It runs on one
+//! thread (a current_thread tokio runtime) because on a 2-core machine every cycle it spends is taken from the
+//! broker under test; only the latency scenario adds a second thread that paces the publishers. benches/run.sh runs it against ractmq, Mosquitto and rumqttd in turn.
+
+mod conns;
+mod flow;
+mod mqtt;
+mod net;
+mod track;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use flow::{Flow, Plan, PubPlan, SubPlan};
+
+#[derive(Parser)]
+#[command(name = "ractmq-loadgen", about = "MQTT 3.1.1 load generator (loopback only)")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Args, Clone)]
+pub struct Common {
+    /// Broker address (loopback only: 127.0.0.0/8).
+    #[arg(long, global = true, default_value = "127.0.0.1:1883")]
+    pub addr: SocketAddr,
+    /// The broker's PID, for its CPU time and resident memory from /proc.
+    #[arg(long, global = true)]
+    pub broker_pid: Option<u32>,
+    /// Name of the broker in the output.
+    #[arg(long, global = true, default_value = "broker")]
+    pub label: String,
+    /// Seconds of publishing (the latency scenario adds its warm-up).
+    #[arg(long, global = true, default_value_t = 5.0)]
+    pub duration: f64,
+    /// At most this many messages per publisher.
+    #[arg(long, global = true, default_value_t = 5_000_000)]
+    pub max_msgs: u64,
+    /// Hard limit of a run in seconds, whatever happens.
+    #[arg(long, global = true, default_value_t = 60.0)]
+    pub deadline: f64,
+    /// After publishing ends, give up waiting for stragglers after this many seconds without a delivery.
+    #[arg(long, global = true, default_value_t = 2.0)]
+    pub drain_idle: f64,
+    /// A publisher that sees no progress for this many seconds stops (and the run reports a stall).
+    #[arg(long, global = true, default_value_t = 3.0)]
+    pub stall: f64,
+    /// MQTT keepalive in seconds (rumqttd refuses 0).
+    #[arg(long, global = true, default_value_t = 600)]
+    pub keepalive: u16,
+    /// Payload bytes (at least 16: stream id, sequence number, send time).
+    #[arg(long, global = true, default_value_t = 64)]
+    pub payload: usize,
+    /// PUBLISH frames per write.
+    #[arg(long, global = true, default_value_t = 64)]
+    pub batch: usize,
+    /// Unacknowledged QoS 1 PUBLISHes per publisher.
+    #[arg(long, global = true, default_value_t = 100)]
+    pub inflight: u64,
+    /// Messages a flow's publishers may run ahead of its subscribers (0: no limit); default per scenario.
+    #[arg(long, global = true)]
+    pub window: Option<u64>,
+    /// Handshakes (CONNECT..CONNACK) in progress at once.
+    #[arg(long, global = true, default_value_t = 128)]
+    pub connect_concurrency: usize,
+    /// Spread connections over this many source addresses 127.0.0.2, 127.0.0.3, ... (0: let the kernel pick).
+    #[arg(long, global = true, default_value_t = 8)]
+    pub sources: u8,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N publishers -> 1 subscriber on one topic.
+    Fanin {
+        #[arg(long, default_value_t = 4)]
+        pubs: u32,
+        #[arg(long, default_value_t = 0)]
+        qos: u8,
+    },
+    /// 1 publisher -> N subscribers of one topic.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        subs: u32,
+        #[arg(long, default_value_t = 0)]
+        qos: u8,
+    },
+    /// N publisher/subscriber pairs, each on its own topic.
+    P2p {
+        #[arg(long, default_value_t = 1000)]
+        pairs: u32,
+        #[arg(long, default_value_t = 0)]
+        qos: u8,
+    },
+    /// A fixed total rate over N pairs; latency percentiles from send to receive.
+    Latency {
+        #[arg(long, default_value_t = 100)]
+        pairs: u32,
+        #[arg(long, default_value_t = 20_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 0)]
+        qos: u8,
+        /// Seconds at the start whose samples are not recorded.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+    },
+    /// As many idle clients as asked; connects per second and broker memory per connection.
+    Conns {
+        #[arg(long, default_value_t = 19_900)]
+        count: usize,
+        /// Seconds to wait after the last CONNACK before reading the broker's memory.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+    },
+}
+
+/// Raise the soft open-file limit to the hard one: the connections scenario needs one descriptor per client.
+fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a pointer to a live rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn qos_ok(qos: u8) -> Result<u8, String> {
+    if qos <= 1 {
+        Ok(qos)
+    } else {
+        Err(format!("QoS {qos} is not supported by the load generator (0 or 1)"))
+    }
+}
+
+fn plan(c: &Common, scenario: &Scenario) -> Result<Plan, String> {
+    let w = |default: u64| c.window.unwrap_or(default);
+    Ok(match *scenario {
+        Scenario::Fanin { pubs, qos } => Plan {
+            scenario: format!("fanin-q{qos}"),
+            qos: qos_ok(qos)?,
+            subs: vec![SubPlan {
+                topic: "bench/fanin".into(),
+                flow: 0,
+                base: 0,
+                streams: pubs,
+            }],
+            pubs: (0..pubs)
+                .map(|i| PubPlan {
+                    topic: "bench/fanin".into(),
+                    flow: 0,
+                    stream: i,
+                })
+                .collect(),
+            flows: vec![Flow::new(1, w(20_000))],
+            sub_buffer: 256 * 1024,
+            rate: None,
+        },
+        Scenario::Fanout { subs, qos } => Plan {
+            scenario: format!("fanout-q{qos}"),
+            qos: qos_ok(qos)?,
+            subs: (0..subs)
+                .map(|_| SubPlan {
+                    topic: "bench/fanout".into(),
+                    flow: 0,
+                    base: 0,
+                    streams: 1,
+                })
+                .collect(),
+            pubs: vec![PubPlan {
+                topic: "bench/fanout".into(),
+                flow: 0,
+                stream: 0,
+            }],
+            flows: vec![Flow::new(subs as u64, w(200))],
+            sub_buffer: 16 * 1024,
+            rate: None,
+        },
+        Scenario::P2p { pairs, qos } => Plan {
+            scenario: format!("p2p-q{qos}"),
+            qos: qos_ok(qos)?,
+            subs: (0..pairs)
+                .map(|i| SubPlan {
+                    topic: format!("bench/p2p/{i}"),
+                    flow: i as usize,
+                    base: i,
+                    streams: 1,
+                })
+                .collect(),
+            pubs: (0..pairs)
+                .map(|i| PubPlan {
+                    topic: format!("bench/p2p/{i}"),
+                    flow: i as usize,
+                    stream: i,
+                })
+                .collect(),
+            flows: (0..pairs).map(|_| Flow::new(1, w(100))).collect(),
+            sub_buffer: 16 * 1024,
+            rate: None,
+        },
+        Scenario::Latency {
+            pairs,
+            rate,
+            qos,
+            warmup,
+        } => Plan {
+            scenario: format!("latency-q{qos}"),
+            qos: qos_ok(qos)?,
+            subs: (0..pairs)
+                .map(|i| SubPlan {
+                    topic: format!("bench/lat/{i}"),
+                    flow: i as usize,
+                    base: i,
+                    streams: 1,
+                })
+                .collect(),
+            pubs: (0..pairs)
+                .map(|i| PubPlan {
+                    topic: format!("bench/lat/{i}"),
+                    flow: i as usize,
+                    stream: i,
+                })
+                .collect(),
+            flows: (0..pairs).map(|_| Flow::new(1, 0)).collect(),
+            sub_buffer: 16 * 1024,
+            rate: Some((rate, warmup)),
+        },
+        Scenario::Conns { .. } => unreachable!("not a message scenario"),
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let c = cli.common;
+    if !matches!(c.addr, SocketAddr::V4(a) if a.ip().is_loopback()) {
+        eprintln!(
+            "ractmq-loadgen: only loopback IPv4 brokers (127.0.0.0/8) may be targeted, not {}",
+            c.addr
+        );
+        return ExitCode::FAILURE;
+    }
+    if c.payload < mqtt::STAMP_LEN {
+        eprintln!("ractmq-loadgen: --payload must be at least {}", mqtt::STAMP_LEN);
+        return ExitCode::FAILURE;
+    }
+    raise_nofile();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&rt, async {
+        match &cli.scenario {
+            Scenario::Conns { count, settle } => Ok(conns::run(&c, *count, *settle).await),
+            other => match plan(&c, other) {
+                Ok(p) => Ok(flow::run(&c, p).await),
+                Err(e) => Err(e),
+            },
+        }
+    });
+    match result {
+        Ok(v) => {
+            println!("{v}");
+            // drop the runtime without waiting for thousands of sockets to be shut down one by one
+            std::mem::forget(local);
+            std::mem::forget(rt);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ractmq-loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
