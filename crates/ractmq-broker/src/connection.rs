@@ -62,11 +62,17 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Above this many unwritten bytes the actor stops taking deliveries for this connection.
 pub const OUTBOX_HIGH_WATER: usize = 256 * 1024;
 
+/// The write side of a connection. For TCP the actor may write directly when nothing is queued (see [`Outbox`]).
+pub enum WriteHalf {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Other(BoxWrite),
+}
+
 /// An accepted socket after its CONNECT: the halves, what was read past the CONNECT, and the decoder that
 /// knows the protocol level.
 pub struct Transport {
     pub read: ReadHalf,
-    pub write: BoxWrite,
+    pub write: WriteHalf,
     pub peer: SocketAddr,
     pub leftover: BytesMut,
     pub decoder: Decoder,
@@ -95,35 +101,66 @@ impl Drop for AbortOnDrop {
 }
 
 /// Bytes waiting for the socket.
+///
+/// When nothing is queued and the writer task is idle, [`Outbox::push`] writes to a TCP socket directly
+/// (non-blocking): a delivery then costs no task hop, which is most of a lightly loaded broker's latency. Only
+/// what the socket does not take at once is queued for the writer task, so order is kept and the actor never
+/// waits on a slow reader.
 pub struct Outbox {
-    buf: Mutex<BytesMut>,
+    state: Mutex<OutState>,
     notify: Notify,
     closing: AtomicBool,
     /// The actor stopped draining because this outbox was full: wake it once it is written.
     want_drain: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+struct OutState {
+    buf: BytesMut,
+    /// The writer task holds bytes taken from `buf` that are not written yet: direct writes must wait.
+    writer_busy: bool,
+    /// The socket, for direct writes; `None` for transports that cannot be written without awaiting.
+    direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>,
 }
 
 impl Outbox {
-    fn new() -> Self {
+    fn new(direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>, metrics: Arc<Metrics>) -> Self {
         Outbox {
-            buf: Mutex::new(BytesMut::new()),
+            state: Mutex::new(OutState {
+                buf: BytesMut::new(),
+                writer_busy: false,
+                direct,
+            }),
             notify: Notify::new(),
             closing: AtomicBool::new(false),
             want_drain: AtomicBool::new(false),
+            metrics,
         }
     }
 
-    /// Queue encoded packets.
+    /// Write or queue encoded packets.
     pub fn push(&self, bytes: &mut BytesMut) {
         if bytes.is_empty() {
             return;
         }
         {
-            let mut buf = self.buf.lock();
-            if buf.is_empty() {
-                std::mem::swap(&mut *buf, bytes);
+            let mut st = self.state.lock();
+            if st.buf.is_empty() && !st.writer_busy {
+                if let Some(socket) = &st.direct {
+                    // On WouldBlock or an error the bytes are queued: the writer task waits, or reports the error.
+                    if let Ok(n) = socket.try_write(bytes) {
+                        Metrics::add(&self.metrics.bytes_sent, n as u64);
+                        let _ = bytes.split_to(n);
+                    }
+                    if bytes.is_empty() {
+                        return;
+                    }
+                }
+            }
+            if st.buf.is_empty() {
+                std::mem::swap(&mut st.buf, bytes);
             } else {
-                buf.extend_from_slice(bytes);
+                st.buf.extend_from_slice(bytes);
                 bytes.clear();
             }
         }
@@ -131,7 +168,7 @@ impl Outbox {
     }
 
     pub fn pending(&self) -> usize {
-        self.buf.lock().len()
+        self.state.lock().buf.len()
     }
 
     pub fn want_drain(&self) {
@@ -155,14 +192,15 @@ pub struct Io {
 impl Io {
     /// Start the reader and writer for `transport`, reporting to `actor` tagged with `generation`.
     pub fn start(transport: Transport, actor: ActorRef<SessionMsg>, generation: u64, metrics: Arc<Metrics>) -> Io {
-        let outbox = Arc::new(Outbox::new());
-        let writer = tokio::spawn(write_loop(
-            transport.write,
-            outbox.clone(),
-            actor.clone(),
-            generation,
-            metrics.clone(),
-        ));
+        let (direct, write) = match transport.write {
+            WriteHalf::Tcp(tcp) => {
+                let tcp = Arc::new(tcp);
+                (Some(tcp.clone()), Sink::Tcp(tcp))
+            }
+            WriteHalf::Other(other) => (None, Sink::Other(other)),
+        };
+        let outbox = Arc::new(Outbox::new(direct, metrics.clone()));
+        let writer = tokio::spawn(write_loop(write, outbox.clone(), actor.clone(), generation, metrics.clone()));
         let reader = tokio::spawn(read_loop(
             transport.read,
             transport.leftover,
@@ -271,8 +309,33 @@ async fn send_batch(
 /// Held by an inbound batch until the actor has handled it.
 pub struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
 
+/// What the writer task writes to.
+enum Sink {
+    Tcp(Arc<tokio::net::tcp::OwnedWriteHalf>),
+    Other(BoxWrite),
+}
+
+impl Sink {
+    async fn write_all(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Tcp(socket) => {
+                while !bytes.is_empty() {
+                    socket.writable().await?;
+                    match socket.try_write(bytes) {
+                        Ok(n) => bytes = &bytes[n..],
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+            Sink::Other(write) => write.write_all(bytes).await,
+        }
+    }
+}
+
 async fn write_loop(
-    mut write: BoxWrite,
+    mut sink: Sink,
     outbox: Arc<Outbox>,
     actor: ActorRef<SessionMsg>,
     generation: u64,
@@ -280,12 +343,14 @@ async fn write_loop(
 ) {
     loop {
         let chunk = {
-            let mut buf = outbox.buf.lock();
-            (!buf.is_empty()).then(|| buf.split())
+            let mut st = outbox.state.lock();
+            let chunk = (!st.buf.is_empty()).then(|| st.buf.split());
+            st.writer_busy = chunk.is_some();
+            chunk
         };
         match chunk {
             Some(chunk) => {
-                if write.write_all(&chunk).await.is_err() {
+                if sink.write_all(&chunk).await.is_err() {
                     let _ = actor.send_message(SessionMsg::ReaderClosed {
                         generation,
                         error: None,
@@ -298,7 +363,16 @@ async fn write_loop(
                 }
             }
             None if outbox.closing.load(Ordering::Acquire) => {
-                let _ = tokio::time::timeout(Duration::from_secs(5), write.shutdown()).await;
+                match sink {
+                    Sink::Other(mut write) => {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), write.shutdown()).await;
+                    }
+                    // Dropping the last reference to a TCP write half shuts its direction down (FIN).
+                    Sink::Tcp(socket) => {
+                        outbox.state.lock().direct = None;
+                        drop(socket);
+                    }
+                }
                 return;
             }
             None => outbox.notify.notified().await,

@@ -17,7 +17,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::connection::{AbortOnDrop, ReadHalf, Transport};
+use crate::connection::{AbortOnDrop, ReadHalf, Transport, WriteHalf};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::session_actor::Attach;
@@ -143,7 +143,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
         accepted,
         transport: Transport {
             read: ReadHalf::Tcp(read),
-            write: Box::new(write),
+            write: WriteHalf::Tcp(write),
             peer,
             leftover: buf,
             decoder,
@@ -160,7 +160,9 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
             protocol,
             &mut out,
         );
-        let _ = back.transport.write.write_all(&out).await;
+        if let WriteHalf::Tcp(write) = &mut back.transport.write {
+            let _ = write.write_all(&out).await;
+        }
     }
 }
 
