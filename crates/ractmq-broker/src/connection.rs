@@ -60,7 +60,7 @@ const BATCH_PACKETS: usize = 256;
 /// Bytes the reader asks the socket for at a time.
 const READ_CHUNK: usize = 16 * 1024;
 /// Above this many unwritten bytes the actor stops taking deliveries for this connection.
-pub const OUTBOX_HIGH_WATER: usize = 256 * 1024;
+const OUTBOX_HIGH_WATER: usize = 256 * 1024;
 
 /// The write side of a connection. For TCP the actor may write directly when nothing is queued (see [`Outbox`]).
 pub enum WriteHalf {
@@ -171,8 +171,19 @@ impl Outbox {
         self.state.lock().buf.len()
     }
 
-    pub fn want_drain(&self) {
+    /// True if more than the high-water mark waits for the socket; the writer task then promises a Drain once
+    /// it has written it. The flag is set before the second look so that a writer finishing in between is not
+    /// missed: either it sees the flag, or we see the outbox below the mark and carry on ourselves.
+    pub fn backlogged(&self) -> bool {
+        if self.pending() <= OUTBOX_HIGH_WATER {
+            return false;
+        }
         self.want_drain.store(true, Ordering::Release);
+        if self.pending() > OUTBOX_HIGH_WATER {
+            return true;
+        }
+        self.want_drain.store(false, Ordering::Release);
+        false
     }
 
     /// Write what is queued, then close the socket.
@@ -200,7 +211,13 @@ impl Io {
             WriteHalf::Other(other) => (None, Sink::Other(other)),
         };
         let outbox = Arc::new(Outbox::new(direct, metrics.clone()));
-        let writer = tokio::spawn(write_loop(write, outbox.clone(), actor.clone(), generation, metrics.clone()));
+        let writer = tokio::spawn(write_loop(
+            write,
+            outbox.clone(),
+            actor.clone(),
+            generation,
+            metrics.clone(),
+        ));
         let reader = tokio::spawn(read_loop(
             transport.read,
             transport.leftover,

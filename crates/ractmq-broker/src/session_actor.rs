@@ -16,7 +16,7 @@ use ractmq_protocol::connect::Accepted;
 use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::connection::{Io, Permit, Transport, OUTBOX_HIGH_WATER};
+use crate::connection::{Io, Permit, Transport};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::router::{Change, Route, Target};
@@ -400,9 +400,8 @@ impl SessionState {
         let mut fx = Effects::default();
         let now = Instant::now();
         loop {
-            if online.io.outbox.pending() + fx.out.len() > OUTBOX_HIGH_WATER {
-                online.io.outbox.want_drain();
-                break;
+            if online.io.outbox.backlogged() {
+                break; // the writer task sends Drain once it has written the backlog
             }
             batch.clear();
             let more = self.shared.take(DRAIN_BATCH, &mut batch);
@@ -435,6 +434,9 @@ impl SessionState {
             }
             drop(rest);
             drop(session);
+            // Write each batch as it is encoded, so that the backlog check above sees what the socket did not
+            // take.
+            online.io.outbox.push(&mut fx.out);
             if !more {
                 break;
             }
