@@ -125,3 +125,34 @@ async fn in_process_publish_and_subscribe_reach_mqtt_clients_and_back() {
     .await;
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_larger_than_the_outbox_high_water_mark_is_delivered_completely() {
+    // Regression: a drain that encoded more than the outbox's high-water mark in one go, then wrote it all
+    // directly to the socket, waited for a wake-up that never came, stranding the rest of the queue. A
+    // persistent session that comes back to a large offline queue drains it in one go.
+    const BACKLOG: u32 = 60_000;
+    let mut config = test_config();
+    config.limits.max_offline_queue_len = BACKLOG as usize;
+    let broker = start_with(config).await;
+    let mut o = options(broker.mqtt_addr(), "sub");
+    o.set_clean_session(false);
+    let mut sub = Client::connect_with(o.clone()).await;
+    sub.subscribe("backlog", QoS::AtMostOnce).await;
+    sub.client.disconnect().await.unwrap();
+    sub.expect_disconnect().await;
+    eventually("offline", || {
+        ractmq::parts::broker::Metrics::get(&broker.metrics().clients_connected) == 0
+    })
+    .await;
+    for i in 0..BACKLOG {
+        broker
+            .publish("backlog", i.to_be_bytes().to_vec(), ractmq::QoS::AtMostOnce, false)
+            .unwrap();
+    }
+    let mut again = Client::connect_with(o).await;
+    for i in 0..BACKLOG {
+        assert_eq!(again.expect_publish().await.payload.as_ref(), i.to_be_bytes());
+    }
+    broker.shutdown().await;
+}
