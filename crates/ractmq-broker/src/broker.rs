@@ -16,6 +16,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use ractmq_codec::{topic, QoS};
@@ -34,7 +35,7 @@ use crate::session_actor::SessionMsg;
 use crate::session_sup::{SessionSup, SessionSupMsg};
 use crate::shard::{Shard, ShardArgs, ShardMsg};
 use crate::supervisor::{ChildSpec, Supervisor, SupervisorArgs, SupervisorMsg};
-use crate::sys::{RetainedJanitor, SysPublisher};
+use crate::sys::{publish_sys, purge_expired_retained, Periodic, PeriodicArgs};
 
 /// Why the broker could not start, in one line an operator can act on.
 #[derive(Debug)]
@@ -100,8 +101,13 @@ impl Broker {
             .collect();
         let shards = supervisor_spec("shards", shard_specs, kernel.config.shard_restarts, &kernel);
         let sessions = actor_spec("sessions", SessionSupFactory, &kernel);
-        let janitor = actor_spec("retained-janitor", RetainedJanitorFactory, &kernel);
-        let sys = actor_spec("sys", SysFactory, &kernel);
+        let janitor = periodic_spec(
+            "retained-janitor",
+            Duration::from_secs(60),
+            purge_expired_retained,
+            &kernel,
+        );
+        let sys = periodic_spec("sys", kernel.config.sys_interval, publish_sys, &kernel);
         let user = supervisor_spec("user", Vec::new(), RestartPolicy::new(10, 10), &kernel);
         let listener = actor_spec("mqtt-listener", ListenerFactory, &kernel);
         let args = SupervisorArgs {
@@ -341,8 +347,6 @@ macro_rules! factory {
 }
 
 factory!(SessionSupFactory, SessionSup);
-factory!(RetainedJanitorFactory, RetainedJanitor);
-factory!(SysFactory, SysPublisher);
 factory!(ListenerFactory, Listener);
 
 fn actor_spec(name: &str, factory: impl ActorFactory, kernel: &Arc<Kernel>) -> ChildSpec {
@@ -351,6 +355,23 @@ fn actor_spec(name: &str, factory: impl ActorFactory, kernel: &Arc<Kernel>) -> C
     let factory = Arc::new(factory);
     ChildSpec::new(name, move |sup| factory.start(kernel.clone(), sup))
         .on_restart(move || Metrics::add(&counter.other_restarts, 1))
+}
+
+fn periodic_spec(name: &str, every: Duration, work: fn(&Kernel), kernel: &Arc<Kernel>) -> ChildSpec {
+    let kernel = kernel.clone();
+    let counter = kernel.metrics.clone();
+    ChildSpec::new(name, move |sup| {
+        let args = PeriodicArgs {
+            kernel: kernel.clone(),
+            every,
+            work,
+        };
+        async move {
+            let (actor, _) = Actor::spawn_linked(None, Periodic, args, sup).await?;
+            Ok(actor.get_cell())
+        }
+    })
+    .on_restart(move || Metrics::add(&counter.other_restarts, 1))
 }
 
 fn supervisor_spec(name: &str, children: Vec<ChildSpec>, policy: RestartPolicy, kernel: &Arc<Kernel>) -> ChildSpec {

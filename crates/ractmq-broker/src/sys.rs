@@ -1,9 +1,11 @@
-//! The `$SYS/broker/...` publisher: the broker's own statistics as retained MQTT messages.
+//! Periodic housekeeping actors: the `$SYS/broker/...` publisher and the retained-message janitor.
 //!
-//! A small actor with a timer; if it dies, the next one simply publishes again (it has no state of its own).
+//! Both are the same small actor, [`Periodic`], running a different function on a timer. They hold no state of
+//! their own (statistics live in the kernel's metrics, retained messages in the router), so a restart loses
+//! nothing: the next tick simply runs again.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ractmq_codec::QoS;
 use ractmq_protocol::Message;
@@ -12,40 +14,54 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 
-pub struct SysPublisher;
+/// Runs `work` at start and then every `every` (never if `every` is zero).
+pub struct Periodic;
 
-pub enum SysMsg {
-    Publish,
+pub struct PeriodicArgs {
+    pub kernel: Arc<Kernel>,
+    pub every: Duration,
+    pub work: fn(&Kernel),
 }
 
-impl Actor for SysPublisher {
-    type Msg = SysMsg;
-    type State = Arc<Kernel>;
-    type Arguments = Arc<Kernel>;
+pub struct Tick;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<SysMsg>,
-        kernel: Arc<Kernel>,
-    ) -> Result<Arc<Kernel>, ActorProcessingErr> {
-        if !kernel.config.sys_interval.is_zero() {
-            myself.send_message(SysMsg::Publish)?;
-            myself.send_interval(kernel.config.sys_interval, || SysMsg::Publish);
+impl Actor for Periodic {
+    type Msg = Tick;
+    type State = PeriodicArgs;
+    type Arguments = PeriodicArgs;
+
+    async fn pre_start(&self, myself: ActorRef<Tick>, args: PeriodicArgs) -> Result<PeriodicArgs, ActorProcessingErr> {
+        if !args.every.is_zero() {
+            myself.send_message(Tick)?;
+            myself.send_interval(args.every, || Tick);
         }
-        Ok(kernel)
+        Ok(args)
     }
 
     async fn handle(
         &self,
-        _me: ActorRef<SysMsg>,
-        _msg: SysMsg,
-        kernel: &mut Arc<Kernel>,
+        _me: ActorRef<Tick>,
+        _tick: Tick,
+        args: &mut PeriodicArgs,
     ) -> Result<(), ActorProcessingErr> {
-        for (topic, value) in sys_values(kernel) {
-            let message = Message::new(format!("$SYS/broker/{topic}"), value, QoS::AtMostOnce, true);
-            kernel.router.route(Arc::new(message));
-        }
+        (args.work)(&args.kernel);
         Ok(())
+    }
+}
+
+/// Publish every `$SYS/broker/` value as a retained message.
+pub fn publish_sys(kernel: &Kernel) {
+    for (topic, value) in sys_values(kernel) {
+        let message = Message::new(format!("$SYS/broker/{topic}"), value, QoS::AtMostOnce, true);
+        kernel.router.route(Arc::new(message));
+    }
+}
+
+/// Remove expired retained messages, so that they do not pile up in memory.
+pub fn purge_expired_retained(kernel: &Kernel) {
+    let purged = kernel.router.retained.write().purge_expired(Instant::now());
+    if purged > 0 {
+        tracing::debug!(purged, "expired retained messages removed");
     }
 }
 
@@ -69,39 +85,4 @@ pub fn sys_values(kernel: &Kernel) -> Vec<(&'static str, String)> {
             kernel.router.retained.read().len().to_string(),
         ),
     ]
-}
-
-/// Removes expired retained messages once a minute, so expired messages do not pile up in memory.
-pub struct RetainedJanitor;
-
-pub enum JanitorMsg {
-    Purge,
-}
-
-impl Actor for RetainedJanitor {
-    type Msg = JanitorMsg;
-    type State = Arc<Kernel>;
-    type Arguments = Arc<Kernel>;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<JanitorMsg>,
-        kernel: Arc<Kernel>,
-    ) -> Result<Arc<Kernel>, ActorProcessingErr> {
-        myself.send_interval(std::time::Duration::from_secs(60), || JanitorMsg::Purge);
-        Ok(kernel)
-    }
-
-    async fn handle(
-        &self,
-        _me: ActorRef<JanitorMsg>,
-        _msg: JanitorMsg,
-        kernel: &mut Arc<Kernel>,
-    ) -> Result<(), ActorProcessingErr> {
-        let purged = kernel.router.retained.write().purge_expired(Instant::now());
-        if purged > 0 {
-            tracing::debug!(purged, "expired retained messages removed");
-        }
-        Ok(())
-    }
 }
