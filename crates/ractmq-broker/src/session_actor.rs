@@ -147,8 +147,10 @@ impl Actor for SessionActor {
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SessionMsg::Attach(attach) => state.attach(&myself, attach).await,
-            SessionMsg::Recover => state.recover(&myself).await,
+            // Rare, large futures are boxed: the actor's task keeps room for its largest await point for as long
+            // as the session lives, and an idle session should not carry the state of a CONNECT or a close.
+            SessionMsg::Attach(attach) => Box::pin(state.attach(&myself, attach)).await,
+            SessionMsg::Recover => Box::pin(state.recover(&myself)).await,
             SessionMsg::Inbound {
                 generation,
                 packets,
@@ -161,27 +163,25 @@ impl Actor for SessionActor {
             }
             SessionMsg::ReaderClosed { generation, error } => {
                 if state.is_current(generation) {
-                    state.reader_closed(&myself, error).await;
+                    Box::pin(state.reader_closed(&myself, error)).await;
                 }
             }
             SessionMsg::Drain => state.drain(),
             SessionMsg::QueueOverflow => {
                 if state.online.is_some() {
                     Metrics::add(&state.kernel.metrics.disconnected_slow_subscribers, 1);
-                    state
-                        .close_by_server(&myself, reason::QUOTA_EXCEEDED, "outgoing queue full")
-                        .await;
+                    Box::pin(state.close_by_server(&myself, reason::QUOTA_EXCEEDED, "outgoing queue full")).await;
                 }
             }
             SessionMsg::Tick { generation } => {
                 if state.is_current(generation) {
-                    state.tick(&myself).await;
+                    Box::pin(state.tick(&myself)).await;
                 }
             }
             SessionMsg::Expire { generation } => {
                 if state.online.is_none() && generation == state.generation {
                     state.publish_will();
-                    state.end_session(&myself).await;
+                    Box::pin(state.end_session(&myself)).await;
                 }
             }
             SessionMsg::WillDue { generation } => {
@@ -191,7 +191,7 @@ impl Actor for SessionActor {
             }
             SessionMsg::Kick(code) => {
                 if state.online.is_some() {
-                    state.close_by_server(&myself, code, "kicked by the broker").await;
+                    Box::pin(state.close_by_server(&myself, code, "kicked by the broker")).await;
                 }
             }
             SessionMsg::Stop => myself.stop(None),
@@ -306,7 +306,12 @@ impl SessionState {
     /// Carry out what the channel asked for, in the order that keeps the protocol's promises: index changes
     /// before the SUBACK goes out, routing in the order the client published.
     async fn apply_effects(&mut self, myself: &ActorRef<SessionMsg>, mut fx: Effects) {
-        let retained = self.apply_routes(std::mem::take(&mut fx.routes)).await;
+        // Subscribing and closing are rare next to publishing: boxed, they do not size every session's future.
+        let retained = if fx.routes.is_empty() {
+            Vec::new()
+        } else {
+            Box::pin(self.apply_routes(std::mem::take(&mut fx.routes))).await
+        };
         let metrics = &self.kernel.metrics;
         Metrics::add(&metrics.messages_received, fx.publishes.len() as u64);
         for message in fx.publishes.drain(..) {
@@ -320,7 +325,7 @@ impl SessionState {
             self.shared.push(delivery, metrics);
         }
         if let Some(close) = fx.close {
-            self.end_connection(myself, close).await;
+            Box::pin(self.end_connection(myself, close)).await;
         } else if fx.window_opened {
             self.drain();
         }
