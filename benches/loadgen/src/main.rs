@@ -188,21 +188,8 @@ fn plan(c: &Common, scenario: &Scenario) -> Result<Plan, String> {
         Scenario::P2p { pairs, qos } => Plan {
             scenario: format!("p2p-q{qos}"),
             qos: qos_ok(qos)?,
-            subs: (0..pairs)
-                .map(|i| SubPlan {
-                    topic: format!("bench/p2p/{i}"),
-                    flow: i as usize,
-                    base: i,
-                    streams: 1,
-                })
-                .collect(),
-            pubs: (0..pairs)
-                .map(|i| PubPlan {
-                    topic: format!("bench/p2p/{i}"),
-                    flow: i as usize,
-                    stream: i,
-                })
-                .collect(),
+            subs: pair_subs("bench/p2p", pairs),
+            pubs: pair_pubs("bench/p2p", pairs),
             flows: (0..pairs).map(|_| Flow::new(1, w(100))).collect(),
             sub_buffer: 16 * 1024,
             rate: None,
@@ -215,21 +202,8 @@ fn plan(c: &Common, scenario: &Scenario) -> Result<Plan, String> {
         } => Plan {
             scenario: format!("latency-q{qos}"),
             qos: qos_ok(qos)?,
-            subs: (0..pairs)
-                .map(|i| SubPlan {
-                    topic: format!("bench/lat/{i}"),
-                    flow: i as usize,
-                    base: i,
-                    streams: 1,
-                })
-                .collect(),
-            pubs: (0..pairs)
-                .map(|i| PubPlan {
-                    topic: format!("bench/lat/{i}"),
-                    flow: i as usize,
-                    stream: i,
-                })
-                .collect(),
+            subs: pair_subs("bench/lat", pairs),
+            pubs: pair_pubs("bench/lat", pairs),
             flows: (0..pairs).map(|_| Flow::new(1, 0)).collect(),
             sub_buffer: 16 * 1024,
             rate: Some((rate, warmup)),
@@ -280,4 +254,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One subscriber per pair, each on its own topic `{prefix}/{i}` with its own flow.
+fn pair_subs(prefix: &str, pairs: u32) -> Vec<SubPlan> {
+    (0..pairs)
+        .map(|i| SubPlan {
+            topic: format!("{prefix}/{i}"),
+            flow: i as usize,
+            base: i,
+            streams: 1,
+        })
+        .collect()
+}
+
+/// The publishers matching [`pair_subs`].
+fn pair_pubs(prefix: &str, pairs: u32) -> Vec<PubPlan> {
+    (0..pairs)
+        .map(|i| PubPlan {
+            topic: format!("{prefix}/{i}"),
+            flow: i as usize,
+            stream: i,
+        })
+        .collect()
 }
