@@ -50,6 +50,12 @@ struct StartArgs {
     /// What happens when an offline queue is full: drop-oldest or drop-newest.
     #[arg(long, default_value = "drop-oldest")]
     offline_overflow: OverflowPolicy,
+    /// Subscriptions one client may hold (more are refused with 0x97).
+    #[arg(long, default_value_t = 10_000)]
+    max_subscriptions: usize,
+    /// Topics with a retained message, broker-wide (retained messages for new topics beyond it are dropped).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_retained: usize,
     /// Connections accepted at once.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
@@ -103,6 +109,8 @@ async fn start(args: StartArgs) -> ExitCode {
     limits.queue_overflow = args.queue_overflow;
     limits.max_offline_queue_len = args.max_offline_queue;
     limits.offline_overflow = args.offline_overflow;
+    limits.max_subscriptions = args.max_subscriptions;
+    limits.max_retained = args.max_retained;
     let broker = match Broker::start(config).await {
         Ok(broker) => broker,
         Err(e) => {

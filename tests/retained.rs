@@ -36,3 +36,32 @@ async fn retained_messages_are_set_replaced_cleared_and_delivered_on_subscribe()
     assert_eq!((live.payload.as_ref(), live.retain), (&b"3"[..], false));
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_retained_store_is_bounded_and_refusals_are_counted() {
+    let mut config = test_config();
+    config.limits.max_retained = 2;
+    let broker = start_with(config).await;
+    for t in ["r/1", "r/2", "r/3"] {
+        broker.publish(t, t, ractmq::QoS::AtMostOnce, true).unwrap();
+    }
+    assert_eq!(broker.kernel().router.retained.read().len(), 2);
+    assert_eq!(
+        ractmq::parts::broker::Metrics::get(&broker.metrics().dropped_retained_full),
+        1
+    );
+    let mut sub = Client::connect(broker.mqtt_addr(), "sub").await;
+    // The marker subscription first: waiting for a SUBACK skips whatever arrives before it.
+    sub.subscribe("marker", QoS::AtMostOnce).await;
+    sub.subscribe("r/#", QoS::AtMostOnce).await;
+    broker.publish("marker", "", ractmq::QoS::AtMostOnce, false).unwrap();
+    let mut got: Vec<String> = sub
+        .publishes_until("marker")
+        .await
+        .into_iter()
+        .map(|p| p.topic)
+        .collect();
+    got.sort();
+    assert_eq!(got, vec!["r/1", "r/2"]);
+    broker.shutdown().await;
+}

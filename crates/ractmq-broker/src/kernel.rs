@@ -39,7 +39,12 @@ impl Kernel {
     pub fn new(config: BrokerConfig) -> Arc<Kernel> {
         let metrics = Arc::new(Metrics::default());
         let store = Arc::new(SessionStore::default());
-        let router = Arc::new(Router::new(config.shards, metrics.clone(), store.clone()));
+        let router = Arc::new(Router::new(
+            config.shards,
+            config.limits.max_retained,
+            metrics.clone(),
+            store.clone(),
+        ));
         Arc::new(Kernel {
             limits: Arc::new(config.limits.clone()),
             config,

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub dropped_too_large: AtomicU64,
     /// In-process subscribers that did not keep up.
     pub dropped_local_subscriber: AtomicU64,
+    /// Retained messages not stored because the retained store was full.
+    pub dropped_retained_full: AtomicU64,
     /// Published messages that matched no subscriber.
     pub messages_no_subscribers: AtomicU64,
     pub session_restarts: AtomicU64,
@@ -49,6 +51,7 @@ impl Metrics {
             &self.dropped_expired,
             &self.dropped_too_large,
             &self.dropped_local_subscriber,
+            &self.dropped_retained_full,
         ]
         .iter()
         .map(|c| c.load(Relaxed))

@@ -58,6 +58,7 @@ pub struct Router {
     local: Mutex<HashMap<Arc<str>, LocalSub>>,
     pub metrics: Arc<Metrics>,
     pub store: Arc<SessionStore>,
+    max_retained: usize,
 }
 
 /// One change to the index, for [`Router::apply`].
@@ -69,7 +70,7 @@ pub struct Change {
 }
 
 impl Router {
-    pub fn new(shard_count: usize, metrics: Arc<Metrics>, store: Arc<SessionStore>) -> Self {
+    pub fn new(shard_count: usize, max_retained: usize, metrics: Arc<Metrics>, store: Arc<SessionStore>) -> Self {
         let shards = (0..shard_count.max(1))
             .map(|_| ShardSlot {
                 snapshot: ArcSwap::from_pointee(Index::new()),
@@ -82,6 +83,7 @@ impl Router {
             local: Mutex::new(HashMap::new()),
             metrics,
             store,
+            max_retained,
         }
     }
 
@@ -114,8 +116,8 @@ impl Router {
     /// Route one message: store it if retained, then deliver it to every matching subscription. Returns the
     /// number of deliveries.
     pub fn route(&self, message: Arc<Message>) -> usize {
-        if message.retain {
-            self.retained.write().set(message.clone());
+        if message.retain && !self.retained.write().set(message.clone(), self.max_retained) {
+            Metrics::add(&self.metrics.dropped_retained_full, 1);
         }
         let topic: &str = &message.topic;
         let first = topic.split('/').next().unwrap_or("");

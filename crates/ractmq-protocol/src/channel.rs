@@ -403,6 +403,12 @@ impl Channel {
                 retain_handling: req.retain_handling,
                 subscription_id: s.subscription_identifier,
             };
+            if session.subscriptions.len() >= self.limits.max_subscriptions
+                && !session.subscriptions.contains_key(&req.filter)
+            {
+                reasons.push(reason::QUOTA_EXCEEDED);
+                continue;
+            }
             let is_new = session
                 .subscriptions
                 .insert(req.filter.clone(), options.clone())

@@ -52,6 +52,10 @@ pub struct Limits {
     /// Topic aliases a 5.0 client may use towards the broker.
     pub topic_alias_maximum: u16,
     pub max_qos: QoS,
+    /// Subscriptions one client may hold; more are refused with 0x97 (3.x: 0x80).
+    pub max_subscriptions: usize,
+    /// Topics with a retained message, broker-wide; retained messages for new topics beyond it are not stored.
+    pub max_retained: usize,
     pub retain_available: bool,
     /// Seconds the broker gives a socket to send its CONNECT.
     pub connect_timeout_secs: u64,
@@ -71,6 +75,8 @@ impl Default for Limits {
             max_session_expiry: u32::MAX,
             topic_alias_maximum: 64,
             max_qos: QoS::ExactlyOnce,
+            max_subscriptions: 10_000,
+            max_retained: 1_000_000,
             retain_available: true,
             connect_timeout_secs: 10,
         }

@@ -41,13 +41,18 @@ impl RetainedStore {
     }
 
     /// Store `message` as the retained message of its topic; an empty payload clears the topic instead.
-    pub fn set(&mut self, message: Arc<Message>) {
+    /// Returns false if the message was refused because `max` topics already hold one (replacing an existing
+    /// topic's message is always allowed): clients cannot grow the store without bound.
+    pub fn set(&mut self, message: Arc<Message>, max: usize) -> bool {
         let levels: Vec<&str> = message.topic.split('/').collect();
         if message.payload.is_empty() {
             if remove(&mut self.root, &levels) {
                 self.len -= 1;
             }
-            return;
+            return true;
+        }
+        if self.len >= max && self.get(&message.topic).is_none() {
+            return false;
         }
         let mut node = &mut self.root;
         for level in levels {
@@ -56,6 +61,7 @@ impl RetainedStore {
         if node.message.replace(message).is_none() {
             self.len += 1;
         }
+        true
     }
 
     pub fn get(&self, topic: &str) -> Option<&Arc<Message>> {
@@ -169,21 +175,34 @@ mod tests {
     #[test]
     fn set_replace_and_clear() {
         let mut s = RetainedStore::new();
-        s.set(msg("a/b", "1"));
-        s.set(msg("a/b", "2"));
+        s.set(msg("a/b", "1"), usize::MAX);
+        s.set(msg("a/b", "2"), usize::MAX);
         assert_eq!(s.len(), 1);
         assert_eq!(&s.get("a/b").unwrap().payload[..], b"2");
-        s.set(msg("a/b", ""));
+        s.set(msg("a/b", ""), usize::MAX);
         assert!(s.is_empty());
         assert!(s.get("a/b").is_none());
         assert!(s.root.children.is_empty());
     }
 
     #[test]
+    fn the_store_is_bounded_but_existing_topics_can_be_replaced_or_cleared() {
+        let mut s = RetainedStore::new();
+        assert!(s.set(msg("a", "1"), 2));
+        assert!(s.set(msg("b", "1"), 2));
+        assert!(!s.set(msg("c", "1"), 2), "a third topic is refused");
+        assert!(s.get("c").is_none());
+        assert!(s.set(msg("a", "2"), 2), "replacing is allowed when full");
+        assert!(s.set(msg("b", ""), 2));
+        assert!(s.set(msg("c", "1"), 2), "room again after a clear");
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
     fn filters_find_matching_topics() {
         let mut s = RetainedStore::new();
         for t in ["a", "a/b", "a/b/c", "a/x/c", "b", "$SYS/up"] {
-            s.set(msg(t, "v"));
+            s.set(msg(t, "v"), usize::MAX);
         }
         assert_eq!(topics(&s, "a/#"), vec!["a", "a/b", "a/b/c", "a/x/c"]);
         assert_eq!(topics(&s, "a/+/c"), vec!["a/b/c", "a/x/c"]);
@@ -199,7 +218,7 @@ mod tests {
         let mut m = Message::new("t", "v", QoS::AtMostOnce, true);
         m.properties.message_expiry_interval = Some(1);
         m.received_at = Instant::now() - Duration::from_secs(5);
-        s.set(Arc::new(m));
+        s.set(Arc::new(m), usize::MAX);
         assert!(s.matching("t", Instant::now()).is_empty());
         assert_eq!(s.purge_expired(Instant::now()), 1);
         assert!(s.is_empty());

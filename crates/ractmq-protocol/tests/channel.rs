@@ -403,3 +403,39 @@ fn more_qos2_in_flight_than_receive_maximum_is_refused() {
     assert_eq!(fx.close.unwrap().reason, reason::RECEIVE_MAXIMUM_EXCEEDED);
     assert_eq!(h.protocol, Protocol::V5);
 }
+
+#[test]
+fn subscriptions_beyond_the_per_client_maximum_are_refused_with_quota_exceeded() {
+    let limits = Limits {
+        max_subscriptions: 2,
+        ..Limits::default()
+    };
+    let (mut h, _) = start(Protocol::V5, limits, |_| {});
+    let sub = |pkid: u16, filter: &str| {
+        Packet::Subscribe(Subscribe {
+            pkid,
+            filters: vec![SubscriptionRequest {
+                filter: filter.into(),
+                ..SubscriptionRequest::default()
+            }],
+            ..Subscribe::default()
+        })
+    };
+    let codes = |fx: Effects| match &v5_packets(fx.out)[0] {
+        mqttbytes::v5::Packet::SubAck(ack) => ack.return_codes.iter().map(|c| *c as u8).collect::<Vec<u8>>(),
+        other => panic!("expected SUBACK, got {other:?}"),
+    };
+    assert_eq!(codes(h.input(sub(1, "a"))), vec![0x00]);
+    assert_eq!(codes(h.input(sub(2, "b"))), vec![0x00]);
+    assert_eq!(
+        codes(h.input(sub(3, "c"))),
+        vec![0x97],
+        "a third subscription is over quota"
+    );
+    assert_eq!(
+        codes(h.input(sub(4, "a"))),
+        vec![0x00],
+        "replacing an existing one is not"
+    );
+    assert_eq!(h.session.subscriptions.len(), 2);
+}
