@@ -278,24 +278,24 @@ fn v5_ack<S: Sink>(s: &mut S, a: &Ack) -> EncodeResult {
 }
 
 fn v5_suback<S: Sink>(s: &mut S, a: &SubAck) -> EncodeResult {
-    s.u16(a.pkid);
-    properties!(s, |p| reason_properties(
-        p,
-        a.reason_string.as_deref(),
-        &a.user_properties
-    ))?;
-    s.put(&a.reasons);
-    Ok(())
+    v5_reason_list(s, a.pkid, &a.reasons, a.reason_string.as_deref(), &a.user_properties)
 }
 
 fn v5_unsuback<S: Sink>(s: &mut S, a: &UnsubAck) -> EncodeResult {
-    s.u16(a.pkid);
-    properties!(s, |p| reason_properties(
-        p,
-        a.reason_string.as_deref(),
-        &a.user_properties
-    ))?;
-    s.put(&a.reasons);
+    v5_reason_list(s, a.pkid, &a.reasons, a.reason_string.as_deref(), &a.user_properties)
+}
+
+/// SUBACK and UNSUBACK share one 5.0 layout: packet id, properties, one reason code per filter.
+fn v5_reason_list<S: Sink>(
+    s: &mut S,
+    pkid: u16,
+    reasons: &[u8],
+    reason_string: Option<&str>,
+    user_properties: &[UserProperty],
+) -> EncodeResult {
+    s.u16(pkid);
+    properties!(s, |p| reason_properties(p, reason_string, user_properties))?;
+    s.put(reasons);
     Ok(())
 }
 
