@@ -62,6 +62,10 @@ struct StartArgs {
     /// Seconds between $SYS publications (0 disables them).
     #[arg(long, default_value_t = 10)]
     sys_interval: u64,
+    /// Milliseconds a connected client may be idle before its session actor hibernates (0: never). A
+    /// hibernated session keeps its connection and wakes on the next packet or delivery.
+    #[arg(long, default_value_t = 1000)]
+    hibernate_after_ms: u64,
     /// Accept clients that send no user name.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     allow_anonymous: bool,
@@ -98,6 +102,7 @@ async fn start(args: StartArgs) -> ExitCode {
         shards: args.shards,
         max_connections: args.max_connections,
         sys_interval: Duration::from_secs(args.sys_interval),
+        hibernate_after: Duration::from_millis(args.hibernate_after_ms),
         allow_anonymous: args.allow_anonymous,
         users: args.users.into_iter().collect(),
         ..BrokerConfig::default()

@@ -25,6 +25,9 @@ pub struct BrokerConfig {
     pub shard_restarts: RestartPolicy,
     /// Restarts of the root's direct children before the broker stops.
     pub root_restarts: RestartPolicy,
+    /// A connected session idle this long hibernates: its actor stops and its connection waits without one
+    /// (zero: never).
+    pub hibernate_after: Duration,
     /// Accept clients that send no user name.
     pub allow_anonymous: bool,
     /// User name to password. A client that sends a user name must match an entry.
@@ -42,6 +45,7 @@ impl Default for BrokerConfig {
             session_restarts: RestartPolicy::new(1000, 10),
             shard_restarts: RestartPolicy::new(10, 10),
             root_restarts: RestartPolicy::new(5, 30),
+            hibernate_after: Duration::from_secs(1),
             allow_anonymous: true,
             users: HashMap::new(),
         }

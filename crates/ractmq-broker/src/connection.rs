@@ -1,27 +1,30 @@
-//! The socket side of a session: a reader task and a writer task that the session actor owns.
+//! The socket side of a session: a reader task, and a writer task when one is needed, owned by the session.
 //!
-//! The actor never waits on a socket. The reader decodes frames in batches and hands each batch to the actor as
-//! one message; a semaphore bounds how many batches may wait in the actor's (unbounded) mailbox, so a client
-//! that publishes faster than its session can route is slowed by TCP, not buffered. The writer drains an
-//! [`Outbox`] the actor appends encoded bytes to; the actor stops taking deliveries while the outbox is above its
-//! high-water mark, so a slow reader's backlog stays in its bounded mailbox where the overflow policy applies.
-//! Both tasks are aborted when the actor's state is dropped, however the actor ends.
+//! The actor never waits on a socket. The reader decodes frames in batches and hands each batch to the session
+//! as one message; a semaphore bounds how many batches may wait in the actor's (unbounded) mailbox, so a client
+//! that publishes faster than its session can route is slowed by TCP, not buffered. The reader also enforces
+//! keepalive, and it talks to the session through [`SessionShared::send`] rather than an actor ref, so a
+//! hibernated session's connection keeps being read and wakes the session when something arrives.
+//!
+//! The writer drains an [`Outbox`] the actor appends encoded bytes to; the actor stops taking deliveries while
+//! the outbox is above its high-water mark, so a slow reader's backlog stays in its bounded mailbox where the
+//! overflow policy applies. Both tasks are aborted when the [`Io`] is dropped unclosed, however the actor ends.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use parking_lot::Mutex;
 use ractmq_codec::{Decoder, Packet};
-use ractor::ActorRef;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 use crate::session_actor::SessionMsg;
+use crate::session_store::SessionShared;
 
 pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 
@@ -61,6 +64,11 @@ const BATCH_PACKETS: usize = 256;
 const READ_CHUNK: usize = 16 * 1024;
 /// Above this many unwritten bytes the actor stops taking deliveries for this connection.
 const OUTBOX_HIGH_WATER: usize = 256 * 1024;
+/// Added to the keepalive limit so that the session, which saw the last packet a little after the reader did,
+/// agrees that it is overdue.
+const KEEPALIVE_SLACK: Duration = Duration::from_millis(50);
+/// When the session found keepalive not yet overdue, the reader asks again after this long.
+const KEEPALIVE_RECHECK: Duration = Duration::from_secs(1);
 
 /// The write side of a connection. For TCP the actor may write directly when nothing is queued (see [`Outbox`]).
 pub enum WriteHalf {
@@ -102,16 +110,20 @@ impl Drop for AbortOnDrop {
 
 /// Bytes waiting for the socket.
 ///
-/// When nothing is queued and the writer task is idle, [`Outbox::push`] writes to a TCP socket directly
+/// When nothing is queued and no writer is busy, [`Outbox::push`] writes to a TCP socket directly
 /// (non-blocking): a delivery then costs no task hop, which is most of a lightly loaded broker's latency. Only
 /// what the socket does not take at once is queued for the writer task, so order is kept and the actor never
-/// waits on a slow reader.
+/// waits on a slow reader. The writer task starts the first time bytes must wait: an idle connection, or one
+/// whose socket always keeps up, never pays for one.
 pub struct Outbox {
     state: Mutex<OutState>,
     notify: Notify,
     closing: AtomicBool,
     /// The actor stopped draining because this outbox was full: wake it once it is written.
     want_drain: AtomicBool,
+    /// Weak: a hibernated session holds its connection, and so this outbox.
+    session: Weak<SessionShared>,
+    generation: u64,
     metrics: Arc<Metrics>,
 }
 
@@ -121,25 +133,14 @@ struct OutState {
     writer_busy: bool,
     /// The socket, for direct writes; `None` for transports that cannot be written without awaiting.
     direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>,
+    /// The sink until the writer task takes it.
+    sink: Option<Sink>,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl Outbox {
-    fn new(direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>, metrics: Arc<Metrics>) -> Self {
-        Outbox {
-            state: Mutex::new(OutState {
-                buf: BytesMut::new(),
-                writer_busy: false,
-                direct,
-            }),
-            notify: Notify::new(),
-            closing: AtomicBool::new(false),
-            want_drain: AtomicBool::new(false),
-            metrics,
-        }
-    }
-
     /// Write or queue encoded packets.
-    pub fn push(&self, bytes: &mut BytesMut) {
+    pub fn push(self: &Arc<Self>, bytes: &mut BytesMut) {
         if bytes.is_empty() {
             return;
         }
@@ -163,12 +164,25 @@ impl Outbox {
                 st.buf.extend_from_slice(bytes);
                 bytes.clear();
             }
+            self.start_writer(&mut st);
         }
         self.notify.notify_one();
     }
 
+    fn start_writer(self: &Arc<Self>, st: &mut OutState) {
+        if let Some(sink) = st.sink.take() {
+            st.writer = Some(tokio::spawn(write_loop(sink, self.clone())));
+        }
+    }
+
     pub fn pending(&self) -> usize {
         self.state.lock().buf.len()
+    }
+
+    /// Nothing waits for the socket.
+    pub fn is_idle(&self) -> bool {
+        let st = self.state.lock();
+        st.buf.is_empty() && !st.writer_busy
     }
 
     /// True if more than the high-water mark waits for the socket; the writer task then promises a Drain once
@@ -187,69 +201,127 @@ impl Outbox {
     }
 
     /// Write what is queued, then close the socket.
-    pub fn close(&self) {
+    fn close(self: &Arc<Self>) {
         self.closing.store(true, Ordering::Release);
+        {
+            let mut st = self.state.lock();
+            match st.sink.take() {
+                // Nothing was ever queued on a TCP socket: dropping both references to its write half sends FIN.
+                Some(Sink::Tcp(socket)) if st.buf.is_empty() => {
+                    st.direct = None;
+                    drop(socket);
+                }
+                sink => {
+                    st.sink = sink;
+                    self.start_writer(&mut st);
+                }
+            }
+        }
         self.notify.notify_one();
+    }
+
+    fn session_send(&self, msg: SessionMsg) {
+        if let Some(session) = self.session.upgrade() {
+            session.send(msg);
+        }
     }
 }
 
 /// The running socket tasks of one connection.
 pub struct Io {
     pub outbox: Arc<Outbox>,
-    reader: AbortOnDrop,
-    writer: AbortOnDrop,
+    /// Aborted when the `Io` is dropped, closed or not: reading stops at once.
+    _reader: AbortOnDrop,
+    closed: bool,
 }
 
 impl Io {
-    /// Start the reader and writer for `transport`, reporting to `actor` tagged with `generation`.
-    pub fn start(transport: Transport, actor: ActorRef<SessionMsg>, generation: u64, metrics: Arc<Metrics>) -> Io {
-        let (direct, write) = match transport.write {
+    /// Start the reader for `transport`, reporting to `session` tagged with `generation`. `keepalive` is how
+    /// long the client may stay silent (one and a half times its Keep Alive); the reader enforces it, so a
+    /// connected session needs no timer of its own.
+    pub fn start(
+        transport: Transport,
+        session: &Arc<SessionShared>,
+        generation: u64,
+        keepalive: Option<Duration>,
+        metrics: Arc<Metrics>,
+    ) -> Io {
+        let (direct, sink) = match transport.write {
             WriteHalf::Tcp(tcp) => {
                 let tcp = Arc::new(tcp);
                 (Some(tcp.clone()), Sink::Tcp(tcp))
             }
             WriteHalf::Other(other) => (None, Sink::Other(other)),
         };
-        let outbox = Arc::new(Outbox::new(direct, metrics.clone()));
-        let writer = tokio::spawn(write_loop(
-            write,
-            outbox.clone(),
-            actor.clone(),
+        let outbox = Arc::new(Outbox {
+            state: Mutex::new(OutState {
+                buf: BytesMut::new(),
+                writer_busy: false,
+                direct,
+                sink: Some(sink),
+                writer: None,
+            }),
+            notify: Notify::new(),
+            closing: AtomicBool::new(false),
+            want_drain: AtomicBool::new(false),
+            session: Arc::downgrade(session),
             generation,
-            metrics.clone(),
-        ));
+            metrics: metrics.clone(),
+        });
         let reader = tokio::spawn(read_loop(
             transport.read,
             transport.leftover,
             transport.decoder,
-            actor,
-            generation,
+            Link {
+                session: session.clone(),
+                generation,
+                keepalive: keepalive.map(|k| k + KEEPALIVE_SLACK),
+            },
             metrics,
         ));
         Io {
             outbox,
-            reader: AbortOnDrop::new(reader),
-            writer: AbortOnDrop::new(writer),
+            _reader: AbortOnDrop::new(reader),
+            closed: false,
         }
     }
 
     /// Stop reading now; write what is queued, then close the socket (bounded by a timeout in the writer).
-    pub fn close(self) {
+    pub fn close(mut self) {
+        self.closed = true;
         self.outbox.close();
-        drop(self.reader);
-        self.writer.detach();
     }
 }
 
-async fn read_loop(
-    mut read: ReadHalf,
-    mut buf: BytesMut,
-    mut decoder: Decoder,
-    actor: ActorRef<SessionMsg>,
+impl Drop for Io {
+    /// Dropped without `close` (the actor was killed or failed): the writer goes too, unflushed.
+    fn drop(&mut self) {
+        if !self.closed {
+            if let Some(writer) = self.outbox.state.lock().writer.take() {
+                writer.abort();
+            }
+        }
+    }
+}
+
+/// What the reader reports to.
+struct Link {
+    session: Arc<SessionShared>,
     generation: u64,
-    metrics: Arc<Metrics>,
-) {
+    /// Silence allowed before the reader asks the session to check keepalive.
+    keepalive: Option<Duration>,
+}
+
+impl Link {
+    fn send(&self, msg: SessionMsg) -> bool {
+        self.session.send(msg)
+    }
+}
+
+async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, link: Link, metrics: Arc<Metrics>) {
+    let generation = link.generation;
     let permits = Arc::new(Semaphore::new(INBOUND_BATCHES));
+    let mut deadline = link.keepalive.map(|k| tokio::time::Instant::now() + k);
     loop {
         let mut packets = Vec::new();
         let mut error = None;
@@ -263,11 +335,15 @@ async fn read_loop(
                 }
             }
         }
-        if !packets.is_empty() && !send_batch(&actor, &permits, generation, packets).await {
-            return;
+        if !packets.is_empty() {
+            // Any packet is a sign of life [MQTT-3.1.2-22].
+            deadline = link.keepalive.map(|k| tokio::time::Instant::now() + k);
+            if !send_batch(&link, &permits, packets).await {
+                return;
+            }
         }
         if let Some(e) = error {
-            let _ = actor.send_message(SessionMsg::ReaderClosed {
+            link.send(SessionMsg::ReaderClosed {
                 generation,
                 error: Some(e),
             });
@@ -280,9 +356,24 @@ async fn read_loop(
             // Everything read was decoded: give the buffer back instead of keeping it while idle.
             buf = BytesMut::new();
         }
-        match read.read_into(&mut buf, READ_CHUNK).await {
+        let read = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, read.read_into(&mut buf, READ_CHUNK)).await {
+                Ok(read) => read,
+                Err(_) => {
+                    // Silent for too long: the session closes the connection (0x8D) unless its own clock
+                    // disagrees, in which case we ask again shortly.
+                    if !link.send(SessionMsg::Tick { generation }) {
+                        return;
+                    }
+                    deadline = Some(tokio::time::Instant::now() + KEEPALIVE_RECHECK);
+                    continue;
+                }
+            },
+            None => read.read_into(&mut buf, READ_CHUNK).await,
+        };
+        match read {
             Ok(0) | Err(_) => {
-                let _ = actor.send_message(SessionMsg::ReaderClosed {
+                link.send(SessionMsg::ReaderClosed {
                     generation,
                     error: None,
                 });
@@ -305,22 +396,15 @@ fn has_whole_frame(buf: &BytesMut) -> bool {
     buf.len() > 5 // malformed length: let the decoder report it
 }
 
-async fn send_batch(
-    actor: &ActorRef<SessionMsg>,
-    permits: &Arc<Semaphore>,
-    generation: u64,
-    packets: Vec<Packet>,
-) -> bool {
+async fn send_batch(link: &Link, permits: &Arc<Semaphore>, packets: Vec<Packet>) -> bool {
     let Ok(permit) = permits.clone().acquire_owned().await else {
         return false;
     };
-    actor
-        .send_message(SessionMsg::Inbound {
-            generation,
-            packets,
-            permit: Permit(permit),
-        })
-        .is_ok()
+    link.send(SessionMsg::Inbound {
+        generation: link.generation,
+        packets,
+        permit: Permit(permit),
+    })
 }
 
 /// Held by an inbound batch until the actor has handled it.
@@ -351,13 +435,8 @@ impl Sink {
     }
 }
 
-async fn write_loop(
-    mut sink: Sink,
-    outbox: Arc<Outbox>,
-    actor: ActorRef<SessionMsg>,
-    generation: u64,
-    metrics: Arc<Metrics>,
-) {
+async fn write_loop(mut sink: Sink, outbox: Arc<Outbox>) {
+    let metrics = outbox.metrics.clone();
     loop {
         let chunk = {
             let mut st = outbox.state.lock();
@@ -368,15 +447,15 @@ async fn write_loop(
         match chunk {
             Some(chunk) => {
                 if sink.write_all(&chunk).await.is_err() {
-                    let _ = actor.send_message(SessionMsg::ReaderClosed {
-                        generation,
+                    outbox.session_send(SessionMsg::ReaderClosed {
+                        generation: outbox.generation,
                         error: None,
                     });
                     return;
                 }
                 Metrics::add(&metrics.bytes_sent, chunk.len() as u64);
                 if outbox.want_drain.swap(false, Ordering::AcqRel) {
-                    let _ = actor.send_message(SessionMsg::Drain);
+                    outbox.session_send(SessionMsg::Drain);
                 }
             }
             None if outbox.closing.load(Ordering::Acquire) => {

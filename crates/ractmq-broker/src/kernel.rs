@@ -9,14 +9,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use ractmq_protocol::Limits;
 use ractor::ActorRef;
 
 use crate::config::BrokerConfig;
+use crate::memory::TrimMark;
 use crate::metrics::Metrics;
 use crate::router::Router;
-use crate::session_store::SessionStore;
+use crate::session_store::{SessionStore, SupSlot};
 use crate::session_sup::SessionSupMsg;
 
 pub struct Kernel {
@@ -26,13 +27,14 @@ pub struct Kernel {
     pub store: Arc<SessionStore>,
     pub metrics: Arc<Metrics>,
     pub started_at: Instant,
-    /// The running session supervisor; replaced when it restarts.
-    pub session_sup: RwLock<Option<ActorRef<SessionSupMsg>>>,
+    /// The running session supervisor; replaced when it restarts. Sessions hold this slot too.
+    pub session_sup: SupSlot,
     /// Where the MQTT listener is bound (kept across listener restarts so the port stays the same).
     pub mqtt_addr: Mutex<Option<SocketAddr>>,
     next_assigned_id: AtomicU64,
     /// Sockets accepted whose CONNECT is not handled yet.
     pub handshakes: AtomicUsize,
+    pub trim_mark: TrimMark,
 }
 
 impl Kernel {
@@ -52,10 +54,11 @@ impl Kernel {
             store,
             metrics,
             started_at: Instant::now(),
-            session_sup: RwLock::new(None),
+            session_sup: SupSlot::default(),
             mqtt_addr: Mutex::new(None),
             next_assigned_id: AtomicU64::new(1),
             handshakes: AtomicUsize::new(0),
+            trim_mark: TrimMark::default(),
         })
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod kernel;
 pub mod listener;
+pub mod memory;
 pub mod metrics;
 pub mod restart;
 pub mod router;

@@ -29,6 +29,10 @@ pub struct Metrics {
     /// Published messages that matched no subscriber.
     pub messages_no_subscribers: AtomicU64,
     pub session_restarts: AtomicU64,
+    /// Sessions that went into hibernation (idle actors that stopped, and new sessions, which start there), and
+    /// hibernated sessions woken again.
+    pub sessions_hibernated: AtomicU64,
+    pub sessions_woken: AtomicU64,
     pub shard_restarts: AtomicU64,
     pub other_restarts: AtomicU64,
     pub protocol_errors: AtomicU64,

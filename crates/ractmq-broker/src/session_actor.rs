@@ -6,6 +6,13 @@
 //! [`SessionShared`] in the session store, which is why a panic here costs only this client's connection: the
 //! supervisor starts a new actor on the same `SessionShared`, which publishes the will and waits for the client
 //! to come back.
+//!
+//! A connected session that has had nothing to do for `hibernate_after` hibernates, as an idle Erlang process
+//! does in EMQX: the actor parks its connection in the session's gate and stops, and the connection's reader
+//! keeps watching the socket (and keepalive) on its own. The first message for the session (a packet, a
+//! delivery, a takeover) asks the supervisor for a new actor, which takes the parked connection and everything
+//! that arrived meanwhile, in order. An idle client then costs its socket tasks and its session record, not an
+//! actor.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +29,9 @@ use crate::metrics::Metrics;
 use crate::router::{Change, Route, Target};
 use crate::session_store::SessionShared;
 use crate::session_sup::SessionSupMsg;
+
+/// The stop reason of an actor that hibernated (its supervisor does not restart it).
+pub const HIBERNATED: &str = "hibernated";
 
 /// Deliveries handed to the channel per mailbox drain, so one busy subscriber cannot hold its actor for long.
 const DRAIN_BATCH: usize = 256;
@@ -54,10 +64,20 @@ pub enum SessionMsg {
     Drain,
     /// The outgoing queue overflowed under the `disconnect` policy.
     QueueOverflow,
-    /// Keepalive check for connection `generation`.
+    /// The reader of connection `generation` heard nothing for the keepalive limit.
     Tick {
         generation: u64,
     },
+    /// Has connection `generation` been idle since the last check? Then hibernate.
+    IdleCheck {
+        generation: u64,
+    },
+    /// Every message sent before hibernation began is handled: park the connection and stop, if still idle.
+    Hibernate {
+        generation: u64,
+    },
+    /// This actor was started to wake a hibernated session: take the parked connection.
+    Unpark,
     /// The session expiry timer armed at disconnect `generation` fired.
     Expire {
         generation: u64,
@@ -81,6 +101,76 @@ pub struct SessionArgs {
     pub shared: Arc<SessionShared>,
     pub kernel: Arc<Kernel>,
     pub first: SessionMsg,
+}
+
+/// A hibernated session's connection, kept in its gate until an actor wakes it.
+pub struct Parked {
+    online: Online,
+    generation: u64,
+}
+
+/// Start serving a connection for `shared`: the protocol state, the socket tasks and the CONNACK. Returns the
+/// filters of a session that was not resumed, for the caller to remove from the index.
+fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: Attach) -> (Online, Vec<String>) {
+    let Attach {
+        connect,
+        accepted,
+        transport,
+        mut session_present,
+    } = attach;
+    let peer = transport.peer;
+    let mut fx = Effects::default();
+    let mut dropped_routes = Vec::new();
+    let channel = {
+        let mut session = shared.state.lock();
+        // A session with expiry 0 ends with its connection, so taking over such a connection starts afresh
+        // even when the new client asks to resume [MQTT-3.1.2-6].
+        session_present = session_present && session.expiry_interval != 0;
+        if !session_present {
+            dropped_routes.extend(session.subscriptions.keys().cloned());
+            session.clear();
+            shared.mailbox.lock().queue.clear();
+        }
+        Channel::start(
+            &connect,
+            &accepted,
+            &mut session,
+            session_present,
+            kernel.limits.clone(),
+            Instant::now(),
+            &mut fx,
+        )
+    };
+    let io = Io::start(
+        transport,
+        shared,
+        generation,
+        channel.keepalive_limit(),
+        kernel.metrics.clone(),
+    );
+    io.outbox.push(&mut fx.out);
+    // Routine connects and clean disconnects are debug: at tens of thousands a second, logging them would cost
+    // more than serving them. Abnormal closes are logged at info, one line each.
+    tracing::debug!(client = %shared.client_id, %peer, protocol = ?accepted.protocol, session_present, "client connected");
+    shared.set_online(true, &kernel.limits, &kernel.metrics);
+    let online = Online {
+        channel,
+        io,
+        peer,
+        _connected: ConnectedGuard::new(&kernel.metrics),
+    };
+    (online, dropped_routes)
+}
+
+/// Connect a brand-new session without starting an actor for it: it begins hibernated, and its first packet
+/// or delivery wakes it. A connect storm (every device of a fleet after a restart) then costs no actor per
+/// client until the client does something, and leaves no actor-sized holes in the heap once they go idle.
+pub fn open_hibernated(shared: &Arc<SessionShared>, kernel: &Kernel, attach: Attach) {
+    // The gate takes messages before the reader starts, so the first packet already finds it.
+    shared.begin_hibernate();
+    let (online, _) = open(shared, kernel, 1, attach);
+    shared.park_new(Box::new(Parked { online, generation: 1 }));
+    Metrics::add(&kernel.metrics.sessions_hibernated, 1);
 }
 
 /// The connection currently attached.
@@ -117,6 +207,9 @@ pub struct SessionState {
     generation: u64,
     /// The session is ending; an attach that races with the end goes back to the supervisor.
     ending: bool,
+    /// Messages handled, and the count at the last idle check: unchanged but for the check itself means idle.
+    handled: u64,
+    idle_mark: u64,
 }
 
 impl Actor for SessionActor {
@@ -129,7 +222,10 @@ impl Actor for SessionActor {
         myself: ActorRef<SessionMsg>,
         args: SessionArgs,
     ) -> Result<SessionState, ActorProcessingErr> {
-        args.shared.set_owner(Some(myself.clone()));
+        // A waking actor takes over the gate in `Unpark`, together with the messages waiting there.
+        if !matches!(args.first, SessionMsg::Unpark) {
+            args.shared.set_owner(Some(myself.clone()));
+        }
         myself.send_message(args.first)?;
         Ok(SessionState {
             shared: args.shared,
@@ -137,6 +233,8 @@ impl Actor for SessionActor {
             online: None,
             generation: 0,
             ending: false,
+            handled: 0,
+            idle_mark: 0,
         })
     }
 
@@ -146,62 +244,74 @@ impl Actor for SessionActor {
         msg: SessionMsg,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            // Rare, large futures are boxed: the actor's task keeps room for its largest await point for as long
-            // as the session lives, and an idle session should not carry the state of a CONNECT or a close.
-            SessionMsg::Attach(attach) => Box::pin(state.attach(&myself, attach)).await,
-            SessionMsg::Recover => Box::pin(state.recover(&myself)).await,
-            SessionMsg::Inbound {
-                generation,
-                packets,
-                permit,
-            } => {
-                if state.is_current(generation) {
-                    state.inbound(&myself, packets).await;
-                }
-                drop(permit);
-            }
-            SessionMsg::ReaderClosed { generation, error } => {
-                if state.is_current(generation) {
-                    Box::pin(state.reader_closed(&myself, error)).await;
-                }
-            }
-            SessionMsg::Drain => state.drain(),
-            SessionMsg::QueueOverflow => {
-                if state.online.is_some() {
-                    Metrics::add(&state.kernel.metrics.disconnected_slow_subscribers, 1);
-                    Box::pin(state.close_by_server(&myself, reason::QUOTA_EXCEEDED, "outgoing queue full")).await;
-                }
-            }
-            SessionMsg::Tick { generation } => {
-                if state.is_current(generation) {
-                    Box::pin(state.tick(&myself)).await;
-                }
-            }
-            SessionMsg::Expire { generation } => {
-                if state.online.is_none() && generation == state.generation {
-                    state.publish_will();
-                    Box::pin(state.end_session(&myself)).await;
-                }
-            }
-            SessionMsg::WillDue { generation } => {
-                if state.online.is_none() && generation == state.generation {
-                    state.publish_will();
-                }
-            }
-            SessionMsg::Kick(code) => {
-                if state.online.is_some() {
-                    Box::pin(state.close_by_server(&myself, code, "kicked by the broker")).await;
-                }
-            }
-            SessionMsg::Stop => myself.stop(None),
-            SessionMsg::Crash => panic!("session {} crashed on request", state.shared.client_id),
-        }
+        state.handle(&myself, msg).await;
         Ok(())
     }
 }
 
 impl SessionState {
+    async fn handle(&mut self, myself: &ActorRef<SessionMsg>, msg: SessionMsg) {
+        self.handled += 1;
+        match msg {
+            // Rare, large futures are boxed: the actor's task keeps room for its largest await point for as long
+            // as the session lives, and an idle session should not carry the state of a CONNECT or a close.
+            SessionMsg::Attach(attach) => Box::pin(self.attach(myself, attach)).await,
+            SessionMsg::Recover => Box::pin(self.recover(myself)).await,
+            SessionMsg::Inbound {
+                generation,
+                packets,
+                permit,
+            } => {
+                if self.is_current(generation) {
+                    self.inbound(myself, packets).await;
+                }
+                drop(permit);
+            }
+            SessionMsg::ReaderClosed { generation, error } => {
+                if self.is_current(generation) {
+                    Box::pin(self.reader_closed(myself, error)).await;
+                }
+            }
+            SessionMsg::Drain => self.drain(),
+            SessionMsg::QueueOverflow => {
+                if self.online.is_some() {
+                    Metrics::add(&self.kernel.metrics.disconnected_slow_subscribers, 1);
+                    Box::pin(self.close_by_server(myself, reason::QUOTA_EXCEEDED, "outgoing queue full")).await;
+                }
+            }
+            SessionMsg::Tick { generation } => {
+                if self.is_current(generation) {
+                    Box::pin(self.tick(myself)).await;
+                }
+            }
+            SessionMsg::IdleCheck { generation } => {
+                if self.is_current(generation) {
+                    self.idle_check(myself, generation);
+                }
+            }
+            SessionMsg::Hibernate { generation } => Box::pin(self.hibernate(myself, generation)).await,
+            SessionMsg::Unpark => Box::pin(self.unpark(myself)).await,
+            SessionMsg::Expire { generation } => {
+                if self.online.is_none() && generation == self.generation {
+                    self.publish_will();
+                    Box::pin(self.end_session(myself)).await;
+                }
+            }
+            SessionMsg::WillDue { generation } => {
+                if self.online.is_none() && generation == self.generation {
+                    self.publish_will();
+                }
+            }
+            SessionMsg::Kick(code) => {
+                if self.online.is_some() {
+                    Box::pin(self.close_by_server(myself, code, "kicked by the broker")).await;
+                }
+            }
+            SessionMsg::Stop => myself.stop(None),
+            SessionMsg::Crash => panic!("session {} crashed on request", self.shared.client_id),
+        }
+    }
+
     fn is_current(&self, generation: u64) -> bool {
         self.online.is_some() && generation == self.generation
     }
@@ -218,49 +328,10 @@ impl SessionState {
         if let Some(old) = self.online.take() {
             self.takeover(old);
         }
-        let Attach {
-            connect,
-            accepted,
-            transport,
-            mut session_present,
-        } = *attach;
-        let peer = transport.peer;
-        let mut fx = Effects::default();
-        let mut dropped_routes = Vec::new();
-        let channel = {
-            let mut session = self.shared.state.lock();
-            // A session with expiry 0 ends with its connection, so taking over such a connection starts afresh
-            // even when the new client asks to resume [MQTT-3.1.2-6].
-            session_present = session_present && session.expiry_interval != 0;
-            if !session_present {
-                dropped_routes.extend(session.subscriptions.keys().cloned());
-                session.clear();
-                self.shared.mailbox.lock().queue.clear();
-            }
-            Channel::start(
-                &connect,
-                &accepted,
-                &mut session,
-                session_present,
-                self.kernel.limits.clone(),
-                Instant::now(),
-                &mut fx,
-            )
-        };
+        let (online, dropped_routes) = open(&self.shared, &self.kernel, self.generation, *attach);
         self.unroute(dropped_routes).await;
-        let io = Io::start(transport, myself.clone(), self.generation, self.kernel.metrics.clone());
-        io.outbox.push(&mut fx.out);
-        // Routine connects and clean disconnects are debug: at tens of thousands a second, logging them would
-        // cost more than serving them. Abnormal closes are logged at info, one line each.
-        tracing::debug!(client = %self.shared.client_id, %peer, protocol = ?accepted.protocol, session_present, "client connected");
-        self.online = Some(Online {
-            channel,
-            io,
-            peer,
-            _connected: ConnectedGuard::new(&self.kernel.metrics),
-        });
-        self.shared.set_online(true, &self.kernel.limits, &self.kernel.metrics);
-        self.schedule_tick(myself);
+        self.online = Some(online);
+        self.schedule_idle_check(myself);
         self.drain();
     }
 
@@ -457,18 +528,86 @@ impl SessionState {
         online.channel.handle_tick(Instant::now(), &mut fx);
         if fx.close.is_some() {
             self.apply_effects(myself, fx).await;
-        } else {
-            self.schedule_tick(myself);
         }
     }
 
-    fn schedule_tick(&self, myself: &ActorRef<SessionMsg>) {
-        let Some(deadline) = self.online.as_ref().and_then(|o| o.channel.keepalive_deadline()) else {
+    /// Check for idleness in `hibernate_after`; activity from now on keeps the session awake.
+    fn schedule_idle_check(&mut self, myself: &ActorRef<SessionMsg>) {
+        self.idle_mark = self.handled;
+        let after = self.kernel.config.hibernate_after;
+        if after.is_zero() || self.online.is_none() {
             return;
-        };
+        }
         let generation = self.generation;
-        let wait = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(50);
-        myself.send_after(wait, move || SessionMsg::Tick { generation });
+        myself.send_after(after, move || SessionMsg::IdleCheck { generation });
+    }
+
+    /// Hibernate if nothing but this check happened since the last one and nothing waits to be sent; otherwise
+    /// look again later.
+    fn idle_check(&mut self, myself: &ActorRef<SessionMsg>, generation: u64) {
+        let busy = self.handled != self.idle_mark + 1;
+        let quiet = !busy
+            && self.shared.mailbox.lock().queue.is_empty()
+            && self.online.as_ref().is_some_and(|o| o.io.outbox.is_idle());
+        if !quiet {
+            self.schedule_idle_check(myself);
+            return;
+        }
+        // From here on messages for the session wait in its gate; those already in our mailbox are handled
+        // before the Hibernate message, so none is lost.
+        self.shared.begin_hibernate();
+        if myself.send_message(SessionMsg::Hibernate { generation }).is_err() {
+            self.shared.wake(myself.clone());
+        }
+    }
+
+    async fn hibernate(&mut self, myself: &ActorRef<SessionMsg>, generation: u64) {
+        let quiet = self.is_current(generation)
+            && self.shared.mailbox.lock().queue.is_empty()
+            && self.online.as_ref().is_some_and(|o| o.io.outbox.is_idle());
+        if let Some(online) = self.online.take().filter(|_| quiet) {
+            let parked = Box::new(Parked {
+                online,
+                generation: self.generation,
+            });
+            match self.shared.park(parked) {
+                Ok(()) => {
+                    Metrics::add(&self.kernel.metrics.sessions_hibernated, 1);
+                    if let Some(sup) = self.kernel.session_sup() {
+                        let _ = sup.send_message(SessionSupMsg::Hibernated {
+                            client_id: self.shared.client_id.clone(),
+                            actor: myself.get_id(),
+                        });
+                    }
+                    myself.stop(Some(HIBERNATED.into()));
+                    return;
+                }
+                Err(parked) => self.online = Some(parked.online),
+            }
+        }
+        // Something arrived: stay awake, and handle what waited in the gate before anything newer.
+        let (_, pending) = self.shared.wake(myself.clone());
+        for msg in pending {
+            Box::pin(self.handle(myself, msg)).await;
+        }
+        self.schedule_idle_check(myself);
+    }
+
+    /// Started to wake a hibernated session: take its parked connection, then what arrived while it slept.
+    async fn unpark(&mut self, myself: &ActorRef<SessionMsg>) {
+        let (parked, pending) = self.shared.wake(myself.clone());
+        let Some(parked) = parked else {
+            // The connection went while we were being started (the supervisor restarted): recover instead.
+            return self.recover(myself).await;
+        };
+        self.online = Some(parked.online);
+        self.generation = parked.generation;
+        Metrics::add(&self.kernel.metrics.sessions_woken, 1);
+        for msg in pending {
+            Box::pin(self.handle(myself, msg)).await;
+        }
+        self.drain();
+        self.schedule_idle_check(myself);
     }
 
     async fn reader_closed(&mut self, myself: &ActorRef<SessionMsg>, error: Option<DecodeError>) {

@@ -9,13 +9,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use ractmq_protocol::config::{Limits, OverflowPolicy};
 use ractmq_protocol::{BoundedQueue, Delivery, PushOutcome, Session};
 use ractor::ActorRef;
 
 use crate::metrics::Metrics;
-use crate::session_actor::SessionMsg;
+use crate::session_actor::{Parked, SessionMsg};
+use crate::session_sup::SessionSupMsg;
+
+/// The session supervisor's current ref, shared with every session so that a hibernated one can ask for an
+/// actor again.
+pub type SupSlot = Arc<RwLock<Option<ActorRef<SessionSupMsg>>>>;
 
 /// Messages routed to a session and not yet handed to its protocol state machine.
 pub struct Mailbox {
@@ -31,12 +36,39 @@ pub struct SessionShared {
     /// Protocol state; locked by the session actor while it handles a message, and by a shard rebuild.
     pub state: Mutex<Session>,
     pub mailbox: Mutex<Mailbox>,
-    /// The actor currently serving this session (replaced on restart).
-    owner: Mutex<Option<ActorRef<SessionMsg>>>,
+    /// Who receives this session's messages: the live actor, or the parked connection of a hibernated one.
+    gate: Mutex<Gate>,
+    sup: SupSlot,
+}
+
+/// Where a message to this session goes. Everything that talks to a session (its socket tasks, the router, the
+/// supervisor) goes through here rather than holding an actor ref, because the actor may be hibernated.
+enum Gate {
+    /// No actor: between a failure and the restart. Messages are dropped; the restarted actor starts from the
+    /// store and the client reconnects.
+    Down,
+    Live(ActorRef<SessionMsg>),
+    /// Hibernated, or about to be: `parked` is the idle connection, `pending` what arrived since. The first
+    /// message asks the supervisor for a new actor, which takes both.
+    Asleep {
+        parked: Option<Box<Parked>>,
+        pending: Vec<SessionMsg>,
+        wake_sent: bool,
+    },
+}
+
+/// Messages a waking session may have waiting: its reader's batches (bounded by the reader's permits) and
+/// one of each wake-up kind, so this stays small however long the wake takes.
+fn pending_has_room(pending: &[SessionMsg], msg: &SessionMsg) -> bool {
+    match msg {
+        SessionMsg::Drain => !pending.iter().any(|m| matches!(m, SessionMsg::Drain)),
+        SessionMsg::QueueOverflow => !pending.iter().any(|m| matches!(m, SessionMsg::QueueOverflow)),
+        _ => true,
+    }
 }
 
 impl SessionShared {
-    pub fn new(client_id: Arc<str>, limits: &Limits) -> Arc<Self> {
+    pub fn new(client_id: Arc<str>, limits: &Limits, sup: SupSlot) -> Arc<Self> {
         Arc::new(SessionShared {
             state: Mutex::new(Session::new(client_id.clone())),
             mailbox: Mutex::new(Mailbox {
@@ -44,18 +76,127 @@ impl SessionShared {
                 wake_pending: false,
                 online: false,
             }),
-            owner: Mutex::new(None),
+            gate: Mutex::new(Gate::Down),
+            sup,
             client_id,
         })
     }
 
+    /// `actor` serves this session from now on (`None`: no actor until a restart). A hibernated connection
+    /// still parked here is closed: only an actor that wakes the session may take it.
     pub fn set_owner(&self, actor: Option<ActorRef<SessionMsg>>) {
-        *self.owner.lock() = actor;
+        let old = std::mem::replace(
+            &mut *self.gate.lock(),
+            match actor {
+                Some(a) => Gate::Live(a),
+                None => Gate::Down,
+            },
+        );
+        drop(old);
         self.mailbox.lock().wake_pending = false;
     }
 
-    pub fn owner(&self) -> Option<ActorRef<SessionMsg>> {
-        self.owner.lock().clone()
+    /// Send `msg` to the session: to its actor, or, if it hibernates, into its pending list (waking it).
+    /// False if there is no actor to receive it.
+    pub fn send(&self, msg: SessionMsg) -> bool {
+        self.try_send(msg).is_ok()
+    }
+
+    /// [`send`](Self::send), giving the message back if there is no actor to receive it.
+    pub fn try_send(&self, msg: SessionMsg) -> Result<(), SessionMsg> {
+        let mut gate = self.gate.lock();
+        match &mut *gate {
+            Gate::Down => Err(msg),
+            Gate::Live(actor) => match actor.send_message(msg) {
+                Err(ractor::MessagingErr::SendErr(msg)) => Err(msg),
+                // `send_message` fails with nothing else.
+                _ => Ok(()),
+            },
+            Gate::Asleep { pending, wake_sent, .. } => {
+                if pending_has_room(pending, &msg) {
+                    pending.push(msg);
+                }
+                if !*wake_sent {
+                    *wake_sent = true;
+                    if let Some(sup) = self.sup.read().as_ref() {
+                        let _ = sup.send_message(SessionSupMsg::Wake(self.client_id.clone()));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The actor is about to hibernate: from now on messages wait in the gate.
+    pub fn begin_hibernate(&self) {
+        *self.gate.lock() = Gate::Asleep {
+            parked: None,
+            pending: Vec::new(),
+            wake_sent: false,
+        };
+    }
+
+    /// Park the idle connection, unless a message arrived since [`begin_hibernate`](Self::begin_hibernate);
+    /// then the actor stays awake and gets the connection back.
+    pub fn park(&self, connection: Box<Parked>) -> Result<(), Box<Parked>> {
+        let mut gate = self.gate.lock();
+        match &mut *gate {
+            Gate::Asleep {
+                parked: slot @ None,
+                pending,
+                ..
+            } if pending.is_empty() => {
+                *slot = Some(connection);
+                Ok(())
+            }
+            _ => Err(connection),
+        }
+    }
+
+    /// Park the connection of a session that starts hibernated; messages that came in meanwhile stay pending
+    /// (and have already asked for an actor).
+    pub fn park_new(&self, connection: Box<Parked>) {
+        if let Gate::Asleep {
+            parked: slot @ None, ..
+        } = &mut *self.gate.lock()
+        {
+            *slot = Some(connection);
+        }
+    }
+
+    /// `actor` serves the session now: take the parked connection (if any) and what arrived meanwhile.
+    pub fn wake(&self, actor: ActorRef<SessionMsg>) -> (Option<Box<Parked>>, Vec<SessionMsg>) {
+        match std::mem::replace(&mut *self.gate.lock(), Gate::Live(actor)) {
+            Gate::Asleep { parked, pending, .. } => (parked, pending),
+            _ => (None, Vec::new()),
+        }
+    }
+
+    /// Close the connection of a hibernated session (its supervisor is going away); a live actor is left alone.
+    pub fn close_parked(&self) {
+        let mut gate = self.gate.lock();
+        if matches!(&*gate, Gate::Asleep { .. }) {
+            let parked = std::mem::replace(&mut *gate, Gate::Down);
+            drop(gate);
+            drop(parked);
+        }
+    }
+
+    /// The session hibernates: its connection waits in the gate with no actor.
+    pub fn is_hibernating(&self) -> bool {
+        matches!(&*self.gate.lock(), Gate::Asleep { parked: Some(_), .. })
+    }
+
+    /// The session hibernates with its connection parked and a message waiting: it needs an actor.
+    pub fn wants_waking(&self) -> bool {
+        matches!(
+            &*self.gate.lock(),
+            Gate::Asleep {
+                parked: Some(_),
+                wake_sent: true,
+                ..
+            }
+        )
     }
 
     /// Switch the mailbox between the online and the offline bound.
@@ -99,17 +240,12 @@ impl SessionShared {
             }
             PushOutcome::MustDisconnect => {
                 Metrics::add(&metrics.dropped_queue_full, 1);
-                if let Some(owner) = self.owner() {
-                    let _ = owner.send_message(SessionMsg::QueueOverflow);
-                }
+                self.send(SessionMsg::QueueOverflow);
             }
         }
-        if wake {
-            match self.owner() {
-                Some(owner) if owner.send_message(SessionMsg::Drain).is_ok() => {}
-                // No live actor: the next one drains on start.
-                _ => self.mailbox.lock().wake_pending = false,
-            }
+        // Without a live actor the next one drains on start.
+        if wake && !self.send(SessionMsg::Drain) {
+            self.mailbox.lock().wake_pending = false;
         }
     }
 

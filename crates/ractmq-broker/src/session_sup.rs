@@ -16,11 +16,18 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::restart::RestartBudget;
-use crate::session_actor::{Attach, SessionActor, SessionArgs, SessionMsg};
+use crate::session_actor::{open_hibernated, Attach, SessionActor, SessionArgs, SessionMsg};
 use crate::session_store::SessionShared;
 
 pub enum SessionSupMsg {
     Attach(Box<Attach>),
+    /// `actor` parked its idle connection and stops: the session has no actor until it is woken.
+    Hibernated {
+        client_id: Arc<str>,
+        actor: ActorId,
+    },
+    /// A message waits for the hibernated session `client_id`: start an actor for it.
+    Wake(Arc<str>),
     /// The session actor finished ending its session: forget it and stop the actor.
     SessionEnded {
         client_id: Arc<str>,
@@ -43,9 +50,12 @@ pub enum SessionSupMsg {
 
 pub struct SessionSup;
 
+/// A session of this node and its actor (`None` while the session hibernates).
+type Registered = (Arc<SessionShared>, Option<ActorRef<SessionMsg>>);
+
 pub struct SessionSupState {
     kernel: Arc<Kernel>,
-    sessions: HashMap<Arc<str>, (Arc<SessionShared>, ActorRef<SessionMsg>)>,
+    sessions: HashMap<Arc<str>, Registered>,
     by_actor: HashMap<ActorId, Arc<str>>,
     budget: RestartBudget,
 }
@@ -82,8 +92,28 @@ impl Actor for SessionSup {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SessionSupMsg::Attach(attach) => state.attach(&myself, attach).await?,
+            SessionSupMsg::Hibernated { client_id, actor } => {
+                if let Some((shared, current)) = state.sessions.get_mut(&client_id) {
+                    if current.as_ref().is_some_and(|a| a.get_id() == actor) {
+                        *current = None;
+                        state.by_actor.remove(&actor);
+                        if shared.wants_waking() {
+                            let shared = shared.clone();
+                            state.spawn(&myself, shared, SessionMsg::Unpark).await?;
+                        }
+                    }
+                }
+            }
+            SessionSupMsg::Wake(client_id) => {
+                if let Some((shared, None)) = state.sessions.get(&client_id) {
+                    if shared.wants_waking() {
+                        let shared = shared.clone();
+                        state.spawn(&myself, shared, SessionMsg::Unpark).await?;
+                    }
+                }
+            }
             SessionSupMsg::SessionEnded { client_id, actor } => {
-                if let Some((shared, current)) = state.sessions.get(&client_id) {
+                if let Some((shared, Some(current))) = state.sessions.get(&client_id) {
                     if current.get_id() == actor {
                         state.kernel.store.remove(shared);
                         state.by_actor.remove(&actor);
@@ -96,11 +126,24 @@ impl Actor for SessionSup {
                 let sent = state
                     .sessions
                     .get(client_id.as_str())
-                    .is_some_and(|(_, a)| a.send_message(msg).is_ok());
+                    .is_some_and(|(shared, _)| shared.send(msg));
                 let _ = reply.send(sent);
             }
             SessionSupMsg::Kill { client_id, reply } => {
-                let found = state.sessions.get(client_id.as_str()).map(|(_, a)| a.kill()).is_some();
+                let found = match state.sessions.get(client_id.as_str()) {
+                    Some((_, Some(actor))) => {
+                        actor.kill();
+                        true
+                    }
+                    // Hibernated: what killing its actor would do is close the connection and restart.
+                    Some((shared, None)) => {
+                        let shared = shared.clone();
+                        state.sessions.remove(client_id.as_str());
+                        state.restart(&myself, shared, "was killed while hibernated").await?;
+                        true
+                    }
+                    None => false,
+                };
                 let _ = reply.send(found);
             }
             SessionSupMsg::List(reply) => {
@@ -134,19 +177,40 @@ impl Actor for SessionSup {
         let Some((shared, _)) = state.sessions.remove(&client_id) else {
             return Ok(());
         };
-        shared.set_owner(None);
-        if !state.budget.allow(Instant::now()) {
-            tracing::error!(client = %client_id, "session actor {why}; session restart intensity exceeded, escalating");
-            return Err("session restart intensity exceeded".into());
+        state.restart(&myself, shared, &why).await
+    }
+}
+
+/// However this supervisor ends (stopped, killed with the tree at shutdown, failed), its session actors end
+/// with it; hibernated sessions have no actor, so their parked connections are closed here.
+impl Drop for SessionSupState {
+    fn drop(&mut self) {
+        for (shared, _) in self.sessions.values() {
+            shared.close_parked();
         }
-        tracing::warn!(client = %client_id, "session actor {why}; restarting it from the session store");
-        Metrics::add(&state.kernel.metrics.session_restarts, 1);
-        state.spawn(&myself, shared, SessionMsg::Recover).await?;
-        Ok(())
     }
 }
 
 impl SessionSupState {
+    /// The session's actor is gone (`why`): its connection goes with it, and a new actor starts on the stored
+    /// session, within the restart intensity.
+    async fn restart(
+        &mut self,
+        myself: &ActorRef<SessionSupMsg>,
+        shared: Arc<SessionShared>,
+        why: &str,
+    ) -> Result<(), ActorProcessingErr> {
+        let client_id = shared.client_id.clone();
+        shared.set_owner(None);
+        if !self.budget.allow(Instant::now()) {
+            tracing::error!(client = %client_id, "session actor {why}; session restart intensity exceeded, escalating");
+            return Err("session restart intensity exceeded".into());
+        }
+        tracing::warn!(client = %client_id, "session actor {why}; restarting it from the session store");
+        Metrics::add(&self.kernel.metrics.session_restarts, 1);
+        self.spawn(myself, shared, SessionMsg::Recover).await
+    }
+
     async fn spawn(
         &mut self,
         myself: &ActorRef<SessionSupMsg>,
@@ -160,7 +224,7 @@ impl SessionSupState {
         };
         let (actor, _) = Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await?;
         self.by_actor.insert(actor.get_id(), shared.client_id.clone());
-        self.sessions.insert(shared.client_id.clone(), (shared, actor));
+        self.sessions.insert(shared.client_id.clone(), (shared, Some(actor)));
         Ok(())
     }
 
@@ -170,15 +234,18 @@ impl SessionSupState {
         mut attach: Box<Attach>,
     ) -> Result<(), ActorProcessingErr> {
         let client_id = attach.accepted.client_id.clone();
-        if let Some((_, actor)) = self.sessions.get(&client_id) {
+        if let Some((shared, _)) = self.sessions.get(&client_id) {
             attach.session_present = !attach.accepted.clean_start;
-            match actor.send_message(SessionMsg::Attach(attach)) {
+            // To the live actor, or through the gate of a hibernated session, which wakes it.
+            match shared.try_send(SessionMsg::Attach(attach)) {
                 Ok(()) => return Ok(()),
-                Err(ractor::MessagingErr::SendErr(SessionMsg::Attach(back))) => {
+                Err(SessionMsg::Attach(back)) => {
                     // The actor died and its supervision event is not handled yet: restart it with this connection.
                     attach = back;
                     if let Some((shared, old)) = self.sessions.remove(&client_id) {
-                        self.by_actor.remove(&old.get_id());
+                        if let Some(old) = old {
+                            self.by_actor.remove(&old.get_id());
+                        }
                         return self.spawn(myself, shared, SessionMsg::Attach(attach)).await;
                     }
                 }
@@ -186,8 +253,14 @@ impl SessionSupState {
             }
         }
         attach.session_present = false;
-        let shared = SessionShared::new(client_id, &self.kernel.limits);
+        let shared = SessionShared::new(client_id, &self.kernel.limits, self.kernel.session_sup.clone());
         self.kernel.store.insert(shared.clone());
-        self.spawn(myself, shared, SessionMsg::Attach(attach)).await
+        if self.kernel.config.hibernate_after.is_zero() {
+            return self.spawn(myself, shared, SessionMsg::Attach(attach)).await;
+        }
+        // A new session has nothing to do until its client speaks: it starts hibernated.
+        open_hibernated(&shared, &self.kernel, *attach);
+        self.sessions.insert(shared.client_id.clone(), (shared, None));
+        Ok(())
     }
 }

@@ -133,12 +133,14 @@ impl Channel {
         window.saturating_sub(session.inflight.len())
     }
 
+    /// How long the client may stay silent: one and a half times its Keep Alive [MQTT-3.1.2-24], if it has one.
+    pub fn keepalive_limit(&self) -> Option<Duration> {
+        (!self.keep_alive.is_zero()).then(|| self.keep_alive.mul_f32(1.5))
+    }
+
     /// When the connection must have shown a sign of life by, if keepalive is on.
     pub fn keepalive_deadline(&self) -> Option<Instant> {
-        if self.keep_alive.is_zero() {
-            return None;
-        }
-        Some(self.last_activity + self.keep_alive.mul_f32(1.5))
+        self.keepalive_limit().map(|limit| self.last_activity + limit)
     }
 
     /// A packet from the client.
