@@ -4,8 +4,8 @@
 //! whole embedding API. The `ractmq` binary is a thin shell over [`Broker`].
 
 pub use ractmq_broker::{
-    ApiError, Broker, BrokerConfig, Chaos, ChildSpec, Metrics, RestartPolicy, StartError, Subscription, Supervisor,
-    SupervisorArgs, SupervisorMsg,
+    ApiError, Broker, BrokerConfig, Chaos, ChildSpec, Metrics, RestartPolicy, SharedStrategy, StartError, Subscription,
+    Supervisor, SupervisorArgs, SupervisorMsg,
 };
 pub use ractmq_codec::{Protocol, QoS};
 pub use ractmq_protocol::{Limits, Message, OverflowPolicy};

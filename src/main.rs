@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ractmq::{Broker, BrokerConfig, OverflowPolicy};
+use ractmq::{Broker, BrokerConfig, OverflowPolicy, SharedStrategy};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +62,13 @@ struct StartArgs {
     /// Seconds between $SYS publications (0 disables them).
     #[arg(long, default_value_t = 10)]
     sys_interval: u64,
+    /// Serve shared subscriptions ($share/GROUP/FILTER); when false they are refused with 0x9E.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    shared_subscriptions: bool,
+    /// How a shared subscription group ($share/GROUP/FILTER) picks the member for each message:
+    /// round-robin, random, sticky, hash-clientid (of the publisher) or hash-topic.
+    #[arg(long, default_value = "round-robin")]
+    shared_strategy: SharedStrategy,
     /// Milliseconds a connected client may be idle before its session actor hibernates (0: never). A
     /// hibernated session keeps its connection and wakes on the next packet or delivery.
     #[arg(long, default_value_t = 1000)]
@@ -103,6 +110,7 @@ async fn start(args: StartArgs) -> ExitCode {
         max_connections: args.max_connections,
         sys_interval: Duration::from_secs(args.sys_interval),
         hibernate_after: Duration::from_millis(args.hibernate_after_ms),
+        shared_strategy: args.shared_strategy,
         allow_anonymous: args.allow_anonymous,
         users: args.users.into_iter().collect(),
         ..BrokerConfig::default()
@@ -111,6 +119,7 @@ async fn start(args: StartArgs) -> ExitCode {
     limits.max_packet_size = args.max_packet_size;
     limits.max_inflight = args.max_inflight;
     limits.max_queue_len = args.max_queue;
+    limits.shared_subscriptions = args.shared_subscriptions;
     limits.queue_overflow = args.queue_overflow;
     limits.max_offline_queue_len = args.max_offline_queue;
     limits.offline_overflow = args.offline_overflow;

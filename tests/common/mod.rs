@@ -212,6 +212,22 @@ impl Raw {
         buf
     }
 
+    /// Read one whole MQTT packet (fixed header included).
+    pub async fn read_frame(&mut self) -> Vec<u8> {
+        let mut frame = self.read_exact(2).await;
+        let mut len = usize::from(frame[1] & 0x7f);
+        let mut shift = 7;
+        while frame.last().is_some_and(|b| b & 0x80 != 0) {
+            let b = self.read_exact(1).await[0];
+            frame.push(b);
+            len |= usize::from(b & 0x7f) << shift;
+            shift += 7;
+        }
+        let body = self.read_exact(len).await;
+        frame.extend(body);
+        frame
+    }
+
     /// Read until the broker closes the connection; returns what it sent first.
     pub async fn read_until_closed(&mut self) -> Vec<u8> {
         use tokio::io::AsyncReadExt;

@@ -14,7 +14,6 @@ V5 = mqtt.MQTTv5
 SESSION_TAKEN_OVER = 0x8E
 NO_SUBSCRIPTION_EXISTED = 0x11
 TOPIC_FILTER_INVALID = 0x8F
-SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E
 TOPIC_NAME_INVALID = 0x90
 PACKET_TOO_LARGE = 0x95
 DISCONNECT_WITH_WILL = 0x04
@@ -313,13 +312,20 @@ def test_suback_invalid_filter_is_0x8f(broker):
         raw.close()
 
 
-def test_suback_shared_subscription_is_0x9e(clients):
-    c = v5(clients, "shared")
-    c.connect_ok()
-    assert c.subscribe("$share/g/x", 1) == [SHARED_SUBSCRIPTIONS_NOT_SUPPORTED]
-    assert c.subscribe("x", 1) == [1]
-    c.publish("x", b"still connected", qos=1)
-    c.expect("x", b"still connected")
+def test_shared_subscription_splits_messages_between_members(clients):
+    members = []
+    for i in range(2):
+        m = v5(clients, f"member{i}")
+        m.connect_ok()
+        assert m.subscribe("$share/g/x", 1) == [1]
+        members.append(m)
+    pub = v5(clients, "shared-pub")
+    pub.connect_ok()
+    for i in range(10):
+        pub.publish("x", f"m{i}".encode(), qos=1)
+    # Round-robin: each member gets every other message, in order.
+    assert [members[0].get().payload for _ in range(5)] == [f"m{i}".encode() for i in range(0, 10, 2)]
+    assert [members[1].get().payload for _ in range(5)] == [f"m{i}".encode() for i in range(1, 10, 2)]
 
 
 def _raw_v5_session(broker, client_id: str) -> RawClient:

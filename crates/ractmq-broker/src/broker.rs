@@ -190,6 +190,7 @@ impl Broker {
                         qos: QoS::ExactlyOnce,
                         ..SubOptions::default()
                     },
+                    shared: None,
                 }),
             }])
             .await;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use ractmq_protocol::Limits;
 
 use crate::restart::RestartPolicy;
+use crate::shared::SharedStrategy;
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -25,6 +26,8 @@ pub struct BrokerConfig {
     pub shard_restarts: RestartPolicy,
     /// Restarts of the root's direct children before the broker stops.
     pub root_restarts: RestartPolicy,
+    /// How a shared subscription group chooses the member for each message.
+    pub shared_strategy: SharedStrategy,
     /// A connected session idle this long hibernates: its actor stops and its connection waits without one
     /// (zero: never).
     pub hibernate_after: Duration,
@@ -45,6 +48,7 @@ impl Default for BrokerConfig {
             session_restarts: RestartPolicy::new(1000, 10),
             shard_restarts: RestartPolicy::new(10, 10),
             root_restarts: RestartPolicy::new(5, 30),
+            shared_strategy: SharedStrategy::RoundRobin,
             hibernate_after: Duration::from_secs(1),
             allow_anonymous: true,
             users: HashMap::new(),

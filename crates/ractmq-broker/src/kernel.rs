@@ -44,6 +44,7 @@ impl Kernel {
         let router = Arc::new(Router::new(
             config.shards,
             config.limits.max_retained,
+            config.shared_strategy,
             metrics.clone(),
             store.clone(),
         ));

@@ -17,6 +17,7 @@ pub mod session_actor;
 pub mod session_store;
 pub mod session_sup;
 pub mod shard;
+pub mod shared;
 pub mod supervisor;
 pub mod sys;
 
@@ -24,4 +25,5 @@ pub use broker::{ApiError, Broker, Chaos, StartError, Subscription};
 pub use config::BrokerConfig;
 pub use metrics::Metrics;
 pub use restart::RestartPolicy;
+pub use shared::SharedStrategy;
 pub use supervisor::{ChildSpec, Supervisor, SupervisorArgs, SupervisorMsg};

@@ -29,6 +29,8 @@ pub struct Metrics {
     /// Published messages that matched no subscriber.
     pub messages_no_subscribers: AtomicU64,
     pub session_restarts: AtomicU64,
+    /// Unacknowledged messages of a shared subscription moved to another member when theirs left.
+    pub shared_handed_off: AtomicU64,
     /// Sessions that went into hibernation (idle actors that stopped, and new sessions, which start there), and
     /// hibernated sessions woken again.
     pub sessions_hibernated: AtomicU64,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use ractmq_protocol::retained::RetainedStore;
+use ractmq_protocol::topic::parse_shared;
 use ractmq_protocol::trie::SubscriptionTrie;
 use ractmq_protocol::{Delivery, Message, SubOptions};
 use ractor::ActorRef;
@@ -24,6 +25,7 @@ use tokio::sync::mpsc;
 use crate::metrics::Metrics;
 use crate::session_store::{SessionShared, SessionStore};
 use crate::shard::{ShardMsg, ShardOp};
+use crate::shared::{member_key, SharedGroups, SharedStrategy};
 
 /// Who receives a delivery.
 #[derive(Clone)]
@@ -37,6 +39,22 @@ pub enum Target {
 pub struct Route {
     pub target: Target,
     pub options: SubOptions,
+    /// For a member of a shared subscription: the group's full filter, `$share/{group}/{filter}`.
+    pub shared: Option<Arc<str>>,
+}
+
+impl Route {
+    /// Connected (or in-process) subscribers are preferred when a shared group chooses a member.
+    fn is_online(&self) -> bool {
+        match &self.target {
+            Target::Session(s) => s.is_online(),
+            Target::Local(_) => true,
+        }
+    }
+
+    fn is_client(&self, client_id: &str) -> bool {
+        matches!(&self.target, Target::Session(s) if &*s.client_id == client_id)
+    }
 }
 
 pub type Index = SubscriptionTrie<Arc<str>, Route>;
@@ -58,6 +76,7 @@ pub struct Router {
     local: Mutex<HashMap<Arc<str>, LocalSub>>,
     pub metrics: Arc<Metrics>,
     pub store: Arc<SessionStore>,
+    pub shared: SharedGroups,
     max_retained: usize,
 }
 
@@ -70,7 +89,13 @@ pub struct Change {
 }
 
 impl Router {
-    pub fn new(shard_count: usize, max_retained: usize, metrics: Arc<Metrics>, store: Arc<SessionStore>) -> Self {
+    pub fn new(
+        shard_count: usize,
+        max_retained: usize,
+        strategy: SharedStrategy,
+        metrics: Arc<Metrics>,
+        store: Arc<SessionStore>,
+    ) -> Self {
         let shards = (0..shard_count.max(1))
             .map(|_| ShardSlot {
                 snapshot: ArcSwap::from_pointee(Index::new()),
@@ -83,6 +108,7 @@ impl Router {
             local: Mutex::new(HashMap::new()),
             metrics,
             store,
+            shared: SharedGroups::new(strategy),
             max_retained,
         }
     }
@@ -131,6 +157,17 @@ impl Router {
             // Shard 0 holds the leading-wildcard filters; its literal ones never match this topic.
             snap.for_each_match(topic, |k, r| hits.push((k, r)));
         }
+        // Members of shared subscriptions are served apart: one per group.
+        let mut shared_hits = Vec::new();
+        if hits.iter().any(|(_, r)| r.shared.is_some()) {
+            hits.retain(|&(k, r)| {
+                let member = r.shared.is_some();
+                if member {
+                    shared_hits.push((k, r));
+                }
+                !member
+            });
+        }
         if hits.len() > 1 {
             hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
         }
@@ -163,6 +200,7 @@ impl Router {
                         qos,
                         retain,
                         subscription_ids,
+                        shared: None,
                     },
                     &self.metrics,
                 ),
@@ -174,10 +212,77 @@ impl Router {
             }
             delivered += 1;
         }
+        delivered += self.deliver_shared(&message, shared_hits);
         if delivered == 0 {
             Metrics::add(&self.metrics.messages_no_subscribers, 1);
         }
         delivered
+    }
+
+    /// One delivery per shared group among `hits` (its members that match the message).
+    fn deliver_shared(&self, message: &Arc<Message>, mut hits: Vec<(&Arc<str>, &Route)>) -> usize {
+        hits.sort_unstable_by(|a, b| (&a.1.shared, a.0).cmp(&(&b.1.shared, b.0)));
+        let mut delivered = 0;
+        for members in hits.chunk_by(|a, b| a.1.shared == b.1.shared) {
+            if let Some(group) = &members[0].1.shared {
+                self.deliver_to_one(group, members, message);
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    /// Give `message` to one member of `group`: a connected one if there is any.
+    fn deliver_to_one(&self, group: &Arc<str>, members: &[(&Arc<str>, &Route)], message: &Arc<Message>) {
+        let online: Vec<&(&Arc<str>, &Route)> = members.iter().filter(|(_, r)| r.is_online()).collect();
+        let candidates: Vec<&(&Arc<str>, &Route)> = if online.is_empty() {
+            members.iter().collect()
+        } else {
+            online
+        };
+        let keys: Vec<&Arc<str>> = candidates.iter().map(|(k, _)| *k).collect();
+        let (_, route) = candidates[self.shared.choose(group, &keys, message)];
+        match &route.target {
+            Target::Session(session) => session.push(
+                Delivery {
+                    message: message.clone(),
+                    qos: route.options.qos.min(message.qos),
+                    retain: message.retain && route.options.retain_as_published,
+                    subscription_ids: route.options.subscription_id.into_iter().collect(),
+                    shared: Some(group.clone()),
+                },
+                &self.metrics,
+            ),
+            Target::Local(sender) => {
+                if sender.try_send(message.clone()).is_err() {
+                    Metrics::add(&self.metrics.dropped_local_subscriber, 1);
+                }
+            }
+        }
+    }
+
+    /// A member of `delivery`'s shared group is leaving (`leaving` is its client id) without having
+    /// acknowledged it: give the message to another member. False if the group has no other member.
+    pub fn dispatch_shared(&self, delivery: &Delivery, leaving: &str) -> bool {
+        let Some(group) = &delivery.shared else {
+            return false;
+        };
+        let Some(Ok(parts)) = parse_shared(group) else {
+            return false;
+        };
+        let snapshot = self.shards[self.shard_of_filter(parts.filter)].snapshot.load();
+        let mut members = Vec::new();
+        snapshot.for_each_at(parts.filter, |k, r| {
+            if r.shared.as_ref() == Some(group) && !r.is_client(leaving) {
+                members.push((k, r));
+            }
+        });
+        if members.is_empty() {
+            return false;
+        }
+        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        self.deliver_to_one(group, &members, &delivery.message);
+        true
     }
 
     /// Apply index changes and wait until each shard has published them: after this returns, a publish sees
@@ -252,12 +357,14 @@ impl Router {
         for session in self.store.all() {
             let state = session.state.lock();
             for (filter, options) in &state.subscriptions {
-                if self.shard_of_filter(filter) == shard {
+                let (path, key, shared) = index_entry(filter, &session.client_id);
+                if self.shard_of_filter(path) == shard {
                     let route = Route {
                         target: Target::Session(session.clone()),
                         options: options.clone(),
+                        shared,
                     };
-                    index.insert(filter, session.client_id.clone(), route);
+                    index.insert(path, key, route);
                 }
             }
         }
@@ -269,6 +376,7 @@ impl Router {
                         qos: ractmq_codec::QoS::ExactlyOnce,
                         ..SubOptions::default()
                     },
+                    shared: None,
                 };
                 index.insert(&sub.filter, key.clone(), route);
             }
@@ -279,5 +387,14 @@ impl Router {
     /// Retained messages matching `filter`, for a new subscription.
     pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Message>> {
         self.retained.read().matching(filter, Instant::now())
+    }
+}
+
+/// Where a client's subscription to `filter` (as the client sent it) sits in the index: the filter path, the
+/// key, and for a shared subscription the group's full filter.
+pub fn index_entry<'a>(filter: &'a str, client_id: &Arc<str>) -> (&'a str, Arc<str>, Option<Arc<str>>) {
+    match parse_shared(filter) {
+        Some(Ok(parts)) => (parts.filter, member_key(filter, client_id), Some(filter.into())),
+        _ => (filter, client_id.clone(), None),
     }
 }

@@ -20,13 +20,14 @@ use std::time::{Duration, Instant};
 use ractmq_codec::{reason, Connect, DecodeError, Packet, QoS, RetainHandling, Will};
 use ractmq_protocol::channel::DeliverOutcome;
 use ractmq_protocol::connect::Accepted;
+use ractmq_protocol::topic::parse_shared;
 use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::connection::{Io, Permit, Transport};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
-use crate::router::{Change, Route, Target};
+use crate::router::{index_entry, Change, Route, Target};
 use crate::session_store::SessionShared;
 use crate::session_sup::SessionSupMsg;
 
@@ -107,6 +108,16 @@ pub struct SessionArgs {
 pub struct Parked {
     online: Online,
     generation: u64,
+}
+
+/// The index change that removes `client_id`'s subscription to `filter` (as the client sent it).
+fn unroute_change(filter: &str, client_id: &Arc<str>) -> Change {
+    let (path, key, _) = index_entry(filter, client_id);
+    Change {
+        filter: path.to_string(),
+        key,
+        route: None,
+    }
 }
 
 /// Start serving a connection for `shared`: the protocol state, the socket tasks and the CONNACK. Returns the
@@ -409,6 +420,7 @@ impl SessionState {
         }
         let mut changes = Vec::with_capacity(routes.len());
         let mut retained = Vec::new();
+        let mut left_groups = Vec::new();
         for change in routes {
             match change {
                 RouteChange::Subscribe {
@@ -416,38 +428,47 @@ impl SessionState {
                     options,
                     is_new,
                 } => {
-                    let send_retained = match options.retain_handling {
-                        RetainHandling::SendAtSubscribe => true,
-                        RetainHandling::SendIfNew => is_new,
-                        RetainHandling::DoNotSend => false,
-                    };
+                    let (path, key, shared) = index_entry(&filter, &self.shared.client_id);
+                    // A group does not get retained messages when a member joins: they are not new to it.
+                    let send_retained = shared.is_none()
+                        && match options.retain_handling {
+                            RetainHandling::SendAtSubscribe => true,
+                            RetainHandling::SendIfNew => is_new,
+                            RetainHandling::DoNotSend => false,
+                        };
                     if send_retained {
                         for message in self.kernel.router.retained_matching(&filter) {
                             retained.push(Delivery {
                                 qos: message.qos.min(options.qos),
                                 retain: true,
                                 subscription_ids: options.subscription_id.into_iter().collect(),
+                                shared: None,
                                 message,
                             });
                         }
                     }
                     changes.push(Change {
-                        filter,
-                        key: self.shared.client_id.clone(),
+                        filter: path.to_string(),
+                        key,
                         route: Some(Route {
                             target: Target::Session(self.shared.clone()),
                             options,
+                            shared,
                         }),
                     });
                 }
-                RouteChange::Unsubscribe { filter } => changes.push(Change {
-                    filter,
-                    key: self.shared.client_id.clone(),
-                    route: None,
-                }),
+                RouteChange::Unsubscribe { filter } => {
+                    if parse_shared(&filter).is_some() {
+                        left_groups.push(filter.clone());
+                    }
+                    changes.push(unroute_change(&filter, &self.shared.client_id));
+                }
             }
         }
         self.kernel.router.apply(changes).await;
+        for group in left_groups {
+            self.hand_off_shared(Some(&group));
+        }
         retained
     }
 
@@ -456,14 +477,34 @@ impl SessionState {
             return;
         }
         let changes = filters
-            .into_iter()
-            .map(|filter| Change {
-                filter,
-                key: self.shared.client_id.clone(),
-                route: None,
-            })
+            .iter()
+            .map(|filter| unroute_change(filter, &self.shared.client_id))
             .collect();
         self.kernel.router.apply(changes).await;
+    }
+
+    /// This client leaves shared group `group` (all its groups if `None`): its unacknowledged and queued
+    /// messages from the group go to other members, so that none is lost with it. A message whose group has
+    /// no other member stays with this session.
+    fn hand_off_shared(&self, group: Option<&str>) {
+        let router = &self.kernel.router;
+        let client_id = &self.shared.client_id;
+        let in_group = |d: &Delivery| d.shared.as_deref().is_some_and(|g| group.is_none_or(|want| want == g));
+        let unacked = self.shared.state.lock().take_shared_unacked(group);
+        let queued = self.shared.take_where(in_group);
+        let mut kept = Vec::new();
+        let mut moved = 0u64;
+        for delivery in unacked.into_iter().chain(queued) {
+            if router.dispatch_shared(&delivery, client_id) {
+                moved += 1;
+            } else {
+                kept.push(delivery);
+            }
+        }
+        Metrics::add(&self.kernel.metrics.shared_handed_off, moved);
+        for delivery in kept {
+            self.shared.push(delivery, &self.kernel.metrics);
+        }
     }
 
     /// Move deliveries from the mailbox into the channel while the inflight window and the outbox have room.
@@ -659,6 +700,8 @@ impl SessionState {
 
     /// No connection any more: publish or schedule the will, then end the session or arm its expiry.
     async fn after_disconnect(&mut self, myself: &ActorRef<SessionMsg>, abnormal: bool) {
+        // A disconnected member does not hold up its shared groups.
+        self.hand_off_shared(None);
         let (expiry, will_delay) = {
             let session = self.shared.state.lock();
             let delay = session.will.as_ref().map(|w| w.delay_interval.unwrap_or(0));
@@ -713,6 +756,7 @@ impl SessionState {
     /// Remove every trace of the session, then ask the supervisor to stop this actor.
     async fn end_session(&mut self, myself: &ActorRef<SessionMsg>) {
         self.ending = true;
+        self.hand_off_shared(None);
         let filters: Vec<String> = {
             let mut session = self.shared.state.lock();
             let filters = session.subscriptions.keys().cloned().collect();

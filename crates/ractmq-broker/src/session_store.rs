@@ -199,6 +199,11 @@ impl SessionShared {
         )
     }
 
+    /// A connection is attached (awake or hibernating).
+    pub fn is_online(&self) -> bool {
+        self.mailbox.lock().online
+    }
+
     /// Switch the mailbox between the online and the offline bound.
     pub fn set_online(&self, online: bool, limits: &Limits, metrics: &Metrics) {
         let mut mb = self.mailbox.lock();
@@ -263,6 +268,24 @@ impl SessionShared {
             mb.wake_pending = false;
         }
         more
+    }
+
+    /// Take the queued deliveries `pick` selects, keeping the others in order.
+    pub fn take_where(&self, pick: impl Fn(&Delivery) -> bool) -> Vec<Delivery> {
+        let mut mb = self.mailbox.lock();
+        let mut taken = Vec::new();
+        let mut kept = Vec::with_capacity(mb.queue.len());
+        while let Some(d) = mb.queue.pop() {
+            if pick(&d) {
+                taken.push(d);
+            } else {
+                kept.push(d);
+            }
+        }
+        for d in kept.into_iter().rev() {
+            mb.queue.push_front(d);
+        }
+        taken
     }
 
     /// Put back deliveries that could not be sent yet, in order, at the front.

@@ -394,8 +394,15 @@ impl Channel {
                 continue;
             }
             if shared.is_some() {
-                reasons.push(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
-                continue;
+                if !self.limits.shared_subscriptions {
+                    reasons.push(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
+                    continue;
+                }
+                if req.no_local {
+                    // A client would never get its own messages back through a group; the spec makes it an
+                    // error [MQTT-3.8.3-4].
+                    return self.violation(reason::PROTOCOL_ERROR, "No Local on a shared subscription", fx);
+                }
             }
             let qos = req.qos.min(self.limits.max_qos);
             let options = SubOptions {

@@ -57,6 +57,8 @@ pub struct Limits {
     /// Topics with a retained message, broker-wide; retained messages for new topics beyond it are not stored.
     pub max_retained: usize,
     pub retain_available: bool,
+    /// `$share/{group}/{filter}` subscriptions are served (announced in CONNACK; refused with 0x9E if not).
+    pub shared_subscriptions: bool,
     /// Seconds the broker gives a socket to send its CONNECT.
     pub connect_timeout_secs: u64,
 }
@@ -78,6 +80,7 @@ impl Default for Limits {
             max_subscriptions: 10_000,
             max_retained: 1_000_000,
             retain_available: true,
+            shared_subscriptions: true,
             connect_timeout_secs: 10,
         }
     }

@@ -91,7 +91,9 @@ pub fn connack(accepted: &Accepted, session_present: bool, limits: &Limits) -> C
         if !limits.retain_available {
             properties.retain_available = Some(false);
         }
-        properties.shared_subscription_available = Some(false);
+        if !limits.shared_subscriptions {
+            properties.shared_subscription_available = Some(false);
+        }
         if accepted.assigned_client_id {
             properties.assigned_client_identifier = Some(accepted.client_id.to_string());
         }

@@ -58,4 +58,7 @@ pub struct Delivery {
     pub retain: bool,
     /// 5.0 subscription identifiers of the subscriptions that matched.
     pub subscription_ids: Vec<u32>,
+    /// The shared subscription (`$share/{group}/{filter}`) this delivery was chosen through: if the member
+    /// leaves before acknowledging it, it goes to another member of the group.
+    pub shared: Option<Arc<str>>,
 }

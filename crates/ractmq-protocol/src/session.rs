@@ -104,6 +104,26 @@ impl Session {
         }
     }
 
+    /// Take the messages of shared subscriptions that were sent but not acknowledged (or not received, for
+    /// QoS 2), optionally only those of one group: the member is leaving and another member must get them.
+    /// QoS 2 messages whose PUBREC arrived stay: this client has them.
+    pub fn take_shared_unacked(&mut self, group: Option<&str>) -> Vec<Delivery> {
+        let mut taken = Vec::new();
+        self.inflight.retain(|entry| {
+            let leaving = entry.state != InflightState::AwaitingPubcomp
+                && entry
+                    .delivery
+                    .shared
+                    .as_deref()
+                    .is_some_and(|g| group.is_none_or(|want| want == g));
+            if leaving {
+                taken.push(entry.delivery.clone());
+            }
+            !leaving
+        });
+        taken
+    }
+
     pub fn inflight_position(&self, pkid: u16) -> Option<usize> {
         self.inflight.iter().position(|i| i.pkid == pkid)
     }
@@ -127,6 +147,7 @@ mod tests {
                 qos: QoS::AtLeastOnce,
                 retain: false,
                 subscription_ids: vec![],
+                shared: None,
             },
             state: InflightState::AwaitingPuback,
         });

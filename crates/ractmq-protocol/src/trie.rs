@@ -96,6 +96,18 @@ impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
         node.subscribers.get(key)
     }
 
+    /// Call `f` for every subscription to exactly `filter`.
+    pub fn for_each_at<'a>(&'a self, filter: &str, mut f: impl FnMut(&'a K, &'a V)) {
+        let mut node = &self.root;
+        for level in filter.split('/') {
+            match node.children.get(level) {
+                Some(child) => node = child,
+                None => return,
+            }
+        }
+        node.subscribers.iter().for_each(|(k, v)| f(k, v));
+    }
+
     /// Call `f` for every subscription whose filter matches the topic name `topic`.
     pub fn for_each_match<'a>(&'a self, topic: &str, mut f: impl FnMut(&'a K, &'a V)) {
         let dollar = topic.starts_with('$');

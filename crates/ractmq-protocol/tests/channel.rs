@@ -91,6 +91,7 @@ fn delivery(qos: QoS) -> Delivery {
         qos,
         retain: false,
         subscription_ids: vec![],
+        shared: None,
     }
 }
 
@@ -103,7 +104,18 @@ fn connack_v311_and_v5_assigned_identifier() {
         mqttbytes::v5::Packet::ConnAck(ack) => {
             let props = ack.properties.as_ref().unwrap();
             assert_eq!(props.assigned_client_identifier.as_deref(), Some("assigned"));
-            assert_eq!(props.shared_subscription_available, Some(0));
+            assert_eq!(props.shared_subscription_available, None, "available, the default");
+        }
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    let off = Limits {
+        shared_subscriptions: false,
+        ..Limits::default()
+    };
+    let (_, fx) = start(Protocol::V5, off, |_| {});
+    match &v5_packets(fx.out)[0] {
+        mqttbytes::v5::Packet::ConnAck(ack) => {
+            assert_eq!(ack.properties.as_ref().unwrap().shared_subscription_available, Some(0));
         }
         other => panic!("expected CONNACK, got {other:?}"),
     }
@@ -269,17 +281,25 @@ fn subscribe_validates_each_filter() {
             ..Subscribe::default()
         })
     };
-    let (mut h, _) = start(Protocol::V5, Limits::default(), |_| {});
-    let fx = h.input(sub(&["ok/+", "bad/#/x", "$share/g/t"]));
+    let no_shared = Limits {
+        shared_subscriptions: false,
+        ..Limits::default()
+    };
+    let (mut h, _) = start(Protocol::V5, no_shared, |_| {});
+    let fx = h.input(sub(&["ok/+", "bad/#/x", "$share/g/t", "$share//t"]));
     match &v5_packets(fx.out)[0] {
         mqttbytes::v5::Packet::SubAck(ack) => {
             let codes: Vec<u8> = ack.return_codes.iter().map(|c| *c as u8).collect();
-            assert_eq!(codes, vec![0x02, 0x8F, 0x9E]);
+            assert_eq!(codes, vec![0x02, 0x8F, 0x9E, 0x8F]);
         }
         other => panic!("expected SUBACK, got {other:?}"),
     }
     assert_eq!(fx.routes.len(), 1);
     assert!(matches!(&fx.routes[0], RouteChange::Subscribe { filter, is_new: true, .. } if filter == "ok/+"));
+    // Served by default: the route carries the filter as the client sent it.
+    let (mut h, _) = start(Protocol::V5, Limits::default(), |_| {});
+    let fx = h.input(sub(&["$share/g/t"]));
+    assert!(matches!(&fx.routes[0], RouteChange::Subscribe { filter, .. } if filter == "$share/g/t"));
     let (mut h, _) = start(Protocol::V3_1_1, Limits::default(), |_| {});
     let fx = h.input(sub(&["bad/#/x"]));
     assert_eq!(
@@ -356,6 +376,7 @@ fn expired_messages_are_not_delivered_and_the_rest_carry_the_remaining_interval(
         qos: QoS::AtMostOnce,
         retain: false,
         subscription_ids: vec![],
+        shared: None,
     };
     let (outcome, fx) = h.deliver(d.clone());
     assert_eq!(outcome, DeliverOutcome::Sent);
