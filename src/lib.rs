@@ -8,7 +8,7 @@ pub use ractmq_broker::{
     Supervisor, SupervisorArgs, SupervisorMsg,
 };
 pub use ractmq_codec::{Protocol, QoS};
-pub use ractmq_protocol::{Limits, Message, OverflowPolicy};
+pub use ractmq_protocol::{Limits, Message, OverflowPolicy, Redirect};
 
 /// The crates behind the facade, for code that needs more than it re-exports.
 pub mod parts {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ractmq::{Broker, BrokerConfig, OverflowPolicy, SharedStrategy};
+use ractmq::{Broker, BrokerConfig, OverflowPolicy, Redirect, SharedStrategy};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +62,22 @@ struct StartArgs {
     /// Seconds between $SYS publications (0 disables them).
     #[arg(long, default_value_t = 10)]
     sys_interval: u64,
+    /// Keepalive, in seconds, that every MQTT 5 client must use (announced as Server Keep Alive in CONNACK).
+    #[arg(long)]
+    server_keep_alive: Option<u16>,
+    /// Response Information for MQTT 5 clients that request it; `{clientid}` is replaced by the client id
+    /// (e.g. "replies/{clientid}/").
+    #[arg(long)]
+    response_information: Option<String>,
+    /// Refuse MQTT 5 clients with Use another server (0x9C) naming this Server Reference (HOST:PORT).
+    #[arg(long)]
+    redirect_to: Option<String>,
+    /// With --redirect-to: say Server moved (0x9D) instead, a permanent redirection.
+    #[arg(long)]
+    redirect_permanent: bool,
+    /// Topic aliases the broker assigns towards an MQTT 5 client (at most the client's Topic Alias Maximum).
+    #[arg(long, default_value_t = 64)]
+    outbound_topic_aliases: u16,
     /// Serve shared subscriptions ($share/GROUP/FILTER); when false they are refused with 0x9E.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     shared_subscriptions: bool,
@@ -120,6 +136,13 @@ async fn start(args: StartArgs) -> ExitCode {
     limits.max_inflight = args.max_inflight;
     limits.max_queue_len = args.max_queue;
     limits.shared_subscriptions = args.shared_subscriptions;
+    limits.server_keep_alive = args.server_keep_alive;
+    limits.response_information = args.response_information;
+    limits.outbound_topic_aliases = args.outbound_topic_aliases;
+    limits.redirect = args.redirect_to.map(|reference| Redirect {
+        reference,
+        permanent: args.redirect_permanent,
+    });
     limits.queue_overflow = args.queue_overflow;
     limits.max_offline_queue_len = args.max_offline_queue;
     limits.offline_overflow = args.offline_overflow;

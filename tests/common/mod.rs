@@ -338,3 +338,32 @@ pub fn publish_v311(topic: &str, qos: u8, pkid: u16, dup: bool, payload: &[u8]) 
     v.extend_from_slice(&body);
     v
 }
+
+/// The reason code and reason string of a 5.0 DISCONNECT (`bytes` is the whole packet); panics if it is not
+/// one.
+pub fn v5_disconnect(bytes: &[u8]) -> (u8, Option<String>) {
+    assert_eq!(bytes.first(), Some(&0xe0), "expected DISCONNECT, got {bytes:02x?}");
+    let len = usize::from(bytes[1]);
+    assert!(
+        bytes[1] < 0x80 && bytes.len() == 2 + len,
+        "one short DISCONNECT: {bytes:02x?}"
+    );
+    if len == 0 {
+        return (0, None);
+    }
+    let mut reason_string = None;
+    if len > 1 {
+        let props = &bytes[4..4 + usize::from(bytes[3])];
+        let mut i = 0;
+        while i < props.len() {
+            let id = props[i];
+            let n = usize::from(u16::from_be_bytes([props[i + 1], props[i + 2]]));
+            let text = String::from_utf8(props[i + 3..i + 3 + n].to_vec()).unwrap();
+            if id == 0x1f {
+                reason_string = Some(text);
+            }
+            i += 3 + n;
+        }
+    }
+    (bytes[2], reason_string)
+}

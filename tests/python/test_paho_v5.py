@@ -17,6 +17,7 @@ TOPIC_FILTER_INVALID = 0x8F
 TOPIC_NAME_INVALID = 0x90
 PACKET_TOO_LARGE = 0x95
 DISCONNECT_WITH_WILL = 0x04
+KEEP_ALIVE_TIMEOUT = 0x8D
 
 
 def session(expiry: int):
@@ -421,3 +422,40 @@ def test_offline_message_expiry(clients):
     m = again.expect("oexp/t", b"stays", qos=1)
     assert 0 < m.properties.MessageExpiryInterval <= 58, "Message Expiry Interval must be reduced by the time queued"
 
+
+
+# -- server capabilities and redirection -------------------------------------------------------------------
+
+
+def test_server_keep_alive_is_announced_and_enforced(broker_factory, clients):
+    b = broker_factory("--server-keep-alive", "1")
+    c = v5(clients, "ka", target=b)
+    ack = c.connect_ok(keepalive=60)
+    assert getattr(ack.properties, "ServerKeepAlive", None) == 1, "CONNACK carries Server Keep Alive"
+    # paho keeps its own 60 s timer, so it says nothing: the broker closes after 1.5 x 1 s.
+    started = time.monotonic()
+    info = c.wait_disconnected(timeout=10)
+    assert info.from_server and info.reason_code == KEEP_ALIVE_TIMEOUT
+    assert info.at - started >= 1.4, "not before 1.5 x the Server Keep Alive"
+
+
+def test_response_information_when_requested(broker_factory, clients):
+    b = broker_factory("--response-information", "replies/{clientid}/")
+    asks = v5(clients, "asker", target=b)
+    ack = asks.connect_ok(properties=props(PacketTypes.CONNECT, RequestResponseInformation=1))
+    assert getattr(ack.properties, "ResponseInformation", None) == "replies/asker/"
+    silent = v5(clients, "nonasker", target=b)
+    ack = silent.connect_ok()
+    assert getattr(ack.properties, "ResponseInformation", None) is None, "only for clients that ask"
+
+
+@pytest.mark.parametrize("permanent,code", [(False, 0x9C), (True, 0x9D)])
+def test_redirection_names_the_other_server(broker_factory, clients, permanent, code):
+    flags = ["--redirect-to", "other.example:1883"] + (["--redirect-permanent"] if permanent else [])
+    b = broker_factory(*flags)
+    c = v5(clients, "moved", target=b)
+    ack = c.connect()
+    assert ack.reason_code == code
+    assert getattr(ack.properties, "ServerReference", None) == "other.example:1883"
+    old = clients("old-protocol", protocol=mqtt.MQTTv311, target=b)
+    assert old.connect().reason_code == 0, "3.1.1 has no redirection: served as usual"

@@ -109,7 +109,13 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
             tracing::info!(%peer, "connection closed: {e}");
             if e == DecodeError::UnsupportedProtocol {
                 // Answer in 3.1.1, which every client understands: return code 1.
-                refuse(&mut write, Protocol::V3_1_1, reason::UNSUPPORTED_PROTOCOL_VERSION).await;
+                refuse(
+                    &mut write,
+                    Protocol::V3_1_1,
+                    reason::UNSUPPORTED_PROTOCOL_VERSION,
+                    &kernel,
+                )
+                .await;
             }
             return;
         }
@@ -130,12 +136,12 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
         Ok(accepted) => accepted,
         Err(code) => {
             tracing::info!(%peer, client = %connect.client_id, reason = format!("0x{code:02X}"), "connection refused");
-            refuse(&mut write, protocol, code).await;
+            refuse(&mut write, protocol, code, &kernel).await;
             return;
         }
     };
     let Some(sup) = kernel.session_sup() else {
-        refuse(&mut write, protocol, reason::SERVER_UNAVAILABLE).await;
+        refuse(&mut write, protocol, reason::SERVER_UNAVAILABLE, &kernel).await;
         return;
     };
     let attach = Attach {
@@ -156,7 +162,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
         // The session supervisor is restarting: tell the client to come back.
         let mut out = BytesMut::new();
         let _ = encode(
-            &Packet::ConnAck(Box::new(refusal(reason::SERVER_UNAVAILABLE))),
+            &Packet::ConnAck(Box::new(refusal(reason::SERVER_UNAVAILABLE, &kernel.limits))),
             protocol,
             &mut out,
         );
@@ -187,9 +193,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn refuse(write: &mut (impl AsyncWriteExt + Unpin), protocol: Protocol, code: u8) {
+async fn refuse(write: &mut (impl AsyncWriteExt + Unpin), protocol: Protocol, code: u8, kernel: &Kernel) {
     let mut out = BytesMut::new();
-    if encode(&Packet::ConnAck(Box::new(refusal(code))), protocol, &mut out).is_ok() {
+    if encode(
+        &Packet::ConnAck(Box::new(refusal(code, &kernel.limits))),
+        protocol,
+        &mut out,
+    )
+    .is_ok()
+    {
         let _ = write.write_all(&out).await;
         let _ = write.shutdown().await;
     }

@@ -82,8 +82,14 @@ pub struct Channel {
     client_max_packet: u32,
     /// Topic aliases the client set up towards us.
     inbound_aliases: HashMap<u16, Arc<str>>,
+    /// Topic aliases we set up towards the client: the first topics sent get one each, up to the smaller of
+    /// the client's Topic Alias Maximum and ours; later topics are sent in full.
+    outbound_aliases: HashMap<Arc<str>, u16>,
+    outbound_alias_max: u16,
     /// The session expiry agreed at CONNECT (0 may not become non-zero at DISCONNECT).
     connect_expiry: u32,
+    /// The client wants reason strings on failed acks (5.0 Request Problem Information, default 1).
+    problem_info: bool,
 }
 
 impl Channel {
@@ -106,7 +112,14 @@ impl Channel {
             client_receive_max: connect.properties.receive_maximum.unwrap_or(u16::MAX),
             client_max_packet: connect.properties.maximum_packet_size.unwrap_or(u32::MAX),
             inbound_aliases: HashMap::new(),
+            outbound_aliases: HashMap::new(),
+            outbound_alias_max: connect
+                .properties
+                .topic_alias_maximum
+                .unwrap_or(0)
+                .min(limits.outbound_topic_aliases),
             connect_expiry: accepted.session_expiry,
+            problem_info: connect.properties.request_problem_information != Some(0),
             limits,
         };
         session.expiry_interval = accepted.session_expiry;
@@ -173,7 +186,12 @@ impl Channel {
     /// The broker ends the connection (takeover, shutdown, overflow...). 5.0 clients get a DISCONNECT.
     pub fn close_with(&mut self, reason_code: u8, publish_will: bool, why: String, fx: &mut Effects) {
         if self.protocol.is_v5() {
-            self.send(&Packet::Disconnect(Disconnect::with_reason(reason_code)), fx);
+            // A reason string is allowed on DISCONNECT whatever the client's Request Problem Information.
+            let disconnect = Disconnect {
+                reason_string: (reason_code >= 0x80).then(|| why.clone()),
+                ..Disconnect::with_reason(reason_code)
+            };
+            self.send(&Packet::Disconnect(disconnect), fx);
         }
         fx.close = Some(Close {
             reason: reason_code,
@@ -200,9 +218,13 @@ impl Channel {
             session.next_packet_id()
         };
         let mark = fx.out.len();
-        let written = self.encode_delivery(&delivery, pkid, false, expiry, fx);
+        let (written, new_alias) = self.encode_delivery(&delivery, pkid, false, expiry, fx);
         if written.is_none_or(|n| n > self.client_max_packet as usize) {
             fx.out.truncate(mark);
+            if new_alias {
+                // The client never saw the alias being set up.
+                self.outbound_aliases.remove(&delivery.message.topic);
+            }
             return DeliverOutcome::TooLarge;
         }
         if delivery.qos != QoS::AtMostOnce {
@@ -216,28 +238,40 @@ impl Channel {
         DeliverOutcome::Sent
     }
 
+    /// Encode one PUBLISH for the client; returns its size (None if it cannot be encoded) and whether a new
+    /// outbound topic alias was set up by it.
     fn encode_delivery(
-        &self,
+        &mut self,
         d: &Delivery,
         pkid: u16,
         dup: bool,
         expiry: Option<u32>,
         fx: &mut Effects,
-    ) -> Option<usize> {
+    ) -> (Option<usize>, bool) {
         let m = &d.message;
+        let (topic, topic_alias, new_alias): (&str, Option<u16>, bool) = match self.outbound_aliases.get(&m.topic) {
+            // The client knows this alias: the topic name can be left out [MQTT-3.3.2-12].
+            Some(&alias) => ("", Some(alias), false),
+            None if self.outbound_aliases.len() < usize::from(self.outbound_alias_max) => {
+                let alias = self.outbound_aliases.len() as u16 + 1;
+                self.outbound_aliases.insert(m.topic.clone(), alias);
+                (&m.topic, Some(alias), true)
+            }
+            None => (&m.topic, None, false),
+        };
         let out = PublishOut {
             dup,
             qos: d.qos,
             retain: d.retain,
-            topic: &m.topic,
+            topic,
             pkid,
             payload: &m.payload,
             properties: Some(&m.properties),
-            topic_alias: None,
+            topic_alias,
             subscription_identifiers: &d.subscription_ids,
             message_expiry_interval: expiry,
         };
-        encode_publish(&out, self.protocol, &mut fx.out).ok()
+        (encode_publish(&out, self.protocol, &mut fx.out).ok(), new_alias)
     }
 
     fn resend_inflight(&mut self, session: &mut Session, fx: &mut Effects) {
@@ -273,7 +307,12 @@ impl Channel {
             if p.qos == QoS::AtMostOnce {
                 return self.violation(reason::PAYLOAD_FORMAT_INVALID, "payload is not UTF-8 as announced", fx);
             }
-            return self.ack_publish(&p, reason::PAYLOAD_FORMAT_INVALID, fx);
+            return self.ack_publish(
+                &p,
+                reason::PAYLOAD_FORMAT_INVALID,
+                "payload is not UTF-8 as announced",
+                fx,
+            );
         }
         if p.qos == QoS::ExactlyOnce {
             if session.awaiting_rel.contains(&p.pkid) {
@@ -300,15 +339,28 @@ impl Channel {
             publisher: Some(self.client_id.clone()),
             received_at: now,
         });
-        self.ack_publish(&p, reason::SUCCESS, fx);
+        self.ack_publish(&p, reason::SUCCESS, "", fx);
     }
 
-    fn ack_publish(&mut self, p: &Publish, code: u8, fx: &mut Effects) {
+    fn ack_publish(&mut self, p: &Publish, code: u8, why: &str, fx: &mut Effects) {
         match p.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(&Packet::PubAck(Ack::with_reason(p.pkid, code)), fx),
-            QoS::ExactlyOnce => self.send(&Packet::PubRec(Ack::with_reason(p.pkid, code)), fx),
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(self.ack(p.pkid, code, why)), fx),
+            QoS::ExactlyOnce => self.send(&Packet::PubRec(self.ack(p.pkid, code, why)), fx),
         }
+    }
+
+    /// An ack with `code`; a failure carries `why` as its reason string unless the client asked for none
+    /// (Request Problem Information = 0 [MQTT-3.1.2-29]).
+    fn ack(&self, pkid: u16, code: u8, why: &str) -> Ack {
+        Ack {
+            reason_string: self.problem(code, why),
+            ..Ack::with_reason(pkid, code)
+        }
+    }
+
+    fn problem(&self, code: u8, why: &str) -> Option<String> {
+        (self.protocol.is_v5() && self.problem_info && code >= 0x80).then(|| why.to_string())
     }
 
     /// The topic of an incoming PUBLISH, after 5.0 topic alias rules.
@@ -345,10 +397,12 @@ impl Channel {
     fn pubrec_in(&mut self, session: &mut Session, ack: Ack, fx: &mut Effects) {
         let Some(pos) = session.inflight_position(ack.pkid) else {
             if self.protocol.is_v5() {
-                self.send(
-                    &Packet::PubRel(Ack::with_reason(ack.pkid, reason::PACKET_IDENTIFIER_NOT_FOUND)),
-                    fx,
+                let ack = self.ack(
+                    ack.pkid,
+                    reason::PACKET_IDENTIFIER_NOT_FOUND,
+                    "PUBREC for a packet id not in flight",
                 );
+                self.send(&Packet::PubRel(ack), fx);
             }
             return;
         };
@@ -368,7 +422,8 @@ impl Channel {
         } else {
             reason::PACKET_IDENTIFIER_NOT_FOUND
         };
-        self.send(&Packet::PubComp(Ack::with_reason(ack.pkid, code)), fx);
+        let ack = self.ack(ack.pkid, code, "PUBREL for a packet id not awaiting release");
+        self.send(&Packet::PubComp(ack), fx);
     }
 
     fn pubcomp_in(&mut self, session: &mut Session, ack: Ack, fx: &mut Effects) {
@@ -382,6 +437,8 @@ impl Channel {
 
     fn subscribe_in(&mut self, session: &mut Session, s: Subscribe, fx: &mut Effects) {
         let mut reasons = Vec::with_capacity(s.filters.len());
+        // The first refusal's explanation, for the SUBACK's reason string.
+        let mut why: Option<&str> = None;
         for req in s.filters {
             let shared = parse_shared(&req.filter);
             let valid = match &shared {
@@ -391,11 +448,13 @@ impl Channel {
             };
             if !valid {
                 reasons.push(reason::TOPIC_FILTER_INVALID);
+                why.get_or_insert("invalid topic filter");
                 continue;
             }
             if shared.is_some() {
                 if !self.limits.shared_subscriptions {
                     reasons.push(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
+                    why.get_or_insert("shared subscriptions are disabled on this broker");
                     continue;
                 }
                 if req.no_local {
@@ -416,6 +475,7 @@ impl Channel {
                 && !session.subscriptions.contains_key(&req.filter)
             {
                 reasons.push(reason::QUOTA_EXCEEDED);
+                why.get_or_insert("too many subscriptions for one client");
                 continue;
             }
             let is_new = session
@@ -433,6 +493,7 @@ impl Channel {
             &Packet::SubAck(SubAck {
                 pkid: s.pkid,
                 reasons,
+                reason_string: why.and_then(|w| self.problem(reason::UNSPECIFIED_ERROR, w)),
                 ..SubAck::default()
             }),
             fx,

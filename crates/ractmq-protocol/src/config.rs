@@ -30,6 +30,14 @@ impl std::str::FromStr for OverflowPolicy {
     }
 }
 
+/// Where a redirected client should connect instead (MQTT 5 §4.11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// The Server Reference, e.g. `other-host:1883`.
+    pub reference: String,
+    pub permanent: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest packet accepted from a client, whole frame (announced as Maximum Packet Size in 5.0).
@@ -51,12 +59,23 @@ pub struct Limits {
     pub max_session_expiry: u32,
     /// Topic aliases a 5.0 client may use towards the broker.
     pub topic_alias_maximum: u16,
+    /// Topic aliases the broker assigns towards a 5.0 client, at most (and at most the client's own Topic
+    /// Alias Maximum); 0 never assigns any.
+    pub outbound_topic_aliases: u16,
     pub max_qos: QoS,
     /// Subscriptions one client may hold; more are refused with 0x97 (3.x: 0x80).
     pub max_subscriptions: usize,
     /// Topics with a retained message, broker-wide; retained messages for new topics beyond it are not stored.
     pub max_retained: usize,
     pub retain_available: bool,
+    /// Server Keep Alive: the keepalive every 5.0 client must use instead of its own (None: the client's).
+    pub server_keep_alive: Option<u16>,
+    /// Response Information for 5.0 clients that ask for it (Request Response Information = 1): a topic prefix
+    /// for their responses, where `{clientid}` is replaced by the client's id. None: not offered.
+    pub response_information: Option<String>,
+    /// Send 5.0 clients elsewhere: every CONNECT is refused with Use another server (0x9C) or, if
+    /// `permanent`, Server moved (0x9D), naming this Server Reference.
+    pub redirect: Option<Redirect>,
     /// `$share/{group}/{filter}` subscriptions are served (announced in CONNACK; refused with 0x9E if not).
     pub shared_subscriptions: bool,
     /// Seconds the broker gives a socket to send its CONNECT.
@@ -76,11 +95,15 @@ impl Default for Limits {
             max_client_id_len: 256,
             max_session_expiry: u32::MAX,
             topic_alias_maximum: 64,
+            outbound_topic_aliases: 64,
             max_qos: QoS::ExactlyOnce,
             max_subscriptions: 10_000,
             max_retained: 1_000_000,
             retain_available: true,
             shared_subscriptions: true,
+            server_keep_alive: None,
+            response_information: None,
+            redirect: None,
             connect_timeout_secs: 10,
         }
     }

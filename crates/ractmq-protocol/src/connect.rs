@@ -20,7 +20,12 @@ pub struct Accepted {
     pub clean_start: bool,
     /// Seconds the session outlives the connection; `u32::MAX` means never expires.
     pub session_expiry: u32,
+    /// The keepalive in force: the client's, or the Server Keep Alive (5.0).
     pub keep_alive: u16,
+    /// The broker imposed its own keepalive, to be announced in CONNACK.
+    pub server_keep_alive: Option<u16>,
+    /// The client asked for Response Information.
+    pub wants_response_information: bool,
 }
 
 /// Run the checks. `Err` carries the 5.0 reason code for the refusing CONNACK. `assign_id` is called only
@@ -36,6 +41,13 @@ pub fn check_connect(connect: &Connect, limits: &Limits, assign_id: impl FnOnce(
             return Err(reason::RETAIN_NOT_SUPPORTED);
         }
     }
+    if let (Protocol::V5, Some(redirect)) = (protocol, &limits.redirect) {
+        return Err(if redirect.permanent {
+            reason::SERVER_MOVED
+        } else {
+            reason::USE_ANOTHER_SERVER
+        });
+    }
     if connect.properties.authentication_method.is_some() {
         // Enhanced authentication (AUTH exchange) is not offered yet.
         return Err(reason::BAD_AUTHENTICATION_METHOD);
@@ -47,13 +59,16 @@ pub fn check_connect(connect: &Connect, limits: &Limits, assign_id: impl FnOnce(
         _ => u32::MAX,
     }
     .min(limits.max_session_expiry);
+    let server_keep_alive = limits.server_keep_alive.filter(|_| protocol.is_v5());
     Ok(Accepted {
         protocol,
         client_id: client_id.into(),
         assigned_client_id: assigned,
         clean_start: connect.clean_start,
         session_expiry,
-        keep_alive: connect.keep_alive,
+        keep_alive: server_keep_alive.unwrap_or(connect.keep_alive),
+        server_keep_alive,
+        wants_response_information: connect.properties.request_response_information == Some(1),
     })
 }
 
@@ -97,6 +112,13 @@ pub fn connack(accepted: &Accepted, session_present: bool, limits: &Limits) -> C
         if accepted.assigned_client_id {
             properties.assigned_client_identifier = Some(accepted.client_id.to_string());
         }
+        properties.server_keep_alive = accepted.server_keep_alive;
+        if accepted.wants_response_information {
+            properties.response_information = limits
+                .response_information
+                .as_ref()
+                .map(|template| template.replace("{clientid}", &accepted.client_id));
+        }
         // Tell the client when the broker granted less than it asked for.
         if accepted.session_expiry != 0 {
             properties.session_expiry_interval = Some(accepted.session_expiry);
@@ -109,12 +131,16 @@ pub fn connack(accepted: &Accepted, session_present: bool, limits: &Limits) -> C
     }
 }
 
-/// The CONNACK that refuses a connection with `reason_code`.
-pub fn refusal(reason_code: u8) -> ConnAck {
+/// The CONNACK that refuses a connection with `reason_code` (naming the other server of a redirect).
+pub fn refusal(reason_code: u8, limits: &Limits) -> ConnAck {
+    let mut properties = ConnAckProperties::default();
+    if matches!(reason_code, reason::USE_ANOTHER_SERVER | reason::SERVER_MOVED) {
+        properties.server_reference = limits.redirect.as_ref().map(|r| r.reference.clone());
+    }
     ConnAck {
         session_present: false,
         reason: reason_code,
-        properties: ConnAckProperties::default(),
+        properties,
     }
 }
 

@@ -20,7 +20,7 @@ pub mod topic;
 pub mod trie;
 
 pub use channel::{Channel, Close, Effects, RouteChange};
-pub use config::{Limits, OverflowPolicy};
+pub use config::{Limits, OverflowPolicy, Redirect};
 pub use message::{Delivery, Message};
 pub use queue::{BoundedQueue, PushOutcome};
 pub use session::{Session, SubOptions};

@@ -254,7 +254,16 @@ fn keepalive_closes_after_one_and_a_half_intervals_with_the_will() {
     let close = fx.close.expect("closed after 15 s");
     assert_eq!(close.reason, reason::KEEP_ALIVE_TIMEOUT);
     assert!(close.publish_will);
-    assert_eq!(&fx.out[..], &[0xe0, 0x01, 0x8d], "5.0 clients are told why");
+    match &v5_packets(fx.out)[0] {
+        mqttbytes::v5::Packet::Disconnect(d) => {
+            assert_eq!(d.reason_code as u8, 0x8d, "5.0 clients are told why");
+            assert_eq!(
+                d.properties.as_ref().unwrap().reason_string.as_deref(),
+                Some("keepalive timeout")
+            );
+        }
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
 }
 
 #[test]
@@ -338,7 +347,18 @@ fn session_expiry_cannot_be_raised_from_zero_at_disconnect() {
         ..Disconnect::default()
     }));
     assert_eq!(fx.close.unwrap().reason, reason::PROTOCOL_ERROR);
-    assert_eq!(&fx.out[..], &[0xe0, 0x01, 0x82]);
+    match &v5_packets(fx.out)[0] {
+        mqttbytes::v5::Packet::Disconnect(d) => {
+            assert_eq!(d.reason_code as u8, 0x82);
+            let why = d
+                .properties
+                .as_ref()
+                .and_then(|p| p.reason_string.clone())
+                .unwrap_or_default();
+            assert!(why.contains("session expiry"), "{why}");
+        }
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
 }
 
 #[test]
@@ -459,4 +479,53 @@ fn subscriptions_beyond_the_per_client_maximum_are_refused_with_quota_exceeded()
         "replacing an existing one is not"
     );
     assert_eq!(h.session.subscriptions.len(), 2);
+}
+
+#[test]
+fn the_broker_assigns_topic_aliases_up_to_the_clients_maximum() {
+    let (mut h, _) = start(Protocol::V5, Limits::default(), |c| {
+        c.properties.topic_alias_maximum = Some(2);
+    });
+    let to = |topic: &str| Delivery {
+        message: Arc::new(Message::new(topic, "p", QoS::AtMostOnce, false)),
+        ..delivery(QoS::AtMostOnce)
+    };
+    let mut sent = Vec::new();
+    for topic in ["a/1", "a/1", "a/2", "a/3", "a/2"] {
+        let (outcome, fx) = h.deliver(to(topic));
+        assert_eq!(outcome, DeliverOutcome::Sent);
+        match v5_packets(fx.out).remove(0) {
+            mqttbytes::v5::Packet::Publish(p) => {
+                let alias = p.properties.and_then(|props| props.topic_alias);
+                sent.push((p.topic.clone(), alias));
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+    let expected = [
+        ("a/1", Some(1)), // alias set up
+        ("", Some(1)),    // and used
+        ("a/2", Some(2)),
+        ("a/3", None), // the client allows two
+        ("", Some(2)),
+    ];
+    let expected: Vec<(String, Option<u16>)> = expected.iter().map(|(t, a)| (t.to_string(), *a)).collect();
+    assert_eq!(sent, expected);
+
+    // A client that allows none, or a broker configured to assign none, gets full topics.
+    for (client_max, ours) in [(None, 64), (Some(5), 0)] {
+        let limits = Limits {
+            outbound_topic_aliases: ours,
+            ..Limits::default()
+        };
+        let (mut h, _) = start(Protocol::V5, limits, |c| c.properties.topic_alias_maximum = client_max);
+        let (_, fx) = h.deliver(to("a/1"));
+        match v5_packets(fx.out).remove(0) {
+            mqttbytes::v5::Packet::Publish(p) => {
+                assert_eq!(p.topic, "a/1");
+                assert_eq!(p.properties.and_then(|props| props.topic_alias), None);
+            }
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
 }
