@@ -92,7 +92,8 @@ struct StartArgs {
     /// Accept clients that send no user name.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     allow_anonymous: bool,
-    /// A user allowed to connect, as NAME:PASSWORD (repeat for more users).
+    /// A user allowed to connect, as NAME:PASSWORD (repeat for more users), with the password in CONNECT or by
+    /// MQTT 5 enhanced authentication with SCRAM-SHA-256.
     #[arg(long = "user", value_parser = parse_user)]
     users: Vec<(String, String)>,
 }

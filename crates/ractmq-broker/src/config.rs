@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ractmq_protocol::Limits;
 
+use crate::enhanced_auth::Authenticators;
 use crate::restart::RestartPolicy;
 use crate::shared::SharedStrategy;
 
@@ -33,8 +34,11 @@ pub struct BrokerConfig {
     pub hibernate_after: Duration,
     /// Accept clients that send no user name.
     pub allow_anonymous: bool,
-    /// User name to password. A client that sends a user name must match an entry.
+    /// User name to password. A client that sends a user name must match an entry; the same users may
+    /// authenticate with SCRAM-SHA-256 (MQTT 5 enhanced authentication).
     pub users: HashMap<String, String>,
+    /// Further enhanced authentication methods, besides the built-in SCRAM-SHA-256.
+    pub authenticators: Authenticators,
 }
 
 impl Default for BrokerConfig {
@@ -52,6 +56,7 @@ impl Default for BrokerConfig {
             hibernate_after: Duration::from_secs(1),
             allow_anonymous: true,
             users: HashMap::new(),
+            authenticators: Authenticators::default(),
         }
     }
 }

@@ -14,11 +14,14 @@ use ractmq_protocol::Limits;
 use ractor::ActorRef;
 
 use crate::config::BrokerConfig;
+use crate::enhanced_auth::Authenticators;
 use crate::memory::TrimMark;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session_store::{SessionStore, SupSlot};
 use crate::session_sup::SessionSupMsg;
+use ractmq_protocol::auth::Authenticator;
+use ractmq_protocol::scram::ScramSha256;
 
 pub struct Kernel {
     pub config: BrokerConfig,
@@ -35,6 +38,8 @@ pub struct Kernel {
     /// Sockets accepted whose CONNECT is not handled yet.
     pub handshakes: AtomicUsize,
     pub trim_mark: TrimMark,
+    /// Enhanced authentication methods: SCRAM-SHA-256 over the configured users, then the configured ones.
+    pub authenticators: Authenticators,
 }
 
 impl Kernel {
@@ -48,6 +53,9 @@ impl Kernel {
             metrics.clone(),
             store.clone(),
         ));
+        let mut methods: Vec<Arc<dyn Authenticator>> = vec![Arc::new(ScramSha256::new(&config.users))];
+        methods.extend(config.authenticators.0.iter().cloned());
+        let authenticators = Authenticators(methods);
         Arc::new(Kernel {
             limits: Arc::new(config.limits.clone()),
             config,
@@ -60,6 +68,7 @@ impl Kernel {
             next_assigned_id: AtomicU64::new(1),
             handshakes: AtomicUsize::new(0),
             trim_mark: TrimMark::default(),
+            authenticators,
         })
     }
 

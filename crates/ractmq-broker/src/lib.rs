@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod enhanced_auth;
 pub mod kernel;
 pub mod listener;
 pub mod memory;

@@ -14,10 +14,11 @@ use bytes::BytesMut;
 use ractmq_codec::{encode, reason, DecodeError, Decoder, Packet, Protocol};
 use ractmq_protocol::connect::{check_connect, refusal};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::connection::{AbortOnDrop, ReadHalf, Transport, WriteHalf};
+use crate::enhanced_auth::{exchange, HandshakeIo};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::session_actor::Attach;
@@ -85,20 +86,17 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
     let mut decoder = Decoder::new(kernel.limits.max_packet_size as usize);
     let mut buf = BytesMut::with_capacity(512);
     let timeout = Duration::from_secs(kernel.limits.connect_timeout_secs);
-    let first = tokio::time::timeout(timeout, async {
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(packet)) => return Ok(Some(packet)),
-                Ok(None) => {}
-                Err(e) => return Err(e),
-            }
-            match read.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return Ok(None),
-                Ok(n) => Metrics::add(&kernel.metrics.bytes_received, n as u64),
-            }
-        }
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let first = {
+        let mut io = HandshakeIo {
+            read: &mut read,
+            write: &mut write,
+            buf: &mut buf,
+            decoder: &mut decoder,
+            metrics: &kernel.metrics,
+        };
+        tokio::time::timeout_at(deadline, io.next_packet()).await
+    };
     let connect = match first {
         Err(_) => return tracing::info!(%peer, "connection closed: no CONNECT within {}s", timeout.as_secs()),
         Ok(Ok(None)) => return,
@@ -121,8 +119,20 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
         }
     };
     let protocol = decoder.protocol().unwrap_or(Protocol::V3_1_1);
+    // A CONNECT naming an Authentication Method is authenticated by that method's AUTH exchange (after the
+    // other checks); any other by user name and password.
+    let mut enhanced = None;
     let checked = check_connect(&connect, &kernel.limits, || kernel.assign_client_id())
-        .and_then(|accepted| authenticate(&connect, &kernel).map(|()| accepted))
+        .and_then(|accepted| match &connect.properties.authentication_method {
+            Some(method) => match kernel.authenticators.find(method) {
+                Some(authenticator) => {
+                    enhanced = Some(authenticator.clone());
+                    Ok(accepted)
+                }
+                None => Err(reason::BAD_AUTHENTICATION_METHOD),
+            },
+            None => authenticate(&connect, &kernel).map(|()| accepted),
+        })
         .and_then(|accepted| {
             let full =
                 kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize >= kernel.config.max_connections;
@@ -133,7 +143,36 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
             Ok(accepted)
         });
     let accepted = match checked {
-        Ok(accepted) => accepted,
+        Ok(mut accepted) => {
+            if let Some(authenticator) = &enhanced {
+                let method = authenticator.method().to_string();
+                let first = connect.properties.authentication_data.clone().unwrap_or_default();
+                let mut io = HandshakeIo {
+                    read: &mut read,
+                    write: &mut write,
+                    buf: &mut buf,
+                    decoder: &mut decoder,
+                    metrics: &kernel.metrics,
+                };
+                let outcome =
+                    tokio::time::timeout_at(deadline, exchange(&mut io, authenticator.as_ref(), &first)).await;
+                match outcome {
+                    Ok(Ok((user, data))) => {
+                        tracing::debug!(%peer, client = %accepted.client_id, user, method, "authenticated");
+                        accepted.authentication = Some((method, data));
+                    }
+                    Ok(Err(code)) => {
+                        tracing::info!(%peer, client = %accepted.client_id, method, reason = format!("0x{code:02X}"), "connection refused: enhanced authentication failed");
+                        refuse(&mut write, protocol, code, &kernel).await;
+                        return;
+                    }
+                    Err(_) => {
+                        return tracing::info!(%peer, "connection closed: authentication not finished within {}s", timeout.as_secs())
+                    }
+                }
+            }
+            accepted
+        }
         Err(code) => {
             tracing::info!(%peer, client = %connect.client_id, reason = format!("0x{code:02X}"), "connection refused");
             refuse(&mut write, protocol, code, &kernel).await;
@@ -155,6 +194,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
             decoder,
         },
         session_present: false,
+        authenticator: enhanced,
     };
     if let Err(ractor::MessagingErr::SendErr(SessionSupMsg::Attach(mut back))) =
         sup.send_message(SessionSupMsg::Attach(Box::new(attach)))

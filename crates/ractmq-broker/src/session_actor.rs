@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractmq_codec::{reason, Connect, DecodeError, Packet, QoS, RetainHandling, Will};
+use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::channel::DeliverOutcome;
 use ractmq_protocol::connect::Accepted;
 use ractmq_protocol::topic::parse_shared;
@@ -44,6 +45,8 @@ pub struct Attach {
     pub transport: Transport,
     /// Set by the session supervisor: the session existed and the client asked to resume it.
     pub session_present: bool,
+    /// The method the client authenticated with, if enhanced: it may re-authenticate with it.
+    pub authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 pub enum SessionMsg {
@@ -128,11 +131,12 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         accepted,
         transport,
         mut session_present,
+        authenticator,
     } = attach;
     let peer = transport.peer;
     let mut fx = Effects::default();
     let mut dropped_routes = Vec::new();
-    let channel = {
+    let mut channel = {
         let mut session = shared.state.lock();
         // A session with expiry 0 ends with its connection, so taking over such a connection starts afresh
         // even when the new client asks to resume [MQTT-3.1.2-6].
@@ -152,6 +156,9 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
             &mut fx,
         )
     };
+    if let Some(authenticator) = authenticator {
+        channel.allow_reauthentication(authenticator);
+    }
     let io = Io::start(
         transport,
         shared,

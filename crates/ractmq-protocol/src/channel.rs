@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ractmq_codec::{
-    encode, encode_publish, reason, topic, Ack, Disconnect, Packet, Protocol, Publish, PublishOut, QoS, SubAck,
+    encode, encode_publish, reason, topic, Ack, Auth, Disconnect, Packet, Protocol, Publish, PublishOut, QoS, SubAck,
     Subscribe, UnsubAck, Unsubscribe,
 };
 
+use crate::auth::{AuthExchange, AuthStep, Authenticator};
 use crate::config::Limits;
 use crate::connect::{connack, Accepted};
 use crate::message::{Delivery, Message};
@@ -90,6 +91,13 @@ pub struct Channel {
     connect_expiry: u32,
     /// The client wants reason strings on failed acks (5.0 Request Problem Information, default 1).
     problem_info: bool,
+    /// The method the client authenticated with at CONNECT, and a re-authentication in progress.
+    reauth: Option<ReAuth>,
+}
+
+struct ReAuth {
+    authenticator: Arc<dyn Authenticator>,
+    in_progress: Option<Box<dyn AuthExchange>>,
 }
 
 impl Channel {
@@ -120,6 +128,7 @@ impl Channel {
                 .min(limits.outbound_topic_aliases),
             connect_expiry: accepted.session_expiry,
             problem_info: connect.properties.request_problem_information != Some(0),
+            reauth: None,
             limits,
         };
         session.expiry_interval = accepted.session_expiry;
@@ -169,7 +178,7 @@ impl Channel {
             Packet::Unsubscribe(u) => self.unsubscribe_in(session, u, fx),
             Packet::PingReq => self.send(&Packet::PingResp, fx),
             Packet::Disconnect(d) => self.disconnect_in(session, d, fx),
-            Packet::Auth(_) => self.violation(reason::PROTOCOL_ERROR, "AUTH without an authentication method", fx),
+            Packet::Auth(auth) => self.auth_in(auth, fx),
             other => self.violation(reason::PROTOCOL_ERROR, other.kind(), fx),
         }
     }
@@ -340,6 +349,63 @@ impl Channel {
             received_at: now,
         });
         self.ack_publish(&p, reason::SUCCESS, "", fx);
+    }
+
+    /// The client authenticated with `authenticator` at CONNECT: it may re-authenticate with the same method
+    /// (AUTH 0x19) while connected.
+    pub fn allow_reauthentication(&mut self, authenticator: Arc<dyn Authenticator>) {
+        self.reauth = Some(ReAuth {
+            authenticator,
+            in_progress: None,
+        });
+    }
+
+    /// Re-authentication (MQTT 5 §4.12.1): AUTH 0x19 starts it, AUTH 0x18 continues it; success is answered
+    /// with AUTH 0x00, failure with DISCONNECT 0x87. The connection keeps working meanwhile.
+    fn auth_in(&mut self, auth: Auth, fx: &mut Effects) {
+        let Some(ReAuth {
+            authenticator,
+            in_progress,
+        }) = self.reauth.as_mut()
+        else {
+            return self.violation(
+                reason::PROTOCOL_ERROR,
+                "AUTH on a connection without enhanced authentication",
+                fx,
+            );
+        };
+        if auth.method.as_deref() != Some(authenticator.method()) {
+            return self.violation(reason::PROTOCOL_ERROR, "AUTH with another authentication method", fx);
+        }
+        let data = auth.data.as_deref().unwrap_or_default();
+        let step = match (auth.reason, in_progress.take()) {
+            (reason::RE_AUTHENTICATE, None) => authenticator.start(data),
+            (reason::CONTINUE_AUTHENTICATION, Some(exchange)) => exchange.step(data),
+            _ => return self.violation(reason::PROTOCOL_ERROR, "AUTH out of sequence", fx),
+        };
+        let method = authenticator.method().to_string();
+        let (code, data) = match step {
+            AuthStep::Continue(data, next) => {
+                *in_progress = Some(next);
+                (reason::CONTINUE_AUTHENTICATION, Some(data))
+            }
+            AuthStep::Success { data, .. } => (reason::SUCCESS, data),
+            AuthStep::Failure { why } => {
+                return self.close_with(
+                    reason::NOT_AUTHORIZED,
+                    true,
+                    format!("re-authentication failed: {why}"),
+                    fx,
+                );
+            }
+        };
+        let reply = Auth {
+            reason: code,
+            method: Some(method),
+            data,
+            ..Auth::default()
+        };
+        self.send(&Packet::Auth(reply), fx);
     }
 
     fn ack_publish(&mut self, p: &Publish, code: u8, why: &str, fx: &mut Effects) {

@@ -26,6 +26,8 @@ pub struct Accepted {
     pub server_keep_alive: Option<u16>,
     /// The client asked for Response Information.
     pub wants_response_information: bool,
+    /// Set by the broker after an enhanced authentication: the method and the data for CONNACK.
+    pub authentication: Option<(String, Option<bytes::Bytes>)>,
 }
 
 /// Run the checks. `Err` carries the 5.0 reason code for the refusing CONNACK. `assign_id` is called only
@@ -48,10 +50,6 @@ pub fn check_connect(connect: &Connect, limits: &Limits, assign_id: impl FnOnce(
             reason::USE_ANOTHER_SERVER
         });
     }
-    if connect.properties.authentication_method.is_some() {
-        // Enhanced authentication (AUTH exchange) is not offered yet.
-        return Err(reason::BAD_AUTHENTICATION_METHOD);
-    }
     let session_expiry = match protocol {
         Protocol::V5 => connect.properties.session_expiry_interval.unwrap_or(0),
         // 3.x persistent sessions do not expire by the protocol; the operator's cap still applies.
@@ -69,6 +67,7 @@ pub fn check_connect(connect: &Connect, limits: &Limits, assign_id: impl FnOnce(
         keep_alive: server_keep_alive.unwrap_or(connect.keep_alive),
         server_keep_alive,
         wants_response_information: connect.properties.request_response_information == Some(1),
+        authentication: None,
     })
 }
 
@@ -113,6 +112,10 @@ pub fn connack(accepted: &Accepted, session_present: bool, limits: &Limits) -> C
             properties.assigned_client_identifier = Some(accepted.client_id.to_string());
         }
         properties.server_keep_alive = accepted.server_keep_alive;
+        if let Some((method, data)) = &accepted.authentication {
+            properties.authentication_method = Some(method.clone());
+            properties.authentication_data = data.clone();
+        }
         if accepted.wants_response_information {
             properties.response_information = limits
                 .response_information

@@ -9,12 +9,14 @@
 //! outlives a connection (emqx_session), [`topic`] and [`trie`] the topic rules and subscription index
 //! (emqx_topic, emqx_trie), [`retained`] the retained-message rules.
 
+pub mod auth;
 pub mod channel;
 pub mod config;
 pub mod connect;
 pub mod message;
 pub mod queue;
 pub mod retained;
+pub mod scram;
 pub mod session;
 pub mod topic;
 pub mod trie;

@@ -1,0 +1,100 @@
+//! The AUTH exchange of a CONNECT that names an Authentication Method (MQTT 5 §4.12), run in the handshake
+//! task before anything of the client reaches a session.
+//!
+//! The method's logic is an [`Authenticator`] from the protocol crate; this module only carries its messages
+//! over the socket: AUTH 0x18 out, AUTH 0x18 in, until the method says yes (the caller sends CONNACK with the
+//! final data) or no (CONNACK 0x87). Any other packet, another method, or silence past the connect timeout ends
+//! the handshake.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use ractmq_codec::{encode, reason, Auth, DecodeError, Decoder, Packet, Protocol};
+use ractmq_protocol::auth::{AuthStep, Authenticator};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::metrics::Metrics;
+
+/// The methods this broker offers.
+#[derive(Clone, Default)]
+pub struct Authenticators(pub Vec<Arc<dyn Authenticator>>);
+
+impl Authenticators {
+    pub fn find(&self, method: &str) -> Option<&Arc<dyn Authenticator>> {
+        self.0.iter().find(|a| a.method() == method)
+    }
+}
+
+impl std::fmt::Debug for Authenticators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|a| a.method())).finish()
+    }
+}
+
+/// How an exchange ended: the authenticated user and the data for CONNACK, or the refusing reason code.
+pub type Outcome = Result<(String, Option<Bytes>), u8>;
+
+/// The socket and decoding state of a handshake.
+pub struct HandshakeIo<'a> {
+    pub read: &'a mut OwnedReadHalf,
+    pub write: &'a mut OwnedWriteHalf,
+    pub buf: &'a mut BytesMut,
+    pub decoder: &'a mut Decoder,
+    pub metrics: &'a Metrics,
+}
+
+impl HandshakeIo<'_> {
+    /// The next packet from the client; `Ok(None)` if it closed the socket.
+    pub async fn next_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
+        loop {
+            if let Some(packet) = self.decoder.decode(self.buf)? {
+                return Ok(Some(packet));
+            }
+            match self.read.read_buf(self.buf).await {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(n) => Metrics::add(&self.metrics.bytes_received, n as u64),
+            }
+        }
+    }
+}
+
+/// Run `authenticator` from the CONNECT's Authentication Data to its verdict.
+pub async fn exchange(io: &mut HandshakeIo<'_>, authenticator: &dyn Authenticator, first: &[u8]) -> Outcome {
+    let method = authenticator.method().to_string();
+    let mut step = authenticator.start(first);
+    loop {
+        match step {
+            AuthStep::Success { user, data } => return Ok((user, data)),
+            AuthStep::Failure { why } => {
+                tracing::info!(method, "enhanced authentication failed: {why}");
+                return Err(reason::NOT_AUTHORIZED);
+            }
+            AuthStep::Continue(data, next) => {
+                let auth = Auth {
+                    reason: reason::CONTINUE_AUTHENTICATION,
+                    method: Some(method.clone()),
+                    data: Some(data),
+                    ..Auth::default()
+                };
+                let mut out = BytesMut::new();
+                if encode(&Packet::Auth(auth), Protocol::V5, &mut out).is_err()
+                    || io.write.write_all(&out).await.is_err()
+                {
+                    return Err(reason::UNSPECIFIED_ERROR);
+                }
+                step = match io.next_packet().await {
+                    Ok(Some(Packet::Auth(reply)))
+                        if reply.reason == reason::CONTINUE_AUTHENTICATION
+                            && reply.method.as_deref() == Some(&method) =>
+                    {
+                        next.step(reply.data.as_deref().unwrap_or_default())
+                    }
+                    Ok(Some(_)) => return Err(reason::PROTOCOL_ERROR),
+                    Ok(None) => return Err(reason::UNSPECIFIED_ERROR),
+                    Err(e) => return Err(e.reason_code()),
+                };
+            }
+        }
+    }
+}
