@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ractmq::{Broker, BrokerConfig, OverflowPolicy, Redirect, SharedStrategy};
+use ractmq::{Broker, BrokerConfig, OverflowPolicy, QoS, Redirect, SharedStrategy};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +62,24 @@ struct StartArgs {
     /// Seconds between $SYS publications (0 disables them).
     #[arg(long, default_value_t = 10)]
     sys_interval: u64,
+    /// Highest QoS the broker accepts and grants (0, 1 or 2); announced in CONNACK as Maximum QoS.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    max_qos: u8,
+    /// Retained messages are served; when false a retained PUBLISH is refused (0x9A) and CONNACK says so.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    retain_available: bool,
+    /// Wildcard subscriptions are served; when false they get 0xA2 and CONNACK says so.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    wildcard_subscriptions: bool,
+    /// Subscription Identifiers are served; when false a SUBSCRIBE with one is disconnected with 0xA1.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    subscription_identifiers: bool,
+    /// Topic aliases an MQTT 5 client may use towards the broker (its Topic Alias Maximum).
+    #[arg(long, default_value_t = 64)]
+    topic_alias_maximum: u16,
+    /// QoS 2 messages an MQTT 5 client may have unreleased towards the broker (its Receive Maximum).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(1..))]
+    receive_maximum: u16,
     /// Keepalive, in seconds, that every MQTT 5 client must use (announced as Server Keep Alive in CONNACK).
     #[arg(long)]
     server_keep_alive: Option<u16>,
@@ -137,6 +155,16 @@ async fn start(args: StartArgs) -> ExitCode {
     limits.max_inflight = args.max_inflight;
     limits.max_queue_len = args.max_queue;
     limits.shared_subscriptions = args.shared_subscriptions;
+    limits.max_qos = match args.max_qos {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    };
+    limits.retain_available = args.retain_available;
+    limits.wildcard_subscriptions = args.wildcard_subscriptions;
+    limits.subscription_identifiers = args.subscription_identifiers;
+    limits.topic_alias_maximum = args.topic_alias_maximum;
+    limits.receive_maximum = args.receive_maximum;
     limits.server_keep_alive = args.server_keep_alive;
     limits.response_information = args.response_information;
     limits.outbound_topic_aliases = args.outbound_topic_aliases;

@@ -505,6 +505,13 @@ impl Channel {
         let mut reasons = Vec::with_capacity(s.filters.len());
         // The first refusal's explanation, for the SUBACK's reason string.
         let mut why: Option<&str> = None;
+        if s.subscription_identifier.is_some() && !self.limits.subscription_identifiers {
+            return self.violation(
+                reason::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+                "subscription identifiers are disabled on this broker",
+                fx,
+            );
+        }
         for req in s.filters {
             let shared = parse_shared(&req.filter);
             let valid = match &shared {
@@ -515,6 +522,15 @@ impl Channel {
             if !valid {
                 reasons.push(reason::TOPIC_FILTER_INVALID);
                 why.get_or_insert("invalid topic filter");
+                continue;
+            }
+            let inner = match &shared {
+                Some(Ok(sf)) => sf.filter,
+                _ => req.filter.as_str(),
+            };
+            if !self.limits.wildcard_subscriptions && crate::topic::has_wildcard(inner) {
+                reasons.push(reason::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED);
+                why.get_or_insert("wildcard subscriptions are disabled on this broker");
                 continue;
             }
             if shared.is_some() {

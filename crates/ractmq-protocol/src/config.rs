@@ -76,6 +76,10 @@ pub struct Limits {
     /// Send 5.0 clients elsewhere: every CONNECT is refused with Use another server (0x9C) or, if
     /// `permanent`, Server moved (0x9D), naming this Server Reference.
     pub redirect: Option<Redirect>,
+    /// Filters with `+` or `#` are served (refused with 0xA2 if not).
+    pub wildcard_subscriptions: bool,
+    /// 5.0 Subscription Identifiers are served (a SUBSCRIBE carrying one is a 0xA1 DISCONNECT if not).
+    pub subscription_identifiers: bool,
     /// `$share/{group}/{filter}` subscriptions are served (announced in CONNACK; refused with 0x9E if not).
     pub shared_subscriptions: bool,
     /// Seconds the broker gives a socket to send its CONNECT.
@@ -101,6 +105,8 @@ impl Default for Limits {
             max_retained: 1_000_000,
             retain_available: true,
             shared_subscriptions: true,
+            wildcard_subscriptions: true,
+            subscription_identifiers: true,
             server_keep_alive: None,
             response_information: None,
             redirect: None,

@@ -108,6 +108,12 @@ pub fn connack(accepted: &Accepted, session_present: bool, limits: &Limits) -> C
         if !limits.shared_subscriptions {
             properties.shared_subscription_available = Some(false);
         }
+        if !limits.wildcard_subscriptions {
+            properties.wildcard_subscription_available = Some(false);
+        }
+        if !limits.subscription_identifiers {
+            properties.subscription_identifiers_available = Some(false);
+        }
         if accepted.assigned_client_id {
             properties.assigned_client_identifier = Some(accepted.client_id.to_string());
         }
