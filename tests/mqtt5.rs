@@ -1,5 +1,5 @@
-//! MQTT 5.0 features checked byte by byte over a real socket: topic aliases the broker assigns, and reason
-//! strings governed by Request Problem Information.
+//! MQTT 5.0 features checked byte by byte over a real socket: topic aliases the broker assigns, reason
+//! strings governed by Request Problem Information, and an operator sending a client to another server.
 
 mod common;
 
@@ -121,5 +121,39 @@ async fn failed_acks_explain_themselves_unless_the_client_asked_not_to() {
             other => panic!("expected PUBACK, got {}", other.kind()),
         }
     }
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_operator_can_send_a_client_to_another_server() {
+    let broker = start_broker().await;
+    let mut watcher = broker.subscribe("will/moved", 10).await.unwrap();
+    let mut client = V5Client::connect(broker.mqtt_addr(), |c| {
+        c.client_id = "movable".into();
+        c.will = Some(ractmq::parts::codec::Will {
+            topic: "will/moved".into(),
+            payload: bytes::Bytes::from_static(b"gone elsewhere"),
+            ..Default::default()
+        });
+    })
+    .await;
+    let moved = broker
+        .disconnect_client("movable", 0x9c, Some("other.example:1883".into()))
+        .await;
+    assert!(moved, "the client has a session here");
+    match client.next().await {
+        Packet::Disconnect(d) => {
+            assert_eq!(d.reason, 0x9c, "Use another server");
+            assert_eq!(d.server_reference.as_deref(), Some("other.example:1883"));
+        }
+        other => panic!("expected DISCONNECT, got {}", other.kind()),
+    }
+    assert!(client.raw.read_until_closed().await.is_empty(), "and the socket closes");
+    assert_eq!(
+        watcher.recv().await.unwrap().payload.as_ref(),
+        b"gone elsewhere",
+        "a server disconnect publishes the will"
+    );
+    assert!(!broker.disconnect_client("nobody", 0x9c, None).await);
     broker.shutdown().await;
 }

@@ -216,6 +216,22 @@ impl Broker {
         Chaos { broker: self }
     }
 
+    /// Disconnect `client_id`'s connection with the 5.0 reason `code` (3.x clients just see the socket close),
+    /// naming another server when `server_reference` is set (use 0x9C Use another server or 0x9D Server
+    /// moved): how an operator or a load balancer moves a client. The session stays, as after any
+    /// disconnect. Returns false if the client has no session here.
+    pub async fn disconnect_client(&self, client_id: &str, code: u8, server_reference: Option<String>) -> bool {
+        let Some(sup) = self.kernel.session_sup() else {
+            return false;
+        };
+        ractor::call!(sup, |reply| SessionSupMsg::Send {
+            client_id: client_id.to_string(),
+            msg: SessionMsg::Kick { code, server_reference },
+            reply
+        })
+        .unwrap_or(false)
+    }
+
     /// Client ids with a session on this node.
     pub async fn sessions(&self) -> Vec<Arc<str>> {
         match self.kernel.session_sup() {

@@ -90,8 +90,12 @@ pub enum SessionMsg {
     WillDue {
         generation: u64,
     },
-    /// Close the connection (operator kick, shutdown) with a 5.0 reason code.
-    Kick(u8),
+    /// Close the connection (operator kick, shutdown, redirection) with a 5.0 reason code, naming another
+    /// server if `server_reference` is set.
+    Kick {
+        code: u8,
+        server_reference: Option<String>,
+    },
     /// The supervisor has forgotten this ended session: stop. A message, not a stop signal, so that every
     /// Attach the supervisor forwarded before it is handled (sent back) first instead of being dropped.
     Stop,
@@ -320,9 +324,15 @@ impl SessionState {
                     self.publish_will();
                 }
             }
-            SessionMsg::Kick(code) => {
-                if self.online.is_some() {
-                    Box::pin(self.close_by_server(myself, code, "kicked by the broker")).await;
+            SessionMsg::Kick { code, server_reference } => {
+                if let Some(online) = self.online.as_mut() {
+                    let mut fx = Effects::default();
+                    let why = match &server_reference {
+                        Some(to) => format!("sent to {to} by the operator"),
+                        None => "disconnected by the operator".into(),
+                    };
+                    online.channel.close_to(code, server_reference, true, why, &mut fx);
+                    Box::pin(self.apply_effects(myself, fx)).await;
                 }
             }
             SessionMsg::Stop => myself.stop(None),

@@ -194,10 +194,24 @@ impl Channel {
 
     /// The broker ends the connection (takeover, shutdown, overflow...). 5.0 clients get a DISCONNECT.
     pub fn close_with(&mut self, reason_code: u8, publish_will: bool, why: String, fx: &mut Effects) {
+        self.close_to(reason_code, None, publish_will, why, fx);
+    }
+
+    /// [`close_with`](Self::close_with), naming another server for the client to use (5.0 Server Reference,
+    /// with 0x9C Use another server or 0x9D Server moved).
+    pub fn close_to(
+        &mut self,
+        reason_code: u8,
+        server_reference: Option<String>,
+        publish_will: bool,
+        why: String,
+        fx: &mut Effects,
+    ) {
         if self.protocol.is_v5() {
             // A reason string is allowed on DISCONNECT whatever the client's Request Problem Information.
             let disconnect = Disconnect {
                 reason_string: (reason_code >= 0x80).then(|| why.clone()),
+                server_reference,
                 ..Disconnect::with_reason(reason_code)
             };
             self.send(&Packet::Disconnect(disconnect), fx);
