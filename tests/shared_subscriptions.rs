@@ -105,11 +105,10 @@ async fn hash_topic_sends_one_topic_to_one_member() {
     broker.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_member_that_leaves_hands_its_unacknowledged_messages_to_another() {
-    let broker = start_broker().await;
-    let addr = broker.mqtt_addr();
-    // A member that takes messages and never acknowledges them.
+/// Two members of `$share/g/work`: a raw client that takes messages and never acknowledges them, and a
+/// healthy one. After `n` messages, returns both and the sequence numbers the healthy one got (half of them:
+/// round-robin gives the stuck member the other half).
+async fn stuck_and_healthy(addr: std::net::SocketAddr, n: u32) -> (Raw, Client, BTreeSet<u32>) {
     let mut stuck = Raw::connect(addr).await;
     stuck.send(&connect_v311("stuck")).await;
     stuck.read_exact(4).await;
@@ -118,15 +117,25 @@ async fn a_member_that_leaves_hands_its_unacknowledged_messages_to_another() {
     let mut healthy = Client::connect(addr, "healthy").await;
     healthy.subscribe("$share/g/work", QoS::AtLeastOnce).await;
     healthy.subscribe("marker", QoS::AtLeastOnce).await;
-
-    publish_numbered(addr, "work", 20).await;
-    let mut got: BTreeSet<u32> = healthy
+    publish_numbered(addr, "work", n).await;
+    let got: BTreeSet<u32> = healthy
         .publishes_until("marker")
         .await
         .iter()
         .map(|p| seq_of(&p.payload))
         .collect();
-    assert_eq!(got.len(), 10, "round-robin: the stuck member holds the other half");
+    assert_eq!(
+        got.len(),
+        n as usize / 2,
+        "round-robin: the stuck member holds the other half"
+    );
+    (stuck, healthy, got)
+}
+
+#[tokio::test]
+async fn a_member_that_leaves_hands_its_unacknowledged_messages_to_another() {
+    let broker = start_broker().await;
+    let (stuck, mut healthy, mut got) = stuck_and_healthy(broker.mqtt_addr(), 20).await;
 
     drop(stuck); // leaves without acknowledging anything
     while got.len() < 20 {
@@ -156,32 +165,19 @@ async fn no_local_on_a_shared_subscription_is_a_protocol_error() {
         ..Default::default()
     });
     raw.send_packet(subscribe, Protocol::V5).await;
-    let bytes = raw.read_until_closed().await;
-    assert_eq!(&bytes[..1], &[0xe0], "DISCONNECT");
-    assert_eq!(bytes[2], 0x82, "Protocol Error");
+    let (code, why) = v5_disconnect(&raw.read_until_closed().await);
+    assert_eq!(code, 0x82, "Protocol Error");
+    assert!(
+        why.is_some_and(|w| w.contains("No Local")),
+        "the reason string says why"
+    );
     broker.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_member_that_unsubscribes_hands_its_unacknowledged_messages_to_another() {
     let broker = start_broker().await;
-    let addr = broker.mqtt_addr();
-    let mut stuck = Raw::connect(addr).await;
-    stuck.send(&connect_v311("stuck")).await;
-    stuck.read_exact(4).await;
-    stuck.send(&subscribe_v311(1, "$share/g/work", 1)).await;
-    stuck.read_exact(5).await;
-    let mut healthy = Client::connect(addr, "healthy").await;
-    healthy.subscribe("$share/g/work", QoS::AtLeastOnce).await;
-    healthy.subscribe("marker", QoS::AtLeastOnce).await;
-    publish_numbered(addr, "work", 10).await;
-    let mut got: BTreeSet<u32> = healthy
-        .publishes_until("marker")
-        .await
-        .iter()
-        .map(|p| seq_of(&p.payload))
-        .collect();
-    assert_eq!(got.len(), 5);
+    let (mut stuck, mut healthy, mut got) = stuck_and_healthy(broker.mqtt_addr(), 10).await;
 
     // UNSUBSCRIBE $share/g/work, packet id 2, and stay connected.
     let filter = b"$share/g/work";

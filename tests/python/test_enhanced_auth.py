@@ -147,15 +147,21 @@ def test_an_unknown_method_gets_0x8c(scram_broker):
         raw.close()
 
 
+def reauthenticate(raw: RawClient, password: str) -> ScramClient:
+    """AUTH 0x19 with a new client-first, then the client-final for the broker's server-first."""
+    scram = ScramClient("alice", password)
+    raw.send(auth_packet(REAUTHENTICATE, scram.first()))
+    first, body = raw.read_packet()
+    assert (first, body[0]) == (AUTH, CONTINUE)
+    raw.send(auth_packet(CONTINUE, scram.final(properties(body, 1)[0x16])))
+    return scram
+
+
 def test_a_live_connection_re_authenticates(scram_broker):
     raw, _, code, _ = scram_connect(scram_broker, "alice", "wonderland", "scram-re")
     try:
         assert code == 0
-        again = ScramClient("alice", "wonderland")
-        raw.send(auth_packet(REAUTHENTICATE, again.first()))
-        first, body = raw.read_packet()
-        assert (first, body[0]) == (AUTH, CONTINUE)
-        raw.send(auth_packet(CONTINUE, again.final(properties(body, 1)[0x16])))
+        again = reauthenticate(raw, "wonderland")
         first, body = raw.read_packet()
         assert (first, body[0]) == (AUTH, 0x00), "AUTH Success"
         assert properties(body, 1)[0x16] == again.expected_server_final
@@ -170,11 +176,7 @@ def test_failed_re_authentication_disconnects_with_0x87(scram_broker):
     raw, _, code, _ = scram_connect(scram_broker, "alice", "wonderland", "scram-re-bad")
     try:
         assert code == 0
-        wrong = ScramClient("alice", "cheshire")
-        raw.send(auth_packet(REAUTHENTICATE, wrong.first()))
-        first, body = raw.read_packet()
-        assert (first, body[0]) == (AUTH, CONTINUE)
-        raw.send(auth_packet(CONTINUE, wrong.final(properties(body, 1)[0x16])))
+        reauthenticate(raw, "cheshire")
         packets = raw.read_until_closed()
         assert [(p[0], p[1][0]) for p in packets] == [(0xE0, NOT_AUTHORIZED)]
     finally:

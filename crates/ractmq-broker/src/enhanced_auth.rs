@@ -37,14 +37,30 @@ pub type Outcome = Result<(String, Option<Bytes>), u8>;
 
 /// The socket and decoding state of a handshake.
 pub struct HandshakeIo<'a> {
-    pub read: &'a mut OwnedReadHalf,
-    pub write: &'a mut OwnedWriteHalf,
-    pub buf: &'a mut BytesMut,
-    pub decoder: &'a mut Decoder,
-    pub metrics: &'a Metrics,
+    read: &'a mut OwnedReadHalf,
+    write: &'a mut OwnedWriteHalf,
+    buf: &'a mut BytesMut,
+    decoder: &'a mut Decoder,
+    metrics: &'a Metrics,
 }
 
-impl HandshakeIo<'_> {
+impl<'a> HandshakeIo<'a> {
+    pub fn new(
+        read: &'a mut OwnedReadHalf,
+        write: &'a mut OwnedWriteHalf,
+        buf: &'a mut BytesMut,
+        decoder: &'a mut Decoder,
+        metrics: &'a Metrics,
+    ) -> Self {
+        HandshakeIo {
+            read,
+            write,
+            buf,
+            decoder,
+            metrics,
+        }
+    }
+
     /// The next packet from the client; `Ok(None)` if it closed the socket.
     pub async fn next_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
         loop {

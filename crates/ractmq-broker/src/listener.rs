@@ -88,13 +88,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
     let timeout = Duration::from_secs(kernel.limits.connect_timeout_secs);
     let deadline = tokio::time::Instant::now() + timeout;
     let first = {
-        let mut io = HandshakeIo {
-            read: &mut read,
-            write: &mut write,
-            buf: &mut buf,
-            decoder: &mut decoder,
-            metrics: &kernel.metrics,
-        };
+        let mut io = HandshakeIo::new(&mut read, &mut write, &mut buf, &mut decoder, &kernel.metrics);
         tokio::time::timeout_at(deadline, io.next_packet()).await
     };
     let connect = match first {
@@ -147,13 +141,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
             if let Some(authenticator) = &enhanced {
                 let method = authenticator.method().to_string();
                 let first = connect.properties.authentication_data.clone().unwrap_or_default();
-                let mut io = HandshakeIo {
-                    read: &mut read,
-                    write: &mut write,
-                    buf: &mut buf,
-                    decoder: &mut decoder,
-                    metrics: &kernel.metrics,
-                };
+                let mut io = HandshakeIo::new(&mut read, &mut write, &mut buf, &mut decoder, &kernel.metrics);
                 let outcome =
                     tokio::time::timeout_at(deadline, exchange(&mut io, authenticator.as_ref(), &first)).await;
                 match outcome {
