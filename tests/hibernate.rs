@@ -165,3 +165,52 @@ async fn shutdown_closes_hibernated_connections() {
     broker.shutdown().await;
     assert!(raw.read_until_closed().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_that_sleep_and_wake_constantly_lose_nothing_and_keep_order() {
+    // Hibernate after 1 ms: every pause in the traffic races a wake against a hibernation.
+    let broker = start_with(BrokerConfig {
+        hibernate_after: Duration::from_millis(1),
+        ..test_config()
+    })
+    .await;
+    let addr = broker.mqtt_addr();
+    const SUBSCRIBERS: usize = 20;
+    const MESSAGES: u32 = 300;
+    let mut subs = Vec::new();
+    for i in 0..SUBSCRIBERS {
+        let mut c = Client::connect(addr, &format!("flicker-{i}")).await;
+        c.subscribe("flicker/t", QoS::AtLeastOnce).await;
+        subs.push(c);
+    }
+    let publisher = Client::connect(addr, "flicker-pub").await;
+    for i in 0..SUBSCRIBERS {
+        hibernating(&broker, &format!("flicker-{i}")).await;
+    }
+    let woken_before = Metrics::get(&broker.metrics().sessions_woken);
+    for i in 0..MESSAGES {
+        publisher
+            .publish("flicker/t", QoS::AtLeastOnce, false, i.to_be_bytes().to_vec())
+            .await;
+        if i % 7 == 0 {
+            // Let sessions fall asleep between bursts.
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    for (n, sub) in subs.iter_mut().enumerate() {
+        for i in 0..MESSAGES {
+            let p = sub.expect_publish().await;
+            assert_eq!(
+                p.payload.as_ref(),
+                i.to_be_bytes(),
+                "subscriber {n}: message {i} in order, none lost"
+            );
+        }
+    }
+    assert!(
+        Metrics::get(&broker.metrics().sessions_woken) >= woken_before + SUBSCRIBERS as u64,
+        "every subscriber was asleep when the traffic began, and woke"
+    );
+    broker.shutdown().await;
+}
