@@ -623,7 +623,8 @@ impl SessionState {
         let quiet = self.is_current(generation)
             && self.shared.mailbox.lock().queue.is_empty()
             && self.online.as_ref().is_some_and(|o| o.io.outbox.is_idle());
-        if let Some(online) = self.online.take().filter(|_| quiet) {
+        // Only a quiet connection is parked; taking it out first would drop a busy one.
+        if let Some(online) = quiet.then(|| self.online.take()).flatten() {
             let parked = Box::new(Parked {
                 online,
                 generation: self.generation,
