@@ -18,8 +18,8 @@
 #              next_connection_delay_ms = 0 (its default throttles connects); router max_connections raised to
 #              25000; max_inflight_count 100 (its default); the load generator sends keepalive 600 (it refuses 0).
 #   ractmq     target/release/ractmq start --listen 127.0.0.1:PORT --sys-interval 0 --max-inflight 100;
-#              fan-in adds --max-queue 100000 so that a single subscriber's queue does not drop QoS 1 (or 0)
-#              messages while four publishers run ahead of it.
+#              fan-in and fan-out add --max-queue 100000 so that a subscriber's queue does not drop QoS 1 (or 0)
+#              messages while publishers run ahead of it (Mosquitto runs with an unlimited queue, above).
 set -euo pipefail
 export NO_COLOR=1
 
@@ -185,7 +185,7 @@ EOF
             ;;
         ractmq)
             local extra=()
-            case "$scenario" in fanin-*) extra=(--max-queue 100000) ;; esac
+            case "$scenario" in fanin-*|fanout-*) extra=(--max-queue 100000) ;; esac
             "$RACTMQ" start --listen "127.0.0.1:$port" --sys-interval 0 --max-inflight 100 "${extra[@]}" > "$logf" 2>&1 &
             ;;
     esac
