@@ -194,7 +194,12 @@ fn walk(r: &mut Reader, ctx: Context, keep: bool) -> Result<Props, DecodeError> 
             REASON_STRING => props.reason_string = text(&mut p, keep)?,
             RECEIVE_MAXIMUM => props.receive_maximum = Some(non_zero_u16(&mut p, "Receive Maximum 0")?),
             TOPIC_ALIAS_MAXIMUM => props.topic_alias_maximum = Some(p.u16()?),
-            TOPIC_ALIAS => props.topic_alias = Some(non_zero_u16(&mut p, "Topic Alias 0")?),
+            TOPIC_ALIAS => {
+                props.topic_alias = match p.u16()? {
+                    0 => return Err(DecodeError::TopicAliasInvalid),
+                    alias => Some(alias),
+                }
+            }
             MAXIMUM_PACKET_SIZE => {
                 let v = p.u32()?;
                 if v == 0 {
