@@ -67,6 +67,11 @@ async fn server_unavailable_when_the_connection_limit_is_reached() {
     let addr = broker.mqtt_addr();
     let _first = Client::connect(addr, "first").await;
     assert_eq!(connack_code(addr, &connect_v311("second")).await, (0, 3));
+    assert_eq!(
+        connack_code(addr, &connect_v5("third")).await.1,
+        0x88,
+        "5.0: Server unavailable"
+    );
     broker.shutdown().await;
 }
 
