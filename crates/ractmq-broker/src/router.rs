@@ -152,10 +152,11 @@ impl Router {
         let wildcard_snapshot = (own != 0 && !topic.starts_with('$')).then(|| self.shards[0].snapshot.load());
 
         let mut hits: Vec<(&Arc<str>, &Route)> = Vec::new();
-        own_snapshot.for_each_match(topic, |k, r| hits.push((k, r)));
+        // A client appears at most once per filter: only hits from several filters can need merging.
+        let mut filters = collect_matches(&own_snapshot, topic, &mut hits);
         if let Some(snap) = &wildcard_snapshot {
             // Shard 0 holds the leading-wildcard filters; its literal ones never match this topic.
-            snap.for_each_match(topic, |k, r| hits.push((k, r)));
+            filters += collect_matches(snap, topic, &mut hits);
         }
         // Members of shared subscriptions are served apart: one per group.
         let mut shared_hits = Vec::new();
@@ -168,7 +169,7 @@ impl Router {
                 !member
             });
         }
-        if hits.len() > 1 {
+        if filters > 1 && hits.len() > 1 {
             hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
         }
         let mut delivered = 0;
@@ -388,6 +389,16 @@ impl Router {
     pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Message>> {
         self.retained.read().matching(filter, Instant::now())
     }
+}
+
+/// Append every subscription of `index` that matches `topic` to `hits`; returns how many filters matched.
+fn collect_matches<'a>(index: &'a Index, topic: &str, hits: &mut Vec<(&'a Arc<str>, &'a Route)>) -> usize {
+    let mut filters = 0;
+    index.for_each_matching_filter(topic, |subscribers| {
+        filters += 1;
+        hits.extend(subscribers);
+    });
+    filters
 }
 
 /// Where a client's subscription to `filter` (as the client sent it) sits in the index: the filter path, the

@@ -110,6 +110,12 @@ impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
 
     /// Call `f` for every subscription whose filter matches the topic name `topic`.
     pub fn for_each_match<'a>(&'a self, topic: &str, mut f: impl FnMut(&'a K, &'a V)) {
+        self.for_each_matching_filter(topic, |subscribers| subscribers.iter().for_each(|(k, v)| f(k, v)));
+    }
+
+    /// Call `f` once per matching filter with that filter's subscribers (a key appears at most once in each
+    /// call; only across calls can one key match twice).
+    pub fn for_each_matching_filter<'a>(&'a self, topic: &str, mut f: impl FnMut(&'a HashMap<K, V>)) {
         let dollar = topic.starts_with('$');
         let mut levels = topic.split('/');
         let first = levels.next().unwrap_or("");
@@ -123,23 +129,29 @@ impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
                 match_from(child, &rest, &mut f);
             }
             if let Some(child) = self.root.children.get("#") {
-                child.subscribers.iter().for_each(|(k, v)| f(k, v));
+                visit(&child.subscribers, &mut f);
             }
         }
+    }
+}
+
+fn visit<'a, K: Clone + Hash + Eq, V: Clone>(subscribers: &'a HashMap<K, V>, f: &mut impl FnMut(&'a HashMap<K, V>)) {
+    if !subscribers.is_empty() {
+        f(subscribers);
     }
 }
 
 fn match_from<'a, K: Clone + Hash + Eq, V: Clone>(
     node: &'a Node<K, V>,
     rest: &[&str],
-    f: &mut impl FnMut(&'a K, &'a V),
+    f: &mut impl FnMut(&'a HashMap<K, V>),
 ) {
     // `a/#` matches `a` itself as well as everything below it.
     if let Some(hash) = node.children.get("#") {
-        hash.subscribers.iter().for_each(|(k, v)| f(k, v));
+        visit(&hash.subscribers, f);
     }
     let Some((level, rest)) = rest.split_first() else {
-        node.subscribers.iter().for_each(|(k, v)| f(k, v));
+        visit(&node.subscribers, f);
         return;
     };
     if let Some(child) = node.children.get(*level) {
