@@ -156,3 +156,23 @@ async fn a_backlog_larger_than_the_outbox_high_water_mark_is_delivered_completel
     }
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn overlapping_subscriptions_deliver_once_at_the_highest_qos() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let mut sub = Client::connect(addr, "overlap").await;
+    sub.subscribe("ov/#", QoS::AtMostOnce).await;
+    sub.subscribe("ov/+", QoS::AtLeastOnce).await;
+    sub.subscribe("ov/a", QoS::AtMostOnce).await;
+    sub.subscribe("marker", QoS::AtLeastOnce).await;
+    let publisher = Client::connect(addr, "overlap-pub").await;
+    publisher
+        .publish("ov/a", QoS::AtLeastOnce, false, "three filters")
+        .await;
+    publisher.publish("marker", QoS::AtLeastOnce, false, "end").await;
+    let got = sub.publishes_until("marker").await;
+    assert_eq!(got.len(), 1, "one delivery for three matching filters");
+    assert_eq!(got[0].qos, QoS::AtLeastOnce, "at the highest granted QoS");
+    broker.shutdown().await;
+}
