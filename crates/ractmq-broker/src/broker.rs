@@ -28,7 +28,6 @@ use tokio::task::JoinHandle;
 use crate::config::BrokerConfig;
 use crate::kernel::Kernel;
 use crate::listener::Listener;
-use crate::memory::trim_after_hibernation;
 use crate::metrics::Metrics;
 use crate::restart::RestartPolicy;
 use crate::router::{Change, Route, Target};
@@ -109,12 +108,11 @@ impl Broker {
             &kernel,
         );
         let sys = periodic_spec("sys", kernel.config.sys_interval, publish_sys, &kernel);
-        let trim = periodic_spec("memory-trim", Duration::from_secs(1), trim_after_hibernation, &kernel);
         let user = supervisor_spec("user", Vec::new(), RestartPolicy::new(10, 10), &kernel);
         let listener = actor_spec("mqtt-listener", ListenerFactory, &kernel);
         let args = SupervisorArgs {
             name: "root".into(),
-            children: vec![shards, sessions, janitor, sys, trim, user, listener],
+            children: vec![shards, sessions, janitor, sys, user, listener],
             policy: kernel.config.root_restarts,
         };
         let (root, root_task) = Actor::spawn(None, Supervisor, args)

@@ -15,7 +15,6 @@ use ractor::ActorRef;
 
 use crate::config::BrokerConfig;
 use crate::enhanced_auth::Authenticators;
-use crate::memory::TrimMark;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session_store::{SessionStore, SupSlot};
@@ -37,7 +36,6 @@ pub struct Kernel {
     next_assigned_id: AtomicU64,
     /// Sockets accepted whose CONNECT is not handled yet.
     pub handshakes: AtomicUsize,
-    pub trim_mark: TrimMark,
     /// Enhanced authentication methods: SCRAM-SHA-256 over the configured users, then the configured ones.
     pub authenticators: Authenticators,
 }
@@ -67,7 +65,6 @@ impl Kernel {
             mqtt_addr: Mutex::new(None),
             next_assigned_id: AtomicU64::new(1),
             handshakes: AtomicUsize::new(0),
-            trim_mark: TrimMark::default(),
             authenticators,
         })
     }

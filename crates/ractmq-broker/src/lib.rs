@@ -10,7 +10,6 @@ pub mod connection;
 pub mod enhanced_auth;
 pub mod kernel;
 pub mod listener;
-pub mod memory;
 pub mod metrics;
 pub mod restart;
 pub mod router;
