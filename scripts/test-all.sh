@@ -24,4 +24,4 @@ cargo test --workspace
 
 echo "==> interoperability tests (paho-mqtt, mosquitto clients)"
 cargo build --bin ractmq
-RACTMQ_BIN="$PWD/target/debug/ractmq" python3 -m pytest tests/python -q
+RACTMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/ractmq" python3 -m pytest tests/python -q
