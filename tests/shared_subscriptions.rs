@@ -73,36 +73,100 @@ async fn each_message_goes_to_one_member_of_each_group_in_turn() {
     broker.shutdown().await;
 }
 
-#[tokio::test]
-async fn hash_topic_sends_one_topic_to_one_member() {
+/// Three members of `$share/g/sensor/+` on a broker with `strategy`; `publish` runs, then a marker is
+/// published; returns how many messages each member got.
+async fn shares_with(strategy: SharedStrategy, publish: impl AsyncFnOnce(std::net::SocketAddr)) -> Vec<usize> {
     let broker = start_with(BrokerConfig {
-        shared_strategy: SharedStrategy::HashTopic,
+        shared_strategy: strategy,
         ..test_config()
     })
     .await;
     let addr = broker.mqtt_addr();
     let mut members = Vec::new();
     for i in 0..3 {
-        let mut c = Client::connect(addr, &format!("h-{i}")).await;
+        let mut c = Client::connect(addr, &format!("m-{i}")).await;
         c.subscribe("$share/g/sensor/+", QoS::AtLeastOnce).await;
         c.subscribe("marker", QoS::AtLeastOnce).await;
         members.push(c);
     }
-    publish_numbered(addr, "sensor/7", 20).await;
-    let counts: Vec<usize> = {
-        let mut v = Vec::new();
-        for m in &mut members {
-            v.push(m.publishes_until("marker").await.len());
-        }
-        v
-    };
-    assert_eq!(counts.iter().sum::<usize>(), 20);
-    assert_eq!(
-        counts.iter().filter(|&&c| c > 0).count(),
-        1,
-        "one member got topic sensor/7: {counts:?}"
-    );
+    publish(addr).await;
+    let marker = Client::connect(addr, "marker-pub").await;
+    marker.publish("marker", QoS::AtLeastOnce, false, "end").await;
+    let mut counts = Vec::new();
+    for m in &mut members {
+        counts.push(m.publishes_until("marker").await.len());
+    }
     broker.shutdown().await;
+    counts
+}
+
+/// Publish `n` QoS 1 messages on `topic` as client `id` (its PUBACKs all arrive before it returns).
+async fn publish_as(addr: std::net::SocketAddr, id: &str, topic: &str, n: u32) {
+    let mut p = Client::connect(addr, id).await;
+    for i in 0..n {
+        p.publish(topic, QoS::AtLeastOnce, false, seq(i)).await;
+    }
+    for _ in 0..n {
+        p.expect("PUBACK", |pk| matches!(pk, rumqttc::Packet::PubAck(_)).then_some(()))
+            .await;
+    }
+}
+
+fn members_used(counts: &[usize]) -> usize {
+    counts.iter().filter(|&&c| c > 0).count()
+}
+
+#[tokio::test]
+async fn hash_topic_sends_one_topic_to_one_member() {
+    let counts = shares_with(SharedStrategy::HashTopic, async |addr| {
+        publish_as(addr, "p", "sensor/7", 20).await
+    })
+    .await;
+    assert_eq!(counts.iter().sum::<usize>(), 20);
+    assert_eq!(members_used(&counts), 1, "one member got topic sensor/7: {counts:?}");
+}
+
+#[tokio::test]
+async fn sticky_keeps_one_member() {
+    let counts = shares_with(SharedStrategy::Sticky, async |addr| {
+        publish_as(addr, "p1", "sensor/1", 10).await;
+        publish_as(addr, "p2", "sensor/2", 10).await;
+    })
+    .await;
+    assert_eq!(counts.iter().sum::<usize>(), 20);
+    assert_eq!(members_used(&counts), 1, "every message to the same member: {counts:?}");
+}
+
+#[tokio::test]
+async fn hash_clientid_sends_one_publisher_to_one_member() {
+    // Different topics from one publisher: only the publisher's id decides.
+    let counts = shares_with(SharedStrategy::HashClientId, async |addr| {
+        let mut p = Client::connect(addr, "only-publisher").await;
+        for i in 0..20u32 {
+            p.publish(&format!("sensor/{i}"), QoS::AtLeastOnce, false, seq(i)).await;
+        }
+        for _ in 0..20 {
+            p.expect("PUBACK", |pk| matches!(pk, rumqttc::Packet::PubAck(_)).then_some(()))
+                .await;
+        }
+    })
+    .await;
+    assert_eq!(counts.iter().sum::<usize>(), 20);
+    assert_eq!(members_used(&counts), 1, "one publisher, one member: {counts:?}");
+}
+
+#[tokio::test]
+async fn random_spreads_over_the_members_and_sends_each_message_once() {
+    let counts = shares_with(SharedStrategy::Random, async |addr| {
+        publish_as(addr, "p", "sensor/r", 200).await
+    })
+    .await;
+    assert_eq!(counts.iter().sum::<usize>(), 200, "each message to exactly one member");
+    // All 200 to one member would be a 3 x (1/3)^200 chance.
+    assert!(
+        members_used(&counts) > 1,
+        "random uses more than one member: {counts:?}"
+    );
 }
 
 /// Two members of `$share/g/work`: a raw client that takes messages and never acknowledges them, and a
