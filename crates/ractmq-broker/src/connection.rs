@@ -321,7 +321,13 @@ impl Link {
 async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, link: Link, metrics: Arc<Metrics>) {
     let generation = link.generation;
     let permits = Arc::new(Semaphore::new(INBOUND_BATCHES));
-    let mut deadline = link.keepalive.map(|k| tokio::time::Instant::now() + k);
+    // Keepalive is checked lazily: one timer per connection, registered once, that fires at the earliest
+    // possible deadline and re-arms from the last packet seen. A packet costs a clock read, not a timer
+    // operation: re-arming a timer per read would put the timer wheel's lock on every message's path.
+    let limit = link.keepalive.unwrap_or(Duration::MAX);
+    let mut last_packet = tokio::time::Instant::now();
+    let keepalive = tokio::time::sleep_until(last_packet.checked_add(limit).unwrap_or_else(far_future));
+    tokio::pin!(keepalive);
     loop {
         let mut packets = Vec::new();
         let mut error = None;
@@ -337,7 +343,7 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
         }
         if !packets.is_empty() {
             // Any packet is a sign of life [MQTT-3.1.2-22].
-            deadline = link.keepalive.map(|k| tokio::time::Instant::now() + k);
+            last_packet = tokio::time::Instant::now();
             if !send_batch(&link, &permits, packets).await {
                 return;
             }
@@ -356,20 +362,22 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
             // Everything read was decoded: give the buffer back instead of keeping it while idle.
             buf = BytesMut::new();
         }
-        let read = match deadline {
-            Some(at) => match tokio::time::timeout_at(at, read.read_into(&mut buf, READ_CHUNK)).await {
-                Ok(read) => read,
-                Err(_) => {
+        let read = tokio::select! {
+            read = read.read_into(&mut buf, READ_CHUNK) => read,
+            () = &mut keepalive => {
+                let due = last_packet.checked_add(limit).unwrap_or_else(far_future);
+                if due > tokio::time::Instant::now() {
+                    keepalive.as_mut().reset(due); // a packet came since the timer was set
+                } else {
                     // Silent for too long: the session closes the connection (0x8D) unless its own clock
                     // disagrees, in which case we ask again shortly.
                     if !link.send(SessionMsg::Tick { generation }) {
                         return;
                     }
-                    deadline = Some(tokio::time::Instant::now() + KEEPALIVE_RECHECK);
-                    continue;
+                    keepalive.as_mut().reset(tokio::time::Instant::now() + KEEPALIVE_RECHECK);
                 }
-            },
-            None => read.read_into(&mut buf, READ_CHUNK).await,
+                continue;
+            }
         };
         match read {
             Ok(0) | Err(_) => {
@@ -382,6 +390,11 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
             Ok(n) => Metrics::add(&metrics.bytes_received, n as u64),
         }
     }
+}
+
+/// A deadline that never comes, for connections without keepalive (about thirty years ahead).
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365 * 30)
 }
 
 /// True if `buf` holds at least one complete frame (cheap peek at the fixed header).
