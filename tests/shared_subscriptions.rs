@@ -276,8 +276,14 @@ async fn a_broker_without_shared_subscriptions_says_so_and_refuses_them() {
         ..Default::default()
     });
     raw.send_packet(subscribe, Protocol::V5).await;
-    let suback = raw.read_frame().await;
-    assert_eq!(suback[0], 0x90);
-    assert_eq!(*suback.last().unwrap(), 0x9e, "Shared Subscriptions not supported");
+    // Told so in CONNACK, a 5.0 client that subscribes anyway commits a Protocol Error (§3.2.2.3.13).
+    let (code, _) = v5_disconnect(&raw.read_until_closed().await);
+    assert_eq!(code, 0x9e, "DISCONNECT Shared Subscriptions not supported");
+    // A 3.1.1 client, told nothing, gets a failure code for that filter and stays connected.
+    let mut old = Raw::connect(broker.mqtt_addr()).await;
+    old.send(&connect_v311("no-share-311")).await;
+    old.read_exact(4).await;
+    old.send(&subscribe_v311(1, "$share/g/t", 1)).await;
+    assert_eq!(old.read_exact(5).await, vec![0x90, 0x03, 0x00, 0x01, 0x80]);
     broker.shutdown().await;
 }

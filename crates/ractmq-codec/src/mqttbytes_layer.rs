@@ -249,11 +249,19 @@ fn check_subscribe(body: Bytes, v5: bool) -> Result<()> {
         if options & reserved != 0 {
             return Err(Malformed("subscription options reserved bits set"));
         }
+        // 5.0 calls these values a Protocol Error (§3.8.3.1); 3.1.1 a malformed packet.
+        let invalid = |why| {
+            if v5 {
+                DecodeError::ProtocolError(why)
+            } else {
+                Malformed(why)
+            }
+        };
         if options & 0b11 == 3 {
-            return Err(Malformed("subscription QoS 3"));
+            return Err(invalid("subscription QoS 3"));
         }
         if (options >> 4) & 0b11 == 3 {
-            return Err(Malformed("retain handling 3"));
+            return Err(invalid("retain handling 3"));
         }
         any = true;
     }

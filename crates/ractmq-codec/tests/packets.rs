@@ -318,18 +318,25 @@ fn subscribe_option_reserved_bits_are_malformed() {
             assert!(is_malformed(&r), "{p:?} {options:#04x}: {r:?}");
         }
     }
-    for options in [0x40, 0x80, 0b0011_0000] {
+    for options in [0x40, 0x80] {
         let r = decode_at(Protocol::V5, &frame(0x82, &cat(&[&[0, 1, 0], &s("a"), &[options]])));
         assert!(is_malformed(&r), "v5 {options:#04x}: {r:?}");
     }
+    // Retain Handling 3 is not a reserved bit but an invalid value: a Protocol Error in 5.0 (§3.8.3.1).
+    let r = decode_at(Protocol::V5, &frame(0x82, &cat(&[&[0, 1, 0], &s("a"), &[0b0011_0000]])));
+    assert!(is_protocol_error(&r), "v5 retain handling 3: {r:?}");
 }
 
 #[test]
-fn subscribe_qos_3_is_malformed() {
+fn subscribe_qos_3_is_malformed_in_3x_and_a_protocol_error_in_5() {
     for p in ALL {
         let props: &[u8] = if p.is_v5() { &[0] } else { &[] };
         let r = decode_at(p, &frame(0x82, &cat(&[&[0, 1], props, &s("a"), &[3]])));
-        assert!(is_malformed(&r), "{p:?}: {r:?}");
+        if p.is_v5() {
+            assert!(is_protocol_error(&r), "{p:?}: {r:?}");
+        } else {
+            assert!(is_malformed(&r), "{p:?}: {r:?}");
+        }
     }
 }
 

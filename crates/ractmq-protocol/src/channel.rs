@@ -543,14 +543,22 @@ impl Channel {
                 _ => req.filter.as_str(),
             };
             if !self.limits.wildcard_subscriptions && crate::topic::has_wildcard(inner) {
+                // CONNACK told a 5.0 client: using them anyway is a Protocol Error (§3.2.2.3.11).
+                if self.protocol.is_v5() {
+                    let why = "wildcard subscription on a broker without them";
+                    return self.violation(reason::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED, why, fx);
+                }
                 reasons.push(reason::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED);
-                why.get_or_insert("wildcard subscriptions are disabled on this broker");
                 continue;
             }
             if shared.is_some() {
                 if !self.limits.shared_subscriptions {
+                    // As for wildcards (§3.2.2.3.13); 3.x clients were told nothing and get a failure code.
+                    if self.protocol.is_v5() {
+                        let why = "shared subscription on a broker without them";
+                        return self.violation(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, why, fx);
+                    }
                     reasons.push(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
-                    why.get_or_insert("shared subscriptions are disabled on this broker");
                     continue;
                 }
                 if req.no_local {
@@ -642,6 +650,42 @@ impl Channel {
     fn send(&self, packet: &Packet, fx: &mut Effects) {
         // Encoding fails only for fields over 65,535 bytes, which the broker never builds from valid input,
         // or a packet the level lacks; dropping it then is the safe choice.
+        let mark = fx.out.len();
         let _ = encode(packet, self.protocol, &mut fx.out);
+        if fx.out.len() - mark > self.client_max_packet as usize {
+            // The reason string and user properties go first rather than exceed the client's Maximum Packet
+            // Size [MQTT-3.4.2-2, 3.9.2-1, 3.14.2-3 and their siblings].
+            fx.out.truncate(mark);
+            let _ = encode(&without_diagnostics(packet), self.protocol, &mut fx.out);
+        }
     }
+}
+
+/// `packet` without its reason string and user properties.
+fn without_diagnostics(packet: &Packet) -> Packet {
+    let mut lean = packet.clone();
+    match &mut lean {
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            a.reason_string = None;
+            a.user_properties.clear();
+        }
+        Packet::SubAck(a) => {
+            a.reason_string = None;
+            a.user_properties.clear();
+        }
+        Packet::UnsubAck(a) => {
+            a.reason_string = None;
+            a.user_properties.clear();
+        }
+        Packet::Disconnect(d) => {
+            d.reason_string = None;
+            d.user_properties.clear();
+        }
+        Packet::Auth(a) => {
+            a.reason_string = None;
+            a.user_properties.clear();
+        }
+        _ => {}
+    }
+    lean
 }

@@ -294,17 +294,25 @@ fn subscribe_validates_each_filter() {
         shared_subscriptions: false,
         ..Limits::default()
     };
-    let (mut h, _) = start(Protocol::V5, no_shared, |_| {});
-    let fx = h.input(sub(&["ok/+", "bad/#/x", "$share/g/t", "$share//t"]));
+    let (mut h, _) = start(Protocol::V5, Limits::default(), |_| {});
+    let fx = h.input(sub(&["ok/+", "bad/#/x", "$share//t"]));
     match &v5_packets(fx.out)[0] {
         mqttbytes::v5::Packet::SubAck(ack) => {
             let codes: Vec<u8> = ack.return_codes.iter().map(|c| *c as u8).collect();
-            assert_eq!(codes, vec![0x02, 0x8F, 0x9E, 0x8F]);
+            assert_eq!(codes, vec![0x02, 0x8F, 0x8F]);
         }
         other => panic!("expected SUBACK, got {other:?}"),
     }
     assert_eq!(fx.routes.len(), 1);
     assert!(matches!(&fx.routes[0], RouteChange::Subscribe { filter, is_new: true, .. } if filter == "ok/+"));
+    // Shared subscriptions switched off: a 3.1.1 client gets 0x80 for that filter, a 5.0 client (told so in
+    // CONNACK) a DISCONNECT 0x9E.
+    let (mut h, _) = start(Protocol::V3_1_1, no_shared.clone(), |_| {});
+    let fx = h.input(sub(&["$share/g/t"]));
+    assert_eq!(&fx.out[..], &[0x90, 0x03, 0x00, 0x01, 0x80]);
+    let (mut h, _) = start(Protocol::V5, no_shared, |_| {});
+    let fx = h.input(sub(&["$share/g/t"]));
+    assert_eq!(fx.close.map(|c| c.reason), Some(0x9E));
     // Served by default: the route carries the filter as the client sent it.
     let (mut h, _) = start(Protocol::V5, Limits::default(), |_| {});
     let fx = h.input(sub(&["$share/g/t"]));
