@@ -128,8 +128,7 @@
 //!
 //! Codes the broker never sends although something in the source names them:
 //!
-//! - DISCONNECT 0x8F: `DecodeError::TopicFilterInvalid` (codec decode.rs) maps to it, but no decoder path ever
-//!   builds that variant; filters are judged per filter in SUBACK instead. Dead code.
+//! - DISCONNECT 0x8F: never; filters are judged per filter in SUBACK (the unused decode error was removed).
 //! - DISCONNECT 0x84: `DecodeError::UnsupportedProtocol` maps to it, but that error only comes from decoding a
 //!   CONNECT, which the session's decoder never does (a second CONNECT is a Protocol Error). Dead code, and
 //!   0x84 is not a DISCONNECT reason code anyway.

@@ -34,8 +34,6 @@ pub enum DecodeError {
     UnsupportedProtocol,
     /// A PUBLISH topic name that is not valid (0x90).
     TopicNameInvalid,
-    /// A topic filter that is not valid (0x8F). Only for whole-packet failures; the core reports per filter.
-    TopicFilterInvalid,
     /// A PUBLISH with Topic Alias 0 (0x94) [MQTT-3.3.2-8]; aliases above the maximum are the core's check.
     TopicAliasInvalid,
 }
@@ -50,7 +48,6 @@ impl DecodeError {
             DecodeError::ProtocolError(_) => PROTOCOL_ERROR,
             DecodeError::UnsupportedProtocol => UNSUPPORTED_PROTOCOL_VERSION,
             DecodeError::TopicNameInvalid => TOPIC_NAME_INVALID,
-            DecodeError::TopicFilterInvalid => TOPIC_FILTER_INVALID,
             DecodeError::TopicAliasInvalid => TOPIC_ALIAS_INVALID,
         }
     }
@@ -66,7 +63,6 @@ impl std::fmt::Display for DecodeError {
             DecodeError::ProtocolError(why) => write!(f, "protocol error: {why}"),
             DecodeError::UnsupportedProtocol => write!(f, "unsupported protocol name or level"),
             DecodeError::TopicNameInvalid => write!(f, "invalid topic name"),
-            DecodeError::TopicFilterInvalid => write!(f, "invalid topic filter"),
             DecodeError::TopicAliasInvalid => write!(f, "topic alias 0 is not allowed"),
         }
     }
