@@ -80,7 +80,8 @@ struct StartArgs {
     /// QoS 2 messages an MQTT 5 client may have unreleased towards the broker (its Receive Maximum).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(1..))]
     receive_maximum: u16,
-    /// Keepalive, in seconds, that every MQTT 5 client must use (announced as Server Keep Alive in CONNACK).
+    /// Longest keepalive, in seconds, an MQTT 5 client may use: one asking for more, or for none, is told this
+    /// one as Server Keep Alive in CONNACK.
     #[arg(long)]
     server_keep_alive: Option<u16>,
     /// Response Information for MQTT 5 clients that request it; `{clientid}` is replaced by the client id

@@ -439,6 +439,14 @@ def test_server_keep_alive_is_announced_and_enforced(broker_factory, clients):
     assert info.at - started >= 1.4, "not before 1.5 x the Server Keep Alive"
 
 
+@pytest.mark.parametrize("asked,told", [(5, None), (60, None), (120, 60), (0, 60)])
+def test_server_keep_alive_caps_what_clients_ask_for(broker_factory, clients, asked, told):
+    b = broker_factory("--server-keep-alive", "60")
+    c = v5(clients, f"cap{asked}", target=b)
+    ack = c.connect_ok(keepalive=asked)
+    assert getattr(ack.properties, "ServerKeepAlive", None) == told, "only longer keepalives (or none) are capped"
+
+
 def test_response_information_when_requested(broker_factory, clients):
     b = broker_factory("--response-information", "replies/{clientid}/")
     asks = v5(clients, "asker", target=b)

@@ -67,6 +67,8 @@ const OUTBOX_HIGH_WATER: usize = 256 * 1024;
 /// Added to the keepalive limit so that the session, which saw the last packet a little after the reader did,
 /// agrees that it is overdue.
 const KEEPALIVE_SLACK: Duration = Duration::from_millis(50);
+/// How long the reader of a closed connection keeps draining what the client still sends.
+const LINGER: Duration = Duration::from_secs(1);
 /// When the session found keepalive not yet overdue, the reader asks again after this long.
 const KEEPALIVE_RECHECK: Duration = Duration::from_secs(1);
 
@@ -230,8 +232,8 @@ impl Outbox {
 /// The running socket tasks of one connection.
 pub struct Io {
     pub outbox: Arc<Outbox>,
-    /// Aborted when the `Io` is dropped, closed or not: reading stops at once.
-    _reader: AbortOnDrop,
+    /// Aborted when the `Io` is dropped; after `close`, it lingers (see [`LINGER`]).
+    reader: Option<AbortOnDrop>,
     closed: bool,
 }
 
@@ -281,15 +283,24 @@ impl Io {
         ));
         Io {
             outbox,
-            _reader: AbortOnDrop::new(reader),
+            reader: Some(AbortOnDrop::new(reader)),
             closed: false,
         }
     }
 
-    /// Stop reading now; write what is queued, then close the socket (bounded by a timeout in the writer).
+    /// Write what is queued, then close the socket (bounded by a timeout in the writer). The reader goes on
+    /// for [`LINGER`], its packets ignored by the session, so that a client still sending (PUBRELs for the
+    /// PUBRECs before a DISCONNECT, say) finds a half-closed socket rather than a reset that could hide the
+    /// DISCONNECT from it.
     pub fn close(mut self) {
         self.closed = true;
         self.outbox.close();
+        if let Some(reader) = self.reader.take() {
+            tokio::spawn(async move {
+                tokio::time::sleep(LINGER).await;
+                drop(reader);
+            });
+        }
     }
 }
 

@@ -68,7 +68,8 @@ pub struct Limits {
     /// Topics with a retained message, broker-wide; retained messages for new topics beyond it are not stored.
     pub max_retained: usize,
     pub retain_available: bool,
-    /// Server Keep Alive: the keepalive every 5.0 client must use instead of its own (None: the client's).
+    /// Server Keep Alive, as a cap: a 5.0 client asking for a longer keepalive, or none, is told to use this one
+    /// (None: the client's own, whatever it is).
     pub server_keep_alive: Option<u16>,
     /// Response Information for 5.0 clients that ask for it (Request Response Information = 1): a topic prefix
     /// for their responses, where `{clientid}` is replaced by the client's id. None: not offered.

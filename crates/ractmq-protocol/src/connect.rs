@@ -57,7 +57,10 @@ pub fn check_connect(connect: &Connect, limits: &Limits, assign_id: impl FnOnce(
         _ => u32::MAX,
     }
     .min(limits.max_session_expiry);
-    let server_keep_alive = limits.server_keep_alive.filter(|_| protocol.is_v5());
+    // A cap, as Mosquitto's max_keepalive: a 5.0 client asking for more (or for none) is told the cap.
+    let server_keep_alive = limits
+        .server_keep_alive
+        .filter(|&cap| protocol.is_v5() && (connect.keep_alive == 0 || connect.keep_alive > cap));
     Ok(Accepted {
         protocol,
         client_id: client_id.into(),
