@@ -25,6 +25,9 @@ pub struct PeriodicArgs {
 
 pub struct Tick;
 
+// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
+impl ractor::Message for Tick {}
+
 impl Actor for Periodic {
     type Msg = Tick;
     type State = PeriodicArgs;
