@@ -1,0 +1,189 @@
+//! The connector: keeps a link to every member this node knows, because ractor_cluster never reconnects.
+//!
+//! Four times a second it asks the node server which peers are linked, and dials every known member (seeds,
+//! and nodes learned from peers' hellos) that is not, each with its own exponential backoff (see
+//! `backoff.rs`). So a node that restarts is found again, a healed link comes back, and a seed that is not
+//! up yet is joined once it is. It also reads the node server's link events to tell the operator, in one
+//! line, why a peer cannot be reached or refuses this node.
+//!
+//! Its state (backoffs, dials in flight, what was reported) is only about pacing and logging: a restart
+//! starts the backoffs afresh, which costs at most a few early dials.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
+use ractor_cluster::{ClientConnectErr, NodeServerMessage};
+
+use crate::backoff::{Backoff, MAX_RETRY};
+use crate::link_events::{AuthWatch, LinkEvent, LinkEvents};
+use crate::membership::MemberState;
+use crate::node_server;
+use crate::state::Shared;
+
+/// How often the connector looks for members without a link.
+pub const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// How long one dial may take to open its socket.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+/// The name of the connector's subscription to the node server's link events.
+const SUBSCRIPTION: &str = "ractmq.connector";
+
+pub enum ConnectorMsg {
+    /// Time to look for members without a link.
+    Check,
+    /// A dial finished opening its socket (the handshake goes on in the node server), or failed.
+    Dialled {
+        addr: SocketAddr,
+        result: Result<(), String>,
+    },
+    /// A link event from the node server.
+    Link(LinkEvent),
+}
+
+// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
+impl ractor::Message for ConnectorMsg {}
+
+pub struct Connector;
+
+pub struct ConnectorState {
+    shared: Arc<Shared>,
+    backoff: HashMap<SocketAddr, Backoff>,
+    dialling: HashSet<SocketAddr>,
+    /// Addresses whose failure to connect was reported (until they connect).
+    reported: HashSet<SocketAddr>,
+    /// The node server the link-event subscription was given to.
+    subscribed_to: Option<ActorId>,
+    auth: AuthWatch,
+}
+
+impl Actor for Connector {
+    type Msg = ConnectorMsg;
+    type State = ConnectorState;
+    type Arguments = Arc<Shared>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ConnectorMsg>,
+        shared: Arc<Shared>,
+    ) -> Result<ConnectorState, ActorProcessingErr> {
+        myself.send_message(ConnectorMsg::Check)?;
+        myself.send_interval(CHECK_EVERY, || ConnectorMsg::Check);
+        Ok(ConnectorState {
+            shared,
+            backoff: HashMap::new(),
+            dialling: HashSet::new(),
+            reported: HashSet::new(),
+            subscribed_to: None,
+            auth: AuthWatch::default(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ConnectorMsg>,
+        msg: ConnectorMsg,
+        state: &mut ConnectorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ConnectorMsg::Check => state.check(&myself).await,
+            ConnectorMsg::Dialled { addr, result } => {
+                state.dialling.remove(&addr);
+                if let Err(e) = result {
+                    state.dial_failed(addr, e);
+                }
+            }
+            ConnectorMsg::Link(event) => {
+                if let Some(line) = state.auth.observe(&event) {
+                    tracing::warn!("{line}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ConnectorState {
+    async fn check(&mut self, myself: &ActorRef<ConnectorMsg>) {
+        // Between a node server's death and its restart there is nothing to dial with.
+        let Some(node_server) = self.shared.node_server() else {
+            return;
+        };
+        if self.subscribed_to != Some(node_server.get_id()) {
+            let subscribed = node_server.send_message(NodeServerMessage::SubscribeToEvents {
+                id: SUBSCRIPTION.to_string(),
+                subscription: Box::new(LinkEvents(myself.clone())),
+            });
+            if subscribed.is_ok() {
+                self.subscribed_to = Some(node_server.get_id());
+            }
+        }
+        let Ok(sessions) = ractor::call_t!(node_server, NodeServerMessage::GetSessions, 1000) else {
+            return;
+        };
+        // A peer's connection string is its cluster address as it was configured, which is what members are
+        // known by.
+        let linked: HashSet<String> = sessions
+            .into_values()
+            .filter_map(|s| s.peer_name.map(|p| p.connection_string))
+            .collect();
+        let targets: Vec<SocketAddr> = self.shared.membership.read().others().map(|m| m.cluster_addr).collect();
+        let now = Instant::now();
+        self.backoff.retain(|addr, _| targets.contains(addr));
+        for addr in targets {
+            if linked.contains(&node_server::connection_string(addr)) {
+                self.backoff.remove(&addr);
+                self.reported.remove(&addr);
+                continue;
+            }
+            let backoff = self.backoff.entry(addr).or_default();
+            if self.dialling.contains(&addr) || !backoff.due(now) {
+                continue;
+            }
+            backoff.attempt(now);
+            self.dialling.insert(addr);
+            tokio::spawn(dial(node_server.clone(), addr, myself.clone()));
+        }
+    }
+
+    /// Say once why a member cannot be reached, if it has never been up (a node that was up was already
+    /// reported down; its failed redials are routine).
+    fn dial_failed(&mut self, addr: SocketAddr, error: String) {
+        let member = self
+            .shared
+            .membership
+            .read()
+            .others()
+            .find(|m| m.cluster_addr == addr)
+            .map(|m| (m.name.clone(), m.state, m.seed));
+        let Some((name, state, seed)) = member else {
+            return;
+        };
+        if state != MemberState::Connecting || !self.reported.insert(addr) {
+            tracing::debug!("cannot reach cluster node {name} at {addr}: {error}");
+            return;
+        }
+        let hint = if seed {
+            "is it running, and is --seed right?"
+        } else {
+            "a peer named it; is it running?"
+        };
+        tracing::warn!(
+            "cannot reach cluster node {name} at {addr}: {error}; retrying every {} s at most ({hint})",
+            MAX_RETRY.as_secs()
+        );
+    }
+}
+
+/// Open a socket to `addr` and hand it to the node server, which runs the handshake.
+async fn dial(node_server: ActorRef<NodeServerMessage>, addr: SocketAddr, connector: ActorRef<ConnectorMsg>) {
+    let result = match tokio::time::timeout(DIAL_TIMEOUT, ractor_cluster::client_connect(&node_server, addr)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(ClientConnectErr::Socket(e))) => Err(e.to_string()),
+        Ok(Err(ClientConnectErr::Encryption(e))) => Err(format!("TLS: {e}")),
+        Ok(Err(ClientConnectErr::Messaging(_))) => Err("the node server is restarting".into()),
+        Err(_) => Err(format!("no answer within {} s", DIAL_TIMEOUT.as_secs())),
+    };
+    let _ = connector.send_message(ConnectorMsg::Dialled { addr, result });
+}
