@@ -128,11 +128,16 @@ impl ConnectorState {
             .into_values()
             .filter_map(|s| s.peer_name.map(|p| p.connection_string))
             .collect();
-        let targets: Vec<SocketAddr> = self.shared.membership.read().others().map(|m| m.cluster_addr).collect();
+        let is_linked = |addr: SocketAddr| linked.contains(&node_server::connection_string(addr));
+        let targets: Vec<SocketAddr> = {
+            let mut membership = self.shared.membership.write();
+            membership.set_links(is_linked);
+            membership.others().map(|m| m.cluster_addr).collect()
+        };
         let now = Instant::now();
         self.backoff.retain(|addr, _| targets.contains(addr));
         for addr in targets {
-            if linked.contains(&node_server::connection_string(addr)) {
+            if is_linked(addr) {
                 self.backoff.remove(&addr);
                 self.reported.remove(&addr);
                 continue;

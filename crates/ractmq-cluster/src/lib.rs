@@ -42,7 +42,7 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use ractmq_broker::{BrokerConfig, ClusterPlug};
+use ractmq_broker::{BrokerConfig, ClusterPlug, SupervisorMsg};
 use tokio::sync::broadcast;
 
 pub use config::{parse_seed, ClusterConfig};
@@ -86,5 +86,23 @@ impl Cluster {
     /// Membership changes from now on. Read [`Cluster::members`] after subscribing for the starting point.
     pub fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
         self.shared.events.subscribe()
+    }
+
+    /// Kill one of the cluster's actors on purpose ("node-server", "agent" or "connector"), to exercise
+    /// supervision as `Broker::chaos` does for the broker's. False if no such actor is running.
+    pub async fn kill_actor(&self, name: &str) -> bool {
+        let Some(sup) = self.shared.supervisor.read().clone() else {
+            return false;
+        };
+        let Ok(children) = ractor::call!(sup, SupervisorMsg::Children) else {
+            return false;
+        };
+        match children.into_iter().find(|(n, _)| n == name) {
+            Some((_, actor)) => {
+                actor.kill();
+                true
+            }
+            None => false,
+        }
     }
 }

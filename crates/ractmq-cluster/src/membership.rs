@@ -44,6 +44,8 @@ pub struct Member {
     pub state: MemberState,
     /// This node itself (always up).
     pub is_self: bool,
+    /// A link to it is open (authenticated) right now, as the connector last saw (this node: true).
+    pub linked: bool,
     /// Given with `--seed` (rather than learned from a peer).
     pub seed: bool,
     /// When it was last heard from (`None`: never, or this node).
@@ -129,6 +131,7 @@ impl Membership {
                 mqtt_addr: None,
                 state: MemberState::Up,
                 is_self: true,
+                linked: true,
                 seed: false,
                 last_heard: None,
                 incarnation: Some(incarnation),
@@ -296,6 +299,13 @@ impl Membership {
         events
     }
 
+    /// Record which members have a link open: those whose cluster address `is_linked`.
+    pub fn set_links(&mut self, is_linked: impl Fn(SocketAddr) -> bool) {
+        for member in self.members.values_mut().filter(|m| !m.is_self) {
+            member.linked = is_linked(member.cluster_addr);
+        }
+    }
+
     /// Every member, this node included, by name.
     pub fn members(&self) -> Vec<Member> {
         self.members.values().cloned().collect()
@@ -324,6 +334,7 @@ impl Member {
             mqtt_addr: None,
             state: MemberState::Connecting,
             is_self: false,
+            linked: false,
             seed,
             last_heard: None,
             incarnation: None,
@@ -425,6 +436,15 @@ mod tests {
         assert_eq!(heard.events.len(), 2);
         assert!(heard.events[0].to_string().contains("restarted"));
         assert!(matches!(heard.events[1], MemberEvent::Joined(_)));
+    }
+
+    #[test]
+    fn links_are_recorded_by_address() {
+        let mut m = n1();
+        m.heard(&hello("n3", 4372, 7, &[]), Instant::now());
+        m.set_links(|a| a == addr(4372));
+        let linked: Vec<(String, bool)> = m.members().into_iter().map(|m| (m.name, m.linked)).collect();
+        assert_eq!(linked, [("n1".into(), true), ("n2".into(), false), ("n3".into(), true)]);
     }
 
     #[test]

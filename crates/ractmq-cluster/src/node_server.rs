@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ractmq_broker::Kernel;
 use ractor::{Actor, ActorCell, SpawnErr};
@@ -14,6 +15,9 @@ use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::NodeServer;
 
 use crate::state::Shared;
+
+/// How long a restarted node server waits for its predecessor's listener to free the address.
+pub const RESTART_BIND_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The host part of this node's ractor_cluster name and connection string: the listen IP, bracketed if v6,
 /// so that `host:port` is an address peers can dial.
@@ -30,8 +34,21 @@ pub async fn start(shared: Arc<Shared>, kernel: Arc<Kernel>, sup: ActorCell) -> 
     let addr = config.cluster_listen;
     // ractor_cluster's own bind error is wrapped beyond recognition: try the address first, to say plainly
     // what is wrong. (The probe is dropped at once; ractor_cluster binds it again the same way, with
-    // SO_REUSEADDR, so a restart is not refused by the previous run's closing connections.)
-    if let Err(e) = tokio::net::TcpListener::bind(addr).await {
+    // SO_REUSEADDR, so a restart is not refused by the previous run's closing connections.) On a restart
+    // the previous node server's listener may still be going away (ractor kills linked children after the
+    // supervisor hears of the death), so the address gets a few seconds to come free.
+    let restarting = shared.node_server.read().is_some();
+    let give_up = Instant::now()
+        + if restarting {
+            RESTART_BIND_PATIENCE
+        } else {
+            Duration::ZERO
+        };
+    while let Err(e) = tokio::net::TcpListener::bind(addr).await {
+        if Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         let line = format!(
             "cannot listen for cluster nodes on {addr}: {e} (is another node running there? pick another address with --cluster-listen)"
         );

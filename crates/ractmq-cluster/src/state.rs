@@ -1,10 +1,12 @@
 //! What the cluster keeps outside its actors, so that an actor restart forgets nothing: the configuration,
 //! this run's incarnation, the membership view, the channel of membership changes, and the running node
-//! server (published by whoever starts it, read by the connector).
+//! server and cluster supervisor (published by whoever starts them; read by the connector and the chaos
+//! API).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
+use ractmq_broker::SupervisorMsg;
 use ractor::ActorRef;
 use ractor_cluster::NodeServerMessage;
 use tokio::sync::broadcast;
@@ -21,6 +23,7 @@ pub struct Shared {
     pub membership: RwLock<Membership>,
     pub events: broadcast::Sender<MemberEvent>,
     pub node_server: RwLock<Option<ActorRef<NodeServerMessage>>>,
+    pub supervisor: RwLock<Option<ActorRef<SupervisorMsg>>>,
 }
 
 impl Shared {
@@ -31,6 +34,7 @@ impl Shared {
             membership: RwLock::new(membership),
             events: broadcast::channel(EVENT_BUFFER).0,
             node_server: RwLock::new(None),
+            supervisor: RwLock::new(None),
         }
     }
 

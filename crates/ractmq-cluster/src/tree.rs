@@ -35,14 +35,17 @@ impl ClusterHook for Hook {
             counted(agent_spec(self.0.clone(), kernel.clone()), kernel),
             counted(connector_spec(self.0.clone()), kernel),
         ];
+        let shared = self.0.clone();
         let spec = ChildSpec::new("cluster", move |sup| {
             let args = SupervisorArgs {
                 name: "cluster".into(),
                 children: children.clone(),
                 policy: CLUSTER_RESTARTS,
             };
+            let shared = shared.clone();
             async move {
                 let (actor, _) = Actor::spawn_linked(None, Supervisor, args, sup).await?;
+                *shared.supervisor.write() = Some(actor.clone());
                 Ok(actor.get_cell())
             }
         });
