@@ -1,5 +1,6 @@
 //! Real `ractmq` processes for the cluster tests: start one on given ports, kill it with SIGKILL (also when a
-//! test fails, by its guard, which then prints its log), read its log, and follow its `$SYS/brokers`.
+//! test fails, by its guard, which then prints its log; and when the test process dies, by the kernel), read
+//! its log, and follow its `$SYS/brokers`.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -44,7 +45,17 @@ impl Node {
     }
 
     pub fn start(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ractmq"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ractmq"));
+        // Should the test process itself be killed (no Drop runs then), the node dies with it.
+        #[cfg(target_os = "linux")]
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
             .args(["start", "--listen", &self.mqtt.to_string()])
             .args(["--node-name", &self.name, "--cluster-listen", &self.cluster.to_string()])
             .args([
