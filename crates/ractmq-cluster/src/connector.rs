@@ -3,7 +3,9 @@
 //! Four times a second it asks the node server which peers are linked, and dials every known member (seeds,
 //! and nodes learned from peers' hellos) that is not, each with its own exponential backoff (see
 //! `backoff.rs`). So a node that restarts is found again, a healed link comes back, and a seed that is not
-//! up yet is joined once it is. It also reads the node server's link events to tell the operator, in one
+//! up yet is joined once it is. A link that stays open to a member found down is closed so that it can be
+//! dialled afresh (see `stale_links.rs`), and so is one that does not authenticate in time
+//! (`handshakes.rs`). It also reads the node server's link events to tell the operator, in one
 //! line, why a peer cannot be reached or refuses this node.
 //!
 //! Its state (backoffs, dials in flight, what was reported) is only about pacing and logging: a restart
@@ -15,12 +17,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
-use ractor_cluster::{ClientConnectErr, NodeServerMessage};
+use ractor_cluster::{ClientConnectErr, NodeServerMessage, NodeSessionMessage};
 
+use crate::auth_watch::AuthWatch;
 use crate::backoff::{Backoff, MAX_RETRY};
-use crate::link_events::{AuthWatch, LinkEvent, LinkEvents};
-use crate::membership::MemberState;
+use crate::handshakes::{Handshakes, HANDSHAKE_TIMEOUT};
+use crate::link_events::{LinkEvent, LinkEvents};
+use crate::membership::{human, MemberState};
 use crate::node_server;
+use crate::stale_links::LinkAges;
 use crate::state::Shared;
 
 /// How often the connector looks for members without a link.
@@ -56,6 +61,8 @@ pub struct ConnectorState {
     /// The node server the link-event subscription was given to.
     subscribed_to: Option<ActorId>,
     auth: AuthWatch,
+    ages: LinkAges<ActorId>,
+    handshakes: Handshakes<ActorId, ActorRef<NodeSessionMessage>>,
 }
 
 impl Actor for Connector {
@@ -77,6 +84,8 @@ impl Actor for Connector {
             reported: HashSet::new(),
             subscribed_to: None,
             auth: AuthWatch::default(),
+            ages: LinkAges::default(),
+            handshakes: Handshakes::default(),
         })
     }
 
@@ -95,9 +104,14 @@ impl Actor for Connector {
                 }
             }
             ConnectorMsg::Link(event) => {
-                if let Some(line) = state.auth.observe(&event) {
-                    tracing::warn!("{line}");
+                let now = Instant::now();
+                match &event {
+                    LinkEvent::Opened { session } => state.handshakes.opened(session.get_id(), session.clone(), now),
+                    LinkEvent::Authenticated { session, .. } | LinkEvent::Closed { session, .. } => {
+                        state.handshakes.settled(session)
+                    }
                 }
+                state.auth.observe(&event, now);
             }
         }
         Ok(())
@@ -106,6 +120,11 @@ impl Actor for Connector {
 
 impl ConnectorState {
     async fn check(&mut self, myself: &ActorRef<ConnectorMsg>) {
+        for session in self.handshakes.expired(Instant::now(), HANDSHAKE_TIMEOUT) {
+            tracing::debug!("closing a cluster link that did not authenticate within {HANDSHAKE_TIMEOUT:?}");
+            self.auth.closing(session.get_id());
+            session.stop(Some("handshake timeout".into()));
+        }
         // Between a node server's death and its restart there is nothing to dial with.
         let Some(node_server) = self.shared.node_server() else {
             return;
@@ -124,17 +143,52 @@ impl ConnectorState {
         };
         // A peer's connection string is its cluster address as it was configured, which is what members are
         // known by.
-        let linked: HashSet<String> = sessions
+        // Every session listed is authenticated (including any that did so before the subscription existed).
+        for s in sessions.values() {
+            self.auth.observe(
+                &LinkEvent::Authenticated {
+                    session: s.actor.get_id(),
+                    peer: s.peer_name.as_ref().map(|p| p.name.clone()),
+                },
+                Instant::now(),
+            );
+        }
+        for line in self.auth.verdicts(Instant::now()) {
+            tracing::warn!("{line}");
+        }
+        let links: Vec<(ActorRef<NodeSessionMessage>, String)> = sessions
             .into_values()
-            .filter_map(|s| s.peer_name.map(|p| p.connection_string))
+            .filter_map(|s| Some((s.actor, s.peer_name?.connection_string)))
             .collect();
-        let is_linked = |addr: SocketAddr| linked.contains(&node_server::connection_string(addr));
-        let targets: Vec<SocketAddr> = {
+        let linked: HashSet<&str> = links.iter().map(|(_, peer)| peer.as_str()).collect();
+        let is_linked = |addr: SocketAddr| linked.contains(node_server::connection_string(addr).as_str());
+        let (targets, down) = {
             let mut membership = self.shared.membership.write();
             membership.set_links(is_linked);
-            membership.others().map(|m| m.cluster_addr).collect()
+            let targets: Vec<SocketAddr> = membership.others().map(|m| m.cluster_addr).collect();
+            let down: HashMap<String, String> = membership
+                .others()
+                .filter(|m| m.state == MemberState::Down)
+                .map(|m| (node_server::connection_string(m.cluster_addr), m.name.clone()))
+                .collect();
+            (targets, down)
         };
         let now = Instant::now();
+        let down_addrs: HashSet<String> = down.keys().cloned().collect();
+        let ids = links.iter().map(|(actor, peer)| (actor.get_id(), peer.as_str()));
+        let patience = self.shared.config.down_after;
+        for stale in self.ages.stale(ids, &down_addrs, now, patience) {
+            let Some((actor, peer)) = links.iter().find(|(a, _)| a.get_id() == stale) else {
+                continue;
+            };
+            tracing::info!(
+                "closing the link to node {}: open but silent for {}, so it is dialled afresh",
+                down.get(peer).map_or(peer.as_str(), String::as_str),
+                human(patience)
+            );
+            self.auth.closing(stale);
+            actor.stop(Some("no heartbeat".into()));
+        }
         self.backoff.retain(|addr, _| targets.contains(addr));
         for addr in targets {
             if is_linked(addr) {

@@ -14,7 +14,10 @@
 //! | `wire.rs` | what agents say to each other (serde types as bincode bytes) |
 //! | `membership.rs` | the membership view and the up/down rules, as plain data |
 //! | `connector.rs`, `backoff.rs` | redialling every member without a link (ractor_cluster never reconnects) |
-//! | `link_events.rs` | turning ractor_cluster's link events into an operator's one-line diagnosis |
+//! | `stale_links.rs` | closing links that stay open to a member found down (a silent partition) |
+//! | `handshakes.rs` | closing links that do not authenticate in time (ractor_cluster waits forever) |
+//! | `link_events.rs` | ractor_cluster's link events, as messages to the connector |
+//! | `auth_watch.rs` | telling a wrong cookie from the link events, in one line |
 //! | `tree.rs` | the supervision subtree |
 //! | `state.rs` | what outlives the actors |
 //!
@@ -25,17 +28,23 @@
 //!   is, be one of ours; a hostile member is out of scope (as in Erlang distribution).
 //! - ractor_cluster's per-link channels are unbounded too; an inbound frame is at most 16 MiB (its default)
 //!   and a hello at most [`wire::MAX_WIRE_BYTES`], both refused before allocation beyond that.
+//! - Sockets to the cluster port that never authenticate are closed after
+//!   [`handshakes::HANDSHAKE_TIMEOUT`]; how many may be open at once is not limited, so keep the cluster port
+//!   off networks you do not trust.
 //! - The membership: at most [`wire::MAX_PEERS`] other members, whatever peers claim.
 //! - Change subscribers: a bounded broadcast channel ([`state::EVENT_BUFFER`]); one that falls behind is
 //!   told so and re-reads [`Cluster::members`].
 
 pub mod agent;
+pub mod auth_watch;
 pub mod backoff;
 pub mod config;
 pub mod connector;
+pub mod handshakes;
 pub mod link_events;
 pub mod membership;
 pub mod node_server;
+pub mod stale_links;
 pub mod state;
 pub mod tree;
 pub mod wire;
