@@ -1,6 +1,8 @@
 //! Cluster membership with real `ractmq` processes on loopback: three nodes find each other through one seed,
-//! a node killed with SIGKILL is marked down by the others, and comes back when restarted on the same ports.
-//! Every node is watched through its `$SYS/brokers` topic, as an operator would.
+//! a node killed with SIGKILL is marked down by the others, and comes back when restarted on the same ports;
+//! a frozen node (SIGSTOP) is marked down and comes back when it thaws; a wrong cookie, an unreachable seed
+//! and a silent socket are dealt with. Every node is watched through its `$SYS/brokers` topic, as an
+//! operator would.
 //!
 //! Every wait is a bounded poll; every process started is killed when its guard drops, also when a test
 //! fails (and then its log is printed).
@@ -115,5 +117,64 @@ async fn an_unreachable_seed_is_named_in_one_warning() {
         n1.log.lock().unwrap().iter().filter(|l| l.contains(&line)).count(),
         1,
         "said once, not at every retry"
+    );
+}
+
+#[tokio::test]
+async fn a_frozen_node_is_marked_down_and_rejoins_when_it_thaws() {
+    let addrs = free_addrs(4);
+    let cookie = ["--cookie".to_string(), COOKIE.to_string()];
+    let mut n1 = Node::new("n1", addrs[0], addrs[2], &cookie);
+    let mut seeded = cookie.to_vec();
+    seeded.extend(["--seed".to_string(), format!("n1@{}", addrs[2])]);
+    let mut n2 = Node::new("n2", addrs[1], addrs[3], &seeded);
+    n1.start();
+    n2.start();
+    let watch1 = Brokers::watch(&n1).await;
+    let watch2 = Brokers::watch(&n2).await;
+    until_lists(&watch1, "n1", "n1,n2").await;
+    until_lists(&watch2, "n2", "n1,n2").await;
+
+    // SIGSTOP: n2's kernel keeps its sockets open, but n2 says nothing. n1 marks it down, and drops the
+    // silent link so that it can be dialled afresh.
+    n2.signal(libc::SIGSTOP);
+    until_lists(&watch1, "n1", "n1").await;
+    eventually_within(WAIT, "n1 closes the silent link to n2", || {
+        n1.logged("closing the link to node n2: open but silent")
+    })
+    .await;
+
+    // Thawed, n2 is linked and up again on both sides.
+    n2.signal(libc::SIGCONT);
+    until_lists(&watch1, "n1", "n1,n2").await;
+    until_lists(&watch2, "n2", "n1,n2").await;
+    // The backlog of handshakes a thawing node works through is not taken for a cookie problem.
+    for n in [&n1, &n2] {
+        assert!(!n.logged("--cookie is the same"), "{} blamed the cookie", n.name);
+    }
+}
+
+#[tokio::test]
+async fn a_socket_that_never_authenticates_is_closed() {
+    use tokio::io::AsyncReadExt;
+
+    let addrs = free_addrs(2);
+    let mut n1 = Node::new("n1", addrs[0], addrs[1], &["--cookie".into(), COOKIE.into()]);
+    n1.start();
+    let _watch = Brokers::watch(&n1).await;
+    let mut silent = tokio::net::TcpStream::connect(addrs[1]).await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match silent.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "n1 closes a cluster socket that never starts the handshake"
     );
 }

@@ -94,6 +94,12 @@ impl Node {
         }
     }
 
+    /// Send `signal` (SIGSTOP, SIGCONT...) to the running process.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.as_ref().expect("running").id();
+        assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
+    }
+
     pub fn logged(&self, text: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(text))
     }
