@@ -119,43 +119,34 @@ impl Actor for Connector {
 }
 
 impl ConnectorState {
+    /// One round: expire handshakes, read the links, diagnose, close stale links, dial what is missing.
     async fn check(&mut self, myself: &ActorRef<ConnectorMsg>) {
-        for session in self.handshakes.expired(Instant::now(), HANDSHAKE_TIMEOUT) {
-            tracing::debug!("closing a cluster link that did not authenticate within {HANDSHAKE_TIMEOUT:?}");
-            self.auth.closing(session.get_id());
-            session.stop(Some("handshake timeout".into()));
-        }
+        self.close_late_handshakes();
         // Between a node server's death and its restart there is nothing to dial with.
         let Some(node_server) = self.shared.node_server() else {
             return;
         };
-        if self.subscribed_to != Some(node_server.get_id()) {
-            let subscribed = node_server.send_message(NodeServerMessage::SubscribeToEvents {
-                id: SUBSCRIPTION.to_string(),
-                subscription: Box::new(LinkEvents(myself.clone())),
-            });
-            if subscribed.is_ok() {
-                self.subscribed_to = Some(node_server.get_id());
-            }
-        }
+        self.subscribe(&node_server, myself);
         let Ok(sessions) = ractor::call_t!(node_server, NodeServerMessage::GetSessions, 1000) else {
             return;
         };
-        // A peer's connection string is its cluster address as it was configured, which is what members are
-        // known by.
         // Every session listed is authenticated (including any that did so before the subscription existed).
+        let now = Instant::now();
         for s in sessions.values() {
+            let peer = s.peer_name.as_ref().map(|p| p.name.clone());
             self.auth.observe(
                 &LinkEvent::Authenticated {
                     session: s.actor.get_id(),
-                    peer: s.peer_name.as_ref().map(|p| p.name.clone()),
+                    peer,
                 },
-                Instant::now(),
+                now,
             );
         }
-        for line in self.auth.verdicts(Instant::now()) {
+        for line in self.auth.verdicts(now) {
             tracing::warn!("{line}");
         }
+        // A peer's connection string is its cluster address as it was configured, which is what members are
+        // known by.
         let links: Vec<(ActorRef<NodeSessionMessage>, String)> = sessions
             .into_values()
             .filter_map(|s| Some((s.actor, s.peer_name?.connection_string)))
@@ -173,7 +164,48 @@ impl ConnectorState {
                 .collect();
             (targets, down)
         };
-        let now = Instant::now();
+        self.close_stale_links(&links, &down, now);
+        self.backoff.retain(|addr, _| targets.contains(addr));
+        for addr in targets {
+            if is_linked(addr) {
+                self.backoff.remove(&addr);
+                self.reported.remove(&addr);
+            } else {
+                self.maybe_dial(addr, &node_server, myself, now);
+            }
+        }
+    }
+
+    fn close_late_handshakes(&mut self) {
+        for session in self.handshakes.expired(Instant::now(), HANDSHAKE_TIMEOUT) {
+            tracing::debug!("closing a cluster link that did not authenticate within {HANDSHAKE_TIMEOUT:?}");
+            self.auth.closing(session.get_id());
+            session.stop(Some("handshake timeout".into()));
+        }
+    }
+
+    /// Hand the node server a subscription to its link events, once per node server.
+    fn subscribe(&mut self, node_server: &ActorRef<NodeServerMessage>, myself: &ActorRef<ConnectorMsg>) {
+        if self.subscribed_to == Some(node_server.get_id()) {
+            return;
+        }
+        let subscribed = node_server.send_message(NodeServerMessage::SubscribeToEvents {
+            id: SUBSCRIPTION.to_string(),
+            subscription: Box::new(LinkEvents(myself.clone())),
+        });
+        if subscribed.is_ok() {
+            self.subscribed_to = Some(node_server.get_id());
+        }
+    }
+
+    /// Close the links to members found down that have been open long enough to have said hello (see
+    /// `stale_links.rs`). `down` maps a down member's connection string to its name.
+    fn close_stale_links(
+        &mut self,
+        links: &[(ActorRef<NodeSessionMessage>, String)],
+        down: &HashMap<String, String>,
+        now: Instant,
+    ) {
         let down_addrs: HashSet<String> = down.keys().cloned().collect();
         let ids = links.iter().map(|(actor, peer)| (actor.get_id(), peer.as_str()));
         let patience = self.shared.config.down_after;
@@ -189,21 +221,23 @@ impl ConnectorState {
             self.auth.closing(stale);
             actor.stop(Some("no heartbeat".into()));
         }
-        self.backoff.retain(|addr, _| targets.contains(addr));
-        for addr in targets {
-            if is_linked(addr) {
-                self.backoff.remove(&addr);
-                self.reported.remove(&addr);
-                continue;
-            }
-            let backoff = self.backoff.entry(addr).or_default();
-            if self.dialling.contains(&addr) || !backoff.due(now) {
-                continue;
-            }
-            backoff.attempt(now);
-            self.dialling.insert(addr);
-            tokio::spawn(dial(node_server.clone(), addr, myself.clone()));
+    }
+
+    /// Dial `addr` unless a dial is under way or its backoff says wait.
+    fn maybe_dial(
+        &mut self,
+        addr: SocketAddr,
+        node_server: &ActorRef<NodeServerMessage>,
+        myself: &ActorRef<ConnectorMsg>,
+        now: Instant,
+    ) {
+        let backoff = self.backoff.entry(addr).or_default();
+        if self.dialling.contains(&addr) || !backoff.due(now) {
+            return;
         }
+        backoff.attempt(now);
+        self.dialling.insert(addr);
+        tokio::spawn(dial(node_server.clone(), addr, myself.clone()));
     }
 
     /// Say once why a member cannot be reached, if it has never been up (a node that was up was already
