@@ -7,12 +7,14 @@ pub use ractmq_broker::{
     ApiError, Broker, BrokerConfig, Chaos, ChildSpec, Metrics, RestartPolicy, SharedStrategy, StartError, Subscription,
     Supervisor, SupervisorArgs, SupervisorMsg,
 };
+pub use ractmq_cluster::{Cluster, ClusterConfig, Member, MemberEvent, MemberState};
 pub use ractmq_codec::{Protocol, QoS};
 pub use ractmq_protocol::{Limits, Message, OverflowPolicy, Redirect};
 
 /// The crates behind the facade, for code that needs more than it re-exports.
 pub mod parts {
     pub use ractmq_broker as broker;
+    pub use ractmq_cluster as cluster;
     pub use ractmq_codec as codec;
     pub use ractmq_protocol as protocol;
 }

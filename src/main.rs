@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ractmq::{Broker, BrokerConfig, OverflowPolicy, QoS, Redirect, SharedStrategy};
+use ractmq::{Broker, BrokerConfig, Cluster, ClusterConfig, OverflowPolicy, QoS, Redirect, SharedStrategy};
 
 #[derive(Parser)]
 #[command(
@@ -115,6 +115,27 @@ struct StartArgs {
     /// MQTT 5 enhanced authentication with SCRAM-SHA-256.
     #[arg(long = "user", value_parser = parse_user)]
     users: Vec<(String, String)>,
+    /// This node's name in a cluster (letters, digits, '.', '_', '-'). Turns clustering on, with
+    /// --cluster-listen and --cookie; without it the broker is a single node.
+    #[arg(long, requires_all = ["cluster_listen", "cookie"])]
+    node_name: Option<String>,
+    /// Where this node listens for other nodes (not MQTT clients), e.g. 127.0.0.1:4370: an IP and port that
+    /// the other nodes can dial.
+    #[arg(long, requires = "node_name")]
+    cluster_listen: Option<SocketAddr>,
+    /// A node to join through, as NAME@IP:PORT, e.g. n2@127.0.0.1:4371 (repeat for more). One reachable seed
+    /// is enough: the rest of the cluster is learned from it. A seed that is this node is skipped.
+    #[arg(long = "seed", value_parser = ractmq_cluster::parse_seed, requires = "node_name")]
+    seeds: Vec<(String, SocketAddr)>,
+    /// The secret every node of the cluster shares (or set RACTMQ_COOKIE, which keeps it out of `ps`).
+    #[arg(long, env = "RACTMQ_COOKIE", hide_env_values = true)]
+    cookie: Option<String>,
+    /// Milliseconds between two heartbeats to every other node.
+    #[arg(long, default_value_t = 1000)]
+    heartbeat_interval_ms: u64,
+    /// Milliseconds without a heartbeat after which a node is marked down.
+    #[arg(long, default_value_t = 5000)]
+    down_after_ms: u64,
 }
 
 fn parse_user(s: &str) -> Result<(String, String), String> {
@@ -126,7 +147,12 @@ fn parse_user(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // ractor_cluster narrates every link at info level and every closed one as a warning; ractmq says
+        // what matters (joins, downs, why a node cannot join) itself. RUST_LOG=ractor_cluster=debug shows it.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,ractor_cluster=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -178,6 +204,19 @@ async fn start(args: StartArgs) -> ExitCode {
     limits.offline_overflow = args.offline_overflow;
     limits.max_subscriptions = args.max_subscriptions;
     limits.max_retained = args.max_retained;
+    if let (Some(node_name), Some(listen)) = (args.node_name, args.cluster_listen) {
+        let mut cluster = ClusterConfig::new(node_name, listen, args.cookie.unwrap_or_default());
+        cluster.seeds = args.seeds;
+        cluster.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms);
+        cluster.down_after = Duration::from_millis(args.down_after_ms);
+        match Cluster::new(cluster) {
+            Ok(cluster) => cluster.install(&mut config),
+            Err(e) => {
+                eprintln!("ractmq: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let broker = match Broker::start(config).await {
         Ok(broker) => broker,
         Err(e) => {

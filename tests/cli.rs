@@ -32,3 +32,54 @@ fn a_bad_flag_value_names_the_flag_and_the_choices() {
     assert!(stderr.contains("--queue-overflow"), "{stderr}");
     assert!(stderr.contains("drop-oldest, drop-newest or disconnect"), "{stderr}");
 }
+
+#[test]
+fn a_busy_cluster_port_is_reported_in_one_line_with_the_fix() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ractmq"))
+        .args([
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--node-name",
+            "n1",
+            "--cookie",
+            "secret",
+        ])
+        .args(["--cluster-listen", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line, got: {stderr}");
+    assert!(
+        lines[0].starts_with(&format!("ractmq: cannot listen for cluster nodes on {addr}")),
+        "{stderr}"
+    );
+    assert!(lines[0].contains("--cluster-listen"), "says how to fix it: {stderr}");
+}
+
+#[test]
+fn cluster_flags_name_what_is_missing_or_wrong() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ractmq"))
+            .arg("start")
+            .args(args)
+            .env_remove("RACTMQ_COOKIE")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} must be refused");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let e = run(&["--node-name", "n1", "--cookie", "s"]);
+    assert!(e.contains("--cluster-listen"), "{e}");
+    let e = run(&["--node-name", "n1", "--cluster-listen", "127.0.0.1:4370"]);
+    assert!(e.contains("--cookie"), "{e}");
+    let e = run(&["--seed", "127.0.0.1:4371"]);
+    assert!(e.contains("--seed") && e.contains("NAME@IP:PORT"), "{e}");
+    let e = run(&["--node-name", "n1", "--cookie", "s", "--cluster-listen", "0.0.0.0:4370"]);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.starts_with("ractmq: --cluster-listen 0.0.0.0:4370"), "{e}");
+}

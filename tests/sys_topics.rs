@@ -63,3 +63,17 @@ async fn sys_topics_report_the_broker_state() {
     assert!(all.publishes_until("marker").await.is_empty());
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn sys_brokers_names_the_single_node() {
+    let mut config = test_config();
+    config.sys_interval = Duration::from_millis(200);
+    config.node_name = "solo".into();
+    let broker = start_with(config).await;
+    let mut sub = Client::connect(broker.mqtt_addr(), "ops").await;
+    sub.subscribe("$SYS/brokers", QoS::AtMostOnce).await;
+    let p = sub.expect_publish().await;
+    assert_eq!(p.topic, "$SYS/brokers");
+    assert_eq!(String::from_utf8(p.payload.to_vec()).unwrap(), "solo");
+    broker.shutdown().await;
+}

@@ -2,6 +2,8 @@
 //! (rumqttc) wrapped so that a test waits for events instead of sleeping.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -166,11 +168,17 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Packet,
 }
 
 /// Wait until `cond` holds, polling a broker-side fact; panics after the deadline.
-pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+pub async fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    eventually_within(DEADLINE, what, cond).await
+}
+
+/// [`eventually`] with another deadline (for facts that take whole processes starting or heartbeats
+/// missing).
+pub async fn eventually_within(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !cond() {
-        if start.elapsed() > DEADLINE {
-            panic!("timed out waiting for: {what}");
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for: {what}");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -10,6 +10,7 @@
 //! ├── retained janitor
 //! ├── $SYS publisher
 //! ├── user (one-for-one) ── actors started with Broker::supervise
+//! ├── cluster (only when BrokerConfig::cluster is set; see the ractmq-cluster crate)
 //! └── MQTT listener
 //! ```
 
@@ -21,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ractmq_codec::{topic, QoS};
 use ractmq_protocol::{Message, SubOptions};
-use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
+use ractor::{Actor, ActorCell, ActorRef};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -110,14 +111,23 @@ impl Broker {
         let sys = periodic_spec("sys", kernel.config.sys_interval, publish_sys, &kernel);
         let user = supervisor_spec("user", Vec::new(), RestartPolicy::new(10, 10), &kernel);
         let listener = actor_spec("mqtt-listener", ListenerFactory, &kernel);
+        let mut children = vec![shards, sessions, janitor, sys, user];
+        if let Some(cluster) = &kernel.config.cluster {
+            children.push(cluster.0.child_spec(&kernel));
+        }
+        children.push(listener);
         let args = SupervisorArgs {
             name: "root".into(),
-            children: vec![shards, sessions, janitor, sys, user, listener],
+            children,
             policy: kernel.config.root_restarts,
         };
-        let (root, root_task) = Actor::spawn(None, Supervisor, args)
-            .await
-            .map_err(|e| StartError(startup_error(e)))?;
+        let (root, root_task) = Actor::spawn(None, Supervisor, args).await.map_err(|e| {
+            StartError(
+                kernel
+                    .start_failure()
+                    .unwrap_or_else(|| format!("broker failed to start: {e}")),
+            )
+        })?;
         let children = ractor::call!(root, SupervisorMsg::Children).map_err(|e| StartError(e.to_string()))?;
         let find = |name: &str| -> ActorRef<SupervisorMsg> {
             let cell = children
@@ -406,18 +416,4 @@ fn supervisor_spec(name: &str, children: Vec<ChildSpec>, policy: RestartPolicy, 
         }
     })
     .on_restart(move || Metrics::add(&counter.other_restarts, 1))
-}
-
-/// The root's start failure comes wrapped in each supervisor's startup error; show the operator the listener's
-/// own one-line message when that is the cause.
-fn startup_error(e: SpawnErr) -> String {
-    const END: &str = "with --listen)";
-    let text = e.to_string();
-    let listener = text
-        .find("cannot listen")
-        .and_then(|start| text[start..].find(END).map(|len| &text[start..start + len + END.len()]));
-    match listener {
-        Some(line) => line.to_string(),
-        None => format!("broker failed to start: {text}"),
-    }
 }

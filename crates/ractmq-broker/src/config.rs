@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ractmq_protocol::Limits;
 
+use crate::cluster_hook::ClusterPlug;
 use crate::enhanced_auth::Authenticators;
 use crate::restart::RestartPolicy;
 use crate::shared::SharedStrategy;
@@ -39,6 +40,10 @@ pub struct BrokerConfig {
     pub users: HashMap<String, String>,
     /// Further enhanced authentication methods, besides the built-in SCRAM-SHA-256.
     pub authenticators: Authenticators,
+    /// This node's name, as `$SYS/brokers` lists it ("local" for a node that is not clustered).
+    pub node_name: String,
+    /// Clustering (the `ractmq-cluster` crate sets it); `None` runs a single node.
+    pub cluster: Option<ClusterPlug>,
 }
 
 impl Default for BrokerConfig {
@@ -57,6 +62,8 @@ impl Default for BrokerConfig {
             allow_anonymous: true,
             users: HashMap::new(),
             authenticators: Authenticators::default(),
+            node_name: "local".to_string(),
+            cluster: None,
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct Kernel {
     pub handshakes: AtomicUsize,
     /// Enhanced authentication methods: SCRAM-SHA-256 over the configured users, then the configured ones.
     pub authenticators: Authenticators,
+    /// The one line an operator should see when a child could not start (a port in use, say); the
+    /// supervisors' wrapping of the error would bury it.
+    start_failure: Mutex<Option<String>>,
 }
 
 impl Kernel {
@@ -66,7 +69,19 @@ impl Kernel {
             next_assigned_id: AtomicU64::new(1),
             handshakes: AtomicUsize::new(0),
             authenticators,
+            start_failure: Mutex::new(None),
         })
+    }
+
+    /// Record why a child could not start, in one line that says how to fix it. The first one wins: it is
+    /// the cause, what follows are consequences.
+    pub fn report_start_failure(&self, line: String) {
+        self.start_failure.lock().get_or_insert(line);
+    }
+
+    /// The line recorded by [`Kernel::report_start_failure`], if any.
+    pub fn start_failure(&self) -> Option<String> {
+        self.start_failure.lock().clone()
     }
 
     /// A client id for a client that sent an empty one.

@@ -5,6 +5,7 @@
 //! actor's state comes back from after a restart.
 
 pub mod broker;
+pub mod cluster_hook;
 pub mod config;
 pub mod connection;
 pub mod enhanced_auth;
@@ -22,7 +23,9 @@ pub mod supervisor;
 pub mod sys;
 
 pub use broker::{ApiError, Broker, Chaos, StartError, Subscription};
+pub use cluster_hook::{ClusterHook, ClusterPlug};
 pub use config::BrokerConfig;
+pub use kernel::Kernel;
 pub use metrics::Metrics;
 pub use restart::RestartPolicy;
 pub use shared::SharedStrategy;

@@ -40,9 +40,11 @@ impl Actor for Listener {
 
     async fn pre_start(&self, _me: ActorRef<()>, kernel: Arc<Kernel>) -> Result<ListenerState, ActorProcessingErr> {
         let addr = kernel.mqtt_addr.lock().unwrap_or(kernel.config.mqtt_listen);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen for MQTT on {addr}: {e} (is another broker running there? pick another address with --listen)"))?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            let line = format!("cannot listen for MQTT on {addr}: {e} (is another broker running there? pick another address with --listen)");
+            kernel.report_start_failure(line.clone());
+            line
+        })?;
         let bound = listener.local_addr()?;
         *kernel.mqtt_addr.lock() = Some(bound);
         tracing::info!(%bound, "MQTT listener started");

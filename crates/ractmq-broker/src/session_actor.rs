@@ -103,6 +103,9 @@ pub enum SessionMsg {
     Crash,
 }
 
+// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
+impl ractor::Message for SessionMsg {}
+
 pub struct SessionActor;
 
 pub struct SessionArgs {

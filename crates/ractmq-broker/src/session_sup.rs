@@ -48,6 +48,9 @@ pub enum SessionSupMsg {
     List(RpcReplyPort<Vec<Arc<str>>>),
 }
 
+// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
+impl ractor::Message for SessionSupMsg {}
+
 pub struct SessionSup;
 
 /// A session of this node and its actor (`None` while the session hibernates).

@@ -25,6 +25,9 @@ pub enum ShardMsg {
     Crash,
 }
 
+// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
+impl ractor::Message for ShardMsg {}
+
 pub struct Shard;
 
 pub struct ShardArgs {

@@ -62,6 +62,9 @@ pub enum SupervisorMsg {
     Children(RpcReplyPort<Vec<(String, ActorCell)>>),
 }
 
+// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
+impl ractor::Message for SupervisorMsg {}
+
 pub struct SupervisorState {
     name: String,
     children: Vec<(ChildSpec, ActorCell)>,

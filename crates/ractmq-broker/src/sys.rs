@@ -1,4 +1,5 @@
-//! Periodic housekeeping actors: the `$SYS/broker/...` publisher and the retained-message janitor.
+//! Periodic housekeeping actors: the `$SYS/broker/...` (and `$SYS/brokers`) publisher and the retained-message
+//! janitor.
 //!
 //! Both are the same small actor, [`Periodic`], running a different function on a timer. They hold no state of
 //! their own (statistics live in the kernel's metrics, retained messages in the router), so a restart loses
@@ -25,6 +26,9 @@ pub struct PeriodicArgs {
 
 pub struct Tick;
 
+// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
+impl ractor::Message for Tick {}
+
 impl Actor for Periodic {
     type Msg = Tick;
     type State = PeriodicArgs;
@@ -49,11 +53,28 @@ impl Actor for Periodic {
     }
 }
 
-/// Publish every `$SYS/broker/` value as a retained message.
+/// Publish every `$SYS/broker/` value and `$SYS/brokers` as retained messages.
 pub fn publish_sys(kernel: &Kernel) {
     for (topic, value) in sys_values(kernel) {
         let message = Message::new(format!("$SYS/broker/{topic}"), value, QoS::AtMostOnce, true);
         kernel.router.route(Arc::new(message));
+    }
+    publish_brokers(kernel);
+}
+
+/// Publish `$SYS/brokers`, retained: the names of the nodes that are up, comma-separated and sorted (this
+/// node's name alone when it is not clustered). The cluster layer also calls this whenever a node comes up
+/// or goes down, so subscribers need not wait for the next `$SYS` round.
+pub fn publish_brokers(kernel: &Kernel) {
+    let message = Message::new("$SYS/brokers", brokers_value(kernel), QoS::AtMostOnce, true);
+    kernel.router.route(Arc::new(message));
+}
+
+/// The value of `$SYS/brokers`.
+pub fn brokers_value(kernel: &Kernel) -> String {
+    match &kernel.config.cluster {
+        Some(cluster) => cluster.0.nodes_up().join(","),
+        None => kernel.config.node_name.clone(),
     }
 }
 

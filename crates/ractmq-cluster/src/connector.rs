@@ -1,0 +1,282 @@
+//! The connector: keeps a link to every member this node knows, because ractor_cluster never reconnects.
+//!
+//! Four times a second it asks the node server which peers are linked, and dials every known member (seeds,
+//! and nodes learned from peers' hellos) that is not, each with its own exponential backoff (see
+//! `backoff.rs`). So a node that restarts is found again, a healed link comes back, and a seed that is not
+//! up yet is joined once it is. A link that stays open to a member found down is closed so that it can be
+//! dialled afresh (see `stale_links.rs`), and so is one that does not authenticate in time
+//! (`handshakes.rs`). It also reads the node server's link events to tell the operator, in one
+//! line, why a peer cannot be reached or refuses this node.
+//!
+//! Its state (backoffs, dials in flight, what was reported) is only about pacing and logging: a restart
+//! starts the backoffs afresh, which costs at most a few early dials.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
+use ractor_cluster::{ClientConnectErr, NodeServerMessage, NodeSessionMessage};
+
+use crate::auth_watch::AuthWatch;
+use crate::backoff::{Backoff, MAX_RETRY};
+use crate::handshakes::{Handshakes, HANDSHAKE_TIMEOUT};
+use crate::link_events::{LinkEvent, LinkEvents};
+use crate::membership::{human, MemberState};
+use crate::node_server;
+use crate::stale_links::LinkAges;
+use crate::state::Shared;
+
+/// How often the connector looks for members without a link.
+pub const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// How long one dial may take to open its socket.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+/// The name of the connector's subscription to the node server's link events.
+const SUBSCRIPTION: &str = "ractmq.connector";
+
+pub enum ConnectorMsg {
+    /// Time to look for members without a link.
+    Check,
+    /// A dial finished opening its socket (the handshake goes on in the node server), or failed.
+    Dialled {
+        addr: SocketAddr,
+        result: Result<(), String>,
+    },
+    /// A link event from the node server.
+    Link(LinkEvent),
+}
+
+// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
+impl ractor::Message for ConnectorMsg {}
+
+pub struct Connector;
+
+pub struct ConnectorState {
+    shared: Arc<Shared>,
+    backoff: HashMap<SocketAddr, Backoff>,
+    dialling: HashSet<SocketAddr>,
+    /// Addresses whose failure to connect was reported (until they connect).
+    reported: HashSet<SocketAddr>,
+    /// The node server the link-event subscription was given to.
+    subscribed_to: Option<ActorId>,
+    auth: AuthWatch,
+    ages: LinkAges<ActorId>,
+    handshakes: Handshakes<ActorId, ActorRef<NodeSessionMessage>>,
+}
+
+impl Actor for Connector {
+    type Msg = ConnectorMsg;
+    type State = ConnectorState;
+    type Arguments = Arc<Shared>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ConnectorMsg>,
+        shared: Arc<Shared>,
+    ) -> Result<ConnectorState, ActorProcessingErr> {
+        myself.send_message(ConnectorMsg::Check)?;
+        myself.send_interval(CHECK_EVERY, || ConnectorMsg::Check);
+        Ok(ConnectorState {
+            shared,
+            backoff: HashMap::new(),
+            dialling: HashSet::new(),
+            reported: HashSet::new(),
+            subscribed_to: None,
+            auth: AuthWatch::default(),
+            ages: LinkAges::default(),
+            handshakes: Handshakes::default(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ConnectorMsg>,
+        msg: ConnectorMsg,
+        state: &mut ConnectorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ConnectorMsg::Check => state.check(&myself).await,
+            ConnectorMsg::Dialled { addr, result } => {
+                state.dialling.remove(&addr);
+                if let Err(e) = result {
+                    state.dial_failed(addr, e);
+                }
+            }
+            ConnectorMsg::Link(event) => {
+                let now = Instant::now();
+                match &event {
+                    LinkEvent::Opened { session } => state.handshakes.opened(session.get_id(), session.clone(), now),
+                    LinkEvent::Authenticated { session, .. } | LinkEvent::Closed { session, .. } => {
+                        state.handshakes.settled(session)
+                    }
+                }
+                state.auth.observe(&event, now);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ConnectorState {
+    /// One round: expire handshakes, read the links, diagnose, close stale links, dial what is missing.
+    async fn check(&mut self, myself: &ActorRef<ConnectorMsg>) {
+        self.close_late_handshakes();
+        // Between a node server's death and its restart there is nothing to dial with.
+        let Some(node_server) = self.shared.node_server() else {
+            return;
+        };
+        self.subscribe(&node_server, myself);
+        let Ok(sessions) = ractor::call_t!(node_server, NodeServerMessage::GetSessions, 1000) else {
+            return;
+        };
+        // Every session listed is authenticated (including any that did so before the subscription existed).
+        let now = Instant::now();
+        for s in sessions.values() {
+            let peer = s.peer_name.as_ref().map(|p| p.name.clone());
+            self.auth.observe(
+                &LinkEvent::Authenticated {
+                    session: s.actor.get_id(),
+                    peer,
+                },
+                now,
+            );
+        }
+        for line in self.auth.verdicts(now) {
+            tracing::warn!("{line}");
+        }
+        // A peer's connection string is its cluster address as it was configured, which is what members are
+        // known by.
+        let links: Vec<(ActorRef<NodeSessionMessage>, String)> = sessions
+            .into_values()
+            .filter_map(|s| Some((s.actor, s.peer_name?.connection_string)))
+            .collect();
+        let linked: HashSet<&str> = links.iter().map(|(_, peer)| peer.as_str()).collect();
+        let is_linked = |addr: SocketAddr| linked.contains(node_server::connection_string(addr).as_str());
+        let (targets, down) = {
+            let mut membership = self.shared.membership.write();
+            membership.set_links(is_linked);
+            let targets: Vec<SocketAddr> = membership.others().map(|m| m.cluster_addr).collect();
+            let down: HashMap<String, String> = membership
+                .others()
+                .filter(|m| m.state == MemberState::Down)
+                .map(|m| (node_server::connection_string(m.cluster_addr), m.name.clone()))
+                .collect();
+            (targets, down)
+        };
+        self.close_stale_links(&links, &down, now);
+        self.backoff.retain(|addr, _| targets.contains(addr));
+        for addr in targets {
+            if is_linked(addr) {
+                self.backoff.remove(&addr);
+                self.reported.remove(&addr);
+            } else {
+                self.maybe_dial(addr, &node_server, myself, now);
+            }
+        }
+    }
+
+    fn close_late_handshakes(&mut self) {
+        for session in self.handshakes.expired(Instant::now(), HANDSHAKE_TIMEOUT) {
+            tracing::debug!("closing a cluster link that did not authenticate within {HANDSHAKE_TIMEOUT:?}");
+            self.auth.closing(session.get_id());
+            session.stop(Some("handshake timeout".into()));
+        }
+    }
+
+    /// Hand the node server a subscription to its link events, once per node server.
+    fn subscribe(&mut self, node_server: &ActorRef<NodeServerMessage>, myself: &ActorRef<ConnectorMsg>) {
+        if self.subscribed_to == Some(node_server.get_id()) {
+            return;
+        }
+        let subscribed = node_server.send_message(NodeServerMessage::SubscribeToEvents {
+            id: SUBSCRIPTION.to_string(),
+            subscription: Box::new(LinkEvents(myself.clone())),
+        });
+        if subscribed.is_ok() {
+            self.subscribed_to = Some(node_server.get_id());
+        }
+    }
+
+    /// Close the links to members found down that have been open long enough to have said hello (see
+    /// `stale_links.rs`). `down` maps a down member's connection string to its name.
+    fn close_stale_links(
+        &mut self,
+        links: &[(ActorRef<NodeSessionMessage>, String)],
+        down: &HashMap<String, String>,
+        now: Instant,
+    ) {
+        let down_addrs: HashSet<String> = down.keys().cloned().collect();
+        let ids = links.iter().map(|(actor, peer)| (actor.get_id(), peer.as_str()));
+        let patience = self.shared.config.down_after;
+        for stale in self.ages.stale(ids, &down_addrs, now, patience) {
+            let Some((actor, peer)) = links.iter().find(|(a, _)| a.get_id() == stale) else {
+                continue;
+            };
+            tracing::info!(
+                "closing the link to node {}: open but silent for {}, so it is dialled afresh",
+                down.get(peer).map_or(peer.as_str(), String::as_str),
+                human(patience)
+            );
+            self.auth.closing(stale);
+            actor.stop(Some("no heartbeat".into()));
+        }
+    }
+
+    /// Dial `addr` unless a dial is under way or its backoff says wait.
+    fn maybe_dial(
+        &mut self,
+        addr: SocketAddr,
+        node_server: &ActorRef<NodeServerMessage>,
+        myself: &ActorRef<ConnectorMsg>,
+        now: Instant,
+    ) {
+        let backoff = self.backoff.entry(addr).or_default();
+        if self.dialling.contains(&addr) || !backoff.due(now) {
+            return;
+        }
+        backoff.attempt(now);
+        self.dialling.insert(addr);
+        tokio::spawn(dial(node_server.clone(), addr, myself.clone()));
+    }
+
+    /// Say once why a member cannot be reached, if it has never been up (a node that was up was already
+    /// reported down; its failed redials are routine).
+    fn dial_failed(&mut self, addr: SocketAddr, error: String) {
+        let member = self
+            .shared
+            .membership
+            .read()
+            .others()
+            .find(|m| m.cluster_addr == addr)
+            .map(|m| (m.name.clone(), m.state, m.seed));
+        let Some((name, state, seed)) = member else {
+            return;
+        };
+        if state != MemberState::Connecting || !self.reported.insert(addr) {
+            tracing::debug!("cannot reach cluster node {name} at {addr}: {error}");
+            return;
+        }
+        let hint = if seed {
+            "is it running, and is --seed right?"
+        } else {
+            "a peer named it; is it running?"
+        };
+        tracing::warn!(
+            "cannot reach cluster node {name} at {addr}: {error}; retrying every {} s at most ({hint})",
+            MAX_RETRY.as_secs()
+        );
+    }
+}
+
+/// Open a socket to `addr` and hand it to the node server, which runs the handshake.
+async fn dial(node_server: ActorRef<NodeServerMessage>, addr: SocketAddr, connector: ActorRef<ConnectorMsg>) {
+    let result = match tokio::time::timeout(DIAL_TIMEOUT, ractor_cluster::client_connect(&node_server, addr)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(ClientConnectErr::Socket(e))) => Err(e.to_string()),
+        Ok(Err(ClientConnectErr::Encryption(e))) => Err(format!("TLS: {e}")),
+        Ok(Err(ClientConnectErr::Messaging(_))) => Err("the node server is restarting".into()),
+        Err(_) => Err(format!("no answer within {} s", DIAL_TIMEOUT.as_secs())),
+    };
+    let _ = connector.send_message(ConnectorMsg::Dialled { addr, result });
+}

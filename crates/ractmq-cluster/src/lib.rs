@@ -1,0 +1,117 @@
+//! Clustering for ractmq over ractor_cluster: nodes started with seeds find each other, watch each other's
+//! heartbeats, and keep their links up. This is membership only; routing, sessions and retained messages
+//! across nodes build on it (issue 5).
+//!
+//! Use: build a [`ClusterConfig`], make a [`Cluster`] of it, [`Cluster::install`] it into the
+//! `BrokerConfig`, start the broker. The cluster's actors then run under the broker's root supervisor
+//! (`tree.rs`), and the [`Cluster`] handle reads the membership and subscribes to its changes.
+//!
+//! | file | what it owns |
+//! |---|---|
+//! | `config.rs` | the settings and their checks |
+//! | `node_server.rs` | starting ractor_cluster's node server (listener, cookie, transitive links) |
+//! | `agent.rs` | the one remotable actor per node: hellos, the failure detector, announcements |
+//! | `wire.rs` | what agents say to each other (serde types as bincode bytes) |
+//! | `membership.rs` | the membership view and the up/down rules, as plain data |
+//! | `connector.rs`, `backoff.rs` | redialling every member without a link (ractor_cluster never reconnects) |
+//! | `stale_links.rs` | closing links that stay open to a member found down (a silent partition) |
+//! | `handshakes.rs` | closing links that do not authenticate in time (ractor_cluster waits forever) |
+//! | `link_events.rs` | ractor_cluster's link events, as messages to the connector |
+//! | `auth_watch.rs` | telling a wrong cookie from the link events, in one line |
+//! | `tree.rs` | the supervision subtree |
+//! | `state.rs` | what outlives the actors |
+//!
+//! ## Queues a peer can fill
+//!
+//! - The agent's mailbox (ractor mailboxes are unbounded): each peer sends one hello per heartbeat interval,
+//!   handled in microseconds, so it stays near empty. A peer that sends faster must hold the cookie, that
+//!   is, be one of ours; a hostile member is out of scope (as in Erlang distribution).
+//! - ractor_cluster's per-link channels are unbounded too; an inbound frame is at most 16 MiB (its default)
+//!   and a hello at most [`wire::MAX_WIRE_BYTES`], both refused before allocation beyond that.
+//! - Sockets to the cluster port that never authenticate are closed after
+//!   [`handshakes::HANDSHAKE_TIMEOUT`]; how many may be open at once is not limited, so keep the cluster port
+//!   off networks you do not trust.
+//! - The membership: at most [`wire::MAX_PEERS`] other members, whatever peers claim.
+//! - Change subscribers: a bounded broadcast channel ([`state::EVENT_BUFFER`]); one that falls behind is
+//!   told so and re-reads [`Cluster::members`].
+
+pub mod agent;
+pub mod auth_watch;
+pub mod backoff;
+pub mod config;
+pub mod connector;
+pub mod handshakes;
+pub mod link_events;
+pub mod membership;
+pub mod node_server;
+pub mod stale_links;
+pub mod state;
+pub mod tree;
+pub mod wire;
+
+use std::sync::Arc;
+
+use ractmq_broker::{BrokerConfig, ClusterPlug, SupervisorMsg};
+use tokio::sync::broadcast;
+
+pub use config::{parse_seed, ClusterConfig};
+pub use membership::{DownReason, Member, MemberEvent, MemberState};
+
+/// A node's membership in a cluster. Cheap to clone; every clone reads the same view.
+#[derive(Clone)]
+pub struct Cluster {
+    shared: Arc<state::Shared>,
+}
+
+impl Cluster {
+    /// Check `config`; the error is one line naming what to fix.
+    pub fn new(config: ClusterConfig) -> Result<Cluster, String> {
+        config.validate()?;
+        Ok(Cluster {
+            shared: Arc::new(state::Shared::new(config)),
+        })
+    }
+
+    /// Make `broker` a node of this cluster: its name and the cluster child under its root supervisor.
+    pub fn install(&self, broker: &mut BrokerConfig) {
+        broker.node_name = self.shared.config.node_name.clone();
+        broker.cluster = Some(ClusterPlug(Arc::new(tree::Hook(self.shared.clone()))));
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.shared.config.node_name
+    }
+
+    /// Every member this node knows, itself included, by name.
+    pub fn members(&self) -> Vec<Member> {
+        self.shared.membership.read().members()
+    }
+
+    /// The names of the members that are up, this node included, sorted.
+    pub fn nodes_up(&self) -> Vec<String> {
+        self.shared.membership.read().nodes_up()
+    }
+
+    /// Membership changes from now on. Read [`Cluster::members`] after subscribing for the starting point.
+    pub fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Kill one of the cluster's actors on purpose ("node-server", "agent" or "connector"), to exercise
+    /// supervision as `Broker::chaos` does for the broker's. False if no such actor is running.
+    pub async fn kill_actor(&self, name: &str) -> bool {
+        let Some(sup) = self.shared.supervisor.read().clone() else {
+            return false;
+        };
+        let Ok(children) = ractor::call!(sup, SupervisorMsg::Children) else {
+            return false;
+        };
+        match children.into_iter().find(|(n, _)| n == name) {
+            Some((_, actor)) => {
+                actor.kill();
+                true
+            }
+            None => false,
+        }
+    }
+}

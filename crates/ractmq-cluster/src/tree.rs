@@ -1,0 +1,92 @@
+//! Where the cluster's actors sit in the broker's supervision tree, and how they are restarted.
+//!
+//! ```text
+//! root (the broker's)
+//! └── cluster          Supervisor, one-for-one, 10 restarts in 10 s, then it fails and the root restarts it
+//!     ├── node-server  ractor_cluster's NodeServer (listener + one session per linked node)
+//!     ├── agent        the remotable agent: hellos, failure detector, announcements
+//!     └── connector    dials every member without a link, with backoff
+//! ```
+//!
+//! They start in that order: the agent is in its process group before the first link syncs the groups, and
+//! the connector dials through a node server that exists. Restarts are counted as the broker's
+//! `other_restarts`. What each gets back after a restart is in supervision.md.
+
+use std::sync::Arc;
+
+use ractmq_broker::{ChildSpec, ClusterHook, Kernel, Metrics, RestartPolicy, Supervisor, SupervisorArgs};
+use ractor::Actor;
+
+use crate::agent::{Agent, AgentArgs};
+use crate::connector::Connector;
+use crate::node_server;
+use crate::state::Shared;
+
+/// Restarts the cluster supervisor allows before it fails (and the root restarts the whole cluster subtree).
+pub const CLUSTER_RESTARTS: RestartPolicy = RestartPolicy::new(10, 10);
+
+/// The broker's view of the cluster: its child, and which nodes are up.
+pub struct Hook(pub Arc<Shared>);
+
+impl ClusterHook for Hook {
+    fn child_spec(&self, kernel: &Arc<Kernel>) -> ChildSpec {
+        let children = vec![
+            counted(node_server_spec(self.0.clone(), kernel.clone()), kernel),
+            counted(agent_spec(self.0.clone(), kernel.clone()), kernel),
+            counted(connector_spec(self.0.clone()), kernel),
+        ];
+        let shared = self.0.clone();
+        let spec = ChildSpec::new("cluster", move |sup| {
+            let args = SupervisorArgs {
+                name: "cluster".into(),
+                children: children.clone(),
+                policy: CLUSTER_RESTARTS,
+            };
+            let shared = shared.clone();
+            async move {
+                let (actor, _) = Actor::spawn_linked(None, Supervisor, args, sup).await?;
+                *shared.supervisor.write() = Some(actor.clone());
+                Ok(actor.get_cell())
+            }
+        });
+        counted(spec, kernel)
+    }
+
+    fn nodes_up(&self) -> Vec<String> {
+        self.0.membership.read().nodes_up()
+    }
+}
+
+fn counted(spec: ChildSpec, kernel: &Arc<Kernel>) -> ChildSpec {
+    let metrics = kernel.metrics.clone();
+    spec.on_restart(move || Metrics::add(&metrics.other_restarts, 1))
+}
+
+fn node_server_spec(shared: Arc<Shared>, kernel: Arc<Kernel>) -> ChildSpec {
+    ChildSpec::new("node-server", move |sup| {
+        node_server::start(shared.clone(), kernel.clone(), sup)
+    })
+}
+
+fn agent_spec(shared: Arc<Shared>, kernel: Arc<Kernel>) -> ChildSpec {
+    ChildSpec::new("agent", move |sup| {
+        let args = AgentArgs {
+            shared: shared.clone(),
+            kernel: kernel.clone(),
+        };
+        async move {
+            let (actor, _) = Actor::spawn_linked(None, Agent, args, sup).await?;
+            Ok(actor.get_cell())
+        }
+    })
+}
+
+fn connector_spec(shared: Arc<Shared>) -> ChildSpec {
+    ChildSpec::new("connector", move |sup| {
+        let shared = shared.clone();
+        async move {
+            let (actor, _) = Actor::spawn_linked(None, Connector, shared, sup).await?;
+            Ok(actor.get_cell())
+        }
+    })
+}

@@ -1,0 +1,168 @@
+//! What nodes say to each other, as serde types encoded with bincode.
+//!
+//! ractor_cluster carries only `BytesConvertable` fields, so every message between agents travels as one
+//! `Vec<u8>`: a protocol version followed by a [`Wire`] value. Decoding is bounded (at most
+//! [`MAX_WIRE_BYTES`], and lists at most [`MAX_PEERS`] long) and never panics, because the bytes come from
+//! another process; an unreadable message is reported and dropped.
+
+use std::net::SocketAddr;
+
+use bincode::Options;
+use serde::{Deserialize, Serialize};
+
+use crate::config::check_name;
+
+/// Bumped when [`Wire`] changes incompatibly; a node refuses messages of another version and says so.
+pub const WIRE_VERSION: u16 = 1;
+
+/// Largest message accepted from a peer.
+pub const MAX_WIRE_BYTES: u64 = 1024 * 1024;
+
+/// Most peers one hello may list (and most members a node keeps).
+pub const MAX_PEERS: usize = 1024;
+
+/// A message from one node's agent to another's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Wire {
+    /// Sent on every heartbeat: who I am, and the nodes I can see.
+    Hello(Hello),
+}
+
+/// A node's heartbeat. Every heartbeat is a full hello, so a peer that hears one knows everything it needs
+/// (there is no separate join handshake to lose).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub name: String,
+    /// Where the sender listens for other nodes.
+    pub cluster_addr: SocketAddr,
+    /// Where the sender listens for MQTT clients, once its listener is bound.
+    pub mqtt_addr: Option<SocketAddr>,
+    /// Different every time the sender's process starts: a new one means it restarted (and lost its state).
+    pub incarnation: u64,
+    /// The nodes the sender sees up, so that a node learns the whole membership from any one peer.
+    pub peers: Vec<PeerAddr>,
+}
+
+/// A node and where to dial it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerAddr {
+    pub name: String,
+    pub cluster_addr: SocketAddr,
+}
+
+/// Why a peer's message was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The peer speaks another version of the protocol.
+    Version(u16),
+    /// The bytes are not a message of this version, or break a limit.
+    Malformed(String),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Version(v) => write!(
+                f,
+                "a peer speaks cluster protocol version {v}, this node {WIRE_VERSION}: run the same ractmq version on every node"
+            ),
+            DecodeError::Malformed(e) => write!(f, "unreadable message from a peer ({e})"),
+        }
+    }
+}
+
+fn options() -> impl Options {
+    bincode::DefaultOptions::new().with_limit(MAX_WIRE_BYTES)
+}
+
+pub fn encode(message: &Wire) -> Vec<u8> {
+    options()
+        .serialize(&(WIRE_VERSION, message))
+        .expect("a message this node builds stays within the limit")
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Wire, DecodeError> {
+    let version: u16 = options()
+        .allow_trailing_bytes()
+        .deserialize(bytes)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if version != WIRE_VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let (_, message): (u16, Wire) = options()
+        .deserialize(bytes)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    check(&message).map_err(DecodeError::Malformed)?;
+    Ok(message)
+}
+
+/// The limits bincode cannot express.
+fn check(message: &Wire) -> Result<(), String> {
+    match message {
+        Wire::Hello(hello) => {
+            check_name(&hello.name).map_err(|e| format!("node name {e}"))?;
+            if hello.peers.len() > MAX_PEERS {
+                return Err(format!("{} peers listed, at most {MAX_PEERS}", hello.peers.len()));
+            }
+            for peer in &hello.peers {
+                check_name(&peer.name).map_err(|e| format!("peer name {e}"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Hello {
+        Hello {
+            name: "n1".into(),
+            cluster_addr: "127.0.0.1:4370".parse().unwrap(),
+            mqtt_addr: Some("127.0.0.1:1883".parse().unwrap()),
+            incarnation: 42,
+            peers: vec![PeerAddr {
+                name: "n2".into(),
+                cluster_addr: "[::1]:4371".parse().unwrap(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_hello_round_trips() {
+        let m = Wire::Hello(hello());
+        assert_eq!(decode(&encode(&m)), Ok(m));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [&[][..], &[1], &[1, 0xff, 0xff, 0xff], &[0xff; 64]] {
+            assert!(decode(bytes).is_err(), "{bytes:?}");
+        }
+        let mut truncated = encode(&Wire::Hello(hello()));
+        truncated.pop();
+        assert!(matches!(decode(&truncated), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn another_version_is_named() {
+        let bytes = options().serialize(&(WIRE_VERSION + 1, 0u8)).unwrap();
+        assert_eq!(decode(&bytes), Err(DecodeError::Version(WIRE_VERSION + 1)));
+        assert!(DecodeError::Version(2).to_string().contains("same ractmq version"));
+    }
+
+    #[test]
+    fn limits_hold() {
+        let mut h = hello();
+        h.name = "bad,name".into();
+        assert!(decode(&encode(&Wire::Hello(h))).is_err());
+        let mut h = hello();
+        h.peers = vec![h.peers[0].clone(); MAX_PEERS + 1];
+        assert!(decode(&encode(&Wire::Hello(h))).is_err());
+        // A length prefix claiming more than the limit is refused before anything is allocated.
+        let mut huge = options().serialize(&(WIRE_VERSION, 0u32)).unwrap();
+        huge.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert!(decode(&huge).is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! Real `ractmq` processes for the cluster tests: start one on given ports, kill it with SIGKILL (also when a
+//! test fails, by its guard, which then prints its log; and when the test process dies, by the kernel), read
+//! its log, and follow its `$SYS/brokers`.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{Packet, QoS};
+
+use super::{eventually_within, Client};
+
+/// How long a test waits for processes to start, link up, or notice that one went away.
+pub const WAIT: Duration = Duration::from_secs(30);
+pub const COOKIE: &str = "membership-test-cookie";
+
+/// `n` loopback addresses with free ports (bound together so that they differ, then released).
+pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    held.iter().map(|l| l.local_addr().unwrap()).collect()
+}
+
+/// One `ractmq` process; killed (SIGKILL) when dropped.
+pub struct Node {
+    pub name: String,
+    pub mqtt: SocketAddr,
+    pub cluster: SocketAddr,
+    extra: Vec<String>,
+    child: Option<Child>,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Node {
+    pub fn new(name: &str, mqtt: SocketAddr, cluster: SocketAddr, extra: &[String]) -> Node {
+        Node {
+            name: name.to_string(),
+            mqtt,
+            cluster,
+            extra: extra.to_vec(),
+            child: None,
+            log: Arc::default(),
+        }
+    }
+
+    pub fn start(&mut self) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ractmq"));
+        // Should the test process itself be killed (no Drop runs then), the node dies with it.
+        #[cfg(target_os = "linux")]
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
+            .args(["start", "--listen", &self.mqtt.to_string()])
+            .args(["--node-name", &self.name, "--cluster-listen", &self.cluster.to_string()])
+            .args([
+                "--sys-interval",
+                "1",
+                "--heartbeat-interval-ms",
+                "250",
+                "--down-after-ms",
+                "2000",
+            ])
+            .args(&self.extra)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ractmq starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = self.log.clone();
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                log.lock().unwrap().push(format!("[{name}] {}", strip_ansi(&line)));
+            }
+        });
+        self.child = Some(child);
+    }
+
+    /// kill -9, and reap it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Send `signal` (SIGSTOP, SIGCONT...) to the running process.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.as_ref().expect("running").id();
+        assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
+    }
+
+    pub fn logged(&self, text: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(text))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            for line in self.log.lock().unwrap().iter() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The latest `$SYS/brokers` a node published, read by an MQTT client subscribed to it.
+pub struct Brokers {
+    latest: Arc<Mutex<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Brokers {
+    /// Connect to `node` once its listener accepts, and follow its `$SYS/brokers`.
+    pub async fn watch(node: &Node) -> Brokers {
+        let addr = node.mqtt;
+        let start = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                start.elapsed() < WAIT,
+                "{} accepts MQTT connections on {addr}",
+                node.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut client = Client::connect(addr, &format!("watch-{}", node.name)).await;
+        client.subscribe("$SYS/brokers", QoS::AtMostOnce).await;
+        let latest = Arc::new(Mutex::new(String::new()));
+        let seen = latest.clone();
+        let task = tokio::spawn(async move {
+            while let Some(Ok(packet)) = client.events.recv().await {
+                if let Packet::Publish(p) = packet {
+                    if p.topic == "$SYS/brokers" {
+                        *seen.lock().unwrap() = String::from_utf8_lossy(&p.payload).into_owned();
+                    }
+                }
+            }
+        });
+        Brokers { latest, task }
+    }
+
+    pub fn get(&self) -> String {
+        self.latest.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Brokers {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn until_lists(watch: &Brokers, node: &str, expected: &str) {
+    eventually_within(WAIT, &format!("{node}'s $SYS/brokers to be '{expected}'"), || {
+        watch.get() == expected
+    })
+    .await;
+}
