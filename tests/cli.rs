@@ -6,19 +6,22 @@ use std::process::Command;
 fn a_busy_port_is_reported_in_one_line_with_the_fix() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ractmq"))
-        .args(["start", "--listen", &addr.to_string()])
-        .output()
-        .unwrap();
+    let line = one_line_failure(&["start", "--listen", &addr.to_string()]);
+    assert!(
+        line.starts_with(&format!("ractmq: cannot listen for MQTT on {addr}")),
+        "{line}"
+    );
+    assert!(line.contains("--listen"), "says how to fix it: {line}");
+}
+
+/// Run `ractmq` with `args`; it must fail with exactly one line on stderr, which is returned.
+fn one_line_failure(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ractmq")).args(args).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line, got: {stderr}");
-    assert!(
-        lines[0].starts_with(&format!("ractmq: cannot listen for MQTT on {addr}")),
-        "{stderr}"
-    );
-    assert!(lines[0].contains("--listen"), "says how to fix it: {stderr}");
+    lines[0].to_string()
 }
 
 #[test]
@@ -37,28 +40,23 @@ fn a_bad_flag_value_names_the_flag_and_the_choices() {
 fn a_busy_cluster_port_is_reported_in_one_line_with_the_fix() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ractmq"))
-        .args([
-            "start",
-            "--listen",
-            "127.0.0.1:0",
-            "--node-name",
-            "n1",
-            "--cookie",
-            "secret",
-        ])
-        .args(["--cluster-listen", &addr.to_string()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one line, got: {stderr}");
+    let cluster = addr.to_string();
+    let line = one_line_failure(&[
+        "start",
+        "--listen",
+        "127.0.0.1:0",
+        "--node-name",
+        "n1",
+        "--cookie",
+        "secret",
+        "--cluster-listen",
+        &cluster,
+    ]);
     assert!(
-        lines[0].starts_with(&format!("ractmq: cannot listen for cluster nodes on {addr}")),
-        "{stderr}"
+        line.starts_with(&format!("ractmq: cannot listen for cluster nodes on {addr}")),
+        "{line}"
     );
-    assert!(lines[0].contains("--cluster-listen"), "says how to fix it: {stderr}");
+    assert!(line.contains("--cluster-listen"), "says how to fix it: {line}");
 }
 
 #[test]
