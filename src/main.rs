@@ -133,9 +133,13 @@ struct StartArgs {
     /// Milliseconds between two heartbeats to every other node.
     #[arg(long, default_value_t = 1000)]
     heartbeat_interval_ms: u64,
-    /// Milliseconds without a heartbeat after which a node is marked down.
+    /// Milliseconds without a heartbeat after which a node is marked down (and its routes dropped).
     #[arg(long, default_value_t = 5000)]
     down_after_ms: u64,
+    /// Messages queued towards one other node and not yet acknowledged by it; beyond, messages for that node
+    /// are dropped (and counted).
+    #[arg(long, default_value_t = 100_000)]
+    forward_queue: usize,
 }
 
 fn parse_user(s: &str) -> Result<(String, String), String> {
@@ -209,6 +213,7 @@ async fn start(args: StartArgs) -> ExitCode {
         cluster.seeds = args.seeds;
         cluster.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms);
         cluster.down_after = Duration::from_millis(args.down_after_ms);
+        cluster.forward_queue = args.forward_queue;
         match Cluster::new(cluster) {
             Ok(cluster) => cluster.install(&mut config),
             Err(e) => {

@@ -185,3 +185,37 @@ pub async fn until_lists(watch: &Brokers, node: &str, expected: &str) {
     })
     .await;
 }
+
+/// Start nodes n1..n`count` on free ports, all joining through n1 (with `extra` flags each), and wait until
+/// every one lists them all in `$SYS/brokers`.
+pub async fn start_cluster(count: usize, extra: &[&str]) -> Vec<Node> {
+    let addrs = free_addrs(count * 2);
+    let mut nodes: Vec<Node> = (0..count)
+        .map(|i| {
+            let mut args: Vec<String> = vec!["--cookie".into(), COOKIE.into()];
+            if i > 0 {
+                args.extend(["--seed".to_string(), format!("n1@{}", addrs[count])]);
+            }
+            args.extend(extra.iter().map(|s| s.to_string()));
+            Node::new(&format!("n{}", i + 1), addrs[i], addrs[count + i], &args)
+        })
+        .collect();
+    for node in &mut nodes {
+        node.start();
+    }
+    let all: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let all = all.join(",");
+    for node in &nodes {
+        let watch = Brokers::watch(node).await;
+        until_lists(&watch, &node.name, &all).await;
+    }
+    nodes
+}
+
+/// Wait until every node in `nodes` lists exactly `expected` in `$SYS/brokers`.
+pub async fn until_all_list(nodes: &[&Node], expected: &str) {
+    for node in nodes {
+        let watch = Brokers::watch(node).await;
+        until_lists(&watch, &node.name, expected).await;
+    }
+}

@@ -10,7 +10,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -23,6 +23,7 @@ use ractor::ActorRef;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
+use crate::routes::{Forward, LocalRoutes, RemoteMatch, RemoteMember, RemoteRouting, RouteKey};
 use crate::session_store::{SessionShared, SessionStore};
 use crate::shard::{ShardMsg, ShardOp};
 use crate::shared::{member_key, SharedGroups, SharedStrategy};
@@ -62,6 +63,8 @@ pub type Index = SubscriptionTrie<Arc<str>, Route>;
 pub(crate) struct ShardSlot {
     pub snapshot: ArcSwap<Index>,
     pub actor: RwLock<Option<ActorRef<ShardMsg>>>,
+    /// The routes of this partition as other nodes see them; kept by the shard actor beside its index.
+    pub routes: Mutex<LocalRoutes>,
 }
 
 /// An in-process subscription, kept here so that a rebuilt shard restores it too.
@@ -78,6 +81,8 @@ pub struct Router {
     pub store: Arc<SessionStore>,
     pub shared: SharedGroups,
     max_retained: usize,
+    /// Routing to other nodes, when this node is part of a cluster.
+    remote: OnceLock<Arc<dyn RemoteRouting>>,
 }
 
 /// One change to the index, for [`Router::apply`].
@@ -100,6 +105,7 @@ impl Router {
             .map(|_| ShardSlot {
                 snapshot: ArcSwap::from_pointee(Index::new()),
                 actor: RwLock::new(None),
+                routes: Mutex::new(LocalRoutes::default()),
             })
             .collect();
         Router {
@@ -110,7 +116,25 @@ impl Router {
             store,
             shared: SharedGroups::new(strategy),
             max_retained,
+            remote: OnceLock::new(),
         }
+    }
+
+    /// Route to other nodes through `remote` from now on (once: a cluster layer installs itself at start).
+    pub fn set_remote(&self, remote: Arc<dyn RemoteRouting>) {
+        let _ = self.remote.set(remote);
+    }
+
+    pub fn remote(&self) -> Option<&Arc<dyn RemoteRouting>> {
+        self.remote.get()
+    }
+
+    /// Every route of this node, for a peer that needs them all.
+    pub fn local_routes(&self) -> Vec<RouteKey> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.routes.lock().keys().collect::<Vec<_>>())
+            .collect()
     }
 
     pub fn shard_count(&self) -> usize {
@@ -139,12 +163,84 @@ impl Router {
         self.shards.iter().map(|s| s.snapshot.load().len()).sum()
     }
 
-    /// Route one message: store it if retained, then deliver it to every matching subscription. Returns the
-    /// number of deliveries.
+    /// Route one message published on this node: store it if retained, deliver it to every matching
+    /// subscription here, and forward it once to each other node with a matching route (retained messages go
+    /// to every other node, which keeps a copy). Returns the deliveries here plus the nodes forwarded to.
     pub fn route(&self, message: Arc<Message>) -> usize {
+        self.store_retained(&message);
+        // `$SYS` topics describe one node: each node publishes its own.
+        let remote = self.remote.get().filter(|_| !message.topic.starts_with("$SYS/"));
+        let mut matched = RemoteMatch::default();
+        let mut forwards = Vec::new();
+        if let Some(remote) = remote {
+            remote.matches(&message.topic, &mut matched);
+            forwards.extend(matched.nodes.drain(..).map(|node| Forward {
+                node,
+                deliver: true,
+                shared: Vec::new(),
+            }));
+        }
+        let delivered = self.deliver_here(&message, Some((&matched.shared, &mut forwards)));
+        let forwarded = forwards.iter().filter(|f| f.deliver || !f.shared.is_empty()).count();
+        if let Some(remote) = remote {
+            if message.retain {
+                for node in remote.peers() {
+                    if !forwards.iter().any(|f| f.node == node) {
+                        forwards.push(Forward {
+                            node,
+                            deliver: false,
+                            shared: Vec::new(),
+                        });
+                    }
+                }
+            }
+            for forward in forwards {
+                remote.forward(&message, forward);
+            }
+        }
+        if delivered + forwarded == 0 {
+            Metrics::add(&self.metrics.messages_no_subscribers, 1);
+        }
+        delivered + forwarded
+    }
+
+    /// Route a message another node forwarded here: keep it if retained, deliver it to this node's matching
+    /// (non-shared) subscribers if `deliver`, and to the named members of shared subscriptions. It is never
+    /// forwarded again: the publishing node sent it to every node that needs it.
+    pub fn route_from_peer(&self, message: Arc<Message>, deliver: bool, shared: &[(Arc<str>, Arc<str>)]) -> usize {
+        self.store_retained(&message);
+        let mut delivered = if deliver { self.deliver_here(&message, None) } else { 0 };
+        for (group, member) in shared {
+            if self.deliver_to_member(group, member, &message) {
+                delivered += 1;
+            }
+        }
+        if delivered == 0 && (deliver || !shared.is_empty()) {
+            Metrics::add(&self.metrics.messages_no_subscribers, 1);
+        }
+        delivered
+    }
+
+    fn store_retained(&self, message: &Arc<Message>) {
         if message.retain && !self.retained.write().set(message.clone(), self.max_retained) {
             Metrics::add(&self.metrics.dropped_retained_full, 1);
         }
+    }
+
+    /// Keep `message` as its topic's retained message unless the topic has one already: how a node catches up
+    /// on the retained messages of the others when a link to one comes up.
+    pub fn retain_if_absent(&self, message: Arc<Message>) {
+        let mut retained = self.retained.write();
+        if retained.get(&message.topic).is_none() && !retained.set(message, self.max_retained) {
+            Metrics::add(&self.metrics.dropped_retained_full, 1);
+        }
+    }
+
+    /// Deliver to the matching subscriptions of this node. With `shared` (a message published here), each
+    /// shared group that matches gets it once, through a member here or, by adding to the forwards, one on
+    /// another node; without it (a message from a peer) shared members are left out, as the publishing node
+    /// chose them.
+    fn deliver_here(&self, message: &Arc<Message>, shared: Option<(&[RemoteMember], &mut Vec<Forward>)>) -> usize {
         let topic: &str = &message.topic;
         let first = topic.split('/').next().unwrap_or("");
         let own = self.shard_of_level(first);
@@ -213,36 +309,89 @@ impl Router {
             }
             delivered += 1;
         }
-        delivered += self.deliver_shared(&message, shared_hits);
-        if delivered == 0 {
-            Metrics::add(&self.metrics.messages_no_subscribers, 1);
-        }
-        delivered
-    }
-
-    /// One delivery per shared group among `hits` (its members that match the message).
-    fn deliver_shared(&self, message: &Arc<Message>, mut hits: Vec<(&Arc<str>, &Route)>) -> usize {
-        hits.sort_unstable_by(|a, b| (&a.1.shared, a.0).cmp(&(&b.1.shared, b.0)));
-        let mut delivered = 0;
-        for members in hits.chunk_by(|a, b| a.1.shared == b.1.shared) {
-            if let Some(group) = &members[0].1.shared {
-                self.deliver_to_one(group, members, message);
-                delivered += 1;
+        if let Some((remote, forwards)) = shared {
+            if !shared_hits.is_empty() || !remote.is_empty() {
+                delivered += self.deliver_shared(message, shared_hits, remote, forwards);
             }
         }
         delivered
     }
 
-    /// Give `message` to one member of `group`: a connected one if there is any.
-    fn deliver_to_one(&self, group: &Arc<str>, members: &[(&Arc<str>, &Route)], message: &Arc<Message>) {
-        let online: Vec<&(&Arc<str>, &Route)> = members.iter().filter(|(_, r)| r.is_online()).collect();
-        let candidates: Vec<&(&Arc<str>, &Route)> = if online.is_empty() {
-            members.iter().collect()
+    /// One delivery per shared group among `local` (members here that match the message) and `remote`
+    /// (members on other nodes): a member here is given the message, one elsewhere is added to `forwards`.
+    /// Returns the deliveries made here.
+    fn deliver_shared(
+        &self,
+        message: &Arc<Message>,
+        mut local: Vec<(&Arc<str>, &Route)>,
+        remote: &[RemoteMember],
+        forwards: &mut Vec<Forward>,
+    ) -> usize {
+        local.sort_unstable_by(|a, b| (&a.1.shared, a.0).cmp(&(&b.1.shared, b.0)));
+        let mut remote: Vec<&RemoteMember> = remote.iter().collect();
+        remote.sort_unstable_by(|a, b| (&a.group, &a.key).cmp(&(&b.group, &b.key)));
+        let mut groups: Vec<&Arc<str>> = local
+            .iter()
+            .filter_map(|(_, r)| r.shared.as_ref())
+            .chain(remote.iter().map(|m| &m.group))
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut delivered = 0;
+        for group in groups {
+            let here: Vec<(&Arc<str>, &Route)> = local
+                .iter()
+                .copied()
+                .filter(|(_, r)| r.shared.as_ref() == Some(group))
+                .collect();
+            let there: Vec<&RemoteMember> = remote.iter().copied().filter(|m| &m.group == group).collect();
+            match self.choose_member(group, &here, &there, message) {
+                Chosen::Here(route) => {
+                    self.push_shared(group, route, message);
+                    delivered += 1;
+                }
+                Chosen::There(member) => match forwards.iter_mut().find(|f| f.node == member.node) {
+                    Some(forward) => forward.shared.push((group.clone(), member.member.clone())),
+                    None => forwards.push(Forward {
+                        node: member.node.clone(),
+                        deliver: false,
+                        shared: vec![(group.clone(), member.member.clone())],
+                    }),
+                },
+            }
+        }
+        delivered
+    }
+
+    /// The member of `group` that gets `message`, by the group's strategy. Members connected here are preferred
+    /// to disconnected ones; members on other nodes count as connected (their node decides, see
+    /// [`Router::deliver_to_member`]). `here` and `there` must not both be empty.
+    fn choose_member<'a>(
+        &self,
+        group: &Arc<str>,
+        here: &[(&'a Arc<str>, &'a Route)],
+        there: &[&'a RemoteMember],
+        message: &Arc<Message>,
+    ) -> Chosen<'a> {
+        let online: Vec<(&Arc<str>, &Route)> = here.iter().copied().filter(|(_, r)| r.is_online()).collect();
+        let here = if online.is_empty() && there.is_empty() {
+            here.to_vec()
         } else {
             online
         };
-        let keys: Vec<&Arc<str>> = candidates.iter().map(|(k, _)| *k).collect();
-        let (_, route) = candidates[self.shared.choose(group, &keys, message)];
+        let keys: Vec<&Arc<str>> = here
+            .iter()
+            .map(|(k, _)| *k)
+            .chain(there.iter().map(|m| &m.key))
+            .collect();
+        let i = self.shared.choose(group, &keys, message);
+        match here.get(i) {
+            Some((_, route)) => Chosen::Here(route),
+            None => Chosen::There(there[i - here.len()]),
+        }
+    }
+
+    fn push_shared(&self, group: &Arc<str>, route: &Route, message: &Arc<Message>) {
         match &route.target {
             Target::Session(session) => session.push(
                 Delivery {
@@ -262,8 +411,25 @@ impl Router {
         }
     }
 
+    /// Give `message` to `member` of `group`, chosen by the node it was published on; if that member has gone
+    /// meanwhile, to another member of the group here. False if the group has no member here.
+    fn deliver_to_member(&self, group: &Arc<str>, member: &Arc<str>, message: &Arc<Message>) -> bool {
+        let Some(Ok(parts)) = parse_shared(group) else {
+            return false;
+        };
+        let snapshot = self.shards[self.shard_of_filter(parts.filter)].snapshot.load();
+        if let Some(route) = snapshot
+            .get(parts.filter, member)
+            .filter(|r| r.shared.as_ref() == Some(group))
+        {
+            self.push_shared(group, route, message);
+            return true;
+        }
+        self.dispatch_in_group(group, parts.filter, &snapshot, None, message)
+    }
+
     /// A member of `delivery`'s shared group is leaving (`leaving` is its client id) without having
-    /// acknowledged it: give the message to another member. False if the group has no other member.
+    /// acknowledged it: give the message to another member here. False if the group has no other member here.
     pub fn dispatch_shared(&self, delivery: &Delivery, leaving: &str) -> bool {
         let Some(group) = &delivery.shared else {
             return false;
@@ -272,9 +438,20 @@ impl Router {
             return false;
         };
         let snapshot = self.shards[self.shard_of_filter(parts.filter)].snapshot.load();
+        self.dispatch_in_group(group, parts.filter, &snapshot, Some(leaving), &delivery.message)
+    }
+
+    fn dispatch_in_group(
+        &self,
+        group: &Arc<str>,
+        path: &str,
+        snapshot: &Index,
+        leaving: Option<&str>,
+        message: &Arc<Message>,
+    ) -> bool {
         let mut members = Vec::new();
-        snapshot.for_each_at(parts.filter, |k, r| {
-            if r.shared.as_ref() == Some(group) && !r.is_client(leaving) {
+        snapshot.for_each_at(path, |k, r| {
+            if r.shared.as_ref() == Some(group) && !leaving.is_some_and(|c| r.is_client(c)) {
                 members.push((k, r));
             }
         });
@@ -282,13 +459,18 @@ impl Router {
             return false;
         }
         members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        self.deliver_to_one(group, &members, &delivery.message);
+        if let Chosen::Here(route) = self.choose_member(group, &members, &[], message) {
+            self.push_shared(group, route, message);
+        }
         true
     }
-
     /// Apply index changes and wait until each shard has published them: after this returns, a publish sees
     /// the new subscriptions. A shard that is restarting is retried; its rebuild reads the session store, so a
     /// change already recorded there is not lost even if every retry fails.
+    ///
+    /// In a cluster, when the changes give this node a route it did not have, this also waits (a bounded
+    /// time) until the other nodes have it: after a SUBACK, a message published on any node reaches the new
+    /// subscription.
     pub async fn apply(&self, changes: Vec<Change>) {
         let mut by_shard: HashMap<usize, Vec<ShardOp>> = HashMap::new();
         for c in changes {
@@ -299,12 +481,17 @@ impl Router {
                 route: c.route,
             });
         }
+        let mut new_routes = false;
         for (shard, ops) in by_shard {
-            self.apply_to_shard(shard, ops).await;
+            new_routes |= self.apply_to_shard(shard, ops).await;
+        }
+        if let (true, Some(remote)) = (new_routes, self.remote.get()) {
+            remote.settled().await;
         }
     }
 
-    async fn apply_to_shard(&self, shard: usize, ops: Vec<ShardOp>) {
+    /// True if the shard gained a route (see [`crate::routes`]).
+    async fn apply_to_shard(&self, shard: usize, ops: Vec<ShardOp>) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);
         let ops = Arc::new(ops);
         loop {
@@ -312,8 +499,8 @@ impl Router {
             if let Some(actor) = actor {
                 let ops = ops.clone();
                 let result = ractor::call!(actor, |reply| ShardMsg::Apply(ops, Some(reply)));
-                if result.is_ok() {
-                    return;
+                if let Ok(new_routes) = result {
+                    return new_routes;
                 }
             }
             if Instant::now() > deadline {
@@ -321,7 +508,7 @@ impl Router {
                     shard,
                     "topic shard did not come back within 5 s; its rebuild will restore the change"
                 );
-                return;
+                return false;
             }
             // The shard is between death and restart: its supervisor registers the new actor shortly.
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -353,8 +540,9 @@ impl Router {
 
     /// Every subscription that belongs in `shard`, from the sources of truth: the session store and the
     /// in-process subscriptions. This is how a restarted shard gets its index back.
-    pub(crate) fn rebuild_index(&self, shard: usize) -> Index {
+    pub(crate) fn rebuild_index(&self, shard: usize) -> (Index, LocalRoutes) {
         let mut index = Index::new();
+        let mut routes = LocalRoutes::default();
         for session in self.store.all() {
             let state = session.state.lock();
             for (filter, options) in &state.subscriptions {
@@ -365,7 +553,9 @@ impl Router {
                         options: options.clone(),
                         shared,
                     };
-                    index.insert(path, key, route);
+                    if index.insert(path, key.clone(), route.clone()) {
+                        routes.added(path, &key, &route);
+                    }
                 }
             }
         }
@@ -379,16 +569,24 @@ impl Router {
                     },
                     shared: None,
                 };
-                index.insert(&sub.filter, key.clone(), route);
+                if index.insert(&sub.filter, key.clone(), route.clone()) {
+                    routes.added(&sub.filter, key, &route);
+                }
             }
         }
-        index
+        (index, routes)
     }
 
     /// Retained messages matching `filter`, for a new subscription.
     pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Message>> {
         self.retained.read().matching(filter, Instant::now())
     }
+}
+
+/// Where a shared group's message goes.
+enum Chosen<'a> {
+    Here(&'a Route),
+    There(&'a RemoteMember),
 }
 
 /// Append every subscription of `index` that matches `topic` to `hits`; returns how many filters matched.

@@ -19,8 +19,8 @@ pub struct ShardOp {
 }
 
 pub enum ShardMsg {
-    /// Apply the changes, publish the new snapshot, then reply.
-    Apply(Arc<Vec<ShardOp>>, Option<RpcReplyPort<()>>),
+    /// Apply the changes, publish the new snapshot, then reply whether this node gained a route.
+    Apply(Arc<Vec<ShardOp>>, Option<RpcReplyPort<bool>>),
     /// Fail on purpose (chaos testing of the supervision tree).
     Crash,
 }
@@ -47,9 +47,20 @@ impl Actor for Shard {
     type Arguments = ShardArgs;
 
     async fn pre_start(&self, myself: ActorRef<ShardMsg>, args: ShardArgs) -> Result<ShardState, ActorProcessingErr> {
-        let current = args.router.rebuild_index(args.index);
+        let (current, routes) = args.router.rebuild_index(args.index);
         let slot = &args.router.shards[args.index];
         slot.snapshot.store(Arc::new(current.clone()));
+        // Routes this shard announced before it died and that the rebuild does not have (or the reverse)
+        // are corrected for the other nodes.
+        let changes = {
+            let mut announced = slot.routes.lock();
+            let changes = announced.diff(&routes);
+            *announced = routes;
+            changes
+        };
+        if let (false, Some(remote)) = (changes.is_empty(), args.router.remote()) {
+            remote.routes_changed(changes);
+        }
         *slot.actor.write() = Some(myself);
         tracing::debug!(shard = args.index, subscriptions = current.len(), "topic shard started");
         Ok(ShardState {
@@ -67,21 +78,31 @@ impl Actor for Shard {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ShardMsg::Apply(ops, reply) => {
-                for op in ops.iter() {
-                    match &op.route {
-                        Some(route) => {
-                            state.current.insert(&op.filter, op.key.clone(), route.clone());
-                        }
-                        None => {
-                            state.current.remove(&op.filter, &op.key);
-                        }
+                let slot = &state.router.shards[state.index];
+                let mut changes = Vec::new();
+                {
+                    let mut routes = slot.routes.lock();
+                    for op in ops.iter() {
+                        let change = match &op.route {
+                            Some(route) => {
+                                let added = state.current.insert(&op.filter, op.key.clone(), route.clone());
+                                added.then(|| routes.added(&op.filter, &op.key, route)).flatten()
+                            }
+                            None => state
+                                .current
+                                .remove(&op.filter, &op.key)
+                                .and_then(|old| routes.removed(&op.filter, &op.key, &old)),
+                        };
+                        changes.extend(change.map(|key| (key, op.route.is_some())));
                     }
                 }
-                state.router.shards[state.index]
-                    .snapshot
-                    .store(Arc::new(state.current.clone()));
+                slot.snapshot.store(Arc::new(state.current.clone()));
+                let new_routes = changes.iter().any(|(_, added)| *added);
+                if let (false, Some(remote)) = (changes.is_empty(), state.router.remote()) {
+                    remote.routes_changed(changes);
+                }
                 if let Some(reply) = reply {
-                    let _ = reply.send(());
+                    let _ = reply.send(new_routes);
                 }
             }
             ShardMsg::Crash => panic!("topic shard {} crashed on request", state.index),

@@ -94,6 +94,8 @@ impl Actor for Agent {
                     }
                     state.announce(heard.events);
                 }
+                // Routing goes to the forwarder; a peer sends it here only by mistake.
+                Ok(_) => {}
                 Err(e) if !state.reported_unreadable => {
                     state.reported_unreadable = true;
                     tracing::warn!("{e}; further ones are logged at debug level");

@@ -22,6 +22,9 @@ pub struct ClusterConfig {
     pub heartbeat_interval: Duration,
     /// A peer not heard from for this long is marked down.
     pub down_after: Duration,
+    /// Messages queued towards one other node and not yet acknowledged by it; beyond, messages for that node
+    /// are dropped and counted.
+    pub forward_queue: usize,
 }
 
 impl ClusterConfig {
@@ -34,6 +37,7 @@ impl ClusterConfig {
             cookie: cookie.into(),
             heartbeat_interval: Duration::from_secs(1),
             down_after: Duration::from_secs(5),
+            forward_queue: 100_000,
         }
     }
 
@@ -54,6 +58,9 @@ impl ClusterConfig {
         }
         if self.cookie.is_empty() {
             return Err("--cookie is empty: give every node of the cluster the same secret".into());
+        }
+        if self.forward_queue == 0 {
+            return Err("--forward-queue must be more than 0 (messages queued towards one other node)".into());
         }
         if self.heartbeat_interval.is_zero() {
             return Err("--heartbeat-interval-ms must be more than 0".into());

@@ -1,6 +1,8 @@
 //! Clustering for ractmq over ractor_cluster: nodes started with seeds find each other, watch each other's
-//! heartbeats, and keep their links up. This is membership only; routing, sessions and retained messages
-//! across nodes build on it (issue 5).
+//! heartbeats and keep their links up (membership), and route published messages to each other's
+//! subscribers (routing): each node tells the others which filters it has subscribers for, and a message
+//! published on one node crosses once to each node with a matching filter, in order, without loss across a
+//! link that breaks and comes back. Retained messages are copied to every node.
 //!
 //! Use: build a [`ClusterConfig`], make a [`Cluster`] of it, [`Cluster::install`] it into the
 //! `BrokerConfig`, start the broker. The cluster's actors then run under the broker's root supervisor
@@ -10,8 +12,14 @@
 //! |---|---|
 //! | `config.rs` | the settings and their checks |
 //! | `node_server.rs` | starting ractor_cluster's node server (listener, cookie, transitive links) |
-//! | `agent.rs` | the one remotable actor per node: hellos, the failure detector, announcements |
-//! | `wire.rs` | what agents say to each other (serde types as bincode bytes) |
+//! | `agent.rs` | the remotable actor for membership: hellos, the failure detector, announcements |
+//! | `forwarder.rs` | the remotable actor for routing: route lists in and out, forwarded messages in |
+//! | `routing.rs` | what the broker calls: match other nodes' routes, queue a message for a node |
+//! | `remote_routes.rs` | the other nodes' routes, and matching a topic against them |
+//! | `link.rs`, `pump.rs` | the numbered queue towards each node, and the task that sends it |
+//! | `inbound.rs` | which forwarded messages were routed already (no repeats after a resend) |
+//! | `wire.rs`, `wire_message.rs` | what nodes say to each other (serde types as bincode bytes) |
+//! | `stats.rs` | counters of what crossed and what was dropped |
 //! | `membership.rs` | the membership view and the up/down rules, as plain data |
 //! | `connector.rs`, `backoff.rs` | redialling every member without a link (ractor_cluster never reconnects) |
 //! | `stale_links.rs` | closing links that stay open to a member found down (a silent partition) |
@@ -23,6 +31,13 @@
 //!
 //! ## Queues a peer can fill
 //!
+//! - The queue towards each node: [`ClusterConfig::forward_queue`] messages not yet acknowledged; beyond,
+//!   messages for that node are dropped and counted ([`stats::ClusterStats::dropped_queue_full`]).
+//! - Route changes waiting for the forwarder: one entry per subscription change, taken in one go whenever the
+//!   forwarder runs; cleared when a forwarder starts (it reads the shards' routes instead).
+//! - The forwarder's mailbox: what peers send (batches of at most [`pump::BATCH_ITEMS`] messages, route and
+//!   retained lists) plus one `Flush` at a time from the shards. A peer sends a batch only after the last
+//!   was acknowledged or within its queue bound, so this is bounded by the peers' queues.
 //! - The agent's mailbox (ractor mailboxes are unbounded): each peer sends one hello per heartbeat interval,
 //!   handled in microseconds, so it stays near empty. A peer that sends faster must hold the cookie, that
 //!   is, be one of ours; a hostile member is out of scope (as in Erlang distribution).
@@ -40,14 +55,22 @@ pub mod auth_watch;
 pub mod backoff;
 pub mod config;
 pub mod connector;
+pub mod forwarder;
 pub mod handshakes;
+pub mod inbound;
+pub mod link;
 pub mod link_events;
 pub mod membership;
 pub mod node_server;
+pub mod pump;
+pub mod remote_routes;
+pub mod routing;
 pub mod stale_links;
 pub mod state;
+pub mod stats;
 pub mod tree;
 pub mod wire;
+pub mod wire_message;
 
 use std::sync::Arc;
 
@@ -97,7 +120,22 @@ impl Cluster {
         self.shared.events.subscribe()
     }
 
-    /// Kill one of the cluster's actors on purpose ("node-server", "agent" or "connector"), to exercise
+    /// Counters of what crossed between nodes and what was dropped.
+    pub fn stats(&self) -> &stats::ClusterStats {
+        &self.shared.stats
+    }
+
+    /// Messages queued towards `node` and not yet acknowledged by it.
+    pub fn queued_for(&self, node: &str) -> usize {
+        self.shared.links.read().get(node).map_or(0, |l| l.len())
+    }
+
+    /// The routes other nodes have announced, as (node, route).
+    pub fn remote_routes(&self) -> Vec<(std::sync::Arc<str>, wire::WireRoute)> {
+        self.shared.remote_routes.all()
+    }
+
+    /// Kill one of the cluster's actors on purpose ("node-server", "agent", "forwarder" or "connector"), to exercise
     /// supervision as `Broker::chaos` does for the broker's. False if no such actor is running.
     pub async fn kill_actor(&self, name: &str) -> bool {
         let Some(sup) = self.shared.supervisor.read().clone() else {

@@ -5,6 +5,8 @@
 //! └── cluster          Supervisor, one-for-one, 10 restarts in 10 s, then it fails and the root restarts it
 //!     ├── node-server  ractor_cluster's NodeServer (listener + one session per linked node)
 //!     ├── agent        the remotable agent: hellos, failure detector, announcements
+//!     ├── forwarder    the remotable forwarder: routes in and out, forwarded messages in; one pump task
+//!     │                per other node sending that node's queue
 //!     └── connector    dials every member without a link, with backoff
 //! ```
 //!
@@ -19,7 +21,9 @@ use ractor::Actor;
 
 use crate::agent::{Agent, AgentArgs};
 use crate::connector::Connector;
+use crate::forwarder::{Forwarder, ForwarderArgs};
 use crate::node_server;
+use crate::routing::Routing;
 use crate::state::Shared;
 
 /// Restarts the cluster supervisor allows before it fails (and the root restarts the whole cluster subtree).
@@ -30,9 +34,11 @@ pub struct Hook(pub Arc<Shared>);
 
 impl ClusterHook for Hook {
     fn child_spec(&self, kernel: &Arc<Kernel>) -> ChildSpec {
+        kernel.router.set_remote(Arc::new(Routing(self.0.clone())));
         let children = vec![
             counted(node_server_spec(self.0.clone(), kernel.clone()), kernel),
             counted(agent_spec(self.0.clone(), kernel.clone()), kernel),
+            counted(forwarder_spec(self.0.clone(), kernel.clone()), kernel),
             counted(connector_spec(self.0.clone()), kernel),
         ];
         let shared = self.0.clone();
@@ -76,6 +82,19 @@ fn agent_spec(shared: Arc<Shared>, kernel: Arc<Kernel>) -> ChildSpec {
         };
         async move {
             let (actor, _) = Actor::spawn_linked(None, Agent, args, sup).await?;
+            Ok(actor.get_cell())
+        }
+    })
+}
+
+fn forwarder_spec(shared: Arc<Shared>, kernel: Arc<Kernel>) -> ChildSpec {
+    ChildSpec::new("forwarder", move |sup| {
+        let args = ForwarderArgs {
+            shared: shared.clone(),
+            kernel: kernel.clone(),
+        };
+        async move {
+            let (actor, _) = Actor::spawn_linked(None, Forwarder, args, sup).await?;
             Ok(actor.get_cell())
         }
     })

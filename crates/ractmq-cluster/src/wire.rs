@@ -11,12 +11,17 @@ use bincode::Options;
 use serde::{Deserialize, Serialize};
 
 use crate::config::check_name;
+pub use crate::wire_message::WireMessage;
 
 /// Bumped when [`Wire`] changes incompatibly; a node refuses messages of another version and says so.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 
-/// Largest message accepted from a peer.
-pub const MAX_WIRE_BYTES: u64 = 1024 * 1024;
+/// Largest message accepted from a peer: below ractor_cluster's own 16 MiB frame limit, with room for its
+/// framing.
+pub const MAX_WIRE_BYTES: u64 = 15 * 1024 * 1024;
+
+/// Most items (forwarded messages, routes, retained messages) one message between nodes may carry.
+pub const MAX_ITEMS: usize = 100_000;
 
 /// Most peers one hello may list (and most members a node keeps).
 pub const MAX_PEERS: usize = 1024;
@@ -26,6 +31,70 @@ pub const MAX_PEERS: usize = 1024;
 pub enum Wire {
     /// Sent on every heartbeat: who I am, and the nodes I can see.
     Hello(Hello),
+    /// Published messages for the receiver's subscribers, numbered so that none is lost or repeated when a
+    /// link breaks and comes back (see `link.rs`).
+    Batch(Batch),
+    /// The receiver of batches from `from` has routed everything up to `seq`.
+    Ack(Ack),
+    /// Changes to the sender's routes (or all of them).
+    Routes(Routes),
+    /// The receiver of routes from `from` has applied them up to `version`.
+    RoutesAck(RoutesAck),
+    /// Retained messages of the sender, for a node that may have missed them.
+    Retained(Vec<WireMessage>),
+}
+
+/// Messages forwarded by one node, the first numbered `first_seq` and the rest following.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub from: String,
+    /// The sender's incarnation: numbering starts again when it restarts.
+    pub incarnation: u64,
+    pub first_seq: u64,
+    pub items: Vec<Forwarded>,
+}
+
+/// One message for the receiving node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forwarded {
+    pub message: WireMessage,
+    /// Deliver it to the receiver's matching (non-shared) subscribers.
+    pub deliver: bool,
+    /// Deliver it to these members of shared subscriptions: (group, member).
+    pub shared: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub from: String,
+    /// The incarnation of the batches' sender being acknowledged.
+    pub incarnation: u64,
+    pub seq: u64,
+}
+
+/// Routes of the sender (see `ractmq_broker::routes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routes {
+    pub from: String,
+    /// Increases with every change; acknowledged with [`RoutesAck`] once applied.
+    pub version: u64,
+    /// These are all of the sender's routes (the first part of them, if `add` is followed by more messages
+    /// without `reset`): forget what it announced before.
+    pub reset: bool,
+    pub add: Vec<WireRoute>,
+    pub remove: Vec<WireRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutesAck {
+    pub from: String,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WireRoute {
+    Filter(String),
+    Shared { group: String, member: String },
 }
 
 /// A node's heartbeat. Every heartbeat is a full hello, so a peer that hears one knows everything it needs
@@ -75,10 +144,13 @@ fn options() -> impl Options {
     bincode::DefaultOptions::new().with_limit(MAX_WIRE_BYTES)
 }
 
+/// The bytes of `message`. Whoever builds a message keeps it within [`MAX_WIRE_BYTES`] (batches, route lists
+/// and retained lists are cut to size); should one still be larger, it is logged and nothing is sent.
 pub fn encode(message: &Wire) -> Vec<u8> {
-    options()
-        .serialize(&(WIRE_VERSION, message))
-        .expect("a message this node builds stays within the limit")
+    options().serialize(&(WIRE_VERSION, message)).unwrap_or_else(|e| {
+        tracing::error!("a message for another node could not be encoded ({e}); it is not sent");
+        Vec::new()
+    })
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Wire, DecodeError> {
@@ -98,7 +170,24 @@ pub fn decode(bytes: &[u8]) -> Result<Wire, DecodeError> {
 
 /// The limits bincode cannot express.
 fn check(message: &Wire) -> Result<(), String> {
+    let items = match message {
+        Wire::Hello(_) | Wire::Ack(_) | Wire::RoutesAck(_) => 0,
+        Wire::Batch(b) => b.items.len(),
+        Wire::Routes(r) => r.add.len() + r.remove.len(),
+        Wire::Retained(r) => r.len(),
+    };
+    if items > MAX_ITEMS {
+        return Err(format!("{items} items in one message, at most {MAX_ITEMS}"));
+    }
     match message {
+        Wire::Batch(b) => {
+            check_name(&b.from).map_err(|e| format!("node name {e}"))?;
+            b.items.iter().try_for_each(|i| i.message.check())
+        }
+        Wire::Ack(a) => check_name(&a.from).map_err(|e| format!("node name {e}")),
+        Wire::Routes(r) => check_name(&r.from).map_err(|e| format!("node name {e}")),
+        Wire::RoutesAck(r) => check_name(&r.from).map_err(|e| format!("node name {e}")),
+        Wire::Retained(r) => r.iter().try_for_each(WireMessage::check),
         Wire::Hello(hello) => {
             check_name(&hello.name).map_err(|e| format!("node name {e}"))?;
             if hello.peers.len() > MAX_PEERS {

@@ -1,0 +1,104 @@
+//! The broker's door to the other nodes ([`RemoteRouting`]): what publishers and topic shards call.
+//!
+//! Everything here runs on the caller's task and never waits: a publish matches the other nodes' routes
+//! against a snapshot and pushes onto each node's bounded queue; a shard's route change is noted and the
+//! forwarder asked, once, to pass the changes on.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractmq_broker::{Forward, RemoteMatch, RemoteRouting, RouteKey};
+use ractmq_protocol::Message;
+
+use crate::forwarder::{forwarder_of, ForwarderMsg};
+use crate::link::Item;
+use crate::state::Shared;
+use crate::stats::ClusterStats;
+use crate::wire_message::message_size;
+
+/// Largest message forwarded to another node (payload, topic and properties): a batch, which may hold one such
+/// message beyond its byte budget, must fit in one message between nodes ([`crate::wire::MAX_WIRE_BYTES`]).
+pub const MAX_FORWARDED_BYTES: usize = 6 * 1024 * 1024;
+
+/// Longest a new subscription waits for the other nodes to acknowledge its route; a node slower than this
+/// (about to be found down, most likely) does not hold the SUBACK longer.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Routing(pub Arc<Shared>);
+
+/// Wait until every other node that is up and linked has acknowledged the routes reported so far.
+async fn settled(shared: &Shared) {
+    let target = shared.pending_routes.lock().version_of_reported();
+    let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        // Made before looking, so that an acknowledgement between the look and the wait is not missed.
+        let acked = shared.routes_acked.notified();
+        let waiting: Vec<Arc<str>> = {
+            let acks = shared.routes_acks.lock();
+            shared
+                .peers_up
+                .load()
+                .iter()
+                .filter(|p| acks.get(&***p).copied().unwrap_or(0) < target)
+                .filter(|p| forwarder_of(p).is_some())
+                .cloned()
+                .collect()
+        };
+        if waiting.is_empty() {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, acked).await.is_err() {
+            tracing::debug!(
+                ?waiting,
+                version = target,
+                "nodes did not acknowledge a new route in time"
+            );
+            return;
+        }
+    }
+}
+
+impl RemoteRouting for Routing {
+    fn routes_changed(&self, changes: Vec<(RouteKey, bool)>) {
+        self.0.pending_routes.lock().changes.extend(changes);
+        if !self.0.flush_asked.swap(true, Ordering::AcqRel) {
+            match self.0.forwarder.read().as_ref() {
+                Some(forwarder) if forwarder.send_message(ForwarderMsg::Flush).is_ok() => {}
+                // No forwarder right now: the next one starts from the shards' routes, which include these.
+                _ => self.0.flush_asked.store(false, Ordering::Release),
+            }
+        }
+    }
+
+    fn settled(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(settled(&self.0))
+    }
+
+    fn matches(&self, topic: &str, out: &mut RemoteMatch) {
+        self.0.remote_routes.matches(topic, out);
+    }
+
+    fn peers(&self) -> Vec<Arc<str>> {
+        self.0.peers_up.load().to_vec()
+    }
+
+    fn forward(&self, message: &Arc<Message>, to: Forward) {
+        let stats = &self.0.stats;
+        if message_size(message) > MAX_FORWARDED_BYTES {
+            ClusterStats::add(&stats.dropped_too_large, 1);
+            return;
+        }
+        let item = Item {
+            message: message.clone(),
+            deliver: to.deliver,
+            shared: to.shared,
+        };
+        match self.0.link(&to.node).push(item) {
+            Ok(()) => ClusterStats::add(&stats.forwarded, 1),
+            Err(_) => ClusterStats::add(&stats.dropped_queue_full, 1),
+        }
+    }
+}
