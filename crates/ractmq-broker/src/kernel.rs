@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -15,6 +15,7 @@ use ractor::ActorRef;
 
 use crate::config::BrokerConfig;
 use crate::enhanced_auth::Authenticators;
+use crate::handover::RemoteSessions;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session_store::{SessionStore, SupSlot};
@@ -38,6 +39,8 @@ pub struct Kernel {
     pub handshakes: AtomicUsize,
     /// Enhanced authentication methods: SCRAM-SHA-256 over the configured users, then the configured ones.
     pub authenticators: Authenticators,
+    /// Sessions on other nodes, when this node is part of a cluster.
+    remote_sessions: OnceLock<Arc<dyn RemoteSessions>>,
     /// The one line an operator should see when a child could not start (a port in use, say); the
     /// supervisors' wrapping of the error would bury it.
     start_failure: Mutex<Option<String>>,
@@ -70,7 +73,18 @@ impl Kernel {
             handshakes: AtomicUsize::new(0),
             authenticators,
             start_failure: Mutex::new(None),
+            remote_sessions: OnceLock::new(),
         })
+    }
+
+    /// Take sessions over from other nodes through `remote` from now on (once: a cluster layer installs
+    /// itself at start).
+    pub fn set_remote_sessions(&self, remote: Arc<dyn RemoteSessions>) {
+        let _ = self.remote_sessions.set(remote);
+    }
+
+    pub fn remote_sessions(&self) -> Option<&Arc<dyn RemoteSessions>> {
+        self.remote_sessions.get()
     }
 
     /// Record why a child could not start, in one line that says how to fix it. The first one wins: it is

@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::connection::{AbortOnDrop, ReadHalf, Transport, WriteHalf};
 use crate::enhanced_auth::{exchange, HandshakeIo};
+use crate::handover::import;
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::session_actor::Attach;
@@ -169,6 +170,12 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
             return;
         }
     };
+    // A client id is unique cluster-wide: a session of this client on another node moves here first.
+    if let Some(remote) = kernel.remote_sessions() {
+        if let Some(handover) = remote.take_over(&accepted.client_id, accepted.clean_start).await {
+            import(&kernel, accepted.client_id.clone(), handover).await;
+        }
+    }
     let Some(sup) = kernel.session_sup() else {
         refuse(&mut write, protocol, reason::SERVER_UNAVAILABLE, &kernel).await;
         return;

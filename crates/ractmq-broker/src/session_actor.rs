@@ -23,9 +23,10 @@ use ractmq_protocol::channel::DeliverOutcome;
 use ractmq_protocol::connect::Accepted;
 use ractmq_protocol::topic::parse_shared;
 use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::connection::{Io, Permit, Transport};
+use crate::handover::SessionHandover;
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::router::{index_entry, Change, Route, Target};
@@ -95,6 +96,12 @@ pub enum SessionMsg {
     Kick {
         code: u8,
         server_reference: Option<String>,
+    },
+    /// Another node takes this session over: close the connection, end the session here, and reply with what
+    /// it held unless the client starts clean.
+    HandOver {
+        clean_start: bool,
+        reply: RpcReplyPort<Option<SessionHandover>>,
     },
     /// The supervisor has forgotten this ended session: stop. A message, not a stop signal, so that every
     /// Attach the supervisor forwarded before it is handled (sent back) first instead of being dropped.
@@ -338,6 +345,7 @@ impl SessionState {
                     Box::pin(self.apply_effects(myself, fx)).await;
                 }
             }
+            SessionMsg::HandOver { clean_start, reply } => Box::pin(self.hand_over(myself, clean_start, reply)).await,
             SessionMsg::Stop => myself.stop(None),
             SessionMsg::Crash => panic!("session {} crashed on request", self.shared.client_id),
         }
@@ -379,6 +387,32 @@ impl SessionState {
             self.route_will(will);
         }
         old.io.close();
+    }
+
+    /// A connection on another node took this session: close ours as a takeover here would (0x8E, the will
+    /// unless delayed), then give the session away and end it here.
+    async fn hand_over(
+        &mut self,
+        myself: &ActorRef<SessionMsg>,
+        clean_start: bool,
+        reply: RpcReplyPort<Option<SessionHandover>>,
+    ) {
+        if self.ending {
+            let _ = reply.send(None);
+            return;
+        }
+        // Timers armed for the last connection (expiry, a delayed will) no longer apply.
+        self.generation += 1;
+        if let Some(old) = self.online.take() {
+            self.takeover(old);
+            self.shared.set_online(false, &self.kernel.limits, &self.kernel.metrics);
+        }
+        // The new connection cancels a delayed will, wherever it connects.
+        self.shared.state.lock().will = None;
+        let handover = (!clean_start).then(|| self.shared.export());
+        tracing::info!(client = %self.shared.client_id, resumed = !clean_start, "session handed over to another node");
+        self.end_session(myself).await;
+        let _ = reply.send(handover);
     }
 
     async fn recover(&mut self, myself: &ActorRef<SessionMsg>) {

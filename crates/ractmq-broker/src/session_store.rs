@@ -14,6 +14,7 @@ use ractmq_protocol::config::{Limits, OverflowPolicy};
 use ractmq_protocol::{BoundedQueue, Delivery, PushOutcome, Session};
 use ractor::ActorRef;
 
+use crate::handover::SessionHandover;
 use crate::metrics::Metrics;
 use crate::session_actor::{Parked, SessionMsg};
 use crate::session_sup::SessionSupMsg;
@@ -219,6 +220,43 @@ impl SessionShared {
             mb.queue.set_limits(limits.max_offline_queue_len, policy)
         };
         Metrics::add(&metrics.dropped_offline_queue_full, dropped);
+    }
+
+    /// Take on a session handed over by another node (this one is new and has no actor yet).
+    pub fn import(&self, handover: SessionHandover, metrics: &Metrics) {
+        {
+            let mut session = self.state.lock();
+            session.subscriptions = handover.subscriptions.into_iter().collect();
+            session.inflight = handover.inflight.into();
+            session.awaiting_rel = handover.awaiting_rel.into_iter().collect();
+            session.expiry_interval = handover.expiry_interval;
+        }
+        let mut mailbox = self.mailbox.lock();
+        for delivery in handover.queued {
+            if !matches!(mailbox.queue.push(delivery), PushOutcome::Queued) {
+                Metrics::add(&metrics.dropped_offline_queue_full, 1);
+            }
+        }
+    }
+
+    /// Everything the session holds for its client, taken out of it (for another node to take over).
+    pub fn export(&self) -> SessionHandover {
+        let mut session = self.state.lock();
+        let queued = {
+            let mut mailbox = self.mailbox.lock();
+            std::iter::from_fn(|| mailbox.queue.pop()).collect()
+        };
+        SessionHandover {
+            subscriptions: session
+                .subscriptions
+                .iter()
+                .map(|(f, o)| (f.clone(), o.clone()))
+                .collect(),
+            inflight: session.inflight.drain(..).collect(),
+            awaiting_rel: session.awaiting_rel.drain().collect(),
+            expiry_interval: session.expiry_interval,
+            queued,
+        }
     }
 
     /// Queue a delivery and wake the actor if it is not already awake. The only cost on the publisher's side

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
+use crate::handover::SessionHandover;
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::restart::RestartBudget;
@@ -46,6 +47,19 @@ pub enum SessionSupMsg {
     },
     /// Client ids with a session on this node.
     List(RpcReplyPort<Vec<Arc<str>>>),
+    /// Another node takes `client_id`'s session over: close it and end it here, replying with what it held
+    /// unless `clean_start` (see `handover`).
+    HandOver {
+        client_id: String,
+        clean_start: bool,
+        reply: RpcReplyPort<Option<SessionHandover>>,
+    },
+    /// A session handed over by another node becomes this node's, unless one exists here; replies with it.
+    Import {
+        client_id: Arc<str>,
+        handover: Box<SessionHandover>,
+        reply: RpcReplyPort<Option<Arc<SessionShared>>>,
+    },
 }
 
 // Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
@@ -151,6 +165,35 @@ impl Actor for SessionSup {
             }
             SessionSupMsg::List(reply) => {
                 let _ = reply.send(state.sessions.keys().cloned().collect());
+            }
+            SessionSupMsg::HandOver {
+                client_id,
+                clean_start,
+                reply,
+            } => {
+                // To the live actor, or through the gate of a hibernated session (which wakes it). With no
+                // actor at all (between a failure and its restart) the port drops, and the asking node goes on
+                // as if there were no session.
+                if let Some((shared, _)) = state.sessions.get(client_id.as_str()) {
+                    let _ = shared.try_send(SessionMsg::HandOver { clean_start, reply });
+                } else {
+                    let _ = reply.send(None);
+                }
+            }
+            SessionSupMsg::Import {
+                client_id,
+                handover,
+                reply,
+            } => {
+                if state.sessions.contains_key(&client_id) {
+                    let _ = reply.send(None);
+                } else {
+                    let shared = SessionShared::new(client_id, &state.kernel.limits, state.kernel.session_sup.clone());
+                    shared.import(*handover, &state.kernel.metrics);
+                    state.kernel.store.insert(shared.clone());
+                    state.sessions.insert(shared.client_id.clone(), (shared.clone(), None));
+                    let _ = reply.send(Some(shared));
+                }
             }
         }
         Ok(())

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::membership::MemberEvent;
 use crate::pump;
+use crate::sessions;
 use crate::state::Shared;
 use crate::stats::ClusterStats;
 use crate::wire::{self, Ack, Batch, Routes, RoutesAck, Wire, WireRoute};
@@ -170,6 +171,15 @@ impl Actor for Forwarder {
                             .kernel
                             .router
                             .retain_if_absent(Arc::new(message.into_message(now)));
+                    }
+                }
+                Ok(Wire::TakeOver(request)) => {
+                    // The session actor's work (closing, unrouting) must not hold up this forwarder.
+                    tokio::spawn(sessions::answer(state.shared.clone(), state.kernel.clone(), request));
+                }
+                Ok(Wire::TakenOver(answer)) => {
+                    if let Some(to) = state.shared.takeovers.lock().get(&answer.request) {
+                        let _ = to.try_send(answer.session);
                     }
                 }
                 Ok(Wire::Hello(_)) => {}

@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use ractmq_broker::{RouteKey, SupervisorMsg};
 use ractor::ActorRef;
 use ractor_cluster::NodeServerMessage;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, mpsc, Notify};
 
 use crate::config::ClusterConfig;
 use crate::forwarder::ForwarderMsg;
@@ -22,6 +22,7 @@ use crate::link::PeerLink;
 use crate::membership::{MemberEvent, Membership};
 use crate::remote_routes::RemoteRoutes;
 use crate::stats::ClusterStats;
+use crate::wire::WireSession;
 
 /// Membership changes a subscriber may fall behind by before it misses some (it is then told it lagged and
 /// should read the membership again).
@@ -83,6 +84,9 @@ pub struct Shared {
     /// The other nodes that are up: retained messages go to each.
     pub peers_up: ArcSwap<Vec<Arc<str>>>,
     pub stats: ClusterStats,
+    /// Takeovers this node asked the others for, by request number: where their answers go.
+    pub takeovers: Mutex<HashMap<u64, mpsc::Sender<Option<WireSession>>>>,
+    pub next_request: AtomicU64,
 }
 
 impl Shared {
@@ -107,6 +111,8 @@ impl Shared {
             inbound: Inbound::default(),
             peers_up: ArcSwap::from_pointee(Vec::new()),
             stats: ClusterStats::default(),
+            takeovers: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
             membership: RwLock::new(membership),
             events: broadcast::channel(EVENT_BUFFER).0,
             node_server: RwLock::new(None),

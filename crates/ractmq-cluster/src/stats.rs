@@ -16,6 +16,11 @@ pub struct ClusterStats {
     pub dropped_node_restarted: AtomicU64,
     /// Dropped because they are too large to cross between nodes.
     pub dropped_too_large: AtomicU64,
+    /// Sessions taken over from other nodes, and given to them.
+    pub sessions_taken_over: AtomicU64,
+    pub sessions_handed_over: AtomicU64,
+    /// Queued messages of a handed-over session left behind because the session was too large to move.
+    pub dropped_handover_too_large: AtomicU64,
     /// Messages from other nodes that could not be read (another version, or corrupt).
     pub unreadable: AtomicU64,
 }

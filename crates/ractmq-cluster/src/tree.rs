@@ -24,6 +24,7 @@ use crate::connector::Connector;
 use crate::forwarder::{Forwarder, ForwarderArgs};
 use crate::node_server;
 use crate::routing::Routing;
+use crate::sessions::Sessions;
 use crate::state::Shared;
 
 /// Restarts the cluster supervisor allows before it fails (and the root restarts the whole cluster subtree).
@@ -35,6 +36,7 @@ pub struct Hook(pub Arc<Shared>);
 impl ClusterHook for Hook {
     fn child_spec(&self, kernel: &Arc<Kernel>) -> ChildSpec {
         kernel.router.set_remote(Arc::new(Routing(self.0.clone())));
+        kernel.set_remote_sessions(Arc::new(Sessions(self.0.clone())));
         let children = vec![
             counted(node_server_spec(self.0.clone(), kernel.clone()), kernel),
             counted(agent_spec(self.0.clone(), kernel.clone()), kernel),

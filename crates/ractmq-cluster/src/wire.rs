@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::check_name;
 pub use crate::wire_message::WireMessage;
+pub use crate::wire_session::WireSession;
 
 /// Bumped when [`Wire`] changes incompatibly; a node refuses messages of another version and says so.
 pub const WIRE_VERSION: u16 = 2;
@@ -42,6 +43,25 @@ pub enum Wire {
     RoutesAck(RoutesAck),
     /// Retained messages of the sender, for a node that may have missed them.
     Retained(Vec<WireMessage>),
+    /// A client connected to the sender with this client id: give up your session of it.
+    TakeOver(TakeOver),
+    /// The answer to a [`TakeOver`]: the session, if there was one and the client resumes it.
+    TakenOver(TakenOver),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakeOver {
+    pub from: String,
+    pub request: u64,
+    pub client_id: String,
+    pub clean_start: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakenOver {
+    pub from: String,
+    pub request: u64,
+    pub session: Option<WireSession>,
 }
 
 /// Messages forwarded by one node, the first numbered `first_seq` and the rest following.
@@ -171,7 +191,8 @@ pub fn decode(bytes: &[u8]) -> Result<Wire, DecodeError> {
 /// The limits bincode cannot express.
 fn check(message: &Wire) -> Result<(), String> {
     let items = match message {
-        Wire::Hello(_) | Wire::Ack(_) | Wire::RoutesAck(_) => 0,
+        Wire::Hello(_) | Wire::Ack(_) | Wire::RoutesAck(_) | Wire::TakeOver(_) => 0,
+        Wire::TakenOver(t) => t.session.as_ref().map_or(0, |s| s.queued.len() + s.inflight.len()),
         Wire::Batch(b) => b.items.len(),
         Wire::Routes(r) => r.add.len() + r.remove.len(),
         Wire::Retained(r) => r.len(),
@@ -187,6 +208,11 @@ fn check(message: &Wire) -> Result<(), String> {
         Wire::Ack(a) => check_name(&a.from).map_err(|e| format!("node name {e}")),
         Wire::Routes(r) => check_name(&r.from).map_err(|e| format!("node name {e}")),
         Wire::RoutesAck(r) => check_name(&r.from).map_err(|e| format!("node name {e}")),
+        Wire::TakeOver(t) => check_name(&t.from).map_err(|e| format!("node name {e}")),
+        Wire::TakenOver(t) => {
+            check_name(&t.from).map_err(|e| format!("node name {e}"))?;
+            t.session.as_ref().map_or(Ok(()), WireSession::check)
+        }
         Wire::Retained(r) => r.iter().try_for_each(WireMessage::check),
         Wire::Hello(hello) => {
             check_name(&hello.name).map_err(|e| format!("node name {e}"))?;

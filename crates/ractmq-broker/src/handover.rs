@@ -1,0 +1,102 @@
+//! Moving a session from one node to another: a client id is unique cluster-wide, so a client that connects
+//! to node B with the id of a session on node A takes that session over, as EMQX does.
+//!
+//! B asks the other nodes through [`RemoteSessions`] (the cluster layer carries the question); A's session
+//! actor closes its connection (0x8E, as a takeover on one node does), ends its session there and, unless the
+//! client starts clean, hands over its subscriptions, messages in flight and queued messages
+//! ([`SessionHandover`]); B makes them its own ([`import`]) before the new connection attaches, so the client
+//! finds its session present. Without a cluster layer none of this runs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractmq_protocol::session::Inflight;
+use ractmq_protocol::{Delivery, SubOptions};
+
+use crate::kernel::Kernel;
+use crate::router::{index_entry, Change, Route, Target};
+use crate::session_sup::SessionSupMsg;
+
+/// What a session carries from one node to another.
+#[derive(Debug, Clone, Default)]
+pub struct SessionHandover {
+    /// Filter (as the client sent it) and options.
+    pub subscriptions: Vec<(String, SubOptions)>,
+    /// Outgoing QoS 1/2 messages not yet completed, with their packet ids, oldest first.
+    pub inflight: Vec<Inflight>,
+    /// Incoming QoS 2 packet ids routed and awaiting PUBREL.
+    pub awaiting_rel: Vec<u16>,
+    pub expiry_interval: u32,
+    /// Messages queued for the client, oldest first.
+    pub queued: Vec<Delivery>,
+}
+
+/// What a cluster layer provides for sessions across nodes; installed with [`Kernel::set_remote_sessions`].
+pub trait RemoteSessions: Send + Sync + 'static {
+    /// Have every other node give up its session of `client_id` (closing its connection); the session, if one
+    /// was found and `clean_start` is false. Bounded in time: a node that does not answer is taken to have
+    /// none.
+    fn take_over<'a>(
+        &'a self,
+        client_id: &'a str,
+        clean_start: bool,
+    ) -> Pin<Box<dyn Future<Output = Option<SessionHandover>> + Send + 'a>>;
+}
+
+/// Longest this node waits for its own session actor to hand a session over.
+const HAND_OVER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Give up this node's session of `client_id` to another node: its connection is closed, the session ends
+/// here, and (unless `clean_start`) what it held is returned. `None` if there is no such session.
+pub async fn hand_over(kernel: &Kernel, client_id: &str, clean_start: bool) -> Option<SessionHandover> {
+    let sup = kernel.session_sup()?;
+    let client_id = client_id.to_string();
+    ractor::call_t!(
+        sup,
+        |reply| SessionSupMsg::HandOver {
+            client_id,
+            clean_start,
+            reply
+        },
+        HAND_OVER_TIMEOUT.as_millis() as u64
+    )
+    .ok()
+    .flatten()
+}
+
+/// Make `handover` this node's session of `client_id`, routes included, unless this node has one already (a
+/// local session wins: it is the newer). Call before the client's connection attaches.
+pub async fn import(kernel: &Kernel, client_id: Arc<str>, handover: SessionHandover) {
+    let Some(sup) = kernel.session_sup() else {
+        return;
+    };
+    let imported = ractor::call!(sup, |reply| SessionSupMsg::Import {
+        client_id,
+        handover: Box::new(handover),
+        reply
+    });
+    let Ok(Some(shared)) = imported else {
+        return;
+    };
+    let changes: Vec<Change> = shared
+        .state
+        .lock()
+        .subscriptions
+        .iter()
+        .map(|(filter, options)| {
+            let (path, key, group) = index_entry(filter, &shared.client_id);
+            Change {
+                filter: path.to_string(),
+                key,
+                route: Some(Route {
+                    target: Target::Session(shared.clone()),
+                    options: options.clone(),
+                    shared: group,
+                }),
+            }
+        })
+        .collect();
+    kernel.router.apply(changes).await;
+}

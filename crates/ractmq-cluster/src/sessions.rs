@@ -1,0 +1,93 @@
+//! Takeover across nodes, both ends: asking every other node for a client's session when it connects here
+//! ([`RemoteSessions`], called by the broker before the connection attaches), and answering another node
+//! that asks (the forwarder hands the question to [`answer`]).
+//!
+//! A node that does not answer within [`TAKEOVER_TIMEOUT`] is taken to have no session: the client is not
+//! kept waiting for a node that is about to be found down. Should that node still hold a session of the
+//! client (a partition), there are two until it is told again; see supervision.md.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractmq_broker::handover::hand_over;
+use ractmq_broker::{Kernel, RemoteSessions, SessionHandover};
+use tokio::sync::mpsc;
+
+use crate::forwarder::{forwarder_of, ForwarderMsg};
+use crate::state::Shared;
+use crate::stats::ClusterStats;
+use crate::wire::{self, TakeOver, TakenOver, Wire, WireSession};
+
+/// Longest a connecting client waits for the other nodes to give up its session.
+pub const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Sessions(pub Arc<Shared>);
+
+impl RemoteSessions for Sessions {
+    fn take_over<'a>(
+        &'a self,
+        client_id: &'a str,
+        clean_start: bool,
+    ) -> Pin<Box<dyn Future<Output = Option<SessionHandover>> + Send + 'a>> {
+        Box::pin(take_over(&self.0, client_id, clean_start))
+    }
+}
+
+async fn take_over(shared: &Shared, client_id: &str, clean_start: bool) -> Option<SessionHandover> {
+    let peers: Vec<_> = shared.peers_up.load().iter().filter_map(|p| forwarder_of(p)).collect();
+    if peers.is_empty() {
+        return None;
+    }
+    let request = shared.next_request.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut answers) = mpsc::channel(peers.len());
+    shared.takeovers.lock().insert(request, tx);
+    let ask = wire::encode(&Wire::TakeOver(TakeOver {
+        from: shared.config.node_name.clone(),
+        request,
+        client_id: client_id.to_string(),
+        clean_start,
+    }));
+    let mut asked = 0;
+    for peer in peers {
+        if peer.send_message(ForwarderMsg::Peer(ask.clone())).is_ok() {
+            asked += 1;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + TAKEOVER_TIMEOUT;
+    let mut found = None;
+    for _ in 0..asked {
+        match tokio::time::timeout_at(deadline, answers.recv()).await {
+            Ok(Some(session)) => found = found.or(session),
+            _ => {
+                tracing::debug!(client = client_id, "a node did not answer a takeover in time");
+                break;
+            }
+        }
+    }
+    shared.takeovers.lock().remove(&request);
+    let session = found?;
+    ClusterStats::add(&shared.stats.sessions_taken_over, 1);
+    Some(session.into_handover(Instant::now()))
+}
+
+/// Another node asks for a session: give it up here and send back what it held.
+pub async fn answer(shared: Arc<Shared>, kernel: Arc<Kernel>, request: TakeOver) {
+    let handover = hand_over(&kernel, &request.client_id, request.clean_start).await;
+    let session = handover.map(|h| {
+        ClusterStats::add(&shared.stats.sessions_handed_over, 1);
+        let (session, left_out) = WireSession::from_handover(&h, Instant::now());
+        ClusterStats::add(&shared.stats.dropped_handover_too_large, left_out as u64);
+        session
+    });
+    let reply = Wire::TakenOver(TakenOver {
+        from: shared.config.node_name.clone(),
+        request: request.request,
+        session,
+    });
+    if let Some(to) = forwarder_of(&request.from) {
+        let _ = to.send_message(ForwarderMsg::Peer(wire::encode(&reply)));
+    }
+}

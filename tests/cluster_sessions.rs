@@ -1,0 +1,76 @@
+//! Sessions across a cluster of real `ractmq` processes, with real MQTT clients: a client id is unique
+//! cluster-wide, so connecting on another node takes the session over — the old connection is closed, and a
+//! client that resumes finds its subscriptions and the messages queued for it on the new node.
+
+mod common;
+
+use common::cluster::start_cluster;
+use common::{options, Client};
+use rumqttc::QoS;
+
+fn persistent(node: &common::cluster::Node, id: &str) -> rumqttc::MqttOptions {
+    let mut o = options(node.mqtt, id);
+    o.set_clean_session(false);
+    o
+}
+
+#[tokio::test]
+async fn connecting_on_another_node_takes_the_live_session_over() {
+    let nodes = start_cluster(3, &[]).await;
+    let mut first = Client::connect_with(persistent(&nodes[0], "device")).await;
+    first.subscribe("cmd/#", QoS::AtLeastOnce).await;
+    let publisher = Client::connect(nodes[2].mqtt, "pub-n3").await;
+    publisher.publish("cmd/1", QoS::AtLeastOnce, false, "one").await;
+    assert_eq!(&first.expect_publish().await.payload[..], b"one");
+
+    let mut second = Client::start(persistent(&nodes[1], "device"));
+    let connack = second.expect_connack().await;
+    assert!(connack.session_present, "the session on n1 was resumed on n2");
+    first.expect_disconnect().await;
+
+    // The subscription moved with the session: n3's messages now reach the device on n2.
+    publisher.publish("cmd/2", QoS::AtLeastOnce, false, "two").await;
+    let p = second.expect_publish().await;
+    assert_eq!((p.topic.as_str(), &p.payload[..]), ("cmd/2", &b"two"[..]));
+}
+
+#[tokio::test]
+async fn messages_queued_for_an_offline_session_follow_it_to_another_node() {
+    let nodes = start_cluster(3, &[]).await;
+    let device = Client::connect_with(persistent(&nodes[0], "sleeper")).await;
+    let mut device = device;
+    device.subscribe("inbox/#", QoS::AtLeastOnce).await;
+    device.client.disconnect().await.unwrap();
+    device.expect_disconnect().await;
+
+    // A watcher on n1 proves the messages from n3 have reached n1 (they cross in order).
+    let mut watcher = Client::connect(nodes[0].mqtt, "watcher-n1").await;
+    watcher.subscribe("marker", QoS::AtLeastOnce).await;
+    let publisher = Client::connect(nodes[2].mqtt, "pub-n3").await;
+    for i in 0..5 {
+        publisher
+            .publish(&format!("inbox/{i}"), QoS::AtLeastOnce, false, i.to_string())
+            .await;
+    }
+    publisher.publish("marker", QoS::AtLeastOnce, false, "sent").await;
+    watcher.publishes_until("marker").await;
+
+    let mut resumed = Client::start(persistent(&nodes[1], "sleeper"));
+    assert!(resumed.expect_connack().await.session_present);
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(String::from_utf8_lossy(&resumed.expect_publish().await.payload).into_owned());
+    }
+    assert_eq!(got, ["0", "1", "2", "3", "4"]);
+
+    // A clean start on a third node discards the session everywhere.
+    resumed.client.disconnect().await.unwrap();
+    resumed.expect_disconnect().await;
+    let mut fresh = Client::start(options(nodes[2].mqtt, "sleeper"));
+    assert!(!fresh.expect_connack().await.session_present);
+    let mut again = Client::start(persistent(&nodes[0], "sleeper"));
+    assert!(
+        !again.expect_connack().await.session_present,
+        "the clean start ended the session cluster-wide"
+    );
+}
