@@ -123,6 +123,9 @@ struct StartArgs {
     /// the other nodes can dial.
     #[arg(long, requires = "node_name")]
     cluster_listen: Option<SocketAddr>,
+    /// Where the other nodes dial this node, when not --cluster-listen (behind a port mapping or a proxy).
+    #[arg(long, requires = "node_name")]
+    cluster_advertise: Option<SocketAddr>,
     /// A node to join through, as NAME@IP:PORT, e.g. n2@127.0.0.1:4371 (repeat for more). One reachable seed
     /// is enough: the rest of the cluster is learned from it. A seed that is this node is skipped.
     #[arg(long = "seed", value_parser = ractmq_cluster::parse_seed, requires = "node_name")]
@@ -211,6 +214,7 @@ async fn start(args: StartArgs) -> ExitCode {
     if let (Some(node_name), Some(listen)) = (args.node_name, args.cluster_listen) {
         let mut cluster = ClusterConfig::new(node_name, listen, args.cookie.unwrap_or_default());
         cluster.seeds = args.seeds;
+        cluster.advertise = args.cluster_advertise;
         cluster.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms);
         cluster.down_after = Duration::from_millis(args.down_after_ms);
         cluster.forward_queue = args.forward_queue;

@@ -55,17 +55,25 @@ impl Node {
                 Ok(())
             });
         }
+        // Fast heartbeats so that tests do not wait long for a node to be found down; a test may give its own.
+        let mut defaults = vec![
+            "--sys-interval",
+            "1",
+            "--heartbeat-interval-ms",
+            "250",
+            "--down-after-ms",
+            "2000",
+        ];
+        for flag in ["--heartbeat-interval-ms", "--down-after-ms"] {
+            if self.extra.iter().any(|a| a == flag) {
+                let i = defaults.iter().position(|d| *d == flag).unwrap();
+                defaults.drain(i..i + 2);
+            }
+        }
         let mut child = command
             .args(["start", "--listen", &self.mqtt.to_string()])
             .args(["--node-name", &self.name, "--cluster-listen", &self.cluster.to_string()])
-            .args([
-                "--sys-interval",
-                "1",
-                "--heartbeat-interval-ms",
-                "250",
-                "--down-after-ms",
-                "2000",
-            ])
+            .args(defaults)
             .args(&self.extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

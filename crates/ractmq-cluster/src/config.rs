@@ -12,6 +12,9 @@ pub struct ClusterConfig {
     /// Where this node listens for other nodes. Peers dial this very address, so it must be one they can
     /// reach: a concrete IP and a fixed port.
     pub cluster_listen: SocketAddr,
+    /// Where the other nodes dial this node, when not `cluster_listen` (behind a NAT, a port mapping or a
+    /// proxy).
+    pub advertise: Option<SocketAddr>,
     /// Nodes to join through, as (name, cluster address). One reachable seed is enough: the rest of the
     /// membership is learned from it. A seed that is this node is skipped, so every node can be given the
     /// same list.
@@ -33,6 +36,7 @@ impl ClusterConfig {
         ClusterConfig {
             node_name: node_name.into(),
             cluster_listen,
+            advertise: None,
             seeds: Vec::new(),
             cookie: cookie.into(),
             heartbeat_interval: Duration::from_secs(1),
@@ -56,6 +60,13 @@ impl ClusterConfig {
                 "--cluster-listen {listen}: peers dial this address, so give a fixed port (not 0)"
             ));
         }
+        if let Some(advertise) = self.advertise {
+            if advertise.ip().is_unspecified() || advertise.port() == 0 {
+                return Err(format!(
+                    "--cluster-advertise {advertise}: peers dial this address, so give a concrete IP and a fixed port"
+                ));
+            }
+        }
         if self.cookie.is_empty() {
             return Err("--cookie is empty: give every node of the cluster the same secret".into());
         }
@@ -74,7 +85,7 @@ impl ClusterConfig {
         }
         for (name, addr) in &self.seeds {
             check_name(name).map_err(|e| format!("--seed {name}@{addr}: the name {e}"))?;
-            if name == &self.node_name && *addr != listen {
+            if name == &self.node_name && *addr != listen && *addr != self.advertised() {
                 return Err(format!(
                     "--seed {name}@{addr} has this node's name but another address: every node needs its own --node-name"
                 ));
@@ -85,9 +96,14 @@ impl ClusterConfig {
 
     /// The seeds other than this node.
     pub fn other_seeds(&self) -> impl Iterator<Item = &(String, SocketAddr)> {
-        self.seeds
-            .iter()
-            .filter(|(name, addr)| name != &self.node_name && *addr != self.cluster_listen)
+        self.seeds.iter().filter(|(name, addr)| {
+            name != &self.node_name && *addr != self.cluster_listen && *addr != self.advertised()
+        })
+    }
+
+    /// Where the other nodes dial this node.
+    pub fn advertised(&self) -> SocketAddr {
+        self.advertise.unwrap_or(self.cluster_listen)
     }
 }
 

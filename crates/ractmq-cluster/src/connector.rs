@@ -24,7 +24,6 @@ use crate::backoff::{Backoff, MAX_RETRY};
 use crate::handshakes::{Handshakes, HANDSHAKE_TIMEOUT};
 use crate::link_events::{LinkEvent, LinkEvents};
 use crate::membership::{human, MemberState};
-use crate::node_server;
 use crate::stale_links::LinkAges;
 use crate::state::Shared;
 
@@ -145,29 +144,35 @@ impl ConnectorState {
         for line in self.auth.verdicts(now) {
             tracing::warn!("{line}");
         }
-        // A peer's connection string is its cluster address as it was configured, which is what members are
-        // known by.
+        // Links are matched to members by node name (a peer's ractor_cluster name is `NAME@HOST`), not by
+        // address: a member may be reached through an address other than the one it listens on
+        // (--cluster-advertise).
         let links: Vec<(ActorRef<NodeSessionMessage>, String)> = sessions
             .into_values()
-            .filter_map(|s| Some((s.actor, s.peer_name?.connection_string)))
+            .filter_map(|s| {
+                let name = s.peer_name?.name;
+                let node = name.split_once('@').map_or(name.as_str(), |(n, _)| n).to_string();
+                Some((s.actor, node))
+            })
             .collect();
         let linked: HashSet<&str> = links.iter().map(|(_, peer)| peer.as_str()).collect();
-        let is_linked = |addr: SocketAddr| linked.contains(node_server::connection_string(addr).as_str());
+        let is_linked = |name: &str| linked.contains(name);
         let (targets, down) = {
             let mut membership = self.shared.membership.write();
             membership.set_links(is_linked);
-            let targets: Vec<SocketAddr> = membership.others().map(|m| m.cluster_addr).collect();
-            let down: HashMap<String, String> = membership
+            let targets: Vec<(String, SocketAddr)> =
+                membership.others().map(|m| (m.name.clone(), m.cluster_addr)).collect();
+            let down: HashSet<String> = membership
                 .others()
                 .filter(|m| m.state == MemberState::Down)
-                .map(|m| (node_server::connection_string(m.cluster_addr), m.name.clone()))
+                .map(|m| m.name.clone())
                 .collect();
             (targets, down)
         };
         self.close_stale_links(&links, &down, now);
-        self.backoff.retain(|addr, _| targets.contains(addr));
-        for addr in targets {
-            if is_linked(addr) {
+        self.backoff.retain(|addr, _| targets.iter().any(|(_, a)| a == addr));
+        for (name, addr) in targets {
+            if is_linked(&name) {
                 self.backoff.remove(&addr);
                 self.reported.remove(&addr);
             } else {
@@ -199,23 +204,22 @@ impl ConnectorState {
     }
 
     /// Close the links to members found down that have been open long enough to have said hello (see
-    /// `stale_links.rs`). `down` maps a down member's connection string to its name.
+    /// `stale_links.rs`). `down` holds the names of the members found down.
     fn close_stale_links(
         &mut self,
         links: &[(ActorRef<NodeSessionMessage>, String)],
-        down: &HashMap<String, String>,
+        down: &HashSet<String>,
         now: Instant,
     ) {
-        let down_addrs: HashSet<String> = down.keys().cloned().collect();
         let ids = links.iter().map(|(actor, peer)| (actor.get_id(), peer.as_str()));
         let patience = self.shared.config.down_after;
-        for stale in self.ages.stale(ids, &down_addrs, now, patience) {
+        for stale in self.ages.stale(ids, down, now, patience) {
             let Some((actor, peer)) = links.iter().find(|(a, _)| a.get_id() == stale) else {
                 continue;
             };
             tracing::info!(
                 "closing the link to node {}: open but silent for {}, so it is dialled afresh",
-                down.get(peer).map_or(peer.as_str(), String::as_str),
+                peer,
                 human(patience)
             );
             self.auth.closing(stale);

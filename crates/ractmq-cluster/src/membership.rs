@@ -127,7 +127,7 @@ impl Membership {
             config.node_name.clone(),
             Member {
                 name: config.node_name.clone(),
-                cluster_addr: config.cluster_listen,
+                cluster_addr: config.advertised(),
                 mqtt_addr: None,
                 state: MemberState::Up,
                 is_self: true,
@@ -299,10 +299,10 @@ impl Membership {
         events
     }
 
-    /// Record which members have a link open: those whose cluster address `is_linked`.
-    pub fn set_links(&mut self, is_linked: impl Fn(SocketAddr) -> bool) {
+    /// Record which members have a link open: those whose name `is_linked`.
+    pub fn set_links(&mut self, is_linked: impl Fn(&str) -> bool) {
         for member in self.members.values_mut().filter(|m| !m.is_self) {
-            member.linked = is_linked(member.cluster_addr);
+            member.linked = is_linked(&member.name);
         }
     }
 
@@ -439,10 +439,10 @@ mod tests {
     }
 
     #[test]
-    fn links_are_recorded_by_address() {
+    fn links_are_recorded_by_name() {
         let mut m = n1();
         m.heard(&hello("n3", 4372, 7, &[]), Instant::now());
-        m.set_links(|a| a == addr(4372));
+        m.set_links(|name| name == "n3");
         let linked: Vec<(String, bool)> = m.members().into_iter().map(|m| (m.name, m.linked)).collect();
         assert_eq!(linked, [("n1".into(), true), ("n2".into(), false), ("n3".into(), true)]);
     }

@@ -43,6 +43,12 @@ pub async fn run(shared: Arc<Shared>, kernel: Arc<Kernel>, node: String) {
             current = Some(to.get_id());
             send_all_routes(&shared, &to);
             send_retained(&shared, &kernel, &to);
+            let unacknowledged = link.len();
+            if unacknowledged > 0 {
+                tracing::info!(
+                    "link to node {node} up: sending again the {unacknowledged} messages it had not acknowledged"
+                );
+            }
         }
         let id = to.get_id();
         while let Some((first_seq, items)) = link.next_batch(&id, BATCH_ITEMS, BATCH_BYTES, item_size) {

@@ -25,7 +25,7 @@ impl<Id> Default for LinkAges<Id> {
 }
 
 impl<Id: Copy + Eq + Hash> LinkAges<Id> {
-    /// The links open at `now`, each with the cluster address of its peer (as a connection string); returns
+    /// The links open at `now`, each with the name of its peer node; returns
     /// the stale ones: to a peer in `down`, and open for at least `patience`.
     pub fn stale<'a>(
         &mut self,

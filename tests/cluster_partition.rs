@@ -1,0 +1,76 @@
+//! A cut link between two `ractmq` nodes that heals: every node is reached only through a proxy the test
+//! controls (`--cluster-advertise`), the proxies cut the link in the middle of QoS 1 traffic, and once they
+//! heal, the subscriber on the other node has every message the publisher's node acknowledged, once each and
+//! in order. The cut is shorter than --down-after-ms, so neither node is marked down: the messages wait in
+//! the publishing node's queue for that node and are sent again on the new link.
+
+mod common;
+
+use common::cluster::{free_addrs, until_all_list, Node, COOKIE};
+use common::proxy::Proxy;
+use common::{eventually, Client};
+use rumqttc::QoS;
+
+#[tokio::test]
+async fn messages_acknowledged_during_a_cut_arrive_once_the_link_heals() {
+    let addrs = free_addrs(4);
+    let (mqtt, listen) = (&addrs[..2], &addrs[2..]);
+    let proxies = [Proxy::start(listen[0]).await, Proxy::start(listen[1]).await];
+    let node = |i: usize, seed: Option<&Proxy>| {
+        let mut args = vec![
+            "--cookie".to_string(),
+            COOKIE.to_string(),
+            "--cluster-advertise".to_string(),
+            proxies[i].addr.to_string(),
+            "--down-after-ms".to_string(),
+            "30000".to_string(),
+        ];
+        if let Some(seed) = seed {
+            args.extend(["--seed".to_string(), format!("n1@{}", seed.addr)]);
+        }
+        Node::new(&format!("n{}", i + 1), mqtt[i], listen[i], &args)
+    };
+    let mut nodes = [node(0, None), node(1, Some(&proxies[0]))];
+    for n in &mut nodes {
+        n.start();
+    }
+    until_all_list(&[&nodes[0], &nodes[1]], "n1,n2").await;
+
+    let mut sub = Client::connect(nodes[1].mqtt, "sub-n2").await;
+    sub.subscribe("p/#", QoS::AtLeastOnce).await;
+    let publisher = Client::connect(nodes[0].mqtt, "pub-n1").await;
+    const N: usize = 300;
+    for i in 0..N {
+        if i == N / 3 {
+            for p in &proxies {
+                p.cut();
+            }
+            eventually("the proxies carry no connection", || {
+                proxies.iter().all(|p| p.open_connections() == 0)
+            })
+            .await;
+        }
+        if i == 2 * N / 3 {
+            for p in &proxies {
+                p.heal();
+            }
+        }
+        publisher.publish("p/q1", QoS::AtLeastOnce, false, i.to_string()).await;
+    }
+    publisher.publish("p/end", QoS::AtLeastOnce, false, "end").await;
+    let got: Vec<usize> = sub
+        .publishes_until("p/end")
+        .await
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).parse().unwrap())
+        .collect();
+    assert_eq!(got, (0..N).collect::<Vec<_>>(), "every message, once, in order");
+    assert!(
+        nodes[0].logged("link to node n2 up: sending again the"),
+        "n1 sent again what the cut had left unacknowledged"
+    );
+    assert!(
+        nodes.iter().all(|n| !n.logged("down:")),
+        "the cut was shorter than --down-after-ms: no node was marked down"
+    );
+}
