@@ -11,7 +11,7 @@
 //! | file | what it owns |
 //! |---|---|
 //! | `config.rs` | the settings and their checks |
-//! | `node_server.rs` | starting ractor_cluster's node server (listener, cookie, transitive links) |
+//! | `node_server.rs` | starting ractor_cluster's node server (listener, cookie) |
 //! | `agent.rs` | the remotable actor for membership: hellos, the failure detector, announcements |
 //! | `forwarder.rs` | the remotable actor for routing: route lists in and out, forwarded messages in |
 //! | `routing.rs` | what the broker calls: match other nodes' routes, queue a message for a node |

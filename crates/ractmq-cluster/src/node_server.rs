@@ -1,8 +1,9 @@
 //! Starting ractor_cluster's node server: the listener for other nodes, cookie authentication, and one
 //! session per linked node.
 //!
-//! Its connection mode is transitive, so a node that links to one member is told of the members that one is
-//! linked to and dials them too. The node server is ractor_cluster's own actor and supervises its listener
+//! Its connection mode is isolated: ractor_cluster's transitive mode would dial the listen addresses peers
+//! report, bypassing `--cluster-advertise`, and over plain TCP only. The connector dials every member the
+//! hellos name instead (see `connector.rs`), which makes the same full mesh. The node server is ractor_cluster's own actor and supervises its listener
 //! and sessions itself; ractmq supervises the node server (see `tree.rs`).
 
 use std::net::{IpAddr, SocketAddr};
@@ -61,7 +62,7 @@ pub async fn start(shared: Arc<Shared>, kernel: Arc<Kernel>, sup: ActorCell) -> 
         config.node_name.clone(),
         host(addr.ip()),
         None,
-        Some(NodeConnectionMode::Transitive),
+        Some(NodeConnectionMode::Isolated),
     )
     .with_listen_addr(addr.ip());
     let (node_server, _) = Actor::spawn_linked(None, server, (), sup).await?;
