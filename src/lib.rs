@@ -7,7 +7,7 @@ pub use ractmq_broker::{
     ApiError, Broker, BrokerConfig, Chaos, ChildSpec, Metrics, RestartPolicy, SharedStrategy, StartError, Subscription,
     Supervisor, SupervisorArgs, SupervisorMsg,
 };
-pub use ractmq_cluster::{Cluster, ClusterConfig, Member, MemberEvent, MemberState};
+pub use ractmq_cluster::{Cluster, ClusterConfig, ClusterTls, Member, MemberEvent, MemberState};
 pub use ractmq_codec::{Protocol, QoS};
 pub use ractmq_protocol::{Limits, Message, OverflowPolicy, Redirect};
 

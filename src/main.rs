@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ractmq::{Broker, BrokerConfig, Cluster, ClusterConfig, OverflowPolicy, QoS, Redirect, SharedStrategy};
+use ractmq::{Broker, BrokerConfig, Cluster, ClusterConfig, ClusterTls, OverflowPolicy, QoS, Redirect, SharedStrategy};
 
 #[derive(Parser)]
 #[command(
@@ -139,6 +139,16 @@ struct StartArgs {
     /// Milliseconds without a heartbeat after which a node is marked down (and its routes dropped).
     #[arg(long, default_value_t = 5000)]
     down_after_ms: u64,
+    /// TLS between nodes: this node's certificate (PEM), with its node name among its DNS names. With
+    /// --cluster-tls-key and --cluster-tls-ca; every node then needs a certificate from that CA.
+    #[arg(long, requires_all = ["cluster_tls_key", "cluster_tls_ca", "node_name"])]
+    cluster_tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --cluster-tls-cert (PEM).
+    #[arg(long, requires = "cluster_tls_cert")]
+    cluster_tls_key: Option<std::path::PathBuf>,
+    /// The certificate authority of the cluster (PEM): peers must show a certificate it signed.
+    #[arg(long, requires = "cluster_tls_cert")]
+    cluster_tls_ca: Option<std::path::PathBuf>,
     /// Messages queued towards one other node and not yet acknowledged by it; beyond, messages for that node
     /// are dropped (and counted).
     #[arg(long, default_value_t = 100_000)]
@@ -215,6 +225,9 @@ async fn start(args: StartArgs) -> ExitCode {
         let mut cluster = ClusterConfig::new(node_name, listen, args.cookie.unwrap_or_default());
         cluster.seeds = args.seeds;
         cluster.advertise = args.cluster_advertise;
+        if let (Some(cert), Some(key), Some(ca)) = (args.cluster_tls_cert, args.cluster_tls_key, args.cluster_tls_ca) {
+            cluster.tls = Some(ClusterTls { cert, key, ca });
+        }
         cluster.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms);
         cluster.down_after = Duration::from_millis(args.down_after_ms);
         cluster.forward_queue = args.forward_queue;

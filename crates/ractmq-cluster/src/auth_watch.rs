@@ -24,6 +24,9 @@ pub const MAX_SUSPECTS: usize = 256;
 
 #[derive(Debug)]
 struct Suspect {
+    /// The link closed before the peer named itself, during TLS (only counted with TLS on): the peer is
+    /// known by its address alone.
+    tls: bool,
     failures: u32,
     since: Instant,
     incoming: bool,
@@ -33,12 +36,23 @@ struct Suspect {
 
 #[derive(Debug, Default)]
 pub struct AuthWatch {
+    /// Links are TLS: a link this node dialled that closes before the peer named itself was refused in
+    /// the TLS handshake (with TLS 1.3 the dialler learns of it only as the link closes).
+    tls: bool,
     authenticated: HashSet<ActorId>,
     closed_by_us: HashSet<ActorId>,
     suspects: HashMap<String, Suspect>,
 }
 
 impl AuthWatch {
+    /// A watch for links that are TLS (`tls`) or plain.
+    pub fn new(tls: bool) -> AuthWatch {
+        AuthWatch {
+            tls,
+            ..AuthWatch::default()
+        }
+    }
+
     /// This node is closing `session` itself (a handshake timeout): its close says nothing of cookies.
     pub fn closing(&mut self, session: ActorId) {
         self.closed_by_us.insert(session);
@@ -64,12 +78,18 @@ impl AuthWatch {
                     tracing::debug!("cluster link to {} closed", peer.as_deref().unwrap_or(peer_addr));
                     return;
                 }
-                // Before the peer named itself there is nothing to say whom to blame.
-                let Some(peer) = peer else { return };
-                if ours || (!self.suspects.contains_key(peer) && self.suspects.len() >= MAX_SUSPECTS) {
+                // Before the peer named itself there is nothing to say whom to blame, unless TLS refused it.
+                let tls = peer.is_none();
+                let peer = match peer {
+                    Some(peer) => peer.clone(),
+                    None if self.tls && !*incoming => peer_addr.clone(),
+                    None => return,
+                };
+                if ours || (!self.suspects.contains_key(&peer) && self.suspects.len() >= MAX_SUSPECTS) {
                     return;
                 }
-                let suspect = self.suspects.entry(peer.clone()).or_insert(Suspect {
+                let suspect = self.suspects.entry(peer).or_insert(Suspect {
+                    tls,
                     failures: 0,
                     since: now,
                     incoming: *incoming,
@@ -95,7 +115,11 @@ impl AuthWatch {
                 continue;
             }
             s.reported = true;
-            lines.push(if s.incoming {
+            lines.push(if s.tls {
+                format!(
+                    "cannot join the cluster node at {peer}: it closed the link during the TLS handshake; check that this node's certificate (--cluster-tls-cert) is signed by the CA the other nodes trust (--cluster-tls-ca)"
+                )
+            } else if s.incoming {
                 format!(
                     "cluster node {peer} (from {}) failed authentication: check that --cookie is the same on every node",
                     s.peer_addr
@@ -181,6 +205,21 @@ mod tests {
         w.observe(&closed(3, Some(N2)), t);
         w.observe(&closed(4, Some(N2)), t);
         assert!(w.verdicts(t + GRACE * 9).is_empty());
+    }
+
+    #[test]
+    fn with_tls_a_dialled_link_closed_before_any_name_is_a_certificate_problem() {
+        let mut w = AuthWatch::new(true);
+        let t = Instant::now();
+        w.observe(&closed(1, None), t);
+        w.observe(&closed(2, None), t);
+        let lines = w.verdicts(t + GRACE);
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].contains("127.0.0.1:4371") && lines[0].contains("--cluster-tls-ca"),
+            "{}",
+            lines[0]
+        );
     }
 
     #[test]

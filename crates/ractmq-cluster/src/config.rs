@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::tls::ClusterTls;
+
 /// How this node joins the cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -25,6 +27,8 @@ pub struct ClusterConfig {
     pub heartbeat_interval: Duration,
     /// A peer not heard from for this long is marked down.
     pub down_after: Duration,
+    /// TLS between nodes (mutual, against one CA), when set.
+    pub tls: Option<ClusterTls>,
     /// Messages queued towards one other node and not yet acknowledged by it; beyond, messages for that node
     /// are dropped and counted.
     pub forward_queue: usize,
@@ -42,6 +46,7 @@ impl ClusterConfig {
             heartbeat_interval: Duration::from_secs(1),
             down_after: Duration::from_secs(5),
             forward_queue: 100_000,
+            tls: None,
         }
     }
 

@@ -26,6 +26,8 @@ use crate::link_events::{LinkEvent, LinkEvents};
 use crate::membership::{human, MemberState};
 use crate::stale_links::LinkAges;
 use crate::state::Shared;
+use crate::tls::server_name;
+use tokio_rustls::TlsConnector;
 
 /// How often the connector looks for members without a link.
 pub const CHECK_EVERY: Duration = Duration::from_millis(250);
@@ -76,13 +78,14 @@ impl Actor for Connector {
     ) -> Result<ConnectorState, ActorProcessingErr> {
         myself.send_message(ConnectorMsg::Check)?;
         myself.send_interval(CHECK_EVERY, || ConnectorMsg::Check);
+        let auth = AuthWatch::new(shared.tls.is_some());
         Ok(ConnectorState {
             shared,
             backoff: HashMap::new(),
             dialling: HashSet::new(),
             reported: HashSet::new(),
             subscribed_to: None,
-            auth: AuthWatch::default(),
+            auth,
             ages: LinkAges::default(),
             handshakes: Handshakes::default(),
         })
@@ -176,7 +179,7 @@ impl ConnectorState {
                 self.backoff.remove(&addr);
                 self.reported.remove(&addr);
             } else {
-                self.maybe_dial(addr, &node_server, myself, now);
+                self.maybe_dial(&name, addr, &node_server, myself, now);
             }
         }
     }
@@ -230,6 +233,7 @@ impl ConnectorState {
     /// Dial `addr` unless a dial is under way or its backoff says wait.
     fn maybe_dial(
         &mut self,
+        name: &str,
         addr: SocketAddr,
         node_server: &ActorRef<NodeServerMessage>,
         myself: &ActorRef<ConnectorMsg>,
@@ -241,7 +245,12 @@ impl ConnectorState {
         }
         backoff.attempt(now);
         self.dialling.insert(addr);
-        tokio::spawn(dial(node_server.clone(), addr, myself.clone()));
+        let tls = self
+            .shared
+            .tls
+            .as_ref()
+            .map(|t| (t.connector.clone(), name.to_string()));
+        tokio::spawn(dial(node_server.clone(), addr, tls, myself.clone()));
     }
 
     /// Say once why a member cannot be reached, if it has never been up (a node that was up was already
@@ -273,9 +282,24 @@ impl ConnectorState {
     }
 }
 
-/// Open a socket to `addr` and hand it to the node server, which runs the handshake.
-async fn dial(node_server: ActorRef<NodeServerMessage>, addr: SocketAddr, connector: ActorRef<ConnectorMsg>) {
-    let result = match tokio::time::timeout(DIAL_TIMEOUT, ractor_cluster::client_connect(&node_server, addr)).await {
+/// Open a socket to `addr` (with TLS, checking it is node `name`'s, when configured) and hand it to the node
+/// server, which runs the handshake.
+async fn dial(
+    node_server: ActorRef<NodeServerMessage>,
+    addr: SocketAddr,
+    tls: Option<(TlsConnector, String)>,
+    connector: ActorRef<ConnectorMsg>,
+) {
+    let connect = async {
+        match tls {
+            None => ractor_cluster::client_connect(&node_server, addr).await,
+            Some((tls, name)) => match server_name(&name) {
+                Ok(server) => ractor_cluster::client_connect_enc(&node_server, addr, tls, server).await,
+                Err(e) => Err(ClientConnectErr::Encryption(std::io::Error::other(e))),
+            },
+        }
+    };
+    let result = match tokio::time::timeout(DIAL_TIMEOUT, connect).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(ClientConnectErr::Socket(e))) => Err(e.to_string()),
         Ok(Err(ClientConnectErr::Encryption(e))) => Err(format!("TLS: {e}")),

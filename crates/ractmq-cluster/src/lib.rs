@@ -27,6 +27,7 @@
 //! | `handshakes.rs` | closing links that do not authenticate in time (ractor_cluster waits forever) |
 //! | `link_events.rs` | ractor_cluster's link events, as messages to the connector |
 //! | `auth_watch.rs` | telling a wrong cookie from the link events, in one line |
+//! | `tls.rs` | TLS between nodes, as an option (mutual, against one CA) |
 //! | `tree.rs` | the supervision subtree |
 //! | `state.rs` | what outlives the actors |
 //!
@@ -70,6 +71,7 @@ pub mod sessions;
 pub mod stale_links;
 pub mod state;
 pub mod stats;
+pub mod tls;
 pub mod tree;
 pub mod wire;
 pub mod wire_message;
@@ -82,6 +84,7 @@ use tokio::sync::broadcast;
 
 pub use config::{parse_seed, ClusterConfig};
 pub use membership::{DownReason, Member, MemberEvent, MemberState};
+pub use tls::ClusterTls;
 
 /// A node's membership in a cluster. Cheap to clone; every clone reads the same view.
 #[derive(Clone)]
@@ -93,8 +96,12 @@ impl Cluster {
     /// Check `config`; the error is one line naming what to fix.
     pub fn new(config: ClusterConfig) -> Result<Cluster, String> {
         config.validate()?;
+        let tls = config.tls.as_ref().map(tls::ClusterTls::load).transpose()?;
+        if let Some(node) = tls.as_ref().and(Some(&config.node_name)) {
+            tls::server_name(node)?;
+        }
         Ok(Cluster {
-            shared: Arc::new(state::Shared::new(config)),
+            shared: Arc::new(state::Shared::new(config, tls)),
         })
     }
 

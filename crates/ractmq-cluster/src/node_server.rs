@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use ractmq_broker::Kernel;
 use ractor::{Actor, ActorCell, SpawnErr};
 use ractor_cluster::node::NodeConnectionMode;
-use ractor_cluster::NodeServer;
+use ractor_cluster::{IncomingEncryptionMode, NodeServer};
 
 use crate::state::Shared;
 
@@ -61,7 +61,10 @@ pub async fn start(shared: Arc<Shared>, kernel: Arc<Kernel>, sup: ActorCell) -> 
         config.cookie.clone(),
         config.node_name.clone(),
         host(addr.ip()),
-        None,
+        shared
+            .tls
+            .as_ref()
+            .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone())),
         Some(NodeConnectionMode::Isolated),
     )
     .with_listen_addr(addr.ip());

@@ -22,6 +22,7 @@ use crate::link::PeerLink;
 use crate::membership::{MemberEvent, Membership};
 use crate::remote_routes::RemoteRoutes;
 use crate::stats::ClusterStats;
+use crate::tls::TlsSetup;
 use crate::wire::WireSession;
 
 /// Membership changes a subscriber may fall behind by before it misses some (it is then told it lagged and
@@ -55,6 +56,8 @@ impl PendingRoutes {
 
 pub struct Shared {
     pub config: ClusterConfig,
+    /// TLS between nodes, loaded at start, when configured.
+    pub tls: Option<TlsSetup>,
     pub membership: RwLock<Membership>,
     pub events: broadcast::Sender<MemberEvent>,
     pub node_server: RwLock<Option<ActorRef<NodeServerMessage>>>,
@@ -90,11 +93,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: ClusterConfig) -> Shared {
+    pub fn new(config: ClusterConfig, tls: Option<TlsSetup>) -> Shared {
         let incarnation = incarnation();
         let membership = Membership::new(&config, incarnation);
         Shared {
             config,
+            tls,
             forwarder: RwLock::new(None),
             incarnation,
             remote_routes: RemoteRoutes::default(),
