@@ -1,5 +1,5 @@
 //! The cluster's actors under the broker's supervision: each one killed is restarted, the membership view
-//! survives, and the node goes on hearing its peer. One node runs in this test's process (so that its actors
+//! survives, the node goes on hearing its peer, and messages still cross both ways. One node runs in this test's process (so that its actors
 //! can be killed), its peer is a real `ractmq` process.
 //!
 //! ractor's process groups are global to a process, so this file holds a single test: two in-process nodes
@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::{free_addrs, Brokers, Node, COOKIE, WAIT};
-use common::{eventually_within, start_with, test_config};
+use common::{eventually_within, start_with, test_config, Client};
 use ractmq::parts::cluster::DownReason;
 use ractmq::{Cluster, ClusterConfig, MemberEvent, MemberState, Metrics};
 
@@ -57,7 +57,7 @@ async fn killed_cluster_actors_are_restarted_and_the_membership_survives() {
     .await;
     let mut events = cluster.subscribe();
 
-    for actor in ["node-server", "agent", "connector"] {
+    for actor in ["node-server", "agent", "forwarder", "connector"] {
         let restarts = Metrics::get(&broker.metrics().other_restarts);
         let killed_at = Instant::now();
         assert!(cluster.kill_actor(actor).await, "{actor} is running");
@@ -90,5 +90,17 @@ async fn killed_cluster_actors_are_restarted_and_the_membership_survives() {
     // And the peer sees this node throughout.
     let watch = Brokers::watch(&n2).await;
     common::cluster::until_lists(&watch, "n2", "n1,n2").await;
+
+    // Routing works both ways after every cluster actor was restarted: the new forwarder told n2 this
+    // node's routes again and learnt n2's.
+    let mut here = broker.subscribe("back/#", 16).await.unwrap();
+    let mut there = Client::connect(n2.mqtt, "sub-n2").await;
+    there.subscribe("forth/#", rumqttc::QoS::AtLeastOnce).await;
+    let from_n2 = Client::connect(n2.mqtt, "pub-n2").await;
+    from_n2.publish("back/1", rumqttc::QoS::AtLeastOnce, false, "to n1").await;
+    let got = tokio::time::timeout(WAIT, here.recv()).await.unwrap().unwrap();
+    assert_eq!(&got.payload[..], b"to n1");
+    broker.publish("forth/1", &b"to n2"[..], ractmq::QoS::AtLeastOnce, false).unwrap();
+    assert_eq!(&there.expect_publish().await.payload[..], b"to n2");
     broker.shutdown().await;
 }
