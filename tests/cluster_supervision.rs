@@ -97,10 +97,29 @@ async fn killed_cluster_actors_are_restarted_and_the_membership_survives() {
     let mut there = Client::connect(n2.mqtt, "sub-n2").await;
     there.subscribe("forth/#", rumqttc::QoS::AtLeastOnce).await;
     let from_n2 = Client::connect(n2.mqtt, "pub-n2").await;
-    from_n2.publish("back/1", rumqttc::QoS::AtLeastOnce, false, "to n1").await;
+    from_n2
+        .publish("back/1", rumqttc::QoS::AtLeastOnce, false, "to n1")
+        .await;
     let got = tokio::time::timeout(WAIT, here.recv()).await.unwrap().unwrap();
     assert_eq!(&got.payload[..], b"to n1");
-    broker.publish("forth/1", &b"to n2"[..], ractmq::QoS::AtLeastOnce, false).unwrap();
+    broker
+        .publish("forth/1", &b"to n2"[..], ractmq::QoS::AtLeastOnce, false)
+        .unwrap();
     assert_eq!(&there.expect_publish().await.payload[..], b"to n2");
+
+    // n2 dies: once it is found down (--down-after-ms), its routes are gone from this node.
+    let n2_routes = || {
+        cluster
+            .remote_routes()
+            .iter()
+            .filter(|(node, _)| &**node == "n2")
+            .count()
+    };
+    assert!(n2_routes() > 0, "n2's subscription is known here");
+    n2.kill();
+    eventually_within(WAIT, "n2's routes dropped once it is down", || {
+        n2_routes() == 0 && cluster.nodes_up() == ["n1"]
+    })
+    .await;
     broker.shutdown().await;
 }
