@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Why this exists: turns the raw results of benches/run.sh (one JSON line per run) into what people read:
-a markdown table of medians with ractmq/peer ratios and the targets, a loss/duplicates table covering every
-run, a JSON summary and a PNG chart, all in the results folder. `--line` prints a one-line progress summary of
-a single run instead.
+a markdown table of medians with ractmq/peer ratios and the targets, the cross-node figures of a 2-node ractmq
+cluster beside ractmq's single-node ones, a loss/duplicates table covering every run, a JSON summary and a PNG
+chart, all in the results folder. `--line` prints a one-line progress summary of a single run instead.
 """
 
 import argparse
@@ -14,7 +14,7 @@ from pathlib import Path
 PEERS = ["mosquitto", "rumqttd", "ractmq"]
 
 # (scenario, metric key, label, higher is better)
-THROUGHPUT = ["fanin-q0", "fanin-q1", "fanout-q0", "p2p-q0"]
+THROUGHPUT = ["fanin-q0", "fanin-q1", "fanout-q0", "p2p-q0", "p2p-q1"]
 METRICS = (
     [(s, "msgs_per_s", "messages/s delivered", True) for s in THROUGHPUT]
     + [
@@ -27,6 +27,23 @@ METRICS = (
     ]
     + [(s, "broker_cpu_s_per_million", "broker CPU s per million delivered", False) for s in THROUGHPUT]
 )
+
+# Cross-node scenarios (ractmq only: publishers on node n1, subscribers on node n2) and the single-node scenario
+# of the same shape they are compared with: (cross-node scenario, single-node scenario, metric key, label, higher
+# is better).
+CLUSTER_PAIRS = [("cluster-p2p-q0", "p2p-q0"), ("cluster-p2p-q1", "p2p-q1"), ("cluster-latency-q0", "latency-q0")]
+CLUSTER_METRICS = [
+    (cross, single, key, label, higher)
+    for cross, single in CLUSTER_PAIRS
+    for key, label, higher in (
+        [("p50", "latency p50 (µs)", False), ("p99", "latency p99 (µs)", False), ("max", "latency max (µs)", False)]
+        if single.startswith("latency")
+        else [
+            ("msgs_per_s", "messages/s delivered", True),
+            ("broker_cpu_s_per_million", "broker CPU s per million delivered (both nodes)", False),
+        ]
+    )
+]
 
 # The issue's targets: (peer, kind, value). kind "ratio>=": ractmq/peer >= value; "ratio<=": ractmq/peer <= value;
 # "abs<=": ractmq's own value <= value.
@@ -65,7 +82,7 @@ def fmt(v, key=""):
 
 def line_summary(rec):
     r = rec.get("result") or {}
-    s = f"r{rec['round']} {rec['scenario']:<11} {rec['peer']:<10}"
+    s = f"r{rec['round']} {rec['scenario']:<18} {rec['peer']:<10}"
     if not rec.get("result"):
         return s + f" FAILED (loadgen exit {rec.get('loadgen_exit')}, broker alive {rec.get('broker_alive')})"
     if rec["scenario"] == "conns":
@@ -103,7 +120,8 @@ def summarize(recs):
     peers = [p for p in PEERS if any(r["peer"] == p for r in recs)]
     scenarios = sorted({r["scenario"] for r in recs})
     medians = {}
-    for scenario, key, _, _ in METRICS:
+    measured = [(s, k) for s, k, _, _ in METRICS] + [(c, k) for c, _, k, _, _ in CLUSTER_METRICS]
+    for scenario, key in measured:
         for peer in peers:
             vals = [metric_of(r.get("result"), key) for r in recs if r["scenario"] == scenario and r["peer"] == peer]
             vals = [v for v in vals if v is not None and v == v]
@@ -158,7 +176,73 @@ def target_text(medians, scenario, key):
     return "; ".join(out)
 
 
-def markdown(peers, medians, integrity, machine, mode):
+def cross_node_rows(medians):
+    """(cross-node scenario, single-node scenario, key, label, higher, single value, cross value, cross/single)
+    for every cross-node metric measured."""
+    rows = []
+    for cross, single, key, label, higher in CLUSTER_METRICS:
+        c = medians.get(cross, {}).get(key, {}).get("ractmq")
+        if c is None:
+            continue
+        s = medians.get(single, {}).get(key, {}).get("ractmq")
+        rows.append((cross, single, key, label, higher, s, c, c / s if s else None))
+    return rows
+
+
+def runs_ok(recs, scenario):
+    """'ok runs/runs' of a scenario's ractmq runs: a throughput or latency from a run that lost messages or
+    stalled is not a rate the broker sustains."""
+    runs = [r for r in recs if r["scenario"] == scenario and r["peer"] == "ractmq"]
+    ok = sum(1 for r in runs if (r.get("result") or {}).get("ok", False) and r.get("broker_alive", True))
+    return f"{ok}/{len(runs)}" + ("" if ok == len(runs) else " ⚠")
+
+
+def count(v):
+    return f"{v:,}" if isinstance(v, int) else "—"
+
+
+def cross_node_markdown(recs, medians, mode):
+    rows = cross_node_rows(medians)
+    runs = [r for r in recs if r["scenario"].startswith("cluster-")]
+    if not rows and not runs:
+        return []
+    lines = [
+        "## Cross-node (ractmq cluster of 2 on one machine)",
+        "",
+        "Two ractmq nodes on this machine (n1 and n2, joined over loopback); publishers connect to n1, subscribers "
+        "to n2, so every message crosses between the nodes. Each is set beside ractmq's single-node run of the same "
+        f"shape (same load, one node). Mode: {mode}; medians over rounds. Broker CPU is the sum of both nodes. "
+        "Cross / single: above 1 is better for rows marked ↑, below 1 for rows marked ↓. Ok runs: runs without "
+        "loss, duplicates, stalls or errors (⚠: a figure from a run that was not ok).",
+        "",
+        "| cross-node scenario | metric | single-node ractmq (scenario) | cross-node ractmq, n1 → n2 | "
+        "cross-node / single-node | ok runs: single-node, cross-node |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cross, single, key, label, higher, s, c, r in rows:
+        lines.append(f"| {cross} | {label} {'↑' if higher else '↓'} | {fmt(s, key)} ({single}) | {fmt(c, key)} | "
+                     f"{fmt(r)} | {runs_ok(recs, single)}, {runs_ok(recs, cross)} |")
+    lines += [
+        "",
+        "Every cross-node run (a run is ok only with no loss, no duplicate, no error and no timeout):",
+        "",
+        "| cross-node scenario | round | ok | both nodes alive | sent | delivered | lost | dups | reordered | stalls | "
+        "errors |",
+        "|" + "---|" * 11,
+    ]
+    for rec in sorted(runs, key=lambda r: (r["scenario"], r["round"])):
+        x = rec.get("result") or {}
+        errors = "; ".join((x.get("errors") or [])[:2]).replace("|", "/") or rec.get("error", "")
+        lines.append(
+            f"| {rec['scenario']} | {rec['round']} | {'yes' if x.get('ok') else 'NO'} | "
+            f"{'yes' if rec.get('broker_alive', True) else 'NO'} | {count(x.get('sent'))} | "
+            f"{count(x.get('delivered'))} | {count(x.get('lost'))} | {count(x.get('dups'))} | "
+            f"{count(x.get('reordered'))} | {count(x.get('stalls'))} | {errors} |"
+        )
+    return lines + [""]
+
+
+def markdown(peers, medians, integrity, machine, mode, recs):
     lines = ["# ractmq vs Mosquitto vs rumqttd", ""]
     if machine:
         lines += ["```", machine.strip(), "```", ""]
@@ -182,7 +266,8 @@ def markdown(peers, medians, integrity, machine, mode):
             row += [fmt(ratio(medians, scenario, key, p)) for p in others]
             row.append(target_text(medians, scenario, key))
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "## Integrity of every run (sums over rounds)", ""]
+    lines += [""] + cross_node_markdown(recs, medians, mode)
+    lines += ["## Integrity of every run (sums over rounds)", ""]
     lines.append("| scenario | peer | runs | not ok | broker died | sent | delivered | lost | dups | reordered | "
                  "stalls | errors |")
     lines.append("|" + "---|" * 12)
@@ -200,6 +285,19 @@ def markdown(peers, medians, integrity, machine, mode):
     return "\n".join(lines) + "\n"
 
 
+def chart_bars(medians, peers, scenario, key):
+    """The bars of one panel: one per peer, or for a cross-node scenario ractmq on one node and across two."""
+    m = medians[scenario][key]
+    single = dict((c, s) for c, s in CLUSTER_PAIRS).get(scenario)
+    if single is None:
+        return [(p, m[p]) for p in peers if p in m]
+    bars = []
+    one = medians.get(single, {}).get(key, {}).get("ractmq")
+    if one is not None:
+        bars.append(("ractmq, 1 node", one))
+    return bars + [("2 nodes, n1 → n2", m["ractmq"])]
+
+
 def chart(peers, medians, path):
     try:
         import matplotlib
@@ -210,20 +308,28 @@ def chart(peers, medians, path):
         print("report.py: matplotlib missing, no chart", file=sys.stderr)
         return False
     panels = [(s, k, label, hi) for s, k, label, hi in METRICS if medians.get(s, {}).get(k)]
+    cross = cross_node_rows(medians)
+    panels += [(c, k, label, hi) for c, _, k, label, hi, _, _, _ in cross]
     if not panels:
         return False
     cols = 4
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
-    colors = {"mosquitto": "#3c7dc4", "rumqttd": "#e08a2c", "ractmq": "#3aa655"}
+    colors = {
+        "mosquitto": "#3c7dc4",
+        "rumqttd": "#e08a2c",
+        "ractmq": "#3aa655",
+        "ractmq, 1 node": "#3aa655",
+        "2 nodes, n1 → n2": "#2b7a3f",
+    }
     for ax, (scenario, key, label, higher) in zip(axes.flat, panels):
-        m = medians[scenario][key]
-        xs = [p for p in peers if p in m]
-        ax.bar(xs, [m[p] for p in xs], color=[colors.get(p, "gray") for p in xs])
+        bars = chart_bars(medians, peers, scenario, key)
+        xs = [name for name, _ in bars]
+        ax.bar(xs, [v for _, v in bars], color=[colors.get(name, "gray") for name in xs])
         ax.set_title(f"{scenario}\n{label} {'↑' if higher else '↓'}", fontsize=9)
         ax.tick_params(labelsize=8)
-        for i, p in enumerate(xs):
-            ax.annotate(fmt(m[p], key), (i, m[p]), ha="center", va="bottom", fontsize=7)
+        for i, (_, v) in enumerate(bars):
+            ax.annotate(fmt(v, key), (i, v), ha="center", va="bottom", fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
@@ -245,7 +351,7 @@ def main():
     recs = load(a.raw)
     peers, medians, integrity = summarize(recs)
     machine = Path(a.machine).read_text() if a.machine and Path(a.machine).exists() else ""
-    md = markdown(peers, medians, integrity, machine, a.mode)
+    md = markdown(peers, medians, integrity, machine, a.mode, recs)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(md)
@@ -260,6 +366,10 @@ def main():
         "medians": medians,
         "ratios_ractmq_over_peer": ratios,
         "targets": {f"{s}/{k}": target_text(medians, s, k) for (s, k) in TARGETS if medians.get(s, {}).get(k)},
+        "cross_node": {
+            f"{c}/{k}": {"single_node_scenario": s, "single_node": one, "cross_node": two, "cross_over_single": r}
+            for c, s, k, _, _, one, two, r in cross_node_rows(medians)
+        },
         "integrity": integrity,
         "runs": recs,
     }

@@ -6,9 +6,13 @@
 # benches/report.py for the markdown table with ratios, the JSON file and the PNG chart.
 #
 #   benches/run.sh            full mode: 3 rounds, medians, results in benches/results/
-#   benches/run.sh --quick    quick mode (< 2 minutes): 1 round of short runs, prints the ratios,
+#   benches/run.sh --quick    quick mode (a few minutes): 1 round of short runs, prints the ratios,
 #                             results in benches/results/quick/
 #   options: --rounds N  --peers "mosquitto rumqttd ractmq"  --scenarios "fanin-q0 ..."  --no-build  --out DIR
+#
+# The cluster-* scenarios run ractmq only, as a cluster of two nodes on this machine: publishers connect to
+# node n1, subscribers to node n2, so every message crosses between the nodes; report.py sets them beside
+# ractmq's single-node figure for the same scenario shape.
 #
 # How each peer is run (see benches/README.md for why):
 #   mosquitto  listener on its port with allow_anonymous true; max_queued_messages 0 (its default of 1000
@@ -20,6 +24,10 @@
 #   ractmq     target/release/ractmq start --listen 127.0.0.1:PORT --sys-interval 0 --max-inflight 100;
 #              fan-in and fan-out add --max-queue 100000 so that a subscriber's queue does not drop QoS 1 (or 0)
 #              messages while publishers run ahead of it (Mosquitto runs with an unlimited queue, above).
+#   ractmq cluster (cluster-* scenarios): the same arguments as the single-node scenario of the same shape, plus
+#              --node-name n1 --cluster-listen 127.0.0.1:C1 --cookie bench on n1 and --node-name n2
+#              --cluster-listen 127.0.0.1:C2 --cookie bench --seed n1@127.0.0.1:C1 on n2, and $RACTMQ_CLUSTER_ARGS
+#              (empty by default) on both; the load starts once both nodes list "n1,n2" in $SYS/brokers.
 set -euo pipefail
 export NO_COLOR=1
 
@@ -30,11 +38,17 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PORT_MOSQUITTO=${PORT_MOSQUITTO:-18831}
 PORT_RUMQTTD=${PORT_RUMQTTD:-18832}
 PORT_RACTMQ=${PORT_RACTMQ:-18833}
+# the cluster scenarios: n1 serves MQTT on PORT_RACTMQ, n2 on PORT_RACTMQ_N2; the nodes talk over the CLUSTER ports
+PORT_RACTMQ_N2=${PORT_RACTMQ_N2:-18834}
+PORT_CLUSTER_N1=${PORT_CLUSTER_N1:-18835}
+PORT_CLUSTER_N2=${PORT_CLUSTER_N2:-18836}
+# extra arguments for both cluster nodes (word-split), e.g. "--forward-queue 1000000"
+RACTMQ_CLUSTER_ARGS=${RACTMQ_CLUSTER_ARGS:-}
 
 MODE=full
 ROUNDS=""
 PEERS="mosquitto rumqttd ractmq"
-SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 latency-q0 conns"
+SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 p2p-q1 latency-q0 conns cluster-p2p-q0 cluster-p2p-q1 cluster-latency-q0"
 BUILD=1
 OUT=""
 while [ $# -gt 0 ]; do
@@ -45,7 +59,7 @@ while [ $# -gt 0 ]; do
         --scenarios) SCENARIOS=$2; shift ;;
         --no-build) BUILD=0 ;;
         --out) OUT=$2; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -63,6 +77,27 @@ else
 fi
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+is_cluster() { case "$1" in cluster-*) return 0 ;; *) return 1 ;; esac; }
+
+# The load generator's arguments for a scenario; a cluster scenario has those of its single-node shape.
+scenario_args() {
+    case "${1#cluster-}" in
+        fanin-q0) echo "--duration $DURATION fanin --pubs 4 --qos 0" ;;
+        fanin-q1) echo "--duration $DURATION fanin --pubs 4 --qos 1" ;;
+        fanout-q0) echo "--duration $DURATION fanout --subs 1000 --qos 0" ;;
+        p2p-q0) echo "--duration $DURATION p2p --pairs 1000 --qos 0" ;;
+        p2p-q1) echo "--duration $DURATION p2p --pairs 1000 --qos 1" ;;
+        latency-q0) echo "--duration $LAT_DURATION latency --pairs 200 --rate 20000 --qos 0 --warmup $LAT_WARMUP" ;;
+        conns) is_cluster "$1" && { echo "run.sh: no cluster variant of conns" >&2; return 1; }
+            echo "conns --count $CONNS" ;;
+        *) echo "run.sh: unknown scenario $1" >&2; return 1 ;;
+    esac
+}
+
+for scenario in $SCENARIOS; do
+    scenario_args "$scenario" > /dev/null || exit 2
+done
 
 # ---------------------------------------------------------------- prerequisites
 ensure_mosquitto() {
@@ -83,6 +118,12 @@ ensure_rumqttd() {
     fi
 }
 
+ensure_mosquitto_sub() {
+    if command -v mosquitto_sub >/dev/null; then return; fi
+    log "installing mosquitto-clients (apt-get): mosquitto_sub tells when the cluster has formed"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null
+}
+
 ensure_matplotlib() {
     python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib >&2 || log "no matplotlib: no PNG chart"
 }
@@ -94,6 +135,9 @@ for p in $PEERS; do
         ractmq) ;;
         *) echo "run.sh: unknown peer $p" >&2; exit 2 ;;
     esac
+done
+for s in $SCENARIOS; do
+    if is_cluster "$s"; then ensure_mosquitto_sub; break; fi
 done
 ensure_matplotlib
 
@@ -140,14 +184,40 @@ port_of() {
     case "$1" in mosquitto) echo "$PORT_MOSQUITTO" ;; rumqttd) echo "$PORT_RUMQTTD" ;; ractmq) echo "$PORT_RACTMQ" ;; esac
 }
 
-BROKER_PID=""
+# The processes of the broker under test: one, or the two nodes of a cluster (n1 first).
+BROKER_PIDS=()
+
+port_free() { # port
+    if ss -Hltn "sport = :$1" | grep -q .; then
+        echo "run.sh: port $1 is already in use" >&2
+        return 1
+    fi
+}
+
+# Waits until the process just started (the last of BROKER_PIDS) listens on the port.
+wait_listening() { # name port logfile
+    local name=$1 port=$2 logf=$3 pid=${BROKER_PIDS[-1]}
+    for _ in $(seq 100); do
+        if ss -Hltn "sport = :$port" | grep -q .; then return 0; fi
+        if ! kill -0 "$pid" 2>/dev/null; then break; fi
+        sleep 0.05
+    done
+    echo "run.sh: $name did not start listening on $port (log: $logf)" >&2
+    tail -5 "$logf" >&2 || true
+    return 1
+}
+
+# The arguments ractmq gets for a scenario (a cluster scenario: those of the single-node scenario of its shape).
+ractmq_args() { # scenario port
+    local args=(start --listen "127.0.0.1:$2" --sys-interval 0 --max-inflight 100)
+    case "${1#cluster-}" in fanin-*|fanout-*) args+=(--max-queue 100000) ;; esac
+    echo "${args[@]}"
+}
+
 start_broker() { # peer scenario logfile
     local peer=$1 scenario=$2 logf=$3 port
     port=$(port_of "$peer")
-    if ss -Hltn "sport = :$port" | grep -q .; then
-        echo "run.sh: port $port is already in use" >&2
-        return 1
-    fi
+    port_free "$port" || return 1
     case "$peer" in
         mosquitto)
             {
@@ -184,68 +254,129 @@ EOF
             "$RUMQTTD" -q -c "$RUN_DIR/rumqttd.toml" > "$logf" 2>&1 &
             ;;
         ractmq)
-            local extra=()
-            case "$scenario" in fanin-*|fanout-*) extra=(--max-queue 100000) ;; esac
-            "$RACTMQ" start --listen "127.0.0.1:$port" --sys-interval 0 --max-inflight 100 "${extra[@]}" > "$logf" 2>&1 &
+            # shellcheck disable=SC2046
+            "$RACTMQ" $(ractmq_args "$scenario" "$port") > "$logf" 2>&1 &
             ;;
     esac
-    BROKER_PID=$!
-    for _ in $(seq 100); do
-        if ss -Hltn "sport = :$port" | grep -q .; then return 0; fi
-        if ! kill -0 "$BROKER_PID" 2>/dev/null; then break; fi
-        sleep 0.05
+    BROKER_PIDS+=($!)
+    wait_listening "$peer" "$port" "$logf" || { stop_broker; return 1; }
+}
+
+# A ractmq cluster of two nodes, n1 (MQTT on PORT_RACTMQ) and n2 (PORT_RACTMQ_N2, joining through n1); both
+# log to logfile. Returns once both nodes list both in $SYS/brokers.
+start_cluster() { # scenario logfile
+    local scenario=$1 logf=$2 port
+    for port in "$PORT_RACTMQ" "$PORT_RACTMQ_N2" "$PORT_CLUSTER_N1" "$PORT_CLUSTER_N2"; do
+        port_free "$port" || return 1
     done
-    echo "run.sh: $peer did not start listening on $port (log: $logf)" >&2
-    tail -5 "$logf" >&2 || true
-    stop_broker
+    # shellcheck disable=SC2046,SC2086
+    "$RACTMQ" $(ractmq_args "$scenario" "$PORT_RACTMQ") --node-name n1 --cluster-listen "127.0.0.1:$PORT_CLUSTER_N1" \
+        --cookie bench $RACTMQ_CLUSTER_ARGS > "$logf.n1" 2>&1 &
+    BROKER_PIDS+=($!)
+    wait_listening "ractmq n1" "$PORT_RACTMQ" "$logf.n1" || { stop_broker; return 1; }
+    # shellcheck disable=SC2046,SC2086
+    "$RACTMQ" $(ractmq_args "$scenario" "$PORT_RACTMQ_N2") --node-name n2 --cluster-listen "127.0.0.1:$PORT_CLUSTER_N2" \
+        --cookie bench --seed "n1@127.0.0.1:$PORT_CLUSTER_N1" $RACTMQ_CLUSTER_ARGS > "$logf.n2" 2>&1 &
+    BROKER_PIDS+=($!)
+    wait_listening "ractmq n2" "$PORT_RACTMQ_N2" "$logf.n2" || { stop_broker; return 1; }
+    wait_joined "$logf" || { stop_broker; return 1; }
+}
+
+# $SYS/brokers, retained, is published on every membership change (whatever --sys-interval says): the nodes
+# have joined when each of them lists "n1,n2" there.
+wait_joined() { # logfile
+    local port seen
+    for _ in $(seq 30); do
+        seen=""
+        for port in "$PORT_RACTMQ" "$PORT_RACTMQ_N2"; do
+            seen+="$(mosquitto_sub -h 127.0.0.1 -p "$port" -t '$SYS/brokers' -C 1 -W 2 2>/dev/null || true);"
+        done
+        if [ "$seen" = "n1,n2;n1,n2;" ]; then return 0; fi
+        brokers_alive || break
+        sleep 0.2
+    done
+    echo "run.sh: the cluster did not form (\$SYS/brokers on n1;n2: \"$seen\"; logs: $1.n1, $1.n2)" >&2
     return 1
 }
 
+# Every process of the broker under test is still running.
+brokers_alive() {
+    local pid
+    [ ${#BROKER_PIDS[@]} -gt 0 ] || return 1
+    for pid in "${BROKER_PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null || return 1
+    done
+}
+
 stop_broker() {
-    [ -n "$BROKER_PID" ] || return 0
-    kill -TERM "$BROKER_PID" 2>/dev/null || true
+    local pid
+    [ ${#BROKER_PIDS[@]} -gt 0 ] || return 0
+    kill -TERM "${BROKER_PIDS[@]}" 2>/dev/null || true
     for _ in $(seq 50); do
-        kill -0 "$BROKER_PID" 2>/dev/null || break
+        brokers_any_alive || break
         sleep 0.1
     done
-    kill -KILL "$BROKER_PID" 2>/dev/null || true
-    wait "$BROKER_PID" 2>/dev/null || true
-    BROKER_PID=""
+    for pid in "${BROKER_PIDS[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    BROKER_PIDS=()
+}
+
+brokers_any_alive() {
+    local pid
+    for pid in "${BROKER_PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then return 0; fi
+    done
+    return 1
 }
 cleanup() { stop_broker; rm -rf "$RUN_DIR"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-scenario_args() {
-    case "$1" in
-        fanin-q0) echo "--duration $DURATION fanin --pubs 4 --qos 0" ;;
-        fanin-q1) echo "--duration $DURATION fanin --pubs 4 --qos 1" ;;
-        fanout-q0) echo "--duration $DURATION fanout --subs 1000 --qos 0" ;;
-        p2p-q0) echo "--duration $DURATION p2p --pairs 1000 --qos 0" ;;
-        latency-q0) echo "--duration $LAT_DURATION latency --pairs 200 --rate 20000 --qos 0 --warmup $LAT_WARMUP" ;;
-        conns) echo "conns --count $CONNS" ;;
-        *) echo "run.sh: unknown scenario $1" >&2; return 1 ;;
-    esac
+# The peers a scenario runs against: all of them, or ractmq alone for a cluster scenario.
+peers_of() { # scenario
+    local p
+    for p in $PEERS; do
+        if ! is_cluster "$1" || [ "$p" = ractmq ]; then echo "$p"; fi
+    done
+}
+
+# Starts what a run needs and prints the load generator's address arguments; false when it did not start.
+start_run() { # peer scenario logfile
+    if is_cluster "$2"; then
+        start_cluster "$2" "$3" || return 1
+        echo "--addr 127.0.0.1:$PORT_RACTMQ --sub-addr 127.0.0.1:$PORT_RACTMQ_N2"
+    else
+        start_broker "$1" "$2" "$3" || return 1
+        echo "--addr 127.0.0.1:$(port_of "$1")"
+    fi
 }
 
 # ---------------------------------------------------------------- the runs
+for scenario in $SCENARIOS; do
+    if [ -z "$(peers_of "$scenario")" ]; then log "skipping $scenario: it runs ractmq only, which is not in --peers"; fi
+done
 started=$SECONDS
 for round in $(seq "$ROUNDS"); do
     for scenario in $SCENARIOS; do
         args=$(scenario_args "$scenario")
-        for peer in $PEERS; do
+        for peer in $(peers_of "$scenario"); do
             logf="$LOGS/$peer-$scenario-r$round.log"
-            port=$(port_of "$peer")
-            if ! start_broker "$peer" "$scenario" "$logf"; then
+            # start_run runs in this shell (not in $(...)) so that BROKER_PIDS is kept
+            if ! start_run "$peer" "$scenario" "$logf" > "$RUN_DIR/addrs"; then
                 printf '{"round":%d,"peer":"%s","scenario":"%s","broker_alive":false,"result":null,"error":"broker did not start"}\n' \
                     "$round" "$peer" "$scenario" >> "$RAW"
                 continue
             fi
+            addrs=$(cat "$RUN_DIR/addrs")
+            pid_args=""
+            for pid in "${BROKER_PIDS[@]}"; do pid_args+=" --broker-pid $pid"; done
             # shellcheck disable=SC2086
-            out=$(timeout $((DEADLINE + 60)) "$LOADGEN" --addr "127.0.0.1:$port" --broker-pid "$BROKER_PID" \
+            out=$(timeout $((DEADLINE + 60)) "$LOADGEN" $addrs $pid_args \
                 --label "$peer" --deadline "$DEADLINE" $args 2>>"$logf.loadgen") && rc=0 || rc=$?
             alive=true
-            kill -0 "$BROKER_PID" 2>/dev/null || alive=false
+            brokers_alive || alive=false
             stop_broker
             [ -n "$out" ] || out=null
             printf '{"round":%d,"peer":"%s","scenario":"%s","broker_alive":%s,"loadgen_exit":%d,"result":%s}\n' \

@@ -37,9 +37,8 @@ async fn ping(mut s: TcpStream) -> (TcpStream, bool) {
 }
 
 pub async fn run(c: &Common, count: usize, settle: f64) -> Value {
-    let pid = c.broker_pid;
-    let rss0 = pid.and_then(net::rss_kib);
-    let cpu0 = pid.and_then(net::cpu_seconds);
+    let rss0 = c.broker_rss_kib();
+    let cpu0 = c.broker_cpu_seconds();
     let streams: Rc<RefCell<Vec<TcpStream>>> = Rc::new(RefCell::new(Vec::with_capacity(count)));
     let failed = Rc::new(Cell::new(0u64));
     let errors: Rc<RefCell<Vec<String>>> = Rc::new(RefCell::new(Vec::new()));
@@ -89,9 +88,9 @@ pub async fn run(c: &Common, count: usize, settle: f64) -> Value {
     }
     let established = streams.borrow().len();
     let elapsed = (last_ok.get() - t0).as_secs_f64();
-    let cpu1 = pid.and_then(net::cpu_seconds);
+    let cpu1 = c.broker_cpu_seconds();
     tokio::time::sleep(Duration::from_secs_f64(settle)).await;
-    let rss1 = pid.and_then(net::rss_kib);
+    let rss1 = c.broker_rss_kib();
 
     // Every client pings once; the broker must answer all of them.
     let t_ping = Instant::now();
@@ -106,7 +105,7 @@ pub async fn run(c: &Common, count: usize, settle: f64) -> Value {
         }
     }
     let ping_s = t_ping.elapsed().as_secs_f64();
-    let rss2 = pid.and_then(net::rss_kib);
+    let rss2 = c.broker_rss_kib();
     let per_conn = match (rss0, rss1) {
         (Some(a), Some(b)) if established > 0 => Some((b.saturating_sub(a)) as f64 * 1024.0 / established as f64),
         _ => None,

@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -115,15 +115,21 @@ pub fn source_ip(c: &Common, i: usize) -> Option<Ipv4Addr> {
     (c.sources > 0).then(|| Ipv4Addr::new(127, 0, 0, 2 + (i % c.sources as usize) as u8))
 }
 
-/// Opens `ids.len()` MQTT connections, `c.connect_concurrency` at a time, subscribing where a topic is given.
-async fn connect_all(c: &Common, ids: Vec<(String, Option<String>)>, qos: u8) -> Result<Vec<TcpStream>, String> {
+/// Opens `ids.len()` MQTT connections to `addr`, `c.connect_concurrency` at a time, subscribing where a topic
+/// is given.
+async fn connect_all(
+    c: &Common,
+    addr: SocketAddr,
+    ids: Vec<(String, Option<String>)>,
+    qos: u8,
+) -> Result<Vec<TcpStream>, String> {
     let sem = Rc::new(Semaphore::new(c.connect_concurrency.max(1)));
     let handles: Vec<JoinHandle<Result<TcpStream, String>>> = ids
         .into_iter()
         .enumerate()
         .map(|(i, (id, topic))| {
             let sem = sem.clone();
-            let (addr, src, keepalive) = (c.addr, source_ip(c, i), c.keepalive);
+            let (src, keepalive) = (source_ip(c, i), c.keepalive);
             spawn_local(async move {
                 let _permit = sem.acquire().await.map_err(|e| e.to_string())?;
                 let timeout = Duration::from_secs(10);
@@ -432,10 +438,14 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
         sub_buffer,
         rate,
     } = plan;
-    let base = json!({
+    let mut base = json!({
         "scenario": scenario, "peer": c.label, "qos": qos, "publishers": pubs.len(), "subscribers": subs.len(),
         "payload": c.payload,
     });
+    if let Some(sub_addr) = c.sub_addr {
+        base["pub_addr"] = json!(c.addr.to_string());
+        base["sub_addr"] = json!(sub_addr.to_string());
+    }
     let fail = |why: String| {
         let mut v = base.clone();
         v["ok"] = json!(false);
@@ -447,12 +457,12 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
         .enumerate()
         .map(|(i, s)| (format!("lg-s{i}"), Some(s.topic.clone())))
         .collect();
-    let sub_streams = match connect_all(c, sub_ids, qos).await {
+    let sub_streams = match connect_all(c, c.subscriber_addr(), sub_ids, qos).await {
         Ok(s) => s,
         Err(e) => return fail(format!("connecting subscribers: {e}")),
     };
     let pub_ids = (0..pubs.len()).map(|i| (format!("lg-p{i}"), None)).collect();
-    let pub_streams = match connect_all(c, pub_ids, qos).await {
+    let pub_streams = match connect_all(c, c.addr, pub_ids, qos).await {
         Ok(s) => s,
         Err(e) => return fail(format!("connecting publishers: {e}")),
     };
@@ -474,10 +484,9 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
         stall_after: Duration::from_secs_f64(c.stall),
     });
     let flows: Vec<Rc<Flow>> = flows.into_iter().map(Rc::new).collect();
-    let pid = c.broker_pid;
-    let cpu0 = pid.and_then(net::cpu_seconds);
+    let cpu0 = c.broker_cpu_seconds();
     let self_cpu0 = net::self_cpu_seconds();
-    let rss0 = pid.and_then(net::rss_kib);
+    let rss0 = c.broker_rss_kib();
 
     let mut tasks = Vec::new();
     let states: Vec<Rc<RefCell<SubState>>> = subs
@@ -588,7 +597,7 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
         if delivered != last_delivered {
             last_delivered = delivered;
             last_seen = now;
-            cpu_at_last_rx = pid.and_then(net::cpu_seconds);
+            cpu_at_last_rx = c.broker_cpu_seconds();
         }
         let all_done = ctx.pubs_done.get() >= npubs;
         if all_done && pub_end.is_none() {
@@ -615,7 +624,7 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
         }
     }
     let self_cpu1 = net::self_cpu_seconds();
-    let rss1 = pid.and_then(net::rss_kib);
+    let rss1 = c.broker_rss_kib();
     for t in &tasks {
         t.abort();
     }

@@ -1,7 +1,9 @@
 //! Why this exists: `ractmq-loadgen` drives one benchmark scenario against one MQTT 3.1.1 broker on loopback and
 //! prints one JSON line of results (throughput, loss, duplicates, latency, broker CPU and memory). It runs on one
 //! thread (a current_thread tokio runtime) because on a 2-core machine every cycle it spends is taken from the
-//! broker under test; only the latency scenario adds a second thread that paces the publishers. benches/run.sh runs it against ractmq, Mosquitto and rumqttd in turn.
+//! broker under test; only the latency scenario adds a second thread that paces the publishers. benches/run.sh
+//! runs it against ractmq, Mosquitto and rumqttd in turn, and against a 2-node ractmq cluster with
+//! `--sub-addr` (publishers on one node, subscribers on the other).
 
 mod conns;
 mod flow;
@@ -27,12 +29,18 @@ struct Cli {
 
 #[derive(Args, Clone)]
 pub struct Common {
-    /// Broker address (loopback only: 127.0.0.0/8).
+    /// Broker address (loopback only: 127.0.0.0/8); publishers connect here, and subscribers too unless
+    /// --sub-addr is given.
     #[arg(long, global = true, default_value = "127.0.0.1:1883")]
     pub addr: SocketAddr,
-    /// The broker's PID, for its CPU time and resident memory from /proc.
+    /// Where subscribers connect, when not to --addr: another node of a clustered broker, so that every
+    /// message crosses from the publishers' node to the subscribers' node (loopback only).
     #[arg(long, global = true)]
-    pub broker_pid: Option<u32>,
+    pub sub_addr: Option<SocketAddr>,
+    /// The broker's PID, for its CPU time and resident memory from /proc. Repeat it for a broker of several
+    /// processes (the nodes of a cluster): CPU time and memory are then the sums over all of them.
+    #[arg(long, global = true)]
+    pub broker_pid: Vec<u32>,
     /// Name of the broker in the output.
     #[arg(long, global = true, default_value = "broker")]
     pub label: String,
@@ -134,6 +142,42 @@ fn raise_nofile() {
     }
 }
 
+impl Common {
+    /// Where subscribers connect: --sub-addr, or the publishers' --addr.
+    pub fn subscriber_addr(&self) -> SocketAddr {
+        self.sub_addr.unwrap_or(self.addr)
+    }
+
+    /// CPU seconds of all the broker's processes, or None when one of them cannot be read (or none is given).
+    pub fn broker_cpu_seconds(&self) -> Option<f64> {
+        sum_over(&self.broker_pid, net::cpu_seconds)
+    }
+
+    /// Resident memory in KiB of all the broker's processes, as [`Common::broker_cpu_seconds`].
+    pub fn broker_rss_kib(&self) -> Option<u64> {
+        sum_over(&self.broker_pid, net::rss_kib)
+    }
+}
+
+/// The sum of `read(pid)` over `pids`; None when `pids` is empty or any read fails.
+fn sum_over<T: std::iter::Sum<T>>(pids: &[u32], read: impl Fn(u32) -> Option<T>) -> Option<T> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| read(pid)).sum()
+}
+
+/// Only loopback IPv4 addresses (127.0.0.0/8) may be targeted.
+fn loopback_only(what: &str, addr: SocketAddr) -> Result<(), String> {
+    if matches!(addr, SocketAddr::V4(a) if a.ip().is_loopback()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "only loopback IPv4 brokers (127.0.0.0/8) may be targeted, not {what} {addr}"
+        ))
+    }
+}
+
 fn qos_ok(qos: u8) -> Result<u8, String> {
     if qos <= 1 {
         Ok(qos)
@@ -215,11 +259,12 @@ fn plan(c: &Common, scenario: &Scenario) -> Result<Plan, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let c = cli.common;
-    if !matches!(c.addr, SocketAddr::V4(a) if a.ip().is_loopback()) {
-        eprintln!(
-            "ractmq-loadgen: only loopback IPv4 brokers (127.0.0.0/8) may be targeted, not {}",
-            c.addr
-        );
+    let targets = loopback_only("--addr", c.addr).and_then(|()| match c.sub_addr {
+        Some(a) => loopback_only("--sub-addr", a),
+        None => Ok(()),
+    });
+    if let Err(e) = targets {
+        eprintln!("ractmq-loadgen: {e}");
         return ExitCode::FAILURE;
     }
     if c.payload < mqtt::STAMP_LEN {
