@@ -149,9 +149,9 @@ struct StartArgs {
     /// The certificate authority of the cluster (PEM): peers must show a certificate it signed.
     #[arg(long, requires = "cluster_tls_cert")]
     cluster_tls_ca: Option<std::path::PathBuf>,
-    /// Messages queued towards one other node and not yet acknowledged by it; beyond, messages for that node
-    /// are dropped (and counted).
-    #[arg(long, default_value_t = 100_000)]
+    /// Messages queued towards one other node and not yet acknowledged by it. Past half of it, clients
+    /// publishing to that node are held until it drains; when full, messages for it are dropped (and counted).
+    #[arg(long, default_value_t = 1_000_000)]
     forward_queue: usize,
 }
 

@@ -197,11 +197,7 @@ async fn killing_a_node_loses_nothing_between_the_others_and_it_routes_again_whe
         .collect();
     let mut unique = got.clone();
     unique.dedup();
-    assert_eq!(
-        unique,
-        (0..N).collect::<Vec<_>>(),
-        "n2 got every message from n1, in order"
-    );
+    assert_in_order(&unique, N, "n2 got every message from n1, in order");
     drop(doomed);
 
     // n3 comes back on the same ports; once every node lists it, it routes both ways.
@@ -219,4 +215,69 @@ async fn killing_a_node_loses_nothing_between_the_others_and_it_routes_again_whe
         _ => None,
     });
     assert_eq!(&p.await.payload[..], b"3");
+}
+
+#[tokio::test]
+async fn a_filling_queue_towards_a_node_holds_the_publisher_instead_of_dropping() {
+    // n2 is frozen (SIGSTOP) while n1's client publishes more than n1 may queue for it. The client is held
+    // (its acknowledgements wait) rather than its messages dropped; once n2 thaws, every one arrives.
+    let nodes = start_cluster(
+        2,
+        &[
+            "--forward-queue",
+            "500",
+            "--down-after-ms",
+            "30000",
+            "--max-queue",
+            "100000",
+        ],
+    )
+    .await;
+    let mut sub = client(&nodes[1], "sub-n2").await;
+    sub.subscribe("bp/#", QoS::AtLeastOnce).await;
+    let mut publisher = client(&nodes[0], "pub-n1").await;
+    nodes[1].signal(libc::SIGSTOP);
+    const N: usize = 1500;
+    let sender = publisher.client.clone();
+    let publishing = tokio::spawn(async move {
+        for i in 0..N {
+            sender
+                .publish("bp/q1", QoS::AtLeastOnce, false, i.to_string())
+                .await
+                .unwrap();
+        }
+    });
+    // Some are acknowledged (queued for n2), then the client is held.
+    let mut acked = 0;
+    while acked < 200 {
+        if let Packet::PubAck(_) = publisher.next().await.unwrap() {
+            acked += 1;
+        }
+    }
+    nodes[1].signal(libc::SIGCONT);
+    publishing.await.unwrap();
+    publisher.publish("bp/end", QoS::AtLeastOnce, false, "end").await;
+    let got: Vec<usize> = sub
+        .publishes_until("bp/end")
+        .await
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).parse().unwrap())
+        .collect();
+    assert_in_order(&got, N, "nothing dropped, in order");
+}
+
+/// `got` is 0..n, in order; on failure, say how it differs without printing thousands of numbers.
+fn assert_in_order(got: &[usize], n: usize, what: &str) {
+    if got.iter().copied().eq(0..n) {
+        return;
+    }
+    let missing: Vec<usize> = (0..n).filter(|i| !got.contains(i)).collect();
+    let first_out_of_place = got.iter().enumerate().find(|(i, v)| *i != **v);
+    panic!(
+        "{what}: got {} of {n}; {} missing (first: {:?}); first out of place: {:?}",
+        got.len(),
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        first_out_of_place
+    );
 }

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub dropped_local_subscriber: AtomicU64,
     /// Retained messages not stored because the retained store was full.
     pub dropped_retained_full: AtomicU64,
+    /// Messages for another node of the cluster dropped: the queue towards it was full, or the message is too
+    /// large to cross (the cluster's own counters say which).
+    pub dropped_forward: AtomicU64,
     /// Published messages that matched no subscriber.
     pub messages_no_subscribers: AtomicU64,
     pub session_restarts: AtomicU64,
@@ -58,6 +61,7 @@ impl Metrics {
             &self.dropped_too_large,
             &self.dropped_local_subscriber,
             &self.dropped_retained_full,
+            &self.dropped_forward,
         ]
         .iter()
         .map(|c| c.load(Relaxed))

@@ -167,6 +167,12 @@ impl Router {
     /// subscription here, and forward it once to each other node with a matching route (retained messages go
     /// to every other node, which keeps a copy). Returns the deliveries here plus the nodes forwarded to.
     pub fn route(&self, message: Arc<Message>) -> usize {
+        self.route_reporting(message, &mut Vec::new())
+    }
+
+    /// [`Router::route`], adding to `congested` the nodes whose queue is filling up: a client's publisher
+    /// then waits for them ([`RemoteRouting::wait_for_room`]) before reading more from its client.
+    pub fn route_reporting(&self, message: Arc<Message>, congested: &mut Vec<Arc<str>>) -> usize {
         self.store_retained(&message);
         // `$SYS` topics describe one node: each node publishes its own.
         let remote = self.remote.get().filter(|_| !message.topic.starts_with("$SYS/"));
@@ -195,7 +201,10 @@ impl Router {
                 }
             }
             for forward in forwards {
-                remote.forward(&message, forward);
+                let node = forward.node.clone();
+                if remote.forward(&message, forward) && !congested.contains(&node) {
+                    congested.push(node);
+                }
             }
         }
         if delivered + forwarded == 0 {

@@ -143,8 +143,14 @@ pub trait RemoteRouting: Send + Sync + 'static {
     /// The nodes that keep a copy of retained messages (every other node this one can reach).
     fn peers(&self) -> Vec<Arc<str>>;
 
-    /// Send `message` to another node (queued, never blocks).
-    fn forward(&self, message: &Arc<Message>, to: Forward);
+    /// Send `message` to another node (queued, never blocks). True if the queue towards that node is
+    /// filling up (past half its bound): the publisher should wait with [`RemoteRouting::wait_for_room`]
+    /// before it publishes more.
+    fn forward(&self, message: &Arc<Message>, to: Forward) -> bool;
+
+    /// Wait until the queues towards `nodes` have room again (or those nodes are down), bounded in time:
+    /// backpressure on publishers instead of drops.
+    fn wait_for_room(&self, nodes: Vec<Arc<str>>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 #[cfg(test)]

@@ -450,8 +450,14 @@ impl SessionState {
         };
         let metrics = &self.kernel.metrics;
         Metrics::add(&metrics.messages_received, fx.publishes.len() as u64);
+        let mut congested = Vec::new();
         for message in fx.publishes.drain(..) {
-            self.kernel.router.route(Arc::new(message));
+            self.kernel.router.route_reporting(Arc::new(message), &mut congested);
+        }
+        // Queues towards other nodes filling up: hold this client (its acknowledgements, and through the
+        // reader's permits its socket) until they drain, rather than drop what it publishes.
+        if let (false, Some(remote)) = (congested.is_empty(), self.kernel.router.remote()) {
+            Box::pin(remote.wait_for_room(congested)).await;
         }
         let Some(online) = self.online.as_ref() else {
             return;

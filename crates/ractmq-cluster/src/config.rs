@@ -45,7 +45,7 @@ impl ClusterConfig {
             cookie: cookie.into(),
             heartbeat_interval: Duration::from_secs(1),
             down_after: Duration::from_secs(5),
-            forward_queue: 100_000,
+            forward_queue: 1_000_000,
             tls: None,
         }
     }

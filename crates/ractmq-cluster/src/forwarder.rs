@@ -140,7 +140,10 @@ impl Actor for Forwarder {
                 Ok(Wire::Batch(batch)) => state.route_batch(batch),
                 Ok(Wire::Ack(ack)) => {
                     if ack.incarnation == state.shared.incarnation {
-                        state.shared.link(&ack.from).ack(ack.seq);
+                        let link = state.shared.link(&ack.from);
+                        link.ack(ack.seq);
+                        // The window has room again.
+                        link.notify.notify_one();
                     }
                 }
                 Ok(Wire::Routes(routes)) => {

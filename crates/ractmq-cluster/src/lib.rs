@@ -33,8 +33,10 @@
 //!
 //! ## Queues a peer can fill
 //!
-//! - The queue towards each node: [`ClusterConfig::forward_queue`] messages not yet acknowledged; beyond,
-//!   messages for that node are dropped and counted ([`stats::ClusterStats::dropped_queue_full`]).
+//! - The queue towards each node: [`ClusterConfig::forward_queue`] messages not yet acknowledged. Past half
+//!   of it, publishing clients whose messages go there are held until it drains (backpressure); when full,
+//!   messages for that node are dropped and counted ([`stats::ClusterStats::dropped_queue_full`], and the
+//!   broker's `dropped_forward`).
 //! - Route changes waiting for the forwarder: one entry per subscription change, taken in one go whenever the
 //!   forwarder runs; cleared when a forwarder starts (it reads the shards' routes instead).
 //! - The forwarder's mailbox: what peers send (batches of at most [`pump::BATCH_ITEMS`] messages, route and

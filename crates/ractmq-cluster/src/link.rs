@@ -53,6 +53,8 @@ pub struct PeerLink {
     queue: Mutex<Queue>,
     /// Wakes the pump when there is something to send.
     pub notify: Notify,
+    /// Wakes publishers waiting for room (see [`PeerLink::is_congested`]).
+    pub room: Notify,
 }
 
 impl PeerLink {
@@ -67,37 +69,56 @@ impl PeerLink {
                 capacity: capacity.max(1),
             }),
             notify: Notify::new(),
+            room: Notify::new(),
         }
     }
 
-    /// Queue `item`; refused when the queue is full.
-    pub fn push(&self, item: Item) -> Result<(), Refused> {
-        {
+    /// Queue `item`; refused when the queue is full. `Ok(true)`: the queue is past half full, and publishers
+    /// should wait for room.
+    pub fn push(&self, item: Item) -> Result<bool, Refused> {
+        let congested = {
             let mut q = self.queue.lock();
             if q.entries.len() >= q.capacity {
                 return Err(Refused::Full);
             }
             q.entries.push_back(item);
-        }
+            q.entries.len() >= q.capacity / 2
+        };
         self.notify.notify_one();
-        Ok(())
+        Ok(congested)
+    }
+
+    /// Whether a publisher should wait: until the queue is down to a quarter of its bound (not just below
+    /// half, so that waiting publishers do not wake for every acknowledgement).
+    pub fn is_congested(&self) -> bool {
+        let q = self.queue.lock();
+        q.entries.len() > q.capacity / 4
     }
 
     /// The node has routed everything up to `seq`: forget it.
     pub fn ack(&self, seq: u64) {
-        let mut q = self.queue.lock();
-        while q.first_seq <= seq && q.entries.pop_front().is_some() {
-            q.first_seq += 1;
+        {
+            let mut q = self.queue.lock();
+            while q.first_seq <= seq && q.entries.pop_front().is_some() {
+                q.first_seq += 1;
+            }
+            q.sent_upto = q.sent_upto.max(q.first_seq - 1);
         }
-        q.sent_upto = q.sent_upto.max(q.first_seq - 1);
+        self.room.notify_waiters();
     }
 
     /// The next batch to send over `link`, numbered from the returned sequence number: at most `max_items`
-    /// messages, and no more than `max_bytes` by `size` unless the first alone is larger. On a link other than
-    /// the last one used, sending starts again from the oldest unacknowledged message.
+    /// messages, no more than `max_bytes` by `size` unless the first alone is larger, and none while `window`
+    /// messages are sent and not yet acknowledged. On a link other than the last one used, sending starts
+    /// again from the oldest unacknowledged message.
+    ///
+    /// The window keeps what is in transit small: ractor_cluster queues sends and the acknowledgements coming
+    /// back in the same unbounded mailboxes, so without it acknowledgements would wait behind everything sent
+    /// and the queue would fill with messages already delivered.
     pub fn next_batch(
         &self,
         link: &ActorId,
+        window: usize,
         max_items: usize,
         max_bytes: usize,
         size: impl Fn(&Item) -> usize,
@@ -108,9 +129,10 @@ impl PeerLink {
             q.sent_upto = q.first_seq - 1;
         }
         let start = (q.sent_upto + 1 - q.first_seq) as usize;
+        let room = window.saturating_sub(start);
         let mut bytes = 0;
         let mut items = Vec::new();
-        for item in q.entries.iter().skip(start).take(max_items) {
+        for item in q.entries.iter().skip(start).take(max_items.min(room)) {
             bytes += size(item);
             if !items.is_empty() && bytes > max_bytes {
                 break;
@@ -183,11 +205,11 @@ mod tests {
         for n in 1..=5 {
             l.push(item(n)).unwrap();
         }
-        let (first, items) = l.next_batch(&link(1), 3, usize::MAX, |_| 1).unwrap();
+        let (first, items) = l.next_batch(&link(1), usize::MAX, 3, usize::MAX, |_| 1).unwrap();
         assert_eq!((first, payloads(&items)), (1, vec![1, 2, 3]));
-        let (first, items) = l.next_batch(&link(1), 3, usize::MAX, |_| 1).unwrap();
+        let (first, items) = l.next_batch(&link(1), usize::MAX, 3, usize::MAX, |_| 1).unwrap();
         assert_eq!((first, payloads(&items)), (4, vec![4, 5]));
-        assert!(l.next_batch(&link(1), 3, usize::MAX, |_| 1).is_none());
+        assert!(l.next_batch(&link(1), usize::MAX, 3, usize::MAX, |_| 1).is_none());
     }
 
     #[test]
@@ -196,14 +218,27 @@ mod tests {
         for n in 1..=4 {
             l.push(item(n)).unwrap();
         }
-        l.next_batch(&link(1), 10, usize::MAX, |_| 1).unwrap();
+        l.next_batch(&link(1), usize::MAX, 10, usize::MAX, |_| 1).unwrap();
         l.ack(2);
         assert_eq!(l.len(), 2);
-        let (first, items) = l.next_batch(&link(2), 10, usize::MAX, |_| 1).unwrap();
+        let (first, items) = l.next_batch(&link(2), usize::MAX, 10, usize::MAX, |_| 1).unwrap();
         assert_eq!((first, payloads(&items)), (3, vec![3, 4]));
         l.link_lost();
-        let (first, items) = l.next_batch(&link(2), 10, usize::MAX, |_| 1).unwrap();
+        let (first, items) = l.next_batch(&link(2), usize::MAX, 10, usize::MAX, |_| 1).unwrap();
         assert_eq!((first, payloads(&items)), (3, vec![3, 4]));
+    }
+
+    #[test]
+    fn past_half_full_publishers_are_told_to_wait_until_a_quarter() {
+        let l = PeerLink::new(8);
+        let pushed: Vec<bool> = (1..=5).map(|n| l.push(item(n)).unwrap()).collect();
+        assert_eq!(pushed, [false, false, false, true, true]);
+        assert!(l.is_congested());
+        l.next_batch(&link(1), usize::MAX, 10, usize::MAX, |_| 1).unwrap();
+        l.ack(2);
+        assert!(l.is_congested(), "3 left: more than a quarter");
+        l.ack(3);
+        assert!(!l.is_congested());
     }
 
     #[test]
@@ -212,10 +247,10 @@ mod tests {
         l.push(item(1)).unwrap();
         l.push(item(2)).unwrap();
         assert_eq!(l.push(item(3)), Err(Refused::Full));
-        l.next_batch(&link(1), 10, usize::MAX, |_| 1).unwrap();
+        l.next_batch(&link(1), usize::MAX, 10, usize::MAX, |_| 1).unwrap();
         l.ack(1);
         l.push(item(3)).unwrap();
-        let (first, items) = l.next_batch(&link(1), 10, usize::MAX, |_| 1).unwrap();
+        let (first, items) = l.next_batch(&link(1), usize::MAX, 10, usize::MAX, |_| 1).unwrap();
         assert_eq!((first, payloads(&items)), (3, vec![3]));
     }
 
@@ -225,10 +260,27 @@ mod tests {
         for n in 1..=3 {
             l.push(item(n)).unwrap();
         }
-        let (_, items) = l.next_batch(&link(1), 10, 5, |_| 10).unwrap();
+        let (_, items) = l.next_batch(&link(1), usize::MAX, 10, 5, |_| 10).unwrap();
         assert_eq!(payloads(&items), vec![1]);
-        let (_, items) = l.next_batch(&link(1), 10, 25, |_| 10).unwrap();
+        let (_, items) = l.next_batch(&link(1), usize::MAX, 10, 25, |_| 10).unwrap();
         assert_eq!(payloads(&items), vec![2, 3]);
+    }
+
+    #[test]
+    fn no_more_than_the_window_is_in_transit() {
+        let l = PeerLink::new(10);
+        for n in 1..=5 {
+            l.push(item(n)).unwrap();
+        }
+        let (_, items) = l.next_batch(&link(1), 3, 10, usize::MAX, |_| 1).unwrap();
+        assert_eq!(payloads(&items), vec![1, 2, 3]);
+        assert!(
+            l.next_batch(&link(1), 3, 10, usize::MAX, |_| 1).is_none(),
+            "the window is full"
+        );
+        l.ack(2);
+        let (first, items) = l.next_batch(&link(1), 3, 10, usize::MAX, |_| 1).unwrap();
+        assert_eq!((first, payloads(&items)), (4, vec![4, 5]));
     }
 
     #[test]
@@ -241,7 +293,7 @@ mod tests {
         assert_eq!(l.serve_incarnation(8), 2);
         assert!(l.is_empty());
         l.push(item(3)).unwrap();
-        let (first, items) = l.next_batch(&link(1), 10, usize::MAX, |_| 1).unwrap();
+        let (first, items) = l.next_batch(&link(1), usize::MAX, 10, usize::MAX, |_| 1).unwrap();
         assert_eq!((first, payloads(&items)), (3, vec![3]));
     }
 
@@ -251,7 +303,7 @@ mod tests {
         for n in 1..=3 {
             l.push(item(n)).unwrap();
         }
-        l.next_batch(&link(1), 10, usize::MAX, |_| 1).unwrap();
+        l.next_batch(&link(1), usize::MAX, 10, usize::MAX, |_| 1).unwrap();
         l.ack(2);
         l.ack(1);
         l.ack(2);
@@ -259,7 +311,7 @@ mod tests {
         l.ack(99);
         assert!(l.is_empty());
         l.push(item(4)).unwrap();
-        let (first, _) = l.next_batch(&link(1), 10, usize::MAX, |_| 1).unwrap();
+        let (first, _) = l.next_batch(&link(1), usize::MAX, 10, usize::MAX, |_| 1).unwrap();
         assert_eq!(first, 4);
     }
 }

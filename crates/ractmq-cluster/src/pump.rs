@@ -1,6 +1,7 @@
 //! The pump: the task that sends one other node its queue (see `link.rs`), in numbered batches.
 //!
-//! It wakes when a publisher queues something, and every [`RETRY`] besides, to notice a link that came up
+//! It sends at most [`WINDOW`] messages ahead of the node's acknowledgements. It wakes when a publisher
+//! queues something or an acknowledgement comes back, and every [`RETRY`] besides, to notice a link that came up
 //! while there was nothing to send. Whenever the link it sends over is a new one (the first, or one that
 //! came back after a cut), it first tells the node this node's routes and retained messages, which the node
 //! may have missed, and the queue starts again from the oldest unacknowledged message. It holds nothing of
@@ -22,6 +23,9 @@ use crate::wire_message::message_size;
 
 /// How often a pump with nothing to do looks for a new link.
 pub const RETRY: Duration = Duration::from_millis(200);
+
+/// Most messages sent to a node and not yet acknowledged by it (see `PeerLink::next_batch`).
+pub const WINDOW: usize = 8 * BATCH_ITEMS;
 
 /// Most messages in one batch, and the bytes a batch aims to stay under.
 pub const BATCH_ITEMS: usize = 1000;
@@ -51,7 +55,7 @@ pub async fn run(shared: Arc<Shared>, kernel: Arc<Kernel>, node: String) {
             }
         }
         let id = to.get_id();
-        while let Some((first_seq, items)) = link.next_batch(&id, BATCH_ITEMS, BATCH_BYTES, item_size) {
+        while let Some((first_seq, items)) = link.next_batch(&id, WINDOW, BATCH_ITEMS, BATCH_BYTES, item_size) {
             let now = Instant::now();
             let batch = Batch {
                 from: shared.config.node_name.clone(),

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractmq_broker::{Forward, RemoteMatch, RemoteRouting, RouteKey};
+use ractmq_broker::{Forward, Metrics, RemoteMatch, RemoteRouting, RouteKey};
 use ractmq_protocol::Message;
 
 use crate::forwarder::{forwarder_of, ForwarderMsg};
@@ -27,7 +27,31 @@ pub const MAX_FORWARDED_BYTES: usize = 6 * 1024 * 1024;
 /// (about to be found down, most likely) does not hold the SUBACK longer.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub struct Routing(pub Arc<Shared>);
+pub struct Routing {
+    pub shared: Arc<Shared>,
+    /// The broker's counters: drops here count among its dropped messages too.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Wait until the queues towards `nodes` are down to a quarter of their bound, or those nodes are not up (a
+/// node found down stops getting messages; its queue waits for it without holding anyone), for at most
+/// `--down-after-ms`: a node slower than that is about to be found down.
+async fn wait_for_room(shared: &Shared, nodes: Vec<Arc<str>>) {
+    let deadline = tokio::time::Instant::now() + shared.config.down_after;
+    for node in nodes {
+        let link = shared.link(&node);
+        loop {
+            // Made before looking, so that an acknowledgement between the look and the wait is not missed.
+            let room = link.room.notified();
+            if !link.is_congested() || !shared.peers_up.load().contains(&node) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return;
+            }
+        }
+    }
+}
 
 /// Wait until every other node that is up and linked has acknowledged the routes reported so far.
 async fn settled(shared: &Shared) {
@@ -63,42 +87,54 @@ async fn settled(shared: &Shared) {
 
 impl RemoteRouting for Routing {
     fn routes_changed(&self, changes: Vec<(RouteKey, bool)>) {
-        self.0.pending_routes.lock().changes.extend(changes);
-        if !self.0.flush_asked.swap(true, Ordering::AcqRel) {
-            match self.0.forwarder.read().as_ref() {
+        self.shared.pending_routes.lock().changes.extend(changes);
+        if !self.shared.flush_asked.swap(true, Ordering::AcqRel) {
+            match self.shared.forwarder.read().as_ref() {
                 Some(forwarder) if forwarder.send_message(ForwarderMsg::Flush).is_ok() => {}
                 // No forwarder right now: the next one starts from the shards' routes, which include these.
-                _ => self.0.flush_asked.store(false, Ordering::Release),
+                _ => self.shared.flush_asked.store(false, Ordering::Release),
             }
         }
     }
 
     fn settled(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(settled(&self.0))
+        Box::pin(settled(&self.shared))
     }
 
     fn matches(&self, topic: &str, out: &mut RemoteMatch) {
-        self.0.remote_routes.matches(topic, out);
+        self.shared.remote_routes.matches(topic, out);
     }
 
     fn peers(&self) -> Vec<Arc<str>> {
-        self.0.peers_up.load().to_vec()
+        self.shared.peers_up.load().to_vec()
     }
 
-    fn forward(&self, message: &Arc<Message>, to: Forward) {
-        let stats = &self.0.stats;
+    fn wait_for_room(&self, nodes: Vec<Arc<str>>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(wait_for_room(&self.shared, nodes))
+    }
+
+    fn forward(&self, message: &Arc<Message>, to: Forward) -> bool {
+        let stats = &self.shared.stats;
         if message_size(message) > MAX_FORWARDED_BYTES {
             ClusterStats::add(&stats.dropped_too_large, 1);
-            return;
+            Metrics::add(&self.metrics.dropped_forward, 1);
+            return false;
         }
         let item = Item {
             message: message.clone(),
             deliver: to.deliver,
             shared: to.shared,
         };
-        match self.0.link(&to.node).push(item) {
-            Ok(()) => ClusterStats::add(&stats.forwarded, 1),
-            Err(_) => ClusterStats::add(&stats.dropped_queue_full, 1),
+        match self.shared.link(&to.node).push(item) {
+            Ok(congested) => {
+                ClusterStats::add(&stats.forwarded, 1);
+                congested
+            }
+            Err(_) => {
+                ClusterStats::add(&stats.dropped_queue_full, 1);
+                Metrics::add(&self.metrics.dropped_forward, 1);
+                true
+            }
         }
     }
 }

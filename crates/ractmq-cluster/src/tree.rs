@@ -35,7 +35,10 @@ pub struct Hook(pub Arc<Shared>);
 
 impl ClusterHook for Hook {
     fn child_spec(&self, kernel: &Arc<Kernel>) -> ChildSpec {
-        kernel.router.set_remote(Arc::new(Routing(self.0.clone())));
+        kernel.router.set_remote(Arc::new(Routing {
+            shared: self.0.clone(),
+            metrics: kernel.metrics.clone(),
+        }));
         kernel.set_remote_sessions(Arc::new(Sessions(self.0.clone())));
         let children = vec![
             counted(node_server_spec(self.0.clone(), kernel.clone()), kernel),
