@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::cluster::{free_addrs, until_all_list, Node, COOKIE};
+use common::cluster::{assert_in_order, free_addrs, numbers_until, until_all_list, Node, COOKIE};
 use common::proxy::Proxy;
 use common::{eventually, Client};
 use rumqttc::QoS;
@@ -58,12 +58,7 @@ async fn messages_acknowledged_during_a_cut_arrive_once_the_link_heals() {
         publisher.publish("p/q1", QoS::AtLeastOnce, false, i.to_string()).await;
     }
     publisher.publish("p/end", QoS::AtLeastOnce, false, "end").await;
-    let got: Vec<usize> = sub
-        .publishes_until("p/end")
-        .await
-        .iter()
-        .map(|p| String::from_utf8_lossy(&p.payload).parse().unwrap())
-        .collect();
+    let got = numbers_until(&mut sub, "p/end").await;
     assert_in_order(&got, N, "every message, once, in order");
     assert!(
         nodes[0].logged("link to node n2 up: sending again the"),
@@ -72,21 +67,5 @@ async fn messages_acknowledged_during_a_cut_arrive_once_the_link_heals() {
     assert!(
         nodes.iter().all(|n| !n.logged("down:")),
         "the cut was shorter than --down-after-ms: no node was marked down"
-    );
-}
-
-/// `got` is 0..n, in order; on failure, say how it differs without printing thousands of numbers.
-fn assert_in_order(got: &[usize], n: usize, what: &str) {
-    if got.iter().copied().eq(0..n) {
-        return;
-    }
-    let missing: Vec<usize> = (0..n).filter(|i| !got.contains(i)).collect();
-    let first_out_of_place = got.iter().enumerate().find(|(i, v)| *i != **v);
-    panic!(
-        "{what}: got {} of {n}; {} missing (first: {:?}); first out of place: {:?}",
-        got.len(),
-        missing.len(),
-        &missing[..missing.len().min(10)],
-        first_out_of_place
     );
 }

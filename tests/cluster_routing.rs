@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use common::cluster::{start_cluster, until_all_list, Node};
+use common::cluster::{assert_in_order, numbers_until, start_cluster, until_all_list, Node};
 use common::{options, Client};
 use rumqttc::{Packet, QoS};
 
@@ -189,12 +189,7 @@ async fn killing_a_node_loses_nothing_between_the_others_and_it_routes_again_whe
         }
     }
     publisher.publish("load/end", QoS::AtLeastOnce, false, "end").await;
-    let got: Vec<usize> = sub
-        .publishes_until("load/end")
-        .await
-        .iter()
-        .map(|p| String::from_utf8_lossy(&p.payload).parse().unwrap())
-        .collect();
+    let got = numbers_until(&mut sub, "load/end").await;
     let mut unique = got.clone();
     unique.dedup();
     assert_in_order(&unique, N, "n2 got every message from n1, in order");
@@ -257,27 +252,6 @@ async fn a_filling_queue_towards_a_node_holds_the_publisher_instead_of_dropping(
     nodes[1].signal(libc::SIGCONT);
     publishing.await.unwrap();
     publisher.publish("bp/end", QoS::AtLeastOnce, false, "end").await;
-    let got: Vec<usize> = sub
-        .publishes_until("bp/end")
-        .await
-        .iter()
-        .map(|p| String::from_utf8_lossy(&p.payload).parse().unwrap())
-        .collect();
+    let got = numbers_until(&mut sub, "bp/end").await;
     assert_in_order(&got, N, "nothing dropped, in order");
-}
-
-/// `got` is 0..n, in order; on failure, say how it differs without printing thousands of numbers.
-fn assert_in_order(got: &[usize], n: usize, what: &str) {
-    if got.iter().copied().eq(0..n) {
-        return;
-    }
-    let missing: Vec<usize> = (0..n).filter(|i| !got.contains(i)).collect();
-    let first_out_of_place = got.iter().enumerate().find(|(i, v)| *i != **v);
-    panic!(
-        "{what}: got {} of {n}; {} missing (first: {:?}); first out of place: {:?}",
-        got.len(),
-        missing.len(),
-        &missing[..missing.len().min(10)],
-        first_out_of_place
-    );
 }

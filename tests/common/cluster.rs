@@ -227,3 +227,29 @@ pub async fn until_all_list(nodes: &[&Node], expected: &str) {
         until_lists(&watch, &node.name, expected).await;
     }
 }
+
+/// `got` is 0..n, in order; on failure, say how it differs without printing thousands of numbers.
+pub fn assert_in_order(got: &[usize], n: usize, what: &str) {
+    if got.iter().copied().eq(0..n) {
+        return;
+    }
+    let missing: Vec<usize> = (0..n).filter(|i| !got.contains(i)).collect();
+    let first_out_of_place = got.iter().enumerate().find(|(i, v)| *i != **v);
+    panic!(
+        "{what}: got {} of {n}; {} missing (first: {:?}); first out of place: {:?}",
+        got.len(),
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        first_out_of_place
+    );
+}
+
+/// The payloads (decimal numbers) of the publishes `client` receives until one on `marker`.
+pub async fn numbers_until(client: &mut Client, marker: &str) -> Vec<usize> {
+    client
+        .publishes_until(marker)
+        .await
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).parse().unwrap())
+        .collect()
+}
