@@ -21,7 +21,7 @@
 #   rumqttd    its v4 listener only (it serves MQTT 5 on a separate port, unused here);
 #              next_connection_delay_ms = 0 (its default throttles connects); router max_connections raised to
 #              25000; max_inflight_count 100 (its default); the load generator sends keepalive 600 (it refuses 0).
-#   ractmq     target/release/ractmq start --listen 127.0.0.1:PORT --sys-interval 0 --max-inflight 100;
+#   ractmq     target/release/ractmq start --listen 127.0.0.1:PORT --sys-interval 0 --max-inflight 100 --no-api;
 #              fan-in and fan-out add --max-queue 100000 so that a subscriber's queue does not drop QoS 1 (or 0)
 #              messages while publishers run ahead of it (Mosquitto runs with an unlimited queue, above).
 #   ractmq cluster (cluster-* scenarios): the same arguments as the single-node scenario of the same shape, plus
@@ -209,7 +209,7 @@ wait_listening() { # name port logfile
 
 # The arguments ractmq gets for a scenario (a cluster scenario: those of the single-node scenario of its shape).
 ractmq_args() { # scenario port
-    local args=(start --listen "127.0.0.1:$2" --sys-interval 0 --max-inflight 100)
+    local args=(start --listen "127.0.0.1:$2" --sys-interval 0 --max-inflight 100 --no-api)
     case "${1#cluster-}" in fanin-*|fanout-*) args+=(--max-queue 100000) ;; esac
     echo "${args[@]}"
 }

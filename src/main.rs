@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ractmq::{Broker, BrokerConfig, Cluster, ClusterConfig, ClusterTls, OverflowPolicy, QoS, Redirect, SharedStrategy};
+use ractmq_admin::ApiConfig;
 
 #[derive(Parser)]
 #[command(
@@ -20,8 +21,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a broker node (embedded defaults: MQTT on 0.0.0.0:1883).
-    Start(StartArgs),
+    /// Run a broker node (embedded defaults: MQTT on 0.0.0.0:1883, REST API on 127.0.0.1:18083).
+    Start(Box<StartArgs>),
+    /// Watch and steer a running node through its REST API.
+    Ctl(ractmq_admin::ctl::CtlArgs),
 }
 
 #[derive(clap::Args)]
@@ -149,6 +152,21 @@ struct StartArgs {
     /// The certificate authority of the cluster (PEM): peers must show a certificate it signed.
     #[arg(long, requires = "cluster_tls_cert")]
     cluster_tls_ca: Option<std::path::PathBuf>,
+    /// Where the REST API (and Prometheus /metrics) listens; port 0 picks a free one, logged at start.
+    #[arg(long, default_value = "127.0.0.1:18083")]
+    api_listen: SocketAddr,
+    /// A bearer token every API request must carry (or set RACTMQ_API_TOKEN). Needed to listen beyond loopback.
+    #[arg(long, env = "RACTMQ_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// A user allowed into the API with basic authentication, as NAME:PASSWORD (repeat for more).
+    #[arg(long = "api-user", value_parser = parse_user)]
+    api_users: Vec<(String, String)>,
+    /// Serve the chaos API (killing sessions, shards and cluster actors on purpose).
+    #[arg(long)]
+    api_chaos: bool,
+    /// Do not serve the REST API.
+    #[arg(long, conflicts_with_all = ["api_token", "api_users", "api_chaos"])]
+    no_api: bool,
     /// Messages queued towards one other node and not yet acknowledged by it. Past half of it, clients
     /// publishing to that node are held until it drains; when full, messages for it are dropped (and counted).
     #[arg(long, default_value_t = 1_000_000)]
@@ -178,7 +196,8 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     match cli.command {
-        Command::Start(args) => runtime.block_on(start(args)),
+        Command::Start(args) => runtime.block_on(start(*args)),
+        Command::Ctl(args) => ractmq_admin::ctl::run(args),
     }
 }
 
@@ -221,6 +240,17 @@ async fn start(args: StartArgs) -> ExitCode {
     limits.offline_overflow = args.offline_overflow;
     limits.max_subscriptions = args.max_subscriptions;
     limits.max_retained = args.max_retained;
+    let api = (!args.no_api).then(|| ApiConfig {
+        listen: args.api_listen,
+        token: args.api_token.clone(),
+        users: args.api_users.clone(),
+        chaos: args.api_chaos,
+    });
+    if let Some(Err(e)) = api.as_ref().map(ApiConfig::validate) {
+        eprintln!("ractmq: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut clustered = None;
     if let (Some(node_name), Some(listen)) = (args.node_name, args.cluster_listen) {
         let mut cluster = ClusterConfig::new(node_name, listen, args.cookie.unwrap_or_default());
         cluster.seeds = args.seeds;
@@ -232,7 +262,10 @@ async fn start(args: StartArgs) -> ExitCode {
         cluster.down_after = Duration::from_millis(args.down_after_ms);
         cluster.forward_queue = args.forward_queue;
         match Cluster::new(cluster) {
-            Ok(cluster) => cluster.install(&mut config),
+            Ok(cluster) => {
+                cluster.install(&mut config);
+                clustered = Some(cluster);
+            }
             Err(e) => {
                 eprintln!("ractmq: {e}");
                 return ExitCode::FAILURE;
@@ -245,6 +278,17 @@ async fn start(args: StartArgs) -> ExitCode {
             eprintln!("ractmq: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    let _api = match api {
+        Some(api) => match ractmq_admin::start(api, broker.kernel().clone(), clustered).await {
+            Ok(server) => Some(server),
+            Err(e) => {
+                eprintln!("ractmq: {e}");
+                broker.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
     };
     tracing::info!(addr = %broker.mqtt_addr(), "ractmq node running; Ctrl-C or SIGTERM stops it");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");

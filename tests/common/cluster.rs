@@ -64,7 +64,7 @@ impl Node {
             "--down-after-ms",
             "2000",
         ];
-        for flag in ["--heartbeat-interval-ms", "--down-after-ms"] {
+        for flag in ["--heartbeat-interval-ms", "--down-after-ms", "--api-listen"] {
             if self.extra.iter().any(|a| a == flag) {
                 let i = defaults.iter().position(|d| *d == flag).unwrap();
                 defaults.drain(i..i + 2);

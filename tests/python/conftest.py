@@ -64,7 +64,7 @@ class Broker:
         last_error = ""
         for _attempt in range(3):  # another process may grab the free port between probe and bind
             self.port = _free_port()
-            cmd = [str(self.binary), "start", "--listen", f"{self.host}:{self.port}", *self.args]
+            cmd = [str(self.binary), "start", "--listen", f"{self.host}:{self.port}", "--api-listen", "127.0.0.1:0", *self.args]
             env = dict(os.environ, NO_COLOR="1")
             env.setdefault("RUST_LOG", "info")
             with open(self.log_path, "ab") as log:

@@ -16,6 +16,7 @@ use ractor::ActorRef;
 use crate::config::BrokerConfig;
 use crate::enhanced_auth::Authenticators;
 use crate::handover::RemoteSessions;
+use crate::inspect::Traces;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::session_store::{SessionStore, SupSlot};
@@ -39,6 +40,8 @@ pub struct Kernel {
     pub handshakes: AtomicUsize,
     /// Enhanced authentication methods: SCRAM-SHA-256 over the configured users, then the configured ones.
     pub authenticators: Authenticators,
+    /// Clients whose packets an operator is watching (`ractmq ctl trace client`).
+    pub traces: Traces,
     /// Sessions on other nodes, when this node is part of a cluster.
     remote_sessions: OnceLock<Arc<dyn RemoteSessions>>,
     /// The one line an operator should see when a child could not start (a port in use, say); the
@@ -74,6 +77,7 @@ impl Kernel {
             authenticators,
             start_failure: Mutex::new(None),
             remote_sessions: OnceLock::new(),
+            traces: Traces::default(),
         })
     }
 

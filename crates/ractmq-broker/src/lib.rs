@@ -10,6 +10,7 @@ pub mod config;
 pub mod connection;
 pub mod enhanced_auth;
 pub mod handover;
+pub mod inspect;
 pub mod kernel;
 pub mod listener;
 pub mod metrics;

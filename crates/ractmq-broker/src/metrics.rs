@@ -41,6 +41,66 @@ pub struct Metrics {
     pub shard_restarts: AtomicU64,
     pub other_restarts: AtomicU64,
     pub protocol_errors: AtomicU64,
+    /// Messages routed (published by clients, wills, in-process publishers), by QoS 0, 1, 2.
+    pub routed_by_qos: [AtomicU64; 3],
+    /// Time to route one message on the node it was published on (match, queue for every subscriber here,
+    /// queue for other nodes).
+    pub route_latency: LatencyHistogram,
+}
+
+/// Upper bounds of the routing latency buckets, in nanoseconds.
+pub const ROUTE_BUCKETS_NS: [u64; 10] = [
+    1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 500_000, 1_000_000, 10_000_000,
+];
+
+/// A histogram of durations over [`ROUTE_BUCKETS_NS`], kept in atomics so that recording costs a few relaxed
+/// adds (exposition, with cumulative buckets, is the metrics endpoint's job).
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Observations per bucket (not cumulative); the last counts those above every bound.
+    buckets: [AtomicU64; ROUTE_BUCKETS_NS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&self, ns: u64) {
+        let i = ROUTE_BUCKETS_NS
+            .iter()
+            .position(|b| ns <= *b)
+            .unwrap_or(ROUTE_BUCKETS_NS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add(ns, Relaxed);
+    }
+
+    /// (sum in ns, count, cumulative count per bound in ns).
+    pub fn snapshot(&self) -> (u64, u64, Vec<(u64, u64)>) {
+        let mut cumulative = 0;
+        let mut bounds = Vec::with_capacity(ROUTE_BUCKETS_NS.len());
+        for (i, bound) in ROUTE_BUCKETS_NS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            bounds.push((*bound, cumulative));
+        }
+        let count = cumulative + self.buckets[ROUTE_BUCKETS_NS.len()].load(Relaxed);
+        (self.sum_ns.load(Relaxed), count, bounds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histogram_is_cumulative_with_everything_in_the_count() {
+        let h = LatencyHistogram::default();
+        for ns in [500, 1_500, 1_500, 50_000_000] {
+            h.observe(ns);
+        }
+        let (sum, count, bounds) = h.snapshot();
+        assert_eq!((sum, count), (50_003_500, 4));
+        assert_eq!(bounds[0], (1_000, 1));
+        assert_eq!(bounds[1], (2_000, 3));
+        assert_eq!(bounds.last(), Some(&(10_000_000, 3)));
+    }
 }
 
 impl Metrics {

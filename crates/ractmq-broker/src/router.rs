@@ -158,6 +158,11 @@ impl Router {
         }
     }
 
+    /// The running actor of shard `index` (for the chaos API).
+    pub fn shards_actor(&self, index: usize) -> Option<ActorRef<ShardMsg>> {
+        self.shards.get(index)?.actor.read().clone()
+    }
+
     /// Subscriptions in the current snapshots.
     pub fn subscription_count(&self) -> usize {
         self.shards.iter().map(|s| s.snapshot.load().len()).sum()
@@ -173,6 +178,8 @@ impl Router {
     /// [`Router::route`], adding to `congested` the nodes whose queue is filling up: a client's publisher
     /// then waits for them ([`RemoteRouting::wait_for_room`]) before reading more from its client.
     pub fn route_reporting(&self, message: Arc<Message>, congested: &mut Vec<Arc<str>>) -> usize {
+        let started = Instant::now();
+        Metrics::add(&self.metrics.routed_by_qos[message.qos as usize], 1);
         self.store_retained(&message);
         // `$SYS` topics describe one node: each node publishes its own.
         let remote = self.remote.get().filter(|_| !message.topic.starts_with("$SYS/"));
@@ -210,6 +217,7 @@ impl Router {
         if delivered + forwarded == 0 {
             Metrics::add(&self.metrics.messages_no_subscribers, 1);
         }
+        self.metrics.route_latency.observe(started.elapsed().as_nanos() as u64);
         delivered + forwarded
     }
 

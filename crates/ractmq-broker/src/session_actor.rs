@@ -27,10 +27,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::connection::{Io, Permit, Transport};
 use crate::handover::SessionHandover;
+use crate::inspect::{describe_frames, trace_line};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::router::{index_entry, Change, Route, Target};
-use crate::session_store::SessionShared;
+use crate::session_store::{ConnInfo, SessionShared};
 use crate::session_sup::SessionSupMsg;
 
 /// The stop reason of an actor that hibernated (its supervisor does not restart it).
@@ -127,6 +128,15 @@ pub struct Parked {
     generation: u64,
 }
 
+/// Name the packets going out to a traced client (see `inspect::Traces`).
+fn trace_out(kernel: &Kernel, client_id: &str, out: &[u8]) {
+    if kernel.traces.is_active() && !out.is_empty() {
+        for frame in describe_frames(out) {
+            kernel.traces.record(client_id, || trace_line("out", frame));
+        }
+    }
+}
+
 /// The index change that removes `client_id`'s subscription to `filter` (as the client sent it).
 fn unroute_change(filter: &str, client_id: &Arc<str>) -> Change {
     let (path, key, _) = index_entry(filter, client_id);
@@ -184,6 +194,13 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
     // Routine connects and clean disconnects are debug: at tens of thousands a second, logging them would cost
     // more than serving them. Abnormal closes are logged at info, one line each.
     tracing::debug!(client = %shared.client_id, %peer, protocol = ?accepted.protocol, session_present, "client connected");
+    *shared.conn.lock() = Some(ConnInfo {
+        peer,
+        protocol: accepted.protocol,
+        keep_alive: connect.keep_alive,
+        username: connect.username.clone(),
+        connected_at: std::time::SystemTime::now(),
+    });
     shared.set_online(true, &kernel.limits, &kernel.metrics);
     let online = Online {
         channel,
@@ -405,6 +422,7 @@ impl SessionState {
         self.generation += 1;
         if let Some(old) = self.online.take() {
             self.takeover(old);
+            *self.shared.conn.lock() = None;
             self.shared.set_online(false, &self.kernel.limits, &self.kernel.metrics);
         }
         // The new connection cancels a delayed will, wherever it connects.
@@ -417,6 +435,7 @@ impl SessionState {
 
     async fn recover(&mut self, myself: &ActorRef<SessionMsg>) {
         tracing::warn!(client = %self.shared.client_id, "session restarted after a failure; its connection was closed");
+        *self.shared.conn.lock() = None;
         self.shared.set_online(false, &self.kernel.limits, &self.kernel.metrics);
         self.after_disconnect(myself, true).await;
     }
@@ -427,6 +446,13 @@ impl SessionState {
         };
         let now = Instant::now();
         let mut fx = Effects::default();
+        if self.kernel.traces.is_active() {
+            for packet in &packets {
+                self.kernel
+                    .traces
+                    .record(&self.shared.client_id, || trace_line("in ", format!("{packet:?}")));
+            }
+        }
         {
             let mut session = self.shared.state.lock();
             for packet in packets {
@@ -462,6 +488,7 @@ impl SessionState {
         let Some(online) = self.online.as_ref() else {
             return;
         };
+        trace_out(&self.kernel, &self.shared.client_id, &fx.out);
         online.io.outbox.push(&mut fx.out);
         for delivery in retained {
             self.shared.push(delivery, metrics);
@@ -613,11 +640,13 @@ impl SessionState {
             drop(session);
             // Write each batch as it is encoded, so that the backlog check above sees what the socket did not
             // take.
+            trace_out(&self.kernel, &self.shared.client_id, &fx.out);
             online.io.outbox.push(&mut fx.out);
             if !more {
                 break;
             }
         }
+        trace_out(&self.kernel, &self.shared.client_id, &fx.out);
         online.io.outbox.push(&mut fx.out);
     }
 
@@ -752,6 +781,7 @@ impl SessionState {
             tracing::debug!(client = %self.shared.client_id, peer = %online.peer, reason, "connection closed: {}", close.why);
         }
         online.io.close();
+        *self.shared.conn.lock() = None;
         self.shared.set_online(false, &self.kernel.limits, &self.kernel.metrics);
         if !close.publish_will {
             self.shared.state.lock().will = None;

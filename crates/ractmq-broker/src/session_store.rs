@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use ractmq_codec::Protocol;
 use ractmq_protocol::config::{Limits, OverflowPolicy};
 use ractmq_protocol::{BoundedQueue, Delivery, PushOutcome, Session};
 use ractor::ActorRef;
@@ -31,9 +32,21 @@ pub struct Mailbox {
     pub online: bool,
 }
 
+/// What an operator sees of a session's current connection (see `inspect.rs`).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: std::net::SocketAddr,
+    pub protocol: Protocol,
+    pub keep_alive: u16,
+    pub username: Option<String>,
+    pub connected_at: std::time::SystemTime,
+}
+
 /// One client's session, shared by the store, the subscription index and the session actor.
 pub struct SessionShared {
     pub client_id: Arc<str>,
+    /// The connection attached now, for operators; `None` while disconnected.
+    pub conn: Mutex<Option<ConnInfo>>,
     /// Protocol state; locked by the session actor while it handles a message, and by a shard rebuild.
     pub state: Mutex<Session>,
     pub mailbox: Mutex<Mailbox>,
@@ -71,6 +84,7 @@ fn pending_has_room(pending: &[SessionMsg], msg: &SessionMsg) -> bool {
 impl SessionShared {
     pub fn new(client_id: Arc<str>, limits: &Limits, sup: SupSlot) -> Arc<Self> {
         Arc::new(SessionShared {
+            conn: Mutex::new(None),
             state: Mutex::new(Session::new(client_id.clone())),
             mailbox: Mutex::new(Mailbox {
                 queue: BoundedQueue::new(limits.max_offline_queue_len, limits.offline_overflow),

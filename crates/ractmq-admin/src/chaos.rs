@@ -1,0 +1,68 @@
+//! Killing actors on purpose, through the same supervision paths as real failures: a session, a topic shard,
+//! one of the cluster's actors. Off unless the node was started with `--api-chaos`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ractmq_broker::session_sup::SessionSupMsg;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::server::error;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct KillBody {
+    /// "session", "shard", "cluster" (an actor of the cluster: node-server, agent, forwarder, connector) or
+    /// "bridge".
+    pub kind: String,
+    pub target: String,
+}
+
+pub async fn kill(State(s): State<AppState>, Json(body): Json<KillBody>) -> Response {
+    if !s.config.chaos {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the chaos API is off on this node: start it with --api-chaos to use it",
+        );
+    }
+    let killed = match body.kind.as_str() {
+        "session" => match s.kernel.session_sup() {
+            Some(sup) => ractor::call!(sup, |reply| SessionSupMsg::Kill {
+                client_id: body.target.clone(),
+                reply
+            })
+            .unwrap_or(false),
+            None => false,
+        },
+        "shard" => body
+            .target
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| s.kernel.router.shards_actor(i))
+            .is_some_and(|actor| {
+                actor.kill();
+                true
+            }),
+        "cluster" => match &s.cluster {
+            Some(c) => c.kill_actor(&body.target).await,
+            None => false,
+        },
+        "bridge" => false,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("unknown kind '{other}': session, shard, cluster or bridge"),
+            )
+        }
+    };
+    if killed {
+        Json(json!({ "kind": body.kind, "target": body.target, "killed": true })).into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no {} '{}' on this node", body.kind, body.target),
+        )
+    }
+}

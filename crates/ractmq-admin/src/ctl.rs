@@ -1,0 +1,391 @@
+//! `ractmq ctl`: the operator's command line, a client of a node's REST API.
+//!
+//! Every command is one HTTP call (trace streams); the answer is printed as a table, or as the API's JSON
+//! with `--json` for scripts. A node that cannot be reached is one line saying so, exit code 1.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use base64::Engine;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::table;
+
+#[derive(Args)]
+pub struct CtlArgs {
+    /// The node's REST API, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:18083", global = true)]
+    pub api: String,
+    /// Bearer token, if the API asks for one.
+    #[arg(long, env = "RACTMQ_API_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// NAME:PASSWORD for basic authentication, if the API asks for it.
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Subcommand)]
+pub enum CtlCommand {
+    /// This node: version, uptime, clients, sessions.
+    Status,
+    /// The cluster.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Client sessions.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Subscriptions.
+    #[command(subcommand)]
+    Subscriptions(ListCommand),
+    /// Routes: filters with subscribers, by node.
+    #[command(subcommand)]
+    Topics(ListCommand),
+    /// Retained messages.
+    #[command(subcommand)]
+    Retained(RetainedCommand),
+    /// The MQTT listeners.
+    Listeners,
+    /// The Prometheus exposition of the node.
+    Metrics,
+    /// Kill actors on purpose (the node must run with --api-chaos).
+    #[command(subcommand)]
+    Chaos(ChaosCommand),
+    /// Watch packets as they pass.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Every member and its link state.
+    Status,
+}
+
+#[derive(Subcommand)]
+pub enum ClientsCommand {
+    /// Sessions, paged.
+    List {
+        #[arg(long)]
+        connected: Option<bool>,
+        /// Only client ids containing this.
+        #[arg(long)]
+        like: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        page: usize,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// One session.
+    Show { client_id: String },
+    /// Disconnect a client (0x98); its session stays.
+    Kick { client_id: String },
+}
+
+#[derive(Subcommand)]
+pub enum ListCommand {
+    List {
+        /// Only this client's.
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RetainedCommand {
+    List,
+    /// Clear a topic's retained message, cluster-wide.
+    Delete {
+        topic: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ChaosCommand {
+    /// Kill an actor: session CLIENT_ID, shard INDEX, cluster ACTOR (node-server, agent, forwarder,
+    /// connector) or bridge NAME.
+    Kill { kind: String, target: String },
+}
+
+#[derive(Subcommand)]
+pub enum TraceCommand {
+    /// Stream one client's packets until interrupted.
+    Client { client_id: String },
+}
+
+struct Api {
+    base: String,
+    auth: Option<String>,
+    agent: ureq::Agent,
+    shown: String,
+}
+
+/// A failure, as the one line printed.
+struct Failed(String);
+
+impl Api {
+    fn new(args: &CtlArgs, read_timeout: Option<Duration>) -> Api {
+        let auth = match (&args.token, &args.user) {
+            (Some(t), _) => Some(format!("Bearer {t}")),
+            (None, Some(u)) => Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(u))),
+            (None, None) => None,
+        };
+        let mut builder = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5));
+        if let Some(t) = read_timeout {
+            builder = builder.timeout_read(t);
+        }
+        Api {
+            base: format!("http://{}/api/v1", args.api),
+            auth,
+            agent: builder.build(),
+            shown: args.api.clone(),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<ureq::Response, Failed> {
+        let mut request = self.agent.request(method, &format!("{}{path}", self.base));
+        if let Some(auth) = &self.auth {
+            request = request.set("Authorization", auth);
+        }
+        let result = match body {
+            Some(b) => request.send_json(b),
+            None => request.call(),
+        };
+        match result {
+            Ok(r) => Ok(r),
+            Err(ureq::Error::Status(code, r)) => {
+                let detail = r
+                    .into_json::<Value>()
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                Err(Failed(format!("ractmq ctl: the node answered {code}: {detail}")))
+            }
+            Err(ureq::Error::Transport(t)) => Err(Failed(format!(
+                "ractmq ctl: cannot reach the API at {} ({}): is the node running, and is --api right?",
+                self.shown,
+                std::error::Error::source(&t)
+                    .map(|e| e.to_string())
+                    .or_else(|| t.message().map(str::to_string))
+                    .unwrap_or_else(|| t.kind().to_string())
+            ))),
+        }
+    }
+
+    fn json(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Failed> {
+        self.call(method, path, body)?
+            .into_json()
+            .map_err(|e| Failed(format!("ractmq ctl: the node's answer is not JSON ({e})")))
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn rows(v: &Value, keys: &[&str]) -> Vec<Vec<String>> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|item| keys.iter().map(|k| s(&item[*k])).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn print_table(headers: &[&str], keys: &[&str], v: &Value) {
+    print!("{}", table::render(headers, &rows(v, keys)));
+}
+
+fn print_pairs(v: &Value) {
+    let pairs: Vec<Vec<String>> = v
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| vec![k.clone(), s(v)]).collect())
+        .unwrap_or_default();
+    print!("{}", table::render(&["FIELD", "VALUE"], &pairs));
+}
+
+/// Run one `ractmq ctl` command.
+pub fn run(args: CtlArgs) -> ExitCode {
+    match execute(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failed(line)) => {
+            eprintln!("{line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(args: &CtlArgs) -> Result<(), Failed> {
+    let streaming = matches!(args.command, CtlCommand::Trace(_));
+    let api = Api::new(args, (!streaming).then_some(Duration::from_secs(30)));
+    let json_out = args.json;
+    let show = |v: &Value, table: &dyn Fn(&Value)| {
+        if json_out {
+            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        } else {
+            table(v);
+        }
+    };
+    match &args.command {
+        CtlCommand::Status => show(&api.json("GET", "/status", None)?, &print_pairs),
+        CtlCommand::Cluster(ClusterCommand::Status) => {
+            let v = api.json("GET", "/cluster", None)?;
+            show(&v, &|v| {
+                let keys = [
+                    "name",
+                    "state",
+                    "linked",
+                    "cluster_addr",
+                    "mqtt_addr",
+                    "last_heard_ms_ago",
+                    "queued_to",
+                ];
+                let headers = [
+                    "NODE",
+                    "STATE",
+                    "LINKED",
+                    "CLUSTER ADDRESS",
+                    "MQTT ADDRESS",
+                    "LAST HEARD (ms)",
+                    "QUEUED",
+                ];
+                let mut members = v["members"].clone();
+                if let Some(a) = members.as_array_mut() {
+                    for m in a.iter_mut().filter(|m| m["is_self"] == json!(true)) {
+                        m["name"] = json!(format!("{} (this node)", s(&m["name"])));
+                    }
+                }
+                print_table(&headers, &keys, &members);
+            })
+        }
+        CtlCommand::Clients(ClientsCommand::List {
+            connected,
+            like,
+            page,
+            limit,
+        }) => {
+            let mut path = format!("/clients?page={page}&limit={limit}");
+            if let Some(c) = connected {
+                path += &format!("&connected={c}");
+            }
+            if let Some(l) = like {
+                path += &format!("&like={}", urlencode(l));
+            }
+            let v = api.json("GET", &path, None)?;
+            show(&v, &|v| {
+                let keys = [
+                    "client_id",
+                    "connected",
+                    "protocol",
+                    "peer",
+                    "subscriptions",
+                    "queued",
+                    "inflight",
+                ];
+                let headers = [
+                    "CLIENT ID",
+                    "CONNECTED",
+                    "PROTOCOL",
+                    "PEER",
+                    "SUBSCRIPTIONS",
+                    "QUEUED",
+                    "INFLIGHT",
+                ];
+                print_table(&headers, &keys, &v["data"]);
+                let meta = &v["meta"];
+                println!(
+                    "page {} of {} clients ({} per page)",
+                    s(&meta["page"]),
+                    s(&meta["count"]),
+                    s(&meta["limit"])
+                );
+            })
+        }
+        CtlCommand::Clients(ClientsCommand::Show { client_id }) => show(
+            &api.json("GET", &format!("/clients/{}", urlencode(client_id)), None)?,
+            &print_pairs,
+        ),
+        CtlCommand::Clients(ClientsCommand::Kick { client_id }) => {
+            let v = api.json("DELETE", &format!("/clients/{}", urlencode(client_id)), None)?;
+            show(&v, &|_| println!("kicked {client_id}"))
+        }
+        CtlCommand::Subscriptions(ListCommand::List { client_id }) => {
+            let path = match client_id {
+                Some(c) => format!("/subscriptions?client_id={}", urlencode(c)),
+                None => "/subscriptions".into(),
+            };
+            let v = api.json("GET", &path, None)?;
+            show(&v, &|v| {
+                print_table(&["CLIENT ID", "FILTER", "QOS"], &["client_id", "filter", "qos"], v)
+            })
+        }
+        CtlCommand::Topics(ListCommand::List { .. }) => {
+            let v = api.json("GET", "/topics", None)?;
+            show(&v, &|v| print_table(&["TOPIC FILTER", "NODE"], &["topic", "node"], v))
+        }
+        CtlCommand::Retained(RetainedCommand::List) => {
+            let v = api.json("GET", "/retained", None)?;
+            show(&v, &|v| {
+                print_table(
+                    &["TOPIC", "QOS", "BYTES", "PAYLOAD"],
+                    &["topic", "qos", "payload_bytes", "payload"],
+                    v,
+                )
+            })
+        }
+        CtlCommand::Retained(RetainedCommand::Delete { topic }) => {
+            let v = api.json("DELETE", &format!("/retained/{topic}"), None)?;
+            show(&v, &|_| println!("deleted the retained message of {topic}"))
+        }
+        CtlCommand::Listeners => {
+            let v = api.json("GET", "/listeners", None)?;
+            let keys = ["name", "bound", "running", "connections", "max_connections"];
+            show(&v, &|v| {
+                print_table(&["LISTENER", "BOUND", "RUNNING", "CONNECTIONS", "MAX"], &keys, v)
+            })
+        }
+        CtlCommand::Metrics => {
+            let text = api
+                .call("GET", "/metrics", None)?
+                .into_string()
+                .map_err(|e| Failed(format!("ractmq ctl: cannot read the answer ({e})")))?;
+            print!("{text}");
+        }
+        CtlCommand::Chaos(ChaosCommand::Kill { kind, target }) => {
+            let v = api.json("POST", "/chaos/kill", Some(json!({"kind": kind, "target": target})))?;
+            show(&v, &|_| println!("killed {kind} {target}"))
+        }
+        CtlCommand::Trace(TraceCommand::Client { client_id }) => {
+            let response = api.call("GET", &format!("/trace/clients/{}", urlencode(client_id)), None)?;
+            let mut out = std::io::stdout();
+            for line in BufReader::new(response.into_reader()).lines() {
+                let Ok(line) = line else { break };
+                if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Percent-encode a path or query component.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,35 @@
+//! Operating a ractmq node: the REST API (axum), Prometheus metrics, and `ractmq ctl`, its command-line
+//! client. EMQX's emqx_management and emqx_prometheus, in Rust's conventions.
+//!
+//! [`start`] serves the API for one node beside its broker; [`ctl::run`] is the client. The API reads what the
+//! broker keeps outside its actors (the session store, the router, the counters; see
+//! `ractmq_broker::inspect`) and the cluster's membership, so answering never waits on a busy session.
+//!
+//! | file | what it owns |
+//! |---|---|
+//! | `config.rs` | where the API listens, who may use it, whether chaos is on; the checks |
+//! | `server.rs` | binding, the routes, authentication, errors as JSON |
+//! | `state.rs` | what every handler reads |
+//! | `clients.rs`, `topics.rs`, `retained.rs` | clients (list, show, kick), subscriptions and routes, retained messages |
+//! | `node.rs` | status, nodes and cluster, stats, listeners, publish over HTTP |
+//! | `chaos.rs`, `trace.rs` | killing actors on purpose; one client's packets as they pass |
+//! | `prometheus.rs` | the `/metrics` exposition |
+//! | `openapi.rs` | the OpenAPI document of all of the above |
+//! | `ctl.rs`, `table.rs` | `ractmq ctl`: HTTP calls, human tables or JSON |
+
+pub mod chaos;
+pub mod clients;
+pub mod config;
+pub mod ctl;
+pub mod node;
+pub mod openapi;
+pub mod prometheus;
+pub mod retained;
+pub mod server;
+pub mod state;
+pub mod table;
+pub mod topics;
+pub mod trace;
+
+pub use config::ApiConfig;
+pub use server::{start, ApiServer};

@@ -1,0 +1,161 @@
+//! The node as a whole: status, the cluster's members and their links, the counters, the listeners, and
+//! publishing over HTTP.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use ractmq_broker::Metrics;
+use ractmq_codec::{topic, QoS};
+use ractmq_protocol::Message;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::server::error;
+use crate::state::AppState;
+
+pub async fn status(State(s): State<AppState>) -> Json<Value> {
+    let k = &s.kernel;
+    Json(json!({
+        "node": s.node_name(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": k.started_at.elapsed().as_secs(),
+        "mqtt_listen": k.mqtt_addr.lock().map(|a| a.to_string()),
+        "clients_connected": Metrics::get(&k.metrics.clients_connected),
+        "sessions": k.store.len(),
+        "subscriptions": k.router.subscription_count(),
+        "retained": k.router.retained.read().len(),
+        "clustered": s.cluster.is_some(),
+    }))
+}
+
+/// Every member as this node sees it (this node alone when not clustered).
+fn members(s: &AppState) -> Vec<Value> {
+    let Some(cluster) = &s.cluster else {
+        return vec![json!({
+            "name": s.node_name(), "state": "up", "is_self": true, "linked": true,
+            "mqtt_addr": s.kernel.mqtt_addr.lock().map(|a| a.to_string()),
+        })];
+    };
+    cluster
+        .members()
+        .into_iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "cluster_addr": m.cluster_addr.to_string(),
+                "mqtt_addr": m.mqtt_addr.map(|a| a.to_string()),
+                "state": m.state.to_string(),
+                "is_self": m.is_self,
+                "linked": m.linked,
+                "seed": m.seed,
+                "last_heard_ms_ago": m.last_heard.map(|t| t.elapsed().as_millis() as u64),
+                "queued_to": if m.is_self { 0 } else { cluster.queued_for(&m.name) },
+            })
+        })
+        .collect()
+}
+
+pub async fn nodes(State(s): State<AppState>) -> Json<Value> {
+    Json(json!(members(&s)))
+}
+
+pub async fn cluster(State(s): State<AppState>) -> Json<Value> {
+    let stats = s.cluster.as_ref().map(|c| {
+        let st = c.stats();
+        let get = ractmq_cluster::stats::ClusterStats::get;
+        json!({
+            "forwarded": get(&st.forwarded),
+            "received": get(&st.received),
+            "duplicates_skipped": get(&st.duplicates_skipped),
+            "dropped_queue_full": get(&st.dropped_queue_full),
+            "dropped_node_restarted": get(&st.dropped_node_restarted),
+            "dropped_too_large": get(&st.dropped_too_large),
+            "sessions_taken_over": get(&st.sessions_taken_over),
+            "sessions_handed_over": get(&st.sessions_handed_over),
+        })
+    });
+    Json(json!({ "node": s.node_name(), "clustered": s.cluster.is_some(), "members": members(&s), "stats": stats }))
+}
+
+/// The broker's counters by name.
+pub fn counters(m: &Metrics) -> Vec<(&'static str, u64)> {
+    let g = Metrics::get;
+    vec![
+        ("connections_accepted", g(&m.connections_accepted)),
+        ("clients_connected", g(&m.clients_connected)),
+        ("messages_received", g(&m.messages_received)),
+        ("messages_sent", g(&m.messages_sent)),
+        ("bytes_received", g(&m.bytes_received)),
+        ("bytes_sent", g(&m.bytes_sent)),
+        ("dropped_queue_full", g(&m.dropped_queue_full)),
+        ("dropped_offline_queue_full", g(&m.dropped_offline_queue_full)),
+        ("dropped_expired", g(&m.dropped_expired)),
+        ("dropped_too_large", g(&m.dropped_too_large)),
+        ("dropped_local_subscriber", g(&m.dropped_local_subscriber)),
+        ("dropped_retained_full", g(&m.dropped_retained_full)),
+        ("dropped_forward", g(&m.dropped_forward)),
+        ("disconnected_slow_subscribers", g(&m.disconnected_slow_subscribers)),
+        ("messages_no_subscribers", g(&m.messages_no_subscribers)),
+        ("session_restarts", g(&m.session_restarts)),
+        ("shard_restarts", g(&m.shard_restarts)),
+        ("other_restarts", g(&m.other_restarts)),
+        ("shared_handed_off", g(&m.shared_handed_off)),
+        ("sessions_hibernated", g(&m.sessions_hibernated)),
+        ("sessions_woken", g(&m.sessions_woken)),
+        ("protocol_errors", g(&m.protocol_errors)),
+    ]
+}
+
+pub async fn stats(State(s): State<AppState>) -> Json<Value> {
+    let map: serde_json::Map<String, Value> = counters(&s.kernel.metrics)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    Json(Value::Object(map))
+}
+
+pub async fn listeners(State(s): State<AppState>) -> Json<Value> {
+    let bound = *s.kernel.mqtt_addr.lock();
+    Json(json!([{
+        "name": "mqtt:tcp",
+        "protocol": "mqtt",
+        "transport": "tcp",
+        "configured": s.kernel.config.mqtt_listen.to_string(),
+        "bound": bound.map(|a| a.to_string()),
+        "running": bound.is_some(),
+        "max_connections": s.kernel.config.max_connections,
+        "connections": Metrics::get(&s.kernel.metrics.clients_connected),
+    }]))
+}
+
+#[derive(Deserialize)]
+pub struct PublishBody {
+    pub topic: String,
+    #[serde(default)]
+    pub payload: String,
+    #[serde(default)]
+    pub qos: u8,
+    #[serde(default)]
+    pub retain: bool,
+}
+
+/// Publish as the broker itself would (no client id: no No Local applies).
+pub async fn publish(State(s): State<AppState>, Json(body): Json<PublishBody>) -> Response {
+    if !topic::valid_name(&body.topic) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("'{}' is not a valid topic name", body.topic),
+        );
+    }
+    let Some(qos) = QoS::from_u8(body.qos) else {
+        return error(StatusCode::BAD_REQUEST, format!("qos {} is not 0, 1 or 2", body.qos));
+    };
+    let message = Message::new(body.topic.as_str(), Bytes::from(body.payload), qos, body.retain);
+    Metrics::add(&s.kernel.metrics.messages_received, 1);
+    let delivered = s.kernel.router.route(Arc::new(message));
+    Json(json!({ "topic": body.topic, "delivered": delivered })).into_response()
+}

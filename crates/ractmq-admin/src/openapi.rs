@@ -1,0 +1,158 @@
+//! The OpenAPI 3 document of the API, served at `/api/v1/openapi.json`: every path, its parameters and what
+//! it answers, for clients and tools that generate them.
+
+use axum::Json;
+use serde_json::{json, Value};
+
+/// (method, path, summary, parameters as (name, in, required), request body schema if any).
+type Operation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str, bool)],
+    Option<Value>,
+);
+
+fn operations() -> Vec<Operation> {
+    vec![
+        (
+            "get",
+            "/status",
+            "This node: version, uptime, clients, sessions, subscriptions, retained",
+            &[],
+            None,
+        ),
+        (
+            "get",
+            "/nodes",
+            "Every member of the cluster as this node sees it",
+            &[],
+            None,
+        ),
+        (
+            "get",
+            "/cluster",
+            "Members, their state and link, and the counters of traffic between nodes",
+            &[],
+            None,
+        ),
+        ("get", "/stats", "The broker's counters by name", &[], None),
+        (
+            "get",
+            "/listeners",
+            "The MQTT listeners: address, state, connections",
+            &[],
+            None,
+        ),
+        (
+            "post",
+            "/publish",
+            "Publish a message as the broker",
+            &[],
+            Some(json!({"type": "object", "required": ["topic"], "properties": {
+                "topic": {"type": "string"}, "payload": {"type": "string"},
+                "qos": {"type": "integer", "minimum": 0, "maximum": 2}, "retain": {"type": "boolean"}}})),
+        ),
+        (
+            "get",
+            "/clients",
+            "Sessions of this node, paged and filtered",
+            &[
+                ("page", "query", false),
+                ("limit", "query", false),
+                ("connected", "query", false),
+                ("like", "query", false),
+                ("username", "query", false),
+            ],
+            None,
+        ),
+        ("get", "/clients/{id}", "One session", &[("id", "path", true)], None),
+        (
+            "delete",
+            "/clients/{id}",
+            "Disconnect the client (0x98); its session stays",
+            &[("id", "path", true)],
+            None,
+        ),
+        (
+            "get",
+            "/subscriptions",
+            "Subscriptions of this node's sessions",
+            &[("client_id", "query", false)],
+            None,
+        ),
+        ("get", "/topics", "Routes: filters with subscribers, by node", &[], None),
+        ("get", "/retained", "Retained messages", &[], None),
+        (
+            "get",
+            "/retained/{topic}",
+            "One retained message",
+            &[("topic", "path", true)],
+            None,
+        ),
+        (
+            "delete",
+            "/retained/{topic}",
+            "Clear a retained message, cluster-wide",
+            &[("topic", "path", true)],
+            None,
+        ),
+        (
+            "post",
+            "/chaos/kill",
+            "Kill an actor on purpose (needs --api-chaos)",
+            &[],
+            Some(json!({"type": "object", "required": ["kind", "target"], "properties": {
+                "kind": {"type": "string", "enum": ["session", "shard", "cluster", "bridge"]},
+                "target": {"type": "string"}}})),
+        ),
+        (
+            "get",
+            "/trace/clients/{id}",
+            "Stream one client's packets as lines of text",
+            &[("id", "path", true)],
+            None,
+        ),
+        ("get", "/metrics", "Prometheus exposition", &[], None),
+        ("get", "/openapi.json", "This document", &[], None),
+    ]
+}
+
+pub fn spec() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary, params, body) in operations() {
+        let parameters: Vec<Value> = params
+            .iter()
+            .map(|(name, place, required)| json!({"name": name, "in": place, "required": required, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "OK"},
+                "401": {"description": "Authentication required"},
+                "404": {"description": "Not found"}
+            }
+        });
+        if let Some(schema) = body {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[method] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "ractmq REST API", "version": env!("CARGO_PKG_VERSION")},
+        "servers": [{"url": "/api/v1"}],
+        "components": {"securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "basic": {"type": "http", "scheme": "basic"}
+        }},
+        "security": [{"bearer": []}, {"basic": []}],
+        "paths": paths,
+    })
+}
+
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}

@@ -1,0 +1,131 @@
+//! Serving the API: binding (one line when the address is taken), the routes, authentication, and errors as
+//! JSON. The server runs as a task beside the broker's tree; it holds no state of its own (every answer is
+//! read from the broker), so there is nothing for a restart to bring back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use ractmq_broker::Kernel;
+use ractmq_cluster::Cluster;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::ApiConfig;
+use crate::state::AppState;
+use crate::{chaos, clients, node, openapi, prometheus, retained, topics, trace};
+
+/// A running API.
+pub struct ApiServer {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl ApiServer {
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Bind `config.listen` and serve the API of this node.
+pub async fn start(config: ApiConfig, kernel: Arc<Kernel>, cluster: Option<Cluster>) -> Result<ApiServer, String> {
+    config.validate()?;
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        format!(
+            "--api-listen {}: cannot listen there ({e}); pick another address with --api-listen, or turn the API off with --no-api",
+            config.listen
+        )
+    })?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let state = AppState {
+        kernel,
+        cluster,
+        config: Arc::new(config),
+    };
+    let app = routes(state);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the REST API stopped: {e}");
+        }
+    });
+    tracing::info!("REST API listening on http://{addr} (OpenAPI document at /api/v1/openapi.json)");
+    Ok(ApiServer { addr, task })
+}
+
+/// Every route of the API, behind authentication when it is configured.
+pub fn routes(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/status", get(node::status))
+        .route("/nodes", get(node::nodes))
+        .route("/cluster", get(node::cluster))
+        .route("/stats", get(node::stats))
+        .route("/listeners", get(node::listeners))
+        .route("/publish", post(node::publish))
+        .route("/clients", get(clients::list))
+        .route("/clients/:id", get(clients::show).delete(clients::kick))
+        .route("/subscriptions", get(topics::subscriptions))
+        .route("/topics", get(topics::routes))
+        .route("/retained", get(retained::list))
+        .route("/retained/*topic", get(retained::show).delete(retained::remove))
+        .route("/chaos/kill", post(chaos::kill))
+        .route("/trace/clients/:id", get(trace::client))
+        .route("/metrics", get(prometheus::metrics))
+        .route("/openapi.json", get(openapi::document));
+    Router::new()
+        .nest("/api/v1", v1)
+        .route("/metrics", get(prometheus::metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+/// With a token or users configured, every request must carry one of them.
+async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let config = &state.config;
+    if !config.needs_auth() {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let by_token = config
+        .token
+        .as_ref()
+        .is_some_and(|t| given.strip_prefix("Bearer ").is_some_and(|g| constant_time_eq(g, t)));
+    let by_user = given
+        .strip_prefix("Basic ")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|up| up.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
+        .is_some_and(|(u, p)| {
+            config
+                .users
+                .iter()
+                .any(|(name, pw)| name == &u && constant_time_eq(pw, &p))
+        });
+    if by_token || by_user {
+        next.run(request).await
+    } else {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "authentication required: send Authorization: Bearer TOKEN (--api-token) or basic credentials (--api-user)",
+        )
+    }
+}
+
+/// Compare secrets without leaking, through timing, how much matched.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An error answer: the status and `{"error": "..."}`.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}

@@ -1,0 +1,24 @@
+//! What every handler of the API reads: the broker's kernel, the cluster (if any), the settings.
+
+use std::sync::Arc;
+
+use ractmq_broker::Kernel;
+use ractmq_cluster::Cluster;
+
+use crate::config::ApiConfig;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub kernel: Arc<Kernel>,
+    pub cluster: Option<Cluster>,
+    pub config: Arc<ApiConfig>,
+}
+
+impl AppState {
+    /// This node's name: its cluster name, or "local" for a single node.
+    pub fn node_name(&self) -> String {
+        self.cluster
+            .as_ref()
+            .map_or_else(|| "local".to_string(), |c| c.node_name().to_string())
+    }
+}

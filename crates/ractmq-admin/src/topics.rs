@@ -1,0 +1,55 @@
+//! Subscriptions (per client) and routes (which filters have subscribers on which node).
+
+use axum::extract::{Query, State};
+use axum::Json;
+use ractmq_broker::inspect;
+use ractmq_cluster::wire::WireRoute;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct SubscriptionQuery {
+    pub client_id: Option<String>,
+}
+
+pub async fn subscriptions(State(s): State<AppState>, Query(q): Query<SubscriptionQuery>) -> Json<Value> {
+    let all: Vec<Value> = inspect::subscriptions(&s.kernel)
+        .into_iter()
+        .filter(|sub| q.client_id.as_ref().is_none_or(|c| &sub.client_id == c))
+        .map(|sub| {
+            json!({
+                "client_id": sub.client_id,
+                "filter": sub.filter,
+                "qos": sub.qos,
+                "no_local": sub.no_local,
+                "retain_as_published": sub.retain_as_published,
+                "subscription_id": sub.subscription_id,
+            })
+        })
+        .collect();
+    Json(json!(all))
+}
+
+/// Every route: the filters with subscribers on this node, and those the other nodes announced.
+pub async fn routes(State(s): State<AppState>) -> Json<Value> {
+    let me = s.node_name();
+    let mut all: Vec<Value> = inspect::local_routes(&s.kernel)
+        .into_iter()
+        .map(|filter| json!({ "topic": filter, "node": me }))
+        .collect();
+    if let Some(cluster) = &s.cluster {
+        for (node, route) in cluster.remote_routes() {
+            let topic = match route {
+                WireRoute::Filter(f) => f,
+                WireRoute::Shared { group, .. } => group,
+            };
+            let entry = json!({ "topic": topic, "node": node.to_string() });
+            if !all.contains(&entry) {
+                all.push(entry);
+            }
+        }
+    }
+    Json(json!(all))
+}
