@@ -55,7 +55,8 @@ impl Node {
                 Ok(())
             });
         }
-        // Fast heartbeats so that tests do not wait long for a node to be found down; a test may give its own.
+        // Fast heartbeats so that tests do not wait long for a node to be found down, and the REST API on a
+        // free port so that nodes started side by side do not compete for the default; a test may give its own.
         let mut defaults = vec![
             "--sys-interval",
             "1",
@@ -63,6 +64,8 @@ impl Node {
             "250",
             "--down-after-ms",
             "2000",
+            "--api-listen",
+            "127.0.0.1:0",
         ];
         for flag in ["--heartbeat-interval-ms", "--down-after-ms", "--api-listen"] {
             if self.extra.iter().any(|a| a == flag) {
@@ -110,6 +113,14 @@ impl Node {
 
     pub fn logged(&self, text: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(text))
+    }
+
+    /// Where its REST API listens, as it logged (once started).
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.log.lock().unwrap().iter().find_map(|l| {
+            let at = l.find("http://")? + "http://".len();
+            l[at..].split_whitespace().next()?.parse().ok()
+        })
     }
 }
 

@@ -9,6 +9,7 @@ to its report. A broker that died during a test fails that test.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -88,6 +89,16 @@ class Broker:
             except OSError:
                 time.sleep(0.02)
         return False
+
+    def api_addr(self) -> str:
+        """Where the REST API listens, as the broker logged it (``host:port``)."""
+        end = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < end:
+            m = re.search(r"REST API listening on http://(\S+)", self.logs())
+            if m:
+                return m.group(1)
+            time.sleep(0.02)
+        raise RuntimeError(f"the broker did not say where its API listens:\n{self.logs()[-2000:]}")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

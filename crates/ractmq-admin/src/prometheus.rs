@@ -169,9 +169,10 @@ impl Collector for BrokerCollector {
             "Connections closed for a protocol error",
             g(&m.protocol_errors),
         )?;
-        let (sum_ns, count, buckets) = m.route_latency.snapshot();
-        let buckets: Vec<(f64, u64)> = buckets.iter().map(|(ns, c)| (*ns as f64 / 1e9, *c)).collect();
-        debug_assert_eq!(buckets.len(), ROUTE_BUCKETS_NS.len());
+        // prometheus-client takes the count of each bucket (it adds them up) and f64::MAX for +Inf.
+        let (sum_ns, count, per_bucket) = m.route_latency.snapshot();
+        let bounds = ROUTE_BUCKETS_NS.iter().map(|ns| *ns as f64 / 1e9).chain([f64::MAX]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(per_bucket).collect();
         e.encode_descriptor(
             "ractmq_route_latency_seconds",
             "Time to route one message on the node it was published on",

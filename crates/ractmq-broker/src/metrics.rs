@@ -72,16 +72,11 @@ impl LatencyHistogram {
         self.sum_ns.fetch_add(ns, Relaxed);
     }
 
-    /// (sum in ns, count, cumulative count per bound in ns).
-    pub fn snapshot(&self) -> (u64, u64, Vec<(u64, u64)>) {
-        let mut cumulative = 0;
-        let mut bounds = Vec::with_capacity(ROUTE_BUCKETS_NS.len());
-        for (i, bound) in ROUTE_BUCKETS_NS.iter().enumerate() {
-            cumulative += self.buckets[i].load(Relaxed);
-            bounds.push((*bound, cumulative));
-        }
-        let count = cumulative + self.buckets[ROUTE_BUCKETS_NS.len()].load(Relaxed);
-        (self.sum_ns.load(Relaxed), count, bounds)
+    /// (sum in ns, count, observations per bucket: one per bound in [`ROUTE_BUCKETS_NS`], then those above
+    /// every bound). Not cumulative.
+    pub fn snapshot(&self) -> (u64, u64, Vec<u64>) {
+        let per_bucket: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        (self.sum_ns.load(Relaxed), per_bucket.iter().sum(), per_bucket)
     }
 }
 
@@ -90,16 +85,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_histogram_is_cumulative_with_everything_in_the_count() {
+    fn the_histogram_counts_each_observation_once_in_its_bucket() {
         let h = LatencyHistogram::default();
         for ns in [500, 1_500, 1_500, 50_000_000] {
             h.observe(ns);
         }
-        let (sum, count, bounds) = h.snapshot();
+        let (sum, count, buckets) = h.snapshot();
         assert_eq!((sum, count), (50_003_500, 4));
-        assert_eq!(bounds[0], (1_000, 1));
-        assert_eq!(bounds[1], (2_000, 3));
-        assert_eq!(bounds.last(), Some(&(10_000_000, 3)));
+        assert_eq!(buckets.len(), ROUTE_BUCKETS_NS.len() + 1);
+        assert_eq!((buckets[0], buckets[1], buckets[ROUTE_BUCKETS_NS.len()]), (1, 2, 1));
     }
 }
 

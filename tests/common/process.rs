@@ -1,0 +1,135 @@
+//! One `ractmq` node as a real process, for tests of what operators use (the REST API, `ractmq ctl`): started
+//! on free ports, with its MQTT and API addresses read from its log; killed when dropped (printing its log if
+//! the test failed).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Process {
+    pub mqtt: SocketAddr,
+    pub api: SocketAddr,
+    child: Child,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// The address logged after `marker` on some line, e.g. `addr=` or `http://`.
+fn address_after(lines: &[String], marker: &str) -> Option<SocketAddr> {
+    lines.iter().find_map(|l| {
+        let at = l.find(marker)? + marker.len();
+        l[at..]
+            .split(|c: char| c.is_whitespace() || c == ')')
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+impl Process {
+    /// Start a node with `args` after `start --listen 127.0.0.1:0 --api-listen 127.0.0.1:0`.
+    pub fn start(args: &[&str]) -> Process {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ractmq"));
+        #[cfg(target_os = "linux")]
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
+            .args([
+                "start",
+                "--listen",
+                "127.0.0.1:0",
+                "--api-listen",
+                "127.0.0.1:0",
+                "--sys-interval",
+                "0",
+            ])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ractmq starts");
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let started = Instant::now();
+        loop {
+            let lines = log.lock().unwrap().clone();
+            if let (Some(mqtt), Some(api)) = (address_after(&lines, "addr="), address_after(&lines, "http://")) {
+                return Process { mqtt, api, child, log };
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "ractmq did not start: {lines:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The API base URL, `http://ADDR/api/v1`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/api/v1{path}", self.api)
+    }
+
+    /// Send `signal` to the process.
+    pub fn signal(&self, signal: i32) {
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// Wait for the process to exit; its exit code.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    pub fn logged(&self, text: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(text))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            for line in self.log.lock().unwrap().iter() {
+                eprintln!("[ractmq] {line}");
+            }
+        }
+    }
+}
+
+/// Run `ractmq ctl --api ADDR ARGS...`; (exit code, stdout, stderr).
+pub fn ctl(api: SocketAddr, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ractmq"))
+        .args(["ctl", "--api", &api.to_string()])
+        .args(args)
+        .env_remove("RACTMQ_API_TOKEN")
+        .output()
+        .expect("ractmq ctl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,124 @@
+//! `ractmq ctl` as an operator runs it, against real nodes: every command, as a table and with `--json`, and
+//! the one line it prints when the node cannot be reached.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::cluster::{start_cluster, WAIT};
+use common::process::{ctl, Process};
+use common::{eventually_within, options, Client};
+use rumqttc::QoS;
+use serde_json::Value;
+
+fn ok(node: &Process, args: &[&str]) -> String {
+    let (code, out, err) = ctl(node.api, args);
+    assert_eq!(code, 0, "ractmq ctl {args:?} failed: {err}");
+    out
+}
+
+fn json(node: &Process, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(node, &all)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_answers_from_a_running_node() {
+    let node = Process::start(&["--api-chaos"]);
+    let mut o = options(node.mqtt, "meter-7");
+    o.set_clean_session(false);
+    let mut meter = Client::connect_with(o).await;
+    meter.subscribe("cmd/meter-7", QoS::AtLeastOnce).await;
+    let writer = Client::connect(node.mqtt, "writer").await;
+    writer.publish("state/meter-7", QoS::AtLeastOnce, true, "on").await;
+    common::eventually("the retained message is kept", || {
+        json(&node, &["retained", "list"])
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    })
+    .await;
+
+    let status = ok(&node, &["status"]);
+    assert!(status.contains("clients_connected") && status.contains('2'), "{status}");
+    let clients = ok(&node, &["clients", "list"]);
+    assert!(clients.starts_with("CLIENT ID"), "{clients}");
+    assert!(clients.contains("meter-7") && clients.contains("writer"), "{clients}");
+    assert!(clients.contains("page 1 of 2 clients"), "{clients}");
+    assert_eq!(json(&node, &["clients", "list", "--like", "meter"])["meta"]["count"], 1);
+    assert!(ok(&node, &["clients", "show", "meter-7"]).contains("subscriptions"));
+    let subs = ok(&node, &["subscriptions", "list"]);
+    assert!(subs.contains("cmd/meter-7"), "{subs}");
+    assert!(ok(&node, &["topics", "list"]).contains("cmd/meter-7"));
+    let retained = ok(&node, &["retained", "list"]);
+    assert!(
+        retained.contains("state/meter-7") && retained.contains("on"),
+        "{retained}"
+    );
+    assert!(ok(&node, &["listeners"]).contains(&node.mqtt.to_string()));
+    assert!(ok(&node, &["metrics"]).contains("ractmq_connections 2"));
+    let cluster = ok(&node, &["cluster", "status"]);
+    assert!(cluster.contains("(this node)") && cluster.contains("up"), "{cluster}");
+
+    // Trace streams meter-7's packets until interrupted.
+    let mut trace = Command::new(env!("CARGO_BIN_EXE_ractmq"))
+        .args(["ctl", "--api", &node.api.to_string(), "trace", "client", "meter-7"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(trace.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("tracing client meter-7"));
+    writer.publish("cmd/meter-7", QoS::AtLeastOnce, false, "reset").await;
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.starts_with("out PUBLISH"), "{line}");
+    trace.kill().unwrap();
+    let _ = trace.wait();
+
+    ok(&node, &["retained", "delete", "state/meter-7"]);
+    assert!(json(&node, &["retained", "list"]).as_array().unwrap().is_empty());
+    ok(&node, &["clients", "kick", "meter-7"]);
+    meter.expect_disconnect().await;
+    ok(&node, &["chaos", "kill", "shard", "0"]);
+    let (code, _, err) = ctl(node.api, &["clients", "show", "nobody"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("ractmq ctl: the node answered 404"), "{err}");
+}
+
+#[test]
+fn an_unreachable_node_is_one_line() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (code, out, err) = ctl(free, &["status"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("cannot reach the API at {free}")) && err.contains("--api"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_status_shows_every_member_and_its_link() {
+    let nodes = start_cluster(3, &[]).await;
+    eventually_within(WAIT, "n1's API is up", || nodes[0].api_addr().is_some()).await;
+    let api = nodes[0].api_addr().unwrap();
+    let (code, out, err) = ctl(api, &["cluster", "status"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(rows[0].starts_with("NODE") && rows[0].contains("LINKED"), "{out}");
+    assert!(rows.iter().any(|r| r.starts_with("n1 (this node)")), "{out}");
+    for other in ["n2", "n3"] {
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(other))
+            .unwrap_or_else(|| panic!("{other} in {out}"));
+        assert!(row.contains("up") && row.contains("true"), "{row}");
+    }
+    let (_, json_out, _) = ctl(api, &["--json", "cluster", "status"]);
+    let v: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["members"].as_array().unwrap().len(), 3);
+}
