@@ -164,6 +164,10 @@ struct StartArgs {
     /// Serve the chaos API (killing sessions, shards and cluster actors on purpose).
     #[arg(long)]
     api_chaos: bool,
+    /// Milliseconds a stopping node (SIGTERM, Ctrl-C) waits for its clients to be told and their queued
+    /// messages written before it closes what is left.
+    #[arg(long, default_value_t = 5000)]
+    drain_timeout_ms: u64,
     /// Do not serve the REST API.
     #[arg(long, conflicts_with_all = ["api_token", "api_users", "api_chaos"])]
     no_api: bool,
@@ -240,6 +244,7 @@ async fn start(args: StartArgs) -> ExitCode {
     limits.offline_overflow = args.offline_overflow;
     limits.max_subscriptions = args.max_subscriptions;
     limits.max_retained = args.max_retained;
+    let args_drain_ms = args.drain_timeout_ms;
     let api = (!args.no_api).then(|| ApiConfig {
         listen: args.api_listen,
         token: args.api_token.clone(),
@@ -296,7 +301,12 @@ async fn start(args: StartArgs) -> ExitCode {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    tracing::info!("stopping");
+    tracing::info!("stopping: no new connections; disconnecting clients (MQTT 5: 0x8B Server shutting down)");
+    let left = broker.drain(Duration::from_millis(args_drain_ms)).await;
+    if left > 0 {
+        tracing::warn!("{left} clients were still connected after the drain timeout; closing them");
+    }
     broker.shutdown().await;
+    tracing::info!("stopped");
     ExitCode::SUCCESS
 }

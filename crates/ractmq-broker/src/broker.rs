@@ -248,6 +248,26 @@ impl Broker {
         }
     }
 
+    /// Get ready to stop: stop accepting connections, disconnect every client (MQTT 5 clients with DISCONNECT
+    /// 0x8B Server shutting down; 3.x clients see the socket close after what was queued for them), and wait
+    /// until they are gone, or `timeout`. Sessions are not ended: they go with [`Broker::shutdown`].
+    /// Returns the clients still connected when it gave up.
+    pub async fn drain(&self, timeout: Duration) -> u64 {
+        let _ = self.kernel.draining.send(true);
+        for client_id in self.sessions().await {
+            self.disconnect_client(&client_id, ractmq_codec::reason::SERVER_SHUTTING_DOWN, None)
+                .await;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = Metrics::get(&self.kernel.metrics.clients_connected);
+            if left == 0 || tokio::time::Instant::now() >= deadline {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stop the broker: every actor, listener and connection.
     pub async fn shutdown(self) {
         self.root.stop(None);

@@ -40,6 +40,9 @@ pub struct Kernel {
     pub handshakes: AtomicUsize,
     /// Enhanced authentication methods: SCRAM-SHA-256 over the configured users, then the configured ones.
     pub authenticators: Authenticators,
+    /// True once the node is draining for shutdown: the listener stops accepting, handshakes under way are
+    /// refused.
+    pub draining: tokio::sync::watch::Sender<bool>,
     /// Clients whose packets an operator is watching (`ractmq ctl trace client`).
     pub traces: Traces,
     /// Sessions on other nodes, when this node is part of a cluster.
@@ -78,6 +81,7 @@ impl Kernel {
             start_failure: Mutex::new(None),
             remote_sessions: OnceLock::new(),
             traces: Traces::default(),
+            draining: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -107,6 +111,10 @@ impl Kernel {
         let n = self.next_assigned_id.fetch_add(1, Ordering::Relaxed);
         let nanos = self.started_at.elapsed().as_nanos() as u64;
         format!("ractmq-{:x}-{n}", nanos ^ (std::process::id() as u64) << 32)
+    }
+
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
     }
 
     pub fn session_sup(&self) -> Option<ActorRef<SessionSupMsg>> {

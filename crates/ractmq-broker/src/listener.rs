@@ -56,8 +56,18 @@ impl Actor for Listener {
 }
 
 async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>) {
+    let mut draining = kernel.draining.subscribe();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        if *draining.borrow_and_update() {
+            // Shutting down: returning drops the socket, so new clients are refused by the OS.
+            tracing::info!("MQTT listener closed: the node is shutting down");
+            return;
+        }
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = draining.changed() => continue,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: wait a little instead of spinning.
@@ -131,6 +141,9 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
             None => authenticate(&connect, &kernel).map(|()| accepted),
         })
         .and_then(|accepted| {
+            if kernel.is_draining() {
+                return Err(reason::SERVER_UNAVAILABLE);
+            }
             let full =
                 kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize >= kernel.config.max_connections;
             if full {
