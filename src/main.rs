@@ -1,12 +1,20 @@
-//! The `ractmq` command: a thin shell over the broker library.
+//! The `ractmq` command: a thin shell over the broker library. `start` runs a node from its settings (see
+//! `settings/`: defaults, file, environment, flags), `ctl` talks to a node's REST API, `config` checks and
+//! prints configuration files.
+
+mod settings;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use ractmq::{Broker, BrokerConfig, Cluster, ClusterConfig, ClusterTls, OverflowPolicy, QoS, Redirect, SharedStrategy};
-use ractmq_admin::ApiConfig;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use ractmq::{Broker, Cluster, OverflowPolicy, SharedStrategy};
+
+use settings::layers;
+use settings::reference::flag_keys;
+use settings::{Built, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -25,10 +33,34 @@ enum Command {
     Start(Box<StartArgs>),
     /// Watch and steer a running node through its REST API.
     Ctl(ractmq_admin::ctl::CtlArgs),
+    /// Configuration files: check one, or print one with every default.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check FILE (with the RACTMQ_... environment) as `ractmq start -c FILE` would, without starting.
+    Check { file: PathBuf },
+    /// Print a complete ractmq.toml with every key at its default, each explained.
+    Defaults,
+    /// Print the configuration reference (docs/configuration.md).
+    Reference,
+}
+
+/// The flags of `ractmq start`. Each overrides a key of the configuration (docs/configuration.md); only flags
+/// given explicitly count, so a file's values are not undone by the flags' defaults.
 #[derive(clap::Args)]
 struct StartArgs {
+    /// The configuration file (TOML); every key has a default, see `ractmq config defaults`.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Log filter, e.g. "debug" or "info,ractmq_cluster=debug" (RUST_LOG, when set, wins).
+    #[arg(long, default_value = "info,ractor_cluster=error")]
+    log_level: String,
+    /// Log lines as text or json.
+    #[arg(long, default_value = "text")]
+    log_format: String,
     /// Address of the MQTT/TCP listener.
     #[arg(long, default_value = "0.0.0.0:1883")]
     listen: SocketAddr,
@@ -185,90 +217,112 @@ fn parse_user(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        // ractor_cluster narrates every link at info level and every closed one as a warning; ractmq says
-        // what matters (joins, downs, why a node cannot join) itself. RUST_LOG=ractor_cluster=debug shows it.
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,ractor_cluster=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match cli.command {
-        Command::Start(args) => runtime.block_on(start(*args)),
+        Command::Start(args) => {
+            let start_matches = matches.subcommand_matches("start").expect("the start subcommand");
+            let built = match settings_of(args.config.as_deref(), start_matches).and_then(|s| s.build()) {
+                Ok(built) => built,
+                Err(e) => {
+                    eprintln!("ractmq: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            init_logging(&built);
+            runtime().block_on(start(built))
+        }
         Command::Ctl(args) => ractmq_admin::ctl::run(args),
+        Command::Config(ConfigCommand::Defaults) => {
+            print!("{}", settings::reference::defaults_toml());
+            ExitCode::SUCCESS
+        }
+        Command::Config(ConfigCommand::Reference) => {
+            print!("{}", settings::reference::markdown());
+            ExitCode::SUCCESS
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let checked = layers::load(Some(&file), std::env::vars())
+                .and_then(layers::settings)
+                .and_then(|s| s.build())
+                .and_then(|b| match b.cluster {
+                    // Reads the TLS files too, as a start would.
+                    Some(c) => Cluster::new(c).map(|_| ()),
+                    None => Ok(()),
+                });
+            match checked {
+                Ok(()) => {
+                    println!("{}: OK", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ractmq: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
-async fn start(args: StartArgs) -> ExitCode {
-    let mut config = BrokerConfig {
-        mqtt_listen: args.listen,
-        shards: args.shards,
-        max_connections: args.max_connections,
-        sys_interval: Duration::from_secs(args.sys_interval),
-        hibernate_after: Duration::from_millis(args.hibernate_after_ms),
-        shared_strategy: args.shared_strategy,
-        allow_anonymous: args.allow_anonymous,
-        users: args.users.into_iter().collect(),
-        ..BrokerConfig::default()
-    };
-    let limits = &mut config.limits;
-    limits.max_packet_size = args.max_packet_size;
-    limits.max_inflight = args.max_inflight;
-    limits.max_queue_len = args.max_queue;
-    limits.shared_subscriptions = args.shared_subscriptions;
-    limits.max_qos = match args.max_qos {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
-    };
-    limits.retain_available = args.retain_available;
-    limits.wildcard_subscriptions = args.wildcard_subscriptions;
-    limits.subscription_identifiers = args.subscription_identifiers;
-    limits.topic_alias_maximum = args.topic_alias_maximum;
-    limits.receive_maximum = args.receive_maximum;
-    limits.server_keep_alive = args.server_keep_alive;
-    limits.response_information = args.response_information;
-    limits.outbound_topic_aliases = args.outbound_topic_aliases;
-    limits.redirect = args.redirect_to.map(|reference| Redirect {
-        reference,
-        permanent: args.redirect_permanent,
-    });
-    limits.queue_overflow = args.queue_overflow;
-    limits.max_offline_queue_len = args.max_offline_queue;
-    limits.offline_overflow = args.offline_overflow;
-    limits.max_subscriptions = args.max_subscriptions;
-    limits.max_retained = args.max_retained;
-    let args_drain_ms = args.drain_timeout_ms;
-    let api = (!args.no_api).then(|| ApiConfig {
-        listen: args.api_listen,
-        token: args.api_token.clone(),
-        users: args.api_users.clone(),
-        chaos: args.api_chaos,
-    });
-    if let Some(Err(e)) = api.as_ref().map(ApiConfig::validate) {
-        eprintln!("ractmq: {e}");
-        return ExitCode::FAILURE;
-    }
-    let mut clustered = None;
-    if let (Some(node_name), Some(listen)) = (args.node_name, args.cluster_listen) {
-        let mut cluster = ClusterConfig::new(node_name, listen, args.cookie.unwrap_or_default());
-        cluster.seeds = args.seeds;
-        cluster.advertise = args.cluster_advertise;
-        if let (Some(cert), Some(key), Some(ca)) = (args.cluster_tls_cert, args.cluster_tls_key, args.cluster_tls_ca) {
-            cluster.tls = Some(ClusterTls { cert, key, ca });
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The settings of `ractmq start`: defaults, then the file, the environment, and the flags given.
+fn settings_of(file: Option<&std::path::Path>, matches: &ArgMatches) -> Result<Settings, String> {
+    let mut table = layers::load(file, std::env::vars())?;
+    let mut given = Vec::new();
+    for (id, _) in flag_keys() {
+        let explicit = matches!(
+            matches.value_source(&id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        if explicit {
+            let raw: Vec<String> = matches
+                .get_raw(&id)
+                .map(|values| values.map(|v| v.to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            given.push((id, raw));
         }
-        cluster.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms);
-        cluster.down_after = Duration::from_millis(args.down_after_ms);
-        cluster.forward_queue = args.forward_queue;
+    }
+    layers::apply_flags(&mut table, &given)?;
+    layers::settings(table)
+}
+
+fn init_logging(built: &Built) {
+    // ractor_cluster narrates every link at info level and every closed one as a warning; ractmq says what
+    // matters (joins, downs, why a node cannot join) itself, hence the default filter's ractor_cluster=error.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&built.log_level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if built.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+async fn start(built: Built) -> ExitCode {
+    let Built {
+        mut broker,
+        cluster,
+        api,
+        drain_timeout,
+        ..
+    } = built;
+    let mut clustered = None;
+    if let Some(cluster) = cluster {
         match Cluster::new(cluster) {
             Ok(cluster) => {
-                cluster.install(&mut config);
+                cluster.install(&mut broker);
                 clustered = Some(cluster);
             }
             Err(e) => {
@@ -277,7 +331,7 @@ async fn start(args: StartArgs) -> ExitCode {
             }
         }
     }
-    let broker = match Broker::start(config).await {
+    let broker = match Broker::start(broker).await {
         Ok(broker) => broker,
         Err(e) => {
             eprintln!("ractmq: {e}");
@@ -302,11 +356,40 @@ async fn start(args: StartArgs) -> ExitCode {
         _ = term.recv() => {}
     }
     tracing::info!("stopping: no new connections; disconnecting clients (MQTT 5: 0x8B Server shutting down)");
-    let left = broker.drain(Duration::from_millis(args_drain_ms)).await;
+    let left = broker.drain(drain_timeout).await;
     if left > 0 {
         tracing::warn!("{left} clients were still connected after the drain timeout; closing them");
     }
     broker.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ractmq start --help` shows the flags' defaults: they must be the configuration's.
+    #[test]
+    fn every_flag_default_is_the_configuration_default() {
+        let defaults = toml::Table::try_from(Settings::default()).unwrap();
+        let cli = Cli::command();
+        let start = cli.find_subcommand("start").unwrap();
+        for (id, key) in flag_keys() {
+            let arg = start
+                .get_arguments()
+                .find(|a| a.get_id().as_str() == id)
+                .unwrap_or_else(|| panic!("flag {id} of {key} exists"));
+            let Some(shown) = arg.get_default_values().first() else {
+                continue;
+            };
+            let (section, name) = key.split_once('.').unwrap();
+            let value = &defaults[section][name];
+            let expected = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(shown.to_string_lossy(), expected, "--{id} and {key}");
+        }
+    }
 }

@@ -20,7 +20,7 @@ fn address_after(lines: &[String], marker: &str) -> Option<SocketAddr> {
     lines.iter().find_map(|l| {
         let at = l.find(marker)? + marker.len();
         l[at..]
-            .split(|c: char| c.is_whitespace() || c == ')')
+            .split(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | ','))
             .next()?
             .parse()
             .ok()
@@ -29,10 +29,16 @@ fn address_after(lines: &[String], marker: &str) -> Option<SocketAddr> {
 
 impl Process {
     /// Start a node with `args` after `start --listen 127.0.0.1:0 --api-listen 127.0.0.1:0`.
-    // The child is reaped by `Drop` once it is a `Process`, which clippy cannot see.
-    #[allow(clippy::zombie_processes)]
+    // The child is reaped by `Drop` once it is a `Process`, which clippy cannot see (see below).
     pub fn start(args: &[&str]) -> Process {
+        Process::start_with_env(args, &[])
+    }
+
+    /// [`Process::start`] with environment variables set.
+    #[allow(clippy::zombie_processes)]
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ractmq"));
+        command.envs(env.iter().copied());
         #[cfg(target_os = "linux")]
         unsafe {
             use std::os::unix::process::CommandExt;
@@ -71,10 +77,13 @@ impl Process {
         let started = Instant::now();
         loop {
             let lines = log.lock().unwrap().clone();
-            if let (Some(mqtt), Some(api)) = (address_after(&lines, "addr="), address_after(&lines, "http://")) {
+            // In text logs `addr=ADDR`, in JSON logs `"addr":"ADDR"`.
+            let mqtt = address_after(&lines, "addr=").or_else(|| address_after(&lines, "\"addr\":\""));
+            if let (Some(mqtt), Some(api)) = (mqtt, address_after(&lines, "http://")) {
                 return Process { mqtt, api, child, log };
             }
-            if started.elapsed() > Duration::from_secs(30) {
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if exited || started.elapsed() > Duration::from_secs(30) {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!("ractmq did not start: {lines:#?}");

@@ -30,6 +30,16 @@ impl std::str::FromStr for OverflowPolicy {
     }
 }
 
+impl std::fmt::Display for OverflowPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OverflowPolicy::DropOldest => "drop-oldest",
+            OverflowPolicy::DropNewest => "drop-newest",
+            OverflowPolicy::Disconnect => "disconnect",
+        })
+    }
+}
+
 /// Where a redirected client should connect instead (MQTT 5 §4.11).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redirect {

@@ -1,0 +1,421 @@
+//! The node's configuration as an operator writes it: one TOML file (`ractmq start -c ractmq.toml`) whose every
+//! key has a default, overridden by `RACTMQ_SECTION__KEY` environment variables and then by command-line flags
+//! (see `layers.rs`). [`Settings::build`] checks it and turns it into the configurations of the broker, the
+//! cluster and the API; every problem is one line naming the key, the value and the fix.
+//!
+//! The keys, their defaults and what they mean are listed once, in `reference.rs`, from which
+//! `ractmq config defaults` and docs/configuration.md are made.
+
+pub mod layers;
+pub mod reference;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ractmq::{BrokerConfig, ClusterConfig, ClusterTls, OverflowPolicy, QoS, Redirect, SharedStrategy};
+use ractmq_admin::ApiConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub mqtt: Mqtt,
+    pub limits: Limits,
+    pub features: Features,
+    pub session: Session,
+    pub auth: Auth,
+    pub cluster: Cluster,
+    pub api: Api,
+    pub log: Log,
+    pub shutdown: Shutdown,
+    pub sys: Sys,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mqtt {
+    pub listen: String,
+    pub max_connections: usize,
+    pub shards: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_packet_size: u32,
+    pub max_inflight: u16,
+    pub max_queue: usize,
+    pub queue_overflow: String,
+    pub max_offline_queue: usize,
+    pub offline_overflow: String,
+    pub max_subscriptions: usize,
+    pub max_retained: usize,
+    pub receive_maximum: u16,
+    pub topic_alias_maximum: u16,
+    pub outbound_topic_aliases: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Features {
+    pub max_qos: u8,
+    pub retain_available: bool,
+    pub wildcard_subscriptions: bool,
+    pub subscription_identifiers: bool,
+    pub shared_subscriptions: bool,
+    pub shared_strategy: String,
+    pub server_keep_alive: u16,
+    pub response_information: String,
+    pub redirect_to: String,
+    pub redirect_permanent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Session {
+    pub hibernate_after_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub allow_anonymous: bool,
+    pub users: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    pub node_name: String,
+    pub listen: String,
+    pub advertise: String,
+    pub seeds: Vec<String>,
+    pub cookie: String,
+    pub heartbeat_interval_ms: u64,
+    pub down_after_ms: u64,
+    pub forward_queue: usize,
+    pub tls_cert: String,
+    pub tls_key: String,
+    pub tls_ca: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    pub enabled: bool,
+    pub listen: String,
+    pub token: String,
+    pub users: Vec<String>,
+    pub chaos: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub level: String,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shutdown {
+    pub drain_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sys {
+    pub interval_s: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let broker = BrokerConfig::default();
+        let l = &broker.limits;
+        Settings {
+            mqtt: Mqtt {
+                listen: "0.0.0.0:1883".into(),
+                max_connections: broker.max_connections,
+                shards: 4,
+            },
+            limits: Limits {
+                max_packet_size: l.max_packet_size,
+                max_inflight: l.max_inflight,
+                max_queue: l.max_queue_len,
+                queue_overflow: l.queue_overflow.to_string(),
+                max_offline_queue: l.max_offline_queue_len,
+                offline_overflow: l.offline_overflow.to_string(),
+                max_subscriptions: l.max_subscriptions,
+                max_retained: l.max_retained,
+                receive_maximum: l.receive_maximum,
+                topic_alias_maximum: l.topic_alias_maximum,
+                outbound_topic_aliases: l.outbound_topic_aliases,
+            },
+            features: Features {
+                max_qos: 2,
+                retain_available: true,
+                wildcard_subscriptions: true,
+                subscription_identifiers: true,
+                shared_subscriptions: true,
+                shared_strategy: "round-robin".into(),
+                server_keep_alive: 0,
+                response_information: String::new(),
+                redirect_to: String::new(),
+                redirect_permanent: false,
+            },
+            session: Session {
+                hibernate_after_ms: 1000,
+            },
+            auth: Auth {
+                allow_anonymous: true,
+                users: Vec::new(),
+            },
+            cluster: Cluster {
+                node_name: String::new(),
+                listen: String::new(),
+                advertise: String::new(),
+                seeds: Vec::new(),
+                cookie: String::new(),
+                heartbeat_interval_ms: 1000,
+                down_after_ms: 5000,
+                forward_queue: 1_000_000,
+                tls_cert: String::new(),
+                tls_key: String::new(),
+                tls_ca: String::new(),
+            },
+            api: Api {
+                enabled: true,
+                listen: "127.0.0.1:18083".into(),
+                token: String::new(),
+                users: Vec::new(),
+                chaos: false,
+            },
+            log: Log {
+                level: "info,ractor_cluster=error".into(),
+                format: "text".into(),
+            },
+            shutdown: Shutdown { drain_timeout_ms: 5000 },
+            sys: Sys { interval_s: 10 },
+        }
+    }
+}
+
+macro_rules! default_sections {
+    ($($t:ident => $field:ident),*) => {
+        $(impl Default for $t {
+            fn default() -> Self {
+                Settings::default().$field
+            }
+        })*
+    };
+}
+default_sections!(Mqtt => mqtt, Limits => limits, Features => features, Session => session, Auth => auth,
+    Cluster => cluster, Api => api, Log => log, Shutdown => shutdown, Sys => sys);
+
+/// Everything a node runs with, checked.
+pub struct Built {
+    pub broker: BrokerConfig,
+    pub cluster: Option<ClusterConfig>,
+    pub api: Option<ApiConfig>,
+    pub drain_timeout: Duration,
+    pub log_level: String,
+    pub log_json: bool,
+}
+
+fn addr(key: &str, value: &str, example: &str) -> Result<SocketAddr, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{key} = \"{value}\": not an IP:PORT address (e.g. {example})"))
+}
+
+fn at_least(key: &str, value: u64, min: u64, what: &str) -> Result<(), String> {
+    if value < min {
+        return Err(format!("{key} = {value}: must be at least {min} ({what})"));
+    }
+    Ok(())
+}
+
+fn name_password(key: &str, entry: &str) -> Result<(String, String), String> {
+    match entry.split_once(':') {
+        Some((name, password)) if !name.is_empty() => Ok((name.to_string(), password.to_string())),
+        _ => Err(format!("{key}: \"{entry}\" is not NAME:PASSWORD")),
+    }
+}
+
+fn optional(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+impl Settings {
+    /// Check every key and build the node's configuration; the error is one line.
+    pub fn build(&self) -> Result<Built, String> {
+        let (l, f) = (&self.limits, &self.features);
+        at_least(
+            "mqtt.shards",
+            self.mqtt.shards as u64,
+            1,
+            "partitions of the subscription index",
+        )?;
+        at_least(
+            "mqtt.max_connections",
+            self.mqtt.max_connections as u64,
+            1,
+            "clients connected at once",
+        )?;
+        at_least(
+            "limits.max_packet_size",
+            u64::from(l.max_packet_size),
+            16,
+            "bytes in one MQTT packet",
+        )?;
+        at_least(
+            "limits.max_inflight",
+            u64::from(l.max_inflight),
+            1,
+            "QoS 1/2 messages in flight to one client",
+        )?;
+        at_least(
+            "limits.receive_maximum",
+            u64::from(l.receive_maximum),
+            1,
+            "QoS 2 messages a client may have unreleased",
+        )?;
+        let overflow = |key: &str, v: &str| {
+            v.parse::<OverflowPolicy>()
+                .map_err(|_| format!("{key} = \"{v}\": must be drop-oldest, drop-newest or disconnect"))
+        };
+        let queue_overflow = overflow("limits.queue_overflow", &l.queue_overflow)?;
+        let offline_overflow = overflow("limits.offline_overflow", &l.offline_overflow)?;
+        let max_qos = match f.max_qos {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            2 => QoS::ExactlyOnce,
+            q => return Err(format!("features.max_qos = {q}: must be 0, 1 or 2")),
+        };
+        let shared_strategy = f.shared_strategy.parse::<SharedStrategy>().map_err(|_| {
+            format!(
+                "features.shared_strategy = \"{}\": must be round-robin, random, sticky, hash-clientid or hash-topic",
+                f.shared_strategy
+            )
+        })?;
+        let mut broker = BrokerConfig {
+            mqtt_listen: addr("mqtt.listen", &self.mqtt.listen, "0.0.0.0:1883")?,
+            shards: self.mqtt.shards,
+            max_connections: self.mqtt.max_connections,
+            sys_interval: Duration::from_secs(self.sys.interval_s),
+            hibernate_after: Duration::from_millis(self.session.hibernate_after_ms),
+            shared_strategy,
+            allow_anonymous: self.auth.allow_anonymous,
+            users: self
+                .auth
+                .users
+                .iter()
+                .map(|u| name_password("auth.users", u))
+                .collect::<Result<_, _>>()?,
+            ..BrokerConfig::default()
+        };
+        let limits = &mut broker.limits;
+        limits.max_packet_size = l.max_packet_size;
+        limits.max_inflight = l.max_inflight;
+        limits.max_queue_len = l.max_queue;
+        limits.queue_overflow = queue_overflow;
+        limits.max_offline_queue_len = l.max_offline_queue;
+        limits.offline_overflow = offline_overflow;
+        limits.max_subscriptions = l.max_subscriptions;
+        limits.max_retained = l.max_retained;
+        limits.receive_maximum = l.receive_maximum;
+        limits.topic_alias_maximum = l.topic_alias_maximum;
+        limits.outbound_topic_aliases = l.outbound_topic_aliases;
+        limits.max_qos = max_qos;
+        limits.retain_available = f.retain_available;
+        limits.wildcard_subscriptions = f.wildcard_subscriptions;
+        limits.subscription_identifiers = f.subscription_identifiers;
+        limits.shared_subscriptions = f.shared_subscriptions;
+        limits.server_keep_alive = (f.server_keep_alive > 0).then_some(f.server_keep_alive);
+        limits.response_information = optional(&f.response_information);
+        limits.redirect = optional(&f.redirect_to).map(|reference| Redirect {
+            reference,
+            permanent: f.redirect_permanent,
+        });
+        Ok(Built {
+            broker,
+            cluster: self.cluster_config()?,
+            api: self.api_config()?,
+            drain_timeout: Duration::from_millis(self.shutdown.drain_timeout_ms),
+            log_level: self.log.level.clone(),
+            log_json: match self.log.format.as_str() {
+                "text" => false,
+                "json" => true,
+                other => return Err(format!("log.format = \"{other}\": must be text or json")),
+            },
+        })
+    }
+
+    fn cluster_config(&self) -> Result<Option<ClusterConfig>, String> {
+        let c = &self.cluster;
+        if c.node_name.is_empty() {
+            if !c.listen.is_empty() || !c.seeds.is_empty() {
+                return Err("cluster.node_name is empty but cluster.listen or cluster.seeds is set: give this node a name to cluster it (--node-name)".into());
+            }
+            return Ok(None);
+        }
+        if c.listen.is_empty() {
+            return Err(format!(
+                "cluster.listen is empty: node {} needs the address other nodes dial (--cluster-listen, e.g. 127.0.0.1:4370)",
+                c.node_name
+            ));
+        }
+        let mut config = ClusterConfig::new(
+            c.node_name.clone(),
+            addr("cluster.listen", &c.listen, "127.0.0.1:4370")?,
+            c.cookie.clone(),
+        );
+        config.advertise = match c.advertise.as_str() {
+            "" => None,
+            a => Some(addr("cluster.advertise", a, "10.0.0.5:4370")?),
+        };
+        config.seeds = c
+            .seeds
+            .iter()
+            .map(|s| ractmq::parts::cluster::parse_seed(s).map_err(|e| format!("cluster.seeds: {e}")))
+            .collect::<Result<_, _>>()?;
+        config.heartbeat_interval = Duration::from_millis(c.heartbeat_interval_ms);
+        config.down_after = Duration::from_millis(c.down_after_ms);
+        config.forward_queue = c.forward_queue;
+        config.tls = match (c.tls_cert.as_str(), c.tls_key.as_str(), c.tls_ca.as_str()) {
+            ("", "", "") => None,
+            (cert, key, ca) if !cert.is_empty() && !key.is_empty() && !ca.is_empty() => Some(ClusterTls {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+                ca: PathBuf::from(ca),
+            }),
+            _ => {
+                return Err(
+                    "cluster.tls_cert, cluster.tls_key and cluster.tls_ca go together: give all three or none".into(),
+                )
+            }
+        };
+        config.validate()?;
+        Ok(Some(config))
+    }
+
+    fn api_config(&self) -> Result<Option<ApiConfig>, String> {
+        let a = &self.api;
+        if !a.enabled {
+            return Ok(None);
+        }
+        let config = ApiConfig {
+            listen: addr("api.listen", &a.listen, "127.0.0.1:18083")?,
+            token: optional(&a.token),
+            users: a
+                .users
+                .iter()
+                .map(|u| name_password("api.users", u))
+                .collect::<Result<_, _>>()?,
+            chaos: a.chaos,
+        };
+        config.validate()?;
+        Ok(Some(config))
+    }
+}

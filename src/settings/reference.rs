@@ -1,0 +1,317 @@
+//! Every configuration key, the flag that overrides it and what it means, listed once: the source of
+//! `ractmq config defaults` (a complete, commented ractmq.toml) and of docs/configuration.md.
+
+use toml::{Table, Value};
+
+use super::Settings;
+
+/// (key, flag id of `ractmq start` that overrides it, meaning).
+pub const KEYS: &[(&str, Option<&str>, &str)] = &[
+    ("mqtt.listen", Some("listen"), "Address of the MQTT/TCP listener."),
+    (
+        "mqtt.max_connections",
+        Some("max_connections"),
+        "Clients connected at once; more are refused.",
+    ),
+    (
+        "mqtt.shards",
+        Some("shards"),
+        "Partitions of the subscription index (one actor each).",
+    ),
+    (
+        "limits.max_packet_size",
+        Some("max_packet_size"),
+        "Largest packet accepted from a client, in bytes.",
+    ),
+    (
+        "limits.max_inflight",
+        Some("max_inflight"),
+        "Unacknowledged QoS 1/2 messages in flight to one client.",
+    ),
+    (
+        "limits.max_queue",
+        Some("max_queue"),
+        "Messages queued for a connected client beyond its inflight window.",
+    ),
+    (
+        "limits.queue_overflow",
+        Some("queue_overflow"),
+        "When a connected client's queue is full: drop-oldest, drop-newest or disconnect.",
+    ),
+    (
+        "limits.max_offline_queue",
+        Some("max_offline_queue"),
+        "Messages queued for a disconnected persistent session.",
+    ),
+    (
+        "limits.offline_overflow",
+        Some("offline_overflow"),
+        "When an offline queue is full: drop-oldest or drop-newest.",
+    ),
+    (
+        "limits.max_subscriptions",
+        Some("max_subscriptions"),
+        "Subscriptions one client may hold (more get 0x97).",
+    ),
+    (
+        "limits.max_retained",
+        Some("max_retained"),
+        "Topics with a retained message; retained messages for new topics beyond it are dropped.",
+    ),
+    (
+        "limits.receive_maximum",
+        Some("receive_maximum"),
+        "QoS 2 messages an MQTT 5 client may have unreleased towards the broker.",
+    ),
+    (
+        "limits.topic_alias_maximum",
+        Some("topic_alias_maximum"),
+        "Topic aliases an MQTT 5 client may use towards the broker.",
+    ),
+    (
+        "limits.outbound_topic_aliases",
+        Some("outbound_topic_aliases"),
+        "Topic aliases the broker assigns towards an MQTT 5 client.",
+    ),
+    (
+        "features.max_qos",
+        Some("max_qos"),
+        "Highest QoS accepted and granted (0, 1 or 2).",
+    ),
+    (
+        "features.retain_available",
+        Some("retain_available"),
+        "Serve retained messages.",
+    ),
+    (
+        "features.wildcard_subscriptions",
+        Some("wildcard_subscriptions"),
+        "Serve wildcard subscriptions.",
+    ),
+    (
+        "features.subscription_identifiers",
+        Some("subscription_identifiers"),
+        "Serve subscription identifiers.",
+    ),
+    (
+        "features.shared_subscriptions",
+        Some("shared_subscriptions"),
+        "Serve shared subscriptions ($share/GROUP/FILTER).",
+    ),
+    (
+        "features.shared_strategy",
+        Some("shared_strategy"),
+        "How a shared group picks a member: round-robin, random, sticky, hash-clientid or hash-topic.",
+    ),
+    (
+        "features.server_keep_alive",
+        Some("server_keep_alive"),
+        "Longest keepalive in seconds an MQTT 5 client may use (0: no cap).",
+    ),
+    (
+        "features.response_information",
+        Some("response_information"),
+        "Response Information for MQTT 5 clients that ask; {clientid} is replaced (empty: none).",
+    ),
+    (
+        "features.redirect_to",
+        Some("redirect_to"),
+        "Refuse MQTT 5 clients with 0x9C naming this server (HOST:PORT; empty: no redirection).",
+    ),
+    (
+        "features.redirect_permanent",
+        Some("redirect_permanent"),
+        "With redirect_to: say Server moved (0x9D) instead.",
+    ),
+    (
+        "session.hibernate_after_ms",
+        Some("hibernate_after_ms"),
+        "Milliseconds a connected client may be idle before its session actor hibernates (0: never).",
+    ),
+    (
+        "auth.allow_anonymous",
+        Some("allow_anonymous"),
+        "Accept clients that send no user name.",
+    ),
+    (
+        "auth.users",
+        Some("users"),
+        "Users allowed to connect, as \"NAME:PASSWORD\" (also for SCRAM-SHA-256).",
+    ),
+    (
+        "cluster.node_name",
+        Some("node_name"),
+        "This node's name in a cluster (empty: a single node).",
+    ),
+    (
+        "cluster.listen",
+        Some("cluster_listen"),
+        "Where this node listens for other nodes: an IP and fixed port they can dial.",
+    ),
+    (
+        "cluster.advertise",
+        Some("cluster_advertise"),
+        "Where other nodes dial this node, when not cluster.listen (empty: cluster.listen).",
+    ),
+    (
+        "cluster.seeds",
+        Some("seeds"),
+        "Nodes to join through, as \"NAME@IP:PORT\"; one reachable seed is enough.",
+    ),
+    (
+        "cluster.cookie",
+        Some("cookie"),
+        "The secret every node of the cluster shares (also RACTMQ_COOKIE).",
+    ),
+    (
+        "cluster.heartbeat_interval_ms",
+        Some("heartbeat_interval_ms"),
+        "Milliseconds between two heartbeats to every other node.",
+    ),
+    (
+        "cluster.down_after_ms",
+        Some("down_after_ms"),
+        "Milliseconds without a heartbeat after which a node is down and its routes dropped.",
+    ),
+    (
+        "cluster.forward_queue",
+        Some("forward_queue"),
+        "Messages queued towards one other node, unacknowledged; past half, publishers are held.",
+    ),
+    (
+        "cluster.tls_cert",
+        Some("cluster_tls_cert"),
+        "TLS between nodes: this node's certificate (PEM), with its node name (empty: no TLS).",
+    ),
+    (
+        "cluster.tls_key",
+        Some("cluster_tls_key"),
+        "TLS between nodes: the certificate's private key (PEM).",
+    ),
+    (
+        "cluster.tls_ca",
+        Some("cluster_tls_ca"),
+        "TLS between nodes: the CA every node's certificate is signed by (PEM).",
+    ),
+    (
+        "api.enabled",
+        Some("no_api"),
+        "Serve the REST API and /metrics (--no-api turns it off).",
+    ),
+    ("api.listen", Some("api_listen"), "Where the REST API listens."),
+    (
+        "api.token",
+        Some("api_token"),
+        "Bearer token the API requires (also RACTMQ_API_TOKEN; empty: none).",
+    ),
+    (
+        "api.users",
+        Some("api_users"),
+        "Users allowed into the API with basic authentication, as \"NAME:PASSWORD\".",
+    ),
+    (
+        "api.chaos",
+        Some("api_chaos"),
+        "Serve the chaos API (killing actors on purpose).",
+    ),
+    (
+        "log.level",
+        Some("log_level"),
+        "Log filter (tracing EnvFilter syntax); RUST_LOG, when set, wins.",
+    ),
+    ("log.format", Some("log_format"), "Log lines as text or json."),
+    (
+        "shutdown.drain_timeout_ms",
+        Some("drain_timeout_ms"),
+        "Milliseconds a stopping node waits for its clients to be told and flushed.",
+    ),
+    (
+        "sys.interval_s",
+        Some("sys_interval"),
+        "Seconds between $SYS publications (0 disables them).",
+    ),
+];
+
+/// (flag id, key) for every key a flag overrides.
+pub fn flag_keys() -> Vec<(String, String)> {
+    KEYS.iter()
+        .filter_map(|(key, flag, _)| flag.map(|f| (f.to_string(), key.to_string())))
+        .collect()
+}
+
+fn default_value(defaults: &Table, key: &str) -> Value {
+    let (section, name) = key.split_once('.').expect("keys are section.key");
+    defaults[section][name].clone()
+}
+
+/// A complete ractmq.toml with every default, each key under the comment that says what it is.
+pub fn defaults_toml() -> String {
+    let defaults = Table::try_from(Settings::default()).expect("the defaults are a table");
+    let mut out = String::from(
+        "# ractmq configuration: every key with its default. Run a node with `ractmq start -c ractmq.toml`.\n\
+         # Environment variables RACTMQ_SECTION__KEY override the file; command-line flags override both.\n",
+    );
+    let mut section = "";
+    for (key, _, meaning) in KEYS {
+        let (sec, name) = key.split_once('.').expect("keys are section.key");
+        if sec != section {
+            out.push_str(&format!("\n[{sec}]\n"));
+            section = sec;
+        }
+        out.push_str(&format!("# {meaning}\n{name} = {}\n", default_value(&defaults, key)));
+    }
+    out
+}
+
+/// The reference of docs/configuration.md.
+pub fn markdown() -> String {
+    let defaults = Table::try_from(Settings::default()).expect("the defaults are a table");
+    let mut out = String::from(
+        "<!-- Made by `ractmq config reference`; a test keeps it equal to the code. -->\n\n\
+         # Configuration reference\n\n\
+         A node reads one TOML file (`ractmq start -c ractmq.toml`). Every key has a default, so an empty file (or \
+         none) runs a node. Each value can be overridden, in this order of precedence (last wins):\n\n\
+         1. the default;\n2. the file;\n\
+         3. an environment variable `RACTMQ_SECTION__KEY`, e.g. `RACTMQ_MQTT__LISTEN=0.0.0.0:1884` (lists are \
+         comma-separated: `RACTMQ_AUTH__USERS=alice:pw1,bob:pw2`);\n\
+         4. the command-line flag, when given.\n\n\
+         `ractmq config check FILE` checks a file (with the environment) without starting anything; \
+         `ractmq config defaults` prints a complete file with every default. A mistake is reported in one line \
+         naming the key, the value and what to change.\n\n\
+         | key | default | flag | environment | meaning |\n|---|---|---|---|---|\n",
+    );
+    for (key, flag, meaning) in KEYS {
+        let (sec, name) = key.split_once('.').expect("keys are section.key");
+        let flag = flag.map_or(String::from("-"), |f| format!("`--{}`", f.replace('_', "-")));
+        let env = format!("`RACTMQ_{}__{}`", sec.to_uppercase(), name.to_uppercase());
+        let default = default_value(&defaults, key).to_string().replace('|', "\\|");
+        out.push_str(&format!("| `{key}` | `{default}` | {flag} | {env} | {meaning} |\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_the_settings_is_listed_once_and_only_those() {
+        let defaults = Table::try_from(Settings::default()).unwrap();
+        let mut from_settings: Vec<String> = defaults
+            .iter()
+            .flat_map(|(s, t)| t.as_table().unwrap().keys().map(move |k| format!("{s}.{k}")))
+            .collect();
+        let mut listed: Vec<String> = KEYS.iter().map(|(k, _, _)| k.to_string()).collect();
+        from_settings.sort();
+        listed.sort();
+        assert_eq!(listed, from_settings);
+    }
+
+    #[test]
+    fn the_defaults_file_reads_back_as_the_defaults() {
+        let text = defaults_toml();
+        let back: Settings = toml::from_str(&text).unwrap();
+        assert_eq!(back, Settings::default());
+        assert!(back.build().is_ok());
+    }
+}
