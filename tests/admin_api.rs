@@ -182,3 +182,14 @@ async fn with_a_token_or_users_every_request_must_authenticate() {
         .call();
     assert_eq!(status_of(basic), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_mqtt5_client_is_told_administrative_action() {
+    let node = Process::start(&[]);
+    let mut v5 = common::Raw::connect(node.mqtt).await;
+    v5.send(&common::connect_v5("kick-me")).await;
+    assert_eq!(v5.read_frame().await[0], 0x20, "CONNACK");
+    let kicked = ureq::delete(&node.url("/clients/kick-me")).call().unwrap();
+    assert_eq!(kicked.status(), 200);
+    assert_eq!(common::v5_disconnect(&v5.read_frame().await).0, 0x98);
+}
