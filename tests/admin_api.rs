@@ -35,6 +35,9 @@ async fn the_api_reports_and_steers_what_clients_do() {
     bob.publish("sensors/1", QoS::AtLeastOnce, true, "21.5").await;
     assert_eq!(&alice.expect_publish().await.payload[..], b"21.5");
 
+    let nodes = get(&node, "/nodes");
+    assert_eq!(nodes[0]["name"], json!("local"));
+    assert_eq!(nodes[0]["state"], json!("up"));
     let status = get(&node, "/status");
     assert_eq!(status["clients_connected"], json!(2));
     assert_eq!(status["node"], json!("local"));

@@ -38,6 +38,8 @@ def test_the_exposition_parses_and_counts_what_clients_did(broker, clients):
     assert sample(families, "ractmq_connections") == 2
     assert sample(families, "ractmq_messages_received_total") >= 6
     assert sample(families, "ractmq_messages_routed_total", qos="1") >= 5
+    assert sample(families, "ractmq_messages_delivered_total", qos="1") == 5
+    assert sample(families, "ractmq_messages_delivered_total", qos="0") >= 1
     assert sample(families, "ractmq_messages_dropped_total", reason="queue_full") == 0
     assert sample(families, "ractmq_retained_messages") >= 1
     assert sample(families, "ractmq_actor_restarts_total", kind="session") == 0

@@ -117,6 +117,18 @@ impl Collector for BrokerCollector {
             "qos",
             &by_qos,
         )?;
+        let sent = [
+            ("0", g(&m.sent_by_qos[0])),
+            ("1", g(&m.sent_by_qos[1])),
+            ("2", g(&m.sent_by_qos[2])),
+        ];
+        labelled(
+            &mut e,
+            "ractmq_messages_delivered",
+            "PUBLISH packets sent to clients, by QoS",
+            "qos",
+            &sent,
+        )?;
         let dropped = [
             ("queue_full", g(&m.dropped_queue_full)),
             ("offline_queue_full", g(&m.dropped_offline_queue_full)),

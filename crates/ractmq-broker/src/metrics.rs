@@ -43,6 +43,8 @@ pub struct Metrics {
     pub protocol_errors: AtomicU64,
     /// Messages routed (published by clients, wills, in-process publishers), by QoS 0, 1, 2.
     pub routed_by_qos: [AtomicU64; 3],
+    /// PUBLISH packets sent to clients, by the QoS they were sent at.
+    pub sent_by_qos: [AtomicU64; 3],
     /// Time to route one message on the node it was published on (match, queue for every subscriber here,
     /// queue for other nodes).
     pub route_latency: LatencyHistogram,

@@ -624,8 +624,12 @@ impl SessionState {
                     }
                     room -= 1;
                 }
+                let qos = delivery.qos as usize;
                 match online.channel.deliver(&mut session, delivery, now, &mut fx) {
-                    DeliverOutcome::Sent => Metrics::add(&metrics.messages_sent, 1),
+                    DeliverOutcome::Sent => {
+                        Metrics::add(&metrics.messages_sent, 1);
+                        Metrics::add(&metrics.sent_by_qos[qos], 1);
+                    }
                     DeliverOutcome::Expired => Metrics::add(&metrics.dropped_expired, 1),
                     DeliverOutcome::TooLarge => Metrics::add(&metrics.dropped_too_large, 1),
                 }
