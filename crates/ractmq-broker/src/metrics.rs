@@ -82,23 +82,6 @@ impl LatencyHistogram {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_histogram_counts_each_observation_once_in_its_bucket() {
-        let h = LatencyHistogram::default();
-        for ns in [500, 1_500, 1_500, 50_000_000] {
-            h.observe(ns);
-        }
-        let (sum, count, buckets) = h.snapshot();
-        assert_eq!((sum, count), (50_003_500, 4));
-        assert_eq!(buckets.len(), ROUTE_BUCKETS_NS.len() + 1);
-        assert_eq!((buckets[0], buckets[1], buckets[ROUTE_BUCKETS_NS.len()]), (1, 2, 1));
-    }
-}
-
 impl Metrics {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
@@ -122,5 +105,22 @@ impl Metrics {
         .iter()
         .map(|c| c.load(Relaxed))
         .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histogram_counts_each_observation_once_in_its_bucket() {
+        let h = LatencyHistogram::default();
+        for ns in [500, 1_500, 1_500, 50_000_000] {
+            h.observe(ns);
+        }
+        let (sum, count, buckets) = h.snapshot();
+        assert_eq!((sum, count), (50_003_500, 4));
+        assert_eq!(buckets.len(), ROUTE_BUCKETS_NS.len() + 1);
+        assert_eq!((buckets[0], buckets[1], buckets[ROUTE_BUCKETS_NS.len()]), (1, 2, 1));
     }
 }
