@@ -51,6 +51,15 @@ fn labelled(
     Ok(())
 }
 
+/// A counter per QoS level, labelled "0", "1", "2".
+fn per_qos(counters: &[std::sync::atomic::AtomicU64; 3]) -> [(&'static str, u64); 3] {
+    [
+        ("0", Metrics::get(&counters[0])),
+        ("1", Metrics::get(&counters[1])),
+        ("2", Metrics::get(&counters[2])),
+    ]
+}
+
 impl Collector for BrokerCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
         let k = &self.0.kernel;
@@ -105,29 +114,19 @@ impl Collector for BrokerCollector {
             "PUBLISH packets sent to clients",
             g(&m.messages_sent),
         )?;
-        let by_qos = [
-            ("0", g(&m.routed_by_qos[0])),
-            ("1", g(&m.routed_by_qos[1])),
-            ("2", g(&m.routed_by_qos[2])),
-        ];
         labelled(
             &mut e,
             "ractmq_messages_routed",
             "Messages routed, by QoS",
             "qos",
-            &by_qos,
+            &per_qos(&m.routed_by_qos),
         )?;
-        let sent = [
-            ("0", g(&m.sent_by_qos[0])),
-            ("1", g(&m.sent_by_qos[1])),
-            ("2", g(&m.sent_by_qos[2])),
-        ];
         labelled(
             &mut e,
             "ractmq_messages_delivered",
             "PUBLISH packets sent to clients, by QoS",
             "qos",
-            &sent,
+            &per_qos(&m.sent_by_qos),
         )?;
         let dropped = [
             ("queue_full", g(&m.dropped_queue_full)),
