@@ -9,7 +9,7 @@ mod common;
 use common::cluster::{assert_in_order, free_addrs, numbers_until, until_all_list, Node, COOKIE};
 use common::proxy::Proxy;
 use common::{eventually, Client};
-use rumqttc::QoS;
+use rumqttc::{Packet, QoS};
 
 #[tokio::test]
 async fn messages_acknowledged_during_a_cut_arrive_once_the_link_heals() {
@@ -38,31 +38,57 @@ async fn messages_acknowledged_during_a_cut_arrive_once_the_link_heals() {
 
     let mut sub = Client::connect(nodes[1].mqtt, "sub-n2").await;
     sub.subscribe("p/#", QoS::AtLeastOnce).await;
-    let publisher = Client::connect(nodes[0].mqtt, "pub-n1").await;
+    let mut publisher = Client::connect(nodes[0].mqtt, "pub-n1").await;
+    let sender = publisher.client.clone();
     const N: usize = 300;
-    for i in 0..N {
-        if i == N / 3 {
-            for p in &proxies {
-                p.cut();
-            }
-            eventually("the proxies carry no connection", || {
-                proxies.iter().all(|p| p.open_connections() == 0)
-            })
-            .await;
-        }
-        if i == 2 * N / 3 {
-            for p in &proxies {
-                p.heal();
+    let publish = |range: std::ops::Range<usize>| {
+        let sender = sender.clone();
+        async move {
+            for i in range {
+                sender
+                    .publish("p/q1", QoS::AtLeastOnce, false, i.to_string())
+                    .await
+                    .unwrap();
             }
         }
-        publisher.publish("p/q1", QoS::AtLeastOnce, false, i.to_string()).await;
+    };
+    // A first third crosses while the link is up (so the link is in use when it is cut) ...
+    publish(0..N / 3).await;
+    let mut got: Vec<usize> = Vec::new();
+    while got.len() < N / 3 {
+        got.push(
+            String::from_utf8_lossy(&sub.expect_publish().await.payload)
+                .parse()
+                .unwrap(),
+        );
     }
+    // ... the second is acknowledged by n1 while the link is cut ...
+    for p in &proxies {
+        p.cut();
+    }
+    eventually("the proxies carry no connection", || {
+        proxies.iter().all(|p| p.open_connections() == 0)
+    })
+    .await;
+    publish(N / 3..2 * N / 3).await;
+    // n1 has acknowledged every one of them (PUBACK) before the link heals.
+    let mut acked = 0;
+    while acked < 2 * N / 3 {
+        if let Packet::PubAck(_) = publisher.next().await.unwrap() {
+            acked += 1;
+        }
+    }
+    // ... and the last third follows the heal.
+    for p in &proxies {
+        p.heal();
+    }
+    publish(2 * N / 3..N).await;
     publisher.publish("p/end", QoS::AtLeastOnce, false, "end").await;
-    let got = numbers_until(&mut sub, "p/end").await;
+    got.extend(numbers_until(&mut sub, "p/end").await);
     assert_in_order(&got, N, "every message, once, in order");
     assert!(
         nodes[0].logged("link to node n2 up: sending again the"),
-        "n1 sent again what the cut had left unacknowledged"
+        "n1 sent on the new link what the cut had left unacknowledged"
     );
     assert!(
         nodes.iter().all(|n| !n.logged("down:")),

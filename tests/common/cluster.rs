@@ -16,9 +16,32 @@ use super::{eventually_within, Client};
 pub const WAIT: Duration = Duration::from_secs(30);
 pub const COOKIE: &str = "membership-test-cookie";
 
-/// `n` loopback addresses with free ports (bound together so that they differ, then released).
+/// `n` loopback addresses with free ports (bound together so that they differ, then released). They are
+/// taken below the kernel's ephemeral range, where nothing else in the tests binds (every `127.0.0.1:0` and
+/// every outgoing connection gets an ephemeral port): a node killed and started again on its ports finds them
+/// still free.
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        ^ (u64::from(std::process::id()) << 32);
+    let _ = STATE.compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
+    let mut held = Vec::new();
+    while held.len() < n {
+        // xorshift: a different port each time, across test processes too.
+        let mut x = STATE.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        STATE.store(x, Ordering::Relaxed);
+        let port = 20_000 + (x % 12_000) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
     held.iter().map(|l| l.local_addr().unwrap()).collect()
 }
 

@@ -34,6 +34,8 @@ pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
 pub async fn run(shared: Arc<Shared>, kernel: Arc<Kernel>, node: String) {
     let link = shared.link(&node);
     let mut current: Option<ActorId> = None;
+    // Whether this pump had a link to the node before (so that what is queued now is sent again).
+    let mut linked_before = false;
     loop {
         tokio::select! {
             _ = link.notify.notified() => {}
@@ -48,11 +50,12 @@ pub async fn run(shared: Arc<Shared>, kernel: Arc<Kernel>, node: String) {
             send_all_routes(&shared, &to);
             send_retained(&shared, &kernel, &to);
             let unacknowledged = link.len();
-            if unacknowledged > 0 {
+            if linked_before && unacknowledged > 0 {
                 tracing::info!(
                     "link to node {node} up: sending again the {unacknowledged} messages it had not acknowledged"
                 );
             }
+            linked_before = true;
         }
         let id = to.get_id();
         while let Some((first_seq, items)) = link.next_batch(&id, WINDOW, BATCH_ITEMS, BATCH_BYTES, item_size) {
