@@ -1,8 +1,10 @@
 //! The broker's door to the other nodes ([`RemoteRouting`]): what publishers and topic shards call.
 //!
-//! Everything here runs on the caller's task and never waits: a publish matches the other nodes' routes
+//! Everything here runs on the caller's task. Routing never waits: a publish matches the other nodes' routes
 //! against a snapshot and pushes onto each node's bounded queue; a shard's route change is noted and the
-//! forwarder asked, once, to pass the changes on.
+//! forwarder asked, once, to pass the changes on. Two things do wait, bounded in time, and only the client
+//! concerned: a new subscription, until the other nodes know its route ([`SETTLE_TIMEOUT`]), and a publisher
+//! whose messages fill the queue towards a node, until it drains.
 
 use std::future::Future;
 use std::pin::Pin;
