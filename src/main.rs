@@ -210,10 +210,7 @@ struct StartArgs {
 }
 
 fn parse_user(s: &str) -> Result<(String, String), String> {
-    match s.split_once(':') {
-        Some((name, password)) if !name.is_empty() => Ok((name.to_string(), password.to_string())),
-        _ => Err(format!("'{s}' is not NAME:PASSWORD")),
-    }
+    settings::split_name_password(s).ok_or_else(|| format!("'{s}' is not NAME:PASSWORD"))
 }
 
 fn main() -> ExitCode {

@@ -236,11 +236,16 @@ fn at_least(key: &str, value: u64, min: u64, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn name_password(key: &str, entry: &str) -> Result<(String, String), String> {
+/// `NAME:PASSWORD` as (name, password); the name may not be empty, the password may.
+pub fn split_name_password(entry: &str) -> Option<(String, String)> {
     match entry.split_once(':') {
-        Some((name, password)) if !name.is_empty() => Ok((name.to_string(), password.to_string())),
-        _ => Err(format!("{key}: \"{entry}\" is not NAME:PASSWORD")),
+        Some((name, password)) if !name.is_empty() => Some((name.to_string(), password.to_string())),
+        _ => None,
     }
+}
+
+fn name_password(key: &str, entry: &str) -> Result<(String, String), String> {
+    split_name_password(entry).ok_or_else(|| format!("{key}: \"{entry}\" is not NAME:PASSWORD"))
 }
 
 fn optional(s: &str) -> Option<String> {
