@@ -5,7 +5,7 @@
 //! ractor's process groups are global to a process, so this file holds a single test: two in-process nodes
 //! would see each other's agents as local.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

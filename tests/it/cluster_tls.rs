@@ -2,7 +2,7 @@
 //! cluster and route between each other; a node whose certificate comes from another CA cannot join, and the
 //! node that dialled says so in one line.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

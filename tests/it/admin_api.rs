@@ -3,7 +3,7 @@
 //! cleared), counters, listeners, publishing over HTTP, the chaos API (off unless asked for), tracing a
 //! client, the OpenAPI document, and authentication by token and by user.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 

@@ -1,7 +1,7 @@
 //! Chaos: QoS 1 traffic to 100 persistent-session clients while 10% of their session actors and one topic
 //! shard are killed. Nobody else notices; the killed clients resume and lose nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

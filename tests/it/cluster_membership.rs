@@ -7,7 +7,7 @@
 //! Every wait is a bounded poll; every process started is killed when its guard drops, also when a test
 //! fails (and then its log is printed).
 
-mod common;
+use crate::common;
 
 use common::cluster::{free_addrs, until_lists, Brokers, Node, COOKIE, WAIT};
 use common::eventually_within;

@@ -1,6 +1,6 @@
 //! Persistent sessions, offline queues, clean sessions and takeover, with a real client (rumqttc 3.1.1).
 
-mod common;
+use crate::common;
 
 use common::*;
 use ractmq::parts::broker::Metrics;

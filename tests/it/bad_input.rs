@@ -1,7 +1,7 @@
 //! Bad input closes only the offending connection, with the right reason code for 5.0 clients, and costs
 //! no other client anything. Each case runs next to a healthy subscriber that must keep receiving.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ractmq::parts::broker::Metrics;

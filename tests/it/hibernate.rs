@@ -3,7 +3,7 @@
 //! a delivery, a packet from the client, a takeover, a kill, a keepalive timeout, a shutdown — is handled as if
 //! it had never slept, in order and without loss.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Publish and subscribe over real sockets with a real client (rumqttc, MQTT 3.1.1).
 
-mod common;
+use crate::common;
 
 use common::*;
 use rumqttc::{QoS, SubscribeReasonCode};

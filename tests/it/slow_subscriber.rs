@@ -1,7 +1,7 @@
 //! A subscriber that stops reading cannot slow publishers or other subscribers: its outgoing queue is bounded
 //! and its overflow policy applies, with every drop counted.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ractmq::parts::broker::Metrics;

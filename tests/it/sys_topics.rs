@@ -1,6 +1,6 @@
 //! `$SYS/broker/...` topics are published periodically and retained.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

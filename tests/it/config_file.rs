@@ -2,7 +2,7 @@
 //! `config defaults`, one clear line for each kind of mistake, and the order of precedence when a node starts
 //! (file, then environment, then flags), observed through what the node does.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

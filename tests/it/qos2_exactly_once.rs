@@ -1,6 +1,6 @@
 //! QoS 2 on receive: a PUBLISH re-sent before PUBREL is acknowledged again but delivered once.
 
-mod common;
+use crate::common;
 
 use common::*;
 use rumqttc::QoS;

@@ -1,6 +1,6 @@
 //! Wills: published on abnormal close and keepalive timeout, not after a normal DISCONNECT.
 
-mod common;
+use crate::common;
 
 use common::*;
 use rumqttc::{LastWill, QoS};

@@ -142,7 +142,7 @@
 //! SUBACK instead of DISCONNECT 0xA2 / 0x9E; a DISCONNECT's reason string ignored the client's Maximum Packet
 //! Size); the broker was fixed to pass them.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

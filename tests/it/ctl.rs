@@ -1,7 +1,7 @@
 //! `ractmq ctl` as an operator runs it, against real nodes: every command, as a table and with `--json`, and
 //! the one line it prints when the node cannot be reached.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

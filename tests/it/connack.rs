@@ -1,6 +1,6 @@
 //! Every CONNACK return code (3.1.1) and the 5.0 reason codes the broker refuses a CONNECT with.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ractmq::{BrokerConfig, Protocol, QoS};

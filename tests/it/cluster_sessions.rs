@@ -2,7 +2,7 @@
 //! cluster-wide, so connecting on another node takes the session over — the old connection is closed, and a
 //! client that resumes finds its subscriptions and the messages queued for it on the new node.
 
-mod common;
+use crate::common;
 
 use common::cluster::start_cluster;
 use common::{options, Client};

@@ -1,7 +1,7 @@
 //! Shared subscriptions (`$share/{group}/{filter}`): one member of each group gets each message, by the
 //! configured strategy; a member that leaves hands its unacknowledged messages to another, so none is lost.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

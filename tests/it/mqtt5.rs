@@ -1,7 +1,7 @@
 //! MQTT 5.0 features checked byte by byte over a real socket: topic aliases the broker assigns, reason
 //! strings governed by Request Problem Information, and an operator sending a client to another server.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ractmq::parts::codec::{Decoder, Packet, Publish, Subscribe, SubscriptionRequest};

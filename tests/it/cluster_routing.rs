@@ -8,7 +8,7 @@
 //! after subscribing. "Nothing more arrived" is proven with a marker message published last: messages from
 //! one publisher keep their order across nodes, so everything before the marker has arrived when it has.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
 //! Retained messages: set, replace, clear, and delivery on subscribe with the retain flag.
 
-mod common;
+use crate::common;
 
 use common::*;
 use rumqttc::QoS;

@@ -4,7 +4,7 @@
 //! in order. The cut is shorter than --down-after-ms, so neither node is marked down: the messages wait in
 //! the publishing node's queue for that node and are sent again on the new link.
 
-mod common;
+use crate::common;
 
 use common::cluster::{assert_in_order, free_addrs, numbers_until, until_all_list, Node, COOKIE};
 use common::proxy::Proxy;

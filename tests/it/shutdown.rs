@@ -1,7 +1,7 @@
 //! Stopping a node the way an operator does, with SIGTERM: it stops accepting, tells MQTT 5 clients why
 //! (DISCONNECT 0x8B Server shutting down) after what was queued for them, closes 3.1.1 clients, and exits 0.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Supervision: a panicking session restarts alone; a shard supervisor that exceeds its restart intensity
 //! escalates to the root, which restarts it, and every subscription comes back from the session store.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ractmq::parts::broker::Metrics;

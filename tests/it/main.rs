@@ -1,0 +1,35 @@
+//! The integration tests, built as one binary.
+//!
+//! Each module speaks to a real broker: in-process over loopback sockets with real clients (rumqttc, raw
+//! bytes), or as separate `ractmq` processes for the CLI, the REST API and the cluster. They live in one test
+//! binary rather than one per file because each binary links the whole broker: 26 of them took 3 GB of disk
+//! and most of the link time, which ran CI out of space. Run one module with `cargo test --test it cluster_`.
+
+mod common;
+
+mod admin_api;
+mod bad_input;
+mod chaos;
+mod cli;
+mod cluster_membership;
+mod cluster_partition;
+mod cluster_routing;
+mod cluster_sessions;
+mod cluster_supervision;
+mod cluster_tls;
+mod config_file;
+mod connack;
+mod ctl;
+mod hibernate;
+mod mqtt5;
+mod pubsub;
+mod qos2_exactly_once;
+mod reason_codes;
+mod retained;
+mod sessions;
+mod shared_subscriptions;
+mod shutdown;
+mod slow_subscriber;
+mod supervision;
+mod sys_topics;
+mod will;
