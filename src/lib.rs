@@ -3,9 +3,11 @@
 //! This facade re-exports the parts a program embedding the broker needs; `examples/embedded.rs` shows the
 //! whole embedding API. The `ractmq` binary is a thin shell over [`Broker`].
 
+/// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
+pub use ractmq_broker::tls;
 pub use ractmq_broker::{
-    ApiError, Broker, BrokerConfig, Chaos, ChildSpec, Metrics, RestartPolicy, SharedStrategy, StartError, Subscription,
-    Supervisor, SupervisorArgs, SupervisorMsg,
+    ApiError, Broker, BrokerConfig, Chaos, ChildSpec, ListenerSpec, Metrics, RestartPolicy, SharedStrategy, StartError,
+    Subscription, Supervisor, SupervisorArgs, SupervisorMsg,
 };
 pub use ractmq_cluster::{Cluster, ClusterConfig, ClusterTls, Member, MemberEvent, MemberState};
 pub use ractmq_codec::{Protocol, QoS};

@@ -64,6 +64,27 @@ struct StartArgs {
     /// Address of the MQTT/TCP listener.
     #[arg(long, default_value = "0.0.0.0:1883")]
     listen: SocketAddr,
+    /// Address of an MQTT over TLS listener, e.g. 0.0.0.0:8883; needs --tls-cert and --tls-key.
+    #[arg(long)]
+    tls_listen: Option<SocketAddr>,
+    /// Certificate chain (PEM) of the TLS and secure WebSocket listeners.
+    #[arg(long)]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long)]
+    tls_key: Option<std::path::PathBuf>,
+    /// Require clients on TLS listeners to show a certificate signed by this CA (PEM).
+    #[arg(long)]
+    tls_client_ca: Option<std::path::PathBuf>,
+    /// Address of an MQTT over WebSocket listener, e.g. 0.0.0.0:8083.
+    #[arg(long)]
+    ws_listen: Option<SocketAddr>,
+    /// Address of an MQTT over secure WebSocket listener, e.g. 0.0.0.0:8084; needs --tls-cert and --tls-key.
+    #[arg(long)]
+    wss_listen: Option<SocketAddr>,
+    /// The HTTP path WebSocket clients connect to.
+    #[arg(long, default_value = "/mqtt")]
+    ws_path: String,
     /// Partitions of the subscription index (one actor each).
     #[arg(long, default_value_t = 4)]
     shards: usize,

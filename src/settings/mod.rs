@@ -10,10 +10,10 @@ pub mod layers;
 pub mod reference;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ractmq::{BrokerConfig, ClusterConfig, ClusterTls, OverflowPolicy, QoS, Redirect, SharedStrategy};
+use ractmq::{BrokerConfig, ClusterConfig, ClusterTls, ListenerSpec, OverflowPolicy, QoS, Redirect, SharedStrategy};
 use ractmq_admin::ApiConfig;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,13 @@ pub struct Settings {
 #[serde(deny_unknown_fields, default)]
 pub struct Mqtt {
     pub listen: String,
+    pub tls_listen: String,
+    pub tls_cert: String,
+    pub tls_key: String,
+    pub tls_client_ca: String,
+    pub ws_listen: String,
+    pub wss_listen: String,
+    pub ws_path: String,
     pub max_connections: usize,
     pub shards: usize,
 }
@@ -136,6 +143,13 @@ impl Default for Settings {
         Settings {
             mqtt: Mqtt {
                 listen: "0.0.0.0:1883".into(),
+                tls_listen: String::new(),
+                tls_cert: String::new(),
+                tls_key: String::new(),
+                tls_client_ca: String::new(),
+                ws_listen: String::new(),
+                wss_listen: String::new(),
+                ws_path: "/mqtt".into(),
                 max_connections: broker.max_connections,
                 shards: 4,
             },
@@ -306,6 +320,7 @@ impl Settings {
         })?;
         let mut broker = BrokerConfig {
             mqtt_listen: addr("mqtt.listen", &self.mqtt.listen, "0.0.0.0:1883")?,
+            listeners: self.listeners()?,
             shards: self.mqtt.shards,
             max_connections: self.mqtt.max_connections,
             sys_interval: Duration::from_secs(self.sys.interval_s),
@@ -355,6 +370,60 @@ impl Settings {
                 other => return Err(format!("log.format = \"{other}\": must be text or json")),
             },
         })
+    }
+
+    /// The TLS, WebSocket and secure WebSocket listeners that are configured, their files read.
+    fn listeners(&self) -> Result<Vec<ListenerSpec>, String> {
+        let m = &self.mqtt;
+        let listen = |key: &str, value: &str, example: &str| match value {
+            "" => Ok(None),
+            v => addr(key, v, example).map(Some),
+        };
+        let tls_listen = listen("mqtt.tls_listen", &m.tls_listen, "0.0.0.0:8883")?;
+        let ws_listen = listen("mqtt.ws_listen", &m.ws_listen, "0.0.0.0:8083")?;
+        let wss_listen = listen("mqtt.wss_listen", &m.wss_listen, "0.0.0.0:8084")?;
+        if !m.ws_path.starts_with('/') {
+            return Err(format!(
+                "mqtt.ws_path = \"{}\": must be an HTTP path starting with / (e.g. /mqtt)",
+                m.ws_path
+            ));
+        }
+        let tls = if tls_listen.is_some() || wss_listen.is_some() {
+            if m.tls_cert.is_empty() || m.tls_key.is_empty() {
+                return Err("mqtt.tls_listen or mqtt.wss_listen is set but mqtt.tls_cert or mqtt.tls_key is empty: a TLS listener needs a certificate and its key (--tls-cert, --tls-key)".into());
+            }
+            let (cert, key, ca) = (
+                Path::new(&m.tls_cert),
+                Path::new(&m.tls_key),
+                Path::new(&m.tls_client_ca),
+            );
+            Some(ractmq::tls::server_config(&ractmq::tls::ServerFiles {
+                cert: (cert, "mqtt.tls_cert"),
+                key: (key, "mqtt.tls_key"),
+                client_ca: (!m.tls_client_ca.is_empty()).then_some((ca, "mqtt.tls_client_ca")),
+            })?)
+        } else {
+            None
+        };
+        let ws_path = Some(m.ws_path.clone());
+        let specs = [
+            tls_listen.map(|listen| ListenerSpec {
+                listen,
+                tls: tls.clone(),
+                websocket_path: None,
+            }),
+            ws_listen.map(|listen| ListenerSpec {
+                listen,
+                tls: None,
+                websocket_path: ws_path.clone(),
+            }),
+            wss_listen.map(|listen| ListenerSpec {
+                listen,
+                tls: tls.clone(),
+                websocket_path: ws_path.clone(),
+            }),
+        ];
+        Ok(specs.into_iter().flatten().collect())
     }
 
     fn cluster_config(&self) -> Result<Option<ClusterConfig>, String> {

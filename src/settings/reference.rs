@@ -9,6 +9,41 @@ use super::Settings;
 pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ("mqtt.listen", Some("listen"), "Address of the MQTT/TCP listener."),
     (
+        "mqtt.tls_listen",
+        Some("tls_listen"),
+        "Address of the MQTT over TLS listener, e.g. 0.0.0.0:8883 (empty: none).",
+    ),
+    (
+        "mqtt.tls_cert",
+        Some("tls_cert"),
+        "The TLS and secure WebSocket listeners' certificate chain (PEM).",
+    ),
+    (
+        "mqtt.tls_key",
+        Some("tls_key"),
+        "The private key of mqtt.tls_cert (PEM).",
+    ),
+    (
+        "mqtt.tls_client_ca",
+        Some("tls_client_ca"),
+        "Clients on TLS listeners must show a certificate this CA signed (PEM; empty: no client certificates).",
+    ),
+    (
+        "mqtt.ws_listen",
+        Some("ws_listen"),
+        "Address of the MQTT over WebSocket listener, e.g. 0.0.0.0:8083 (empty: none).",
+    ),
+    (
+        "mqtt.wss_listen",
+        Some("wss_listen"),
+        "Address of the MQTT over secure WebSocket (TLS) listener, e.g. 0.0.0.0:8084 (empty: none).",
+    ),
+    (
+        "mqtt.ws_path",
+        Some("ws_path"),
+        "The HTTP path WebSocket clients connect to.",
+    ),
+    (
         "mqtt.max_connections",
         Some("max_connections"),
         "Clients connected at once; more are refused.",

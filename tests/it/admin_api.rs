@@ -26,7 +26,7 @@ fn status_of(result: Result<ureq::Response, ureq::Error>) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_reports_and_steers_what_clients_do() {
-    let node = Process::start(&[]);
+    let node = Process::start(&["--ws-listen", "127.0.0.1:0", "--ws-path", "/ws"]);
     let mut persistent = options(node.mqtt, "alice");
     persistent.set_clean_session(false);
     let mut alice = Client::connect_with(persistent).await;
@@ -101,6 +101,12 @@ async fn the_api_reports_and_steers_what_clients_do() {
     let listeners = get(&node, "/listeners");
     assert_eq!(listeners[0]["bound"], json!(node.mqtt.to_string()));
     assert_eq!(listeners[0]["running"], json!(true));
+    assert_eq!(listeners[1]["name"], json!("mqtt:ws"));
+    assert_eq!(listeners[1]["configured"], json!("127.0.0.1:0"));
+    assert_eq!(listeners[1]["websocket_path"], json!("/ws"));
+    assert_eq!(listeners[1]["running"], json!(true));
+    let ws_port: std::net::SocketAddr = listeners[1]["bound"].as_str().unwrap().parse().unwrap();
+    assert_ne!(ws_port.port(), 0, "the port the listener got");
 
     // Chaos is off by default.
     let chaos = ureq::post(&node.url("/chaos/kill")).send_json(json!({"kind": "session", "target": "alice"}));

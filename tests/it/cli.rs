@@ -14,6 +14,28 @@ fn a_busy_port_is_reported_in_one_line_with_the_fix() {
     assert!(line.contains("--listen"), "says how to fix it: {line}");
 }
 
+#[test]
+fn a_busy_websocket_port_is_reported_in_one_line_with_the_fix() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    // The TCP listener starts first and says so at info level: only warnings and errors are looked at here.
+    let line = one_line_failure(&[
+        "start",
+        "--log-level",
+        "warn",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-api",
+        "--ws-listen",
+        &addr.to_string(),
+    ]);
+    assert!(
+        line.starts_with(&format!("ractmq: cannot listen for MQTT over WS on {addr}")),
+        "{line}"
+    );
+    assert!(line.contains("--ws-listen"), "says how to fix it: {line}");
+}
+
 /// Run `ractmq` with `args`; it must fail with exactly one line on stderr, which is returned.
 fn one_line_failure(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_ractmq")).args(args).output().unwrap();

@@ -121,6 +121,29 @@ fn each_mistake_is_one_line_naming_the_key_the_value_and_the_fix() {
         "ractmq: cluster.tls_cert, cluster.tls_key and cluster.tls_ca go together: give all three or none"
     );
     assert_eq!(
+        refused("tls-listen.toml", "[mqtt]\ntls_listen = \"127.0.0.1:8883\"\n"),
+        "ractmq: mqtt.tls_listen or mqtt.wss_listen is set but mqtt.tls_cert or mqtt.tls_key is empty: a TLS listener needs a certificate and its key (--tls-cert, --tls-key)"
+    );
+    let missing = refused(
+        "tls-files.toml",
+        "[mqtt]\nwss_listen = \"127.0.0.1:8084\"\ntls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"\n",
+    );
+    assert!(
+        missing.starts_with("ractmq: mqtt.tls_cert /nonexistent/cert.pem: cannot read it"),
+        "{missing}"
+    );
+    assert_eq!(
+        refused(
+            "ws-path.toml",
+            "[mqtt]\nws_listen = \"127.0.0.1:8083\"\nws_path = \"mqtt\"\n"
+        ),
+        "ractmq: mqtt.ws_path = \"mqtt\": must be an HTTP path starting with / (e.g. /mqtt)"
+    );
+    assert_eq!(
+        refused("ws-listen.toml", "[mqtt]\nws_listen = \"localhost:8083\"\n"),
+        "ractmq: mqtt.ws_listen = \"localhost:8083\": not an IP:PORT address (e.g. 0.0.0.0:8083)"
+    );
+    assert_eq!(
         refused("user.toml", "[auth]\nusers = [\"nopassword\"]\n"),
         "ractmq: auth.users: \"nopassword\" is not NAME:PASSWORD"
     );

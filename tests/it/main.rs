@@ -21,6 +21,7 @@ mod config_file;
 mod connack;
 mod ctl;
 mod hibernate;
+mod listeners;
 mod mqtt5;
 mod pubsub;
 mod qos2_exactly_once;

@@ -78,6 +78,9 @@ class PahoClient:
     protocol: int = mqtt.MQTTv311
     clean_session: bool | None = None  # MQTT 3.x only
     name: str = ""
+    transport: str = "tcp"  # or "websockets"
+    ws_path: str = "/mqtt"
+    tls: dict[str, str] | None = None  # keyword arguments of paho's tls_set (ca_certs, certfile, keyfile)
     _client: mqtt.Client = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -89,8 +92,13 @@ class PahoClient:
             client_id=self.client_id,
             protocol=self.protocol,
             reconnect_on_failure=False,
+            transport=self.transport,
             **kwargs,
         )
+        if self.transport == "websockets":
+            self._client.ws_set_options(path=self.ws_path)
+        if self.tls is not None:
+            self._client.tls_set(**self.tls)
         self.messages: queue.Queue[Received] = queue.Queue()
         self._connack: queue.Queue[Connack] = queue.Queue()
         self._subacks: dict[int, list[int]] = {}

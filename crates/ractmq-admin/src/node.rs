@@ -118,18 +118,39 @@ pub async fn stats(State(s): State<AppState>) -> Json<Value> {
     Json(Value::Object(map))
 }
 
+/// Every listener: the plain TCP one, then the TLS and WebSocket ones in configuration order. Connections are
+/// the node's, over all its listeners.
 pub async fn listeners(State(s): State<AppState>) -> Json<Value> {
-    let bound = *s.kernel.mqtt_addr.lock();
-    Json(json!([{
-        "name": "mqtt:tcp",
-        "protocol": "mqtt",
-        "transport": "tcp",
-        "configured": s.kernel.config.mqtt_listen.to_string(),
-        "bound": bound.map(|a| a.to_string()),
-        "running": bound.is_some(),
-        "max_connections": s.kernel.config.max_connections,
-        "connections": Metrics::get(&s.kernel.metrics.clients_connected),
-    }]))
+    let k = &s.kernel;
+    let listener = |kind: &str, configured: String, bound: Option<std::net::SocketAddr>, path: Option<&String>| {
+        json!({
+            "name": format!("mqtt:{kind}"),
+            "protocol": "mqtt",
+            "transport": kind,
+            "configured": configured,
+            "bound": bound.map(|a| a.to_string()),
+            "running": bound.is_some(),
+            "websocket_path": path,
+            "max_connections": k.config.max_connections,
+            "connections": Metrics::get(&k.metrics.clients_connected),
+        })
+    };
+    let mut all = vec![listener(
+        "tcp",
+        k.config.mqtt_listen.to_string(),
+        *k.mqtt_addr.lock(),
+        None,
+    )];
+    let bound = k.listener_addrs.lock().clone();
+    for (spec, bound) in k.config.listeners.iter().zip(bound) {
+        all.push(listener(
+            spec.kind(),
+            spec.listen.to_string(),
+            bound,
+            spec.websocket_path.as_ref(),
+        ));
+    }
+    Json(Value::Array(all))
 }
 
 #[derive(Deserialize)]

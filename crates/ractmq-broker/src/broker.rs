@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
 use crate::kernel::Kernel;
-use crate::listener::Listener;
+use crate::listener::{Listener, ListenerArgs};
 use crate::metrics::Metrics;
 use crate::restart::RestartPolicy;
 use crate::router::{Change, Route, Target};
@@ -110,12 +110,15 @@ impl Broker {
         );
         let sys = periodic_spec("sys", kernel.config.sys_interval, publish_sys, &kernel);
         let user = supervisor_spec("user", Vec::new(), RestartPolicy::new(10, 10), &kernel);
-        let listener = actor_spec("mqtt-listener", ListenerFactory, &kernel);
+        let listeners = std::iter::once(listener_spec("mqtt-listener".into(), None, &kernel)).chain(
+            (kernel.config.listeners.iter().enumerate())
+                .map(|(i, l)| listener_spec(format!("mqtt-{}-listener", l.kind()), Some(i), &kernel)),
+        );
         let mut children = vec![shards, sessions, janitor, sys, user];
         if let Some(cluster) = &kernel.config.cluster {
             children.push(cluster.0.child_spec(&kernel));
         }
-        children.push(listener);
+        children.extend(listeners);
         let args = SupervisorArgs {
             name: "root".into(),
             children,
@@ -145,6 +148,14 @@ impl Broker {
             root_task,
             local_ids: AtomicU64::new(0),
         })
+    }
+
+    /// Where the listener of `kind` ("tls", "ws", "wss", as [`crate::config::ListenerSpec::kind`] names
+    /// it) is bound: the first of that kind in `BrokerConfig::listeners`.
+    pub fn listener_addr(&self, kind: &str) -> Option<SocketAddr> {
+        let listeners = &self.kernel.config.listeners;
+        let i = listeners.iter().position(|l| l.kind() == kind)?;
+        self.kernel.listener_addrs.lock()[i]
     }
 
     /// The address the MQTT listener is bound to (useful with port 0).
@@ -394,7 +405,6 @@ macro_rules! factory {
 }
 
 factory!(SessionSupFactory, SessionSup);
-factory!(ListenerFactory, Listener);
 
 fn actor_spec(name: &str, factory: impl ActorFactory, kernel: &Arc<Kernel>) -> ChildSpec {
     let kernel = kernel.clone();
@@ -402,6 +412,22 @@ fn actor_spec(name: &str, factory: impl ActorFactory, kernel: &Arc<Kernel>) -> C
     let factory = Arc::new(factory);
     ChildSpec::new(name, move |sup| factory.start(kernel.clone(), sup))
         .on_restart(move || Metrics::add(&counter.other_restarts, 1))
+}
+
+fn listener_spec(name: String, extra: Option<usize>, kernel: &Arc<Kernel>) -> ChildSpec {
+    let kernel = kernel.clone();
+    let counter = kernel.metrics.clone();
+    ChildSpec::new(name, move |sup| {
+        let args = ListenerArgs {
+            kernel: kernel.clone(),
+            extra,
+        };
+        async move {
+            let (actor, _) = Actor::spawn_linked(None, Listener, args, sup).await?;
+            Ok(actor.get_cell())
+        }
+    })
+    .on_restart(move || Metrics::add(&counter.other_restarts, 1))
 }
 
 fn periodic_spec(name: &str, every: Duration, work: fn(&Kernel), kernel: &Arc<Kernel>) -> ChildSpec {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractmq_protocol::Limits;
@@ -15,6 +16,8 @@ use crate::shared::SharedStrategy;
 pub struct BrokerConfig {
     /// MQTT over TCP.
     pub mqtt_listen: SocketAddr,
+    /// Further listeners: MQTT over TLS, over WebSocket, over WebSocket on TLS.
+    pub listeners: Vec<ListenerSpec>,
     /// Partitions of the subscription index, one actor each.
     pub shards: usize,
     pub limits: Limits,
@@ -50,6 +53,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             mqtt_listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            listeners: Vec::new(),
             shards: 4,
             limits: Limits::default(),
             max_connections: 100_000,
@@ -64,6 +68,29 @@ impl Default for BrokerConfig {
             authenticators: Authenticators::default(),
             node_name: "local".to_string(),
             cluster: None,
+        }
+    }
+}
+
+/// A listener besides the plain TCP one (`mqtt_listen`): TLS on the accepted socket, a WebSocket upgrade, or
+/// both. Every listener serves the same broker; only how bytes reach it differs.
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    pub listen: SocketAddr,
+    /// TLS on the accepted socket (see [`crate::tls::server_config`]).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// MQTT over WebSocket, upgraded at this HTTP path (e.g. "/mqtt").
+    pub websocket_path: Option<String>,
+}
+
+impl ListenerSpec {
+    /// The listener's kind, as logs, the API and `Broker::listener_addr` name it: "tls", "ws", "wss" or "tcp".
+    pub fn kind(&self) -> &'static str {
+        match (self.tls.is_some(), self.websocket_path.is_some()) {
+            (true, false) => "tls",
+            (false, true) => "ws",
+            (true, true) => "wss",
+            (false, false) => "tcp",
         }
     }
 }

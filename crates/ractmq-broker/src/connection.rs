@@ -37,7 +37,7 @@ pub enum ReadHalf {
 
 impl ReadHalf {
     /// Read what is available into `buf`, reserving `chunk` bytes only once there is something to read.
-    async fn read_into(&mut self, buf: &mut BytesMut, chunk: usize) -> std::io::Result<usize> {
+    pub(crate) async fn read_into(&mut self, buf: &mut BytesMut, chunk: usize) -> std::io::Result<usize> {
         match self {
             ReadHalf::Tcp(stream) => loop {
                 stream.readable().await?;
@@ -76,6 +76,26 @@ const KEEPALIVE_RECHECK: Duration = Duration::from_secs(1);
 pub enum WriteHalf {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
     Other(BoxWrite),
+}
+
+impl WriteHalf {
+    /// Write and flush `bytes`, waiting as long as it takes: for the handshake, before the outbox exists.
+    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            WriteHalf::Tcp(tcp) => tcp.write_all(bytes).await,
+            WriteHalf::Other(other) => {
+                other.write_all(bytes).await?;
+                other.flush().await
+            }
+        }
+    }
+
+    pub(crate) async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            WriteHalf::Tcp(tcp) => tcp.shutdown().await,
+            WriteHalf::Other(other) => other.shutdown().await,
+        }
+    }
 }
 
 /// An accepted socket after its CONNECT: the halves, what was read past the CONNECT, and the decoder that
@@ -454,7 +474,11 @@ impl Sink {
                 }
                 Ok(())
             }
-            Sink::Other(write) => write.write_all(bytes).await,
+            // TLS and WebSocket streams buffer what they are given: flush, or it may wait for the next write.
+            Sink::Other(write) => {
+                write.write_all(bytes).await?;
+                write.flush().await
+            }
         }
     }
 }

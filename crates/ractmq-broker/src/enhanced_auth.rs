@@ -8,13 +8,11 @@
 
 use std::sync::Arc;
 
+use crate::connection::{ReadHalf, WriteHalf};
+use crate::metrics::Metrics;
 use bytes::{Bytes, BytesMut};
 use ractmq_codec::{encode, reason, Auth, DecodeError, Decoder, Packet, Protocol};
 use ractmq_protocol::auth::{AuthStep, Authenticator};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-
-use crate::metrics::Metrics;
 
 /// The methods this broker offers.
 #[derive(Clone, Default)]
@@ -32,13 +30,16 @@ impl std::fmt::Debug for Authenticators {
     }
 }
 
+/// Bytes read at a time before CONNECT: enough for any ordinary CONNECT in one read.
+const HANDSHAKE_CHUNK: usize = 512;
+
 /// How an exchange ended: the authenticated user and the data for CONNACK, or the refusing reason code.
 pub type Outcome = Result<(String, Option<Bytes>), u8>;
 
 /// The socket and decoding state of a handshake.
 pub struct HandshakeIo<'a> {
-    read: &'a mut OwnedReadHalf,
-    write: &'a mut OwnedWriteHalf,
+    read: &'a mut ReadHalf,
+    write: &'a mut WriteHalf,
     buf: &'a mut BytesMut,
     decoder: &'a mut Decoder,
     metrics: &'a Metrics,
@@ -46,8 +47,8 @@ pub struct HandshakeIo<'a> {
 
 impl<'a> HandshakeIo<'a> {
     pub fn new(
-        read: &'a mut OwnedReadHalf,
-        write: &'a mut OwnedWriteHalf,
+        read: &'a mut ReadHalf,
+        write: &'a mut WriteHalf,
         buf: &'a mut BytesMut,
         decoder: &'a mut Decoder,
         metrics: &'a Metrics,
@@ -67,7 +68,7 @@ impl<'a> HandshakeIo<'a> {
             if let Some(packet) = self.decoder.decode(self.buf)? {
                 return Ok(Some(packet));
             }
-            match self.read.read_buf(self.buf).await {
+            match self.read.read_into(self.buf, HANDSHAKE_CHUNK).await {
                 Ok(0) | Err(_) => return Ok(None),
                 Ok(n) => Metrics::add(&self.metrics.bytes_received, n as u64),
             }

@@ -35,6 +35,8 @@ pub struct Kernel {
     pub session_sup: SupSlot,
     /// Where the MQTT listener is bound (kept across listener restarts so the port stays the same).
     pub mqtt_addr: Mutex<Option<SocketAddr>>,
+    /// Where each of `config.listeners` is bound, in the same order (kept across restarts likewise).
+    pub listener_addrs: Mutex<Vec<Option<SocketAddr>>>,
     next_assigned_id: AtomicU64,
     /// Sockets accepted whose CONNECT is not handled yet.
     pub handshakes: AtomicUsize,
@@ -66,6 +68,7 @@ impl Kernel {
         let mut methods: Vec<Arc<dyn Authenticator>> = vec![Arc::new(ScramSha256::new(&config.users))];
         methods.extend(config.authenticators.0.iter().cloned());
         let authenticators = Authenticators(methods);
+        let listeners = config.listeners.len();
         Arc::new(Kernel {
             limits: Arc::new(config.limits.clone()),
             config,
@@ -75,6 +78,7 @@ impl Kernel {
             started_at: Instant::now(),
             session_sup: SupSlot::default(),
             mqtt_addr: Mutex::new(None),
+            listener_addrs: Mutex::new(vec![None; listeners]),
             next_assigned_id: AtomicU64::new(1),
             handshakes: AtomicUsize::new(0),
             authenticators,

@@ -24,10 +24,12 @@ pub mod shard;
 pub mod shared;
 pub mod supervisor;
 pub mod sys;
+pub mod tls;
+pub mod websocket;
 
 pub use broker::{ApiError, Broker, Chaos, StartError, Subscription};
 pub use cluster_hook::{ClusterHook, ClusterPlug};
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, ListenerSpec};
 pub use handover::{RemoteSessions, SessionHandover};
 pub use kernel::Kernel;
 pub use metrics::Metrics;

@@ -1,9 +1,12 @@
-//! The MQTT-over-TCP listener and the CONNECT handshake of each new socket.
+//! The MQTT listeners and the CONNECT handshake of each new socket.
 //!
-//! The listener actor owns the bound socket and an accept task; a restart binds the same address again. Each
-//! accepted socket gets a short-lived handshake task: read the CONNECT within the connect timeout, run the
-//! CONNECT checks, refuse with the right CONNACK or hand the socket to the session supervisor. Nothing of a
-//! client reaches a session actor before its CONNECT is known to be acceptable.
+//! One listener actor per listening socket: the plain TCP one (`mqtt_listen`) and each of
+//! `BrokerConfig::listeners` (TLS, WebSocket, WebSocket on TLS). It owns the bound socket and an accept task; a
+//! restart binds the same address again. Each accepted socket gets a short-lived handshake task: finish TLS
+//! and the WebSocket upgrade if the listener has them, then read the CONNECT, all within the connect timeout;
+//! run the CONNECT checks, refuse with the right CONNACK or hand the connection to the session supervisor.
+//! Nothing of a client reaches a session actor before its CONNECT is known to be acceptable, and past the
+//! upgrade a connection is a byte stream like any other.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -14,8 +17,10 @@ use bytes::BytesMut;
 use ractmq_codec::{encode, reason, DecodeError, Decoder, Packet, Protocol};
 use ractmq_protocol::connect::{check_connect, refusal};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 use crate::connection::{AbortOnDrop, ReadHalf, Transport, WriteHalf};
 use crate::enhanced_auth::{exchange, HandshakeIo};
@@ -24,11 +29,18 @@ use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::session_actor::Attach;
 use crate::session_sup::SessionSupMsg;
+use crate::websocket;
 
 /// Sockets that may be between accept and an accepted CONNECT at once.
 const MAX_HANDSHAKES: usize = 4096;
 
 pub struct Listener;
+
+pub struct ListenerArgs {
+    pub kernel: Arc<Kernel>,
+    /// Which of `config.listeners` this is; `None`: the plain TCP listener (`mqtt_listen`).
+    pub extra: Option<usize>,
+}
 
 pub struct ListenerState {
     _accept: AbortOnDrop,
@@ -37,25 +49,39 @@ pub struct ListenerState {
 impl Actor for Listener {
     type Msg = ();
     type State = ListenerState;
-    type Arguments = Arc<Kernel>;
+    type Arguments = ListenerArgs;
 
-    async fn pre_start(&self, _me: ActorRef<()>, kernel: Arc<Kernel>) -> Result<ListenerState, ActorProcessingErr> {
-        let addr = kernel.mqtt_addr.lock().unwrap_or(kernel.config.mqtt_listen);
+    async fn pre_start(&self, _me: ActorRef<()>, args: ListenerArgs) -> Result<ListenerState, ActorProcessingErr> {
+        let ListenerArgs { kernel, extra } = args;
+        let (addr, kind) = match extra {
+            None => (kernel.mqtt_addr.lock().unwrap_or(kernel.config.mqtt_listen), "tcp"),
+            Some(i) => {
+                let spec = &kernel.config.listeners[i];
+                (kernel.listener_addrs.lock()[i].unwrap_or(spec.listen), spec.kind())
+            }
+        };
         let listener = TcpListener::bind(addr).await.map_err(|e| {
-            let line = format!("cannot listen for MQTT on {addr}: {e} (is another broker running there? pick another address with --listen)");
+            let (what, flag) = match kind {
+                "tcp" => ("MQTT".to_string(), "--listen".to_string()),
+                other => (format!("MQTT over {}", other.to_uppercase()), format!("--{other}-listen")),
+            };
+            let line = format!("cannot listen for {what} on {addr}: {e} (is another broker running there? pick another address with {flag})");
             kernel.report_start_failure(line.clone());
             line
         })?;
         let bound = listener.local_addr()?;
-        *kernel.mqtt_addr.lock() = Some(bound);
-        tracing::info!(%bound, "MQTT listener started");
+        match extra {
+            None => *kernel.mqtt_addr.lock() = Some(bound),
+            Some(i) => kernel.listener_addrs.lock()[i] = Some(bound),
+        }
+        tracing::info!(%bound, listener = kind, "MQTT listener started");
         Ok(ListenerState {
-            _accept: AbortOnDrop::new(tokio::spawn(accept_loop(listener, kernel))),
+            _accept: AbortOnDrop::new(tokio::spawn(accept_loop(listener, kernel, extra))),
         })
     }
 }
 
-async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>) {
+async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>, extra: Option<usize>) {
     let mut draining = kernel.draining.subscribe();
     loop {
         if *draining.borrow_and_update() {
@@ -86,20 +112,68 @@ async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>) {
         kernel.handshakes.fetch_add(1, Ordering::Relaxed);
         let k = kernel.clone();
         tokio::spawn(async move {
-            handshake(stream, peer, k.clone()).await;
+            let deadline = Instant::now() + Duration::from_secs(k.limits.connect_timeout_secs);
+            if let Some((read, write)) = upgrade(stream, peer, &k, extra, deadline).await {
+                handshake(read, write, peer, deadline, k.clone()).await;
+            }
             k.handshakes.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
 
-/// Read and check the CONNECT, then hand the connection over. Every failure closes only this socket.
-async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
+/// From an accepted socket to the halves of a byte stream: TLS and the WebSocket upgrade, if the listener has
+/// them, finished by `deadline`. `None` (logged) if the client failed either.
+async fn upgrade(
+    stream: TcpStream,
+    peer: SocketAddr,
+    kernel: &Kernel,
+    extra: Option<usize>,
+    deadline: Instant,
+) -> Option<(ReadHalf, WriteHalf)> {
     let _ = stream.set_nodelay(true);
-    let (mut read, mut write) = stream.into_split();
+    let Some(spec) = extra.map(|i| &kernel.config.listeners[i]) else {
+        let (read, write) = stream.into_split();
+        return Some((ReadHalf::Tcp(read), WriteHalf::Tcp(write)));
+    };
+    let max_packet = kernel.limits.max_packet_size as usize;
+    let upgraded = tokio::time::timeout_at(deadline, async {
+        let tls = |config: &Arc<rustls::ServerConfig>, stream| TlsAcceptor::from(config.clone()).accept(stream);
+        let tls_failed = |e: std::io::Error| format!("TLS handshake failed: {e}");
+        match (&spec.tls, &spec.websocket_path) {
+            (None, None) => Ok(boxed(stream)),
+            (Some(config), None) => tls(config, stream).await.map(boxed).map_err(tls_failed),
+            (None, Some(path)) => websocket::accept(stream, path, max_packet).await.map(boxed),
+            (Some(config), Some(path)) => {
+                let secure = tls(config, stream).await.map_err(tls_failed)?;
+                websocket::accept(secure, path, max_packet).await.map(boxed)
+            }
+        }
+    })
+    .await;
+    match upgraded {
+        Ok(Ok(halves)) => Some(halves),
+        Ok(Err(why)) => {
+            Metrics::add(&kernel.metrics.protocol_errors, 1);
+            tracing::info!(%peer, listener = spec.kind(), "connection closed: {why}");
+            None
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = spec.kind(), "connection closed: no {} handshake within {}s", spec.kind().to_uppercase(), kernel.limits.connect_timeout_secs);
+            None
+        }
+    }
+}
+
+fn boxed<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> (ReadHalf, WriteHalf) {
+    let (read, write) = tokio::io::split(stream);
+    (ReadHalf::Other(Box::new(read)), WriteHalf::Other(Box::new(write)))
+}
+
+/// Read and check the CONNECT, then hand the connection over. Every failure closes only this connection.
+async fn handshake(mut read: ReadHalf, mut write: WriteHalf, peer: SocketAddr, deadline: Instant, kernel: Arc<Kernel>) {
     let mut decoder = Decoder::new(kernel.limits.max_packet_size as usize);
     let mut buf = BytesMut::with_capacity(512);
     let timeout = Duration::from_secs(kernel.limits.connect_timeout_secs);
-    let deadline = tokio::time::Instant::now() + timeout;
     let first = {
         let mut io = HandshakeIo::new(&mut read, &mut write, &mut buf, &mut decoder, &kernel.metrics);
         tokio::time::timeout_at(deadline, io.next_packet()).await
@@ -197,8 +271,8 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
         connect,
         accepted,
         transport: Transport {
-            read: ReadHalf::Tcp(read),
-            write: WriteHalf::Tcp(write),
+            read,
+            write,
             peer,
             leftover: buf,
             decoder,
@@ -216,9 +290,7 @@ async fn handshake(stream: TcpStream, peer: SocketAddr, kernel: Arc<Kernel>) {
             protocol,
             &mut out,
         );
-        if let WriteHalf::Tcp(write) = &mut back.transport.write {
-            let _ = write.write_all(&out).await;
-        }
+        let _ = back.transport.write.write_all(&out).await;
     }
 }
 
@@ -243,7 +315,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn refuse(write: &mut (impl AsyncWriteExt + Unpin), protocol: Protocol, code: u8, kernel: &Kernel) {
+async fn refuse(write: &mut WriteHalf, protocol: Protocol, code: u8, kernel: &Kernel) {
     let mut out = BytesMut::new();
     if encode(
         &Packet::ConnAck(Box::new(refusal(code, &kernel.limits))),

@@ -6,13 +6,13 @@
 //! and every node refuses a peer without a certificate from the CA. The files are read once, when the node
 //! starts; a problem with one is one line naming the flag and the file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use ractmq_broker::tls::{provider, read_certs, read_key, read_roots};
+use rustls::pki_types::ServerName;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// Where a node's TLS material is.
@@ -43,19 +43,9 @@ impl ClusterTls {
     /// Read the files and build both ends; the error is one line naming what to fix.
     pub fn load(&self) -> Result<TlsSetup, String> {
         let certs = read_certs(&self.cert, "--cluster-tls-cert")?;
-        let key = PrivateKeyDer::from_pem_file(&self.key)
-            .map_err(|e| format!("--cluster-tls-key {}: no private key read ({e})", self.key.display()))?;
-        let mut roots = RootCertStore::empty();
-        for ca in read_certs(&self.ca, "--cluster-tls-ca")? {
-            roots.add(ca).map_err(|e| {
-                format!(
-                    "--cluster-tls-ca {}: not a usable CA certificate ({e})",
-                    self.ca.display()
-                )
-            })?;
-        }
-        let roots = Arc::new(roots);
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let key = read_key(&self.key, "--cluster-tls-key")?;
+        let roots = read_roots(&self.ca, "--cluster-tls-ca")?;
+        let provider = provider();
         let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| format!("--cluster-tls-ca {}: {e}", self.ca.display()))?;
@@ -81,15 +71,4 @@ impl ClusterTls {
 /// The name a node's certificate must carry: its node name.
 pub fn server_name(node: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(node.to_string()).map_err(|e| format!("node name {node} is not a TLS server name ({e})"))
-}
-
-fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{flag} {}: cannot read it ({e})", path.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{flag} {}: not PEM certificates ({e})", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{flag} {}: no certificate in it", path.display()));
-    }
-    Ok(certs)
 }

@@ -188,20 +188,30 @@ pub async fn eventually_within(limit: Duration, what: &str, mut cond: impl FnMut
 
 /// A raw TCP connection for tests that need byte-level control.
 pub struct Raw {
-    pub stream: tokio::net::TcpStream,
+    pub stream: Box<dyn ByteStream>,
 }
+
+/// What a raw client talks over: TCP, TLS or a WebSocket seen as bytes.
+pub trait ByteStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ByteStream for T {}
 
 impl Raw {
     pub async fn connect(addr: SocketAddr) -> Raw {
+        Raw::over(tokio::net::TcpStream::connect(addr).await.unwrap())
+    }
+
+    pub fn over(stream: impl ByteStream + 'static) -> Raw {
         Raw {
-            stream: tokio::net::TcpStream::connect(addr).await.unwrap(),
+            stream: Box::new(stream),
         }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
         use tokio::io::AsyncWriteExt;
         // The broker may already have closed the socket; tests check that separately.
-        let _ = self.stream.write_all(bytes).await;
+        if self.stream.write_all(bytes).await.is_ok() {
+            let _ = self.stream.flush().await;
+        }
     }
 
     /// Encode and send a client packet with the project's codec.
