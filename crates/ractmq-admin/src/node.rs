@@ -76,6 +76,7 @@ pub async fn cluster(State(s): State<AppState>) -> Json<Value> {
             "dropped_too_large": get(&st.dropped_too_large),
             "sessions_taken_over": get(&st.sessions_taken_over),
             "sessions_handed_over": get(&st.sessions_handed_over),
+            "relayed_in": get(&st.relayed_in),
         })
     });
     Json(json!({ "node": s.node_name(), "clustered": s.cluster.is_some(), "members": members(&s), "stats": stats }))

@@ -206,6 +206,12 @@ impl Collector for BrokerCollector {
                 "Messages received from other nodes",
                 c(&s.received),
             )?;
+            counter(
+                &mut e,
+                "ractmq_cluster_relayed_in",
+                "Messages passed on here by the node a session moved from",
+                c(&s.relayed_in),
+            )?;
             let mut up = e.encode_descriptor(
                 "ractmq_cluster_member_up",
                 "1 if the member is up (heard within --down-after-ms), else 0",

@@ -5,7 +5,8 @@
 //! actor closes its connection (0x8E, as a takeover on one node does), ends its session there and, unless the
 //! client starts clean, hands over its subscriptions, messages in flight and queued messages
 //! ([`SessionHandover`]); B makes them its own ([`import`]) before the new connection attaches, so the client
-//! finds its session present. Without a cluster layer none of this runs.
+//! finds its session present. What still reaches A for the session afterwards follows it to B (`moving.rs`).
+//! Without a cluster layer none of this runs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,14 +44,20 @@ pub trait RemoteSessions: Send + Sync + 'static {
         client_id: &'a str,
         clean_start: bool,
     ) -> Pin<Box<dyn Future<Output = Option<SessionHandover>> + Send + 'a>>;
+
+    /// The takeover of `client_id` is over (its session, if one came, is imported): messages the old node
+    /// relayed for it meanwhile, held until now, are routed to it (see `moving.rs`). Called after every
+    /// [`RemoteSessions::take_over`].
+    fn taken_over(&self, client_id: &str);
 }
 
 /// Longest this node waits for its own session actor to hand a session over.
 const HAND_OVER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Give up this node's session of `client_id` to another node: its connection is closed, the session ends
-/// here, and (unless `clean_start`) what it held is returned. `None` if there is no such session.
-pub async fn hand_over(kernel: &Kernel, client_id: &str, clean_start: bool) -> Option<SessionHandover> {
+/// Give up this node's session of `client_id` to node `to`: its connection is closed, the session ends here,
+/// and (unless `clean_start`) what it held is returned, and what still reaches this node for it is relayed to
+/// `to` for a while (see `moving.rs`). `None` if there is no such session.
+pub async fn hand_over(kernel: &Kernel, client_id: &str, clean_start: bool, to: Arc<str>) -> Option<SessionHandover> {
     let sup = kernel.session_sup()?;
     let client_id = client_id.to_string();
     ractor::call_t!(
@@ -58,6 +65,7 @@ pub async fn hand_over(kernel: &Kernel, client_id: &str, clean_start: bool) -> O
         |reply| SessionSupMsg::HandOver {
             client_id,
             clean_start,
+            to,
             reply
         },
         HAND_OVER_TIMEOUT.as_millis() as u64

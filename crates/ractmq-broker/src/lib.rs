@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod kernel;
 pub mod listener;
 pub mod metrics;
+pub mod moving;
 pub mod restart;
 pub mod router;
 pub mod routes;

@@ -262,6 +262,7 @@ async fn handshake(mut read: ReadHalf, mut write: WriteHalf, peer: SocketAddr, d
         if let Some(handover) = remote.take_over(&accepted.client_id, accepted.clean_start).await {
             import(&kernel, accepted.client_id.clone(), handover).await;
         }
+        remote.taken_over(&accepted.client_id);
     }
     let Some(sup) = kernel.session_sup() else {
         refuse(&mut write, protocol, reason::SERVER_UNAVAILABLE, &kernel).await;

@@ -18,11 +18,12 @@ use parking_lot::{Mutex, RwLock};
 use ractmq_protocol::retained::RetainedStore;
 use ractmq_protocol::topic::parse_shared;
 use ractmq_protocol::trie::SubscriptionTrie;
-use ractmq_protocol::{Delivery, Message, SubOptions};
+use ractmq_protocol::{Delivery, Message, Origin, SubOptions};
 use ractor::ActorRef;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
+use crate::moving::Relays;
 use crate::routes::{Forward, LocalRoutes, RemoteMatch, RemoteMember, RemoteRouting, RouteKey};
 use crate::session_store::{SessionShared, SessionStore};
 use crate::shard::{ShardMsg, ShardOp};
@@ -34,6 +35,11 @@ pub enum Target {
     Session(Arc<SessionShared>),
     /// An in-process subscriber of the embedding program.
     Local(mpsc::Sender<Arc<Message>>),
+    /// A session that moved to `node` a moment ago: pass its messages on (see `moving.rs`).
+    Relay {
+        node: Arc<str>,
+        client: Arc<str>,
+    },
 }
 
 #[derive(Clone)]
@@ -50,6 +56,7 @@ impl Route {
         match &self.target {
             Target::Session(s) => s.is_online(),
             Target::Local(_) => true,
+            Target::Relay { .. } => false,
         }
     }
 
@@ -83,6 +90,8 @@ pub struct Router {
     max_retained: usize,
     /// Routing to other nodes, when this node is part of a cluster.
     remote: OnceLock<Arc<dyn RemoteRouting>>,
+    /// Sessions that moved to other nodes and are relayed there for a while.
+    pub relays: Relays,
 }
 
 /// One change to the index, for [`Router::apply`].
@@ -117,6 +126,7 @@ impl Router {
             shared: SharedGroups::new(strategy),
             max_retained,
             remote: OnceLock::new(),
+            relays: Relays::default(),
         }
     }
 
@@ -183,6 +193,10 @@ impl Router {
         self.store_retained(&message);
         // `$SYS` topics describe one node: each node publishes its own.
         let remote = self.remote.get().filter(|_| !message.topic.starts_with("$SYS/"));
+        let message = match remote {
+            Some(remote) if message.origin.is_none() => with_origin(message, remote.next_origin()),
+            _ => message,
+        };
         let mut matched = RemoteMatch::default();
         let mut forwards = Vec::new();
         if let Some(remote) = remote {
@@ -191,9 +205,10 @@ impl Router {
                 node,
                 deliver: true,
                 shared: Vec::new(),
+                relay_to: None,
             }));
         }
-        let delivered = self.deliver_here(&message, Some((&matched.shared, &mut forwards)));
+        let delivered = self.deliver_here(&message, Some((&matched.shared, &mut forwards)), None);
         let forwarded = forwards.iter().filter(|f| f.deliver || !f.shared.is_empty()).count();
         if let Some(remote) = remote {
             if message.retain {
@@ -203,6 +218,7 @@ impl Router {
                             node,
                             deliver: false,
                             shared: Vec::new(),
+                            relay_to: None,
                         });
                     }
                 }
@@ -226,13 +242,27 @@ impl Router {
     /// forwarded again: the publishing node sent it to every node that needs it.
     pub fn route_from_peer(&self, message: Arc<Message>, deliver: bool, shared: &[(Arc<str>, Arc<str>)]) -> usize {
         self.store_retained(&message);
-        let mut delivered = if deliver { self.deliver_here(&message, None) } else { 0 };
+        let mut delivered = if deliver {
+            self.deliver_here(&message, None, None)
+        } else {
+            0
+        };
         for (group, member) in shared {
             if self.deliver_to_member(group, member, &message) {
                 delivered += 1;
             }
         }
         if delivered == 0 && (deliver || !shared.is_empty()) {
+            Metrics::add(&self.metrics.messages_no_subscribers, 1);
+        }
+        delivered
+    }
+
+    /// Route a message another node relayed here for `client`, a session that moved here from there: deliver
+    /// it to that client's matching subscriptions only.
+    pub fn route_relayed(&self, message: Arc<Message>, client: &str) -> usize {
+        let delivered = self.deliver_here(&message, None, Some(client));
+        if delivered == 0 {
             Metrics::add(&self.metrics.messages_no_subscribers, 1);
         }
         delivered
@@ -256,8 +286,13 @@ impl Router {
     /// Deliver to the matching subscriptions of this node. With `shared` (a message published here), each
     /// shared group that matches gets it once, through a member here or, by adding to the forwards, one on
     /// another node; without it (a message from a peer) shared members are left out, as the publishing node
-    /// chose them.
-    fn deliver_here(&self, message: &Arc<Message>, shared: Option<(&[RemoteMember], &mut Vec<Forward>)>) -> usize {
+    /// chose them. With `only`, to that client's (non-shared) subscriptions alone.
+    fn deliver_here(
+        &self,
+        message: &Arc<Message>,
+        shared: Option<(&[RemoteMember], &mut Vec<Forward>)>,
+        only: Option<&str>,
+    ) -> usize {
         let topic: &str = &message.topic;
         let first = topic.split('/').next().unwrap_or("");
         let own = self.shard_of_level(first);
@@ -281,6 +316,10 @@ impl Router {
                 }
                 !member
             });
+        }
+        if let Some(client) = only {
+            hits.retain(|(k, _)| &***k == client);
+            shared_hits.clear();
         }
         if filters > 1 && hits.len() > 1 {
             hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -308,21 +347,27 @@ impl Router {
             let retain = message.retain && group.iter().any(|(_, r)| r.options.retain_as_published);
             let subscription_ids = group.iter().filter_map(|(_, r)| r.options.subscription_id).collect();
             match &route.target {
-                Target::Session(session) => session.push(
-                    Delivery {
+                // A session that moved here lately may have been given this one already (see `moving.rs`).
+                Target::Session(session) if !session.first_arrival(message) => {}
+                Target::Session(session) => {
+                    let delivery = Delivery {
                         message: message.clone(),
                         qos,
                         retain,
                         subscription_ids,
                         shared: None,
-                    },
-                    &self.metrics,
-                ),
+                    };
+                    // Packed up and moved a moment ago: it follows the session.
+                    if let Some(node) = session.push(delivery, &self.metrics) {
+                        self.relay(message, &node, &session.client_id);
+                    }
+                }
                 Target::Local(sender) => {
                     if sender.try_send(message.clone()).is_err() {
                         Metrics::add(&self.metrics.dropped_local_subscriber, 1);
                     }
                 }
+                Target::Relay { node, client } => self.relay(message, node, client),
             }
             delivered += 1;
         }
@@ -332,6 +377,19 @@ impl Router {
             }
         }
         delivered
+    }
+
+    /// Pass `message` on to `client`, a session that moved to `node`.
+    fn relay(&self, message: &Arc<Message>, node: &Arc<str>, client: &Arc<str>) {
+        if let Some(remote) = self.remote.get() {
+            let relay = Forward {
+                node: node.clone(),
+                deliver: false,
+                shared: Vec::new(),
+                relay_to: Some(client.clone()),
+            };
+            remote.forward(message, relay);
+        }
     }
 
     /// One delivery per shared group among `local` (members here that match the message) and `remote`
@@ -373,6 +431,7 @@ impl Router {
                         node: member.node.clone(),
                         deliver: false,
                         shared: vec![(group.clone(), member.member.clone())],
+                        relay_to: None,
                     }),
                 },
             }
@@ -410,21 +469,26 @@ impl Router {
 
     fn push_shared(&self, group: &Arc<str>, route: &Route, message: &Arc<Message>) {
         match &route.target {
-            Target::Session(session) => session.push(
-                Delivery {
-                    message: message.clone(),
-                    qos: route.options.qos.min(message.qos),
-                    retain: message.retain && route.options.retain_as_published,
-                    subscription_ids: route.options.subscription_id.into_iter().collect(),
-                    shared: Some(group.clone()),
-                },
-                &self.metrics,
-            ),
+            Target::Session(session) => {
+                // A member that moved away meanwhile has left its groups on this node: its share is dropped.
+                let _ = session.push(
+                    Delivery {
+                        message: message.clone(),
+                        qos: route.options.qos.min(message.qos),
+                        retain: message.retain && route.options.retain_as_published,
+                        subscription_ids: route.options.subscription_id.into_iter().collect(),
+                        shared: Some(group.clone()),
+                    },
+                    &self.metrics,
+                );
+            }
             Target::Local(sender) => {
                 if sender.try_send(message.clone()).is_err() {
                     Metrics::add(&self.metrics.dropped_local_subscriber, 1);
                 }
             }
+            // Relays are never members of shared groups.
+            Target::Relay { .. } => {}
         }
     }
 
@@ -576,6 +640,11 @@ impl Router {
                 }
             }
         }
+        for (filter, key, route) in self.relays.entries() {
+            if self.shard_of_filter(&filter) == shard && index.insert(&filter, key.clone(), route.clone()) {
+                routes.added(&filter, &key, &route);
+            }
+        }
         for (key, sub) in self.local.lock().iter() {
             if self.shard_of_filter(&sub.filter) == shard {
                 let route = Route {
@@ -598,6 +667,19 @@ impl Router {
     pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Message>> {
         self.retained.read().matching(filter, Instant::now())
     }
+}
+
+/// `message` numbered `origin`, cloned only if another holder already shares it.
+fn with_origin(mut message: Arc<Message>, origin: Origin) -> Arc<Message> {
+    match Arc::get_mut(&mut message) {
+        Some(m) => m.origin = Some(origin),
+        None => {
+            let mut m = (*message).clone();
+            m.origin = Some(origin);
+            message = Arc::new(m);
+        }
+    }
+    message
 }
 
 /// Where a shared group's message goes.

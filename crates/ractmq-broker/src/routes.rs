@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use ractmq_protocol::Message;
+use ractmq_protocol::{Message, Origin};
 
 use crate::router::Route;
 
@@ -125,6 +125,8 @@ pub struct Forward {
     pub deliver: bool,
     /// Deliver it to these members of shared subscriptions: (group, member).
     pub shared: Vec<(Arc<str>, Arc<str>)>,
+    /// Deliver it to this client alone: a session that moved to the node (see `moving.rs`).
+    pub relay_to: Option<Arc<str>>,
 }
 
 /// What a cluster layer provides for routing across nodes; installed with [`crate::router::Router::set_remote`].
@@ -147,6 +149,9 @@ pub trait RemoteRouting: Send + Sync + 'static {
     /// filling up (past half its bound): the publisher should wait with [`RemoteRouting::wait_for_room`]
     /// before it publishes more.
     fn forward(&self, message: &Arc<Message>, to: Forward) -> bool;
+
+    /// A new identity for a message published on this node (see [`ractmq_protocol::Origin`]).
+    fn next_origin(&self) -> Origin;
 
     /// Wait until the queues towards `nodes` have room again (or those nodes are down), bounded in time:
     /// backpressure on publishers instead of drops.

@@ -22,7 +22,7 @@ use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::channel::DeliverOutcome;
 use ractmq_protocol::connect::Accepted;
 use ractmq_protocol::topic::parse_shared;
-use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange};
+use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange, SubOptions};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::connection::{Io, Permit, Transport};
@@ -30,6 +30,7 @@ use crate::handover::SessionHandover;
 use crate::inspect::{describe_frames, trace_line};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
+use crate::moving::RELAY_FOR;
 use crate::router::{index_entry, Change, Route, Target};
 use crate::session_store::{ConnInfo, SessionShared};
 use crate::session_sup::SessionSupMsg;
@@ -98,10 +99,11 @@ pub enum SessionMsg {
         code: u8,
         server_reference: Option<String>,
     },
-    /// Another node takes this session over: close the connection, end the session here, and reply with what
-    /// it held unless the client starts clean.
+    /// Node `to` takes this session over: close the connection, end the session here, and reply with what it
+    /// held unless the client starts clean.
     HandOver {
         clean_start: bool,
+        to: Arc<str>,
         reply: RpcReplyPort<Option<SessionHandover>>,
     },
     /// The supervisor has forgotten this ended session: stop. A message, not a stop signal, so that every
@@ -135,6 +137,32 @@ fn trace_out(kernel: &Kernel, client_id: &str, out: &[u8]) {
             kernel.traces.record(client_id, || trace_line("out", frame));
         }
     }
+}
+
+/// Messages still on their way here for `shared` follow it to `node`: a relay takes over its routes in one
+/// index change (so they are never withdrawn meanwhile), for `RELAY_FOR`; what reaches the session itself
+/// after it packed up is relayed by the router too (see `moving.rs`).
+async fn relay_to(kernel: &Kernel, shared: &SessionShared, node: Arc<str>) {
+    let subscriptions: Vec<(String, SubOptions)> = {
+        let state = shared.state.lock();
+        state
+            .subscriptions
+            .iter()
+            .map(|(f, o)| (f.clone(), o.clone()))
+            .collect()
+    };
+    let router = kernel.router.clone();
+    let client = shared.client_id.clone();
+    router
+        .apply(router.relays.start(&client, node.clone(), &subscriptions))
+        .await;
+    tokio::spawn(async move {
+        tokio::time::sleep(RELAY_FOR).await;
+        let changes = router.relays.stop(&client, &node);
+        if !changes.is_empty() {
+            router.apply(changes).await;
+        }
+    });
 }
 
 /// The index change that removes `client_id`'s subscription to `filter` (as the client sent it).
@@ -362,7 +390,9 @@ impl SessionState {
                     Box::pin(self.apply_effects(myself, fx)).await;
                 }
             }
-            SessionMsg::HandOver { clean_start, reply } => Box::pin(self.hand_over(myself, clean_start, reply)).await,
+            SessionMsg::HandOver { clean_start, to, reply } => {
+                Box::pin(self.hand_over(myself, clean_start, to, reply)).await
+            }
             SessionMsg::Stop => myself.stop(None),
             SessionMsg::Crash => panic!("session {} crashed on request", self.shared.client_id),
         }
@@ -412,6 +442,7 @@ impl SessionState {
         &mut self,
         myself: &ActorRef<SessionMsg>,
         clean_start: bool,
+        to: Arc<str>,
         reply: RpcReplyPort<Option<SessionHandover>>,
     ) {
         if self.ending {
@@ -427,7 +458,13 @@ impl SessionState {
         }
         // The new connection cancels a delayed will, wherever it connects.
         self.shared.state.lock().will = None;
-        let handover = (!clean_start).then(|| self.shared.export());
+        let handover = match clean_start {
+            true => None,
+            false => {
+                relay_to(&self.kernel, &self.shared, to.clone()).await;
+                Some(self.shared.export(to))
+            }
+        };
         tracing::info!(client = %self.shared.client_id, resumed = !clean_start, "session handed over to another node");
         self.end_session(myself).await;
         let _ = reply.send(handover);
@@ -842,6 +879,7 @@ impl SessionState {
             properties,
             publisher: Some(self.shared.client_id.clone()),
             received_at: Instant::now(),
+            origin: None,
         };
         tracing::debug!(client = %self.shared.client_id, topic = %message.topic, "publishing will");
         Metrics::add(&self.kernel.metrics.messages_received, 1);

@@ -7,16 +7,19 @@
 //! no actor restart can lose it (a node restart does: sessions are in memory).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use ractmq_codec::Protocol;
 use ractmq_protocol::config::{Limits, OverflowPolicy};
-use ractmq_protocol::{BoundedQueue, Delivery, PushOutcome, Session};
+use ractmq_protocol::{BoundedQueue, Delivery, Message, PushOutcome, Session};
 use ractor::ActorRef;
 
 use crate::handover::SessionHandover;
 use crate::metrics::Metrics;
+use crate::moving::Arrivals;
 use crate::session_actor::{Parked, SessionMsg};
 use crate::session_sup::SessionSupMsg;
 
@@ -30,6 +33,9 @@ pub struct Mailbox {
     /// A Drain message is on its way to the actor; no need to send another.
     wake_pending: bool,
     pub online: bool,
+    /// The session has moved to this node and handed its messages over: what still reaches it is relayed
+    /// there (see `moving.rs`).
+    moved_to: Option<Arc<str>>,
 }
 
 /// What an operator sees of a session's current connection (see `inspect.rs`).
@@ -53,6 +59,10 @@ pub struct SessionShared {
     /// Who receives this session's messages: the live actor, or the parked connection of a hibernated one.
     gate: Mutex<Gate>,
     sup: SupSlot,
+    /// For a while after this session moved here from another node: what reached it, so that nothing
+    /// reaches it twice (see `moving.rs`). `remembering` spares every delivery the lock otherwise.
+    arrivals: Mutex<Option<Arrivals>>,
+    remembering: AtomicBool,
 }
 
 /// Where a message to this session goes. Everything that talks to a session (its socket tasks, the router, the
@@ -90,7 +100,10 @@ impl SessionShared {
                 queue: BoundedQueue::new(limits.max_offline_queue_len, limits.offline_overflow),
                 wake_pending: false,
                 online: false,
+                moved_to: None,
             }),
+            arrivals: Mutex::new(None),
+            remembering: AtomicBool::new(false),
             gate: Mutex::new(Gate::Down),
             sup,
             client_id,
@@ -238,6 +251,9 @@ impl SessionShared {
 
     /// Take on a session handed over by another node (this one is new and has no actor yet).
     pub fn import(&self, handover: SessionHandover, metrics: &Metrics) {
+        let brought = handover.inflight.iter().map(|i| &i.delivery).chain(&handover.queued);
+        *self.arrivals.lock() = Some(Arrivals::new(brought.filter_map(|d| d.message.origin)));
+        self.remembering.store(true, Ordering::Release);
         {
             let mut session = self.state.lock();
             session.subscriptions = handover.subscriptions.into_iter().collect();
@@ -253,11 +269,13 @@ impl SessionShared {
         }
     }
 
-    /// Everything the session holds for its client, taken out of it (for another node to take over).
-    pub fn export(&self) -> SessionHandover {
+    /// Everything the session holds for its client, taken out of it for `node` to take over; what reaches it
+    /// afterwards is refused by [`SessionShared::push`], to be relayed there.
+    pub fn export(&self, node: Arc<str>) -> SessionHandover {
         let mut session = self.state.lock();
         let queued = {
             let mut mailbox = self.mailbox.lock();
+            mailbox.moved_to = Some(node);
             std::iter::from_fn(|| mailbox.queue.pop()).collect()
         };
         SessionHandover {
@@ -273,11 +291,35 @@ impl SessionShared {
         }
     }
 
+    /// True unless this session moved here lately and has been given `message` already (by its origin).
+    pub fn first_arrival(&self, message: &Message) -> bool {
+        let Some(origin) = message.origin else {
+            return true;
+        };
+        if !self.remembering.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut arrivals = self.arrivals.lock();
+        match arrivals.as_mut() {
+            Some(a) if a.expired(Instant::now()) => {
+                *arrivals = None;
+                self.remembering.store(false, Ordering::Release);
+                true
+            }
+            Some(a) => a.first(origin),
+            None => true,
+        }
+    }
+
     /// Queue a delivery and wake the actor if it is not already awake. The only cost on the publisher's side
-    /// is this lock and, once per batch, one actor message.
-    pub fn push(&self, delivery: Delivery, metrics: &Metrics) {
+    /// is this lock and, once per batch, one actor message. If the session has moved to another node, the
+    /// delivery is not taken: that node is returned, for the caller to relay it there.
+    pub fn push(&self, delivery: Delivery, metrics: &Metrics) -> Option<Arc<str>> {
         let (wake, outcome, online) = {
             let mut mb = self.mailbox.lock();
+            if let Some(node) = &mb.moved_to {
+                return Some(node.clone());
+            }
             let outcome = mb.queue.push(delivery);
             let wake = mb.online && !mb.wake_pending;
             if wake {
@@ -304,6 +346,7 @@ impl SessionShared {
         if wake && !self.send(SessionMsg::Drain) {
             self.mailbox.lock().wake_pending = false;
         }
+        None
     }
 
     /// Take up to `max` queued deliveries; clears the wake flag when the queue is emptied.

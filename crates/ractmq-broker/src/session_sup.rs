@@ -47,11 +47,12 @@ pub enum SessionSupMsg {
     },
     /// Client ids with a session on this node.
     List(RpcReplyPort<Vec<Arc<str>>>),
-    /// Another node takes `client_id`'s session over: close it and end it here, replying with what it held
+    /// Node `to` takes `client_id`'s session over: close it and end it here, replying with what it held
     /// unless `clean_start` (see `handover`).
     HandOver {
         client_id: String,
         clean_start: bool,
+        to: Arc<str>,
         reply: RpcReplyPort<Option<SessionHandover>>,
     },
     /// A session handed over by another node becomes this node's, unless one exists here; replies with it.
@@ -169,13 +170,14 @@ impl Actor for SessionSup {
             SessionSupMsg::HandOver {
                 client_id,
                 clean_start,
+                to,
                 reply,
             } => {
                 // To the live actor, or through the gate of a hibernated session (which wakes it). With no
                 // actor at all (between a failure and its restart) the port drops, and the asking node goes on
                 // as if there were no session.
                 if let Some((shared, _)) = state.sessions.get(client_id.as_str()) {
-                    let _ = shared.try_send(SessionMsg::HandOver { clean_start, reply });
+                    let _ = shared.try_send(SessionMsg::HandOver { clean_start, to, reply });
                 } else {
                     let _ = reply.send(None);
                 }

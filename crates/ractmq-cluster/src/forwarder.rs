@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::membership::MemberEvent;
 use crate::pump;
-use crate::sessions;
+use crate::sessions::{self, relayed};
 use crate::state::Shared;
 use crate::stats::ClusterStats;
 use crate::wire::{self, Ack, Batch, Routes, RoutesAck, Wire, WireRoute};
@@ -270,6 +270,10 @@ impl ForwarderState {
         let now = Instant::now();
         for item in batch.items.into_iter().skip(skip) {
             let message = Arc::new(item.message.into_message(now));
+            if let Some(client) = item.relay_to {
+                relayed(shared, &self.kernel, message, client);
+                continue;
+            }
             let members: Vec<(Arc<str>, Arc<str>)> = item
                 .shared
                 .into_iter()

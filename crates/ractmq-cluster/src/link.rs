@@ -25,6 +25,8 @@ pub struct Item {
     pub message: Arc<Message>,
     pub deliver: bool,
     pub shared: Vec<(Arc<str>, Arc<str>)>,
+    /// For the one client named, a session that moved to the node (see `ractmq_broker::moving`).
+    pub relay_to: Option<Arc<str>>,
 }
 
 /// Why a message was not queued.
@@ -188,6 +190,7 @@ mod tests {
             message: Arc::new(Message::new("t", Bytes::from(vec![n]), QoS::AtLeastOnce, false)),
             deliver: true,
             shared: Vec::new(),
+            relay_to: None,
         }
     }
 

@@ -91,6 +91,7 @@ fn to_forwarded(item: &Item, now: Instant) -> Forwarded {
             .iter()
             .map(|(group, member)| (group.to_string(), member.to_string()))
             .collect(),
+        relay_to: item.relay_to.as_deref().map(str::to_string),
     }
 }
 

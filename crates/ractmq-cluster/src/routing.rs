@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractmq_broker::{Forward, Metrics, RemoteMatch, RemoteRouting, RouteKey};
-use ractmq_protocol::Message;
+use ractmq_protocol::{Message, Origin};
 
 use crate::forwarder::{forwarder_of, ForwarderMsg};
 use crate::link::Item;
@@ -111,6 +111,13 @@ impl RemoteRouting for Routing {
         self.shared.peers_up.load().to_vec()
     }
 
+    fn next_origin(&self) -> Origin {
+        (
+            self.shared.incarnation,
+            self.shared.next_origin.fetch_add(1, Ordering::Relaxed),
+        )
+    }
+
     fn wait_for_room(&self, nodes: Vec<Arc<str>>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(wait_for_room(&self.shared, nodes))
     }
@@ -126,6 +133,7 @@ impl RemoteRouting for Routing {
             message: message.clone(),
             deliver: to.deliver,
             shared: to.shared,
+            relay_to: to.relay_to,
         };
         match self.shared.link(&to.node).push(item) {
             Ok(congested) => {

@@ -5,15 +5,20 @@
 //! A node that does not answer within [`TAKEOVER_TIMEOUT`] is taken to have no session: the client is not
 //! kept waiting for a node that is about to be found down. Should that node still hold a session of the
 //! client (a partition), there are two until it is told again; see supervision.md.
+//!
+//! The node that gives a session up relays what still reaches it for the session (`ractmq_broker::moving`).
+//! Relayed messages can arrive before the answer that carries the session: they wait in [`Shared::arriving`]
+//! (at most [`MAX_ARRIVING`] per client) until the session is imported.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use ractmq_broker::handover::hand_over;
-use ractmq_broker::{Kernel, RemoteSessions, SessionHandover};
+use ractmq_broker::{Kernel, Metrics, RemoteSessions, SessionHandover};
+use ractmq_protocol::Message;
 use tokio::sync::mpsc;
 
 use crate::forwarder::{forwarder_of, ForwarderMsg};
@@ -24,7 +29,15 @@ use crate::wire::{self, TakeOver, TakenOver, Wire, WireSession};
 /// Longest a connecting client waits for the other nodes to give up its session.
 pub const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub struct Sessions(pub Arc<Shared>);
+/// Relayed messages held for one client while its session is on its way here; more are dropped (and
+/// counted with the messages dropped on the way to other nodes).
+pub const MAX_ARRIVING: usize = 10_000;
+
+pub struct Sessions {
+    pub shared: Arc<Shared>,
+    /// Weak: the kernel holds this.
+    pub kernel: Weak<Kernel>,
+}
 
 impl RemoteSessions for Sessions {
     fn take_over<'a>(
@@ -32,14 +45,44 @@ impl RemoteSessions for Sessions {
         client_id: &'a str,
         clean_start: bool,
     ) -> Pin<Box<dyn Future<Output = Option<SessionHandover>> + Send + 'a>> {
-        Box::pin(take_over(&self.0, client_id, clean_start))
+        Box::pin(take_over(&self.shared, client_id, clean_start))
     }
+
+    fn taken_over(&self, client_id: &str) {
+        let held = self.shared.arriving.lock().remove(client_id);
+        if let (Some(held), Some(kernel)) = (held, self.kernel.upgrade()) {
+            for message in held {
+                kernel.router.route_relayed(message, client_id);
+            }
+        }
+    }
+}
+
+/// A message the node a session came from relayed for `client`: held while that session is still on its way,
+/// routed to it otherwise.
+pub fn relayed(shared: &Shared, kernel: &Kernel, message: Arc<Message>, client: String) {
+    ClusterStats::add(&shared.stats.relayed_in, 1);
+    {
+        let mut arriving = shared.arriving.lock();
+        if let Some(held) = arriving.get_mut(&client) {
+            if held.len() < MAX_ARRIVING {
+                held.push(message);
+            } else {
+                Metrics::add(&kernel.metrics.dropped_forward, 1);
+            }
+            return;
+        }
+    }
+    kernel.router.route_relayed(message, &client);
 }
 
 async fn take_over(shared: &Shared, client_id: &str, clean_start: bool) -> Option<SessionHandover> {
     let peers: Vec<_> = shared.peers_up.load().iter().filter_map(|p| forwarder_of(p)).collect();
     if peers.is_empty() {
         return None;
+    }
+    if !clean_start {
+        shared.arriving.lock().entry(client_id.to_string()).or_default();
     }
     let request = shared.next_request.fetch_add(1, Ordering::Relaxed);
     let (tx, mut answers) = mpsc::channel(peers.len());
@@ -75,7 +118,13 @@ async fn take_over(shared: &Shared, client_id: &str, clean_start: bool) -> Optio
 
 /// Another node asks for a session: give it up here and send back what it held.
 pub async fn answer(shared: Arc<Shared>, kernel: Arc<Kernel>, request: TakeOver) {
-    let handover = hand_over(&kernel, &request.client_id, request.clean_start).await;
+    let handover = hand_over(
+        &kernel,
+        &request.client_id,
+        request.clean_start,
+        request.from.as_str().into(),
+    )
+    .await;
     let session = handover.map(|h| {
         ClusterStats::add(&shared.stats.sessions_handed_over, 1);
         let (session, left_out) = WireSession::from_handover(&h, Instant::now());

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use ractmq_broker::{RouteKey, SupervisorMsg};
+use ractmq_protocol::Message;
 use ractor::ActorRef;
 use ractor_cluster::NodeServerMessage;
 use tokio::sync::{broadcast, mpsc, Notify};
@@ -90,6 +91,11 @@ pub struct Shared {
     /// Takeovers this node asked the others for, by request number: where their answers go.
     pub takeovers: Mutex<HashMap<u64, mpsc::Sender<Option<WireSession>>>>,
     pub next_request: AtomicU64,
+    /// Messages relayed by the node a session is being taken over from, held by client id until the session
+    /// is imported here (see `sessions.rs`).
+    pub arriving: Mutex<HashMap<String, Vec<Arc<Message>>>>,
+    /// The number of the next message published here that gets an origin (see `ractmq_protocol::Origin`).
+    pub next_origin: AtomicU64,
 }
 
 impl Shared {
@@ -117,6 +123,8 @@ impl Shared {
             stats: ClusterStats::default(),
             takeovers: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
+            arriving: Mutex::new(HashMap::new()),
+            next_origin: AtomicU64::new(1),
             membership: RwLock::new(membership),
             events: broadcast::channel(EVENT_BUFFER).0,
             node_server: RwLock::new(None),

@@ -39,7 +39,10 @@ impl ClusterHook for Hook {
             shared: self.0.clone(),
             metrics: kernel.metrics.clone(),
         }));
-        kernel.set_remote_sessions(Arc::new(Sessions(self.0.clone())));
+        kernel.set_remote_sessions(Arc::new(Sessions {
+            shared: self.0.clone(),
+            kernel: Arc::downgrade(kernel),
+        }));
         let children = vec![
             counted(node_server_spec(self.0.clone(), kernel.clone()), kernel),
             counted(agent_spec(self.0.clone(), kernel.clone()), kernel),

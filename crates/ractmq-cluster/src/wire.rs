@@ -15,7 +15,7 @@ pub use crate::wire_message::WireMessage;
 pub use crate::wire_session::WireSession;
 
 /// Bumped when [`Wire`] changes incompatibly; a node refuses messages of another version and says so.
-pub const WIRE_VERSION: u16 = 2;
+pub const WIRE_VERSION: u16 = 3;
 
 /// Largest message accepted from a peer: below ractor_cluster's own 16 MiB frame limit, with room for its
 /// framing.
@@ -82,6 +82,8 @@ pub struct Forwarded {
     pub deliver: bool,
     /// Deliver it to these members of shared subscriptions: (group, member).
     pub shared: Vec<(String, String)>,
+    /// Deliver it to this client alone: its session moved from the sender to the receiver a moment ago.
+    pub relay_to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -44,6 +44,8 @@ pub struct WireMessage {
     pub correlation_data: Option<serde_bytes::ByteBuf>,
     pub user_properties: Vec<(String, String)>,
     pub content_type: Option<String>,
+    /// The message's identity cluster-wide (see `ractmq_protocol::Origin`).
+    pub origin: Option<(u64, u64)>,
 }
 
 impl WireMessage {
@@ -64,6 +66,7 @@ impl WireMessage {
                 .map(|d| serde_bytes::ByteBuf::from(d.to_vec())),
             user_properties: p.user_properties.clone(),
             content_type: p.content_type.clone(),
+            origin: m.origin,
         }
     }
 
@@ -91,6 +94,7 @@ impl WireMessage {
             },
             publisher: self.publisher.map(Arc::from),
             received_at: now,
+            origin: self.origin,
         }
     }
 

@@ -361,6 +361,7 @@ impl Channel {
             properties,
             publisher: Some(self.client_id.clone()),
             received_at: now,
+            origin: None,
         });
         self.ack_publish(&p, reason::SUCCESS, "", fx);
     }

@@ -23,6 +23,6 @@ pub mod trie;
 
 pub use channel::{Channel, Close, Effects, RouteChange};
 pub use config::{Limits, OverflowPolicy, Redirect};
-pub use message::{Delivery, Message};
+pub use message::{Delivery, Message, Origin};
 pub use queue::{BoundedQueue, PushOutcome};
 pub use session::{Session, SubOptions};

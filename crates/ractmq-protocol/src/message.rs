@@ -21,7 +21,15 @@ pub struct Message {
     pub publisher: Option<Arc<str>>,
     /// When the broker received it: Message Expiry counts from here.
     pub received_at: Instant,
+    /// Which message this is, cluster-wide: set by a clustered node when it routes a message published there,
+    /// and carried when the message crosses to other nodes. A session moving between nodes can be reached by
+    /// one message along two paths; this is how it tells.
+    pub origin: Option<Origin>,
 }
+
+/// A message's identity in a cluster: the publishing node's run (its incarnation) and a number that node
+/// gave it.
+pub type Origin = (u64, u64);
 
 impl Message {
     pub fn new(topic: impl Into<Arc<str>>, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Message {
@@ -33,6 +41,7 @@ impl Message {
             properties: PublishProperties::default(),
             publisher: None,
             received_at: Instant::now(),
+            origin: None,
         }
     }
 

@@ -162,6 +162,13 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Packet,
             }
             Ok(Event::Outgoing(_)) => {}
             Err(e) => {
+                // rumqttc acknowledges what it read before handing it over: packets read in the same batch
+                // as the failure are still queued, and an application that polled on would see them.
+                for event in eventloop.state.events.drain(..) {
+                    if let Event::Incoming(p) = event {
+                        let _ = tx.send(Ok(p));
+                    }
+                }
                 let _ = tx.send(Err(e.to_string()));
                 return;
             }
