@@ -272,42 +272,20 @@ impl Raw {
 
 /// A 3.1.1 CONNECT with clean session and keepalive 60.
 pub fn connect_v311(id: &str) -> Vec<u8> {
-    let mut v = vec![
-        0x10,
-        (10 + 2 + id.len()) as u8,
-        0,
-        4,
-        b'M',
-        b'Q',
-        b'T',
-        b'T',
-        4,
-        0x02,
-        0,
-        60,
-    ];
-    v.extend_from_slice(&(id.len() as u16).to_be_bytes());
-    v.extend_from_slice(id.as_bytes());
-    v
+    raw_connect(4, id)
 }
 
 /// A 5.0 CONNECT with clean start, keepalive 60 and no properties.
 pub fn connect_v5(id: &str) -> Vec<u8> {
-    let mut v = vec![
-        0x10,
-        (10 + 1 + 2 + id.len()) as u8,
-        0,
-        4,
-        b'M',
-        b'Q',
-        b'T',
-        b'T',
-        5,
-        0x02,
-        0,
-        60,
-        0,
-    ];
+    raw_connect(5, id)
+}
+
+/// CONNECT of protocol `level` (4 or 5), clean start, keepalive 60, no will, credentials or properties.
+fn raw_connect(level: u8, id: &str) -> Vec<u8> {
+    let properties: &[u8] = if level == 5 { &[0] } else { &[] };
+    let variable = [&[0, 4][..], b"MQTT", &[level, 0x02, 0, 60], properties].concat();
+    let mut v = vec![0x10, (variable.len() + 2 + id.len()) as u8];
+    v.extend_from_slice(&variable);
     v.extend_from_slice(&(id.len() as u16).to_be_bytes());
     v.extend_from_slice(id.as_bytes());
     v
