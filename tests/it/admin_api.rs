@@ -105,6 +105,8 @@ async fn the_api_reports_and_steers_what_clients_do() {
     assert_eq!(listeners[1]["configured"], json!("127.0.0.1:0"));
     assert_eq!(listeners[1]["websocket_path"], json!("/ws"));
     assert_eq!(listeners[1]["running"], json!(true));
+    assert_eq!(listeners[0]["connections"], json!(2), "alice and bob");
+    assert_eq!(listeners[1]["connections"], json!(0), "nobody over WebSocket");
     let ws_port: std::net::SocketAddr = listeners[1]["bound"].as_str().unwrap().parse().unwrap();
     assert_ne!(ws_port.port(), 0, "the port the listener got");
 

@@ -22,12 +22,14 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from paho.mqtt.reasoncodes import ReasonCode
 
 # Default deadline, in seconds, for anything expected to happen "now" (CONNACK, SUBACK, a delivery).
@@ -668,5 +670,23 @@ def mosquitto_pub(host: str, port: int, args: list[str], timeout: float = TIMEOU
 __all__ = [
     "TIMEOUT", "PahoClient", "Received", "Connack", "Disconnected", "props", "reason", "PacketTypes",
     "RawClient", "connect_packet", "publish_packet", "subscribe_packet", "suback_codes", "reconnect_race", "packet", "varint", "mqtt_str",
-    "MosquittoSub", "SubMessage", "mosquitto_pub", "mqtt",
+    "MosquittoSub", "SubMessage", "mosquitto_pub", "mqtt", "scrape", "sample",
 ]
+
+
+# Prometheus
+
+def scrape(broker) -> dict:
+    """The node's /metrics, parsed by Prometheus's own parser, by family name."""
+    with urllib.request.urlopen(f"http://{broker.api_addr()}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def sample(families: dict, name: str, **labels) -> float:
+    """The value of the sample `name` with these labels."""
+    for family in families.values():
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    raise AssertionError(f"no sample {name} {labels} in {sorted(families)}")

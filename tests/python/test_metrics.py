@@ -2,23 +2,7 @@
 format it is served in (``prometheus_client.openmetrics.parser``, which rejects a malformed exposition),
 with real MQTT traffic behind the numbers."""
 
-import urllib.request
-
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
-
-
-def scrape(broker) -> dict:
-    with urllib.request.urlopen(f"http://{broker.api_addr()}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    return {family.name: family for family in text_string_to_metric_families(text)}
-
-
-def sample(families: dict, name: str, **labels) -> float:
-    for family in families.values():
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    raise AssertionError(f"no sample {name} {labels} in {sorted(families)}")
+from mqtt_support import sample, scrape
 
 
 def test_the_exposition_parses_and_counts_what_clients_did(broker, clients):
@@ -36,6 +20,7 @@ def test_the_exposition_parses_and_counts_what_clients_did(broker, clients):
 
     families = scrape(broker)
     assert sample(families, "ractmq_connections") == 2
+    assert sample(families, "ractmq_listener_connections", listener="mqtt:tcp") == 2
     assert sample(families, "ractmq_messages_received_total") >= 6
     assert sample(families, "ractmq_messages_routed_total", qos="1") >= 5
     assert sample(families, "ractmq_messages_delivered_total", qos="1") == 5

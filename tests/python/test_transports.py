@@ -7,17 +7,19 @@ cross between transports: one broker serves them all.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import ssl
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from mqtt_support import TIMEOUT, MosquittoSub, PahoClient, connect_packet, mosquitto_pub, mqtt
+from mqtt_support import TIMEOUT, MosquittoSub, PahoClient, connect_packet, mosquitto_pub, mqtt, sample, scrape
 
 pytestmark = pytest.mark.skipif(not shutil.which("openssl"), reason="the openssl command is needed to make certificates")
 
@@ -120,7 +122,7 @@ def test_paho_over_each_transport_reaches_paho_on_every_other(secure, paho, pki,
         "ws": (b.ws, {"transport": "websockets"}),
         "wss": (b.wss, {"transport": "websockets", "tls": trust}),
     }
-    subscribers = {}
+    subscribers, publishers = {}, {}
     for kind, (endpoint, options) in transports.items():
         sub = paho(endpoint, f"sub-{kind}", protocol=protocol, **options)
         sub.connect_ok()
@@ -132,6 +134,25 @@ def test_paho_over_each_transport_reaches_paho_on_every_other(secure, paho, pki,
         pub.publish(f"x/{kind}", f"from {kind}".encode(), qos=1)
         for sub in subscribers.values():
             sub.expect(f"x/{kind}", f"from {kind}".encode(), qos=1)
+        publishers[kind] = pub
+
+    # Each listener counts its own connections, in the REST API and in the metrics.
+    assert _connections(b) == {"mqtt:tcp": 2, "mqtt:tls": 2, "mqtt:ws": 2, "mqtt:wss": 2}
+    families = scrape(b)
+    for kind in transports:
+        assert sample(families, "ractmq_listener_connections", listener=f"mqtt:{kind}") == 2
+    subscribers["ws"].close()
+    publishers["ws"].close()
+    end = time.monotonic() + TIMEOUT
+    while _connections(b)["mqtt:ws"] != 0:
+        assert time.monotonic() < end, f"the WebSocket connections still counted: {_connections(b)}"
+        time.sleep(0.02)
+    assert _connections(b) == {"mqtt:tcp": 2, "mqtt:tls": 2, "mqtt:ws": 0, "mqtt:wss": 2}
+
+
+def _connections(broker) -> dict:
+    with urllib.request.urlopen(f"http://{broker.api_addr()}/api/v1/listeners", timeout=10) as r:
+        return {listener["name"]: listener["connections"] for listener in json.load(r)}
 
 
 @pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])

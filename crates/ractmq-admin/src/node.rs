@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use ractmq_broker::Metrics;
+use ractmq_broker::{Kernel, Metrics};
 use ractmq_codec::{topic, QoS};
 use ractmq_protocol::Message;
 use serde::Deserialize;
@@ -119,13 +119,25 @@ pub async fn stats(State(s): State<AppState>) -> Json<Value> {
     Json(Value::Object(map))
 }
 
-/// Every listener: the plain TCP one, then the TLS and WebSocket ones in configuration order. Connections are
-/// the node's, over all its listeners.
+/// Each listener's name and open connections, in the order of [`listeners`].
+pub fn listener_connections(k: &Kernel) -> Vec<(String, u64)> {
+    let kinds = std::iter::once("tcp").chain(k.config.listeners.iter().map(|spec| spec.kind()));
+    let counts = k
+        .listener_connections
+        .iter()
+        .map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+    kinds.map(|kind| format!("mqtt:{kind}")).zip(counts).collect()
+}
+
+/// Every listener: the plain TCP one, then the TLS and WebSocket ones in configuration order, each with its
+/// open connections (`max_connections` is the node's, over all of them).
 pub async fn listeners(State(s): State<AppState>) -> Json<Value> {
     let k = &s.kernel;
-    let listener = |kind: &str, configured: String, bound: Option<std::net::SocketAddr>, path: Option<&String>| {
+    let connections = listener_connections(k);
+    let listener = |kind: &str, configured: String, bound: Option<std::net::SocketAddr>, path: Option<&String>, i| {
+        let (name, open) = &connections[i];
         json!({
-            "name": format!("mqtt:{kind}"),
+            "name": name,
             "protocol": "mqtt",
             "transport": kind,
             "configured": configured,
@@ -133,7 +145,7 @@ pub async fn listeners(State(s): State<AppState>) -> Json<Value> {
             "running": bound.is_some(),
             "websocket_path": path,
             "max_connections": k.config.max_connections,
-            "connections": Metrics::get(&k.metrics.clients_connected),
+            "connections": open,
         })
     };
     let mut all = vec![listener(
@@ -141,14 +153,16 @@ pub async fn listeners(State(s): State<AppState>) -> Json<Value> {
         k.config.mqtt_listen.to_string(),
         *k.mqtt_addr.lock(),
         None,
+        0,
     )];
     let bound = k.listener_addrs.lock().clone();
-    for (spec, bound) in k.config.listeners.iter().zip(bound) {
+    for (i, (spec, bound)) in k.config.listeners.iter().zip(bound).enumerate() {
         all.push(listener(
             spec.kind(),
             spec.listen.to_string(),
             bound,
             spec.websocket_path.as_ref(),
+            i + 1,
         ));
     }
     Json(Value::Array(all))

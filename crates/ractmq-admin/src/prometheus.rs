@@ -15,6 +15,7 @@ use ractmq_broker::Metrics;
 use ractmq_cluster::stats::ClusterStats;
 use ractmq_cluster::MemberState;
 
+use crate::node::listener_connections;
 use crate::state::AppState;
 
 /// Reads the broker (and cluster) at every scrape.
@@ -191,6 +192,16 @@ impl Collector for BrokerCollector {
             MetricType::Histogram,
         )?
         .encode_histogram::<()>(sum_ns as f64 / 1e9, count, &buckets, None)?;
+        let mut open = e.encode_descriptor(
+            "ractmq_listener_connections",
+            "Open client connections by listener",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (listener, n) in listener_connections(&self.0.kernel) {
+            let labels = [("listener", listener.as_str())];
+            ConstGauge::new(n as i64).encode(open.encode_family(&labels)?)?;
+        }
         if let Some(cluster) = &self.0.cluster {
             let s = cluster.stats();
             let c = ClusterStats::get;

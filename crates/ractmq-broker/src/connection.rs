@@ -11,7 +11,7 @@
 //! overflow policy applies. Both tasks are aborted when the [`Io`] is dropped unclosed, however the actor ends.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -106,6 +106,25 @@ pub struct Transport {
     pub peer: SocketAddr,
     pub leftover: BytesMut,
     pub decoder: Decoder,
+    /// Counts the connection on its listener for as long as its socket is read.
+    pub counted: Counted,
+}
+
+/// One open client connection on a listener's count (`Kernel::listener_connections`), from its accepted
+/// CONNECT until its reader ends; the count goes down when this is dropped.
+pub struct Counted(Arc<AtomicU64>);
+
+impl Counted {
+    pub fn new(counter: &Arc<AtomicU64>) -> Counted {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Counted(counter.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Aborts a task when dropped, so a killed actor takes its socket tasks with it.
@@ -298,6 +317,7 @@ impl Io {
                 session: session.clone(),
                 generation,
                 keepalive: keepalive.map(|k| k + KEEPALIVE_SLACK),
+                _counted: transport.counted,
             },
             metrics,
         ));
@@ -341,6 +361,7 @@ struct Link {
     generation: u64,
     /// Silence allowed before the reader asks the session to check keepalive.
     keepalive: Option<Duration>,
+    _counted: Counted,
 }
 
 impl Link {

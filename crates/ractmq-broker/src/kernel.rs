@@ -37,6 +37,8 @@ pub struct Kernel {
     pub mqtt_addr: Mutex<Option<SocketAddr>>,
     /// Where each of `config.listeners` is bound, in the same order (kept across restarts likewise).
     pub listener_addrs: Mutex<Vec<Option<SocketAddr>>>,
+    /// Open client connections by listener: the plain TCP one first, then each of `config.listeners`.
+    pub listener_connections: Vec<Arc<AtomicU64>>,
     next_assigned_id: AtomicU64,
     /// Sockets accepted whose CONNECT is not handled yet.
     pub handshakes: AtomicUsize,
@@ -79,6 +81,7 @@ impl Kernel {
             session_sup: SupSlot::default(),
             mqtt_addr: Mutex::new(None),
             listener_addrs: Mutex::new(vec![None; listeners]),
+            listener_connections: (0..=listeners).map(|_| Arc::default()).collect(),
             next_assigned_id: AtomicU64::new(1),
             handshakes: AtomicUsize::new(0),
             authenticators,

@@ -9,7 +9,7 @@
 //! upgrade a connection is a byte stream like any other.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use crate::connection::{AbortOnDrop, ReadHalf, Transport, WriteHalf};
+use crate::connection::{AbortOnDrop, Counted, ReadHalf, Transport, WriteHalf};
 use crate::enhanced_auth::{exchange, HandshakeIo};
 use crate::handover::import;
 use crate::kernel::Kernel;
@@ -114,7 +114,8 @@ async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>, extra: Option<u
         tokio::spawn(async move {
             let deadline = Instant::now() + Duration::from_secs(k.limits.connect_timeout_secs);
             if let Some((read, write)) = upgrade(stream, peer, &k, extra, deadline).await {
-                handshake(read, write, peer, deadline, k.clone()).await;
+                let counter = k.listener_connections[extra.map_or(0, |i| i + 1)].clone();
+                handshake(read, write, peer, deadline, counter, k.clone()).await;
             }
             k.handshakes.fetch_sub(1, Ordering::Relaxed);
         });
@@ -170,7 +171,14 @@ fn boxed<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> (ReadHalf, Wr
 }
 
 /// Read and check the CONNECT, then hand the connection over. Every failure closes only this connection.
-async fn handshake(mut read: ReadHalf, mut write: WriteHalf, peer: SocketAddr, deadline: Instant, kernel: Arc<Kernel>) {
+async fn handshake(
+    mut read: ReadHalf,
+    mut write: WriteHalf,
+    peer: SocketAddr,
+    deadline: Instant,
+    counter: Arc<AtomicU64>,
+    kernel: Arc<Kernel>,
+) {
     let mut decoder = Decoder::new(kernel.limits.max_packet_size as usize);
     let mut buf = BytesMut::with_capacity(512);
     let timeout = Duration::from_secs(kernel.limits.connect_timeout_secs);
@@ -277,6 +285,7 @@ async fn handshake(mut read: ReadHalf, mut write: WriteHalf, peer: SocketAddr, d
             peer,
             leftover: buf,
             decoder,
+            counted: Counted::new(&counter),
         },
         session_present: false,
         authenticator: enhanced,
