@@ -190,13 +190,14 @@ impl Router {
     pub fn route_reporting(&self, message: Arc<Message>, congested: &mut Vec<Arc<str>>) -> usize {
         let started = Instant::now();
         Metrics::add(&self.metrics.routed_by_qos[message.qos as usize], 1);
-        self.store_retained(&message);
         // `$SYS` topics describe one node: each node publishes its own.
         let remote = self.remote.get().filter(|_| !message.topic.starts_with("$SYS/"));
+        // Numbered while this is still the only reference, so that numbering costs no copy.
         let message = match remote {
             Some(remote) if message.origin.is_none() => with_origin(message, remote.next_origin()),
             _ => message,
         };
+        self.store_retained(&message);
         let mut matched = RemoteMatch::default();
         let mut forwards = Vec::new();
         if let Some(remote) = remote {
