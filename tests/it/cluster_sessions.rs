@@ -7,6 +7,9 @@ use crate::common;
 use common::cluster::start_cluster;
 use common::{options, Client};
 use rumqttc::QoS;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 fn persistent(node: &common::cluster::Node, id: &str) -> rumqttc::MqttOptions {
     let mut o = options(node.mqtt, id);
@@ -83,73 +86,209 @@ fn number(p: &rumqttc::Publish) -> usize {
 /// to n1 when the session left it are passed on to n2, and none reaches the client on n2 twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_taken_over_under_load_loses_nothing_and_repeats_nothing() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
+    moves_under_load(&[0, 1]).await;
+}
+
+/// The same, with the session moving back and forth (n1, n2, n1, n2) faster than a relay lasts: each move
+/// replaces the last one's relay, and the session coming back ends the relay of its old home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moved_back_and_forth_under_load_loses_nothing_and_repeats_nothing() {
+    moves_under_load(&[0, 1, 0, 1]).await;
+}
+
+/// A client that moved and then starts clean on its new node while the old node still relays: what the old
+/// node relays was for the session it discarded, so the new session gets every message published after its
+/// SUBACK, and each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_start_after_a_move_gets_nothing_twice() {
+    let nodes = start_cluster(3, &["--max-queue", "100000", "--max-offline-queue", "100000"]).await;
+    let mut first = Client::connect_with(persistent(&nodes[0], "mover")).await;
+    first.subscribe("flow/#", QoS::AtLeastOnce).await;
+    let publisher = Client::connect(nodes[2].mqtt, "pub-n3").await;
+    let feed = Feed::start(&publisher);
+    for _ in 0..300 {
+        first.expect_publish().await;
+    }
+    let mut moved = Client::start(persistent(&nodes[1], "mover"));
+    assert!(moved.expect_connack().await.session_present);
+    moved.expect_publish().await;
+    // Well within the relay's time, the client starts clean on the same node.
+    let mut fresh = Client::start(options(nodes[1].mqtt, "mover"));
+    assert!(!fresh.expect_connack().await.session_present);
+    fresh.subscribe("flow/#", QoS::AtLeastOnce).await;
+    let from = feed.sent();
+    let mut got = Vec::new();
+    while !got.iter().any(|&n| n >= from + 500) {
+        got.push(number(&fresh.expect_publish().await));
+    }
+    let total = feed.stop().await;
+    let missing = (from..total).filter(|n| !got.contains(n)).collect();
+    read_until_none_missing(&mut fresh, missing, &mut got).await;
+    read_to_the_last(&nodes, &publisher, &mut fresh, total, &mut got).await;
+    let mut unique = got.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), got.len(), "a message reached the clean session twice");
+}
+
+/// The cluster's counters of one node (`/api/v1/cluster`).
+fn cluster_stats(node: &common::cluster::Node) -> serde_json::Value {
+    let api = node.api_addr().expect("the node logged where its API listens");
+    let cluster: serde_json::Value = ureq::get(&format!("http://{api}/api/v1/cluster"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    cluster["stats"].clone()
+}
+
+/// A persistent session subscribed to `flow/#` moves through `homes` (indexes of n1, n2) while a publisher
+/// on n3 sends numbered QoS 1 messages without pause. Every number must reach one connection or another, and
+/// none may reach one connection twice.
+async fn moves_under_load(homes: &[usize]) {
     // Queues long enough for everything: a subscriber that falls behind loses the oldest beyond the bound, and
     // that is not what this test is about.
     let nodes = start_cluster(3, &["--max-queue", "100000", "--max-offline-queue", "100000"]).await;
-    let mut old = Client::connect_with(persistent(&nodes[0], "mover")).await;
-    old.subscribe("flow/#", QoS::AtLeastOnce).await;
+    let mut connection = Client::connect_with(persistent(&nodes[homes[0]], "mover")).await;
+    connection.subscribe("flow/#", QoS::AtLeastOnce).await;
     let publisher = Client::connect(nodes[2].mqtt, "pub-n3").await;
-    let sender = publisher.client.clone();
-    // The publisher runs from before the move until well after it: it is sending throughout the moment the
-    // other nodes still route to n1.
-    let (sent, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-    let feed = tokio::spawn({
-        let (sent, stop) = (sent.clone(), stop.clone());
-        async move {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                sender
-                    .publish("flow/n", QoS::AtLeastOnce, false, i.to_string())
-                    .await
-                    .unwrap();
-                i += 1;
-                sent.store(i, Ordering::Relaxed);
+    // The publisher runs from before the first move until well after the last: it is sending throughout the
+    // moments the other nodes still route to the node the session left.
+    let feed = Feed::start(&publisher);
+    // What each connection received, in order.
+    let mut received: Vec<Vec<usize>> = vec![Vec::new()];
+    for &home in &homes[1..] {
+        while received.last().unwrap().len() < 300 {
+            received
+                .last_mut()
+                .unwrap()
+                .push(number(&connection.expect_publish().await));
+        }
+        let mut next = Client::start(persistent(&nodes[home], "mover"));
+        assert!(next.expect_connack().await.session_present);
+        // The old connection is closed (0x8E); take what it read before.
+        while let Ok(packet) = connection.next().await {
+            if let rumqttc::Packet::Publish(p) = packet {
+                received.last_mut().unwrap().push(number(&p));
             }
-            i
         }
-    });
-    let mut on_old = Vec::new();
-    while on_old.len() < 500 {
-        on_old.push(number(&old.expect_publish().await));
+        connection = next;
+        received.push(Vec::new());
     }
-    let mut new = Client::start(persistent(&nodes[1], "mover"));
-    assert!(new.expect_connack().await.session_present);
-    let published_before_connack = sent.load(Ordering::Relaxed);
-    while let Ok(packet) = old.next().await {
-        if let rumqttc::Packet::Publish(p) = packet {
-            on_old.push(number(&p));
+    let published_before_last_move = feed.sent();
+    let last = received.last_mut().unwrap();
+    while !last.iter().any(|&n| n >= published_before_last_move + 500) {
+        last.push(number(&connection.expect_publish().await));
+    }
+    let total = feed.stop().await;
+
+    // Every number arrives (messages a connection had not acknowledged come again on the next one).
+    let seen = |received: &[Vec<usize>], n: usize| received.iter().any(|r| r.contains(&n));
+    let missing = (0..total).filter(|&n| !seen(&received, n)).collect();
+    let last = received.last_mut().unwrap();
+    read_until_none_missing(&mut connection, missing, last).await;
+    let relayed_in = cluster_stats(&nodes[*homes.last().unwrap()])["relayed_in"].as_u64();
+    assert!(
+        relayed_in.unwrap() > 0,
+        "the session's new node got nothing relayed: the test did not catch the move under load"
+    );
+    read_to_the_last(&nodes, &publisher, &mut connection, total, last).await;
+    for (i, got) in received.iter().enumerate() {
+        let mut unique = got.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), got.len(), "a message reached connection {} twice", i + 1);
+    }
+}
+
+/// A publisher sending numbered QoS 1 messages to `flow/n` without pause until stopped.
+struct Feed {
+    sent: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<usize>,
+}
+
+impl Feed {
+    fn start(publisher: &Client) -> Feed {
+        let (sent, stop): (Arc<AtomicUsize>, Arc<AtomicBool>) = (Arc::default(), Arc::default());
+        let task = tokio::spawn({
+            let (sent, stop, sender) = (sent.clone(), stop.clone(), publisher.client.clone());
+            async move {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    sender
+                        .publish("flow/n", QoS::AtLeastOnce, false, i.to_string())
+                        .await
+                        .unwrap();
+                    i += 1;
+                    sent.store(i, Ordering::Relaxed);
+                }
+                i
+            }
+        });
+        Feed { sent, stop, task }
+    }
+
+    /// How many were published so far.
+    fn sent(&self) -> usize {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Stop; returns how many were published (numbers 0 to this one, excluded).
+    async fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// Read `connection` until nothing can still come twice: once every relayed message has been routed where it
+/// went (what the nodes relayed equals what they were relayed), one more message, number `total`, published
+/// now, comes after anything a late repeat could be.
+async fn read_to_the_last(
+    nodes: &[common::cluster::Node],
+    publisher: &Client,
+    connection: &mut Client,
+    total: usize,
+    received: &mut Vec<usize>,
+) {
+    let relayed = |what: &str| {
+        nodes
+            .iter()
+            .map(|n| cluster_stats(n)[what].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    common::eventually("every relayed message arrived", || {
+        relayed("relayed_out") == relayed("relayed_in")
+    })
+    .await;
+    publisher
+        .publish("flow/n", QoS::AtLeastOnce, false, total.to_string())
+        .await;
+    loop {
+        let n = number(&connection.expect_publish().await);
+        received.push(n);
+        if n == total {
+            return;
         }
     }
-    let mut on_new = Vec::new();
-    while !on_new.iter().any(|&n| n >= published_before_connack + 500) {
-        on_new.push(number(&new.expect_publish().await));
-    }
-    stop.store(true, Ordering::Relaxed);
-    let total = feed.await.unwrap();
-    // Every number must arrive on one connection or the other (messages the old connection had not
-    // acknowledged come again on the new one); relayed ones may come after later ones, so wait for the set.
-    let mut missing: std::collections::BTreeSet<usize> = (0..total)
-        .filter(|i| !on_old.contains(i) && !on_new.contains(i))
-        .collect();
+}
+
+/// Read `connection` until every number in `missing` has come, adding what comes to `received`; relayed
+/// messages may come after later ones, so this waits for the set, not a sequence.
+async fn read_until_none_missing(connection: &mut Client, mut missing: BTreeSet<usize>, received: &mut Vec<usize>) {
     while !missing.is_empty() {
-        match tokio::time::timeout(common::DEADLINE, new.events.recv()).await {
+        match tokio::time::timeout(common::DEADLINE, connection.events.recv()).await {
             Ok(Some(Ok(rumqttc::Packet::Publish(p)))) => {
                 let n = number(&p);
                 missing.remove(&n);
-                on_new.push(n);
+                received.push(n);
             }
             Ok(Some(Ok(_))) => {}
             other => panic!(
-                "{} of {total} never arrived (first {:?}); the new connection: {other:?}",
+                "{} messages never arrived (first {:?}); the connection: {other:?}",
                 missing.len(),
                 missing.iter().take(10).collect::<Vec<_>>()
             ),
         }
     }
-    let mut unique = on_new.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    assert_eq!(unique.len(), on_new.len(), "a message reached the new connection twice");
 }

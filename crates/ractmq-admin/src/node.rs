@@ -76,6 +76,7 @@ pub async fn cluster(State(s): State<AppState>) -> Json<Value> {
             "dropped_too_large": get(&st.dropped_too_large),
             "sessions_taken_over": get(&st.sessions_taken_over),
             "sessions_handed_over": get(&st.sessions_handed_over),
+            "relayed_out": get(&st.relayed_out),
             "relayed_in": get(&st.relayed_in),
         })
     });

@@ -219,6 +219,12 @@ impl Collector for BrokerCollector {
             )?;
             counter(
                 &mut e,
+                "ractmq_cluster_relayed_out",
+                "Messages passed on to a session that moved from here to another node",
+                c(&s.relayed_out),
+            )?;
+            counter(
+                &mut e,
                 "ractmq_cluster_relayed_in",
                 "Messages passed on here by the node a session moved from",
                 c(&s.relayed_in),

@@ -17,6 +17,7 @@ use ractmq_protocol::session::Inflight;
 use ractmq_protocol::{Delivery, SubOptions};
 
 use crate::kernel::Kernel;
+use crate::moving::REMEMBER_FOR;
 use crate::router::{index_entry, Change, Route, Target};
 use crate::session_sup::SessionSupMsg;
 
@@ -88,7 +89,7 @@ pub async fn import(kernel: &Kernel, client_id: Arc<str>, handover: SessionHando
     let Ok(Some(shared)) = imported else {
         return;
     };
-    let changes: Vec<Change> = shared
+    let mut changes: Vec<Change> = shared
         .state
         .lock()
         .subscriptions
@@ -106,5 +107,16 @@ pub async fn import(kernel: &Kernel, client_id: Arc<str>, handover: SessionHando
             }
         })
         .collect();
+    // Back where it was lately: this node's relay of it to the node it left for ends here (after its routes
+    // are in, so that its filters are never withdrawn meanwhile).
+    changes.extend(kernel.router.relays.end(&shared.client_id));
     kernel.router.apply(changes).await;
+    // What reached it is remembered for a while only, whether or not messages keep coming.
+    let shared = Arc::downgrade(&shared);
+    tokio::spawn(async move {
+        tokio::time::sleep(REMEMBER_FOR).await;
+        if let Some(shared) = shared.upgrade() {
+            shared.forget_arrivals();
+        }
+    });
 }

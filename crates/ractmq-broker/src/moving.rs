@@ -5,27 +5,31 @@
 //! reach A for the departed session must not be lost, and none may reach the client twice.
 //!
 //! - **A relays.** In the same index change that removes the session's subscriptions, A puts a *relay* under
-//!   the same filters: a route whose target is "client X on node B" ([`Relays`]). Everything that reaches A
-//!   for those filters during [`RELAY_FOR`] is forwarded to B addressed to X alone, and a delivery that
-//!   reached the session itself after it packed up is bounced the same way. The relay keeps the filters
-//!   announced meanwhile, so the other nodes keep sending to A rather than to nobody. Relays are kept here,
-//!   beside the index, so a restarted topic shard puts them back.
+//!   its non-shared filters: a route whose target is "client X on node B" ([`Relays`]). Everything that reaches
+//!   A for those filters during [`RELAY_FOR`] is forwarded to B addressed to X alone, and a delivery that
+//!   reached the session itself after it packed up is bounced the same way (a shared group's message as that
+//!   group's, to X's membership on B). The relay keeps the filters announced meanwhile, so the other nodes
+//!   keep sending to A rather than to nobody. A later move of X replaces the relay, and X coming back to A
+//!   ends it. Relays are kept here, beside the index, so a restarted topic shard puts them back.
 //! - **B recognizes repeats.** A message published on a clustered node carries its [`Origin`]. Once B's
 //!   routes are known, one message can reach X both directly and through A's relay (or be in the queue A
 //!   handed over and arrive again directly). For [`REMEMBER_FOR`] after the import, the session remembers
-//!   the origins of what it was given ([`Arrivals`]) and takes each only once.
+//!   the origins of what it was given ([`Arrivals`]) and takes each only once. Only such a session takes
+//!   relayed messages: if X starts clean meanwhile, they were for the session it discarded.
 //!
-//! Relayed messages may overtake or trail direct ones: during the move the client's order across
-//! publishers is not kept, but nothing is lost and nothing repeated.
+//! Limits: relayed messages may overtake or trail direct ones, so during the move the client's order is not
+//! kept, even for one publisher; a message that reaches A more than [`RELAY_FOR`] after the move (a link
+//! held up that long) is not relayed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use ractmq_protocol::{Origin, SubOptions};
 
-use crate::router::{Change, Route, Target};
+use crate::router::{index_entry, Change, Route, Target};
 
 /// How long the departed node relays. Long enough for every node to learn the new node's routes and for
 /// what was queued towards the old node to arrive, with room to spare.
@@ -48,6 +52,7 @@ pub fn relay_key(client_id: &str) -> Arc<str> {
 #[derive(Default)]
 pub struct Relays {
     moved: Mutex<HashMap<Arc<str>, Relay>>,
+    next: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -55,53 +60,69 @@ struct Relay {
     node: Arc<str>,
     /// The non-shared filters of the session, as index paths.
     filters: Vec<String>,
+    /// Which move of the client this relay is for: a later move replaces it, and only its own timer ends it.
+    generation: u64,
 }
 
 impl Relays {
-    /// Index changes that swap `client`'s subscriptions for a relay to `node`, and remember the relay.
-    /// Shared subscriptions are left out: their group hands their messages to another member.
-    pub fn start(&self, client: &Arc<str>, node: Arc<str>, subscriptions: &[(String, SubOptions)]) -> Vec<Change> {
-        let filters: Vec<String> = subscriptions
-            .iter()
-            .filter(|(filter, _)| !filter.starts_with("$share/"))
-            .map(|(filter, _)| filter.clone())
-            .collect();
+    /// Index changes that swap `client`'s subscriptions (`filters`, as the client sent them) for a relay to
+    /// `node`, and remember the relay; returns the relay's generation, for [`Relays::stop`]. The session's
+    /// shared subscriptions go in the same change without a relay: their groups give their messages to other
+    /// members. A relay of an earlier move of the client is replaced.
+    pub fn start(&self, client: &Arc<str>, node: Arc<str>, filters: &[String]) -> (u64, Vec<Change>) {
         let key = relay_key(client);
+        let mut relayed = Vec::new();
         let mut changes = Vec::with_capacity(filters.len() * 2);
-        // The relay first: the filter never has no route here, so other nodes never hear it withdrawn.
-        for filter in &filters {
+        for filter in filters {
+            let (path, member, group) = index_entry(filter, client);
+            // The relay first: the filter never has no route here, so other nodes never hear it withdrawn.
+            if group.is_none() {
+                changes.push(Change {
+                    filter: path.to_string(),
+                    key: key.clone(),
+                    route: Some(relay_route(client, &node)),
+                });
+                relayed.push(path.to_string());
+            }
             changes.push(Change {
-                filter: filter.clone(),
-                key: key.clone(),
-                route: Some(relay_route(client, &node)),
-            });
-            changes.push(Change {
-                filter: filter.clone(),
-                key: client.clone(),
+                filter: path.to_string(),
+                key: member,
                 route: None,
             });
         }
-        self.moved.lock().insert(client.clone(), Relay { node, filters });
-        changes
+        let generation = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut moved = self.moved.lock();
+        if let Some(earlier) = moved.remove(client) {
+            changes.extend(ended(
+                &key,
+                earlier.filters.into_iter().filter(|f| !relayed.contains(f)),
+            ));
+        }
+        let relay = Relay {
+            node,
+            filters: relayed,
+            generation,
+        };
+        moved.insert(client.clone(), relay);
+        (generation, changes)
     }
 
-    /// Index changes that end `client`'s relay, if it is the one to `node` (a later move replaces it).
-    pub fn stop(&self, client: &Arc<str>, node: &Arc<str>) -> Vec<Change> {
+    /// Index changes that end `client`'s relay if it is still the one of `generation`.
+    pub fn stop(&self, client: &Arc<str>, generation: u64) -> Vec<Change> {
         let mut moved = self.moved.lock();
-        if moved.get(client).is_none_or(|r| &r.node != node) {
+        if moved.get(client).is_none_or(|r| r.generation != generation) {
             return Vec::new();
         }
         let relay = moved.remove(client).expect("checked above");
-        let key = relay_key(client);
-        relay
-            .filters
-            .into_iter()
-            .map(|filter| Change {
-                filter,
-                key: key.clone(),
-                route: None,
-            })
-            .collect()
+        ended(&relay_key(client), relay.filters.into_iter())
+    }
+
+    /// Index changes that end `client`'s relay, whichever it is: the session came back to this node.
+    pub fn end(&self, client: &Arc<str>) -> Vec<Change> {
+        match self.moved.lock().remove(client) {
+            Some(relay) => ended(&relay_key(client), relay.filters.into_iter()),
+            None => Vec::new(),
+        }
     }
 
     /// Every relay's index entries, for a shard that rebuilds its index: (filter, key, route).
@@ -116,6 +137,17 @@ impl Relays {
         }
         all
     }
+}
+
+/// The index changes that remove relay `key` from `filters`.
+fn ended(key: &Arc<str>, filters: impl Iterator<Item = String>) -> Vec<Change> {
+    filters
+        .map(|filter| Change {
+            filter,
+            key: key.clone(),
+            route: None,
+        })
+        .collect()
 }
 
 fn relay_route(client: &Arc<str>, node: &Arc<str>) -> Route {
@@ -174,24 +206,54 @@ impl Arrivals {
 mod tests {
     use super::*;
 
-    fn subs(filters: &[&str]) -> Vec<(String, SubOptions)> {
-        filters.iter().map(|f| (f.to_string(), SubOptions::default())).collect()
+    fn filters(filters: &[&str]) -> Vec<String> {
+        filters.iter().map(|f| f.to_string()).collect()
+    }
+
+    fn summary(changes: &[Change]) -> Vec<(&str, &str, bool)> {
+        changes
+            .iter()
+            .map(|c| (c.filter.as_str(), &*c.key, c.route.is_some()))
+            .collect()
     }
 
     #[test]
-    fn a_relay_replaces_the_plain_subscriptions_and_ends_only_for_its_node() {
+    fn a_relay_replaces_the_subscriptions_and_ends_only_by_its_own_timer() {
         let relays = Relays::default();
         let client: Arc<str> = "x".into();
-        let changes = relays.start(&client, "b".into(), &subs(&["a/+", "$share/g/a/b"]));
-        let summary: Vec<(&str, &str, bool)> = changes
-            .iter()
-            .map(|c| (c.filter.as_str(), &*c.key, c.route.is_some()))
-            .collect();
-        assert_eq!(summary, [("a/+", "\0relay\0x", true), ("a/+", "x", false)]);
+        let (first, changes) = relays.start(&client, "b".into(), &filters(&["a/+", "$share/g/a/b"]));
+        assert_eq!(
+            summary(&changes),
+            [
+                ("a/+", "\0relay\0x", true),
+                ("a/+", "x", false),
+                ("a/b", "$share/g/a/b\0x", false)
+            ]
+        );
         assert_eq!(relays.entries().len(), 1);
-        assert!(relays.stop(&client, &"c".into()).is_empty(), "not the relay to c");
-        assert_eq!(relays.stop(&client, &"b".into()).len(), 1);
+        // Moved again (say back and forth) before the first relay's time is up: the new relay replaces it,
+        // the filter it no longer has loses its relay, and the first timer ends nothing.
+        let (second, changes) = relays.start(&client, "c".into(), &filters(&["q"]));
+        assert_eq!(
+            summary(&changes),
+            [
+                ("q", "\0relay\0x", true),
+                ("q", "x", false),
+                ("a/+", "\0relay\0x", false)
+            ]
+        );
+        assert!(relays.stop(&client, first).is_empty(), "an earlier move's timer");
+        assert_eq!(summary(&relays.stop(&client, second)), [("q", "\0relay\0x", false)]);
         assert!(relays.entries().is_empty());
+    }
+
+    #[test]
+    fn a_session_that_comes_back_ends_its_relay() {
+        let relays = Relays::default();
+        let client: Arc<str> = "x".into();
+        let (generation, _) = relays.start(&client, "b".into(), &filters(&["a"]));
+        assert_eq!(summary(&relays.end(&client)), [("a", "\0relay\0x", false)]);
+        assert!(relays.stop(&client, generation).is_empty());
     }
 
     #[test]

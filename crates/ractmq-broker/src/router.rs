@@ -287,7 +287,8 @@ impl Router {
     /// Deliver to the matching subscriptions of this node. With `shared` (a message published here), each
     /// shared group that matches gets it once, through a member here or, by adding to the forwards, one on
     /// another node; without it (a message from a peer) shared members are left out, as the publishing node
-    /// chose them. With `only`, to that client's (non-shared) subscriptions alone.
+    /// chose them. With `only`, to that client's (non-shared) subscriptions alone, if its session moved here
+    /// lately.
     fn deliver_here(
         &self,
         message: &Arc<Message>,
@@ -319,7 +320,9 @@ impl Router {
             });
         }
         if let Some(client) = only {
-            hits.retain(|(k, _)| &***k == client);
+            // Only a session that moved here lately takes what its old node relays: one that started clean
+            // since is another session.
+            hits.retain(|(k, r)| &***k == client && matches!(&r.target, Target::Session(s) if s.takes_relayed()));
             shared_hits.clear();
         }
         if filters > 1 && hits.len() > 1 {
@@ -471,17 +474,28 @@ impl Router {
     fn push_shared(&self, group: &Arc<str>, route: &Route, message: &Arc<Message>) {
         match &route.target {
             Target::Session(session) => {
-                // A member that moved away meanwhile has left its groups on this node: its share is dropped.
-                let _ = session.push(
-                    Delivery {
-                        message: message.clone(),
-                        qos: route.options.qos.min(message.qos),
-                        retain: message.retain && route.options.retain_as_published,
-                        subscription_ids: route.options.subscription_id.into_iter().collect(),
-                        shared: Some(group.clone()),
-                    },
-                    &self.metrics,
-                );
+                let delivery = Delivery {
+                    message: message.clone(),
+                    qos: route.options.qos.min(message.qos),
+                    retain: message.retain && route.options.retain_as_published,
+                    subscription_ids: route.options.subscription_id.into_iter().collect(),
+                    shared: Some(group.clone()),
+                };
+                // The member packed up and moved a moment ago, its membership with it: its share follows it.
+                if let Some(node) = session.push(delivery, &self.metrics) {
+                    if let Some(remote) = self.remote.get() {
+                        let member = member_key(group, &session.client_id);
+                        remote.forward(
+                            message,
+                            Forward {
+                                node,
+                                deliver: false,
+                                shared: vec![(group.clone(), member)],
+                                relay_to: None,
+                            },
+                        );
+                    }
+                }
             }
             Target::Local(sender) => {
                 if sender.try_send(message.clone()).is_err() {

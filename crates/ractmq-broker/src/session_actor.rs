@@ -22,7 +22,7 @@ use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::channel::DeliverOutcome;
 use ractmq_protocol::connect::Accepted;
 use ractmq_protocol::topic::parse_shared;
-use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange, SubOptions};
+use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::connection::{Io, Permit, Transport};
@@ -143,22 +143,14 @@ fn trace_out(kernel: &Kernel, client_id: &str, out: &[u8]) {
 /// index change (so they are never withdrawn meanwhile), for `RELAY_FOR`; what reaches the session itself
 /// after it packed up is relayed by the router too (see `moving.rs`).
 async fn relay_to(kernel: &Kernel, shared: &SessionShared, node: Arc<str>) {
-    let subscriptions: Vec<(String, SubOptions)> = {
-        let state = shared.state.lock();
-        state
-            .subscriptions
-            .iter()
-            .map(|(f, o)| (f.clone(), o.clone()))
-            .collect()
-    };
+    let filters: Vec<String> = shared.state.lock().subscriptions.keys().cloned().collect();
     let router = kernel.router.clone();
     let client = shared.client_id.clone();
-    router
-        .apply(router.relays.start(&client, node.clone(), &subscriptions))
-        .await;
+    let (generation, changes) = router.relays.start(&client, node, &filters);
+    router.apply(changes).await;
     tokio::spawn(async move {
         tokio::time::sleep(RELAY_FOR).await;
-        let changes = router.relays.stop(&client, &node);
+        let changes = router.relays.stop(&client, generation);
         if !changes.is_empty() {
             router.apply(changes).await;
         }
@@ -197,6 +189,8 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
             dropped_routes.extend(session.subscriptions.keys().cloned());
             session.clear();
             shared.mailbox.lock().queue.clear();
+            // Messages relayed for the session it replaces are not this one's (see `moving.rs`).
+            shared.forget_arrivals();
         }
         Channel::start(
             &connect,

@@ -291,6 +291,18 @@ impl SessionShared {
         }
     }
 
+    /// Moved here lately from another node: messages that node relays are for this session (see `moving.rs`).
+    pub fn takes_relayed(&self) -> bool {
+        self.remembering.load(Ordering::Acquire)
+    }
+
+    /// Stop remembering what reached the session after its move: the time for repeats is over, or the client
+    /// started clean.
+    pub fn forget_arrivals(&self) {
+        self.remembering.store(false, Ordering::Release);
+        *self.arrivals.lock() = None;
+    }
+
     /// True unless this session moved here lately and has been given `message` already (by its origin).
     pub fn first_arrival(&self, message: &Message) -> bool {
         let Some(origin) = message.origin else {

@@ -129,6 +129,7 @@ impl RemoteRouting for Routing {
             Metrics::add(&self.metrics.dropped_forward, 1);
             return false;
         }
+        let relayed = to.relay_to.is_some();
         let item = Item {
             message: message.clone(),
             deliver: to.deliver,
@@ -138,6 +139,9 @@ impl RemoteRouting for Routing {
         match self.shared.link(&to.node).push(item) {
             Ok(congested) => {
                 ClusterStats::add(&stats.forwarded, 1);
+                if relayed {
+                    ClusterStats::add(&stats.relayed_out, 1);
+                }
                 congested
             }
             Err(_) => {

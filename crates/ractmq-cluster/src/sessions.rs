@@ -25,13 +25,23 @@ use crate::forwarder::{forwarder_of, ForwarderMsg};
 use crate::state::Shared;
 use crate::stats::ClusterStats;
 use crate::wire::{self, TakeOver, TakenOver, Wire, WireSession};
+use crate::wire_message::message_size;
 
 /// Longest a connecting client waits for the other nodes to give up its session.
 pub const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Relayed messages held for one client while its session is on its way here; more are dropped (and
-/// counted with the messages dropped on the way to other nodes).
+/// Relayed messages held for one client while its session is on its way here, by number and by size (that of
+/// a handed-over session's messages); more are dropped (and counted with the messages dropped on the way to
+/// other nodes).
 pub const MAX_ARRIVING: usize = 10_000;
+pub const MAX_ARRIVING_BYTES: usize = 8 << 20;
+
+/// What was relayed for one client whose session is on its way here.
+#[derive(Default)]
+pub struct Held {
+    messages: Vec<Arc<Message>>,
+    bytes: usize,
+}
 
 pub struct Sessions {
     pub shared: Arc<Shared>,
@@ -51,7 +61,7 @@ impl RemoteSessions for Sessions {
     fn taken_over(&self, client_id: &str) {
         let held = self.shared.arriving.lock().remove(client_id);
         if let (Some(held), Some(kernel)) = (held, self.kernel.upgrade()) {
-            for message in held {
+            for message in held.messages {
                 kernel.router.route_relayed(message, client_id);
             }
         }
@@ -65,8 +75,10 @@ pub fn relayed(shared: &Shared, kernel: &Kernel, message: Arc<Message>, client: 
     {
         let mut arriving = shared.arriving.lock();
         if let Some(held) = arriving.get_mut(&client) {
-            if held.len() < MAX_ARRIVING {
-                held.push(message);
+            let size = message_size(&message);
+            if held.messages.len() < MAX_ARRIVING && held.bytes + size <= MAX_ARRIVING_BYTES {
+                held.bytes += size;
+                held.messages.push(message);
             } else {
                 Metrics::add(&kernel.metrics.dropped_forward, 1);
             }

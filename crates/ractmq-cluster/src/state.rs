@@ -11,8 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use ractmq_broker::{RouteKey, SupervisorMsg};
-use ractmq_protocol::Message;
 use ractor::ActorRef;
+
+use crate::sessions::Held;
 use ractor_cluster::NodeServerMessage;
 use tokio::sync::{broadcast, mpsc, Notify};
 
@@ -93,7 +94,7 @@ pub struct Shared {
     pub next_request: AtomicU64,
     /// Messages relayed by the node a session is being taken over from, held by client id until the session
     /// is imported here (see `sessions.rs`).
-    pub arriving: Mutex<HashMap<String, Vec<Arc<Message>>>>,
+    pub arriving: Mutex<HashMap<String, Held>>,
     /// The number of the next message published here that gets an origin (see `ractmq_protocol::Origin`).
     pub next_origin: AtomicU64,
 }

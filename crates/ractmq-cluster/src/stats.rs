@@ -19,7 +19,9 @@ pub struct ClusterStats {
     /// Sessions taken over from other nodes, and given to them.
     pub sessions_taken_over: AtomicU64,
     pub sessions_handed_over: AtomicU64,
-    /// Messages the node a session moved from passed on to it here (see `ractmq_broker::moving`).
+    /// Messages passed on to a session that moved from here to another node, and to one that moved here from
+    /// another node (see `ractmq_broker::moving`).
+    pub relayed_out: AtomicU64,
     pub relayed_in: AtomicU64,
     /// Queued messages of a handed-over session left behind because the session was too large to move.
     pub dropped_handover_too_large: AtomicU64,
