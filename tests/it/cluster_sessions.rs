@@ -131,6 +131,99 @@ async fn a_clean_start_after_a_move_gets_nothing_twice() {
     assert_eq!(unique.len(), got.len(), "a message reached the clean session twice");
 }
 
+/// A member of a shared group moves from n1 to n2 while a publisher on n3 sends to the group, whose other
+/// member is on n3: the group's messages that n3 still gives to the member on n1 follow it to n2. Every
+/// message reaches one member, never both, and no connection twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_group_member_moved_under_load_loses_nothing_and_repeats_nothing() {
+    let group = "$share/g/flow/#";
+    let nodes = start_cluster(3, &["--max-queue", "100000", "--max-offline-queue", "100000"]).await;
+    let mut old = Client::connect_with(persistent(&nodes[0], "mover")).await;
+    old.subscribe(group, QoS::AtLeastOnce).await;
+    let mut other = Client::connect(nodes[2].mqtt, "stayer").await;
+    other.subscribe(group, QoS::AtLeastOnce).await;
+    let publisher = Client::connect(nodes[2].mqtt, "pub-n3").await;
+    let feed = Feed::start(&publisher);
+    let (mut on_old, mut on_new, mut on_other) = (Vec::new(), Vec::new(), Vec::new());
+    while on_old.len() < 300 {
+        on_old.push(number(&old.expect_publish().await));
+    }
+    let mut new = Client::start(persistent(&nodes[1], "mover"));
+    assert!(new.expect_connack().await.session_present);
+    while let Ok(packet) = old.next().await {
+        if let rumqttc::Packet::Publish(p) = packet {
+            on_old.push(number(&p));
+        }
+    }
+    let published_before_move = feed.sent();
+    while !on_new.iter().any(|&n| n >= published_before_move + 500) {
+        on_new.push(number(&new.expect_publish().await));
+    }
+    let total = feed.stop().await;
+    let seen = |lists: [&Vec<usize>; 3], n: usize| lists.iter().any(|l| l.contains(&n));
+    let mut missing: BTreeSet<usize> = (0..total)
+        .filter(|&n| !seen([&on_old, &on_new, &on_other], n))
+        .collect();
+    while !missing.is_empty() {
+        let next = tokio::time::timeout(common::DEADLINE, async {
+            tokio::select! {
+                Some(event) = new.events.recv() => (event, true),
+                Some(event) = other.events.recv() => (event, false),
+            }
+        });
+        match next.await {
+            Ok((Ok(rumqttc::Packet::Publish(p)), on_mover)) => {
+                let n = number(&p);
+                missing.remove(&n);
+                if on_mover {
+                    on_new.push(n)
+                } else {
+                    on_other.push(n)
+                }
+            }
+            Ok((Ok(_), _)) => {}
+            other => panic!(
+                "{} of {total} never reached a member (first {:?}): {other:?}",
+                missing.len(),
+                missing.iter().take(10).collect::<Vec<_>>()
+            ),
+        }
+    }
+    let relayed = |what: &str| {
+        nodes
+            .iter()
+            .map(|n| cluster_stats(n)[what].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    common::eventually("every relayed message arrived", || {
+        relayed("relayed_out") == relayed("relayed_in")
+    })
+    .await;
+    assert!(
+        cluster_stats(&nodes[1])["relayed_in"].as_u64().unwrap() > 0,
+        "nothing of the group followed the member: the test did not catch the move under load"
+    );
+    for (name, got) in [
+        ("the old connection", &on_old),
+        ("the new one", &on_new),
+        ("the other member", &on_other),
+    ] {
+        let mut unique = got.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), got.len(), "a message reached {name} twice");
+    }
+    let both: Vec<_> = on_other
+        .iter()
+        .filter(|n| on_old.contains(n) || on_new.contains(n))
+        .collect();
+    assert!(
+        both.is_empty(),
+        "messages reached both members: {:?}",
+        &both[..both.len().min(10)]
+    );
+}
+
 /// The cluster's counters of one node (`/api/v1/cluster`).
 fn cluster_stats(node: &common::cluster::Node) -> serde_json::Value {
     let api = node.api_addr().expect("the node logged where its API listens");

@@ -7,8 +7,9 @@
 //! - **A relays.** In the same index change that removes the session's subscriptions, A puts a *relay* under
 //!   its non-shared filters: a route whose target is "client X on node B" ([`Relays`]). Everything that reaches
 //!   A for those filters during [`RELAY_FOR`] is forwarded to B addressed to X alone, and a delivery that
-//!   reached the session itself after it packed up is bounced the same way (a shared group's message as that
-//!   group's, to X's membership on B). The relay keeps the filters announced meanwhile, so the other nodes
+//!   reached the session itself after it packed up is bounced the same way. A shared group's message meant
+//!   for X's membership on A (chosen here a moment before, or by another node that has not heard yet) goes
+//!   to X's membership on B. The relay keeps the filters announced meanwhile, so the other nodes
 //!   keep sending to A rather than to nobody. A later move of X replaces the relay, and X coming back to A
 //!   ends it. Relays are kept here, beside the index, so a restarted topic shard puts them back.
 //! - **B recognizes repeats.** A message published on a clustered node carries its [`Origin`]. Once B's
@@ -123,6 +124,11 @@ impl Relays {
             Some(relay) => ended(&relay_key(client), relay.filters.into_iter()),
             None => Vec::new(),
         }
+    }
+
+    /// The node `client` moved to, while it is relayed there.
+    pub fn node_of(&self, client: &str) -> Option<Arc<str>> {
+        self.moved.lock().get(client).map(|r| r.node.clone())
     }
 
     /// Every relay's index entries, for a shard that rebuilds its index: (filter, key, route).

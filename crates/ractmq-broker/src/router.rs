@@ -259,10 +259,16 @@ impl Router {
         delivered
     }
 
-    /// Route a message another node relayed here for `client`, a session that moved here from there: deliver
-    /// it to that client's matching subscriptions only.
-    pub fn route_relayed(&self, message: Arc<Message>, client: &str) -> usize {
-        let delivered = self.deliver_here(&message, None, Some(client));
+    /// Route a message another node relayed here for `client`, a session that moved here from there: to that
+    /// client's matching subscriptions only, or, with `members`, to its memberships of those shared groups.
+    pub fn route_relayed(&self, message: Arc<Message>, client: &str, members: &[(Arc<str>, Arc<str>)]) -> usize {
+        let delivered = match members {
+            [] => self.deliver_here(&message, None, Some(client)),
+            _ => members
+                .iter()
+                .filter(|(group, member)| self.deliver_to_member(group, member, &message))
+                .count(),
+        };
         if delivered == 0 {
             Metrics::add(&self.metrics.messages_no_subscribers, 1);
         }
@@ -385,11 +391,23 @@ impl Router {
 
     /// Pass `message` on to `client`, a session that moved to `node`.
     fn relay(&self, message: &Arc<Message>, node: &Arc<str>, client: &Arc<str>) {
+        self.relay_shared(message, node, client, Vec::new());
+    }
+
+    /// Pass `message` on to `client`, a session that moved to `node`: to its subscriptions, or to its
+    /// memberships in `members` (group, member key).
+    fn relay_shared(
+        &self,
+        message: &Arc<Message>,
+        node: &Arc<str>,
+        client: &Arc<str>,
+        members: Vec<(Arc<str>, Arc<str>)>,
+    ) {
         if let Some(remote) = self.remote.get() {
             let relay = Forward {
                 node: node.clone(),
                 deliver: false,
-                shared: Vec::new(),
+                shared: members,
                 relay_to: Some(client.clone()),
             };
             remote.forward(message, relay);
@@ -483,18 +501,8 @@ impl Router {
                 };
                 // The member packed up and moved a moment ago, its membership with it: its share follows it.
                 if let Some(node) = session.push(delivery, &self.metrics) {
-                    if let Some(remote) = self.remote.get() {
-                        let member = member_key(group, &session.client_id);
-                        remote.forward(
-                            message,
-                            Forward {
-                                node,
-                                deliver: false,
-                                shared: vec![(group.clone(), member)],
-                                relay_to: None,
-                            },
-                        );
-                    }
+                    let member = member_key(group, &session.client_id);
+                    self.relay_shared(message, &node, &session.client_id, vec![(group.clone(), member)]);
                 }
             }
             Target::Local(sender) => {
@@ -519,6 +527,12 @@ impl Router {
             .filter(|r| r.shared.as_ref() == Some(group))
         {
             self.push_shared(group, route, message);
+            return true;
+        }
+        // The member moved to another node a moment ago, its membership with it: its share follows it.
+        let client = member.split_once('\0').map(|(_, client)| client);
+        if let Some((client, node)) = client.and_then(|c| self.relays.node_of(c).map(|n| (c, n))) {
+            self.relay_shared(message, &node, &client.into(), vec![(group.clone(), member.clone())]);
             return true;
         }
         self.dispatch_in_group(group, parts.filter, &snapshot, None, message)

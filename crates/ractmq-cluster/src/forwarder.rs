@@ -270,16 +270,17 @@ impl ForwarderState {
         let now = Instant::now();
         for item in batch.items.into_iter().skip(skip) {
             let message = Arc::new(item.message.into_message(now));
-            if let Some(client) = item.relay_to {
-                relayed(shared, &self.kernel, message, client);
-                continue;
-            }
             let members: Vec<(Arc<str>, Arc<str>)> = item
                 .shared
                 .into_iter()
                 .map(|(group, member)| (Arc::from(group), Arc::from(member)))
                 .collect();
-            self.kernel.router.route_from_peer(message, item.deliver, &members);
+            match item.relay_to {
+                Some(client) => relayed(shared, &self.kernel, message, members, client),
+                None => {
+                    self.kernel.router.route_from_peer(message, item.deliver, &members);
+                }
+            }
         }
         ClusterStats::add(&shared.stats.received, (len - skip) as u64);
         let last = batch.first_seq + len as u64 - 1;

@@ -39,9 +39,13 @@ pub const MAX_ARRIVING_BYTES: usize = 8 << 20;
 /// What was relayed for one client whose session is on its way here.
 #[derive(Default)]
 pub struct Held {
-    messages: Vec<Arc<Message>>,
+    /// Each message with the shared groups it is for (none: the client's own subscriptions).
+    messages: Vec<(Arc<Message>, Members)>,
     bytes: usize,
 }
+
+/// Members of shared groups a message is for: (group, member).
+type Members = Vec<(Arc<str>, Arc<str>)>;
 
 pub struct Sessions {
     pub shared: Arc<Shared>,
@@ -61,8 +65,8 @@ impl RemoteSessions for Sessions {
     fn taken_over(&self, client_id: &str) {
         let held = self.shared.arriving.lock().remove(client_id);
         if let (Some(held), Some(kernel)) = (held, self.kernel.upgrade()) {
-            for message in held.messages {
-                kernel.router.route_relayed(message, client_id);
+            for (message, members) in held.messages {
+                kernel.router.route_relayed(message, client_id, &members);
             }
         }
     }
@@ -70,7 +74,7 @@ impl RemoteSessions for Sessions {
 
 /// A message the node a session came from relayed for `client`: held while that session is still on its way,
 /// routed to it otherwise.
-pub fn relayed(shared: &Shared, kernel: &Kernel, message: Arc<Message>, client: String) {
+pub fn relayed(shared: &Shared, kernel: &Kernel, message: Arc<Message>, members: Members, client: String) {
     ClusterStats::add(&shared.stats.relayed_in, 1);
     {
         let mut arriving = shared.arriving.lock();
@@ -78,14 +82,14 @@ pub fn relayed(shared: &Shared, kernel: &Kernel, message: Arc<Message>, client: 
             let size = message_size(&message);
             if held.messages.len() < MAX_ARRIVING && held.bytes + size <= MAX_ARRIVING_BYTES {
                 held.bytes += size;
-                held.messages.push(message);
+                held.messages.push((message, members));
             } else {
                 Metrics::add(&kernel.metrics.dropped_forward, 1);
             }
             return;
         }
     }
-    kernel.router.route_relayed(message, &client);
+    kernel.router.route_relayed(message, &client, &members);
 }
 
 async fn take_over(shared: &Shared, client_id: &str, clean_start: bool) -> Option<SessionHandover> {
