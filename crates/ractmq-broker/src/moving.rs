@@ -25,7 +25,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use ractmq_protocol::{Origin, SubOptions};
@@ -167,9 +167,9 @@ fn relay_route(client: &Arc<str>, node: &Arc<str>) -> Route {
     }
 }
 
-/// What reached a session that moved here, by origin, for a while after the move.
+/// What reached a session that moved here, by origin, for a while after the move (forgotten after
+/// [`REMEMBER_FOR`], see `handover::import`).
 pub struct Arrivals {
-    until: Instant,
     seen: HashSet<Origin>,
     order: VecDeque<Origin>,
 }
@@ -178,7 +178,6 @@ impl Arrivals {
     /// Remember from now on, starting with `already` (what the session brought along).
     pub fn new(already: impl IntoIterator<Item = Origin>) -> Arrivals {
         let mut arrivals = Arrivals {
-            until: Instant::now() + REMEMBER_FOR,
             seen: HashSet::new(),
             order: VecDeque::new(),
         };
@@ -200,11 +199,6 @@ impl Arrivals {
             }
         }
         true
-    }
-
-    /// Past the time a repeat could still arrive.
-    pub fn expired(&self, now: Instant) -> bool {
-        now >= self.until
     }
 }
 
@@ -269,6 +263,5 @@ mod tests {
         assert!(arrivals.first((1, 2)));
         assert!(!arrivals.first((1, 2)));
         assert!(arrivals.first((2, 2)));
-        assert!(!arrivals.expired(Instant::now()));
     }
 }

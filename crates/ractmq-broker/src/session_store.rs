@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 use ractmq_codec::Protocol;
@@ -311,16 +310,7 @@ impl SessionShared {
         if !self.remembering.load(Ordering::Acquire) {
             return true;
         }
-        let mut arrivals = self.arrivals.lock();
-        match arrivals.as_mut() {
-            Some(a) if a.expired(Instant::now()) => {
-                *arrivals = None;
-                self.remembering.store(false, Ordering::Release);
-                true
-            }
-            Some(a) => a.first(origin),
-            None => true,
-        }
+        self.arrivals.lock().as_mut().is_none_or(|a| a.first(origin))
     }
 
     /// Queue a delivery and wake the actor if it is not already awake. The only cost on the publisher's side

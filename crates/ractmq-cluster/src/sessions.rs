@@ -8,7 +8,7 @@
 //!
 //! The node that gives a session up relays what still reaches it for the session (`ractmq_broker::moving`).
 //! Relayed messages can arrive before the answer that carries the session: they wait in [`Shared::arriving`]
-//! (at most [`MAX_ARRIVING`] per client) until the session is imported.
+//! (at most [`MAX_ARRIVING`] messages and [`MAX_ARRIVING_BYTES`] per client) until the session is imported.
 
 use std::future::Future;
 use std::pin::Pin;
