@@ -197,20 +197,10 @@ async fn a_shared_group_member_moved_under_load_loses_nothing_and_repeats_nothin
             ),
         }
     }
-    let relayed = |what: &str| {
-        nodes
-            .iter()
-            .map(|n| cluster_stats(n)[what].as_u64().unwrap())
-            .sum::<u64>()
-    };
-    common::eventually("every relayed message arrived", || {
-        relayed("relayed_out") == relayed("relayed_in")
-    })
-    .await;
-    assert!(
-        cluster_stats(&nodes[1])["relayed_in"].as_u64().unwrap() > 0,
-        "nothing of the group followed the member: the test did not catch the move under load"
-    );
+    // Unlike a plain subscription, a membership is not kept announced while it is relayed: only what n3 chose
+    // the member on n1 for before hearing it left is relayed, and on a starved machine that can be nothing, so
+    // this does not insist on relays (without them, every other message of the move is lost: tried).
+    until_relays_settled(&nodes).await;
     for (name, got) in [
         ("the old connection", &on_old),
         ("the new one", &on_new),
@@ -342,16 +332,9 @@ impl Feed {
     }
 }
 
-/// Read `connection` until nothing can still come twice: once every relayed message has been routed where it
-/// went (what the nodes relayed equals what they were relayed), one more message, number `total`, published
-/// now, comes after anything a late repeat could be.
-async fn read_to_the_last(
-    nodes: &[common::cluster::Node],
-    publisher: &Client,
-    connection: &mut Client,
-    total: usize,
-    received: &mut Vec<usize>,
-) {
+/// Wait until every message any node relayed has been routed where it went: what the nodes relayed equals
+/// what they were relayed.
+async fn until_relays_settled(nodes: &[common::cluster::Node]) {
     let relayed = |what: &str| {
         nodes
             .iter()
@@ -362,6 +345,18 @@ async fn read_to_the_last(
         relayed("relayed_out") == relayed("relayed_in")
     })
     .await;
+}
+
+/// Read `connection` until nothing can still come twice: once every relayed message has been routed where it
+/// went, one more message, number `total`, published now, comes after anything a late repeat could be.
+async fn read_to_the_last(
+    nodes: &[common::cluster::Node],
+    publisher: &Client,
+    connection: &mut Client,
+    total: usize,
+    received: &mut Vec<usize>,
+) {
+    until_relays_settled(nodes).await;
     publisher
         .publish("flow/n", QoS::AtLeastOnce, false, total.to_string())
         .await;
