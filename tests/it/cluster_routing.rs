@@ -216,7 +216,7 @@ async fn killing_a_node_loses_nothing_between_the_others_and_it_routes_again_whe
 async fn a_filling_queue_towards_a_node_holds_the_publisher_instead_of_dropping() {
     // n2 is frozen (SIGSTOP) while n1's client publishes more than n1 may queue for it. The client is held
     // (its acknowledgements wait) rather than its messages dropped; once n2 thaws, every one arrives.
-    let nodes = start_cluster(
+    let mut nodes = start_cluster(
         2,
         &[
             "--forward-queue",

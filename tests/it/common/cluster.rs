@@ -129,8 +129,15 @@ impl Node {
     }
 
     /// Send `signal` (SIGSTOP, SIGCONT...) to the running process.
-    pub fn signal(&self, signal: i32) {
-        let pid = self.child.as_ref().expect("running").id();
+    pub fn signal(&mut self, signal: i32) {
+        let child = self.child.as_mut().expect("started");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{} is no longer running ({status}), so it cannot be sent signal {signal}",
+                self.name
+            );
+        }
+        let pid = child.id();
         assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
     }
 
