@@ -17,7 +17,7 @@
 //! | `routing.rs` | what the broker calls: match other nodes' routes, queue a message for a node |
 //! | `remote_routes.rs` | the other nodes' routes, and matching a topic against them |
 //! | `link.rs`, `pump.rs` | the numbered queue towards each node, and the task that sends it |
-//! | `sessions.rs`, `wire_session.rs` | takeover across nodes: asking for a client's session, answering |
+//! | `sessions.rs`, `wire_session.rs` | takeover across nodes: asking for a client's session, answering, holding what the old node relays until the session is here |
 //! | `inbound.rs` | which forwarded messages were routed already (no repeats after a resend) |
 //! | `wire.rs`, `wire_message.rs` | what nodes say to each other (serde types as bincode bytes) |
 //! | `stats.rs` | counters of what crossed and what was dropped |
