@@ -56,7 +56,6 @@ pub struct Relays {
     next: AtomicU64,
 }
 
-#[derive(Clone)]
 struct Relay {
     node: Arc<str>,
     /// The non-shared filters of the session, as index paths.
@@ -68,8 +67,9 @@ struct Relay {
 impl Relays {
     /// Index changes that swap `client`'s subscriptions (`filters`, as the client sent them) for a relay to
     /// `node`, and remember the relay; returns the relay's generation, for [`Relays::stop`]. The session's
-    /// shared subscriptions go in the same change without a relay: their groups give their messages to other
-    /// members. A relay of an earlier move of the client is replaced.
+    /// shared subscriptions go in the same change without a relay: a group's message still meant for this
+    /// member here is sent after it by [`Relays::node_of`]. A relay of an earlier move of the client is
+    /// replaced.
     pub fn start(&self, client: &Arc<str>, node: Arc<str>, filters: &[String]) -> (u64, Vec<Change>) {
         let key = relay_key(client);
         let mut relayed = Vec::new();
@@ -110,20 +110,21 @@ impl Relays {
 
     /// Index changes that end `client`'s relay if it is still the one of `generation`.
     pub fn stop(&self, client: &Arc<str>, generation: u64) -> Vec<Change> {
-        let mut moved = self.moved.lock();
-        if moved.get(client).is_none_or(|r| r.generation != generation) {
-            return Vec::new();
-        }
-        let relay = moved.remove(client).expect("checked above");
-        ended(&relay_key(client), relay.filters.into_iter())
+        self.end_if(client, |relay| relay.generation == generation)
     }
 
     /// Index changes that end `client`'s relay, whichever it is: the session came back to this node.
     pub fn end(&self, client: &Arc<str>) -> Vec<Change> {
-        match self.moved.lock().remove(client) {
-            Some(relay) => ended(&relay_key(client), relay.filters.into_iter()),
-            None => Vec::new(),
+        self.end_if(client, |_| true)
+    }
+
+    fn end_if(&self, client: &Arc<str>, which: impl Fn(&Relay) -> bool) -> Vec<Change> {
+        let mut moved = self.moved.lock();
+        if !moved.get(client).is_some_and(which) {
+            return Vec::new();
         }
+        let relay = moved.remove(client).expect("checked above");
+        ended(&relay_key(client), relay.filters.into_iter())
     }
 
     /// The node `client` moved to, while it is relayed there.

@@ -12,8 +12,6 @@ use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use ractmq_broker::{RouteKey, SupervisorMsg};
 use ractor::ActorRef;
-
-use crate::sessions::Held;
 use ractor_cluster::NodeServerMessage;
 use tokio::sync::{broadcast, mpsc, Notify};
 
@@ -23,6 +21,7 @@ use crate::inbound::Inbound;
 use crate::link::PeerLink;
 use crate::membership::{MemberEvent, Membership};
 use crate::remote_routes::RemoteRoutes;
+use crate::sessions::Held;
 use crate::stats::ClusterStats;
 use crate::tls::TlsSetup;
 use crate::wire::WireSession;
