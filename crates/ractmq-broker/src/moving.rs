@@ -11,7 +11,7 @@
 //!   for X's membership on A (chosen here a moment before, or by another node that has not heard yet) goes
 //!   to X's membership on B. The relay keeps the filters announced meanwhile, so the other nodes
 //!   keep sending to A rather than to nobody. A later move of X replaces the relay, and X coming back to A
-//!   ends it. Relays are kept here, beside the index, so a restarted topic shard puts them back.
+//!   ends it; a relayed message that reaches a node X has already left again follows X on. Relays are kept here, beside the index, so a restarted topic shard puts them back.
 //! - **B recognizes repeats.** A message published on a clustered node carries its [`Origin`]. Once B's
 //!   routes are known, one message can reach X both directly and through A's relay (or be in the queue A
 //!   handed over and arrive again directly). For [`REMEMBER_FOR`] after the import, the session remembers

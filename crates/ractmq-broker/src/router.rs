@@ -260,10 +260,20 @@ impl Router {
     }
 
     /// Route a message another node relayed here for `client`, a session that moved here from there: to that
-    /// client's matching subscriptions only, or, with `members`, to its memberships of those shared groups.
+    /// client's matching subscriptions only, or, with `members`, to its memberships of those shared groups. If
+    /// the session has moved on again meanwhile, the message follows it.
     pub fn route_relayed(&self, message: Arc<Message>, client: &str, members: &[(Arc<str>, Arc<str>)]) -> usize {
         let delivered = match members {
-            [] => self.deliver_here(&message, None, Some(client)),
+            [] => match self.deliver_here(&message, None, Some(client)) {
+                0 => match self.relays.node_of(client) {
+                    Some(node) => {
+                        self.relay(&message, &node, &client.into());
+                        1
+                    }
+                    None => 0,
+                },
+                here => here,
+            },
             _ => members
                 .iter()
                 .filter(|(group, member)| self.deliver_to_member(group, member, &message))
