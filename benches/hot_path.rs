@@ -101,8 +101,8 @@ fn route(c: &mut Criterion) {
     let payload = bytes::Bytes::from_static(&[1u8; 64]);
     c.bench_function("route_one_publish_to_one_subscriber", |b| {
         b.iter(|| {
-            let n = broker
-                .publish("bench/x", payload.clone(), ractmq::QoS::AtMostOnce, false)
+            let n = rt
+                .block_on(broker.publish("bench/x", payload.clone(), ractmq::QoS::AtMostOnce, false))
                 .unwrap();
             assert_eq!(n, 1);
             black_box(rt.block_on(sub.recv()));

@@ -53,7 +53,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // An in-process subscription: a typed handle; the subscription ends when it is dropped.
     let mut readings = broker.subscribe("sensors/+/temperature", 64).await?;
     for (room, value) in [("kitchen", "21.5"), ("garage", "9.0")] {
-        broker.publish(&format!("sensors/{room}/temperature"), value, QoS::AtLeastOnce, false)?;
+        broker
+            .publish(&format!("sensors/{room}/temperature"), value, QoS::AtLeastOnce, false)
+            .await?;
     }
     for _ in 0..2 {
         let message = readings.recv().await.expect("broker running");

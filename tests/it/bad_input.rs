@@ -16,6 +16,7 @@ async fn isolated(case: impl AsyncFnOnce(std::net::SocketAddr)) {
     case(addr).await;
     broker
         .publish("still/alive", "yes", ractmq::QoS::AtLeastOnce, false)
+        .await
         .unwrap();
     assert_eq!(healthy.expect_publish().await.payload.as_ref(), b"yes");
     assert_eq!(

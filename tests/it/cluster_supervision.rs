@@ -104,6 +104,7 @@ async fn killed_cluster_actors_are_restarted_and_the_membership_survives() {
     assert_eq!(&got.payload[..], b"to n1");
     broker
         .publish("forth/1", &b"to n2"[..], ractmq::QoS::AtLeastOnce, false)
+        .await
         .unwrap();
     assert_eq!(&there.expect_publish().await.payload[..], b"to n2");
 

@@ -46,6 +46,7 @@ async fn an_idle_subscriber_hibernates_and_gets_every_message_in_order() {
     for i in 0..200u32 {
         broker
             .publish("h/t", i.to_be_bytes().to_vec(), ractmq::QoS::AtLeastOnce, false)
+            .await
             .unwrap();
     }
     for i in 0..200u32 {
@@ -122,6 +123,7 @@ async fn a_new_connection_takes_over_a_hibernated_session() {
     old.expect_disconnect().await;
     broker
         .publish("dev/in", "hello", ractmq::QoS::AtLeastOnce, false)
+        .await
         .unwrap();
     assert_eq!(
         new.expect_publish().await.payload.as_ref(),
@@ -150,6 +152,7 @@ async fn killing_a_hibernated_session_restarts_it_from_the_store() {
     );
     broker
         .publish("victim/in", "still here", ractmq::QoS::AtLeastOnce, false)
+        .await
         .unwrap();
     assert_eq!(again.expect_publish().await.payload.as_ref(), b"still here");
     broker.shutdown().await;

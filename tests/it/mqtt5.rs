@@ -62,7 +62,7 @@ async fn the_broker_sets_up_and_uses_topic_aliases_when_the_client_allows_them()
     .await;
     client.subscribe("alias/#").await;
     for topic in ["alias/one", "alias/one", "alias/two"] {
-        broker.publish(topic, "x", QoS::AtMostOnce, false).unwrap();
+        broker.publish(topic, "x", QoS::AtMostOnce, false).await.unwrap();
     }
     let mut seen = Vec::new();
     for _ in 0..3 {

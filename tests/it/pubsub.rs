@@ -110,6 +110,7 @@ async fn in_process_publish_and_subscribe_reach_mqtt_clients_and_back() {
     assert_eq!(
         broker
             .publish("from/app", "hello", ractmq::QoS::AtLeastOnce, false)
+            .await
             .unwrap(),
         1
     );
@@ -148,6 +149,7 @@ async fn a_backlog_larger_than_the_outbox_high_water_mark_is_delivered_completel
     for i in 0..BACKLOG {
         broker
             .publish("backlog", i.to_be_bytes().to_vec(), ractmq::QoS::AtMostOnce, false)
+            .await
             .unwrap();
     }
     let mut again = Client::connect_with(o).await;

@@ -357,7 +357,7 @@ async fn v5_acks_report_success_in_both_directions() {
     assert_eq!(c.expect_ack("PUBCOMP", 12).await, (0x00, false), "PUBCOMP Success");
 
     // Broker to client: QoS 2 delivery, the broker's PUBREL answers our PUBREC.
-    broker.publish("down/t", "x", QoS::ExactlyOnce, false).unwrap();
+    broker.publish("down/t", "x", QoS::ExactlyOnce, false).await.unwrap();
     let pkid = match c.next().await {
         Packet::Publish(p) => {
             assert_eq!((&*p.topic, p.qos), ("down/t", QoS::ExactlyOnce));
@@ -427,7 +427,7 @@ async fn v5_suback_grants_or_refuses_each_filter() {
     assert!(explained, "a SUBACK with a refusal carries a reason string");
     c.still_connected().await;
     // The granted subscriptions work.
-    broker.publish("g/2", "x", QoS::AtMostOnce, false).unwrap();
+    broker.publish("g/2", "x", QoS::AtMostOnce, false).await.unwrap();
     match c.next().await {
         Packet::Publish(p) => assert_eq!(&*p.topic, "g/2"),
         other => panic!("expected PUBLISH, got {}", other.kind()),

@@ -43,7 +43,7 @@ async fn the_retained_store_is_bounded_and_refusals_are_counted() {
     config.limits.max_retained = 2;
     let broker = start_with(config).await;
     for t in ["r/1", "r/2", "r/3"] {
-        broker.publish(t, t, ractmq::QoS::AtMostOnce, true).unwrap();
+        broker.publish(t, t, ractmq::QoS::AtMostOnce, true).await.unwrap();
     }
     assert_eq!(broker.kernel().router.retained.read().len(), 2);
     assert_eq!(
@@ -54,7 +54,10 @@ async fn the_retained_store_is_bounded_and_refusals_are_counted() {
     // The marker subscription first: waiting for a SUBACK skips whatever arrives before it.
     sub.subscribe("marker", QoS::AtMostOnce).await;
     sub.subscribe("r/#", QoS::AtMostOnce).await;
-    broker.publish("marker", "", ractmq::QoS::AtMostOnce, false).unwrap();
+    broker
+        .publish("marker", "", ractmq::QoS::AtMostOnce, false)
+        .await
+        .unwrap();
     let mut got: Vec<String> = sub
         .publishes_until("marker")
         .await

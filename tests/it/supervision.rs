@@ -28,9 +28,11 @@ async fn a_panicking_session_restarts_alone_and_its_client_resumes() {
 
     broker
         .publish("v", "while down", ractmq::QoS::AtLeastOnce, false)
+        .await
         .unwrap();
     broker
         .publish("b", "unaffected", ractmq::QoS::AtLeastOnce, false)
+        .await
         .unwrap();
     assert_eq!(bystander.expect_publish().await.payload.as_ref(), b"unaffected");
 
@@ -75,7 +77,10 @@ async fn shard_restart_intensity_escalates_to_the_root_and_subscriptions_survive
     })
     .await;
 
-    broker.publish("s/1", "after", ractmq::QoS::AtLeastOnce, false).unwrap();
+    broker
+        .publish("s/1", "after", ractmq::QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
     assert_eq!(sub.expect_publish().await.payload.as_ref(), b"after");
     assert_eq!(broker.kernel().router.subscription_count(), 1);
     broker.shutdown().await;
@@ -153,6 +158,7 @@ async fn session_restart_intensity_escalates_and_every_session_comes_back_from_t
     for id in ["a", "b", "c"] {
         broker
             .publish(&format!("to/{id}"), id.to_string(), ractmq::QoS::AtLeastOnce, false)
+            .await
             .unwrap();
     }
     for id in ["a", "b", "c"] {

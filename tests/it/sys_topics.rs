@@ -59,7 +59,10 @@ async fn sys_topics_report_the_broker_state() {
     all.subscribe("marker", QoS::AtMostOnce).await;
     // Wait for at least one more $SYS round on the first subscriber, then send the marker.
     sub.expect_publish().await;
-    broker.publish("marker", "", ractmq::QoS::AtMostOnce, false).unwrap();
+    broker
+        .publish("marker", "", ractmq::QoS::AtMostOnce, false)
+        .await
+        .unwrap();
     assert!(all.publishes_until("marker").await.is_empty());
     broker.shutdown().await;
 }

@@ -41,7 +41,10 @@ async fn no_will_after_a_normal_disconnect() {
     device.client.disconnect().await.unwrap();
     device.expect_disconnect().await;
     eventually("device session gone", || broker.kernel().store.get("device").is_none()).await;
-    broker.publish("marker", "", ractmq::QoS::AtLeastOnce, false).unwrap();
+    broker
+        .publish("marker", "", ractmq::QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
     assert!(
         watcher.publishes_until("marker").await.is_empty(),
         "no will after DISCONNECT"

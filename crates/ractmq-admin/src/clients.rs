@@ -37,6 +37,7 @@ pub fn to_json(c: &ClientInfo) -> Value {
         "connected_at": c.connected_at,
         "subscriptions": c.subscriptions,
         "queued": c.queued,
+        "queued_bytes": c.queued_bytes,
         "inflight": c.inflight,
         "expiry_interval": c.expiry_interval,
     })

@@ -101,6 +101,8 @@ pub fn counters(m: &Metrics) -> Vec<(&'static str, u64)> {
         ("dropped_retained_full", g(&m.dropped_retained_full)),
         ("dropped_forward", g(&m.dropped_forward)),
         ("disconnected_slow_subscribers", g(&m.disconnected_slow_subscribers)),
+        ("publishers_held", g(&m.publishers_held)),
+        ("subscribers_stalled", g(&m.subscribers_stalled)),
         ("messages_no_subscribers", g(&m.messages_no_subscribers)),
         ("session_restarts", g(&m.session_restarts)),
         ("shard_restarts", g(&m.shard_restarts)),
@@ -193,6 +195,9 @@ pub async fn publish(State(s): State<AppState>, Json(body): Json<PublishBody>) -
     };
     let message = Message::new(body.topic.as_str(), Bytes::from(body.payload), qos, body.retain);
     Metrics::add(&s.kernel.metrics.messages_received, 1);
-    let delivered = s.kernel.router.route(Arc::new(message));
+    let mut congestion = ractmq_broker::Congestion::default();
+    let delivered = s.kernel.router.route_reporting(Arc::new(message), &mut congestion);
+    // Answered once the message is queued, and the queues it filled have room, as a client's PUBACK is.
+    congestion.wait().await;
     Json(json!({ "topic": body.topic, "delivered": delivered })).into_response()
 }

@@ -96,12 +96,35 @@ impl Collector for BrokerCollector {
             "Retained messages kept",
             k.router.retained.read().len() as i64,
         )?;
-        let queued: usize = k.store.all().iter().map(|s| s.mailbox.lock().queue.len()).sum();
+        let (queued, queued_bytes) = k
+            .store
+            .all()
+            .iter()
+            .map(|s| s.queued())
+            .fold((0, 0), |a, q| (a.0 + q.0, a.1 + q.1));
         gauge(
             &mut e,
             "ractmq_queued_messages",
             "Messages queued for clients, summed over sessions",
             queued as i64,
+        )?;
+        gauge(
+            &mut e,
+            "ractmq_queued_bytes",
+            "Bytes queued for clients, summed over sessions",
+            queued_bytes as i64,
+        )?;
+        counter(
+            &mut e,
+            "ractmq_publishers_held",
+            "Times a publisher was held because a queue it filled was full",
+            g(&m.publishers_held),
+        )?;
+        counter(
+            &mut e,
+            "ractmq_subscribers_stalled",
+            "Subscribers whose full queue did not drain within the stall timeout",
+            g(&m.subscribers_stalled),
         )?;
         counter(
             &mut e,

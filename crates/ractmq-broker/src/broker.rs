@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
+use crate::flow::Congestion;
 use crate::kernel::Kernel;
 use crate::listener::{Listener, ListenerArgs};
 use crate::metrics::Metrics;
@@ -171,8 +172,10 @@ impl Broker {
         &self.kernel
     }
 
-    /// Publish from inside the program, without a socket. Returns the number of subscribers it reached.
-    pub fn publish(
+    /// Publish from inside the program, without a socket. Returns the number of subscribers it reached, once
+    /// the message is queued for each of them. Like a client's publish, it waits while it filled the queue of
+    /// a subscriber that is making progress, until that queue has drained to half (see docs/flow-control.md).
+    pub async fn publish(
         &self,
         topic_name: &str,
         payload: impl Into<Bytes>,
@@ -183,10 +186,14 @@ impl Broker {
             return Err(ApiError::InvalidTopic(topic_name.into()));
         }
         Metrics::add(&self.kernel.metrics.messages_received, 1);
-        Ok(self
-            .kernel
-            .router
-            .route(Arc::new(Message::new(topic_name, payload.into(), qos, retain))))
+        let message = Arc::new(Message::new(topic_name, payload.into(), qos, retain));
+        let mut congestion = Congestion::default();
+        let reached = self.kernel.router.route_reporting(message, &mut congestion);
+        if !congestion.is_empty() {
+            Metrics::add(&self.kernel.metrics.publishers_held, 1);
+            congestion.wait().await;
+        }
+        Ok(reached)
     }
 
     /// Subscribe from inside the program. Messages arrive on the returned handle; at most `capacity` wait

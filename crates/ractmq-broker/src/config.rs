@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractmq_protocol::Limits;
+use ractmq_protocol::{Limits, QueuePolicy};
 
 use crate::cluster_hook::ClusterPlug;
 use crate::enhanced_auth::Authenticators;
@@ -47,6 +47,13 @@ pub struct BrokerConfig {
     pub node_name: String,
     /// Clustering (the `ractmq-cluster` crate sets it); `None` runs a single node.
     pub cluster: Option<ClusterPlug>,
+}
+
+impl BrokerConfig {
+    /// The bounds and overflow policy of one connected client's queue: the node-wide limits.
+    pub fn queue_policy(&self, _listener: &str, _client_id: &str, _username: Option<&str>) -> QueuePolicy {
+        self.limits.online_queue()
+    }
 }
 
 impl Default for BrokerConfig {

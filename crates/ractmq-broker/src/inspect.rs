@@ -35,6 +35,8 @@ pub struct ClientInfo {
     pub subscriptions: usize,
     /// Messages queued for the client, and sent but not yet acknowledged.
     pub queued: usize,
+    /// Bytes queued for the client, as its byte bound counts them.
+    pub queued_bytes: usize,
     pub inflight: usize,
     pub expiry_interval: u32,
 }
@@ -53,7 +55,7 @@ fn client_info(session: &SessionShared) -> ClientInfo {
         let state = session.state.lock();
         (state.subscriptions.len(), state.inflight.len(), state.expiry_interval)
     };
-    let queued = session.mailbox.lock().queue.len();
+    let (queued, queued_bytes) = session.queued();
     ClientInfo {
         client_id: session.client_id.to_string(),
         connected: conn.is_some(),
@@ -69,6 +71,7 @@ fn client_info(session: &SessionShared) -> ClientInfo {
         }),
         subscriptions,
         queued,
+        queued_bytes,
         inflight,
         expiry_interval,
     }

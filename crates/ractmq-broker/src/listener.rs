@@ -115,7 +115,8 @@ async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>, extra: Option<u
             let deadline = Instant::now() + Duration::from_secs(k.limits.connect_timeout_secs);
             if let Some((read, write)) = upgrade(stream, peer, &k, extra, deadline).await {
                 let counter = k.listener_connections[extra.map_or(0, |i| i + 1)].clone();
-                handshake(read, write, peer, deadline, counter, k.clone()).await;
+                let kind = extra.map_or("tcp", |i| k.config.listeners[i].kind());
+                handshake(read, write, peer, deadline, (kind, counter), k.clone()).await;
             }
             k.handshakes.fetch_sub(1, Ordering::Relaxed);
         });
@@ -176,7 +177,7 @@ async fn handshake(
     mut write: WriteHalf,
     peer: SocketAddr,
     deadline: Instant,
-    counter: Arc<AtomicU64>,
+    (listener, counter): (&'static str, Arc<AtomicU64>),
     kernel: Arc<Kernel>,
 ) {
     let mut decoder = Decoder::new(kernel.limits.max_packet_size as usize);
@@ -289,6 +290,7 @@ async fn handshake(
         },
         session_present: false,
         authenticator: enhanced,
+        listener,
     };
     if let Err(ractor::MessagingErr::SendErr(SessionSupMsg::Attach(mut back))) =
         sup.send_message(SessionSupMsg::Attach(Box::new(attach)))

@@ -12,11 +12,17 @@ pub struct Metrics {
     pub messages_sent: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
-    /// Dropped from a connected client's outgoing queue (drop-oldest or drop-newest).
+    /// Dropped from a connected client's outgoing queue: QoS 0 shed at the byte bound, or the overflow policy
+    /// of a stalled subscriber.
     pub dropped_queue_full: AtomicU64,
+    /// Times a publisher was held because a subscriber's queue (or a queue towards another node) was full.
+    pub publishers_held: AtomicU64,
+    /// Subscribers whose full queue did not drain within the stall timeout, so that their overflow policy
+    /// applied.
+    pub subscribers_stalled: AtomicU64,
     /// Dropped from a disconnected session's offline queue.
     pub dropped_offline_queue_full: AtomicU64,
-    /// Subscribers disconnected because their queue overflowed under the `disconnect` policy.
+    /// Stalled subscribers disconnected under the `disconnect` policy.
     pub disconnected_slow_subscribers: AtomicU64,
     /// Messages that expired before delivery.
     pub dropped_expired: AtomicU64,

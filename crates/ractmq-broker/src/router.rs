@@ -22,10 +22,11 @@ use ractmq_protocol::{Delivery, Message, Origin, SubOptions};
 use ractor::ActorRef;
 use tokio::sync::mpsc;
 
+use crate::flow::Congestion;
 use crate::metrics::Metrics;
 use crate::moving::Relays;
 use crate::routes::{Forward, LocalRoutes, RemoteMatch, RemoteMember, RemoteRouting, RouteKey};
-use crate::session_store::{SessionShared, SessionStore};
+use crate::session_store::{Pushed, SessionShared, SessionStore};
 use crate::shard::{ShardMsg, ShardOp};
 use crate::shared::{member_key, SharedGroups, SharedStrategy};
 
@@ -182,12 +183,12 @@ impl Router {
     /// subscription here, and forward it once to each other node with a matching route (retained messages go
     /// to every other node, which keeps a copy). Returns the deliveries here plus the nodes forwarded to.
     pub fn route(&self, message: Arc<Message>) -> usize {
-        self.route_reporting(message, &mut Vec::new())
+        self.route_reporting(message, &mut Congestion::default())
     }
 
-    /// [`Router::route`], adding to `congested` the nodes whose queue is filling up: a client's publisher
-    /// then waits for them ([`RemoteRouting::wait_for_room`]) before reading more from its client.
-    pub fn route_reporting(&self, message: Arc<Message>, congested: &mut Vec<Arc<str>>) -> usize {
+    /// [`Router::route`], adding to `congestion` the queues it filled past their bounds (subscribers here,
+    /// other nodes): the publisher then waits for them (see `flow.rs`) before reading more from its client.
+    pub fn route_reporting(&self, message: Arc<Message>, congestion: &mut Congestion) -> usize {
         let started = Instant::now();
         Metrics::add(&self.metrics.routed_by_qos[message.qos as usize], 1);
         // `$SYS` topics describe one node: each node publishes its own.
@@ -209,7 +210,7 @@ impl Router {
                 relay_to: None,
             }));
         }
-        let delivered = self.deliver_here(&message, Some((&matched.shared, &mut forwards)), None);
+        let delivered = self.deliver_here(&message, Some((&matched.shared, &mut forwards)), None, congestion);
         let forwarded = forwards.iter().filter(|f| f.deliver || !f.shared.is_empty()).count();
         if let Some(remote) = remote {
             if message.retain {
@@ -225,9 +226,8 @@ impl Router {
                 }
             }
             for forward in forwards {
-                let node = forward.node.clone();
-                if remote.forward(&message, forward) && !congested.contains(&node) {
-                    congested.push(node);
+                if let Some(backlog) = remote.forward(&message, forward) {
+                    congestion.add(backlog);
                 }
             }
         }
@@ -241,15 +241,21 @@ impl Router {
     /// Route a message another node forwarded here: keep it if retained, deliver it to this node's matching
     /// (non-shared) subscribers if `deliver`, and to the named members of shared subscriptions. It is never
     /// forwarded again: the publishing node sent it to every node that needs it.
-    pub fn route_from_peer(&self, message: Arc<Message>, deliver: bool, shared: &[(Arc<str>, Arc<str>)]) -> usize {
+    pub fn route_from_peer(
+        &self,
+        message: Arc<Message>,
+        deliver: bool,
+        shared: &[(Arc<str>, Arc<str>)],
+        congestion: &mut Congestion,
+    ) -> usize {
         self.store_retained(&message);
         let mut delivered = if deliver {
-            self.deliver_here(&message, None, None)
+            self.deliver_here(&message, None, None, congestion)
         } else {
             0
         };
         for (group, member) in shared {
-            if self.deliver_to_member(group, member, &message) {
+            if self.deliver_to_member(group, member, &message, congestion) {
                 delivered += 1;
             }
         }
@@ -262,12 +268,18 @@ impl Router {
     /// Route a message another node relayed here for `client`, a session that moved here from there: to that
     /// client's matching subscriptions only, or, with `members`, to its memberships of those shared groups. If
     /// the session has moved on again meanwhile, the message follows it.
-    pub fn route_relayed(&self, message: Arc<Message>, client: &str, members: &[(Arc<str>, Arc<str>)]) -> usize {
+    pub fn route_relayed(
+        &self,
+        message: Arc<Message>,
+        client: &str,
+        members: &[(Arc<str>, Arc<str>)],
+        congestion: &mut Congestion,
+    ) -> usize {
         let delivered = match members {
-            [] => match self.deliver_here(&message, None, Some(client)) {
+            [] => match self.deliver_here(&message, None, Some(client), congestion) {
                 0 => match self.relays.node_of(client) {
                     Some(node) => {
-                        self.relay(&message, &node, &client.into());
+                        self.relay(&message, &node, &client.into(), congestion);
                         1
                     }
                     None => 0,
@@ -276,7 +288,7 @@ impl Router {
             },
             _ => members
                 .iter()
-                .filter(|(group, member)| self.deliver_to_member(group, member, &message))
+                .filter(|(group, member)| self.deliver_to_member(group, member, &message, congestion))
                 .count(),
         };
         if delivered == 0 {
@@ -310,6 +322,7 @@ impl Router {
         message: &Arc<Message>,
         shared: Option<(&[RemoteMember], &mut Vec<Forward>)>,
         only: Option<&str>,
+        congestion: &mut Congestion,
     ) -> usize {
         let topic: &str = &message.topic;
         let first = topic.split('/').next().unwrap_or("");
@@ -377,9 +390,13 @@ impl Router {
                         subscription_ids,
                         shared: None,
                     };
-                    // Packed up and moved a moment ago: it follows the session.
-                    if let Some(node) = session.push(delivery, &self.metrics) {
-                        self.relay(message, &node, &session.client_id);
+                    match session.push(delivery, &self.metrics) {
+                        Pushed::Queued => {}
+                        // A client's own full queue never holds it: it could not drain while held.
+                        Pushed::Full if message.publisher.as_ref() == Some(key) => {}
+                        Pushed::Full => congestion.add(session.clone()),
+                        // Packed up and moved a moment ago: it follows the session.
+                        Pushed::Moved(node) => self.relay(message, &node, &session.client_id, congestion),
                     }
                 }
                 Target::Local(sender) => {
@@ -387,21 +404,21 @@ impl Router {
                         Metrics::add(&self.metrics.dropped_local_subscriber, 1);
                     }
                 }
-                Target::Relay { node, client } => self.relay(message, node, client),
+                Target::Relay { node, client } => self.relay(message, node, client, congestion),
             }
             delivered += 1;
         }
         if let Some((remote, forwards)) = shared {
             if !shared_hits.is_empty() || !remote.is_empty() {
-                delivered += self.deliver_shared(message, shared_hits, remote, forwards);
+                delivered += self.deliver_shared(message, shared_hits, remote, forwards, congestion);
             }
         }
         delivered
     }
 
     /// Pass `message` on to `client`, a session that moved to `node`.
-    fn relay(&self, message: &Arc<Message>, node: &Arc<str>, client: &Arc<str>) {
-        self.relay_shared(message, node, client, Vec::new());
+    fn relay(&self, message: &Arc<Message>, node: &Arc<str>, client: &Arc<str>, congestion: &mut Congestion) {
+        self.relay_shared(message, node, client, Vec::new(), congestion);
     }
 
     /// Pass `message` on to `client`, a session that moved to `node`: to its subscriptions, or to its
@@ -412,6 +429,7 @@ impl Router {
         node: &Arc<str>,
         client: &Arc<str>,
         members: Vec<(Arc<str>, Arc<str>)>,
+        congestion: &mut Congestion,
     ) {
         if let Some(remote) = self.remote.get() {
             let relay = Forward {
@@ -420,7 +438,9 @@ impl Router {
                 shared: members,
                 relay_to: Some(client.clone()),
             };
-            remote.forward(message, relay);
+            if let Some(backlog) = remote.forward(message, relay) {
+                congestion.add(backlog);
+            }
         }
     }
 
@@ -433,6 +453,7 @@ impl Router {
         mut local: Vec<(&Arc<str>, &Route)>,
         remote: &[RemoteMember],
         forwards: &mut Vec<Forward>,
+        congestion: &mut Congestion,
     ) -> usize {
         local.sort_unstable_by(|a, b| (&a.1.shared, a.0).cmp(&(&b.1.shared, b.0)));
         let mut remote: Vec<&RemoteMember> = remote.iter().collect();
@@ -454,7 +475,7 @@ impl Router {
             let there: Vec<&RemoteMember> = remote.iter().copied().filter(|m| &m.group == group).collect();
             match self.choose_member(group, &here, &there, message) {
                 Chosen::Here(route) => {
-                    self.push_shared(group, route, message);
+                    self.push_shared(group, route, message, congestion);
                     delivered += 1;
                 }
                 Chosen::There(member) => match forwards.iter_mut().find(|f| f.node == member.node) {
@@ -499,7 +520,7 @@ impl Router {
         }
     }
 
-    fn push_shared(&self, group: &Arc<str>, route: &Route, message: &Arc<Message>) {
+    fn push_shared(&self, group: &Arc<str>, route: &Route, message: &Arc<Message>, congestion: &mut Congestion) {
         match &route.target {
             Target::Session(session) => {
                 let delivery = Delivery {
@@ -509,10 +530,16 @@ impl Router {
                     subscription_ids: route.options.subscription_id.into_iter().collect(),
                     shared: Some(group.clone()),
                 };
-                // The member packed up and moved a moment ago, its membership with it: its share follows it.
-                if let Some(node) = session.push(delivery, &self.metrics) {
-                    let member = member_key(group, &session.client_id);
-                    self.relay_shared(message, &node, &session.client_id, vec![(group.clone(), member)]);
+                match session.push(delivery, &self.metrics) {
+                    Pushed::Queued => {}
+                    Pushed::Full if message.publisher.as_ref() == Some(&session.client_id) => {}
+                    Pushed::Full => congestion.add(session.clone()),
+                    // The member packed up and moved a moment ago, its membership with it: its share follows it.
+                    Pushed::Moved(node) => {
+                        let member = member_key(group, &session.client_id);
+                        let members = vec![(group.clone(), member)];
+                        self.relay_shared(message, &node, &session.client_id, members, congestion);
+                    }
                 }
             }
             Target::Local(sender) => {
@@ -527,7 +554,13 @@ impl Router {
 
     /// Give `message` to `member` of `group`, chosen by the node it was published on; if that member has gone
     /// meanwhile, to another member of the group here. False if the group has no member here.
-    fn deliver_to_member(&self, group: &Arc<str>, member: &Arc<str>, message: &Arc<Message>) -> bool {
+    fn deliver_to_member(
+        &self,
+        group: &Arc<str>,
+        member: &Arc<str>,
+        message: &Arc<Message>,
+        congestion: &mut Congestion,
+    ) -> bool {
         let Some(Ok(parts)) = parse_shared(group) else {
             return false;
         };
@@ -536,16 +569,17 @@ impl Router {
             .get(parts.filter, member)
             .filter(|r| r.shared.as_ref() == Some(group))
         {
-            self.push_shared(group, route, message);
+            self.push_shared(group, route, message, congestion);
             return true;
         }
         // The member moved to another node a moment ago, its membership with it: its share follows it.
         let client = member.split_once('\0').map(|(_, client)| client);
         if let Some((client, node)) = client.and_then(|c| self.relays.node_of(c).map(|n| (c, n))) {
-            self.relay_shared(message, &node, &client.into(), vec![(group.clone(), member.clone())]);
+            let members = vec![(group.clone(), member.clone())];
+            self.relay_shared(message, &node, &client.into(), members, congestion);
             return true;
         }
-        self.dispatch_in_group(group, parts.filter, &snapshot, None, message)
+        self.dispatch_in_group(group, parts.filter, &snapshot, None, message, congestion)
     }
 
     /// A member of `delivery`'s shared group is leaving (`leaving` is its client id) without having
@@ -558,7 +592,15 @@ impl Router {
             return false;
         };
         let snapshot = self.shards[self.shard_of_filter(parts.filter)].snapshot.load();
-        self.dispatch_in_group(group, parts.filter, &snapshot, Some(leaving), &delivery.message)
+        let mut congestion = Congestion::default();
+        self.dispatch_in_group(
+            group,
+            parts.filter,
+            &snapshot,
+            Some(leaving),
+            &delivery.message,
+            &mut congestion,
+        )
     }
 
     fn dispatch_in_group(
@@ -568,6 +610,7 @@ impl Router {
         snapshot: &Index,
         leaving: Option<&str>,
         message: &Arc<Message>,
+        congestion: &mut Congestion,
     ) -> bool {
         let mut members = Vec::new();
         snapshot.for_each_at(path, |k, r| {
@@ -580,7 +623,7 @@ impl Router {
         }
         members.sort_unstable_by(|a, b| a.0.cmp(b.0));
         if let Chosen::Here(route) = self.choose_member(group, &members, &[], message) {
-            self.push_shared(group, route, message);
+            self.push_shared(group, route, message, congestion);
         }
         true
     }

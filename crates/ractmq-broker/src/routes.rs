@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use ractmq_protocol::{Message, Origin};
 
+use crate::flow::Backlog;
+
 use crate::router::Route;
 
 /// One route this node announces to the others.
@@ -145,17 +147,12 @@ pub trait RemoteRouting: Send + Sync + 'static {
     /// The nodes that keep a copy of retained messages (every other node this one can reach).
     fn peers(&self) -> Vec<Arc<str>>;
 
-    /// Send `message` to another node (queued, never blocks). True if the queue towards that node is
-    /// filling up (past half its bound): the publisher should wait with [`RemoteRouting::wait_for_room`]
-    /// before it publishes more.
-    fn forward(&self, message: &Arc<Message>, to: Forward) -> bool;
+    /// Send `message` to another node (queued, never blocks). Returns the queue towards that node if it is
+    /// filling up: the publisher should wait for it (see `flow.rs`) before it publishes more.
+    fn forward(&self, message: &Arc<Message>, to: Forward) -> Option<Arc<dyn Backlog>>;
 
     /// A new identity for a message published on this node (see [`ractmq_protocol::Origin`]).
     fn next_origin(&self) -> Origin;
-
-    /// Wait until the queues towards `nodes` have room again (or those nodes are down), bounded in time:
-    /// backpressure on publishers instead of drops.
-    fn wait_for_room(&self, nodes: Vec<Arc<str>>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 #[cfg(test)]

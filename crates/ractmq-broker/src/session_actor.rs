@@ -14,9 +14,11 @@
 //! that arrived meanwhile, in order. An idle client then costs its socket tasks and its session record, not an
 //! actor.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use ractmq_codec::{reason, Connect, DecodeError, Packet, QoS, RetainHandling, Will};
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::channel::DeliverOutcome;
@@ -25,7 +27,8 @@ use ractmq_protocol::topic::parse_shared;
 use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::connection::{Io, Permit, Transport};
+use crate::connection::{AbortOnDrop, Io, Permit, Transport};
+use crate::flow::Congestion;
 use crate::handover::SessionHandover;
 use crate::inspect::{describe_frames, trace_line};
 use crate::kernel::Kernel;
@@ -50,6 +53,8 @@ pub struct Attach {
     pub session_present: bool,
     /// The method the client authenticated with, if enhanced: it may re-authenticate with it.
     pub authenticator: Option<Arc<dyn Authenticator>>,
+    /// The kind of listener it connected on ("tcp", "tls", "ws", "wss"), for per-listener settings.
+    pub listener: &'static str,
 }
 
 pub enum SessionMsg {
@@ -71,6 +76,10 @@ pub enum SessionMsg {
     Drain,
     /// The outgoing queue overflowed under the `disconnect` policy.
     QueueOverflow,
+    /// The queues that held this publisher have room (or their subscribers stalled): read on.
+    Resume {
+        generation: u64,
+    },
     /// The reader of connection `generation` heard nothing for the keepalive limit.
     Tick {
         generation: u64,
@@ -176,6 +185,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         transport,
         mut session_present,
         authenticator,
+        listener,
     } = attach;
     let peer = transport.peer;
     let mut fx = Effects::default();
@@ -223,7 +233,10 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         username: connect.username.clone(),
         connected_at: std::time::SystemTime::now(),
     });
-    shared.set_online(true, &kernel.limits, &kernel.metrics);
+    let policy = kernel
+        .config
+        .queue_policy(listener, &shared.client_id, connect.username.as_deref());
+    shared.set_online(Some(policy), &kernel.limits, &kernel.metrics);
     let online = Online {
         channel,
         io,
@@ -281,6 +294,24 @@ pub struct SessionState {
     /// Messages handled, and the count at the last idle check: unchanged but for the check itself means idle.
     handled: u64,
     idle_mark: u64,
+    /// Set while this client, as a publisher, waits for full queues (see `flow.rs`).
+    hold: Option<Hold>,
+}
+
+/// A publisher held by full queues: its acknowledgements and what its reader read since wait here, and the
+/// reader stops once its permits are all held, so the client's socket is not read meanwhile. The actor itself
+/// goes on serving the client as a subscriber, so that a client held by its own subscribers' queues is never
+/// stuck behind its own.
+struct Hold {
+    generation: u64,
+    /// Packets for the client that came with the held publishes (PUBACK, PUBREC...), in order.
+    out: BytesMut,
+    /// The permit of the batch that filled the queues.
+    permit: Option<Permit>,
+    /// Batches read since, in order, each with its permit.
+    deferred: VecDeque<(Vec<Packet>, Permit)>,
+    /// Waits for room, then sends `Resume`; aborted with the hold.
+    _waiter: AbortOnDrop,
 }
 
 impl Actor for SessionActor {
@@ -306,6 +337,7 @@ impl Actor for SessionActor {
             ending: false,
             handled: 0,
             idle_mark: 0,
+            hold: None,
         })
     }
 
@@ -333,10 +365,18 @@ impl SessionState {
                 packets,
                 permit,
             } => {
-                if self.is_current(generation) {
-                    self.inbound(myself, packets).await;
+                if !self.is_current(generation) {
+                    return;
                 }
-                drop(permit);
+                match self.hold.as_mut() {
+                    Some(hold) => hold.deferred.push_back((packets, permit)),
+                    None => self.inbound(myself, packets, permit).await,
+                }
+            }
+            SessionMsg::Resume { generation } => {
+                if self.hold.as_ref().is_some_and(|h| h.generation == generation) && self.is_current(generation) {
+                    Box::pin(self.resume(myself)).await;
+                }
             }
             SessionMsg::ReaderClosed { generation, error } => {
                 if self.is_current(generation) {
@@ -351,7 +391,8 @@ impl SessionState {
                 }
             }
             SessionMsg::Tick { generation } => {
-                if self.is_current(generation) {
+                // A held client is sending: its packets wait unread.
+                if self.is_current(generation) && self.hold.is_none() {
                     Box::pin(self.tick(myself)).await;
                 }
             }
@@ -405,6 +446,7 @@ impl SessionState {
             return;
         }
         self.generation += 1;
+        self.hold = None;
         if let Some(old) = self.online.take() {
             self.takeover(old);
         }
@@ -445,10 +487,11 @@ impl SessionState {
         }
         // Timers armed for the last connection (expiry, a delayed will) no longer apply.
         self.generation += 1;
+        self.hold = None;
         if let Some(old) = self.online.take() {
             self.takeover(old);
             *self.shared.conn.lock() = None;
-            self.shared.set_online(false, &self.kernel.limits, &self.kernel.metrics);
+            self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
         }
         // The new connection cancels a delayed will, wherever it connects.
         self.shared.state.lock().will = None;
@@ -467,11 +510,11 @@ impl SessionState {
     async fn recover(&mut self, myself: &ActorRef<SessionMsg>) {
         tracing::warn!(client = %self.shared.client_id, "session restarted after a failure; its connection was closed");
         *self.shared.conn.lock() = None;
-        self.shared.set_online(false, &self.kernel.limits, &self.kernel.metrics);
+        self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
         self.after_disconnect(myself, true).await;
     }
 
-    async fn inbound(&mut self, myself: &ActorRef<SessionMsg>, packets: Vec<Packet>) {
+    async fn inbound(&mut self, myself: &ActorRef<SessionMsg>, packets: Vec<Packet>, permit: Permit) {
         let Some(online) = self.online.as_mut() else {
             return;
         };
@@ -494,6 +537,48 @@ impl SessionState {
             }
         }
         self.apply_effects(myself, fx).await;
+        // Held: the batch keeps its permit until the hold ends.
+        match self.hold.as_mut() {
+            Some(hold) => hold.permit = Some(permit),
+            None => drop(permit),
+        }
+    }
+
+    /// The queues that held this client have room: send what waited, then handle the batches read meanwhile,
+    /// unless one of them fills a queue again.
+    async fn resume(&mut self, myself: &ActorRef<SessionMsg>) {
+        let Some(mut hold) = self.hold.take() else {
+            return;
+        };
+        if let Some(online) = self.online.as_ref() {
+            online.io.outbox.push(&mut hold.out);
+        }
+        drop(hold.permit.take());
+        while let Some((packets, permit)) = hold.deferred.pop_front() {
+            self.inbound(myself, packets, permit).await;
+            if let Some(new_hold) = self.hold.as_mut() {
+                new_hold.deferred.extend(hold.deferred.drain(..));
+                break;
+            }
+        }
+    }
+
+    /// Hold this client as a publisher until `congestion` clears; `out` waits with it.
+    fn hold(&mut self, congestion: Congestion, out: &mut BytesMut) {
+        Metrics::add(&self.kernel.metrics.publishers_held, 1);
+        let shared = self.shared.clone();
+        let generation = self.generation;
+        let waiter = tokio::spawn(async move {
+            congestion.wait().await;
+            shared.send(SessionMsg::Resume { generation });
+        });
+        self.hold = Some(Hold {
+            generation,
+            out: std::mem::take(out),
+            permit: None,
+            deferred: VecDeque::new(),
+            _waiter: AbortOnDrop::new(waiter),
+        });
     }
 
     /// Carry out what the channel asked for, in the order that keeps the protocol's promises: index changes
@@ -505,24 +590,31 @@ impl SessionState {
         } else {
             Box::pin(self.apply_routes(std::mem::take(&mut fx.routes))).await
         };
-        let metrics = &self.kernel.metrics;
-        Metrics::add(&metrics.messages_received, fx.publishes.len() as u64);
-        let mut congested = Vec::new();
+        Metrics::add(&self.kernel.metrics.messages_received, fx.publishes.len() as u64);
+        let mut congestion = Congestion::default();
         for message in fx.publishes.drain(..) {
-            self.kernel.router.route_reporting(Arc::new(message), &mut congested);
-        }
-        // Queues towards other nodes filling up: hold this client (its acknowledgements, and through the
-        // reader's permits its socket) until they drain, rather than drop what it publishes.
-        if let (false, Some(remote)) = (congested.is_empty(), self.kernel.router.remote()) {
-            Box::pin(remote.wait_for_room(congested)).await;
+            self.kernel.router.route_reporting(Arc::new(message), &mut congestion);
         }
         let Some(online) = self.online.as_ref() else {
             return;
         };
         trace_out(&self.kernel, &self.shared.client_id, &fx.out);
+        if fx.close.is_some() {
+            // Acknowledgements held back go out before the connection closes.
+            if let Some(mut hold) = self.hold.take() {
+                online.io.outbox.push(&mut hold.out);
+            }
+        } else if !congestion.is_empty() {
+            // Queues filled up (subscribers here, other nodes): hold this client, its acknowledgements, and
+            // through the reader's permits its socket, until they have room, rather than drop what it publishes.
+            self.hold(congestion, &mut fx.out);
+        }
+        let Some(online) = self.online.as_ref() else {
+            return;
+        };
         online.io.outbox.push(&mut fx.out);
         for delivery in retained {
-            self.shared.push(delivery, metrics);
+            self.shared.push(delivery, &self.kernel.metrics);
         }
         if let Some(close) = fx.close {
             Box::pin(self.end_connection(myself, close)).await;
@@ -634,6 +726,7 @@ impl SessionState {
         let mut batch = Vec::with_capacity(DRAIN_BATCH);
         let mut fx = Effects::default();
         let now = Instant::now();
+        let mut handed = 0;
         loop {
             if online.io.outbox.backlogged() {
                 break; // the writer task sends Drain once it has written the backlog
@@ -656,6 +749,7 @@ impl SessionState {
                     room -= 1;
                 }
                 let qos = delivery.qos as usize;
+                handed += 1;
                 match online.channel.deliver(&mut session, delivery, now, &mut fx) {
                     DeliverOutcome::Sent => {
                         Metrics::add(&metrics.messages_sent, 1);
@@ -683,6 +777,7 @@ impl SessionState {
         }
         trace_out(&self.kernel, &self.shared.client_id, &fx.out);
         online.io.outbox.push(&mut fx.out);
+        self.shared.drained(handed);
     }
 
     async fn tick(&mut self, myself: &ActorRef<SessionMsg>) {
@@ -710,7 +805,7 @@ impl SessionState {
     /// Hibernate if nothing but this check happened since the last one and nothing waits to be sent; otherwise
     /// look again later.
     fn idle_check(&mut self, myself: &ActorRef<SessionMsg>, generation: u64) {
-        let busy = self.handled != self.idle_mark + 1;
+        let busy = self.handled != self.idle_mark + 1 || self.hold.is_some();
         let quiet = !busy
             && self.shared.mailbox.lock().queue.is_empty()
             && self.online.as_ref().is_some_and(|o| o.io.outbox.is_idle());
@@ -808,6 +903,7 @@ impl SessionState {
         let Some(online) = self.online.take() else {
             return;
         };
+        self.hold = None;
         self.generation += 1;
         let reason = format!("0x{:02X}", close.reason);
         if close.publish_will || close.reason >= 0x80 {
@@ -817,7 +913,7 @@ impl SessionState {
         }
         online.io.close();
         *self.shared.conn.lock() = None;
-        self.shared.set_online(false, &self.kernel.limits, &self.kernel.metrics);
+        self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
         if !close.publish_will {
             self.shared.state.lock().will = None;
         }

@@ -12,10 +12,12 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use ractmq_codec::Protocol;
-use ractmq_protocol::config::{Limits, OverflowPolicy};
-use ractmq_protocol::{BoundedQueue, Delivery, Message, PushOutcome, Session};
+use ractmq_protocol::config::Limits;
+use ractmq_protocol::{BoundedQueue, Delivery, Message, PushOutcome, QueueMode, QueuePolicy, Session};
 use ractor::ActorRef;
+use tokio::sync::Notify;
 
+use crate::flow::Backlog;
 use crate::handover::SessionHandover;
 use crate::metrics::Metrics;
 use crate::moving::Arrivals;
@@ -29,6 +31,12 @@ pub type SupSlot = Arc<RwLock<Option<ActorRef<SessionSupMsg>>>>;
 /// Messages routed to a session and not yet handed to its protocol state machine.
 pub struct Mailbox {
     pub queue: BoundedQueue<Delivery>,
+    /// The bounds of this client's queue while it is connected (node-wide, or from a per-client rule).
+    online_policy: QueuePolicy,
+    /// A push found the queue full: publishers may be waiting on [`SessionShared::room`].
+    held: bool,
+    /// Moves whenever the actor hands queued messages to the client (see [`Backlog::progress`]).
+    progress: u64,
     /// A Drain message is on its way to the actor; no need to send another.
     wake_pending: bool,
     pub online: bool,
@@ -62,6 +70,18 @@ pub struct SessionShared {
     /// reaches it twice (see `moving.rs`). `remembering` spares every delivery the lock otherwise.
     arrivals: Mutex<Option<Arrivals>>,
     remembering: AtomicBool,
+    /// Publishers held by this session's full queue wait here for room (see `flow.rs`).
+    room: Notify,
+    metrics: Arc<Metrics>,
+}
+
+/// Where a delivery went.
+pub enum Pushed {
+    Queued,
+    /// Queued past the bound of a subscriber that is making progress: the publisher should wait for room.
+    Full,
+    /// Not taken: the session has moved to this node, for the caller to relay it there.
+    Moved(Arc<str>),
 }
 
 /// Where a message to this session goes. Everything that talks to a session (its socket tasks, the router, the
@@ -91,18 +111,23 @@ fn pending_has_room(pending: &[SessionMsg], msg: &SessionMsg) -> bool {
 }
 
 impl SessionShared {
-    pub fn new(client_id: Arc<str>, limits: &Limits, sup: SupSlot) -> Arc<Self> {
+    pub fn new(client_id: Arc<str>, limits: &Limits, sup: SupSlot, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(SessionShared {
             conn: Mutex::new(None),
             state: Mutex::new(Session::new(client_id.clone())),
             mailbox: Mutex::new(Mailbox {
-                queue: BoundedQueue::new(limits.max_offline_queue_len, limits.offline_overflow),
+                queue: BoundedQueue::new(limits.offline_queue(), QueueMode::Policy),
+                online_policy: limits.online_queue(),
+                held: false,
+                progress: 0,
                 wake_pending: false,
                 online: false,
                 moved_to: None,
             }),
             arrivals: Mutex::new(None),
             remembering: AtomicBool::new(false),
+            room: Notify::new(),
+            metrics,
             gate: Mutex::new(Gate::Down),
             sup,
             client_id,
@@ -231,21 +256,32 @@ impl SessionShared {
         self.mailbox.lock().online
     }
 
-    /// Switch the mailbox between the online and the offline bound.
-    pub fn set_online(&self, online: bool, limits: &Limits, metrics: &Metrics) {
+    /// Switch the mailbox between the online bounds (`policy`, this client's) and the offline ones. Going
+    /// offline trims the queue to the offline bounds; coming online keeps everything queued.
+    pub fn set_online(&self, online: Option<QueuePolicy>, limits: &Limits, metrics: &Metrics) {
         let mut mb = self.mailbox.lock();
-        mb.online = online;
-        let dropped = if online {
-            mb.queue.set_limits_keep(limits.max_queue_len, limits.queue_overflow);
-            0
-        } else {
-            let policy = match limits.offline_overflow {
-                OverflowPolicy::Disconnect => OverflowPolicy::DropNewest,
-                p => p,
-            };
-            mb.queue.set_limits(limits.max_offline_queue_len, policy)
-        };
-        Metrics::add(&metrics.dropped_offline_queue_full, dropped);
+        mb.online = online.is_some();
+        match online {
+            Some(policy) => {
+                mb.online_policy = policy;
+                mb.queue.set_policy(policy, QueueMode::Hold);
+            }
+            None => {
+                let (dropped, _) = mb.queue.enforce(limits.offline_queue());
+                Metrics::add(&metrics.dropped_offline_queue_full, dropped);
+            }
+        }
+        let held = std::mem::take(&mut mb.held);
+        drop(mb);
+        if held {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Messages and bytes queued for the client, for operators.
+    pub fn queued(&self) -> (usize, usize) {
+        let mb = self.mailbox.lock();
+        (mb.queue.len(), mb.queue.bytes())
     }
 
     /// Take on a session handed over by another node (this one is new and has no actor yet).
@@ -262,7 +298,7 @@ impl SessionShared {
         }
         let mut mailbox = self.mailbox.lock();
         for delivery in handover.queued {
-            if !matches!(mailbox.queue.push(delivery), PushOutcome::Queued) {
+            if !matches!(mailbox.queue.push(delivery), PushOutcome::Queued | PushOutcome::Full) {
                 Metrics::add(&metrics.dropped_offline_queue_full, 1);
             }
         }
@@ -314,23 +350,27 @@ impl SessionShared {
     }
 
     /// Queue a delivery and wake the actor if it is not already awake. The only cost on the publisher's side
-    /// is this lock and, once per batch, one actor message. If the session has moved to another node, the
-    /// delivery is not taken: that node is returned, for the caller to relay it there.
-    pub fn push(&self, delivery: Delivery, metrics: &Metrics) -> Option<Arc<str>> {
+    /// is this lock and, once per batch, one actor message. A full queue of a connected subscriber takes the
+    /// delivery and answers [`Pushed::Full`]: the publisher then waits for room (see `flow.rs`).
+    pub fn push(&self, delivery: Delivery, metrics: &Metrics) -> Pushed {
         let (wake, outcome, online) = {
             let mut mb = self.mailbox.lock();
             if let Some(node) = &mb.moved_to {
-                return Some(node.clone());
+                return Pushed::Moved(node.clone());
             }
             let outcome = mb.queue.push(delivery);
+            if outcome == PushOutcome::Full {
+                mb.held = true;
+            }
             let wake = mb.online && !mb.wake_pending;
             if wake {
                 mb.wake_pending = true;
             }
             (wake, outcome, mb.online)
         };
-        match outcome {
-            PushOutcome::Queued => {}
+        let pushed = match outcome {
+            PushOutcome::Queued => Pushed::Queued,
+            PushOutcome::Full => Pushed::Full,
             PushOutcome::DroppedOldest | PushOutcome::DroppedNewest => {
                 let counter = if online {
                     &metrics.dropped_queue_full
@@ -338,17 +378,19 @@ impl SessionShared {
                     &metrics.dropped_offline_queue_full
                 };
                 Metrics::add(counter, 1);
+                Pushed::Queued
             }
             PushOutcome::MustDisconnect => {
                 Metrics::add(&metrics.dropped_queue_full, 1);
                 self.send(SessionMsg::QueueOverflow);
+                Pushed::Queued
             }
-        }
+        };
         // Without a live actor the next one drains on start.
         if wake && !self.send(SessionMsg::Drain) {
             self.mailbox.lock().wake_pending = false;
         }
-        None
+        pushed
     }
 
     /// Take up to `max` queued deliveries; clears the wake flag when the queue is emptied.
@@ -365,6 +407,26 @@ impl SessionShared {
             mb.wake_pending = false;
         }
         more
+    }
+
+    /// The actor has handed `handed` queued messages to the client: that is progress, and if it brought the
+    /// queue down to half its bounds, the publishers it held go on and a stall ends.
+    pub fn drained(&self, handed: usize) {
+        let mut mb = self.mailbox.lock();
+        if handed > 0 {
+            mb.progress += 1;
+        }
+        if !(mb.online && mb.queue.has_room()) {
+            return;
+        }
+        if mb.queue.mode() == QueueMode::Policy {
+            let policy = mb.online_policy;
+            mb.queue.set_policy(policy, QueueMode::Hold);
+        }
+        if std::mem::take(&mut mb.held) {
+            drop(mb);
+            self.room.notify_waiters();
+        }
     }
 
     /// Take the queued deliveries `pick` selects, keeping the others in order.
@@ -391,6 +453,44 @@ impl SessionShared {
         for d in rest.rev() {
             mb.queue.push_front(d);
         }
+    }
+}
+
+/// A connected subscriber's queue holds its publishers while it makes progress.
+impl Backlog for SessionShared {
+    fn is_congested(&self) -> bool {
+        let mb = self.mailbox.lock();
+        mb.online && mb.queue.mode() == QueueMode::Hold && !mb.queue.has_room()
+    }
+
+    fn room(&self) -> &Notify {
+        &self.room
+    }
+
+    fn progress(&self) -> u64 {
+        self.mailbox.lock().progress
+    }
+
+    fn stall_timeout(&self) -> std::time::Duration {
+        self.mailbox.lock().online_policy.stall_timeout
+    }
+
+    fn stalled(&self) {
+        let mut mb = self.mailbox.lock();
+        if !mb.online || mb.queue.mode() != QueueMode::Hold {
+            return;
+        }
+        let policy = mb.online_policy;
+        let (dropped, disconnect) = mb.queue.enforce(policy);
+        mb.held = false;
+        drop(mb);
+        Metrics::add(&self.metrics.subscribers_stalled, 1);
+        Metrics::add(&self.metrics.dropped_queue_full, dropped);
+        tracing::info!(client = %self.client_id, policy = %policy.overflow, dropped, "subscriber stalled: it took nothing from its full queue for the stall timeout");
+        if disconnect {
+            self.send(SessionMsg::QueueOverflow);
+        }
+        self.room.notify_waiters();
     }
 }
 

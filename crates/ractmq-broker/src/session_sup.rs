@@ -190,7 +190,12 @@ impl Actor for SessionSup {
                 if state.sessions.contains_key(&client_id) {
                     let _ = reply.send(None);
                 } else {
-                    let shared = SessionShared::new(client_id, &state.kernel.limits, state.kernel.session_sup.clone());
+                    let shared = SessionShared::new(
+                        client_id,
+                        &state.kernel.limits,
+                        state.kernel.session_sup.clone(),
+                        state.kernel.metrics.clone(),
+                    );
                     shared.import(*handover, &state.kernel.metrics);
                     state.kernel.store.insert(shared.clone());
                     state.sessions.insert(shared.client_id.clone(), (shared.clone(), None));
@@ -301,7 +306,12 @@ impl SessionSupState {
             }
         }
         attach.session_present = false;
-        let shared = SessionShared::new(client_id, &self.kernel.limits, self.kernel.session_sup.clone());
+        let shared = SessionShared::new(
+            client_id,
+            &self.kernel.limits,
+            self.kernel.session_sup.clone(),
+            self.kernel.metrics.clone(),
+        );
         self.kernel.store.insert(shared.clone());
         if self.kernel.config.hibernate_after.is_zero() {
             return self.spawn(myself, shared, SessionMsg::Attach(attach)).await;

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ractmq_broker::{Kernel, RouteKey};
+use ractmq_broker::{Congestion, Kernel, RouteKey};
 use ractor::{pg, Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorClusterMessage;
 use tokio::sync::broadcast::error::RecvError;
@@ -73,6 +73,8 @@ pub struct ForwarderState {
     pumps: HashMap<String, JoinHandle<()>>,
     events: JoinHandle<()>,
     reported_unreadable: bool,
+    /// Per sending node: its acknowledgements wait here, in order, while its messages fill queues here.
+    ack_gates: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Actor for Forwarder {
@@ -105,6 +107,7 @@ impl Actor for Forwarder {
             pumps: HashMap::new(),
             events,
             reported_unreadable: false,
+            ack_gates: HashMap::new(),
         };
         state.start_pumps();
         for member in state.shared.membership.read().others() {
@@ -268,6 +271,7 @@ impl ForwarderState {
             .already_routed(&batch.from, batch.incarnation, batch.first_seq, len);
         ClusterStats::add(&shared.stats.duplicates_skipped, skip as u64);
         let now = Instant::now();
+        let mut congestion = Congestion::default();
         for item in batch.items.into_iter().skip(skip) {
             let message = Arc::new(item.message.into_message(now));
             let members: Vec<(Arc<str>, Arc<str>)> = item
@@ -276,22 +280,40 @@ impl ForwarderState {
                 .map(|(group, member)| (Arc::from(group), Arc::from(member)))
                 .collect();
             match item.relay_to {
-                Some(client) => relayed(shared, &self.kernel, message, members, client),
+                Some(client) => relayed(shared, &self.kernel, message, members, client, &mut congestion),
                 None => {
-                    self.kernel.router.route_from_peer(message, item.deliver, &members);
+                    let router = &self.kernel.router;
+                    router.route_from_peer(message, item.deliver, &members, &mut congestion);
                 }
             }
         }
         ClusterStats::add(&shared.stats.received, (len - skip) as u64);
         let last = batch.first_seq + len as u64 - 1;
         shared.inbound.routed(&batch.from, batch.incarnation, last);
-        if let Some(to) = forwarder_of(&batch.from) {
-            let ack = Wire::Ack(Ack {
-                from: shared.config.node_name.clone(),
-                incarnation: batch.incarnation,
-                seq: last,
-            });
-            let _ = to.send_message(ForwarderMsg::Peer(wire::encode(&ack)));
+        let ack = Wire::Ack(Ack {
+            from: shared.config.node_name.clone(),
+            incarnation: batch.incarnation,
+            seq: last,
+        });
+        let send_ack = move |from: &str| {
+            if let Some(to) = forwarder_of(from) {
+                let _ = to.send_message(ForwarderMsg::Peer(wire::encode(&ack)));
+            }
+        };
+        // Subscribers' queues here filled up: the acknowledgement waits until they have room, so that the
+        // sender's window, and then its queue towards this node, hold its publishers (see `flow.rs`). Later
+        // acknowledgements to the same node queue behind it, in order.
+        let gate = self.ack_gates.entry(batch.from.clone()).or_default().clone();
+        match (congestion.is_empty(), gate.clone().try_lock_owned()) {
+            (true, Ok(_free)) => send_ack(&batch.from),
+            _ => {
+                let from = batch.from;
+                tokio::spawn(async move {
+                    let _turn = gate.lock().await;
+                    congestion.wait().await;
+                    send_ack(&from);
+                });
+            }
         }
     }
 }

@@ -97,6 +97,11 @@ impl PeerLink {
         q.entries.len() > q.capacity / 4
     }
 
+    /// The highest number the node has acknowledged: it moves as long as the node makes progress.
+    pub fn acknowledged(&self) -> u64 {
+        self.queue.lock().first_seq - 1
+    }
+
     /// The node has routed everything up to `seq`: forget it.
     pub fn ack(&self, seq: u64) {
         {

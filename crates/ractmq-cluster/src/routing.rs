@@ -4,7 +4,8 @@
 //! against a snapshot and pushes onto each node's bounded queue; a shard's route change is noted and the
 //! forwarder asked, once, to pass the changes on. Two things do wait, bounded in time, and only the client
 //! concerned: a new subscription, until the other nodes know its route ([`SETTLE_TIMEOUT`]), and a publisher
-//! whose messages fill the queue towards a node, until it drains.
+//! whose messages fill the queue towards a node, until it drains (the queue is a [`Backlog`], as a
+//! subscriber's queue is: see `ractmq_broker::flow`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,11 +13,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractmq_broker::{Forward, Metrics, RemoteMatch, RemoteRouting, RouteKey};
+use ractmq_broker::{Backlog, Forward, Metrics, RemoteMatch, RemoteRouting, RouteKey};
 use ractmq_protocol::{Message, Origin};
 
 use crate::forwarder::{forwarder_of, ForwarderMsg};
-use crate::link::Item;
+use crate::link::{Item, PeerLink};
 use crate::state::Shared;
 use crate::stats::ClusterStats;
 use crate::wire_message::message_size;
@@ -35,23 +36,35 @@ pub struct Routing {
     pub metrics: Arc<Metrics>,
 }
 
-/// Wait until the queues towards `nodes` are down to a quarter of their bound, or those nodes are not up (a
-/// node found down stops getting messages; its queue waits for it without holding anyone), for at most
-/// `--down-after-ms`: a node slower than that is about to be found down.
-async fn wait_for_room(shared: &Shared, nodes: Vec<Arc<str>>) {
-    let deadline = tokio::time::Instant::now() + shared.config.down_after;
-    for node in nodes {
-        let link = shared.link(&node);
-        loop {
-            // Made before looking, so that an acknowledgement between the look and the wait is not missed.
-            let room = link.room.notified();
-            if !link.is_congested() || !shared.peers_up.load().contains(&node) {
-                break;
-            }
-            if tokio::time::timeout_at(deadline, room).await.is_err() {
-                return;
-            }
-        }
+/// The queue towards one node, as publishers wait for it: until it is down to a quarter of its bound, or the
+/// node is not up (a node found down stops getting messages; its queue waits for it without holding anyone).
+/// A node that acknowledges nothing for `--down-after-ms` is about to be found down, so that is its stall
+/// timeout; past it the queue keeps its hard bound, beyond which messages for the node are dropped and counted.
+struct LinkBacklog {
+    shared: Arc<Shared>,
+    node: Arc<str>,
+    link: Arc<PeerLink>,
+}
+
+impl Backlog for LinkBacklog {
+    fn is_congested(&self) -> bool {
+        self.link.is_congested() && self.shared.peers_up.load().contains(&self.node)
+    }
+
+    fn room(&self) -> &tokio::sync::Notify {
+        &self.link.room
+    }
+
+    fn progress(&self) -> u64 {
+        self.link.acknowledged()
+    }
+
+    fn stall_timeout(&self) -> Duration {
+        self.shared.config.down_after
+    }
+
+    fn stalled(&self) {
+        tracing::debug!(node = %self.node, "the node acknowledged nothing for --down-after-ms");
     }
 }
 
@@ -118,16 +131,12 @@ impl RemoteRouting for Routing {
         )
     }
 
-    fn wait_for_room(&self, nodes: Vec<Arc<str>>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(wait_for_room(&self.shared, nodes))
-    }
-
-    fn forward(&self, message: &Arc<Message>, to: Forward) -> bool {
+    fn forward(&self, message: &Arc<Message>, to: Forward) -> Option<Arc<dyn Backlog>> {
         let stats = &self.shared.stats;
         if message_size(message) > MAX_FORWARDED_BYTES {
             ClusterStats::add(&stats.dropped_too_large, 1);
             Metrics::add(&self.metrics.dropped_forward, 1);
-            return false;
+            return None;
         }
         let relayed = to.relay_to.is_some();
         let item = Item {
@@ -136,7 +145,8 @@ impl RemoteRouting for Routing {
             shared: to.shared,
             relay_to: to.relay_to,
         };
-        match self.shared.link(&to.node).push(item) {
+        let link = self.shared.link(&to.node);
+        let congested = match link.push(item) {
             Ok(congested) => {
                 ClusterStats::add(&stats.forwarded, 1);
                 if relayed {
@@ -149,6 +159,13 @@ impl RemoteRouting for Routing {
                 Metrics::add(&self.metrics.dropped_forward, 1);
                 true
             }
-        }
+        };
+        congested.then(|| {
+            Arc::new(LinkBacklog {
+                shared: self.shared.clone(),
+                node: to.node,
+                link,
+            }) as Arc<dyn Backlog>
+        })
     }
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use ractmq_broker::handover::hand_over;
-use ractmq_broker::{Kernel, Metrics, RemoteSessions, SessionHandover};
+use ractmq_broker::{Congestion, Kernel, Metrics, RemoteSessions, SessionHandover};
 use ractmq_protocol::Message;
 use tokio::sync::mpsc;
 
@@ -65,8 +65,12 @@ impl RemoteSessions for Sessions {
     fn taken_over(&self, client_id: &str) {
         let held = self.shared.arriving.lock().remove(client_id);
         if let (Some(held), Some(kernel)) = (held, self.kernel.upgrade()) {
+            // The session's own connection is not reading yet: nothing to hold.
+            let mut congestion = Congestion::default();
             for (message, members) in held.messages {
-                kernel.router.route_relayed(message, client_id, &members);
+                kernel
+                    .router
+                    .route_relayed(message, client_id, &members, &mut congestion);
             }
         }
     }
@@ -74,7 +78,14 @@ impl RemoteSessions for Sessions {
 
 /// A message the node a session came from relayed for `client`: held while that session is still on its way,
 /// routed to it otherwise.
-pub fn relayed(shared: &Shared, kernel: &Kernel, message: Arc<Message>, members: Members, client: String) {
+pub fn relayed(
+    shared: &Shared,
+    kernel: &Kernel,
+    message: Arc<Message>,
+    members: Members,
+    client: String,
+    congestion: &mut Congestion,
+) {
     ClusterStats::add(&shared.stats.relayed_in, 1);
     {
         let mut arriving = shared.arriving.lock();
@@ -89,7 +100,7 @@ pub fn relayed(shared: &Shared, kernel: &Kernel, message: Arc<Message>, members:
             return;
         }
     }
-    kernel.router.route_relayed(message, &client, &members);
+    kernel.router.route_relayed(message, &client, &members, congestion);
 }
 
 async fn take_over(shared: &Shared, client_id: &str, clean_start: bool) -> Option<SessionHandover> {

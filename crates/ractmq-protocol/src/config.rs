@@ -3,7 +3,11 @@
 //! One struct so that the CONNACK capability flags, the checks on what a client sends and the bounds on every
 //! queue come from the same numbers.
 
+use std::time::Duration;
+
 use ractmq_codec::QoS;
+
+use crate::queue::QueuePolicy;
 
 /// What a bounded queue does when it is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,9 +63,17 @@ pub struct Limits {
     pub receive_maximum: u16,
     /// Messages queued for a connected client beyond its inflight window.
     pub max_queue_len: usize,
+    /// Bytes queued for a connected client (see [`crate::queue::Queued`]).
+    pub max_queue_bytes: usize,
+    /// What happens to a connected client's full queue once the client is stalled.
     pub queue_overflow: OverflowPolicy,
+    /// A connected client that takes nothing from its full queue for this long is stalled: publishers
+    /// stop waiting for it and `queue_overflow` applies.
+    pub stall_timeout: Duration,
     /// Messages queued for a disconnected persistent session.
     pub max_offline_queue_len: usize,
+    /// Bytes queued for a disconnected persistent session.
+    pub max_offline_queue_bytes: usize,
     pub offline_overflow: OverflowPolicy,
     /// Longest client identifier accepted.
     pub max_client_id_len: usize,
@@ -104,8 +116,11 @@ impl Default for Limits {
             max_inflight: 32,
             receive_maximum: 128,
             max_queue_len: 1000,
+            max_queue_bytes: 16 * 1024 * 1024,
             queue_overflow: OverflowPolicy::DropOldest,
+            stall_timeout: Duration::from_secs(5),
             max_offline_queue_len: 1000,
+            max_offline_queue_bytes: 16 * 1024 * 1024,
             offline_overflow: OverflowPolicy::DropOldest,
             max_client_id_len: 256,
             max_session_expiry: u32::MAX,
@@ -122,6 +137,32 @@ impl Default for Limits {
             response_information: None,
             redirect: None,
             connect_timeout_secs: 10,
+        }
+    }
+}
+
+impl Limits {
+    /// The node-wide bounds of a connected client's queue (per-client rules may change them).
+    pub fn online_queue(&self) -> QueuePolicy {
+        QueuePolicy {
+            max_len: self.max_queue_len,
+            max_bytes: self.max_queue_bytes,
+            overflow: self.queue_overflow,
+            stall_timeout: self.stall_timeout,
+        }
+    }
+
+    /// The bounds of a disconnected persistent session's queue; `disconnect` means nothing offline, so it
+    /// drops the newest.
+    pub fn offline_queue(&self) -> QueuePolicy {
+        QueuePolicy {
+            max_len: self.max_offline_queue_len,
+            max_bytes: self.max_offline_queue_bytes,
+            overflow: match self.offline_overflow {
+                OverflowPolicy::Disconnect => OverflowPolicy::DropNewest,
+                p => p,
+            },
+            stall_timeout: self.stall_timeout,
         }
     }
 }

@@ -24,5 +24,5 @@ pub mod trie;
 pub use channel::{Channel, Close, Effects, RouteChange};
 pub use config::{Limits, OverflowPolicy, Redirect};
 pub use message::{Delivery, Message, Origin};
-pub use queue::{BoundedQueue, PushOutcome};
+pub use queue::{BoundedQueue, Mode as QueueMode, PushOutcome, QueuePolicy, Queued};
 pub use session::{Session, SubOptions};

@@ -71,3 +71,12 @@ pub struct Delivery {
     /// leaves before acknowledging it, it goes to another member of the group.
     pub shared: Option<Arc<str>>,
 }
+
+/// Bytes a queued delivery is counted for besides its topic and payload: the delivery and message records.
+const QUEUED_OVERHEAD: usize = 64;
+
+impl crate::queue::Queued for Delivery {
+    fn queued_bytes(&self) -> usize {
+        self.message.payload.len() + self.message.topic.len() + QUEUED_OVERHEAD
+    }
+}

@@ -1,74 +1,160 @@
-//! A bounded FIFO with an overflow policy and drop counters.
+//! A subscriber's queue: bounded in messages and in bytes, with the flow-control decision made at each push.
 //!
 //! ractor mailboxes are unbounded, so every queue a client can fill is one of these: the outgoing queue of a
-//! connected subscriber and the offline queue of a persistent session. Each drop is counted so that operators
-//! can see what was lost and why.
+//! connected subscriber and the offline queue of a persistent session. A queue is in one of two modes:
+//!
+//! - **Hold** (a connected subscriber that is making progress): a push past either bound is still queued, and
+//!   the outcome says the queue is [`PushOutcome::Full`], so that the publisher waits for room before it reads
+//!   more from its client. Nothing is dropped, whatever its QoS: a subscriber that keeps reading gets
+//!   everything. What the queue holds past its bounds is what publishers sent before they were held.
+//! - **Policy** (an offline session, or a subscriber found stalled): a push past a bound gets the overflow
+//!   policy: drop the oldest, drop the new one, or disconnect the subscriber.
+//!
+//! Every drop is counted so that operators can see what was lost and why. See docs/flow-control.md.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use crate::config::OverflowPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushOutcome {
     Queued,
+    /// Queued past a bound: the publisher should wait for room (hold mode only).
+    Full,
     /// Queued after dropping the oldest entry.
     DroppedOldest,
-    /// The new entry was dropped.
+    /// The new entry was dropped (policy `drop-newest`).
     DroppedNewest,
     /// The queue is full and the policy says the owner must be disconnected; the entry was dropped.
     MustDisconnect,
 }
 
+/// What a queue needs to know of an entry.
+pub trait Queued {
+    /// Bytes the entry holds, for the byte bound (an estimate: shared payloads count once per queue).
+    fn queued_bytes(&self) -> usize;
+}
+
+/// How one subscriber's queue is bounded, and what happens once the subscriber is stuck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePolicy {
+    /// Messages queued beyond the inflight window.
+    pub max_len: usize,
+    /// Bytes queued (payload, topic and a fixed overhead per message).
+    pub max_bytes: usize,
+    /// Applied when the subscriber is stalled (online) or offline.
+    pub overflow: OverflowPolicy,
+    /// A connected subscriber that takes nothing from its full queue for this long is stalled: its
+    /// publishers stop waiting for it and `overflow` applies.
+    pub stall_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Hold,
+    Policy,
+}
+
 #[derive(Debug)]
 pub struct BoundedQueue<T> {
     items: VecDeque<T>,
-    capacity: usize,
-    policy: OverflowPolicy,
+    bytes: usize,
+    policy: QueuePolicy,
+    mode: Mode,
     /// Entries dropped since creation.
     pub dropped: u64,
 }
 
-impl<T> BoundedQueue<T> {
-    pub fn new(capacity: usize, policy: OverflowPolicy) -> Self {
+impl<T: Queued> BoundedQueue<T> {
+    pub fn new(policy: QueuePolicy, mode: Mode) -> Self {
         BoundedQueue {
             items: VecDeque::new(),
-            capacity,
+            bytes: 0,
             policy,
+            mode,
             dropped: 0,
         }
     }
 
-    /// Change the bound and policy (a session going offline or coming back). Excess entries are dropped from
-    /// the front and counted.
-    pub fn set_limits(&mut self, capacity: usize, policy: OverflowPolicy) -> u64 {
-        self.capacity = capacity;
-        self.policy = policy;
-        let mut dropped = 0;
-        while self.items.len() > capacity {
-            self.items.pop_front();
-            dropped += 1;
-        }
-        self.dropped += dropped;
-        dropped
+    pub fn policy(&self) -> &QueuePolicy {
+        &self.policy
     }
 
-    /// Change the bound and policy without dropping anything: entries above the new bound stay, and new
-    /// pushes overflow until the queue is back under it (a session coming online keeps its offline queue).
-    pub fn set_limits_keep(&mut self, capacity: usize, policy: OverflowPolicy) {
-        self.capacity = capacity;
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Change the bounds and the mode (a session going offline or coming back, a subscriber found stalled or
+    /// draining again). Entries above the bounds stay: new pushes overflow until the queue is back under them.
+    pub fn set_policy(&mut self, policy: QueuePolicy, mode: Mode) {
         self.policy = policy;
+        self.mode = mode;
+    }
+
+    /// Switch to policy mode and apply the overflow policy to what is above the bounds now (a stalled
+    /// subscriber): returns how many entries were dropped, and whether the policy asks for a disconnect.
+    pub fn enforce(&mut self, policy: QueuePolicy) -> (u64, bool) {
+        self.policy = policy;
+        self.mode = Mode::Policy;
+        if !self.over_bounds() {
+            return (0, false);
+        }
+        let mut dropped = 0;
+        match self.policy.overflow {
+            OverflowPolicy::DropOldest => {
+                while self.over_bounds() && self.items.len() > 1 {
+                    self.pop();
+                    dropped += 1;
+                }
+            }
+            OverflowPolicy::DropNewest => {
+                while self.over_bounds() && self.items.len() > 1 {
+                    if let Some(item) = self.items.pop_back() {
+                        self.bytes -= item.queued_bytes();
+                    }
+                    dropped += 1;
+                }
+            }
+            OverflowPolicy::Disconnect => return (0, true),
+        }
+        self.dropped += dropped;
+        (dropped, false)
+    }
+
+    /// At or above either bound.
+    pub fn is_full(&self) -> bool {
+        self.items.len() >= self.policy.max_len || self.bytes >= self.policy.max_bytes
+    }
+
+    fn over_bounds(&self) -> bool {
+        self.items.len() > self.policy.max_len || self.bytes > self.policy.max_bytes
+    }
+
+    /// At or below half of both bounds: publishers held for this queue may go on.
+    pub fn has_room(&self) -> bool {
+        self.items.len() <= self.policy.max_len / 2 && self.bytes <= self.policy.max_bytes / 2
     }
 
     pub fn push(&mut self, item: T) -> PushOutcome {
-        if self.items.len() < self.capacity {
-            self.items.push_back(item);
+        let size = item.queued_bytes();
+        let fits = self.items.len() < self.policy.max_len && self.bytes + size <= self.policy.max_bytes;
+        // An entry larger than the whole byte bound still goes into an empty queue: it can be sent on its own.
+        if fits || (self.items.is_empty() && self.policy.max_len > 0) {
+            self.push_back(item, size);
             return PushOutcome::Queued;
         }
+        if self.mode == Mode::Hold {
+            self.push_back(item, size);
+            return PushOutcome::Full;
+        }
         self.dropped += 1;
-        match self.policy {
-            OverflowPolicy::DropOldest if self.capacity > 0 => {
-                self.items.pop_front();
-                self.items.push_back(item);
+        match self.policy.overflow {
+            OverflowPolicy::DropOldest if self.policy.max_len > 0 => {
+                self.push_back(item, size);
+                while self.over_bounds() && self.items.len() > 1 {
+                    self.pop();
+                }
                 PushOutcome::DroppedOldest
             }
             OverflowPolicy::DropOldest | OverflowPolicy::DropNewest => PushOutcome::DroppedNewest,
@@ -76,17 +162,35 @@ impl<T> BoundedQueue<T> {
         }
     }
 
+    fn push_back(&mut self, item: T, size: usize) {
+        self.bytes += size;
+        self.items.push_back(item);
+    }
+
     pub fn pop(&mut self) -> Option<T> {
-        self.items.pop_front()
+        let item = self.items.pop_front()?;
+        self.bytes -= item.queued_bytes();
+        Some(item)
     }
 
     /// Put an entry back at the front (it could not be sent yet).
     pub fn push_front(&mut self, item: T) {
+        self.bytes += item.queued_bytes();
         self.items.push_front(item);
     }
 
     pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// The entries, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.iter()
+    }
+
+    /// Bytes queued, as the byte bound counts them.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn is_empty(&self) -> bool {
@@ -95,11 +199,20 @@ impl<T> BoundedQueue<T> {
 
     pub fn clear(&mut self) {
         self.items.clear();
+        self.bytes = 0;
     }
 
-    pub fn retain(&mut self, f: impl FnMut(&T) -> bool) -> usize {
+    pub fn retain(&mut self, mut f: impl FnMut(&T) -> bool) -> usize {
         let before = self.items.len();
-        self.items.retain(f);
+        let mut bytes = 0;
+        self.items.retain(|item| {
+            let keep = f(item);
+            if keep {
+                bytes += item.queued_bytes();
+            }
+            keep
+        });
+        self.bytes = bytes;
         before - self.items.len()
     }
 }
@@ -108,42 +221,150 @@ impl<T> BoundedQueue<T> {
 mod tests {
     use super::*;
 
+    /// A test entry: (id, bytes).
+    #[derive(Debug, PartialEq)]
+    struct E(u32, usize);
+
+    impl Queued for E {
+        fn queued_bytes(&self) -> usize {
+            self.1
+        }
+    }
+
+    fn policy(max_len: usize, max_bytes: usize, overflow: OverflowPolicy) -> QueuePolicy {
+        QueuePolicy {
+            max_len,
+            max_bytes,
+            overflow,
+            stall_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn ids(q: &mut BoundedQueue<E>) -> Vec<u32> {
+        std::iter::from_fn(|| q.pop()).map(|e| e.0).collect()
+    }
+
     #[test]
-    fn drop_oldest_keeps_the_newest_entries() {
-        let mut q = BoundedQueue::new(2, OverflowPolicy::DropOldest);
-        assert_eq!(q.push(1), PushOutcome::Queued);
-        assert_eq!(q.push(2), PushOutcome::Queued);
-        assert_eq!(q.push(3), PushOutcome::DroppedOldest);
-        assert_eq!((q.pop(), q.pop(), q.pop()), (Some(2), Some(3), None));
+    fn hold_mode_queues_past_the_bound_and_says_full() {
+        let mut q = BoundedQueue::new(policy(2, 1000, OverflowPolicy::DropOldest), Mode::Hold);
+        assert_eq!(q.push(E(1, 10)), PushOutcome::Queued);
+        assert_eq!(q.push(E(2, 10)), PushOutcome::Queued);
+        assert!(q.is_full());
+        assert_eq!(q.push(E(3, 10)), PushOutcome::Full);
+        assert_eq!(q.push(E(4, 10)), PushOutcome::Full,);
+        assert_eq!(q.dropped, 0);
+        assert_eq!(ids(&mut q), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn hold_mode_holds_at_the_byte_bound_too() {
+        let mut q = BoundedQueue::new(policy(100, 25, OverflowPolicy::DropOldest), Mode::Hold);
+        assert_eq!(q.push(E(1, 10)), PushOutcome::Queued);
+        assert_eq!(q.push(E(2, 10)), PushOutcome::Queued);
+        assert_eq!(q.push(E(3, 10)), PushOutcome::Full);
+        assert_eq!(q.bytes(), 30);
+        assert_eq!(ids(&mut q), vec![1, 2, 3]);
+        assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn an_entry_larger_than_the_byte_bound_goes_into_an_empty_queue() {
+        let mut q = BoundedQueue::new(policy(10, 5, OverflowPolicy::DropNewest), Mode::Policy);
+        assert_eq!(q.push(E(1, 50)), PushOutcome::Queued);
+        assert_eq!(q.push(E(2, 1)), PushOutcome::DroppedNewest);
+    }
+
+    #[test]
+    fn policy_mode_drop_oldest_keeps_the_newest_entries() {
+        let mut q = BoundedQueue::new(policy(2, 1000, OverflowPolicy::DropOldest), Mode::Policy);
+        q.push(E(1, 1));
+        q.push(E(2, 1));
+        assert_eq!(q.push(E(3, 1)), PushOutcome::DroppedOldest);
+        assert_eq!(ids(&mut q), vec![2, 3]);
         assert_eq!(q.dropped, 1);
     }
 
     #[test]
-    fn drop_newest_keeps_the_oldest_entries() {
-        let mut q = BoundedQueue::new(2, OverflowPolicy::DropNewest);
-        q.push(1);
-        q.push(2);
-        assert_eq!(q.push(3), PushOutcome::DroppedNewest);
-        assert_eq!((q.pop(), q.pop(), q.pop()), (Some(1), Some(2), None));
+    fn policy_mode_drop_oldest_drops_as_many_as_the_byte_bound_needs() {
+        let mut q = BoundedQueue::new(policy(10, 30, OverflowPolicy::DropOldest), Mode::Policy);
+        q.push(E(1, 10));
+        q.push(E(2, 10));
+        q.push(E(3, 10));
+        assert_eq!(q.push(E(4, 25)), PushOutcome::DroppedOldest);
+        assert_eq!(ids(&mut q), vec![4]);
+    }
+
+    #[test]
+    fn policy_mode_drop_newest_keeps_the_oldest_entries() {
+        let mut q = BoundedQueue::new(policy(2, 1000, OverflowPolicy::DropNewest), Mode::Policy);
+        q.push(E(1, 1));
+        q.push(E(2, 1));
+        assert_eq!(q.push(E(3, 1)), PushOutcome::DroppedNewest);
+        assert_eq!(ids(&mut q), vec![1, 2]);
         assert_eq!(q.dropped, 1);
     }
 
     #[test]
-    fn disconnect_policy_asks_for_a_disconnect() {
-        let mut q = BoundedQueue::new(1, OverflowPolicy::Disconnect);
-        q.push(1);
-        assert_eq!(q.push(2), PushOutcome::MustDisconnect);
+    fn policy_mode_disconnect_asks_for_a_disconnect() {
+        let mut q = BoundedQueue::new(policy(1, 1000, OverflowPolicy::Disconnect), Mode::Policy);
+        q.push(E(1, 1));
+        assert_eq!(q.push(E(2, 1)), PushOutcome::MustDisconnect);
         assert_eq!(q.len(), 1);
     }
 
     #[test]
-    fn shrinking_drops_from_the_front_and_counts() {
-        let mut q = BoundedQueue::new(5, OverflowPolicy::DropOldest);
+    fn enforcing_a_policy_on_a_held_queue_trims_it_to_the_bounds() {
+        let oldest = policy(2, 1000, OverflowPolicy::DropOldest);
+        let mut q = BoundedQueue::new(oldest, Mode::Hold);
         (1..=5).for_each(|i| {
-            q.push(i);
+            q.push(E(i, 1));
         });
-        assert_eq!(q.set_limits(2, OverflowPolicy::DropNewest), 3);
-        assert_eq!((q.pop(), q.pop()), (Some(4), Some(5)));
-        assert_eq!(q.dropped, 3);
+        assert_eq!(q.enforce(oldest), (3, false));
+        assert_eq!(q.mode(), Mode::Policy);
+        assert_eq!(ids(&mut q), vec![4, 5]);
+
+        let newest = policy(2, 1000, OverflowPolicy::DropNewest);
+        let mut q = BoundedQueue::new(newest, Mode::Hold);
+        (1..=5).for_each(|i| {
+            q.push(E(i, 1));
+        });
+        assert_eq!(q.enforce(newest), (3, false));
+        assert_eq!(ids(&mut q), vec![1, 2]);
+
+        let disconnect = policy(2, 1000, OverflowPolicy::Disconnect);
+        let mut q = BoundedQueue::new(disconnect, Mode::Hold);
+        (1..=3).for_each(|i| {
+            q.push(E(i, 1));
+        });
+        assert_eq!(q.enforce(disconnect), (0, true));
+        assert_eq!(q.len(), 3, "the disconnect decides what happens to the queue");
+    }
+
+    #[test]
+    fn room_means_half_of_both_bounds() {
+        let mut q = BoundedQueue::new(policy(4, 100, OverflowPolicy::DropOldest), Mode::Hold);
+        q.push(E(1, 10));
+        q.push(E(2, 10));
+        assert!(q.has_room());
+        q.push(E(3, 10));
+        assert!(!q.has_room());
+        q.pop();
+        q.push(E(4, 60));
+        assert!(!q.has_room(), "two messages but 70 bytes");
+    }
+
+    #[test]
+    fn retain_and_push_front_keep_the_byte_count() {
+        let mut q = BoundedQueue::new(policy(10, 1000, OverflowPolicy::DropOldest), Mode::Hold);
+        q.push(E(1, 10));
+        q.push(E(2, 20));
+        q.push(E(3, 30));
+        assert_eq!(q.retain(|e| e.0 != 2), 1);
+        assert_eq!(q.bytes(), 40);
+        let first = q.pop().unwrap();
+        q.push_front(first);
+        assert_eq!(q.bytes(), 40);
+        q.clear();
+        assert_eq!(q.bytes(), 0);
     }
 }

@@ -330,7 +330,7 @@ pub fn subscribe_v311(pkid: u16, filter: &str, qos: u8) -> Vec<u8> {
     v
 }
 
-/// A 3.1.1 PUBLISH (short payloads only).
+/// A 3.1.1 PUBLISH.
 pub fn publish_v311(topic: &str, qos: u8, pkid: u16, dup: bool, payload: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
@@ -339,7 +339,17 @@ pub fn publish_v311(topic: &str, qos: u8, pkid: u16, dup: bool, payload: &[u8]) 
         body.extend_from_slice(&pkid.to_be_bytes());
     }
     body.extend_from_slice(payload);
-    let mut v = vec![0x30 | (qos << 1) | if dup { 0x08 } else { 0 }, body.len() as u8];
+    let mut v = vec![0x30 | (qos << 1) | if dup { 0x08 } else { 0 }];
+    // Remaining length, 7 bits a byte, least significant first.
+    let mut len = body.len();
+    loop {
+        let byte = (len % 128) as u8;
+        len /= 128;
+        v.push(if len > 0 { byte | 0x80 } else { byte });
+        if len == 0 {
+            break;
+        }
+    }
     v.extend_from_slice(&body);
     v
 }

@@ -1,0 +1,399 @@
+//! Flow control on the defaults a user gets: a subscriber that keeps reading gets every message however fast
+//! publishers send, because publishers are held (their acknowledgements and their sockets) while its queue is
+//! full; a subscriber that stops reading is found stalled after the stall timeout, its overflow policy applies,
+//! and the publishers and the other subscribers go on, with its queue bounded in messages and in bytes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::common;
+
+use common::*;
+use ractmq::parts::broker::Metrics;
+use ractmq::OverflowPolicy;
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
+
+/// A rumqttc subscriber whose event loop the test polls itself, so that it can stop reading its socket (the
+/// way a slow subscriber falls behind) and start again.
+struct Subscriber {
+    _client: AsyncClient,
+    events: EventLoop,
+}
+
+impl Subscriber {
+    async fn connect(addr: std::net::SocketAddr, id: &str, filter: &str, qos: QoS) -> Subscriber {
+        let (client, mut events) = AsyncClient::new(options(addr, id), 1000);
+        client.subscribe(filter, qos).await.unwrap();
+        loop {
+            match tokio::time::timeout(DEADLINE, events.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
+                Ok(Ok(_)) => {}
+                other => panic!("{id} could not subscribe: {other:?}"),
+            }
+        }
+        Subscriber {
+            _client: client,
+            events,
+        }
+    }
+
+    /// The next PUBLISH, acknowledged as the client library does.
+    async fn next_publish(&mut self) -> rumqttc::Publish {
+        loop {
+            match tokio::time::timeout(DEADLINE, self.events.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => return p,
+                Ok(Ok(_)) => {}
+                other => panic!("no message within {DEADLINE:?}: {other:?}"),
+            }
+        }
+    }
+
+    /// Read until every publisher's end marker arrived; returns how often each (publisher, number) came.
+    async fn count_until_ends(&mut self, publishers: usize) -> HashMap<(u8, u32), usize> {
+        let mut seen = HashMap::new();
+        let mut ended = 0;
+        while ended < publishers {
+            let p = self.next_publish().await;
+            if p.topic.ends_with("/end") {
+                ended += 1;
+                continue;
+            }
+            let key = (p.payload[0], u32::from_be_bytes(p.payload[1..5].try_into().unwrap()));
+            *seen.entry(key).or_insert(0) += 1;
+        }
+        seen
+    }
+}
+
+/// `payload_len` bytes naming publisher `from` and message `n`.
+fn numbered(from: u8, n: u32, payload_len: usize) -> Vec<u8> {
+    let mut payload = vec![0u8; payload_len.max(5)];
+    payload[0] = from;
+    payload[1..5].copy_from_slice(&n.to_be_bytes());
+    payload
+}
+
+/// Publishers 0.. each send `count` numbered messages to `topic` as fast as the broker takes them, then
+/// `{topic}/end`. Each publisher's task ends once every message is acknowledged (QoS 1/2) or written.
+fn publish_bursts(
+    addr: std::net::SocketAddr,
+    publishers: u8,
+    count: u32,
+    qos: QoS,
+    payload_len: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..publishers)
+        .map(|from| {
+            tokio::spawn(async move {
+                let publisher = Client::connect(addr, &format!("pub-{from}")).await;
+                for n in 0..count {
+                    publisher
+                        .publish("burst", qos, false, numbered(from, n, payload_len))
+                        .await;
+                }
+                publisher.publish("burst/end", qos, false, vec![from]).await;
+                let mut publisher = publisher;
+                if qos != QoS::AtMostOnce {
+                    let mut done = 0;
+                    while done <= count {
+                        match publisher.next().await {
+                            Ok(Packet::PubAck(_)) | Ok(Packet::PubComp(_)) => done += 1,
+                            Ok(_) => {}
+                            Err(e) => panic!("publisher {from} lost its connection: {e}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Every (publisher, number) arrived exactly once.
+fn assert_each_once(seen: &HashMap<(u8, u32), usize>, publishers: u8, count: u32, who: &str) {
+    let mut missing = 0;
+    let mut repeated = 0;
+    for from in 0..publishers {
+        for n in 0..count {
+            match seen.get(&(from, n)) {
+                None => missing += 1,
+                Some(1) => {}
+                Some(_) => repeated += 1,
+            }
+        }
+    }
+    assert_eq!(
+        (missing, repeated, seen.len()),
+        (0, 0, publishers as usize * count as usize),
+        "{who}: every message exactly once (missing, repeated, distinct)"
+    );
+}
+
+/// Four publishers send a burst to one subscriber that falls behind: it stops reading until publishers are
+/// held, then reads again. On the defaults, it gets everything, exactly once, and nothing is dropped.
+async fn fan_in_burst_is_delivered_in_full(qos: QoS, count: u32) {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let mut sub = Subscriber::connect(addr, "reader", "burst/#", qos).await;
+    let publishers = publish_bursts(addr, 4, count, qos, 1024);
+    // The subscriber does not read until its queue has filled and held the publishers.
+    eventually("a publisher is held by the subscriber's full queue", || {
+        Metrics::get(&broker.metrics().publishers_held) > 0
+    })
+    .await;
+    let seen = sub.count_until_ends(4).await;
+    for p in publishers {
+        p.await.unwrap();
+    }
+    assert_each_once(&seen, 4, count, "the subscriber");
+    assert_eq!(broker.metrics().dropped_total(), 0, "nothing dropped anywhere");
+    assert_eq!(Metrics::get(&broker.metrics().subscribers_stalled), 0);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos0_burst_reaches_a_subscriber_that_fell_behind_in_full() {
+    fan_in_burst_is_delivered_in_full(QoS::AtMostOnce, 5_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos1_burst_reaches_a_subscriber_that_fell_behind_in_full() {
+    fan_in_burst_is_delivered_in_full(QoS::AtLeastOnce, 5_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos2_burst_reaches_a_subscriber_that_fell_behind_in_full() {
+    fan_in_burst_is_delivered_in_full(QoS::ExactlyOnce, 2_000).await;
+}
+
+/// A held publisher's acknowledgements wait: a QoS 1 publish that filled a subscriber's queue is not
+/// acknowledged while the subscriber does not read, and is acknowledged once it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_publisher_gets_its_puback_only_once_the_queue_has_room() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let mut sub = Subscriber::connect(addr, "reader", "burst/#", QoS::AtLeastOnce).await;
+    let mut publisher = Raw::connect(addr).await;
+    publisher.send(&connect_v311("raw-pub")).await;
+    publisher.read_exact(4).await;
+    // Publish one at a time, each waiting for its PUBACK, until the broker holds the publisher instead of
+    // acknowledging: the subscriber's queue is full.
+    let mut held_at = None;
+    for n in 1..=20_000u16 {
+        publisher
+            .send(&publish_v311("burst", 1, n, false, &numbered(0, u32::from(n), 1024)))
+            .await;
+        let held = eventually("a PUBACK, or the publisher held", || {
+            Metrics::get(&broker.metrics().publishers_held) > 0
+        });
+        tokio::select! {
+            ack = publisher.read_exact(4) => assert_eq!(ack, vec![0x40, 0x02, (n >> 8) as u8, n as u8]),
+            () = held => {
+                held_at = Some(n);
+                break;
+            }
+        }
+    }
+    let held_at = held_at.expect("the publisher was held before 20,000 messages of 1 KB");
+    assert_eq!(Metrics::get(&broker.metrics().publishers_held), 1);
+    // The subscriber reads again: the PUBACK comes, and every message arrives once.
+    let mut seen = HashMap::new();
+    for _ in 1..=held_at {
+        let p = sub.next_publish().await;
+        *seen
+            .entry(u32::from_be_bytes(p.payload[1..5].try_into().unwrap()))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        publisher.read_exact(4).await,
+        vec![0x40, 0x02, (held_at >> 8) as u8, held_at as u8]
+    );
+    assert_eq!(seen.len(), held_at as usize);
+    assert!(seen.values().all(|&c| c == 1), "no message twice");
+    assert_eq!(broker.metrics().dropped_total(), 0);
+    broker.shutdown().await;
+}
+
+/// A raw subscriber to `topic` that never reads from its socket after its SUBACK.
+async fn stuck_subscriber(addr: std::net::SocketAddr, id: &str, topic: &str, qos: u8) -> Raw {
+    let mut raw = Raw::connect(addr).await;
+    raw.send(&connect_v311(id)).await;
+    raw.read_exact(4).await;
+    raw.send(&subscribe_v311(1, topic, qos)).await;
+    assert_eq!(raw.read_exact(5).await, vec![0x90, 0x03, 0x00, 0x01, qos]);
+    raw
+}
+
+/// One stuck subscriber among healthy ones, two publishers: the publishers are held for the stall timeout,
+/// then the stuck subscriber's policy (drop-oldest, the default) applies and they go on; the healthy
+/// subscribers get every message exactly once, and the stuck one's queue stays within its bounds.
+async fn a_stuck_subscriber_holds_publishers_only_for_the_stall_timeout(qos: QoS) {
+    let mut config = test_config();
+    config.limits.stall_timeout = Duration::from_millis(500);
+    let (max_len, max_bytes) = (config.limits.max_queue_len, config.limits.max_queue_bytes);
+    let broker = start_with(config).await;
+    let addr = broker.mqtt_addr();
+    let _stuck = stuck_subscriber(addr, "stuck", "burst/#", qos as u8).await;
+    let mut healthy = Vec::new();
+    for i in 0..3 {
+        healthy.push(Subscriber::connect(addr, &format!("healthy-{i}"), "burst/#", qos).await);
+    }
+    let count = 3_000;
+    let publishers = publish_bursts(addr, 2, count, qos, 16 * 1024);
+    let readers: Vec<_> = healthy
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let seen = s.count_until_ends(2).await;
+                (seen, s)
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.await
+            .expect("the publishers finish: the stuck subscriber holds them only for the stall timeout");
+    }
+    let mut healthy = Vec::new();
+    for (i, r) in readers.into_iter().enumerate() {
+        let (seen, subscriber) = r.await.unwrap();
+        assert_each_once(&seen, 2, count, &format!("healthy subscriber {i}"));
+        healthy.push(subscriber);
+    }
+    let metrics = broker.metrics();
+    assert_eq!(
+        Metrics::get(&metrics.subscribers_stalled),
+        1,
+        "only the stuck one stalled"
+    );
+    assert!(Metrics::get(&metrics.publishers_held) > 0);
+    assert!(
+        Metrics::get(&metrics.dropped_queue_full) > 0,
+        "the stuck subscriber's overflow is counted"
+    );
+    let (len, bytes) = broker.kernel().store.get("stuck").unwrap().queued();
+    // Past the stall its queue keeps to its bounds (a message may be in flight from each publisher).
+    assert!(len <= max_len, "{len} messages queued for the stuck subscriber");
+    assert!(bytes <= max_bytes, "{bytes} bytes queued for the stuck subscriber");
+    let store = &broker.kernel().store;
+    let online =
+        ["stuck", "healthy-0", "healthy-1", "healthy-2"].map(|id| store.get(id).is_some_and(|s| s.is_online()));
+    assert_eq!(online, [true; 4], "no subscriber was disconnected");
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_qos1_subscriber_holds_publishers_only_for_the_stall_timeout() {
+    a_stuck_subscriber_holds_publishers_only_for_the_stall_timeout(QoS::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_qos2_subscriber_holds_publishers_only_for_the_stall_timeout() {
+    a_stuck_subscriber_holds_publishers_only_for_the_stall_timeout(QoS::ExactlyOnce).await;
+}
+
+/// A subscriber to large messages that stops reading holds its byte bound, not its message bound's worth
+/// (1,000 messages of 512 KB would be half a gigabyte), once it is found stalled; the healthy subscriber beside it
+/// gets every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_subscriber_to_large_messages_holds_no_more_than_its_byte_bound() {
+    let mut config = test_config();
+    config.limits.stall_timeout = Duration::from_millis(500);
+    let broker = start_with(config).await;
+    let addr = broker.mqtt_addr();
+    let max_bytes = broker.kernel().limits.max_queue_bytes;
+    let _stuck = stuck_subscriber(addr, "stuck", "big", 0).await;
+    let mut healthy = Subscriber::connect(addr, "healthy", "big", QoS::AtMostOnce).await;
+    let publisher = Client::connect(addr, "publisher").await;
+    let messages = 100u32;
+    let reader = tokio::spawn(async move {
+        let mut seen = HashMap::new();
+        while seen.values().sum::<usize>() < messages as usize {
+            let p = healthy.next_publish().await;
+            *seen
+                .entry(u32::from_be_bytes(p.payload[1..5].try_into().unwrap()))
+                .or_insert(0) += 1;
+        }
+        seen
+    });
+    for n in 0..messages {
+        publisher
+            .publish("big", QoS::AtMostOnce, false, numbered(0, n, 512 * 1024))
+            .await;
+    }
+    let seen = reader.await.unwrap();
+    assert_eq!(
+        seen.len(),
+        messages as usize,
+        "the healthy subscriber got every message once"
+    );
+    let (_, bytes) = broker.kernel().store.get("stuck").unwrap().queued();
+    assert!(bytes <= max_bytes, "{bytes} bytes queued, bound {max_bytes}");
+    assert_eq!(Metrics::get(&broker.metrics().subscribers_stalled), 1);
+    assert!(
+        Metrics::get(&broker.metrics().dropped_queue_full) > 0,
+        "what it could not take is counted"
+    );
+    broker.shutdown().await;
+}
+
+/// A stuck subscriber with `max_queue` 10 among a healthy one, a publisher sending 300 numbered messages of
+/// 64 KB: returns the broker, the numbers left in the stuck subscriber's queue (oldest first), and both
+/// subscribers.
+async fn stuck_with_policy(policy: OverflowPolicy) -> (ractmq::Broker, Vec<u32>, Raw, Subscriber) {
+    let mut config = test_config();
+    config.limits.max_queue_len = 10;
+    config.limits.queue_overflow = policy;
+    config.limits.stall_timeout = Duration::from_millis(300);
+    let broker = start_with(config).await;
+    let addr = broker.mqtt_addr();
+    let stuck = stuck_subscriber(addr, "stuck", "burst/#", 1).await;
+    let mut healthy = Subscriber::connect(addr, "healthy", "burst/#", QoS::AtLeastOnce).await;
+    let count = 300;
+    let publisher = publish_bursts(addr, 1, count, QoS::AtLeastOnce, 64 * 1024);
+    let seen = healthy.count_until_ends(1).await;
+    publisher.into_iter().next().unwrap().await.unwrap();
+    assert_each_once(&seen, 1, count, "the healthy subscriber");
+    assert_eq!(Metrics::get(&broker.metrics().subscribers_stalled), 1);
+    let queued = match broker.kernel().store.get("stuck") {
+        None => Vec::new(), // disconnected, and with a clean session, gone
+        Some(session) => {
+            let mailbox = session.mailbox.lock();
+            let numbers = mailbox.queue.iter().filter(|d| d.message.topic.as_ref() == "burst");
+            numbers
+                .map(|d| u32::from_be_bytes(d.message.payload[1..5].try_into().unwrap()))
+                .collect()
+        }
+    };
+    (broker, queued, stuck, healthy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_oldest_keeps_a_stalled_subscribers_newest_messages() {
+    let (broker, queued, _stuck, _healthy) = stuck_with_policy(OverflowPolicy::DropOldest).await;
+    assert!(Metrics::get(&broker.metrics().dropped_queue_full) > 0);
+    assert_eq!(queued.len(), 9, "the bound of 10, less the end marker: {queued:?}");
+    assert_eq!(queued, (291..300).collect::<Vec<_>>(), "the newest are kept");
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_newest_keeps_a_stalled_subscribers_oldest_messages() {
+    let (broker, queued, _stuck, _healthy) = stuck_with_policy(OverflowPolicy::DropNewest).await;
+    assert!(Metrics::get(&broker.metrics().dropped_queue_full) > 0);
+    assert_eq!(queued.len(), 10, "the bound: {queued:?}");
+    assert!(
+        queued.windows(2).all(|w| w[1] == w[0] + 1),
+        "a run in order: {queued:?}"
+    );
+    assert!(*queued.last().unwrap() < 250, "the newest are dropped: {queued:?}");
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_disconnects_only_the_stalled_subscriber() {
+    let (broker, _, mut stuck, _healthy) = stuck_with_policy(OverflowPolicy::Disconnect).await;
+    assert_eq!(Metrics::get(&broker.metrics().disconnected_slow_subscribers), 1);
+    stuck.read_until_closed().await;
+    let store = &broker.kernel().store;
+    assert!(store.get("healthy").unwrap().is_online());
+    broker.shutdown().await;
+}
