@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use common::cluster::{assert_in_order, numbers_until, start_cluster, until_all_list, Node};
+use common::load::{assert_each_once, publish_bursts, Subscriber};
 use common::{options, Client};
 use rumqttc::{Packet, QoS};
 
@@ -170,8 +171,7 @@ async fn a_shared_subscription_balances_over_members_on_every_node() {
 
 #[tokio::test]
 async fn killing_a_node_loses_nothing_between_the_others_and_it_routes_again_when_back() {
-    // Queues deep enough for the whole run: a subscriber's queue overflowing is not what this test is about.
-    let mut nodes = start_cluster(3, &["--max-queue", "100000"]).await;
+    let mut nodes = start_cluster(3, &[]).await;
     let mut sub = client(&nodes[1], "sub-n2").await;
     sub.subscribe("load/#", QoS::AtLeastOnce).await;
     let mut doomed = client(&nodes[2], "sub-n3").await;
@@ -216,18 +216,7 @@ async fn killing_a_node_loses_nothing_between_the_others_and_it_routes_again_whe
 async fn a_filling_queue_towards_a_node_holds_the_publisher_instead_of_dropping() {
     // n2 is frozen (SIGSTOP) while n1's client publishes more than n1 may queue for it. The client is held
     // (its acknowledgements wait) rather than its messages dropped; once n2 thaws, every one arrives.
-    let mut nodes = start_cluster(
-        2,
-        &[
-            "--forward-queue",
-            "500",
-            "--down-after-ms",
-            "30000",
-            "--max-queue",
-            "100000",
-        ],
-    )
-    .await;
+    let mut nodes = start_cluster(2, &["--forward-queue", "500", "--down-after-ms", "30000"]).await;
     let mut sub = client(&nodes[1], "sub-n2").await;
     sub.subscribe("bp/#", QoS::AtLeastOnce).await;
     let mut publisher = client(&nodes[0], "pub-n1").await;
@@ -250,9 +239,56 @@ async fn a_filling_queue_towards_a_node_holds_the_publisher_instead_of_dropping(
             acked += 1;
         }
     }
+    // n1 holds the client: its acknowledgements stop short of what it sent.
+    let n1 = nodes[0].api_addr().expect("n1 serves its API");
+    until_counter(n1, "publishers_held", 1).await;
+    assert_eq!(counter(n1, "dropped_forward"), 0);
     nodes[1].signal(libc::SIGCONT);
     publishing.await.unwrap();
     publisher.publish("bp/end", QoS::AtLeastOnce, false, "end").await;
     let got = numbers_until(&mut sub, "bp/end").await;
     assert_in_order(&got, N, "nothing dropped, in order");
+}
+
+/// A counter from a node's `/api/v1/stats`.
+fn counter(api: std::net::SocketAddr, name: &str) -> u64 {
+    let stats: serde_json::Value = ureq::get(&format!("http://{api}/api/v1/stats"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    stats[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name} in {stats}"))
+}
+
+/// Wait until a node's counter reaches `at_least`.
+async fn until_counter(api: std::net::SocketAddr, name: &str, at_least: u64) {
+    common::eventually(&format!("{name} reaches {at_least} on {api}"), || {
+        counter(api, name) >= at_least
+    })
+    .await;
+}
+
+/// A subscriber on n2 falls behind publishers on n1, on the defaults: n2 holds its acknowledgements, n1's
+/// queue towards n2 fills and holds the publishers, and once the subscriber reads again it gets every message
+/// exactly once, with nothing dropped on either node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_falling_behind_holds_publishers_on_another_node() {
+    let nodes = start_cluster(2, &[]).await;
+    let (n1, n2) = (nodes[0].api_addr().unwrap(), nodes[1].api_addr().unwrap());
+    let mut sub = Subscriber::connect(nodes[1].mqtt, "reader", "burst/#", QoS::AtLeastOnce).await;
+    let count = 8_000;
+    let publishers = publish_bursts(nodes[0].mqtt, 2, count, QoS::AtLeastOnce, 4096);
+    until_counter(n1, "publishers_held", 1).await;
+    let seen = sub.count_until_ends(2).await;
+    for p in publishers {
+        p.await.unwrap();
+    }
+    assert_each_once(&seen, 2, count, "the subscriber on n2");
+    for (node, api) in [("n1", n1), ("n2", n2)] {
+        for name in ["dropped_queue_full", "dropped_forward", "subscribers_stalled"] {
+            assert_eq!(counter(api, name), 0, "{name} on {node}");
+        }
+    }
 }

@@ -7,7 +7,9 @@
 //! heals therefore loses nothing and repeats nothing.
 //!
 //! The queue is bounded: a node that stops acknowledging (down, partitioned, or slower than the publishers)
-//! fills it, and then new messages for it are dropped and counted. When the node comes back as a new
+//! fills it, and then new messages for it are dropped and counted. Long before that, while the node is up,
+//! publishers are held (see `ractmq_broker::flow`): from [`HOLD_MESSAGES`] or [`HOLD_BYTES`] unacknowledged,
+//! or half the bound if that is less, until the queue is down to half of that again. When the node comes back as a new
 //! incarnation (it restarted, its subscribers are gone) the queue is emptied and counted too. Plain data
 //! behind a lock: publishers push from their own tasks, the link's pump takes batches.
 
@@ -16,6 +18,14 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use ractmq_protocol::Message;
+
+use crate::wire_message::message_size;
+
+/// Unacknowledged messages towards a node that is up from which its publishers are held: a few windows of
+/// the pump's, so that a node keeping up never holds anyone.
+pub const HOLD_MESSAGES: usize = 32_000;
+/// Unacknowledged bytes (as `message_size` counts them) from which publishers are held.
+pub const HOLD_BYTES: usize = 32 * 1024 * 1024;
 use ractor::ActorId;
 use tokio::sync::Notify;
 
@@ -39,6 +49,8 @@ pub enum Refused {
 struct Queue {
     /// Unacknowledged messages, oldest first: `entries[i]` has number `first_seq + i`.
     entries: VecDeque<Item>,
+    /// `message_size` of the entries, summed.
+    bytes: usize,
     first_seq: u64,
     /// The highest number sent over the current link (`first_seq - 1` when none is).
     sent_upto: u64,
@@ -47,6 +59,13 @@ struct Queue {
     /// The incarnation of the node being served, once known.
     incarnation: Option<u64>,
     capacity: usize,
+}
+
+impl Queue {
+    /// Unacknowledged messages from which publishers are held.
+    fn hold_messages(&self) -> usize {
+        (self.capacity / 2).min(HOLD_MESSAGES)
+    }
 }
 
 /// The queue towards one node, shared by the publishers and the link's pump.
@@ -64,6 +83,7 @@ impl PeerLink {
         PeerLink {
             queue: Mutex::new(Queue {
                 entries: VecDeque::new(),
+                bytes: 0,
                 first_seq: 1,
                 sent_upto: 0,
                 link: None,
@@ -75,26 +95,27 @@ impl PeerLink {
         }
     }
 
-    /// Queue `item`; refused when the queue is full. `Ok(true)`: the queue is past half full, and publishers
-    /// should wait for room.
+    /// Queue `item`; refused when the queue is full. `Ok(true)`: the queue is at its hold mark, and
+    /// publishers should wait for room.
     pub fn push(&self, item: Item) -> Result<bool, Refused> {
         let congested = {
             let mut q = self.queue.lock();
             if q.entries.len() >= q.capacity {
                 return Err(Refused::Full);
             }
+            q.bytes += message_size(&item.message);
             q.entries.push_back(item);
-            q.entries.len() >= q.capacity / 2
+            q.entries.len() >= q.hold_messages() || q.bytes >= HOLD_BYTES
         };
         self.notify.notify_one();
         Ok(congested)
     }
 
-    /// Whether a publisher should wait: until the queue is down to a quarter of its bound (not just below
-    /// half, so that waiting publishers do not wake for every acknowledgement).
+    /// Whether a publisher should wait: until the queue is down to half its hold mark (not just below it, so
+    /// that waiting publishers do not wake for every acknowledgement).
     pub fn is_congested(&self) -> bool {
         let q = self.queue.lock();
-        q.entries.len() > q.capacity / 4
+        q.entries.len() > q.hold_messages() / 2 || q.bytes > HOLD_BYTES / 2
     }
 
     /// The highest number the node has acknowledged: it moves as long as the node makes progress.
@@ -106,7 +127,11 @@ impl PeerLink {
     pub fn ack(&self, seq: u64) {
         {
             let mut q = self.queue.lock();
-            while q.first_seq <= seq && q.entries.pop_front().is_some() {
+            while q.first_seq <= seq {
+                let Some(item) = q.entries.pop_front() else {
+                    break;
+                };
+                q.bytes -= message_size(&item.message);
                 q.first_seq += 1;
             }
             q.sent_upto = q.sent_upto.max(q.first_seq - 1);
@@ -170,6 +195,7 @@ impl PeerLink {
         let dropped = q.entries.len();
         q.first_seq += dropped as u64;
         q.entries.clear();
+        q.bytes = 0;
         q.sent_upto = q.first_seq - 1;
         dropped
     }
@@ -234,6 +260,14 @@ mod tests {
         l.link_lost();
         let (first, items) = l.next_batch(&link(2), usize::MAX, 10, usize::MAX, |_| 1).unwrap();
         assert_eq!((first, payloads(&items)), (3, vec![3, 4]));
+    }
+
+    #[test]
+    fn a_large_queue_holds_publishers_from_its_hold_mark() {
+        let l = PeerLink::new(1_000_000);
+        let pushed = (0..HOLD_MESSAGES).filter(|_| l.push(item(0)).unwrap()).count();
+        assert_eq!(pushed, 1, "only the push that reached the mark says so");
+        assert!(l.is_congested());
     }
 
     #[test]

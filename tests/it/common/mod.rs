@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod load;
 pub mod process;
 pub mod proxy;
 
