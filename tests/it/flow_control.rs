@@ -283,3 +283,52 @@ async fn disconnect_disconnects_only_the_stalled_subscriber() {
     assert!(store.get("healthy").unwrap().is_online());
     broker.shutdown().await;
 }
+
+/// A persistent session's offline queue is bounded in bytes too: 60 messages of 512 KB (30 MB) to a session
+/// whose client is away leave at most `max_offline_queue_bytes` queued, the newest ones (drop-oldest), and the
+/// client gets them when it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_queue_keeps_within_its_byte_bound() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let max_bytes = broker.kernel().limits.max_offline_queue_bytes;
+    let away = |addr| {
+        let mut o = options(addr, "away");
+        o.set_clean_session(false);
+        o
+    };
+    let mut client = Client::connect_with(away(addr)).await;
+    client.subscribe("off/#", QoS::AtLeastOnce).await;
+    client.client.disconnect().await.unwrap();
+    client.expect_disconnect().await;
+    eventually("the session is offline", || {
+        broker.kernel().store.get("away").is_some_and(|s| !s.is_online())
+    })
+    .await;
+    let publisher = Client::connect(addr, "publisher").await;
+    let messages = 60u32;
+    for n in 0..messages {
+        publisher
+            .publish("off/big", QoS::AtLeastOnce, false, numbered(0, n, 512 * 1024))
+            .await;
+    }
+    publisher.publish("off/end", QoS::AtLeastOnce, false, vec![0]).await;
+    eventually("every message routed", || {
+        Metrics::get(&broker.metrics().messages_received) == u64::from(messages) + 1
+    })
+    .await;
+    let (len, bytes) = broker.kernel().store.get("away").unwrap().queued();
+    assert!(bytes <= max_bytes, "{bytes} bytes queued offline, bound {max_bytes}");
+    assert!(Metrics::get(&broker.metrics().dropped_offline_queue_full) > 0);
+    // Back: it gets what was kept, the newest, in order, the end marker last.
+    let mut back = Client::connect_with(away(addr)).await;
+    let got: Vec<u32> = back
+        .publishes_until("off/end")
+        .await
+        .iter()
+        .map(|p| u32::from_be_bytes(p.payload[1..5].try_into().unwrap()))
+        .collect();
+    assert_eq!(got.len(), len - 1, "every kept message but the marker");
+    assert_eq!(got, (messages - got.len() as u32..messages).collect::<Vec<_>>());
+    broker.shutdown().await;
+}
