@@ -11,7 +11,7 @@ pub use ractmq_broker::{
 };
 pub use ractmq_cluster::{Cluster, ClusterConfig, ClusterTls, Member, MemberEvent, MemberState};
 pub use ractmq_codec::{Protocol, QoS};
-pub use ractmq_protocol::{Limits, Message, OverflowPolicy, Redirect};
+pub use ractmq_protocol::{Limits, ListenerKind, Message, OverflowPolicy, Pattern, QueueRule, Redirect};
 
 /// The crates behind the facade, for code that needs more than it re-exports.
 pub mod parts {

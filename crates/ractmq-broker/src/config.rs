@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractmq_protocol::{Limits, QueuePolicy};
+use ractmq_protocol::{queue_rules, Limits, QueuePolicy, QueueRule};
 
 use crate::cluster_hook::ClusterPlug;
 use crate::enhanced_auth::Authenticators;
@@ -21,6 +21,9 @@ pub struct BrokerConfig {
     /// Partitions of the subscription index, one actor each.
     pub shards: usize,
     pub limits: Limits,
+    /// Per-client queue settings, in order: the first rule that matches a connecting client supplies the
+    /// settings it names, `limits` the rest (see [`ractmq_protocol::queue_rules`]).
+    pub queue_rules: Vec<QueueRule>,
     /// Connections accepted at once; more are closed at accept.
     pub max_connections: usize,
     /// How often `$SYS/broker/...` is published (zero disables it).
@@ -50,9 +53,17 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
-    /// The bounds and overflow policy of one connected client's queue: the node-wide limits.
-    pub fn queue_policy(&self, _listener: &str, _client_id: &str, _username: Option<&str>) -> QueuePolicy {
-        self.limits.online_queue()
+    /// The bounds, overflow policy and stall timeout of one connected client's queue: the first of
+    /// `queue_rules` that matches it over the node-wide limits. Called once per CONNECT, with the listener's
+    /// [`ListenerSpec::kind`].
+    pub fn queue_policy(&self, listener: &str, client_id: &str, username: Option<&str>) -> QueuePolicy {
+        queue_rules::resolve(
+            &self.queue_rules,
+            self.limits.online_queue(),
+            listener,
+            client_id,
+            username,
+        )
     }
 }
 
@@ -63,6 +74,7 @@ impl Default for BrokerConfig {
             listeners: Vec::new(),
             shards: 4,
             limits: Limits::default(),
+            queue_rules: Vec::new(),
             max_connections: 100_000,
             sys_interval: Duration::from_secs(10),
             session_restarts: RestartPolicy::new(1000, 10),
@@ -98,6 +110,53 @@ impl ListenerSpec {
             (false, true) => "ws",
             (true, true) => "wss",
             (false, false) => "tcp",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ractmq_protocol::{ListenerKind, OverflowPolicy, Pattern};
+
+    #[test]
+    fn the_queue_policy_is_the_first_matching_rule_over_the_node_wide_limits() {
+        let mut config = BrokerConfig::default();
+        config.limits.max_queue_len = 100;
+        config.queue_rules = vec![
+            QueueRule {
+                listener: Some(ListenerKind::Ws),
+                overflow: Some(OverflowPolicy::Disconnect),
+                ..QueueRule::default()
+            },
+            QueueRule {
+                username: Some(Pattern::new("bridge-*").unwrap()),
+                max_len: Some(50_000),
+                ..QueueRule::default()
+            },
+        ];
+        let node = config.limits.online_queue();
+        assert_eq!(config.queue_policy("tcp", "c", None), node);
+        assert_eq!(
+            config.queue_policy("ws", "c", Some("bridge-1")).overflow,
+            OverflowPolicy::Disconnect
+        );
+        assert_eq!(config.queue_policy("ws", "c", Some("bridge-1")).max_len, 100);
+        assert_eq!(config.queue_policy("tls", "c", Some("bridge-1")).max_len, 50_000);
+    }
+
+    #[test]
+    fn every_listener_kind_can_be_named_by_a_rule() {
+        let plain = |ws: Option<&str>| ListenerSpec {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: None,
+            websocket_path: ws.map(String::from),
+        };
+        for spec in [plain(None), plain(Some("/mqtt"))] {
+            assert_eq!(spec.kind().parse::<ListenerKind>().unwrap().as_str(), spec.kind());
+        }
+        for kind in ["tls", "wss"] {
+            assert!(kind.parse::<ListenerKind>().is_ok());
         }
     }
 }
