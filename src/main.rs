@@ -94,15 +94,33 @@ struct StartArgs {
     /// Unacknowledged QoS 1/2 messages in flight to one client.
     #[arg(long, default_value_t = 32)]
     max_inflight: u16,
-    /// Messages queued for a connected client beyond its inflight window.
+    /// Messages queued for a connected client beyond its inflight window. While the queue is full, clients
+    /// publishing to it wait, until it drains to half or the client is stalled (--stall-timeout-ms).
     #[arg(long, default_value_t = 1000)]
     max_queue: usize,
-    /// What happens when a connected client's queue is full: drop-oldest, drop-newest or disconnect.
+    /// Bytes queued for a connected client (payload, topic and a fixed overhead per message); full at either bound.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_queue_bytes: usize,
+    /// What a connected client's full queue does once the client is stalled (its queue did not drain to half
+    /// within --stall-timeout-ms): drop-oldest, drop-newest or disconnect. Until then publishers wait.
     #[arg(long, default_value = "drop-oldest")]
     queue_overflow: OverflowPolicy,
+    /// Milliseconds a connected client's full queue may take to drain to half while its publishers wait; past
+    /// it the client is stalled, publishers go on and --queue-overflow applies.
+    #[arg(long, default_value_t = 5000)]
+    stall_timeout_ms: u64,
+    /// Queue settings for some clients, as KEY=VALUE pairs separated by commas: matchers listener
+    /// (tcp, tls, ws, wss), client_id and username (globs), settings max_queue, max_queue_bytes, queue_overflow
+    /// and stall_timeout_ms, e.g. 'client_id=sensor-*,queue_overflow=disconnect'. Repeat for more rules: the
+    /// first that matches a client supplies the settings it names, the node-wide ones the rest.
+    #[arg(long = "queue-rule", value_name = "RULE")]
+    queue_rule: Vec<String>,
     /// Messages queued for a disconnected persistent session.
     #[arg(long, default_value_t = 1000)]
     max_offline_queue: usize,
+    /// Bytes queued for a disconnected persistent session.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_offline_queue_bytes: usize,
     /// What happens when an offline queue is full: drop-oldest or drop-newest.
     #[arg(long, default_value = "drop-oldest")]
     offline_overflow: OverflowPolicy,

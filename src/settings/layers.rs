@@ -4,7 +4,8 @@
 //!
 //! The layers meet as one TOML table: a value from the environment or a flag is read as the type the key
 //! already has (number, true/false, text, or a list for repeated flags), so a wrong one is reported with its
-//! key like a wrong value in the file.
+//! key like a wrong value in the file. Queue rules, tables in the file, are written on one line there
+//! (`client_id=sensor-*,queue_overflow=disconnect`, several separated by `;`).
 
 use std::path::Path;
 
@@ -89,6 +90,18 @@ fn set(table: &mut Table, section: &str, key: &str, values: &[String], source: &
                 "false" => false,
                 _ => return Err(format!("{source} = \"{text}\": {section}.{key} takes true or false")),
             })
+        }
+        Value::Array(_) if (section, key) == ("limits", "queue_rules") => {
+            // One rule per flag, written on one line (`client_id=sensor-*,queue_overflow=disconnect`); one value may
+            // hold several separated by `;`, which is how the environment gives more than one.
+            let mut rules = Vec::new();
+            for text in values.iter().flat_map(|v| v.split(';')).map(str::trim) {
+                if !text.is_empty() {
+                    let table = super::queue_rule_table(text).map_err(|e| format!("{source} = \"{text}\": {e}"))?;
+                    rules.push(Value::Table(table));
+                }
+            }
+            Value::Array(rules)
         }
         Value::Array(_) => {
             // A list from the environment is comma-separated; repeated flags give one value each.

@@ -69,14 +69,30 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "Messages queued for a connected client beyond its inflight window.",
     ),
     (
+        "limits.max_queue_bytes",
+        Some("max_queue_bytes"),
+        "Bytes queued for a connected client (payload, topic and a fixed overhead per message).",
+    ),
+    (
         "limits.queue_overflow",
         Some("queue_overflow"),
-        "When a connected client's queue is full: drop-oldest, drop-newest or disconnect.",
+        "What a stalled client's full queue does (see stall_timeout_ms): drop-oldest, drop-newest or disconnect.",
+    ),
+    (
+        "limits.stall_timeout_ms",
+        Some("stall_timeout_ms"),
+        "Milliseconds a connected client's full queue may take to drain to half while its publishers wait; past \
+         it the client is stalled, publishers go on and queue_overflow applies.",
     ),
     (
         "limits.max_offline_queue",
         Some("max_offline_queue"),
         "Messages queued for a disconnected persistent session.",
+    ),
+    (
+        "limits.max_offline_queue_bytes",
+        Some("max_offline_queue_bytes"),
+        "Bytes queued for a disconnected persistent session.",
     ),
     (
         "limits.offline_overflow",
@@ -107,6 +123,12 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "limits.outbound_topic_aliases",
         Some("outbound_topic_aliases"),
         "Topic aliases the broker assigns towards an MQTT 5 client.",
+    ),
+    (
+        "limits.queue_rules",
+        Some("queue_rule"),
+        "Per-client queue settings, in order: the first rule that matches a client supplies the settings it \
+         names, the node-wide keys the rest (see \"Per-client queue rules\" in docs/configuration.md).",
     ),
     (
         "features.max_qos",
@@ -293,10 +315,72 @@ pub fn defaults_toml() -> String {
             out.push_str(&format!("\n[{sec}]\n"));
             section = sec;
         }
+        if *key == "limits.queue_rules" {
+            // A commented example rather than `queue_rules = []`, which an added [[limits.queue_rules]] would clash with.
+            out.push_str(&format!("# {meaning}\n{QUEUE_RULES_EXAMPLE}"));
+            continue;
+        }
         out.push_str(&format!("# {meaning}\n{name} = {}\n", default_value(&defaults, key)));
     }
     out
 }
+
+/// An example of limits.queue_rules, commented out, for `ractmq config defaults`.
+const QUEUE_RULES_EXAMPLE: &str = "\
+# [[limits.queue_rules]]
+# listener = \"ws\"              # tcp, tls, ws or wss
+# client_id = \"sensor-*\"       # a glob: * any characters, ? one, [abc] one of a set, {a,b} either
+# username = \"fleet\"           # a glob; a client without a user name never matches
+# max_queue = 100
+# max_queue_bytes = 1048576
+# queue_overflow = \"disconnect\"
+# stall_timeout_ms = 1000
+";
+
+/// The section of docs/configuration.md on limits.queue_rules.
+const QUEUE_RULES_DOC: &str = r#"
+## Per-client queue rules
+
+A connected client's outgoing queue is bounded by `limits.max_queue` messages and `limits.max_queue_bytes` bytes.
+While it is full and the client makes progress, the clients publishing to it wait. A client whose full queue does
+not drain to half within `limits.stall_timeout_ms` is stalled: its publishers go on, and `limits.queue_overflow`
+applies to it (drop its oldest messages, drop the new ones, or disconnect it).
+
+`limits.queue_rules` changes these settings for some clients. Each rule has matchers, all optional:
+
+- `listener`: the kind of listener the client connected through, `tcp`, `tls`, `ws` or `wss`;
+- `client_id`: a glob the whole client id must match;
+- `username`: a glob the whole user name must match (a client without a user name never matches);
+
+and settings, all optional: `max_queue`, `max_queue_bytes`, `queue_overflow`, `stall_timeout_ms`. A client gets the
+settings named by the FIRST rule whose matchers all match it (a rule without matchers matches every client), and
+the node-wide value of every setting that rule does not name. Rules are resolved once, when a client connects.
+
+```toml
+# Sensors on WebSocket are disconnected when stuck for a second; they reconnect and resubscribe.
+[[limits.queue_rules]]
+listener = "ws"
+client_id = "sensor-*"
+queue_overflow = "disconnect"
+stall_timeout_ms = 1000
+
+# Bridges get a deeper queue.
+[[limits.queue_rules]]
+username = "bridge-*"
+max_queue = 100000
+max_queue_bytes = 268435456
+```
+
+Globs: `*` is any run of characters (`/` included), `?` one character, `[abc]`, `[a-z]` and `[!abc]` one character
+of (or not of) a set, `{a,b}` either alternative, `\*` a literal `*`; matching is case-sensitive.
+
+On the command line each `--queue-rule` gives one rule as `KEY=VALUE` pairs separated by commas, values without
+quotes: `--queue-rule 'listener=ws,client_id=sensor-*,queue_overflow=disconnect'`; repeat the flag for more rules,
+in order. The environment takes the same, rules separated by `;`:
+`RACTMQ_LIMITS__QUEUE_RULES='client_id=sensor-*,queue_overflow=disconnect;username=bridge-*,max_queue=100000'`.
+Rules from the environment replace the file's, and rules from flags replace both. In errors, rules are numbered
+from 1: `limits.queue_rules[2]` is the second.
+"#;
 
 /// The reference of docs/configuration.md.
 pub fn markdown() -> String {
@@ -322,6 +406,7 @@ pub fn markdown() -> String {
         let default = default_value(&defaults, key).to_string().replace('|', "\\|");
         out.push_str(&format!("| `{key}` | `{default}` | {flag} | {env} | {meaning} |\n"));
     }
+    out.push_str(QUEUE_RULES_DOC);
     out
 }
 

@@ -65,6 +65,20 @@ fn the_defaults_are_a_complete_file_that_checks() {
 }
 
 #[test]
+fn the_queue_rule_example_of_the_defaults_checks_once_uncommented() {
+    let (_, defaults, _) = config(&["defaults"]);
+    let start = defaults.find("# [[limits.queue_rules]]").expect("an example rule");
+    let end = start + defaults[start..].find("\n\n").expect("the end of [limits]");
+    let uncommented: String = defaults[start..end].lines().map(|l| format!("{}\n", &l[2..])).collect();
+    assert!(uncommented.contains("client_id = \"sensor-*\""), "{uncommented}");
+    let text = format!("{}{uncommented}{}", &defaults[..start], &defaults[end..]);
+    let path = write("rules.toml", &text);
+    let (code, out, err) = config(&["check", path.to_str().unwrap()]);
+    assert_eq!((code, err.as_str()), (0, ""), "{text}");
+    assert_eq!(out.trim_end(), format!("{}: OK", path.display()));
+}
+
+#[test]
 fn the_reference_in_the_repository_is_the_codes() {
     let (_, reference, _) = config(&["reference"]);
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
@@ -78,7 +92,7 @@ fn the_reference_in_the_repository_is_the_codes() {
 fn each_mistake_is_one_line_naming_the_key_the_value_and_the_fix() {
     assert_eq!(
         refused("typo.toml", "[limits]\nmax_inflite = 3\n"),
-        "ractmq: FILE line 2: unknown field `max_inflite`, expected one of `max_packet_size`, `max_inflight`, `max_queue`, `queue_overflow`, `max_offline_queue`, `offline_overflow`, `max_subscriptions`, `max_retained`, `receive_maximum`, `topic_alias_maximum`, `outbound_topic_aliases`"
+        "ractmq: FILE line 2: unknown field `max_inflite`, expected one of `max_packet_size`, `max_inflight`, `max_queue`, `max_queue_bytes`, `queue_overflow`, `stall_timeout_ms`, `max_offline_queue`, `max_offline_queue_bytes`, `offline_overflow`, `max_subscriptions`, `max_retained`, `receive_maximum`, `topic_alias_maximum`, `outbound_topic_aliases`, `queue_rules`"
     );
     assert_eq!(
         refused("type.toml", "[mqtt]\nshards = \"many\"\n"),
@@ -148,6 +162,25 @@ fn each_mistake_is_one_line_naming_the_key_the_value_and_the_fix() {
         "ractmq: auth.users: \"nopassword\" is not NAME:PASSWORD"
     );
     assert!(refused("open.toml", "[api]\nlisten = \"0.0.0.0:18083\"\n").contains("set --api-token"));
+    assert_eq!(
+        refused("stall.toml", "[limits]\nstall_timeout_ms = 0\n"),
+        "ractmq: limits.stall_timeout_ms = 0: must be at least 1 (milliseconds a full queue may take to drain to half)"
+    );
+    assert_eq!(
+        refused(
+            "rule-listener.toml",
+            "[[limits.queue_rules]]\nlistener = \"quic\"\nqueue_overflow = \"disconnect\"\n"
+        ),
+        "ractmq: limits.queue_rules[1].listener = \"quic\": must be tcp, tls, ws or wss"
+    );
+    assert_eq!(
+        refused("rule-glob.toml", "[[limits.queue_rules]]\nclient_id = \"{a,b\"\nmax_queue = 5\n"),
+        "ractmq: limits.queue_rules[1].client_id = \"{a,b\": not a glob pattern (unclosed alternate group; missing '}' (maybe escape '{' with '[{]'?)); use * for any characters, ? for one, [abc] for one of a set, or leave client_id out to match every client id"
+    );
+    assert_eq!(
+        refused("rule-key.toml", "[[limits.queue_rules]]\nclient = \"a\"\n"),
+        "ractmq: FILE line 2: unknown field `client`, expected one of `listener`, `client_id`, `username`, `max_queue`, `max_queue_bytes`, `queue_overflow`, `stall_timeout_ms`"
+    );
     let (code, _, err) = config(&["check", "/nonexistent/ractmq.toml"]);
     assert_eq!(code, 1);
     assert!(
