@@ -26,6 +26,7 @@ mod listeners;
 mod mqtt5;
 mod pubsub;
 mod qos2_exactly_once;
+mod queue_rules;
 mod reason_codes;
 mod retained;
 mod sessions;
