@@ -55,14 +55,15 @@ def test_subscriptions_beyond_the_clients_quota_get_0x97(broker_factory, clients
 
 
 def test_a_subscriber_whose_queue_overflows_under_the_disconnect_policy_gets_0x97(broker_factory, clients):
-    b = broker_factory("--max-queue", "10", "--queue-overflow", "disconnect")
+    b = broker_factory("--max-queue", "10", "--queue-overflow", "disconnect", "--stall-timeout-ms", "200")
     stalled = raw_v5(b, "stalled")
     try:
         stalled.send(subscribe_packet(1, [("flood/t", 0)], v5=True))
         assert stalled.read_packet()[0] == 0x90
         pub = v5(clients, "flooder", target=b)
         pub.connect_ok()
-        # The stalled client reads nothing: its socket buffers, then its outgoing queue of 10, fill up.
+        # The stalled client reads nothing: its socket buffers, then its outgoing queue of 10, fill up; it takes
+        # nothing for the stall timeout, and its policy disconnects it.
         for _ in range(400):
             pub.publish("flood/t", b"x" * 65000, qos=0)
         packets = stalled.read_until_closed()

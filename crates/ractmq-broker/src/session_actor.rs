@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use ractmq_codec::{reason, Connect, DecodeError, Packet, QoS, RetainHandling, Will};
+use ractmq_codec::{reason, Connect, DecodeError, Packet, RetainHandling, Will};
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::channel::DeliverOutcome;
 use ractmq_protocol::connect::Accepted;
@@ -732,22 +732,16 @@ impl SessionState {
                 break; // the writer task sends Drain once it has written the backlog
             }
             batch.clear();
-            let more = self.shared.take(DRAIN_BATCH, &mut batch);
+            let mut session = self.shared.state.lock();
+            // Only what the inflight window lets out is taken: what stays queued stays where the queue's
+            // bounds and policy see it.
+            let mut window = online.channel.window_room(&session);
+            let more = self.shared.take(DRAIN_BATCH, &mut window, &mut batch);
+            let blocked = more && batch.len() < DRAIN_BATCH;
             if batch.is_empty() {
                 break;
             }
-            let mut session = self.shared.state.lock();
-            let mut room = online.channel.window_room(&session);
-            let mut rest = batch.drain(..);
-            let mut blocked = None;
-            for delivery in rest.by_ref() {
-                if delivery.qos != QoS::AtMostOnce {
-                    if room == 0 {
-                        blocked = Some(delivery);
-                        break;
-                    }
-                    room -= 1;
-                }
+            for delivery in batch.drain(..) {
                 let qos = delivery.qos as usize;
                 handed += 1;
                 match online.channel.deliver(&mut session, delivery, now, &mut fx) {
@@ -759,19 +753,13 @@ impl SessionState {
                     DeliverOutcome::TooLarge => Metrics::add(&metrics.dropped_too_large, 1),
                 }
             }
-            if let Some(first) = blocked {
-                // The window is full: keep the rest in order; a PUBACK/PUBCOMP opens it and drains again.
-                let back: Vec<Delivery> = std::iter::once(first).chain(rest).collect();
-                self.shared.put_back(back.into_iter());
-                break;
-            }
-            drop(rest);
             drop(session);
             // Write each batch as it is encoded, so that the backlog check above sees what the socket did not
             // take.
             trace_out(&self.kernel, &self.shared.client_id, &fx.out);
             online.io.outbox.push(&mut fx.out);
-            if !more {
+            // The window is full (a PUBACK/PUBCOMP opens it and drains again), or the queue is empty.
+            if blocked || !more {
                 break;
             }
         }

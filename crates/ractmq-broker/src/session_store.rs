@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use ractmq_codec::Protocol;
+use ractmq_codec::{Protocol, QoS};
 use ractmq_protocol::config::Limits;
 use ractmq_protocol::{BoundedQueue, Delivery, Message, PushOutcome, QueueMode, QueuePolicy, Session};
 use ractor::ActorRef;
@@ -393,14 +393,21 @@ impl SessionShared {
         pushed
     }
 
-    /// Take up to `max` queued deliveries; clears the wake flag when the queue is emptied.
-    pub fn take(&self, max: usize, out: &mut Vec<Delivery>) -> bool {
+    /// Take up to `max` queued deliveries in order, QoS 1/2 ones only while `window` (the client's inflight
+    /// room, counted down) lasts; clears the wake flag when the queue is emptied. True if some remain.
+    pub fn take(&self, max: usize, window: &mut usize, out: &mut Vec<Delivery>) -> bool {
         let mut mb = self.mailbox.lock();
         while out.len() < max {
-            match mb.queue.pop() {
-                Some(d) => out.push(d),
-                None => break,
+            let Some(next) = mb.queue.front() else {
+                break;
+            };
+            if next.qos != QoS::AtMostOnce {
+                if *window == 0 {
+                    break;
+                }
+                *window -= 1;
             }
+            out.extend(mb.queue.pop());
         }
         let more = !mb.queue.is_empty();
         if !more {
@@ -445,14 +452,6 @@ impl SessionShared {
             mb.queue.push_front(d);
         }
         taken
-    }
-
-    /// Put back deliveries that could not be sent yet, in order, at the front.
-    pub fn put_back(&self, rest: impl DoubleEndedIterator<Item = Delivery>) {
-        let mut mb = self.mailbox.lock();
-        for d in rest.rev() {
-            mb.queue.push_front(d);
-        }
     }
 }
 

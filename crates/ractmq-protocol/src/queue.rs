@@ -173,6 +173,11 @@ impl<T: Queued> BoundedQueue<T> {
         Some(item)
     }
 
+    /// The oldest entry.
+    pub fn front(&self) -> Option<&T> {
+        self.items.front()
+    }
+
     /// Put an entry back at the front (it could not be sent yet).
     pub fn push_front(&mut self, item: T) {
         self.bytes += item.queued_bytes();
