@@ -467,3 +467,25 @@ def test_redirection_names_the_other_server(broker_factory, clients, permanent, 
     assert getattr(ack.properties, "ServerReference", None) == "other.example:1883"
     old = clients("old-protocol", protocol=mqtt.MQTTv311, target=b)
     assert old.connect().reason_code == 0, "3.1.1 has no redirection: served as usual"
+
+
+def test_a_subscription_sent_before_another_clients_publish_gets_it_20_times(broker, clients):
+    """Eclipse Paho's test_subscribe_options, noLocal part: b sends its SUBSCRIBE and does not wait for the
+    SUBACK, then a publishes. b's SUBSCRIBE was on the wire first, so it must take effect first, even while b's
+    session is waking from hibernation (new sessions start hibernated). b writes its packets itself, so that
+    they are written before a's PUBLISH; paho-mqtt's network thread would give no such order."""
+    for n in range(20):
+        a = v5(clients, f"a{n}")
+        a.connect_ok()
+        assert a.subscribe("fence/t", options=mqtt.SubscribeOptions(qos=2, noLocal=True)) == [2]
+        b = _raw_v5_session(broker, f"b{n}")
+        try:
+            b.send(subscribe_packet(1, [("fence/t", 0x02 | 0x04)], v5=True))  # QoS 2, No Local
+            a.publish("fence/t", f"noLocal test {n}".encode(), qos=1)
+            first, body = b.read_packet()
+            assert first == 0x90, f"SUBACK first, got {first:#x}"
+            first, body = b.read_packet()
+            assert first & 0xF0 == 0x30 and body.endswith(f"noLocal test {n}".encode()), (first, body)
+        finally:
+            b.close()
+        a.disconnect()

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::fence::Fences;
 use crate::metrics::Metrics;
 use crate::session_actor::SessionMsg;
 use crate::session_store::SessionShared;
@@ -286,6 +287,7 @@ impl Io {
         generation: u64,
         keepalive: Option<Duration>,
         metrics: Arc<Metrics>,
+        fences: Arc<Fences>,
     ) -> Io {
         let (direct, sink) = match transport.write {
             WriteHalf::Tcp(tcp) => {
@@ -317,6 +319,7 @@ impl Io {
                 session: session.clone(),
                 generation,
                 keepalive: keepalive.map(|k| k + KEEPALIVE_SLACK),
+                fences,
                 _counted: transport.counted,
             },
             metrics,
@@ -361,6 +364,7 @@ struct Link {
     generation: u64,
     /// Silence allowed before the reader asks the session to check keepalive.
     keepalive: Option<Duration>,
+    fences: Arc<Fences>,
     _counted: Counted,
 }
 
@@ -380,6 +384,8 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
     let mut last_packet = tokio::time::Instant::now();
     let keepalive = tokio::time::sleep_until(last_packet.checked_add(limit).unwrap_or_else(far_future));
     tokio::pin!(keepalive);
+    // Whether the bytes being decoded came from a read that had to wait for the socket (see `send_batch`).
+    let mut woken = false;
     loop {
         let mut packets = Vec::new();
         let mut error = None;
@@ -396,7 +402,7 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
         if !packets.is_empty() {
             // Any packet is a sign of life [MQTT-3.1.2-22].
             last_packet = tokio::time::Instant::now();
-            if !send_batch(&link, &permits, packets).await {
+            if !send_batch(&link, &permits, packets, std::mem::take(&mut woken)).await {
                 return;
             }
         }
@@ -414,6 +420,7 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
             // Everything read was decoded: give the buffer back instead of keeping it while idle.
             buf = BytesMut::new();
         }
+        woken = buf.is_empty();
         let read = tokio::select! {
             read = read.read_into(&mut buf, READ_CHUNK) => read,
             () = &mut keepalive => {
@@ -461,7 +468,20 @@ fn has_whole_frame(buf: &BytesMut) -> bool {
     buf.len() > 5 // malformed length: let the decoder report it
 }
 
-async fn send_batch(link: &Link, permits: &Arc<Semaphore>, packets: Vec<Packet>) -> bool {
+async fn send_batch(link: &Link, permits: &Arc<Semaphore>, packets: Vec<Packet>, woken: bool) -> bool {
+    let publishes = packets.iter().any(|p| matches!(p, Packet::Publish(_)));
+    if publishes && woken {
+        // Sockets that became readable together are read in the reverse order of their readiness: the
+        // runtime runs the reader it woke last first (tokio's LIFO slot). Letting the readers woken with
+        // this one decode first keeps a SUBSCRIBE that reached the node before this PUBLISH ahead of it.
+        tokio::task::yield_now().await;
+    }
+    // Numbered as read, before waiting for a permit: subscription changes read by then go first.
+    let mark = link.fences.mark();
+    let changes_subscriptions = packets
+        .iter()
+        .any(|p| matches!(p, Packet::Subscribe(_) | Packet::Unsubscribe(_)));
+    let fence = changes_subscriptions.then(|| link.fences.begin());
     let Ok(permit) = permits.clone().acquire_owned().await else {
         return false;
     };
@@ -469,6 +489,8 @@ async fn send_batch(link: &Link, permits: &Arc<Semaphore>, packets: Vec<Packet>)
         generation: link.generation,
         packets,
         permit: Permit(permit),
+        mark,
+        fence,
     })
 }
 

@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 
 /// A bounded queue that may hold publishers.
 pub trait Backlog: Send + Sync {
-    /// Above its bound, with a consumer that is not stalled: a publisher should wait.
+    /// Above its bound, with a consumer that is not stalled: a publisher should wait. Asked by a publisher
+    /// about to wait, after registering on [`room`](Self::room): a true answer promises a notification.
     fn is_congested(&self) -> bool;
     /// Notified when the queue has drained to half its bounds (or its consumer was found stalled).
     fn room(&self) -> &Notify;

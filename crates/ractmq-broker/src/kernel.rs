@@ -15,6 +15,7 @@ use ractor::ActorRef;
 
 use crate::config::BrokerConfig;
 use crate::enhanced_auth::Authenticators;
+use crate::fence::Fences;
 use crate::handover::RemoteSessions;
 use crate::inspect::Traces;
 use crate::metrics::Metrics;
@@ -49,6 +50,8 @@ pub struct Kernel {
     pub draining: tokio::sync::watch::Sender<bool>,
     /// Clients whose packets an operator is watching (`ractmq ctl trace client`).
     pub traces: Traces,
+    /// Subscription changes read and not yet in the index (see `fence.rs`).
+    pub fences: Arc<Fences>,
     /// Sessions on other nodes, when this node is part of a cluster.
     remote_sessions: OnceLock<Arc<dyn RemoteSessions>>,
     /// The one line an operator should see when a child could not start (a port in use, say); the
@@ -88,6 +91,7 @@ impl Kernel {
             start_failure: Mutex::new(None),
             remote_sessions: OnceLock::new(),
             traces: Traces::default(),
+            fences: Arc::default(),
             draining: tokio::sync::watch::Sender::new(false),
         })
     }

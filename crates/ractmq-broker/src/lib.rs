@@ -9,6 +9,7 @@ pub mod cluster_hook;
 pub mod config;
 pub mod connection;
 pub mod enhanced_auth;
+pub mod fence;
 pub mod flow;
 pub mod handover;
 pub mod inspect;

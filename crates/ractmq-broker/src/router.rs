@@ -635,6 +635,13 @@ impl Router {
     /// time) until the other nodes have it: after a SUBACK, a message published on any node reaches the new
     /// subscription.
     pub async fn apply(&self, changes: Vec<Change>) {
+        let new_routes = self.apply_here(changes).await;
+        self.settle(new_routes).await;
+    }
+
+    /// [`Router::apply`] on this node only: true if the changes gave it a route it did not have, for
+    /// [`Router::settle`].
+    pub async fn apply_here(&self, changes: Vec<Change>) -> bool {
         let mut by_shard: HashMap<usize, Vec<ShardOp>> = HashMap::new();
         for c in changes {
             let shard = self.shard_of_filter(&c.filter);
@@ -648,6 +655,12 @@ impl Router {
         for (shard, ops) in by_shard {
             new_routes |= self.apply_to_shard(shard, ops).await;
         }
+        new_routes
+    }
+
+    /// After [`Router::apply_here`] gave this node `new_routes`: wait (a bounded time) until the other nodes
+    /// have them.
+    pub async fn settle(&self, new_routes: bool) {
         if let (true, Some(remote)) = (new_routes, self.remote.get()) {
             remote.settled().await;
         }

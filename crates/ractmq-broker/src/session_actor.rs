@@ -28,6 +28,7 @@ use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::connection::{AbortOnDrop, Io, Permit, Transport};
+use crate::fence::FenceGuard;
 use crate::flow::Congestion;
 use crate::handover::SessionHandover;
 use crate::inspect::{describe_frames, trace_line};
@@ -61,11 +62,14 @@ pub enum SessionMsg {
     Attach(Box<Attach>),
     /// The supervisor restarted this session after a crash: no connection, state from the store.
     Recover,
-    /// A batch of packets from the reader of connection `generation`.
+    /// A batch of packets from the reader of connection `generation`, read at `mark` (see `fence.rs`); `fence`
+    /// if it changes subscriptions, dropped once the index has the change.
     Inbound {
         generation: u64,
         packets: Vec<Packet>,
         permit: Permit,
+        mark: u64,
+        fence: Option<FenceGuard>,
     },
     /// The connection `generation` ended on the socket side (EOF, I/O error, or undecodable bytes).
     ReaderClosed {
@@ -221,6 +225,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         generation,
         channel.keepalive_limit(),
         kernel.metrics.clone(),
+        kernel.fences.clone(),
     );
     io.outbox.push(&mut fx.out);
     // Routine connects and clean disconnects are debug: at tens of thousands a second, logging them would cost
@@ -294,24 +299,48 @@ pub struct SessionState {
     /// Messages handled, and the count at the last idle check: unchanged but for the check itself means idle.
     handled: u64,
     idle_mark: u64,
-    /// Set while this client, as a publisher, waits for full queues (see `flow.rs`).
+    /// Set while this client, as a publisher, waits for full queues (see `flow.rs`) or for subscription
+    /// changes read before its packets (see `fence.rs`).
     hold: Option<Hold>,
+    /// The fence of the batch being handled: dropped as soon as its subscription changes are in this node's
+    /// index, before the other nodes are waited for.
+    fence: Option<FenceGuard>,
 }
 
-/// A publisher held by full queues: its acknowledgements and what its reader read since wait here, and the
-/// reader stops once its permits are all held, so the client's socket is not read meanwhile. The actor itself
-/// goes on serving the client as a subscriber, so that a client held by its own subscribers' queues is never
-/// stuck behind its own.
+/// A publisher held: its acknowledgements and what its reader read since wait here, and the reader stops once
+/// its permits are all held, so the client's socket is not read meanwhile. The actor itself goes on serving the
+/// client as a subscriber, so that a client held by its own subscribers' queues is never stuck behind its own.
 struct Hold {
     generation: u64,
     /// Packets for the client that came with the held publishes (PUBACK, PUBREC...), in order.
     out: BytesMut,
     /// The permit of the batch that filled the queues.
     permit: Option<Permit>,
-    /// Batches read since, in order, each with its permit.
-    deferred: VecDeque<(Vec<Packet>, Permit)>,
-    /// Waits for room, then sends `Resume`; aborted with the hold.
+    /// Batches read since, in order.
+    deferred: VecDeque<Deferred>,
+    /// Held for older subscription changes (not by full queues): the batches keep their own.
+    keeps_fences: bool,
+    /// Waits for room (or for older subscription changes), then sends `Resume`; aborted with the hold.
     _waiter: AbortOnDrop,
+}
+
+impl Hold {
+    fn defer(&mut self, mut batch: Deferred) {
+        if !self.keeps_fences {
+            batch.fence = None;
+        }
+        self.deferred.push_back(batch);
+    }
+}
+
+/// A batch read while its session was held.
+struct Deferred {
+    packets: Vec<Packet>,
+    permit: Permit,
+    mark: u64,
+    /// Kept only while waiting for older subscription changes: a client held by full queues does not make
+    /// everyone else's publishes wait for its subscriptions, which take effect when the hold ends.
+    fence: Option<FenceGuard>,
 }
 
 impl Actor for SessionActor {
@@ -338,6 +367,7 @@ impl Actor for SessionActor {
             handled: 0,
             idle_mark: 0,
             hold: None,
+            fence: None,
         })
     }
 
@@ -364,13 +394,21 @@ impl SessionState {
                 generation,
                 packets,
                 permit,
+                mark,
+                fence,
             } => {
                 if !self.is_current(generation) {
                     return;
                 }
+                let batch = Deferred {
+                    packets,
+                    permit,
+                    mark,
+                    fence,
+                };
                 match self.hold.as_mut() {
-                    Some(hold) => hold.deferred.push_back((packets, permit)),
-                    None => self.inbound(myself, packets, permit).await,
+                    Some(hold) => hold.defer(batch),
+                    None => self.inbound_in_order(myself, batch).await,
                 }
             }
             SessionMsg::Resume { generation } => {
@@ -544,8 +582,29 @@ impl SessionState {
         }
     }
 
-    /// The queues that held this client have room: send what waited, then handle the batches read meanwhile,
-    /// unless one of them fills a queue again.
+    /// Handle a batch once every subscription change read before it is in the index; until then the session
+    /// is held (see `fence.rs`).
+    async fn inbound_in_order(&mut self, myself: &ActorRef<SessionMsg>, batch: Deferred) {
+        let fences = self.kernel.fences.clone();
+        if !fences.clear_before(batch.mark) {
+            let mark = batch.mark;
+            self.hold_until(async move { fences.wait_before(mark).await }, BytesMut::new(), true);
+            if let Some(hold) = self.hold.as_mut() {
+                hold.defer(batch);
+            }
+            return;
+        }
+        let Deferred {
+            packets, permit, fence, ..
+        } = batch;
+        self.fence = fence;
+        self.inbound(myself, packets, permit).await;
+        // Dropped by `apply_routes` already, unless the batch changed nothing.
+        self.fence = None;
+    }
+
+    /// What held this client is over: send what waited, then handle the batches read meanwhile, unless one of
+    /// them is held again.
     async fn resume(&mut self, myself: &ActorRef<SessionMsg>) {
         let Some(mut hold) = self.hold.take() else {
             return;
@@ -554,29 +613,41 @@ impl SessionState {
             online.io.outbox.push(&mut hold.out);
         }
         drop(hold.permit.take());
-        while let Some((packets, permit)) = hold.deferred.pop_front() {
-            self.inbound(myself, packets, permit).await;
+        while let Some(batch) = hold.deferred.pop_front() {
+            self.inbound_in_order(myself, batch).await;
             if let Some(new_hold) = self.hold.as_mut() {
-                new_hold.deferred.extend(hold.deferred.drain(..));
+                hold.deferred.drain(..).for_each(|batch| new_hold.defer(batch));
                 break;
             }
         }
     }
 
-    /// Hold this client as a publisher until `congestion` clears; `out` waits with it.
+    /// Hold this client as a publisher until `congestion` clears; `out` waits with it. Its subscription
+    /// changes read meanwhile take effect when the hold ends, and nobody else waits for them.
     fn hold(&mut self, congestion: Congestion, out: &mut BytesMut) {
         Metrics::add(&self.kernel.metrics.publishers_held, 1);
+        self.hold_until(congestion.wait(), std::mem::take(out), false);
+    }
+
+    /// Hold this client until `over` completes; `out` waits with it.
+    fn hold_until(
+        &mut self,
+        over: impl std::future::Future<Output = ()> + Send + 'static,
+        out: BytesMut,
+        keeps_fences: bool,
+    ) {
         let shared = self.shared.clone();
         let generation = self.generation;
         let waiter = tokio::spawn(async move {
-            congestion.wait().await;
+            over.await;
             shared.send(SessionMsg::Resume { generation });
         });
         self.hold = Some(Hold {
             generation,
-            out: std::mem::take(out),
+            out,
             permit: None,
             deferred: VecDeque::new(),
+            keeps_fences,
             _waiter: AbortOnDrop::new(waiter),
         });
     }
@@ -624,7 +695,7 @@ impl SessionState {
     }
 
     /// Apply subscription changes to the index; returns the retained messages the new subscriptions get.
-    async fn apply_routes(&self, routes: Vec<RouteChange>) -> Vec<Delivery> {
+    async fn apply_routes(&mut self, routes: Vec<RouteChange>) -> Vec<Delivery> {
         if routes.is_empty() {
             return Vec::new();
         }
@@ -675,7 +746,10 @@ impl SessionState {
                 }
             }
         }
-        self.kernel.router.apply(changes).await;
+        let new_routes = self.kernel.router.apply_here(changes).await;
+        // In this node's index: publishes read after the change may be routed now.
+        self.fence = None;
+        self.kernel.router.settle(new_routes).await;
         for group in left_groups {
             self.hand_off_shared(Some(&group));
         }

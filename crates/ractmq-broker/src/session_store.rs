@@ -458,8 +458,12 @@ impl SessionShared {
 /// A connected subscriber's queue holds its publishers while it makes progress.
 impl Backlog for SessionShared {
     fn is_congested(&self) -> bool {
-        let mb = self.mailbox.lock();
-        mb.online && mb.queue.mode() == QueueMode::Hold && !mb.queue.has_room()
+        let mut mb = self.mailbox.lock();
+        let congested = mb.online && mb.queue.mode() == QueueMode::Hold && !mb.queue.has_room();
+        // Whoever asks is about to wait: the next drain to half must wake it, even if no push found the queue
+        // full since the last drain.
+        mb.held |= congested;
+        congested
     }
 
     fn room(&self) -> &Notify {
@@ -526,5 +530,66 @@ impl SessionStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::wait_for_room;
+    use ractmq_codec::QoS;
+    use std::time::Duration;
+
+    fn delivery() -> Delivery {
+        Delivery {
+            message: Arc::new(Message::new("t", vec![0u8; 10], QoS::AtLeastOnce, false)),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            subscription_ids: Vec::new(),
+            shared: None,
+        }
+    }
+
+    fn online_session(max_len: usize) -> Arc<SessionShared> {
+        let limits = Limits {
+            max_queue_len: max_len,
+            ..Limits::default()
+        };
+        let metrics = Arc::new(Metrics::default());
+        let session = SessionShared::new("c".into(), &limits, SupSlot::default(), metrics.clone());
+        session.set_online(Some(limits.online_queue()), &limits, &metrics);
+        session
+    }
+
+    fn drain(session: &SessionShared, n: usize) {
+        let mut out = Vec::new();
+        session.take(n, &mut usize::MAX.clone(), &mut out);
+        session.drained(out.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_publisher_that_starts_waiting_after_the_last_full_push_is_still_woken() {
+        let session = online_session(4);
+        let metrics = Metrics::default();
+        for _ in 0..4 {
+            session.push(delivery(), &metrics);
+        }
+        assert!(matches!(session.push(delivery(), &metrics), Pushed::Full));
+        // Drained to half before the publisher waits: that wake-up finds nobody.
+        drain(&session, 3);
+        // Above half again, not full: no push says Full.
+        assert!(matches!(session.push(delivery(), &metrics), Pushed::Queued));
+        let waiter = tokio::spawn({
+            let session = session.clone();
+            async move { wait_for_room(&*session).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished(), "three queued, above half of four");
+        drain(&session, 1);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            waiter.is_finished(),
+            "woken by the drain to half, long before the stall timeout"
+        );
     }
 }
