@@ -1,6 +1,12 @@
-//! Why this exists: the message scenarios (fan-in, fan-out, point-to-point, latency) share one engine:
-//! connect subscribers and publishers, publish numbered messages (flat out inside a flow-control window, or at
-//! a fixed rate), drain, and account for every message: delivered, lost, duplicated, reordered.
+//! Why this exists: the message scenarios (fan-in, fan-out, point-to-point, latency, stuck subscriber) share
+//! one engine: connect subscribers and publishers, publish numbered messages (flat out inside a flow-control
+//! window, or at a fixed rate), drain, and account for every message: delivered, lost, duplicated, reordered,
+//! per subscriber. It also records how long publishers were held (the longest time without a write completing
+//! or a PUBACK arriving) and the broker's peak resident memory.
+//!
+//! Stuck subscribers (the stuck scenario) connect and subscribe like the others, then never read their socket
+//! until the run is over; their messages are not part of the run's loss. Afterwards they are read for a while
+//! to show what the broker kept for them.
 //!
 //! Flow control: each flow (a group of publishers and the subscribers of their messages) lets its publishers
 //! run at most `window` messages ahead of what the subscribers have received. This measures the rate a broker
@@ -61,6 +67,7 @@ impl Flow {
 
 pub struct SubPlan {
     pub topic: String,
+    /// The flow this subscriber belongs to (unused for a stuck subscriber).
     pub flow: usize,
     /// First stream id this subscriber receives, and how many.
     pub base: u32,
@@ -83,6 +90,33 @@ pub struct Plan {
     pub sub_buffer: usize,
     /// Some((messages per second over all publishers, warm-up seconds)): the latency scenario.
     pub rate: Option<(f64, f64)>,
+    /// Subscribers that subscribe and then do not read until the run ends.
+    pub stuck: Vec<SubPlan>,
+}
+
+/// When a publisher last made progress (a write completed, a PUBACK arrived), and the longest time it went
+/// without any.
+struct Progress {
+    last: Cell<Instant>,
+    max_gap: Cell<Duration>,
+}
+
+impl Progress {
+    fn new(start: Instant) -> Self {
+        Progress {
+            last: Cell::new(start),
+            max_gap: Cell::new(Duration::ZERO),
+        }
+    }
+
+    fn tick(&self) {
+        let now = Instant::now();
+        let gap = now.saturating_duration_since(self.last.get());
+        if gap > self.max_gap.get() {
+            self.max_gap.set(gap);
+        }
+        self.last.set(now);
+    }
 }
 
 struct Ctx {
@@ -96,9 +130,26 @@ struct Ctx {
     closed_by_broker: Cell<u64>,
     errors: RefCell<Vec<String>>,
     stall_after: Duration,
+    /// PUBACKs received, all publishers.
+    acked: Cell<u64>,
 }
 
 impl Ctx {
+    fn new(epoch: Instant, n_streams: usize, stall_after: Duration) -> Self {
+        Ctx {
+            epoch,
+            stop: Cell::new(false),
+            last_rx: Cell::new(epoch),
+            sent: RefCell::new(vec![0; n_streams]),
+            pubs_done: Cell::new(0),
+            stalls: Cell::new(0),
+            closed_by_broker: Cell::new(0),
+            errors: RefCell::new(Vec::new()),
+            stall_after,
+            acked: Cell::new(0),
+        }
+    }
+
     fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
     }
@@ -214,7 +265,13 @@ async fn subscriber(ctx: Rc<Ctx>, flow: Rc<Flow>, mut stream: TcpStream, state: 
 }
 
 /// Counts PUBACKs on a QoS 1 publisher's connection.
-async fn ack_reader<R: AsyncRead + Unpin>(ctx: Rc<Ctx>, mut rd_half: R, acked: Rc<Cell<u64>>, notify: Rc<Notify>) {
+async fn ack_reader<R: AsyncRead + Unpin>(
+    ctx: Rc<Ctx>,
+    mut rd_half: R,
+    acked: Rc<Cell<u64>>,
+    notify: Rc<Notify>,
+    progress: Option<Rc<Progress>>,
+) {
     let mut rd = Reader::new(16 * 1024);
     loop {
         match rd.fill(&mut rd_half).await {
@@ -242,6 +299,10 @@ async fn ack_reader<R: AsyncRead + Unpin>(ctx: Rc<Ctx>, mut rd_half: R, acked: R
         }
         if n > 0 {
             acked.set(acked.get() + n);
+            ctx.acked.set(ctx.acked.get() + n);
+            if let Some(p) = &progress {
+                p.tick();
+            }
             notify.notify_waiters();
         }
     }
@@ -265,17 +326,33 @@ async fn wait_for(ctx: &Ctx, notify: &Notify, ready: impl Fn() -> bool) -> bool 
 }
 
 /// Publishes numbered messages flat out within the flow window (and, at QoS 1, the inflight window).
-async fn publisher(ctx: Rc<Ctx>, flow: Rc<Flow>, stream: TcpStream, stream_id: u32, topic: String, cfg: PubCfg) {
+async fn publisher(
+    ctx: Rc<Ctx>,
+    flow: Rc<Flow>,
+    stream: TcpStream,
+    stream_id: u32,
+    topic: String,
+    cfg: PubCfg,
+    progress: Rc<Progress>,
+) {
     let (rd_half, mut wr) = stream.into_split();
     let acked = Rc::new(Cell::new(0u64));
     let ack_notify = Rc::new(Notify::new());
-    let ack_task =
-        (cfg.qos > 0).then(|| spawn_local(ack_reader(ctx.clone(), rd_half, acked.clone(), ack_notify.clone())));
+    let ack_task = (cfg.qos > 0).then(|| {
+        spawn_local(ack_reader(
+            ctx.clone(),
+            rd_half,
+            acked.clone(),
+            ack_notify.clone(),
+            Some(progress.clone()),
+        ))
+    });
     let topic = topic.into_bytes();
     let mut payload = vec![0u8; cfg.payload.max(mqtt::STAMP_LEN)];
     let mut out = Vec::with_capacity(cfg.batch * (payload.len() + topic.len() + 8));
     let mut seq: u64 = 0;
     let mut pid: u16 = 0;
+    let mut gave_up = false;
     while !ctx.stop.get() && seq < cfg.cap {
         let room = flow.room();
         if room == 0 {
@@ -285,6 +362,7 @@ async fn publisher(ctx: Rc<Ctx>, flow: Rc<Flow>, stream: TcpStream, stream_id: u
                     "publisher {stream_id}: no delivery progress for {:?}",
                     ctx.stall_after
                 ));
+                gave_up = true;
                 break;
             }
             continue;
@@ -297,6 +375,7 @@ async fn publisher(ctx: Rc<Ctx>, flow: Rc<Flow>, stream: TcpStream, stream_id: u
                 if !wait_for(&ctx, &ack_notify, || seq - acked.get() < limit).await {
                     ctx.stalls.set(ctx.stalls.get() + 1);
                     ctx.error(format!("publisher {stream_id}: no PUBACK for {:?}", ctx.stall_after));
+                    gave_up = true;
                     break;
                 }
                 continue;
@@ -319,6 +398,11 @@ async fn publisher(ctx: Rc<Ctx>, flow: Rc<Flow>, stream: TcpStream, stream_id: u
             ctx.error(format!("publisher {stream_id} write: {e}"));
             break;
         }
+        progress.tick();
+    }
+    if gave_up {
+        // the time waited before giving up was a wait too
+        progress.tick();
     }
     ctx.pubs_done.set(ctx.pubs_done.get() + 1);
     // Keep the connection (and the ack reader) open until the run ends: closing early would be a disconnect
@@ -420,6 +504,69 @@ async fn paced_watch(
     }
 }
 
+/// After the run, reads the stuck subscribers at last (acknowledging at QoS 1) until nothing more arrives for
+/// the drain time, or for 10 s at most: what the broker had kept for them, and whether it had closed them.
+async fn release_stuck(
+    c: &Common,
+    stuck: &[SubPlan],
+    streams: Vec<TcpStream>,
+    sent: &[u64],
+) -> Option<Vec<(&'static str, Value)>> {
+    if stuck.is_empty() {
+        return None;
+    }
+    let start = Instant::now();
+    let ctx = Rc::new(Ctx::new(start, sent.len(), Duration::from_secs_f64(c.stall)));
+    let flow = Rc::new(Flow::new(1, 0));
+    let states: Vec<Rc<RefCell<SubState>>> = stuck
+        .iter()
+        .map(|s| Rc::new(RefCell::new(SubState::new(s.base, s.streams, false, 0))))
+        .collect();
+    let tasks: Vec<JoinHandle<()>> = streams
+        .into_iter()
+        .zip(&states)
+        .map(|(stream, st)| spawn_local(subscriber(ctx.clone(), flow.clone(), stream, st.clone(), 64 * 1024)))
+        .collect();
+    let expected: u64 = stuck
+        .iter()
+        .map(|s| (s.base..s.base + s.streams).map(|i| sent[i as usize]).sum::<u64>())
+        .sum();
+    let unique = || -> u64 {
+        states
+            .iter()
+            .map(|st| st.borrow().trackers.iter().map(|t| t.unique).sum::<u64>())
+            .sum()
+    };
+    let idle = Duration::from_secs_f64(c.drain_idle);
+    let (mut seen, mut seen_at) = (0u64, start);
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = Instant::now();
+        if flow.delivered.get() != seen {
+            (seen, seen_at) = (flow.delivered.get(), now);
+        }
+        let all_closed = ctx.closed_by_broker.get() >= stuck.len() as u64;
+        if unique() >= expected || all_closed || now - seen_at >= idle || now - start >= Duration::from_secs(10) {
+            break;
+        }
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    let dups: u64 = states
+        .iter()
+        .map(|st| st.borrow().trackers.iter().map(|t| t.dups).sum::<u64>())
+        .sum();
+    let errors = ctx.errors.borrow().clone();
+    Some(vec![
+        ("stuck_expected", json!(expected)),
+        ("stuck_received", json!(unique())),
+        ("stuck_dups", json!(dups)),
+        ("stuck_closed_by_broker", json!(ctx.closed_by_broker.get())),
+        ("stuck_errors", json!(errors)),
+    ])
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -437,11 +584,15 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
         flows,
         sub_buffer,
         rate,
+        stuck,
     } = plan;
     let mut base = json!({
         "scenario": scenario, "peer": c.label, "qos": qos, "publishers": pubs.len(), "subscribers": subs.len(),
-        "payload": c.payload,
+        "payload": c.payload, "max_msgs_per_publisher": c.max_msgs,
     });
+    if !stuck.is_empty() {
+        base["stuck_subscribers"] = json!(stuck.len());
+    }
     if let Some(sub_addr) = c.sub_addr {
         base["pub_addr"] = json!(c.addr.to_string());
         base["sub_addr"] = json!(sub_addr.to_string());
@@ -461,6 +612,16 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
         Ok(s) => s,
         Err(e) => return fail(format!("connecting subscribers: {e}")),
     };
+    let stuck_ids = stuck
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("lg-stuck{i}"), Some(s.topic.clone())))
+        .collect();
+    // they read nothing after their SUBACK until the run is over
+    let stuck_streams = match connect_all(c, c.subscriber_addr(), stuck_ids, qos).await {
+        Ok(s) => s,
+        Err(e) => return fail(format!("connecting stuck subscribers: {e}")),
+    };
     let pub_ids = (0..pubs.len()).map(|i| (format!("lg-p{i}"), None)).collect();
     let pub_streams = match connect_all(c, c.addr, pub_ids, qos).await {
         Ok(s) => s,
@@ -472,21 +633,13 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
     let n_streams = pubs.iter().map(|p| p.stream + 1).max().unwrap_or(0) as usize;
     let epoch = Instant::now();
     let warmup_ns = rate.map_or(0, |(_, w)| (w * 1e9) as u64);
-    let ctx = Rc::new(Ctx {
-        epoch,
-        stop: Cell::new(false),
-        last_rx: Cell::new(epoch),
-        sent: RefCell::new(vec![0; n_streams]),
-        pubs_done: Cell::new(0),
-        stalls: Cell::new(0),
-        closed_by_broker: Cell::new(0),
-        errors: RefCell::new(Vec::new()),
-        stall_after: Duration::from_secs_f64(c.stall),
-    });
+    let ctx = Rc::new(Ctx::new(epoch, n_streams, Duration::from_secs_f64(c.stall)));
     let flows: Vec<Rc<Flow>> = flows.into_iter().map(Rc::new).collect();
     let cpu0 = c.broker_cpu_seconds();
     let self_cpu0 = net::self_cpu_seconds();
     let rss0 = c.broker_rss_kib();
+    let mut rss_max = rss0;
+    let progress: Vec<Rc<Progress>> = pubs.iter().map(|_| Rc::new(Progress::new(epoch))).collect();
 
     let mut tasks = Vec::new();
     let states: Vec<Rc<RefCell<SubState>>> = subs
@@ -513,7 +666,7 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
     let cap = c.max_msgs;
     match rate {
         None => {
-            for (p, stream) in pubs.iter().zip(pub_streams) {
+            for ((p, stream), progress) in pubs.iter().zip(pub_streams).zip(&progress) {
                 let cfg = PubCfg {
                     qos,
                     payload: c.payload,
@@ -529,6 +682,7 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
                     p.stream,
                     p.topic.clone(),
                     cfg,
+                    progress.clone(),
                 )));
             }
         }
@@ -545,7 +699,13 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
                     match reader {
                         Ok(r) => {
                             let acked = Rc::new(Cell::new(0));
-                            tasks.push(spawn_local(ack_reader(ctx.clone(), r, acked, Rc::new(Notify::new()))));
+                            tasks.push(spawn_local(ack_reader(
+                                ctx.clone(),
+                                r,
+                                acked,
+                                Rc::new(Notify::new()),
+                                None,
+                            )));
                         }
                         Err(e) => return fail(format!("publisher socket: {e}")),
                     }
@@ -587,9 +747,14 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
     let mut cpu_at_last_rx = cpu0;
     let mut last_seen = Instant::now();
     let mut last_delivered = 0;
+    let mut rss_read = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let now = Instant::now();
+        if now - rss_read >= Duration::from_millis(100) {
+            rss_max = rss_max.max(c.broker_rss_kib());
+            rss_read = now;
+        }
         if !ctx.stop.get() && now - epoch >= duration {
             ctx.stop.set(true);
         }
@@ -625,23 +790,35 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
     }
     let self_cpu1 = net::self_cpu_seconds();
     let rss1 = c.broker_rss_kib();
+    rss_max = rss_max.max(rss1);
     for t in &tasks {
         t.abort();
     }
+    let sent_per_stream = ctx.sent.borrow().clone();
+    let stuck_view = release_stuck(c, &stuck, stuck_streams, &sent_per_stream).await;
 
     // Account for every message.
-    let sent_per_stream = ctx.sent.borrow().clone();
     let sent: u64 = sent_per_stream.iter().sum();
     let (mut expected, mut unique, mut dups, mut reordered, mut misrouted, mut garbled) = (0u64, 0, 0, 0, 0, 0);
+    let (mut received, mut subs_with_loss, mut subs_with_dups, mut max_lost_per_sub) = (0u64, 0u64, 0u64, 0u64);
     let mut lat = Vec::new();
     for (s, st) in subs.iter().zip(&states) {
         let st = st.borrow();
+        let (mut sub_expected, mut sub_unique, mut sub_dups) = (0u64, 0u64, 0u64);
         for (k, t) in st.trackers.iter().enumerate() {
-            expected += sent_per_stream[(s.base as usize) + k];
-            unique += t.unique;
-            dups += t.dups;
+            sub_expected += sent_per_stream[(s.base as usize) + k];
+            sub_unique += t.unique;
+            sub_dups += t.dups;
             reordered += t.reordered;
         }
+        let sub_lost = sub_expected.saturating_sub(sub_unique);
+        expected += sub_expected;
+        unique += sub_unique;
+        dups += sub_dups;
+        subs_with_loss += (sub_lost > 0) as u64;
+        subs_with_dups += (sub_dups > 0) as u64;
+        max_lost_per_sub = max_lost_per_sub.max(sub_lost);
+        received += st.received();
         misrouted += st.misrouted;
         garbled += st.garbled;
         if let Some(l) = &st.latencies {
@@ -650,6 +827,13 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
     }
     let lost = expected.saturating_sub(unique);
     let elapsed = ctx.last_rx.get().saturating_duration_since(epoch).as_secs_f64();
+    let pub_max_gap = progress.iter().map(|p| p.max_gap.get()).max().unwrap_or_default();
+    let publish_s = progress
+        .iter()
+        .map(|p| p.last.get().saturating_duration_since(epoch))
+        .max()
+        .unwrap_or_default()
+        .as_secs_f64();
     let pub_elapsed = pub_end.map_or(elapsed, |t| (t - epoch).as_secs_f64());
     let cpu = match (cpu0, cpu_at_last_rx) {
         (Some(a), Some(b)) => Some(b - a),
@@ -660,9 +844,18 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
     v["ok"] = json!(errors.is_empty() && !timed_out && lost == 0 && dups == 0 && misrouted == 0 && garbled == 0);
     v["sent"] = json!(sent);
     v["expected"] = json!(expected);
+    v["received"] = json!(received);
     v["delivered"] = json!(unique);
     v["lost"] = json!(lost);
+    v["lost_pct"] = json!(if expected > 0 {
+        lost as f64 * 100.0 / expected as f64
+    } else {
+        0.0
+    });
     v["dups"] = json!(dups);
+    v["subs_with_loss"] = json!(subs_with_loss);
+    v["subs_with_dups"] = json!(subs_with_dups);
+    v["max_lost_per_sub"] = json!(max_lost_per_sub);
     v["reordered"] = json!(reordered);
     v["misrouted"] = json!(misrouted);
     v["garbled"] = json!(garbled);
@@ -678,6 +871,17 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
     v["loadgen_cpu_s"] = json!(self_cpu0.zip(self_cpu1).map(|(a, b)| b - a));
     v["broker_rss_kib_before"] = json!(rss0);
     v["broker_rss_kib_after"] = json!(rss1);
+    v["broker_rss_kib_max"] = json!(rss_max);
+    if rate.is_none() {
+        v["acked"] = json!(ctx.acked.get());
+        v["publish_s"] = json!(publish_s);
+        v["pub_max_gap_s"] = json!(pub_max_gap.as_secs_f64());
+    }
+    if let Some(sv) = stuck_view {
+        for (k, x) in sv {
+            v[k] = x;
+        }
+    }
     v["stalls"] = json!(ctx.stalls.get());
     v["closed_by_broker"] = json!(ctx.closed_by_broker.get());
     v["timed_out"] = json!(timed_out);

@@ -1,5 +1,6 @@
 //! Why this exists: `ractmq-loadgen` drives one benchmark scenario against one MQTT 3.1.1 broker on loopback and
-//! prints one JSON line of results (throughput, loss, duplicates, latency, broker CPU and memory). It runs on one
+//! prints one JSON line of results (throughput, loss, duplicates, latency, how long publishers were held, broker
+//! CPU and memory). It runs on one
 //! thread (a current_thread tokio runtime) because on a 2-core machine every cycle it spends is taken from the
 //! broker under test; only the latency scenario adds a second thread that paces the publishers. benches/run.sh
 //! runs it against ractmq, Mosquitto and rumqttd in turn, and against a 2-node ractmq cluster with
@@ -117,6 +118,20 @@ enum Scenario {
         #[arg(long, default_value_t = 1.0)]
         warmup: f64,
     },
+    /// P publishers -> N healthy subscribers of one topic plus stuck ones that subscribe and never read; bound
+    /// it with --max-msgs. Reports the healthy subscribers' loss, how long publishers were held, broker memory.
+    Stuck {
+        /// Healthy subscribers.
+        #[arg(long, default_value_t = 10)]
+        subs: u32,
+        /// Subscribers that never read their socket after their SUBACK.
+        #[arg(long, default_value_t = 1)]
+        stuck: u32,
+        #[arg(long, default_value_t = 1)]
+        pubs: u32,
+        #[arg(long, default_value_t = 1)]
+        qos: u8,
+    },
     /// As many idle clients as asked; connects per second and broker memory per connection.
     Conns {
         #[arg(long, default_value_t = 19_900)]
@@ -208,6 +223,7 @@ fn plan(c: &Common, scenario: &Scenario) -> Result<Plan, String> {
             flows: vec![Flow::new(1, w(20_000))],
             sub_buffer: 256 * 1024,
             rate: None,
+            stuck: vec![],
         },
         Scenario::Fanout { subs, qos } => Plan {
             scenario: format!("fanout-q{qos}"),
@@ -228,6 +244,7 @@ fn plan(c: &Common, scenario: &Scenario) -> Result<Plan, String> {
             flows: vec![Flow::new(subs as u64, w(200))],
             sub_buffer: 16 * 1024,
             rate: None,
+            stuck: vec![],
         },
         Scenario::P2p { pairs, qos } => Plan {
             scenario: format!("p2p-q{qos}"),
@@ -237,6 +254,7 @@ fn plan(c: &Common, scenario: &Scenario) -> Result<Plan, String> {
             flows: (0..pairs).map(|_| Flow::new(1, w(100))).collect(),
             sub_buffer: 16 * 1024,
             rate: None,
+            stuck: vec![],
         },
         Scenario::Latency {
             pairs,
@@ -251,7 +269,33 @@ fn plan(c: &Common, scenario: &Scenario) -> Result<Plan, String> {
             flows: (0..pairs).map(|_| Flow::new(1, 0)).collect(),
             sub_buffer: 16 * 1024,
             rate: Some((rate, warmup)),
+            stuck: vec![],
         },
+        Scenario::Stuck { subs, stuck, pubs, qos } => {
+            let sub = |_| SubPlan {
+                topic: "bench/stuck".into(),
+                flow: 0,
+                base: 0,
+                streams: pubs,
+            };
+            Plan {
+                scenario: format!("stuck-q{qos}"),
+                qos: qos_ok(qos)?,
+                subs: (0..subs).map(sub).collect(),
+                pubs: (0..pubs)
+                    .map(|i| PubPlan {
+                        topic: "bench/stuck".into(),
+                        flow: 0,
+                        stream: i,
+                    })
+                    .collect(),
+                // no window by default: only the broker holds the publishers
+                flows: vec![Flow::new(subs as u64, w(0))],
+                sub_buffer: 64 * 1024,
+                rate: None,
+                stuck: (0..stuck).map(sub).collect(),
+            }
+        }
         Scenario::Conns { .. } => unreachable!("not a message scenario"),
     })
 }

@@ -1,5 +1,7 @@
 //! Why this exists: loss, duplicates and reordering must be reported for every run, never hidden. Each
-//! publisher numbers its messages; each subscriber keeps one bitset per stream it expects.
+//! publisher numbers its messages; each subscriber keeps one bitset per stream it expects. The bitset tells a
+//! first arrival from a repeat; every repeat is counted (a message that arrives three times is two duplicates),
+//! so `unique + dups` is exactly the number of messages of that stream the subscriber received.
 
 /// What one subscriber saw of one publisher's stream.
 #[derive(Default)]
@@ -47,6 +49,11 @@ pub struct SubState {
 }
 
 impl SubState {
+    /// Messages this subscriber received: first arrivals, repeats, misrouted and garbled ones.
+    pub fn received(&self) -> u64 {
+        self.trackers.iter().map(|t| t.unique + t.dups).sum::<u64>() + self.misrouted + self.garbled
+    }
+
     pub fn new(base: u32, streams: u32, record_latency: bool, warmup_ns: u64) -> Self {
         SubState {
             base,
@@ -97,6 +104,17 @@ mod tests {
     }
 
     #[test]
+    fn every_repeat_is_a_duplicate() {
+        let mut s = SubState::new(0, 1, false, 0);
+        for seq in [7, 7, 7, 8] {
+            s.record(Some((0, seq, 0)), 0);
+        }
+        assert_eq!(s.trackers[0].unique, 2);
+        assert_eq!(s.trackers[0].dups, 2);
+        assert_eq!(s.received(), 4);
+    }
+
+    #[test]
     fn misrouted_streams_are_counted() {
         let mut s = SubState::new(10, 2, false, 0);
         s.record(Some((10, 0, 0)), 0);
@@ -106,5 +124,6 @@ mod tests {
         assert_eq!(s.misrouted, 1);
         assert_eq!(s.garbled, 1);
         assert_eq!(s.trackers[0].unique + s.trackers[1].unique, 2);
+        assert_eq!(s.received(), 4);
     }
 }
