@@ -1,33 +1,37 @@
 #!/usr/bin/env bash
 # Why this exists: the one script that compares ractmq with Mosquitto and rumqttd on this machine. It installs
 # the peers if missing, builds ractmq and the load generator (benches/loadgen) in release mode, starts each
-# broker on its own loopback port with the tuning its users would pick for the job, runs the same scenarios
-# against each in turn (A B C, fresh broker per run, several rounds) and hands the raw results to
-# benches/report.py for the markdown table with ratios, the JSON file and the PNG chart.
+# broker on its own loopback port on its own defaults, runs the same scenarios against each in turn (A B C,
+# fresh broker per run, several rounds) and hands the raw results to benches/report.py for the markdown table
+# (every figure beside its run's loss and duplicates, no figure or ratio from a run that lost or duplicated
+# messages), the JSON file and the PNG chart.
 #
 #   benches/run.sh            full mode: 3 rounds, medians, results in benches/results/
-#   benches/run.sh --quick    quick mode (a few minutes): 1 round of short runs, prints the ratios,
-#                             results in benches/results/quick/
+#   benches/run.sh --quick    quick mode: 1 round of short runs, prints the table, results in benches/results/quick/
 #   options: --rounds N  --peers "mosquitto rumqttd ractmq"  --scenarios "fanin-q0 ..."  --no-build  --out DIR
 #
 # The cluster-* scenarios run ractmq only, as a cluster of two nodes on this machine: publishers connect to
 # node n1, subscribers to node n2, so every message crosses between the nodes; report.py sets them beside
-# ractmq's single-node figure for the same scenario shape.
+# ractmq's single-node figure for the same scenario shape. The stuck-* scenarios run one publisher to 10
+# healthy subscribers and one that subscribes and never reads its socket (see benches/README.md).
 #
-# How each peer is run (see benches/README.md for why):
-#   mosquitto  listener on its port with allow_anonymous true; max_queued_messages 0 (its default of 1000
-#              silently drops QoS 1 fan-in overflow); max_inflight_messages 100; set_tcp_nodelay true in the
-#              latency scenario only (what a user tuning for latency does).
-#   rumqttd    its v4 listener only (it serves MQTT 5 on a separate port, unused here);
-#              next_connection_delay_ms = 0 (its default throttles connects); router max_connections raised to
-#              25000; max_inflight_count 100 (its default); the load generator sends keepalive 600 (it refuses 0).
-#   ractmq     target/release/ractmq start --listen 127.0.0.1:PORT --sys-interval 0 --max-inflight 100 --no-api;
-#              fan-in and fan-out add --max-queue 100000 so that a subscriber's queue does not drop QoS 1 (or 0)
-#              messages while publishers run ahead of it (Mosquitto runs with an unlimited queue, above).
-#   ractmq cluster (cluster-* scenarios): the same arguments as the single-node scenario of the same shape, plus
-#              --node-name n1 --cluster-listen 127.0.0.1:C1 --cookie bench on n1 and --node-name n2
-#              --cluster-listen 127.0.0.1:C2 --cookie bench --seed n1@127.0.0.1:C1 on n2, and $RACTMQ_CLUSTER_ARGS
-#              (empty by default) on both; the load starts once both nodes list "n1,n2" in $SYS/brokers.
+# Every broker runs on its defaults: what it is given is only what it needs to run at all on the bench port.
+#   ractmq     target/release/ractmq start --listen 127.0.0.1:PORT --no-api --sys-interval 0
+#              (--no-api: no REST API port to clash with; --sys-interval 0 only turns off periodic $SYS
+#              publishing). No queue, inflight or flow-control flag.
+#   ractmq cluster (cluster-* scenarios): the same, plus what forms the cluster: --node-name n1 --cluster-listen
+#              127.0.0.1:C1 --cookie bench on n1 and --node-name n2 --cluster-listen 127.0.0.1:C2 --cookie bench
+#              --seed n1@127.0.0.1:C1 on n2 (and $RACTMQ_CLUSTER_ARGS, empty by default, recorded in
+#              machine.txt when set); the load starts once both nodes list "n1,n2" in $SYS/brokers.
+#   mosquitto  "listener PORT 127.0.0.1" and "allow_anonymous true" (with a listener line, Mosquitto 2 refuses
+#              anonymous clients otherwise); nothing else, so its defaults hold: max_queued_messages 1000,
+#              max_inflight_messages 20, no persistence, Nagle on.
+#   rumqttd    its own default configuration (`rumqttd generate-config`) with the v4 listener moved to
+#              127.0.0.1:PORT and the other listeners (v5, websocket, console, prometheus) removed, since they
+#              would only take ports; in the conns scenario only, router max_connections = 25000, because its
+#              default of 10010 refuses the 19,900 clients of a full run. next_connection_delay_ms stays at its
+#              default 1 (about 1,000 connects/s at most). The load generator sends keepalive 600 to every
+#              broker: rumqttd refuses 0.
 set -euo pipefail
 export NO_COLOR=1
 
@@ -48,7 +52,7 @@ RACTMQ_CLUSTER_ARGS=${RACTMQ_CLUSTER_ARGS:-}
 MODE=full
 ROUNDS=""
 PEERS="mosquitto rumqttd ractmq"
-SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 p2p-q1 latency-q0 conns cluster-p2p-q0 cluster-p2p-q1 cluster-latency-q0"
+SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 p2p-q1 latency-q0 conns stuck-q1 stuck-q0 cluster-p2p-q0 cluster-p2p-q1 cluster-latency-q0"
 BUILD=1
 OUT=""
 while [ $# -gt 0 ]; do
@@ -59,20 +63,24 @@ while [ $# -gt 0 ]; do
         --scenarios) SCENARIOS=$2; shift ;;
         --no-build) BUILD=0 ;;
         --out) OUT=$2; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
-# Run lengths. Every run is bounded by a message cap, a publishing time and a hard deadline.
+# Run lengths. Every run is bounded by a message cap, a publishing time and a hard deadline. The stuck
+# scenarios publish until STUCK_MSGS messages or STUCK_DURATION seconds, whichever comes first: long enough for
+# ractmq's stall timeout (5 s by default) to pass while the publisher is held.
 if [ "$MODE" = quick ]; then
     ROUNDS=${ROUNDS:-1}
     DURATION=2; LAT_DURATION=2; LAT_WARMUP=0.5; CONNS=10000; DEADLINE=25
+    STUCK_MSGS=100000; STUCK_DURATION=12
     OUT=${OUT:-$HERE/results/quick}
 else
     ROUNDS=${ROUNDS:-3}
     DURATION=5; LAT_DURATION=8; LAT_WARMUP=1; CONNS=19900; DEADLINE=60
+    STUCK_MSGS=300000; STUCK_DURATION=20
     OUT=${OUT:-$HERE/results}
 fi
 
@@ -91,8 +99,17 @@ scenario_args() {
         latency-q0) echo "--duration $LAT_DURATION latency --pairs 200 --rate 20000 --qos 0 --warmup $LAT_WARMUP" ;;
         conns) is_cluster "$1" && { echo "run.sh: no cluster variant of conns" >&2; return 1; }
             echo "conns --count $CONNS" ;;
+        # the publisher waits up to 15 s for a PUBACK or a write (the loadgen's --stall), beyond ractmq's 5 s
+        # stall timeout, so that a broker holding it is measured, not given up on
+        stuck-q0|stuck-q1) is_cluster "$1" && { echo "run.sh: no cluster variant of $1" >&2; return 1; }
+            echo "--duration $STUCK_DURATION --max-msgs $STUCK_MSGS --stall 15 stuck --subs 10 --stuck 1 --pubs 1 --qos ${1#stuck-q}" ;;
         *) echo "run.sh: unknown scenario $1" >&2; return 1 ;;
     esac
+}
+
+# The hard deadline of a run (the load generator's --deadline).
+scenario_deadline() {
+    case "$1" in stuck-*) echo $((STUCK_DURATION + 20)) ;; *) echo "$DEADLINE" ;; esac
 }
 
 for scenario in $SCENARIOS; do
@@ -174,6 +191,8 @@ RAW="$OUT/raw.jsonl"
         esac
     done
     echo "mode: $MODE, rounds: $ROUNDS, started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "flags: every broker on its defaults (benches/README.md); ractmq: start --listen 127.0.0.1:PORT --no-api --sys-interval 0"
+    if [ -n "$RACTMQ_CLUSTER_ARGS" ]; then echo "RACTMQ_CLUSTER_ARGS (both cluster nodes): $RACTMQ_CLUSTER_ARGS"; fi
     # anything else busy on 2 cores skews the numbers: say so
     echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$OUT/machine.txt"
@@ -207,11 +226,30 @@ wait_listening() { # name port logfile
     return 1
 }
 
-# The arguments ractmq gets for a scenario (a cluster scenario: those of the single-node scenario of its shape).
-ractmq_args() { # scenario port
-    local args=(start --listen "127.0.0.1:$2" --sys-interval 0 --max-inflight 100 --no-api)
-    case "${1#cluster-}" in fanin-*|fanout-*) args+=(--max-queue 100000) ;; esac
-    echo "${args[@]}"
+# The arguments ractmq gets, in every scenario: what it needs to serve the bench port, no tuning.
+ractmq_args() { # port
+    echo "start --listen 127.0.0.1:$1 --no-api --sys-interval 0"
+}
+
+# rumqttd's own default configuration with only its v4 listener, on the bench port; max_connections raised in
+# the conns scenario alone (its default refuses the 19,900 clients of a full run).
+rumqttd_config() { # scenario port
+    "$RUMQTTD" generate-config | python3 -c '
+import re, sys
+scenario, port = sys.argv[1], sys.argv[2]
+keep = True
+for line in sys.stdin:
+    head = re.match(r"\s*\[([^\]]+)\]", line)
+    if head:
+        keep = head.group(1).split(".")[0] == "router" or head.group(1).startswith("v4.1")
+    if not keep:
+        continue
+    if re.match(r"\s*listen\s*=", line):
+        line = "listen = \"127.0.0.1:%s\"\n" % port
+    if scenario == "conns" and re.match(r"\s*max_connections\s*=", line):
+        line = "max_connections = 25000\n"
+    sys.stdout.write(line)
+' "$1" "$2"
 }
 
 start_broker() { # peer scenario logfile
@@ -223,39 +261,17 @@ start_broker() { # peer scenario logfile
             {
                 echo "listener $port 127.0.0.1"
                 echo "allow_anonymous true"
-                echo "max_queued_messages 0"
-                echo "max_inflight_messages 100"
-                echo "persistence false"
-                if [ "$scenario" = latency-q0 ]; then echo "set_tcp_nodelay true"; fi
             } > "$RUN_DIR/mosquitto.conf"
             "$MOSQUITTO" -c "$RUN_DIR/mosquitto.conf" > "$logf" 2>&1 &
             ;;
         rumqttd)
-            cat > "$RUN_DIR/rumqttd.toml" <<EOF
-id = 0
-
-[router]
-id = 0
-max_connections = 25000
-max_outgoing_packet_count = 200
-max_segment_size = 104857600
-max_segment_count = 10
-
-[v4.1]
-name = "v4-1"
-listen = "127.0.0.1:$port"
-next_connection_delay_ms = 0
-    [v4.1.connections]
-    connection_timeout_ms = 60000
-    max_payload_size = 20480
-    max_inflight_count = 100
-    dynamic_filters = true
-EOF
+            rumqttd_config "$scenario" "$port" > "$RUN_DIR/rumqttd.toml" || return 1
+            grep -q "127.0.0.1:$port" "$RUN_DIR/rumqttd.toml" || { echo "run.sh: no v4 listener in rumqttd's default config" >&2; return 1; }
             "$RUMQTTD" -q -c "$RUN_DIR/rumqttd.toml" > "$logf" 2>&1 &
             ;;
         ractmq)
             # shellcheck disable=SC2046
-            "$RACTMQ" $(ractmq_args "$scenario" "$port") > "$logf" 2>&1 &
+            "$RACTMQ" $(ractmq_args "$port") > "$logf" 2>&1 &
             ;;
     esac
     BROKER_PIDS+=($!)
@@ -265,17 +281,17 @@ EOF
 # A ractmq cluster of two nodes, n1 (MQTT on PORT_RACTMQ) and n2 (PORT_RACTMQ_N2, joining through n1); both
 # log to logfile. Returns once both nodes list both in $SYS/brokers.
 start_cluster() { # scenario logfile
-    local scenario=$1 logf=$2 port
+    local logf=$2 port
     for port in "$PORT_RACTMQ" "$PORT_RACTMQ_N2" "$PORT_CLUSTER_N1" "$PORT_CLUSTER_N2"; do
         port_free "$port" || return 1
     done
     # shellcheck disable=SC2046,SC2086
-    "$RACTMQ" $(ractmq_args "$scenario" "$PORT_RACTMQ") --node-name n1 --cluster-listen "127.0.0.1:$PORT_CLUSTER_N1" \
+    "$RACTMQ" $(ractmq_args "$PORT_RACTMQ") --node-name n1 --cluster-listen "127.0.0.1:$PORT_CLUSTER_N1" \
         --cookie bench $RACTMQ_CLUSTER_ARGS > "$logf.n1" 2>&1 &
     BROKER_PIDS+=($!)
     wait_listening "ractmq n1" "$PORT_RACTMQ" "$logf.n1" || { stop_broker; return 1; }
     # shellcheck disable=SC2046,SC2086
-    "$RACTMQ" $(ractmq_args "$scenario" "$PORT_RACTMQ_N2") --node-name n2 --cluster-listen "127.0.0.1:$PORT_CLUSTER_N2" \
+    "$RACTMQ" $(ractmq_args "$PORT_RACTMQ_N2") --node-name n2 --cluster-listen "127.0.0.1:$PORT_CLUSTER_N2" \
         --cookie bench --seed "n1@127.0.0.1:$PORT_CLUSTER_N1" $RACTMQ_CLUSTER_ARGS > "$logf.n2" 2>&1 &
     BROKER_PIDS+=($!)
     wait_listening "ractmq n2" "$PORT_RACTMQ_N2" "$logf.n2" || { stop_broker; return 1; }
@@ -373,8 +389,9 @@ for round in $(seq "$ROUNDS"); do
             pid_args=""
             for pid in "${BROKER_PIDS[@]}"; do pid_args+=" --broker-pid $pid"; done
             # shellcheck disable=SC2086
-            out=$(timeout $((DEADLINE + 60)) "$LOADGEN" $addrs $pid_args \
-                --label "$peer" --deadline "$DEADLINE" $args 2>>"$logf.loadgen") && rc=0 || rc=$?
+            deadline=$(scenario_deadline "$scenario")
+            out=$(timeout $((deadline + 60)) "$LOADGEN" $addrs $pid_args \
+                --label "$peer" --deadline "$deadline" $args 2>>"$logf.loadgen") && rc=0 || rc=$?
             alive=true
             brokers_alive || alive=false
             stop_broker
