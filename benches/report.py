@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """Why this exists: turns the raw results of benches/run.sh (one JSON line per run) into what people read:
 a markdown table of medians with ractmq/peer ratios and the targets, the cross-node figures of a 2-node ractmq
-cluster beside ractmq's single-node ones, a loss/duplicates table covering every run, a JSON summary and a PNG
-chart, all in the results folder. `--line` prints a one-line progress summary of a single run instead.
+cluster beside ractmq's single-node ones, the stuck-subscriber runs, a table of every run's loss and
+duplicates, a JSON summary and a PNG chart, all in the results folder. `--line` prints a one-line progress
+summary of a single run instead.
+
+A figure is a result only when every round of it was clean: nothing lost, duplicated, misrouted or garbled, no
+stall, error or timeout, the broker alive. Otherwise its cell says what went wrong ("lossy: ..." with each
+lossy round's loss) instead of a number, and no ratio or target is computed from it.
 """
 
 import argparse
@@ -27,6 +32,10 @@ METRICS = (
     ]
     + [(s, "broker_cpu_s_per_million", "broker CPU s per million delivered", False) for s in THROUGHPUT]
 )
+# The metrics whose cells also spell out the loss and duplicates of every round.
+DETAILED = {"msgs_per_s", "p50", "established"}
+
+STUCK = ["stuck-q1", "stuck-q0"]
 
 # Cross-node scenarios (ractmq only: publishers on node n1, subscribers on node n2) and the single-node scenario
 # of the same shape they are compared with: (cross-node scenario, single-node scenario, metric key, label, higher
@@ -80,6 +89,109 @@ def fmt(v, key=""):
     return f"{v:.2f}"
 
 
+def pct(v):
+    if v is None:
+        return "—"
+    if v == 0:
+        return "0%"
+    return f"{v:.3g}%"
+
+
+def count(v):
+    return f"{v:,}" if isinstance(v, int) else "—"
+
+
+def mib(kib):
+    return "—" if kib is None else f"{kib / 1024:.1f}"
+
+
+def lost_pct(r):
+    if r.get("lost_pct") is not None:
+        return r["lost_pct"]
+    expected = r.get("expected") or 0
+    return (r.get("lost") or 0) * 100.0 / expected if expected else 0.0
+
+
+def is_lossy(r):
+    return any((r.get(k) or 0) > 0 for k in ("lost", "dups", "misrouted", "garbled"))
+
+
+def run_state(rec):
+    """'clean', 'lossy' (lost, duplicated, misrouted or garbled messages) or 'failed' (no result, a stall,
+    an error, a timeout, the broker died)."""
+    r = rec.get("result")
+    if not r:
+        return "failed"
+    if is_lossy(r):
+        return "lossy"
+    if not r.get("ok", False) or not rec.get("broker_alive", True):
+        return "failed"
+    return "clean"
+
+
+def why_failed(rec):
+    r = rec.get("result") or {}
+    if not rec.get("result"):
+        return rec.get("error") or f"no result (loadgen exit {rec.get('loadgen_exit')})"
+    if not rec.get("broker_alive", True):
+        return "broker died"
+    if r.get("scenario") == "conns":
+        return f"held {r.get('established')}/{r.get('requested')}, {r.get('alive_after_ping')} answered ping"
+    if r.get("timed_out"):
+        return "timed out"
+    if r.get("stalls"):
+        return "publisher stalled"
+    return "errors"
+
+
+def loss_text(rec):
+    r = rec.get("result") or {}
+    s = f"{pct(lost_pct(r))} lost, {r.get('dups') or 0} dups"
+    if r.get("misrouted"):
+        s += f", {r['misrouted']} misrouted"
+    return s
+
+
+class Cell:
+    """One scenario and peer over its rounds: the median of `key` when every round was clean."""
+
+    def __init__(self, recs, scenario, peer, key):
+        self.runs = sorted((r for r in recs if r["scenario"] == scenario and r["peer"] == peer),
+                           key=lambda r: r["round"])
+        self.key = key
+        self.states = [run_state(r) for r in self.runs]
+        vals = [metric_of(r.get("result"), key) for r in self.runs]
+        vals = [v for v in vals if v is not None and v == v]
+        self.clean = bool(self.runs) and all(s == "clean" for s in self.states) and len(vals) == len(self.runs)
+        self.value = statistics.median(vals) if self.clean else None
+
+    def __bool__(self):
+        return bool(self.runs)
+
+    def bad(self):
+        """'lossy' or 'not ok' when not clean."""
+        return "lossy" if "lossy" in self.states else "not ok"
+
+    def text(self, detailed):
+        n = len(self.runs)
+        lossy = [r for r, s in zip(self.runs, self.states) if s == "lossy"]
+        failed = [r for r, s in zip(self.runs, self.states) if s == "failed"]
+        if self.clean:
+            if not detailed:
+                return fmt(self.value, self.key)
+            if self.key == "established":
+                return f"{fmt(self.value, self.key)} (all held and answering in {n}/{n} rounds)"
+            return f"{fmt(self.value, self.key)} (0 lost, 0 dups; lossy rounds 0/{n})"
+        if not detailed:
+            return f"— ({self.bad()})"
+        parts = []
+        if lossy:
+            parts.append(f"lossy: {len(lossy)}/{n} rounds, " + "; ".join(loss_text(r) for r in lossy))
+        if failed:
+            parts.append(f"not ok: {len(failed)}/{n} rounds, " + "; ".join(sorted({why_failed(r) for r in failed})))
+        return " · ".join(parts)
+
+
 def line_summary(rec):
     r = rec.get("result") or {}
     s = f"r{rec['round']} {rec['scenario']:<18} {rec['peer']:<10}"
@@ -94,9 +206,17 @@ def line_summary(rec):
             lat = r["latency_us"]
             s += f", p50 {fmt(lat.get('p50'))} µs p99 {fmt(lat.get('p99'))} µs max {fmt(lat.get('max'))} µs"
         s += (f", cpu/M {fmt(r.get('broker_cpu_s_per_million'), 'broker_cpu_s_per_million')} s,"
-              f" lost {r.get('lost')} dups {r.get('dups')} reordered {r.get('reordered')}")
-    if not r.get("ok", False):
-        s += "  NOT OK"
+              f" sent {r.get('sent')} lost {r.get('lost')} ({pct(lost_pct(r))}) dups {r.get('dups')}"
+              f" reordered {r.get('reordered')}, subs with loss {r.get('subs_with_loss')}")
+        if r.get("pub_max_gap_s") is not None:
+            s += f", publisher longest wait {fmt(r.get('pub_max_gap_s'))} s"
+        if r.get("stuck_subscribers"):
+            s += (f", publish all {fmt(r.get('publish_s'))} s, RSS peak {mib(r.get('broker_rss_kib_max'))} MiB"
+                  f" end {mib(r.get('broker_rss_kib_after'))} MiB, stuck got {r.get('stuck_received')}"
+                  f"/{r.get('stuck_expected')} after release, closed by broker {r.get('stuck_closed_by_broker')}")
+    state = run_state(rec)
+    if state != "clean":
+        s += f"  {state.upper()}"
     if r.get("errors"):
         s += f"  errors: {r['errors'][:2]}"
     if not rec.get("broker_alive", True):
@@ -117,94 +237,80 @@ def load(raw):
 
 
 def summarize(recs):
+    """The peers present and a Cell per (scenario, key, peer) measured."""
     peers = [p for p in PEERS if any(r["peer"] == p for r in recs)]
-    scenarios = sorted({r["scenario"] for r in recs})
-    medians = {}
+    cells = {}
     measured = [(s, k) for s, k, _, _ in METRICS] + [(c, k) for c, _, k, _, _ in CLUSTER_METRICS]
+    measured += [(s, k) for c, s, k, _, _ in CLUSTER_METRICS]
     for scenario, key in measured:
         for peer in peers:
-            vals = [metric_of(r.get("result"), key) for r in recs if r["scenario"] == scenario and r["peer"] == peer]
-            vals = [v for v in vals if v is not None and v == v]
-            if vals:
-                medians.setdefault(scenario, {}).setdefault(key, {})[peer] = statistics.median(vals)
-    integrity = []
-    for scenario in scenarios:
-        for peer in peers:
-            runs = [r for r in recs if r["scenario"] == scenario and r["peer"] == peer]
-            if not runs:
-                continue
-            res = [r.get("result") or {} for r in runs]
-            row = {
-                "scenario": scenario,
-                "peer": peer,
-                "runs": len(runs),
-                "failed_runs": sum(1 for r in runs if not r.get("result") or not r["result"].get("ok", False)),
-                "broker_died": sum(1 for r in runs if not r.get("broker_alive", True)),
-                "errors": sorted({e for x in res for e in (x.get("errors") or [])})[:5],
-            }
-            if scenario == "conns":
-                row["established_min"] = min((x.get("established") or 0) for x in res)
-                row["requested"] = max((x.get("requested") or 0) for x in res)
-                row["alive_after_ping_min"] = min((x.get("alive_after_ping") or 0) for x in res)
-            else:
-                for k in ("sent", "delivered", "lost", "dups", "reordered", "misrouted", "stalls", "closed_by_broker"):
-                    row[k] = sum((x.get(k) or 0) for x in res)
-            integrity.append(row)
-    return peers, medians, integrity
+            cell = Cell(recs, scenario, peer, key)
+            if cell:
+                cells.setdefault(scenario, {}).setdefault(key, {})[peer] = cell
+    return peers, cells
 
 
-def ratio(medians, scenario, key, peer):
-    m = medians.get(scenario, {}).get(key, {})
-    a, b = m.get("ractmq"), m.get(peer)
+def value(cells, scenario, key, peer):
+    c = cells.get(scenario, {}).get(key, {}).get(peer)
+    return c.value if c else None
+
+
+def ratio(cells, scenario, key, peer):
+    a, b = value(cells, scenario, key, "ractmq"), value(cells, scenario, key, peer)
     if a is None or not b:
         return None
     return a / b
 
 
-def target_text(medians, scenario, key):
+def ratio_text(cells, scenario, key, peer):
+    r = ratio(cells, scenario, key, peer)
+    if r is not None:
+        return fmt(r)
+    why = [f"{p} {c.bad()}" for p, c in cells.get(scenario, {}).get(key, {}).items()
+           if p in ("ractmq", peer) and not c.clean]
+    return f"— ({', '.join(why)})" if why else "—"
+
+
+def target_text(cells, scenario, key):
     out = []
-    for peer, kind, value in TARGETS.get((scenario, key), []):
-        if kind == "abs<=":
-            v = medians.get(scenario, {}).get(key, {}).get("ractmq")
-            ok = v is not None and v <= value
-            out.append(f"≤ {value:g} {'✅' if ok else '❌'}")
+    mine = cells.get(scenario, {}).get(key, {}).get("ractmq")
+    for peer, kind, val in TARGETS.get((scenario, key), []):
+        if mine is not None and not mine.clean:
+            verdict = f"❌ (ractmq {mine.bad()})"
+        elif kind == "abs<=":
+            v = value(cells, scenario, key, "ractmq")
+            verdict = "✅" if v is not None and v <= val else "❌"
         else:
-            r = ratio(medians, scenario, key, peer)
-            ok = r is not None and (r >= value if kind == "ratio>=" else r <= value)
-            sign = "≥" if kind == "ratio>=" else "≤"
-            out.append(f"{sign} {value:g}× {peer} {'✅' if ok else '❌'}")
+            theirs = cells.get(scenario, {}).get(key, {}).get(peer)
+            r = ratio(cells, scenario, key, peer)
+            if theirs is not None and not theirs.clean:
+                verdict = f"n/a ({peer} {theirs.bad()})"
+            else:
+                verdict = "✅" if r is not None and (r >= val if kind == "ratio>=" else r <= val) else "❌"
+        if kind == "abs<=":
+            out.append(f"≤ {val:g} {verdict}")
+        else:
+            out.append(f"{'≥' if kind == 'ratio>=' else '≤'} {val:g}× {peer} {verdict}")
     return "; ".join(out)
 
 
-def cross_node_rows(medians):
-    """(cross-node scenario, single-node scenario, key, label, higher, single value, cross value, cross/single)
+def cross_node_rows(cells):
+    """(cross-node scenario, single-node scenario, key, label, higher, single cell, cross cell, cross/single)
     for every cross-node metric measured."""
     rows = []
     for cross, single, key, label, higher in CLUSTER_METRICS:
-        c = medians.get(cross, {}).get(key, {}).get("ractmq")
+        c = cells.get(cross, {}).get(key, {}).get("ractmq")
         if c is None:
             continue
-        s = medians.get(single, {}).get(key, {}).get("ractmq")
-        rows.append((cross, single, key, label, higher, s, c, c / s if s else None))
+        s = cells.get(single, {}).get(key, {}).get("ractmq")
+        r = c.value / s.value if s is not None and c.value is not None and s.value else None
+        rows.append((cross, single, key, label, higher, s, c, r))
     return rows
 
 
-def runs_ok(recs, scenario):
-    """'ok runs/runs' of a scenario's ractmq runs: a throughput or latency from a run that lost messages or
-    stalled is not a rate the broker sustains."""
-    runs = [r for r in recs if r["scenario"] == scenario and r["peer"] == "ractmq"]
-    ok = sum(1 for r in runs if (r.get("result") or {}).get("ok", False) and r.get("broker_alive", True))
-    return f"{ok}/{len(runs)}" + ("" if ok == len(runs) else " ⚠")
-
-
-def count(v):
-    return f"{v:,}" if isinstance(v, int) else "—"
-
-
-def cross_node_markdown(recs, medians, mode):
-    rows = cross_node_rows(medians)
-    runs = [r for r in recs if r["scenario"].startswith("cluster-")]
-    if not rows and not runs:
+def cross_node_markdown(cells, mode):
+    rows = cross_node_rows(cells)
+    if not rows:
         return []
     lines = [
         "## Cross-node (ractmq cluster of 2 on one machine)",
@@ -212,43 +318,99 @@ def cross_node_markdown(recs, medians, mode):
         "Two ractmq nodes on this machine (n1 and n2, joined over loopback); publishers connect to n1, subscribers "
         "to n2, so every message crosses between the nodes. Each is set beside ractmq's single-node run of the same "
         f"shape (same load, one node). Mode: {mode}; medians over rounds. Broker CPU is the sum of both nodes. "
-        "Cross / single: above 1 is better for rows marked ↑, below 1 for rows marked ↓. Ok runs: runs without "
-        "loss, duplicates, stalls or errors (⚠: a figure from a run that was not ok).",
+        "Cross / single: above 1 is better for rows marked ↑, below 1 for rows marked ↓. Every run's loss is in "
+        "the table of every run below.",
         "",
         "| cross-node scenario | metric | single-node ractmq (scenario) | cross-node ractmq, n1 → n2 | "
-        "cross-node / single-node | ok runs: single-node, cross-node |",
-        "|---|---|---|---|---|---|",
+        "cross-node / single-node |",
+        "|---|---|---|---|---|",
     ]
     for cross, single, key, label, higher, s, c, r in rows:
-        lines.append(f"| {cross} | {label} {'↑' if higher else '↓'} | {fmt(s, key)} ({single}) | {fmt(c, key)} | "
-                     f"{fmt(r)} | {runs_ok(recs, single)}, {runs_ok(recs, cross)} |")
-    lines += [
+        detailed = key in DETAILED
+        single_text = s.text(detailed) if s is not None else "—"
+        lines.append(f"| {cross} | {label} {'↑' if higher else '↓'} | {single_text} ({single}) | "
+                     f"{c.text(detailed)} | {fmt(r)} |")
+    return lines + [""]
+
+
+def stuck_markdown(recs, mode):
+    runs = [r for r in recs if r["scenario"] in STUCK]
+    if not runs:
+        return []
+    lines = [
+        "## One stuck subscriber among healthy ones",
         "",
-        "Every cross-node run (a run is ok only with no loss, no duplicate, no error and no timeout):",
+        "One publisher sends to 10 healthy subscribers and to one that subscribes and then never reads its socket "
+        "(until the run is over, when it is read for a while: what the broker had kept for it). Healthy loss must "
+        "be 0. Publisher msg/s = messages sent / time from the first publish to the last write (QoS 0) or last "
+        "PUBACK (QoS 1); longest wait = the longest time the publisher saw neither a write complete nor a PUBACK "
+        f"arrive (how long the broker held it). RSS in MiB. Mode: {mode}; one row per run.",
         "",
-        "| cross-node scenario | round | ok | both nodes alive | sent | delivered | lost | dups | reordered | stalls | "
-        "errors |",
-        "|" + "---|" * 11,
+        "| scenario | peer | round | result | healthy: delivered / expected | lost | dups | publisher msg/s | "
+        "time to publish all (s) | longest wait (s) | broker RSS before / peak / end | stuck subscriber: got after "
+        "release / sent | stuck closed by broker |",
+        "|" + "---|" * 13,
     ]
-    for rec in sorted(runs, key=lambda r: (r["scenario"], r["round"])):
+    for rec in sorted(runs, key=lambda r: (STUCK.index(r["scenario"]), PEERS.index(r["peer"]), r["round"])):
         x = rec.get("result") or {}
-        errors = "; ".join((x.get("errors") or [])[:2]).replace("|", "/") or rec.get("error", "")
+        state = run_state(rec)
+        result = state if state == "clean" else f"**{state}**" + (f": {why_failed(rec)}" if state == "failed" else "")
+        rate = (x.get("sent") or 0) / x["publish_s"] if x.get("publish_s") else None
         lines.append(
-            f"| {rec['scenario']} | {rec['round']} | {'yes' if x.get('ok') else 'NO'} | "
-            f"{'yes' if rec.get('broker_alive', True) else 'NO'} | {count(x.get('sent'))} | "
-            f"{count(x.get('delivered'))} | {count(x.get('lost'))} | {count(x.get('dups'))} | "
-            f"{count(x.get('reordered'))} | {count(x.get('stalls'))} | {errors} |"
+            f"| {rec['scenario']} | {rec['peer']} | {rec['round']} | {result} | {count(x.get('delivered'))} / "
+            f"{count(x.get('expected'))} | {count(x.get('lost'))} ({pct(lost_pct(x)) if x else '—'}) | "
+            f"{count(x.get('dups'))} | {fmt(rate)} | {fmt(x.get('publish_s'))} | {fmt(x.get('pub_max_gap_s'))} | "
+            f"{mib(x.get('broker_rss_kib_before'))} / {mib(x.get('broker_rss_kib_max'))} / "
+            f"{mib(x.get('broker_rss_kib_after'))} | {count(x.get('stuck_received'))} / "
+            f"{count(x.get('stuck_expected'))} | {'yes' if x.get('stuck_closed_by_broker') else 'no'} |"
         )
     return lines + [""]
 
 
-def markdown(peers, medians, integrity, machine, mode, recs):
+def every_run_markdown(recs):
+    lines = [
+        "## Every run",
+        "",
+        "Lost: sent to a subscriber and never received by it; dups: every extra copy received; subscribers with "
+        "loss: how many of the run's subscribers missed anything; longest wait: the longest time a publisher saw "
+        "neither a write complete nor a PUBACK arrive. Clean: no loss, no duplicate, no stall, error or timeout, "
+        "the broker alive.",
+        "",
+        "| scenario | peer | round | result | sent | received | delivered | lost | dups | subscribers with loss | "
+        "reordered | longest wait (s) | errors |",
+        "|" + "---|" * 13,
+    ]
+    order = {s: i for i, s in enumerate([m[0] for m in METRICS] + STUCK + [c for c, _ in CLUSTER_PAIRS])}
+    for rec in sorted(recs, key=lambda r: (order.get(r["scenario"], 99), r["scenario"], PEERS.index(r["peer"])
+                                           if r["peer"] in PEERS else 9, r["round"])):
+        x = rec.get("result") or {}
+        state = run_state(rec)
+        errors = "; ".join((x.get("errors") or [])[:2]).replace("|", "/") or rec.get("error", "")
+        if rec["scenario"] == "conns":
+            sent, received = f"{count(x.get('requested'))} asked", "—"
+            delivered = f"{count(x.get('established'))} held, {count(x.get('alive_after_ping'))} answered ping"
+            lost = dups = subs = reordered = wait = "—"
+        else:
+            sent, received, delivered = count(x.get("sent")), count(x.get("received")), count(x.get("delivered"))
+            lost = f"{count(x.get('lost'))} ({pct(lost_pct(x)) if x else '—'})"
+            dups, reordered = count(x.get("dups")), count(x.get("reordered"))
+            subs = f"{count(x.get('subs_with_loss'))} of {count(x.get('subscribers'))}"
+            wait = fmt(x.get("pub_max_gap_s"))
+        lines.append(f"| {rec['scenario']} | {rec['peer']} | {rec['round']} | "
+                     f"{state if state == 'clean' else '**' + state + '**'} | {sent} | {received} | {delivered} | "
+                     f"{lost} | {dups} | {subs} | {reordered} | {wait} | {errors} |")
+    return lines + [""]
+
+
+def markdown(peers, cells, machine, mode, recs):
     lines = ["# ractmq vs Mosquitto vs rumqttd", ""]
     if machine:
         lines += ["```", machine.strip(), "```", ""]
     lines += [
-        f"Mode: {mode}. Medians over rounds. Ratio = ractmq / peer: above 1 is better for rows marked ↑, below 1 is "
-        "better for rows marked ↓.",
+        f"Mode: {mode}. Every broker on its defaults (benches/README.md). Medians over rounds, each round a run with "
+        "its own loss: a figure is shown only when every round of it lost and duplicated nothing (and stalled, "
+        "failed and timed out nowhere); otherwise the cell says which rounds lost what, and no ratio is computed. "
+        "Ratio = ractmq / peer: above 1 is better for rows marked ↑, below 1 for rows marked ↓.",
         "",
     ]
     head = ["scenario", "metric"] + peers
@@ -258,47 +420,34 @@ def markdown(peers, medians, integrity, machine, mode, recs):
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for scenario, key, label, higher in METRICS:
-        m = medians.get(scenario, {}).get(key)
+        m = cells.get(scenario, {}).get(key)
         if not m:
             continue
-        row = [scenario, f"{label} {'↑' if higher else '↓'}"] + [fmt(m.get(p), key) for p in peers]
+        row = [scenario, f"{label} {'↑' if higher else '↓'}"]
+        row += [m[p].text(key in DETAILED) if p in m else "—" for p in peers]
         if "ractmq" in peers:
-            row += [fmt(ratio(medians, scenario, key, p)) for p in others]
-            row.append(target_text(medians, scenario, key))
+            row += [ratio_text(cells, scenario, key, p) for p in others]
+            row.append(target_text(cells, scenario, key))
         lines.append("| " + " | ".join(row) + " |")
-    lines += [""] + cross_node_markdown(recs, medians, mode)
-    lines += ["## Integrity of every run (sums over rounds)", ""]
-    lines.append("| scenario | peer | runs | not ok | broker died | sent | delivered | lost | dups | reordered | "
-                 "stalls | errors |")
-    lines.append("|" + "---|" * 12)
-    for r in integrity:
-        if r["scenario"] == "conns":
-            sent = f"{r['requested']} asked"
-            delivered = f"{r['established_min']} held, {r['alive_after_ping_min']} answered ping (min)"
-            lost = dups = reordered = stalls = "—"
-        else:
-            sent, delivered = f"{r['sent']:,}", f"{r['delivered']:,}"
-            lost, dups, reordered, stalls = r["lost"], r["dups"], r["reordered"], r["stalls"]
-        errors = "; ".join(r["errors"]).replace("|", "/") or ""
-        lines.append(f"| {r['scenario']} | {r['peer']} | {r['runs']} | {r['failed_runs']} | {r['broker_died']} | "
-                     f"{sent} | {delivered} | {lost} | {dups} | {reordered} | {stalls} | {errors} |")
+    lines += [""] + stuck_markdown(recs, mode) + cross_node_markdown(cells, mode) + every_run_markdown(recs)
     return "\n".join(lines) + "\n"
 
 
-def chart_bars(medians, peers, scenario, key):
-    """The bars of one panel: one per peer, or for a cross-node scenario ractmq on one node and across two."""
-    m = medians[scenario][key]
-    single = dict((c, s) for c, s in CLUSTER_PAIRS).get(scenario)
+def chart_bars(cells, peers, scenario, key):
+    """The bars of one panel: one per peer (None where not clean), or for a cross-node scenario ractmq on one
+    node and across two."""
+    m = cells[scenario][key]
+    single = dict(CLUSTER_PAIRS).get(scenario)
     if single is None:
-        return [(p, m[p]) for p in peers if p in m]
+        return [(p, m[p].value, m[p].bad()) for p in peers if p in m]
     bars = []
-    one = medians.get(single, {}).get(key, {}).get("ractmq")
+    one = cells.get(single, {}).get(key, {}).get("ractmq")
     if one is not None:
-        bars.append(("ractmq, 1 node", one))
-    return bars + [("2 nodes, n1 → n2", m["ractmq"])]
+        bars.append(("ractmq, 1 node", one.value, one.bad()))
+    return bars + [("2 nodes, n1 → n2", m["ractmq"].value, m["ractmq"].bad())]
 
 
-def chart(peers, medians, path):
+def chart(peers, cells, path):
     try:
         import matplotlib
 
@@ -307,9 +456,8 @@ def chart(peers, medians, path):
     except ImportError:
         print("report.py: matplotlib missing, no chart", file=sys.stderr)
         return False
-    panels = [(s, k, label, hi) for s, k, label, hi in METRICS if medians.get(s, {}).get(k)]
-    cross = cross_node_rows(medians)
-    panels += [(c, k, label, hi) for c, _, k, label, hi, _, _, _ in cross]
+    panels = [(s, k, label, hi) for s, k, label, hi in METRICS if cells.get(s, {}).get(k)]
+    panels += [(c, k, label, hi) for c, _, k, label, hi, _, _, _ in cross_node_rows(cells)]
     if not panels:
         return False
     cols = 4
@@ -323,18 +471,30 @@ def chart(peers, medians, path):
         "2 nodes, n1 → n2": "#2b7a3f",
     }
     for ax, (scenario, key, label, higher) in zip(axes.flat, panels):
-        bars = chart_bars(medians, peers, scenario, key)
-        xs = [name for name, _ in bars]
-        ax.bar(xs, [v for _, v in bars], color=[colors.get(name, "gray") for name in xs])
+        bars = chart_bars(cells, peers, scenario, key)
+        xs = [name for name, _, _ in bars]
+        ax.bar(xs, [v or 0 for _, v, _ in bars], color=[colors.get(name, "gray") for name in xs])
         ax.set_title(f"{scenario}\n{label} {'↑' if higher else '↓'}", fontsize=9)
         ax.tick_params(labelsize=8)
-        for i, (_, v) in enumerate(bars):
-            ax.annotate(fmt(v, key), (i, v), ha="center", va="bottom", fontsize=7)
+        for i, (_, v, bad) in enumerate(bars):
+            ax.annotate(fmt(v, key) if v is not None else bad, (i, v or 0), ha="center", va="bottom", fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return True
+
+
+def cell_json(c):
+    return {
+        "value": c.value,
+        "clean": c.clean,
+        "rounds": len(c.runs),
+        "lossy_rounds": c.states.count("lossy"),
+        "failed_rounds": c.states.count("failed"),
+        "lost_pct_per_round": [lost_pct(r.get("result") or {}) for r in c.runs],
+        "dups_per_round": [(r.get("result") or {}).get("dups") for r in c.runs],
+    }
 
 
 def main():
@@ -349,32 +509,34 @@ def main():
         print(line_summary(json.loads(a.line)))
         return
     recs = load(a.raw)
-    peers, medians, integrity = summarize(recs)
+    peers, cells = summarize(recs)
     machine = Path(a.machine).read_text() if a.machine and Path(a.machine).exists() else ""
-    md = markdown(peers, medians, integrity, machine, a.mode, recs)
+    md = markdown(peers, cells, machine, a.mode, recs)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(md)
-    ratios = {
-        f"{s}/{k}": {p: ratio(medians, s, k, p) for p in peers if p != "ractmq"}
-        for s, k, _, _ in METRICS
-        if medians.get(s, {}).get(k)
-    }
     summary = {
         "mode": a.mode,
         "machine": dict(l.split(": ", 1) for l in machine.splitlines() if ": " in l),
-        "medians": medians,
-        "ratios_ractmq_over_peer": ratios,
-        "targets": {f"{s}/{k}": target_text(medians, s, k) for (s, k) in TARGETS if medians.get(s, {}).get(k)},
-        "cross_node": {
-            f"{c}/{k}": {"single_node_scenario": s, "single_node": one, "cross_node": two, "cross_over_single": r}
-            for c, s, k, _, _, one, two, r in cross_node_rows(medians)
+        # only figures whose every round was clean; "cells" says what the others lost
+        "medians": {s: {k: {p: c.value for p, c in m.items() if c.clean} for k, m in ks.items()}
+                    for s, ks in cells.items()},
+        "cells": {s: {k: {p: cell_json(c) for p, c in m.items()} for k, m in ks.items()} for s, ks in cells.items()},
+        "ratios_ractmq_over_peer": {
+            f"{s}/{k}": {p: ratio(cells, s, k, p) for p in peers if p != "ractmq"}
+            for s, k, _, _ in METRICS
+            if cells.get(s, {}).get(k)
         },
-        "integrity": integrity,
+        "targets": {f"{s}/{k}": target_text(cells, s, k) for (s, k) in TARGETS if cells.get(s, {}).get(k)},
+        "cross_node": {
+            f"{c}/{k}": {"single_node_scenario": s, "single_node": one.value if one else None,
+                         "cross_node": two.value, "cross_over_single": r}
+            for c, s, k, _, _, one, two, r in cross_node_rows(cells)
+        },
         "runs": recs,
     }
     (out / "results.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
-    if chart(peers, medians, out / "results.png"):
+    if chart(peers, cells, out / "results.png"):
         print(f"chart: {out / 'results.png'}", file=sys.stderr)
     print(md)
 
