@@ -70,17 +70,19 @@ while [ $# -gt 0 ]; do
 done
 
 # Run lengths. Every run is bounded by a message cap, a publishing time and a hard deadline. The stuck
-# scenarios publish until STUCK_MSGS messages or STUCK_DURATION seconds, whichever comes first: long enough for
-# ractmq's stall timeout (5 s by default) to pass while the publisher is held.
+# scenarios publish until STUCK_MSGS_Q1 (QoS 1) or STUCK_MSGS_Q0 messages or STUCK_DURATION seconds, whichever
+# comes first: long enough for ractmq's stall timeout (5 s by default) to pass while the publisher is held. At
+# QoS 0 nothing bounds what the broker may write into the stuck subscriber's socket buffers (tens of MB on
+# loopback), so it takes more messages to reach the broker's own queue.
 if [ "$MODE" = quick ]; then
     ROUNDS=${ROUNDS:-1}
     DURATION=2; LAT_DURATION=2; LAT_WARMUP=0.5; CONNS=10000; DEADLINE=25
-    STUCK_MSGS=100000; STUCK_DURATION=12
+    STUCK_MSGS_Q1=100000; STUCK_MSGS_Q0=1000000; STUCK_DURATION=12
     OUT=${OUT:-$HERE/results/quick}
 else
     ROUNDS=${ROUNDS:-3}
     DURATION=5; LAT_DURATION=8; LAT_WARMUP=1; CONNS=19900; DEADLINE=60
-    STUCK_MSGS=300000; STUCK_DURATION=20
+    STUCK_MSGS_Q1=300000; STUCK_MSGS_Q0=3000000; STUCK_DURATION=20
     OUT=${OUT:-$HERE/results}
 fi
 
@@ -90,6 +92,7 @@ is_cluster() { case "$1" in cluster-*) return 0 ;; *) return 1 ;; esac; }
 
 # The load generator's arguments for a scenario; a cluster scenario has those of its single-node shape.
 scenario_args() {
+    local msgs
     case "${1#cluster-}" in
         fanin-q0) echo "--duration $DURATION fanin --pubs 4 --qos 0" ;;
         fanin-q1) echo "--duration $DURATION fanin --pubs 4 --qos 1" ;;
@@ -102,7 +105,8 @@ scenario_args() {
         # the publisher waits up to 15 s for a PUBACK or a write (the loadgen's --stall), beyond ractmq's 5 s
         # stall timeout, so that a broker holding it is measured, not given up on
         stuck-q0|stuck-q1) is_cluster "$1" && { echo "run.sh: no cluster variant of $1" >&2; return 1; }
-            echo "--duration $STUCK_DURATION --max-msgs $STUCK_MSGS --stall 15 stuck --subs 10 --stuck 1 --pubs 1 --qos ${1#stuck-q}" ;;
+            msgs=$STUCK_MSGS_Q1; [ "$1" = stuck-q0 ] && msgs=$STUCK_MSGS_Q0
+            echo "--duration $STUCK_DURATION --max-msgs $msgs --stall 15 stuck --subs 10 --stuck 1 --pubs 1 --qos ${1#stuck-q}" ;;
         *) echo "run.sh: unknown scenario $1" >&2; return 1 ;;
     esac
 }

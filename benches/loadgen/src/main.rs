@@ -289,8 +289,9 @@ fn plan(c: &Common, scenario: &Scenario) -> Result<Plan, String> {
                         stream: i,
                     })
                     .collect(),
-                // no window by default: only the broker holds the publishers
-                flows: vec![Flow::new(subs as u64, w(0))],
+                // the fan-out window: the publishers may not outrun the healthy subscribers (at QoS 0 a broker
+                // would shed what they cannot take), so a longer wait is the broker holding them
+                flows: vec![Flow::new(subs as u64, w(200))],
                 sub_buffer: 64 * 1024,
                 rate: None,
                 stuck: (0..stuck).map(sub).collect(),
