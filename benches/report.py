@@ -112,6 +112,10 @@ def lost_pct(r):
     return (r.get("lost") or 0) * 100.0 / expected if expected else 0.0
 
 
+# How a run's state reads in the tables.
+SHOWN = {"clean": "clean", "lossy": "lossy", "failed": "not ok"}
+
+
 def is_lossy(r):
     return any((r.get(k) or 0) > 0 for k in ("lost", "dups", "misrouted", "garbled"))
 
@@ -202,6 +206,8 @@ def line_summary(rec):
               f" {fmt(r.get('rss_bytes_per_conn'))} B/conn, alive after ping {r.get('alive_after_ping')}")
     else:
         s += f" {fmt(r.get('msgs_per_s'))} msg/s"
+        if run_state(rec) != "clean":
+            s += " (not a result)"
         if r.get("latency_us"):
             lat = r["latency_us"]
             s += f", p50 {fmt(lat.get('p50'))} µs p99 {fmt(lat.get('p99'))} µs max {fmt(lat.get('max'))} µs"
@@ -216,7 +222,7 @@ def line_summary(rec):
                   f"/{r.get('stuck_expected')} after release, closed by broker {r.get('stuck_closed_by_broker')}")
     state = run_state(rec)
     if state != "clean":
-        s += f"  {state.upper()}"
+        s += f"  {SHOWN[state].upper()}"
     if r.get("errors"):
         s += f"  errors: {r['errors'][:2]}"
     if not rec.get("broker_alive", True):
@@ -354,7 +360,7 @@ def stuck_markdown(recs, mode):
     for rec in sorted(runs, key=lambda r: (STUCK.index(r["scenario"]), PEERS.index(r["peer"]), r["round"])):
         x = rec.get("result") or {}
         state = run_state(rec)
-        result = state if state == "clean" else f"**{state}**" + (f": {why_failed(rec)}" if state == "failed" else "")
+        result = state if state == "clean" else f"**{SHOWN[state]}**" + (f": {why_failed(rec)}" if state == "failed" else "")
         rate = (x.get("sent") or 0) / x["publish_s"] if x.get("publish_s") else None
         lines.append(
             f"| {rec['scenario']} | {rec['peer']} | {rec['round']} | {result} | {count(x.get('delivered'))} / "
@@ -397,7 +403,7 @@ def every_run_markdown(recs):
             subs = f"{count(x.get('subs_with_loss'))} of {count(x.get('subscribers'))}"
             wait = fmt(x.get("pub_max_gap_s"))
         lines.append(f"| {rec['scenario']} | {rec['peer']} | {rec['round']} | "
-                     f"{state if state == 'clean' else '**' + state + '**'} | {sent} | {received} | {delivered} | "
+                     f"{state if state == 'clean' else '**' + SHOWN[state] + '**'} | {sent} | {received} | {delivered} | "
                      f"{lost} | {dups} | {subs} | {reordered} | {wait} | {errors} |")
     return lines + [""]
 
