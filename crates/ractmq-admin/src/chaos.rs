@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ractmq_broker::session_sup::SessionSupMsg;
+use ractmq_broker::session_msg::SessionSupMsg;
 use serde::Deserialize;
 use serde_json::json;
 

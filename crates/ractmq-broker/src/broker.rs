@@ -28,13 +28,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
 use crate::flow::Congestion;
+use crate::index::{Change, Route, Target};
 use crate::kernel::Kernel;
 use crate::listener::{Listener, ListenerArgs};
 use crate::metrics::Metrics;
 use crate::restart::RestartPolicy;
-use crate::router::{Change, Route, Target};
-use crate::session_actor::SessionMsg;
-use crate::session_sup::{SessionSup, SessionSupMsg};
+use crate::session_msg::{SessionMsg, SessionSupMsg};
+use crate::session_sup::SessionSup;
 use crate::shard::{Shard, ShardArgs, ShardMsg};
 use crate::supervisor::{ChildSpec, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::sys::{publish_sys, purge_expired_retained, Periodic, PeriodicArgs};
@@ -117,7 +117,8 @@ impl Broker {
         );
         let mut children = vec![shards, sessions, janitor, sys, user];
         if let Some(cluster) = &kernel.config.cluster {
-            children.push(cluster.0.child_spec(&kernel));
+            let node: Arc<dyn crate::cluster_hook::Node> = kernel.clone();
+            children.push(cluster.0.child_spec(&node));
         }
         children.extend(listeners);
         let args = SupervisorArgs {

@@ -4,17 +4,47 @@
 //! crate. Instead the cluster crate implements [`ClusterHook`] and the program puts it in
 //! `BrokerConfig::cluster`; the broker then runs the hook's child under its root supervisor and asks the
 //! hook which nodes are up when it publishes `$SYS/brokers`. Without a hook the broker is a single node.
+//!
+//! The cluster layer sees the node through [`Node`], a narrow handle (implemented in `node.rs`), not the
+//! whole kernel.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::kernel::Kernel;
+use crate::metrics::Metrics;
+use crate::remote_sessions::{RemoteSessions, SessionHandover};
+use crate::router::Router;
 use crate::supervisor::ChildSpec;
+
+/// What a clustering layer may use of the node it runs in.
+pub trait Node: Send + Sync + 'static {
+    /// The node's router: where forwarded messages are routed and remote routes are installed.
+    fn router(&self) -> &Arc<Router>;
+    fn metrics(&self) -> &Arc<Metrics>;
+    /// The address the MQTT listener is bound to, once it is.
+    fn mqtt_addr(&self) -> Option<SocketAddr>;
+    /// Name what kept the node from starting (one line for the operator); `Broker::start` returns it.
+    fn report_start_failure(&self, line: String);
+    /// Install the cluster's side of session takeovers.
+    fn set_remote_sessions(&self, remote: Arc<dyn RemoteSessions>);
+    /// Give this node's session of `client_id` up to node `to` (see `handover.rs`).
+    fn hand_over<'a>(
+        &'a self,
+        client_id: &'a str,
+        clean_start: bool,
+        to: Arc<str>,
+    ) -> Pin<Box<dyn Future<Output = Option<SessionHandover>> + Send + 'a>>;
+    /// Publish `$SYS/brokers` now (the cluster's membership changed).
+    fn publish_brokers(&self);
+}
 
 /// What a clustering layer gives the broker.
 pub trait ClusterHook: Send + Sync + 'static {
     /// The root supervisor's `cluster` child (started after the broker's own actors, before the MQTT
     /// listener, and restarted by the root like any other child).
-    fn child_spec(&self, kernel: &Arc<Kernel>) -> ChildSpec;
+    fn child_spec(&self, node: &Arc<dyn Node>) -> ChildSpec;
 
     /// The names of the nodes that are up, this one included, sorted.
     fn nodes_up(&self) -> Vec<String>;

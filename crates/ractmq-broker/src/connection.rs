@@ -3,8 +3,8 @@
 //! The actor never waits on a socket. The reader decodes frames in batches and hands each batch to the session
 //! as one message; a semaphore bounds how many batches may wait in the actor's (unbounded) mailbox, so a client
 //! that publishes faster than its session can route is slowed by TCP, not buffered. The reader also enforces
-//! keepalive, and it talks to the session through [`SessionShared::send`] rather than an actor ref, so a
-//! hibernated session's connection keeps being read and wakes the session when something arrives.
+//! keepalive, and it reports to its owner ([`ConnOwner`], the session record) rather than to an actor ref, so
+//! a hibernated session's connection keeps being read and wakes the session when something arrives.
 //!
 //! The writer drains an [`Outbox`] the actor appends encoded bytes to; the actor stops taking deliveries while
 //! the outbox is above its high-water mark, so a slow reader's backlog stays in its bounded mailbox where the
@@ -17,15 +17,13 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use parking_lot::Mutex;
-use ractmq_codec::{Decoder, Packet};
+use ractmq_codec::{DecodeError, Decoder, Packet};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::fence::Fences;
+use crate::fence::{FenceGuard, Fences};
 use crate::metrics::Metrics;
-use crate::session_actor::SessionMsg;
-use crate::session_store::SessionShared;
 
 pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 
@@ -56,6 +54,34 @@ impl ReadHalf {
     }
 }
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// What a connection's tasks tell the session they belong to.
+pub enum ConnEvent {
+    /// A batch of packets from the reader of connection `generation`, read at `mark` (see `fence.rs`); `fence`
+    /// if it changes subscriptions, dropped once the index has the change.
+    Inbound {
+        generation: u64,
+        packets: Vec<Packet>,
+        permit: Permit,
+        mark: u64,
+        fence: Option<FenceGuard>,
+    },
+    /// The connection `generation` ended on the socket side (EOF, I/O error, or undecodable bytes).
+    ReaderClosed {
+        generation: u64,
+        error: Option<DecodeError>,
+    },
+    /// The reader of connection `generation` heard nothing for the keepalive limit.
+    Tick { generation: u64 },
+    /// The outbox was written below its high-water mark: the session may drain again.
+    Drained,
+}
+
+/// Whom a connection reports to: the session record, which hands the event to the session's actor or, while
+/// the session hibernates, keeps it and wakes the session. False once nobody will take events any more.
+pub trait ConnOwner: Send + Sync + 'static {
+    fn report(&self, event: ConnEvent) -> bool;
+}
 
 /// Batches of packets one connection may have waiting in its session actor's mailbox.
 const INBOUND_BATCHES: usize = 4;
@@ -164,7 +190,7 @@ pub struct Outbox {
     /// The actor stopped draining because this outbox was full: wake it once it is written.
     want_drain: AtomicBool,
     /// Weak: a hibernated session holds its connection, and so this outbox.
-    session: Weak<SessionShared>,
+    owner: Weak<dyn ConnOwner>,
     generation: u64,
     metrics: Arc<Metrics>,
 }
@@ -262,9 +288,9 @@ impl Outbox {
         self.notify.notify_one();
     }
 
-    fn session_send(&self, msg: SessionMsg) {
-        if let Some(session) = self.session.upgrade() {
-            session.send(msg);
+    fn report(&self, event: ConnEvent) {
+        if let Some(owner) = self.owner.upgrade() {
+            owner.report(event);
         }
     }
 }
@@ -278,12 +304,12 @@ pub struct Io {
 }
 
 impl Io {
-    /// Start the reader for `transport`, reporting to `session` tagged with `generation`. `keepalive` is how
+    /// Start the reader for `transport`, reporting to `owner` tagged with `generation`. `keepalive` is how
     /// long the client may stay silent (one and a half times its Keep Alive); the reader enforces it, so a
     /// connected session needs no timer of its own.
     pub fn start(
         transport: Transport,
-        session: &Arc<SessionShared>,
+        owner: Arc<dyn ConnOwner>,
         generation: u64,
         keepalive: Option<Duration>,
         metrics: Arc<Metrics>,
@@ -307,7 +333,7 @@ impl Io {
             notify: Notify::new(),
             closing: AtomicBool::new(false),
             want_drain: AtomicBool::new(false),
-            session: Arc::downgrade(session),
+            owner: Arc::downgrade(&owner),
             generation,
             metrics: metrics.clone(),
         });
@@ -316,7 +342,7 @@ impl Io {
             transport.leftover,
             transport.decoder,
             Link {
-                session: session.clone(),
+                owner,
                 generation,
                 keepalive: keepalive.map(|k| k + KEEPALIVE_SLACK),
                 fences,
@@ -360,7 +386,7 @@ impl Drop for Io {
 
 /// What the reader reports to.
 struct Link {
-    session: Arc<SessionShared>,
+    owner: Arc<dyn ConnOwner>,
     generation: u64,
     /// Silence allowed before the reader asks the session to check keepalive.
     keepalive: Option<Duration>,
@@ -369,8 +395,8 @@ struct Link {
 }
 
 impl Link {
-    fn send(&self, msg: SessionMsg) -> bool {
-        self.session.send(msg)
+    fn send(&self, event: ConnEvent) -> bool {
+        self.owner.report(event)
     }
 }
 
@@ -407,7 +433,7 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
             }
         }
         if let Some(e) = error {
-            link.send(SessionMsg::ReaderClosed {
+            link.send(ConnEvent::ReaderClosed {
                 generation,
                 error: Some(e),
             });
@@ -430,7 +456,7 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
                 } else {
                     // Silent for too long: the session closes the connection (0x8D) unless its own clock
                     // disagrees, in which case we ask again shortly.
-                    if !link.send(SessionMsg::Tick { generation }) {
+                    if !link.send(ConnEvent::Tick { generation }) {
                         return;
                     }
                     keepalive.as_mut().reset(tokio::time::Instant::now() + KEEPALIVE_RECHECK);
@@ -440,7 +466,7 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
         };
         match read {
             Ok(0) | Err(_) => {
-                link.send(SessionMsg::ReaderClosed {
+                link.send(ConnEvent::ReaderClosed {
                     generation,
                     error: None,
                 });
@@ -485,7 +511,7 @@ async fn send_batch(link: &Link, permits: &Arc<Semaphore>, packets: Vec<Packet>,
     let Ok(permit) = permits.clone().acquire_owned().await else {
         return false;
     };
-    link.send(SessionMsg::Inbound {
+    link.send(ConnEvent::Inbound {
         generation: link.generation,
         packets,
         permit: Permit(permit),
@@ -538,7 +564,7 @@ async fn write_loop(mut sink: Sink, outbox: Arc<Outbox>) {
         match chunk {
             Some(chunk) => {
                 if sink.write_all(&chunk).await.is_err() {
-                    outbox.session_send(SessionMsg::ReaderClosed {
+                    outbox.report(ConnEvent::ReaderClosed {
                         generation: outbox.generation,
                         error: None,
                     });
@@ -546,7 +572,7 @@ async fn write_loop(mut sink: Sink, outbox: Arc<Outbox>) {
                 }
                 Metrics::add(&metrics.bytes_sent, chunk.len() as u64);
                 if outbox.want_drain.swap(false, Ordering::AcqRel) {
-                    outbox.session_send(SessionMsg::Drain);
+                    outbox.report(ConnEvent::Drained);
                 }
             }
             None if outbox.closing.load(Ordering::Acquire) => {

@@ -8,49 +8,14 @@
 //! finds its session present. What still reaches A for the session afterwards follows it to B (`moving.rs`).
 //! Without a cluster layer none of this runs.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractmq_protocol::session::Inflight;
-use ractmq_protocol::{Delivery, SubOptions};
-
+use crate::arrivals::REMEMBER_FOR;
+use crate::index::{index_entry, Change, Route, Target};
 use crate::kernel::Kernel;
-use crate::moving::REMEMBER_FOR;
-use crate::router::{index_entry, Change, Route, Target};
-use crate::session_sup::SessionSupMsg;
-
-/// What a session carries from one node to another.
-#[derive(Debug, Clone, Default)]
-pub struct SessionHandover {
-    /// Filter (as the client sent it) and options.
-    pub subscriptions: Vec<(String, SubOptions)>,
-    /// Outgoing QoS 1/2 messages not yet completed, with their packet ids, oldest first.
-    pub inflight: Vec<Inflight>,
-    /// Incoming QoS 2 packet ids routed and awaiting PUBREL.
-    pub awaiting_rel: Vec<u16>,
-    pub expiry_interval: u32,
-    /// Messages queued for the client, oldest first.
-    pub queued: Vec<Delivery>,
-}
-
-/// What a cluster layer provides for sessions across nodes; installed with [`Kernel::set_remote_sessions`].
-pub trait RemoteSessions: Send + Sync + 'static {
-    /// Have every other node give up its session of `client_id` (closing its connection); the session, if one
-    /// was found and `clean_start` is false. Bounded in time: a node that does not answer is taken to have
-    /// none.
-    fn take_over<'a>(
-        &'a self,
-        client_id: &'a str,
-        clean_start: bool,
-    ) -> Pin<Box<dyn Future<Output = Option<SessionHandover>> + Send + 'a>>;
-
-    /// The takeover of `client_id` is over (its session, if one came, is imported): messages the old node
-    /// relayed for it meanwhile, held until now, are routed to it (see `moving.rs`). Called after every
-    /// [`RemoteSessions::take_over`].
-    fn taken_over(&self, client_id: &str);
-}
+use crate::remote_sessions::SessionHandover;
+use crate::session_msg::SessionSupMsg;
 
 /// Longest this node waits for its own session actor to hand a session over.
 const HAND_OVER_TIMEOUT: Duration = Duration::from_secs(5);

@@ -16,12 +16,12 @@ use ractor::ActorRef;
 use crate::config::BrokerConfig;
 use crate::enhanced_auth::Authenticators;
 use crate::fence::Fences;
-use crate::handover::RemoteSessions;
-use crate::inspect::Traces;
 use crate::metrics::Metrics;
+use crate::remote_sessions::RemoteSessions;
 use crate::router::Router;
+use crate::session_msg::SessionSupMsg;
 use crate::session_store::{SessionStore, SupSlot};
-use crate::session_sup::SessionSupMsg;
+use crate::trace::Traces;
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::scram::ScramSha256;
 

@@ -4,6 +4,7 @@
 //! Start with [`Broker::start`]; `supervision.md` at the repository root maps the tree and says where each
 //! actor's state comes back from after a restart.
 
+pub mod arrivals;
 pub mod broker;
 pub mod cluster_hook;
 pub mod config;
@@ -12,15 +13,19 @@ pub mod enhanced_auth;
 pub mod fence;
 pub mod flow;
 pub mod handover;
+pub mod index;
 pub mod inspect;
 pub mod kernel;
 pub mod listener;
 pub mod metrics;
 pub mod moving;
+pub mod node;
+pub mod remote_sessions;
 pub mod restart;
 pub mod router;
 pub mod routes;
 pub mod session_actor;
+pub mod session_msg;
 pub mod session_store;
 pub mod session_sup;
 pub mod shard;
@@ -28,15 +33,16 @@ pub mod shared;
 pub mod supervisor;
 pub mod sys;
 pub mod tls;
+pub mod trace;
 pub mod websocket;
 
 pub use broker::{ApiError, Broker, Chaos, StartError, Subscription};
-pub use cluster_hook::{ClusterHook, ClusterPlug};
+pub use cluster_hook::{ClusterHook, ClusterPlug, Node};
 pub use config::{BrokerConfig, ListenerSpec};
 pub use flow::{Backlog, Congestion};
-pub use handover::{RemoteSessions, SessionHandover};
 pub use kernel::Kernel;
 pub use metrics::Metrics;
+pub use remote_sessions::{RemoteSessions, SessionHandover};
 pub use restart::RestartPolicy;
 pub use routes::{Forward, RemoteMatch, RemoteMember, RemoteRouting, RouteKey};
 pub use shared::SharedStrategy;

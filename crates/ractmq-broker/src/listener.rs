@@ -27,8 +27,7 @@ use crate::enhanced_auth::{exchange, HandshakeIo};
 use crate::handover::import;
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
-use crate::session_actor::Attach;
-use crate::session_sup::SessionSupMsg;
+use crate::session_msg::{Attach, SessionSupMsg};
 use crate::websocket;
 
 /// Sockets that may be between accept and an accepted CONNECT at once.

@@ -12,37 +12,29 @@
 //!   to X's membership on B. The relay keeps the filters announced meanwhile, so the other nodes
 //!   keep sending to A rather than to nobody. A later move of X replaces the relay, and X coming back to A
 //!   ends it; a relayed message that reaches a node X has already left again follows X on. Relays are kept here, beside the index, so a restarted topic shard puts them back.
-//! - **B recognizes repeats.** A message published on a clustered node carries its [`Origin`]. Once B's
+//! - **B recognizes repeats.** A message published on a clustered node carries its [`Origin`](ractmq_protocol::Origin). Once B's
 //!   routes are known, one message can reach X both directly and through A's relay (or be in the queue A
-//!   handed over and arrive again directly). For [`REMEMBER_FOR`] after the import, the session remembers
-//!   the origins of what it was given ([`Arrivals`]) and takes each only once. Only such a session takes
+//!   handed over and arrive again directly). For [`REMEMBER_FOR`](crate::arrivals::REMEMBER_FOR) after the import, the session remembers
+//!   the origins of what it was given ([`Arrivals`](crate::arrivals::Arrivals)) and takes each only once. Only such a session takes
 //!   relayed messages: if X starts clean meanwhile, they were for the session it discarded.
 //!
 //! Limits: relayed messages may overtake or trail direct ones, so during the move the client's order is not
 //! kept, even for one publisher; a message that reaches A more than [`RELAY_FOR`] after the move (a link
 //! held up that long) is not relayed.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use ractmq_protocol::{Origin, SubOptions};
+use ractmq_protocol::SubOptions;
 
-use crate::router::{index_entry, Change, Route, Target};
+use crate::index::{index_entry, Change, Route, Target};
 
 /// How long the departed node relays. Long enough for every node to learn the new node's routes and for
 /// what was queued towards the old node to arrive, with room to spare.
 pub const RELAY_FOR: Duration = Duration::from_secs(10);
-
-/// How long the new node remembers what reached the moved session: longer than the relay runs, so that a
-/// relayed message arriving late is still recognized.
-pub const REMEMBER_FOR: Duration = Duration::from_secs(30);
-
-/// Most origins one moved session remembers; past it the oldest are forgotten (a repeat of one of those
-/// would get through: at most once per message already older than this many).
-const REMEMBER_AT_MOST: usize = 100_000;
 
 /// Where the index keeps a relay: a key no client id can be (client ids never contain NUL).
 pub fn relay_key(client_id: &str) -> Arc<str> {
@@ -168,41 +160,6 @@ fn relay_route(client: &Arc<str>, node: &Arc<str>) -> Route {
     }
 }
 
-/// What reached a session that moved here, by origin, for a while after the move (forgotten after
-/// [`REMEMBER_FOR`], see `handover::import`).
-pub struct Arrivals {
-    seen: HashSet<Origin>,
-    order: VecDeque<Origin>,
-}
-
-impl Arrivals {
-    /// Remember from now on, starting with `already` (what the session brought along).
-    pub fn new(already: impl IntoIterator<Item = Origin>) -> Arrivals {
-        let mut arrivals = Arrivals {
-            seen: HashSet::new(),
-            order: VecDeque::new(),
-        };
-        for origin in already {
-            arrivals.first(origin);
-        }
-        arrivals
-    }
-
-    /// True the first time `origin` is seen.
-    pub fn first(&mut self, origin: Origin) -> bool {
-        if !self.seen.insert(origin) {
-            return false;
-        }
-        self.order.push_back(origin);
-        if self.order.len() > REMEMBER_AT_MOST {
-            if let Some(oldest) = self.order.pop_front() {
-                self.seen.remove(&oldest);
-            }
-        }
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,14 +212,5 @@ mod tests {
         let (generation, _) = relays.start(&client, "b".into(), &filters(&["a"]));
         assert_eq!(summary(&relays.end(&client)), [("a", "\0relay\0x", false)]);
         assert!(relays.stop(&client, generation).is_empty());
-    }
-
-    #[test]
-    fn an_origin_is_taken_once_and_what_came_along_counts() {
-        let mut arrivals = Arrivals::new([(1, 1)]);
-        assert!(!arrivals.first((1, 1)));
-        assert!(arrivals.first((1, 2)));
-        assert!(!arrivals.first((1, 2)));
-        assert!(arrivals.first((2, 2)));
     }
 }

@@ -17,56 +17,18 @@ use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use ractmq_protocol::retained::RetainedStore;
 use ractmq_protocol::topic::parse_shared;
-use ractmq_protocol::trie::SubscriptionTrie;
 use ractmq_protocol::{Delivery, Message, Origin, SubOptions};
 use ractor::ActorRef;
 use tokio::sync::mpsc;
 
 use crate::flow::Congestion;
+use crate::index::{index_entry, Change, Index, Route, Target};
 use crate::metrics::Metrics;
 use crate::moving::Relays;
 use crate::routes::{Forward, LocalRoutes, RemoteMatch, RemoteMember, RemoteRouting, RouteKey};
-use crate::session_store::{Pushed, SessionShared, SessionStore};
+use crate::session_store::{Pushed, SessionStore};
 use crate::shard::{ShardMsg, ShardOp};
 use crate::shared::{member_key, SharedGroups, SharedStrategy};
-
-/// Who receives a delivery.
-#[derive(Clone)]
-pub enum Target {
-    Session(Arc<SessionShared>),
-    /// An in-process subscriber of the embedding program.
-    Local(mpsc::Sender<Arc<Message>>),
-    /// A session that moved to `node` a moment ago: pass its messages on (see `moving.rs`).
-    Relay {
-        node: Arc<str>,
-        client: Arc<str>,
-    },
-}
-
-#[derive(Clone)]
-pub struct Route {
-    pub target: Target,
-    pub options: SubOptions,
-    /// For a member of a shared subscription: the group's full filter, `$share/{group}/{filter}`.
-    pub shared: Option<Arc<str>>,
-}
-
-impl Route {
-    /// Connected (or in-process) subscribers are preferred when a shared group chooses a member.
-    fn is_online(&self) -> bool {
-        match &self.target {
-            Target::Session(s) => s.is_online(),
-            Target::Local(_) => true,
-            Target::Relay { .. } => false,
-        }
-    }
-
-    fn is_client(&self, client_id: &str) -> bool {
-        matches!(&self.target, Target::Session(s) if &*s.client_id == client_id)
-    }
-}
-
-pub type Index = SubscriptionTrie<Arc<str>, Route>;
 
 pub(crate) struct ShardSlot {
     pub snapshot: ArcSwap<Index>,
@@ -93,14 +55,6 @@ pub struct Router {
     remote: OnceLock<Arc<dyn RemoteRouting>>,
     /// Sessions that moved to other nodes and are relayed there for a while.
     pub relays: Relays,
-}
-
-/// One change to the index, for [`Router::apply`].
-pub struct Change {
-    pub filter: String,
-    pub key: Arc<str>,
-    /// `Some` subscribes (or replaces), `None` unsubscribes.
-    pub route: Option<Route>,
 }
 
 impl Router {
@@ -791,13 +745,4 @@ fn collect_matches<'a>(index: &'a Index, topic: &str, hits: &mut Vec<(&'a Arc<st
         hits.extend(subscribers);
     });
     filters
-}
-
-/// Where a client's subscription to `filter` (as the client sent it) sits in the index: the filter path, the
-/// key, and for a shared subscription the group's full filter.
-pub fn index_entry<'a>(filter: &'a str, client_id: &Arc<str>) -> (&'a str, Arc<str>, Option<Arc<str>>) {
-    match parse_shared(filter) {
-        Some(Ok(parts)) => (parts.filter, member_key(filter, client_id), Some(filter.into())),
-        _ => (filter, client_id.clone(), None),
-    }
 }

@@ -17,7 +17,7 @@ use ractmq_protocol::{Message, Origin};
 
 use crate::flow::Backlog;
 
-use crate::router::Route;
+use crate::index::Route;
 
 /// One route this node announces to the others.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -131,7 +131,7 @@ pub struct Forward {
     pub relay_to: Option<Arc<str>>,
 }
 
-/// What a cluster layer provides for routing across nodes; installed with [`crate::router::Router::set_remote`].
+/// What a cluster layer provides for routing across nodes; installed with `Router::set_remote`.
 pub trait RemoteRouting: Send + Sync + 'static {
     /// This node's routes changed: (route, true) for one added, (route, false) for one removed. Called by
     /// topic shards, so it must not block.
@@ -158,7 +158,7 @@ pub trait RemoteRouting: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::Target;
+    use crate::index::Target;
     use ractmq_protocol::SubOptions;
     use tokio::sync::mpsc;
 

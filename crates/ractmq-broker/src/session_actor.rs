@@ -19,115 +19,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use ractmq_codec::{reason, Connect, DecodeError, Packet, RetainHandling, Will};
-use ractmq_protocol::auth::Authenticator;
+use ractmq_codec::{reason, DecodeError, Packet, RetainHandling, Will};
 use ractmq_protocol::channel::DeliverOutcome;
-use ractmq_protocol::connect::Accepted;
 use ractmq_protocol::topic::parse_shared;
 use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::connection::{AbortOnDrop, Io, Permit, Transport};
+use crate::connection::{AbortOnDrop, Io, Permit};
 use crate::fence::FenceGuard;
 use crate::flow::Congestion;
-use crate::handover::SessionHandover;
-use crate::inspect::{describe_frames, trace_line};
+use crate::index::{index_entry, Change, Route, Target};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::moving::RELAY_FOR;
-use crate::router::{index_entry, Change, Route, Target};
+use crate::remote_sessions::SessionHandover;
+use crate::session_msg::{Attach, ConnectedGuard, Online, Parked, SessionMsg, SessionSupMsg};
 use crate::session_store::{ConnInfo, SessionShared};
-use crate::session_sup::SessionSupMsg;
+use crate::trace::{describe_frames, trace_line};
 
 /// The stop reason of an actor that hibernated (its supervisor does not restart it).
 pub const HIBERNATED: &str = "hibernated";
 
 /// Deliveries handed to the channel per mailbox drain, so one busy subscriber cannot hold its actor for long.
 const DRAIN_BATCH: usize = 256;
-
-/// A new connection for this session, after its CONNECT passed the checks.
-pub struct Attach {
-    pub connect: Box<Connect>,
-    pub accepted: Accepted,
-    pub transport: Transport,
-    /// Set by the session supervisor: the session existed and the client asked to resume it.
-    pub session_present: bool,
-    /// The method the client authenticated with, if enhanced: it may re-authenticate with it.
-    pub authenticator: Option<Arc<dyn Authenticator>>,
-    /// The kind of listener it connected on ("tcp", "tls", "ws", "wss"), for per-listener settings.
-    pub listener: &'static str,
-}
-
-pub enum SessionMsg {
-    Attach(Box<Attach>),
-    /// The supervisor restarted this session after a crash: no connection, state from the store.
-    Recover,
-    /// A batch of packets from the reader of connection `generation`, read at `mark` (see `fence.rs`); `fence`
-    /// if it changes subscriptions, dropped once the index has the change.
-    Inbound {
-        generation: u64,
-        packets: Vec<Packet>,
-        permit: Permit,
-        mark: u64,
-        fence: Option<FenceGuard>,
-    },
-    /// The connection `generation` ended on the socket side (EOF, I/O error, or undecodable bytes).
-    ReaderClosed {
-        generation: u64,
-        error: Option<DecodeError>,
-    },
-    /// The mailbox has deliveries (or the outbox has room again).
-    Drain,
-    /// The outgoing queue overflowed under the `disconnect` policy.
-    QueueOverflow,
-    /// The queues that held this publisher have room (or their subscribers stalled): read on.
-    Resume {
-        generation: u64,
-    },
-    /// The reader of connection `generation` heard nothing for the keepalive limit.
-    Tick {
-        generation: u64,
-    },
-    /// Has connection `generation` been idle since the last check? Then hibernate.
-    IdleCheck {
-        generation: u64,
-    },
-    /// Every message sent before hibernation began is handled: park the connection and stop, if still idle.
-    Hibernate {
-        generation: u64,
-    },
-    /// This actor was started to wake a hibernated session: take the parked connection.
-    Unpark,
-    /// The session expiry timer armed at disconnect `generation` fired.
-    Expire {
-        generation: u64,
-    },
-    /// The delayed will armed at disconnect `generation` is due.
-    WillDue {
-        generation: u64,
-    },
-    /// Close the connection (operator kick, shutdown, redirection) with a 5.0 reason code, naming another
-    /// server if `server_reference` is set.
-    Kick {
-        code: u8,
-        server_reference: Option<String>,
-    },
-    /// Node `to` takes this session over: close the connection, end the session here, and reply with what it
-    /// held unless the client starts clean.
-    HandOver {
-        clean_start: bool,
-        to: Arc<str>,
-        reply: RpcReplyPort<Option<SessionHandover>>,
-    },
-    /// The supervisor has forgotten this ended session: stop. A message, not a stop signal, so that every
-    /// Attach the supervisor forwarded before it is handled (sent back) first instead of being dropped.
-    Stop,
-    /// Panic on purpose (chaos testing).
-    Crash,
-}
-
-// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
-impl ractor::Message for SessionMsg {}
 
 pub struct SessionActor;
 
@@ -137,13 +51,7 @@ pub struct SessionArgs {
     pub first: SessionMsg,
 }
 
-/// A hibernated session's connection, kept in its gate until an actor wakes it.
-pub struct Parked {
-    online: Online,
-    generation: u64,
-}
-
-/// Name the packets going out to a traced client (see `inspect::Traces`).
+/// Name the packets going out to a traced client (see `trace.rs`).
 fn trace_out(kernel: &Kernel, client_id: &str, out: &[u8]) {
     if kernel.traces.is_active() && !out.is_empty() {
         for frame in describe_frames(out) {
@@ -221,7 +129,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
     }
     let io = Io::start(
         transport,
-        shared,
+        shared.clone(),
         generation,
         channel.keepalive_limit(),
         kernel.metrics.clone(),
@@ -260,32 +168,6 @@ pub fn open_hibernated(shared: &Arc<SessionShared>, kernel: &Kernel, attach: Att
     let (online, _) = open(shared, kernel, 1, attach);
     shared.park_new(Box::new(Parked { online, generation: 1 }));
     Metrics::add(&kernel.metrics.sessions_hibernated, 1);
-}
-
-/// The connection currently attached.
-struct Online {
-    channel: Channel,
-    io: Io,
-    peer: std::net::SocketAddr,
-    _connected: ConnectedGuard,
-}
-
-/// Counts a connected client for exactly as long as it exists, however the actor ends.
-struct ConnectedGuard(Arc<Metrics>);
-
-impl ConnectedGuard {
-    fn new(metrics: &Arc<Metrics>) -> Self {
-        Metrics::add(&metrics.clients_connected, 1);
-        ConnectedGuard(metrics.clone())
-    }
-}
-
-impl Drop for ConnectedGuard {
-    fn drop(&mut self) {
-        self.0
-            .clients_connected
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 pub struct SessionState {

@@ -17,12 +17,12 @@ use ractmq_protocol::{BoundedQueue, Delivery, Message, PushOutcome, QueueMode, Q
 use ractor::ActorRef;
 use tokio::sync::Notify;
 
+use crate::arrivals::Arrivals;
+use crate::connection::{ConnEvent, ConnOwner};
 use crate::flow::Backlog;
-use crate::handover::SessionHandover;
 use crate::metrics::Metrics;
-use crate::moving::Arrivals;
-use crate::session_actor::{Parked, SessionMsg};
-use crate::session_sup::SessionSupMsg;
+use crate::remote_sessions::SessionHandover;
+use crate::session_msg::{Parked, SessionMsg, SessionSupMsg};
 
 /// The session supervisor's current ref, shared with every session so that a hibernated one can ask for an
 /// actor again.
@@ -456,6 +456,30 @@ impl SessionShared {
 }
 
 /// A connected subscriber's queue holds its publishers while it makes progress.
+/// The session's connection reports here, and the event goes to its actor (or waits in the gate).
+impl ConnOwner for SessionShared {
+    fn report(&self, event: ConnEvent) -> bool {
+        self.send(match event {
+            ConnEvent::Inbound {
+                generation,
+                packets,
+                permit,
+                mark,
+                fence,
+            } => SessionMsg::Inbound {
+                generation,
+                packets,
+                permit,
+                mark,
+                fence,
+            },
+            ConnEvent::ReaderClosed { generation, error } => SessionMsg::ReaderClosed { generation, error },
+            ConnEvent::Tick { generation } => SessionMsg::Tick { generation },
+            ConnEvent::Drained => SessionMsg::Drain,
+        })
+    }
+}
+
 impl Backlog for SessionShared {
     fn is_congested(&self) -> bool {
         let mut mb = self.mailbox.lock();

@@ -11,60 +11,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::handover::SessionHandover;
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::restart::RestartBudget;
-use crate::session_actor::{open_hibernated, Attach, SessionActor, SessionArgs, SessionMsg};
+use crate::session_actor::{open_hibernated, SessionActor, SessionArgs};
+use crate::session_msg::{Attach, SessionMsg, SessionSupMsg};
 use crate::session_store::SessionShared;
-
-pub enum SessionSupMsg {
-    Attach(Box<Attach>),
-    /// `actor` parked its idle connection and stops: the session has no actor until it is woken.
-    Hibernated {
-        client_id: Arc<str>,
-        actor: ActorId,
-    },
-    /// A message waits for the hibernated session `client_id`: start an actor for it.
-    Wake(Arc<str>),
-    /// The session actor finished ending its session: forget it and stop the actor.
-    SessionEnded {
-        client_id: Arc<str>,
-        actor: ActorId,
-    },
-    /// Deliver `msg` to the actor serving `client_id`; replies false if there is none.
-    Send {
-        client_id: String,
-        msg: SessionMsg,
-        reply: RpcReplyPort<bool>,
-    },
-    /// Kill the actor serving `client_id` (chaos testing); replies false if there is none.
-    Kill {
-        client_id: String,
-        reply: RpcReplyPort<bool>,
-    },
-    /// Client ids with a session on this node.
-    List(RpcReplyPort<Vec<Arc<str>>>),
-    /// Node `to` takes `client_id`'s session over: close it and end it here, replying with what it held
-    /// unless `clean_start` (see `handover`).
-    HandOver {
-        client_id: String,
-        clean_start: bool,
-        to: Arc<str>,
-        reply: RpcReplyPort<Option<SessionHandover>>,
-    },
-    /// A session handed over by another node becomes this node's, unless one exists here; replies with it.
-    Import {
-        client_id: Arc<str>,
-        handover: Box<SessionHandover>,
-        reply: RpcReplyPort<Option<Arc<SessionShared>>>,
-    },
-}
-
-// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
-impl ractor::Message for SessionSupMsg {}
 
 pub struct SessionSup;
 

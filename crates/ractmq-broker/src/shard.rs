@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::router::{Index, Route, Router};
+use crate::index::{Index, Route};
+use crate::router::Router;
 
 /// One change: `route` Some subscribes or replaces, None unsubscribes.
 pub struct ShardOp {

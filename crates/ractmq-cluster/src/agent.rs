@@ -12,8 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ractmq_broker::sys::publish_brokers;
-use ractmq_broker::Kernel;
+use ractmq_broker::Node;
 use ractor::pg::{self, GroupChangeMessage};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::RactorClusterMessage;
@@ -39,12 +38,12 @@ pub struct Agent;
 
 pub struct AgentArgs {
     pub shared: Arc<Shared>,
-    pub kernel: Arc<Kernel>,
+    pub broker: Arc<dyn Node>,
 }
 
 pub struct AgentState {
     shared: Arc<Shared>,
-    kernel: Arc<Kernel>,
+    broker: Arc<dyn Node>,
     /// An unreadable message was reported already (further ones are logged at debug level).
     reported_unreadable: bool,
 }
@@ -61,7 +60,7 @@ impl Actor for Agent {
         myself.send_interval(args.shared.config.heartbeat_interval, || AgentMsg::Tick);
         Ok(AgentState {
             shared: args.shared,
-            kernel: args.kernel,
+            broker: args.broker,
             reported_unreadable: false,
         })
     }
@@ -74,7 +73,7 @@ impl Actor for Agent {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AgentMsg::Tick => {
-                let mqtt_addr = *state.kernel.mqtt_addr.lock();
+                let mqtt_addr = state.broker.mqtt_addr();
                 let (events, hello) = {
                     let mut membership = state.shared.membership.write();
                     membership.set_own_mqtt_addr(mqtt_addr);
@@ -135,7 +134,7 @@ impl AgentState {
             // No subscriber is fine: routing will subscribe later.
             let _ = self.shared.events.send(event);
         }
-        publish_brokers(&self.kernel);
+        self.broker.publish_brokers();
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ractmq_broker::{Congestion, Kernel, RouteKey};
+use ractmq_broker::{Congestion, Node, RouteKey};
 use ractor::{pg, Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorClusterMessage;
 use tokio::sync::broadcast::error::RecvError;
@@ -64,12 +64,12 @@ pub struct Forwarder;
 
 pub struct ForwarderArgs {
     pub shared: Arc<Shared>,
-    pub kernel: Arc<Kernel>,
+    pub broker: Arc<dyn Node>,
 }
 
 pub struct ForwarderState {
     shared: Arc<Shared>,
-    kernel: Arc<Kernel>,
+    broker: Arc<dyn Node>,
     pumps: HashMap<String, JoinHandle<()>>,
     events: JoinHandle<()>,
     reported_unreadable: bool,
@@ -95,7 +95,7 @@ impl Actor for Forwarder {
             let mut pending = shared.pending_routes.lock();
             let (version, _) = pending.take();
             let mut announced = shared.announced.lock();
-            *announced = args.kernel.router.local_routes().into_iter().collect();
+            *announced = args.broker.router().local_routes().into_iter().collect();
             shared.routes_version.store(version, Ordering::Release);
         }
         shared.flush_asked.store(false, Ordering::Release);
@@ -103,7 +103,7 @@ impl Actor for Forwarder {
         let events = tokio::spawn(follow_membership(shared.clone(), myself.clone()));
         let mut state = ForwarderState {
             shared,
-            kernel: args.kernel,
+            broker: args.broker,
             pumps: HashMap::new(),
             events,
             reported_unreadable: false,
@@ -174,14 +174,14 @@ impl Actor for Forwarder {
                     let now = Instant::now();
                     for message in messages {
                         state
-                            .kernel
-                            .router
+                            .broker
+                            .router()
                             .retain_if_absent(Arc::new(message.into_message(now)));
                     }
                 }
                 Ok(Wire::TakeOver(request)) => {
                     // The session actor's work (closing, unrouting) must not hold up this forwarder.
-                    tokio::spawn(sessions::answer(state.shared.clone(), state.kernel.clone(), request));
+                    tokio::spawn(sessions::answer(state.shared.clone(), state.broker.clone(), request));
                 }
                 Ok(Wire::TakenOver(answer)) => {
                     if let Some(to) = state.shared.takeovers.lock().get(&answer.request) {
@@ -209,7 +209,7 @@ impl ForwarderState {
         for name in names {
             let running = self.pumps.get(&name).is_some_and(|p| !p.is_finished());
             if !running {
-                let pump = tokio::spawn(pump::run(self.shared.clone(), self.kernel.clone(), name.clone()));
+                let pump = tokio::spawn(pump::run(self.shared.clone(), self.broker.clone(), name.clone()));
                 self.pumps.insert(name, pump);
             }
         }
@@ -280,9 +280,9 @@ impl ForwarderState {
                 .map(|(group, member)| (Arc::from(group), Arc::from(member)))
                 .collect();
             match item.relay_to {
-                Some(client) => relayed(shared, &self.kernel, message, members, client, &mut congestion),
+                Some(client) => relayed(shared, self.broker.as_ref(), message, members, client, &mut congestion),
                 None => {
-                    let router = &self.kernel.router;
+                    let router = &self.broker.router();
                     router.route_from_peer(message, item.deliver, &members, &mut congestion);
                 }
             }

@@ -1,7 +1,7 @@
 //! A time limit on the cluster handshake, which ractor_cluster does not have.
 //!
 //! ractor_cluster keeps a session whose peer never completes the cookie handshake for as long as the socket
-//! stays open: a port scanner, or a frozen node whose kernel still accepts connections, would each hold a
+//! stays open: a port scanner, or a frozen node whose broker still accepts connections, would each hold a
 //! session (and the connector would add one per redial). Every session not authenticated within
 //! [`HANDSHAKE_TIMEOUT`] of opening is closed.
 

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractmq_broker::Kernel;
+use ractmq_broker::Node;
 use ractor::{Actor, ActorCell, SpawnErr};
 use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{IncomingEncryptionMode, NodeServer};
@@ -30,7 +30,7 @@ pub fn host(ip: IpAddr) -> String {
 }
 
 /// Start the node server linked to `sup`, and publish it in the shared state for the connector.
-pub async fn start(shared: Arc<Shared>, kernel: Arc<Kernel>, sup: ActorCell) -> Result<ActorCell, SpawnErr> {
+pub async fn start(shared: Arc<Shared>, broker: Arc<dyn Node>, sup: ActorCell) -> Result<ActorCell, SpawnErr> {
     let config = &shared.config;
     let addr = config.cluster_listen;
     // ractor_cluster's own bind error is wrapped beyond recognition: try the address first, to say plainly
@@ -53,7 +53,7 @@ pub async fn start(shared: Arc<Shared>, kernel: Arc<Kernel>, sup: ActorCell) -> 
         let line = format!(
             "cannot listen for cluster nodes on {addr}: {e} (is another node running there? pick another address with --cluster-listen)"
         );
-        kernel.report_start_failure(line.clone());
+        broker.report_start_failure(line.clone());
         return Err(SpawnErr::StartupFailed(line.into()));
     }
     let server = NodeServer::new(

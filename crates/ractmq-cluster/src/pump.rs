@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractmq_broker::Kernel;
+use ractmq_broker::Node;
 use ractmq_protocol::Message;
 use ractor::{ActorId, ActorRef};
 
@@ -31,7 +31,7 @@ pub const WINDOW: usize = 8 * BATCH_ITEMS;
 pub const BATCH_ITEMS: usize = 1000;
 pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
-pub async fn run(shared: Arc<Shared>, kernel: Arc<Kernel>, node: String) {
+pub async fn run(shared: Arc<Shared>, broker: Arc<dyn Node>, node: String) {
     let link = shared.link(&node);
     let mut current: Option<ActorId> = None;
     // Whether this pump had a link to the node before (so that what is queued now is sent again).
@@ -48,7 +48,7 @@ pub async fn run(shared: Arc<Shared>, kernel: Arc<Kernel>, node: String) {
         if current.as_ref() != Some(&to.get_id()) {
             current = Some(to.get_id());
             send_all_routes(&shared, &to);
-            send_retained(&shared, &kernel, &to);
+            send_retained(&shared, broker.as_ref(), &to);
             let unacknowledged = link.len();
             if linked_before && unacknowledged > 0 {
                 tracing::info!(
@@ -96,10 +96,10 @@ fn to_forwarded(item: &Item, now: Instant) -> Forwarded {
 }
 
 /// Send `to` every retained message of this node (it keeps those it has no newer one for).
-fn send_retained(shared: &Shared, kernel: &Kernel, to: &ActorRef<ForwarderMsg>) {
+fn send_retained(shared: &Shared, broker: &dyn Node, to: &ActorRef<ForwarderMsg>) {
     let now = Instant::now();
-    let all: Vec<Arc<Message>> = kernel
-        .router
+    let all: Vec<Arc<Message>> = broker
+        .router()
         .retained
         .read()
         .all()

@@ -16,8 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use ractmq_broker::handover::hand_over;
-use ractmq_broker::{Congestion, Kernel, Metrics, RemoteSessions, SessionHandover};
+use ractmq_broker::{Congestion, Metrics, Node, RemoteSessions, SessionHandover};
 use ractmq_protocol::Message;
 use tokio::sync::mpsc;
 
@@ -49,8 +48,8 @@ type Members = Vec<(Arc<str>, Arc<str>)>;
 
 pub struct Sessions {
     pub shared: Arc<Shared>,
-    /// Weak: the kernel holds this.
-    pub kernel: Weak<Kernel>,
+    /// Weak: the broker holds this.
+    pub broker: Weak<dyn Node>,
 }
 
 impl RemoteSessions for Sessions {
@@ -64,12 +63,12 @@ impl RemoteSessions for Sessions {
 
     fn taken_over(&self, client_id: &str) {
         let held = self.shared.arriving.lock().remove(client_id);
-        if let (Some(held), Some(kernel)) = (held, self.kernel.upgrade()) {
+        if let (Some(held), Some(broker)) = (held, self.broker.upgrade()) {
             // The session's own connection is not reading yet: nothing to hold.
             let mut congestion = Congestion::default();
             for (message, members) in held.messages {
-                kernel
-                    .router
+                broker
+                    .router()
                     .route_relayed(message, client_id, &members, &mut congestion);
             }
         }
@@ -80,7 +79,7 @@ impl RemoteSessions for Sessions {
 /// routed to it otherwise.
 pub fn relayed(
     shared: &Shared,
-    kernel: &Kernel,
+    broker: &dyn Node,
     message: Arc<Message>,
     members: Members,
     client: String,
@@ -95,12 +94,12 @@ pub fn relayed(
                 held.bytes += size;
                 held.messages.push((message, members));
             } else {
-                Metrics::add(&kernel.metrics.dropped_forward, 1);
+                Metrics::add(&broker.metrics().dropped_forward, 1);
             }
             return;
         }
     }
-    kernel.router.route_relayed(message, &client, &members, congestion);
+    broker.router().route_relayed(message, &client, &members, congestion);
 }
 
 async fn take_over(shared: &Shared, client_id: &str, clean_start: bool) -> Option<SessionHandover> {
@@ -144,14 +143,10 @@ async fn take_over(shared: &Shared, client_id: &str, clean_start: bool) -> Optio
 }
 
 /// Another node asks for a session: give it up here and send back what it held.
-pub async fn answer(shared: Arc<Shared>, kernel: Arc<Kernel>, request: TakeOver) {
-    let handover = hand_over(
-        &kernel,
-        &request.client_id,
-        request.clean_start,
-        request.from.as_str().into(),
-    )
-    .await;
+pub async fn answer(shared: Arc<Shared>, broker: Arc<dyn Node>, request: TakeOver) {
+    let handover = broker
+        .hand_over(&request.client_id, request.clean_start, request.from.as_str().into())
+        .await;
     let session = handover.map(|h| {
         ClusterStats::add(&shared.stats.sessions_handed_over, 1);
         let (session, left_out) = WireSession::from_handover(&h, Instant::now());

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use ractmq_broker::{ChildSpec, ClusterHook, Kernel, Metrics, RestartPolicy, Supervisor, SupervisorArgs};
+use ractmq_broker::{ChildSpec, ClusterHook, Metrics, Node, RestartPolicy, Supervisor, SupervisorArgs};
 use ractor::Actor;
 
 use crate::agent::{Agent, AgentArgs};
@@ -34,20 +34,20 @@ pub const CLUSTER_RESTARTS: RestartPolicy = RestartPolicy::new(10, 10);
 pub struct Hook(pub Arc<Shared>);
 
 impl ClusterHook for Hook {
-    fn child_spec(&self, kernel: &Arc<Kernel>) -> ChildSpec {
-        kernel.router.set_remote(Arc::new(Routing {
+    fn child_spec(&self, broker: &Arc<dyn Node>) -> ChildSpec {
+        broker.router().set_remote(Arc::new(Routing {
             shared: self.0.clone(),
-            metrics: kernel.metrics.clone(),
+            metrics: broker.metrics().clone(),
         }));
-        kernel.set_remote_sessions(Arc::new(Sessions {
+        broker.set_remote_sessions(Arc::new(Sessions {
             shared: self.0.clone(),
-            kernel: Arc::downgrade(kernel),
+            broker: Arc::downgrade(broker),
         }));
         let children = vec![
-            counted(node_server_spec(self.0.clone(), kernel.clone()), kernel),
-            counted(agent_spec(self.0.clone(), kernel.clone()), kernel),
-            counted(forwarder_spec(self.0.clone(), kernel.clone()), kernel),
-            counted(connector_spec(self.0.clone()), kernel),
+            counted(node_server_spec(self.0.clone(), broker.clone()), broker),
+            counted(agent_spec(self.0.clone(), broker.clone()), broker),
+            counted(forwarder_spec(self.0.clone(), broker.clone()), broker),
+            counted(connector_spec(self.0.clone()), broker),
         ];
         let shared = self.0.clone();
         let spec = ChildSpec::new("cluster", move |sup| {
@@ -63,7 +63,7 @@ impl ClusterHook for Hook {
                 Ok(actor.get_cell())
             }
         });
-        counted(spec, kernel)
+        counted(spec, broker)
     }
 
     fn nodes_up(&self) -> Vec<String> {
@@ -71,22 +71,22 @@ impl ClusterHook for Hook {
     }
 }
 
-fn counted(spec: ChildSpec, kernel: &Arc<Kernel>) -> ChildSpec {
-    let metrics = kernel.metrics.clone();
+fn counted(spec: ChildSpec, broker: &Arc<dyn Node>) -> ChildSpec {
+    let metrics = broker.metrics().clone();
     spec.on_restart(move || Metrics::add(&metrics.other_restarts, 1))
 }
 
-fn node_server_spec(shared: Arc<Shared>, kernel: Arc<Kernel>) -> ChildSpec {
+fn node_server_spec(shared: Arc<Shared>, broker: Arc<dyn Node>) -> ChildSpec {
     ChildSpec::new("node-server", move |sup| {
-        node_server::start(shared.clone(), kernel.clone(), sup)
+        node_server::start(shared.clone(), broker.clone(), sup)
     })
 }
 
-fn agent_spec(shared: Arc<Shared>, kernel: Arc<Kernel>) -> ChildSpec {
+fn agent_spec(shared: Arc<Shared>, broker: Arc<dyn Node>) -> ChildSpec {
     ChildSpec::new("agent", move |sup| {
         let args = AgentArgs {
             shared: shared.clone(),
-            kernel: kernel.clone(),
+            broker: broker.clone(),
         };
         async move {
             let (actor, _) = Actor::spawn_linked(None, Agent, args, sup).await?;
@@ -95,11 +95,11 @@ fn agent_spec(shared: Arc<Shared>, kernel: Arc<Kernel>) -> ChildSpec {
     })
 }
 
-fn forwarder_spec(shared: Arc<Shared>, kernel: Arc<Kernel>) -> ChildSpec {
+fn forwarder_spec(shared: Arc<Shared>, broker: Arc<dyn Node>) -> ChildSpec {
     ChildSpec::new("forwarder", move |sup| {
         let args = ForwarderArgs {
             shared: shared.clone(),
-            kernel: kernel.clone(),
+            broker: broker.clone(),
         };
         async move {
             let (actor, _) = Actor::spawn_linked(None, Forwarder, args, sup).await?;
