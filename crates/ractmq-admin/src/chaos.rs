@@ -9,7 +9,7 @@ use ractmq_broker::session_msg::SessionSupMsg;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::server::error;
+use crate::error::error;
 use crate::state::AppState;
 
 #[derive(Deserialize)]

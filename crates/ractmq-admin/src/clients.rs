@@ -8,7 +8,7 @@ use ractmq_broker::inspect::{self, ClientInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::server::error;
+use crate::error::error;
 use crate::state::AppState;
 
 /// Most clients one page may hold.

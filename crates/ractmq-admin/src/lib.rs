@@ -21,6 +21,7 @@ pub mod chaos;
 pub mod clients;
 pub mod config;
 pub mod ctl;
+mod error;
 pub mod node;
 pub mod openapi;
 pub mod prometheus;

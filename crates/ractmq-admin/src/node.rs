@@ -14,7 +14,7 @@ use ractmq_protocol::Message;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::server::error;
+use crate::error::error;
 use crate::state::AppState;
 
 pub async fn status(State(s): State<AppState>) -> Json<Value> {

@@ -8,7 +8,7 @@ use ractmq_broker::inspect;
 use ractmq_protocol::Message;
 use serde_json::{json, Value};
 
-use crate::server::error;
+use crate::error::error;
 use crate::state::AppState;
 
 fn to_json(m: &Message) -> Value {

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use base64::Engine;
 use ractmq_broker::Kernel;
 use ractmq_cluster::Cluster;
@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::ApiConfig;
+use crate::error::error;
 use crate::state::AppState;
 use crate::{chaos, clients, node, openapi, prometheus, retained, topics, trace};
 
@@ -123,9 +124,4 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
 /// Compare secrets without leaking, through timing, how much matched.
 fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// An error answer: the status and `{"error": "..."}`.
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }

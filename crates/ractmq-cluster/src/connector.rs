@@ -22,7 +22,7 @@ use ractor_cluster::{ClientConnectErr, NodeServerMessage, NodeSessionMessage};
 use crate::auth_watch::AuthWatch;
 use crate::backoff::{Backoff, MAX_RETRY};
 use crate::handshakes::{Handshakes, HANDSHAKE_TIMEOUT};
-use crate::link_events::{LinkEvent, LinkEvents};
+use crate::link_events::{ConnectorMsg, LinkEvent, LinkEvents};
 use crate::membership::{human, MemberState};
 use crate::stale_links::LinkAges;
 use crate::state::Shared;
@@ -35,21 +35,6 @@ pub const CHECK_EVERY: Duration = Duration::from_millis(250);
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// The name of the connector's subscription to the node server's link events.
 const SUBSCRIPTION: &str = "ractmq.connector";
-
-pub enum ConnectorMsg {
-    /// Time to look for members without a link.
-    Check,
-    /// A dial finished opening its socket (the handshake goes on in the node server), or failed.
-    Dialled {
-        addr: SocketAddr,
-        result: Result<(), String>,
-    },
-    /// A link event from the node server.
-    Link(LinkEvent),
-}
-
-// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
-impl ractor::Message for ConnectorMsg {}
 
 pub struct Connector;
 

@@ -19,10 +19,10 @@ use std::time::Instant;
 
 use ractmq_broker::{Congestion, Node, RouteKey};
 use ractor::{pg, Actor, ActorProcessingErr, ActorRef};
-use ractor_cluster::RactorClusterMessage;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
+use crate::forwarder_ref::{forwarder_of, group_of, ForwarderMsg};
 use crate::membership::MemberEvent;
 use crate::pump;
 use crate::sessions::{self, relayed};
@@ -34,31 +34,6 @@ use crate::wire::{self, Ack, Batch, Routes, RoutesAck, Wire, WireRoute};
 /// in several.
 pub const ROUTES_PER_MESSAGE: usize = 10_000;
 pub const ROUTES_BYTES: usize = 4 * 1024 * 1024;
-
-/// The process group of `node`'s forwarder.
-pub fn group_of(node: &str) -> String {
-    format!("ractmq.fwd.{node}")
-}
-
-/// `node`'s forwarder, if a link to it is up.
-pub fn forwarder_of(node: &str) -> Option<ActorRef<ForwarderMsg>> {
-    pg::get_members(&group_of(node))
-        .into_iter()
-        .find(|c| !c.get_id().is_local())
-        .map(ActorRef::from)
-}
-
-/// What a forwarder receives. Every variant may come from another node (ractor_cluster serialises them all);
-/// a peer sending `Flush` or `Members` only makes this node do early what it would do anyway.
-#[derive(RactorClusterMessage)]
-pub enum ForwarderMsg {
-    /// The topic shards reported route changes: tell the other nodes.
-    Flush,
-    /// The membership changed: run a pump for every other node.
-    Members,
-    /// Another node's message: a [`Wire`] value, bincode-encoded.
-    Peer(Vec<u8>),
-}
 
 pub struct Forwarder;
 

@@ -60,6 +60,7 @@ pub mod backoff;
 pub mod config;
 pub mod connector;
 pub mod forwarder;
+pub mod forwarder_ref;
 pub mod handshakes;
 pub mod inbound;
 pub mod link;

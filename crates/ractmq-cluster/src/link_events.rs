@@ -4,11 +4,11 @@
 //! call into a message. The connector uses them to time out handshakes (`handshakes.rs`) and to diagnose a
 //! wrong cookie (`auth_watch.rs`).
 
+use std::net::SocketAddr;
+
 use ractor::{ActorId, ActorRef};
 use ractor_cluster::node::NodeServerSessionInformation;
 use ractor_cluster::{NodeEventSubscription, NodeSessionMessage};
-
-use crate::connector::ConnectorMsg;
 
 /// One session's event, as the connector needs it.
 #[derive(Debug, Clone)]
@@ -66,3 +66,19 @@ impl NodeEventSubscription for LinkEvents {
         });
     }
 }
+
+/// What the connector is sent: its own timer, its dials' results, and the link events forwarded here.
+pub enum ConnectorMsg {
+    /// Time to look for members without a link.
+    Check,
+    /// A dial finished opening its socket (the handshake goes on in the node server), or failed.
+    Dialled {
+        addr: SocketAddr,
+        result: Result<(), String>,
+    },
+    /// A link event from the node server.
+    Link(LinkEvent),
+}
+
+// Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
+impl ractor::Message for ConnectorMsg {}

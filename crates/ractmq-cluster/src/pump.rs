@@ -14,7 +14,8 @@ use ractmq_broker::Node;
 use ractmq_protocol::Message;
 use ractor::{ActorId, ActorRef};
 
-use crate::forwarder::{forwarder_of, send_all_routes, ForwarderMsg};
+use crate::forwarder::send_all_routes;
+use crate::forwarder_ref::{forwarder_of, ForwarderMsg};
 use crate::link::Item;
 use crate::routing::MAX_FORWARDED_BYTES;
 use crate::state::Shared;

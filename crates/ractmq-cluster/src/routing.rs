@@ -16,7 +16,7 @@ use std::time::Duration;
 use ractmq_broker::{Backlog, Forward, Metrics, RemoteMatch, RemoteRouting, RouteKey};
 use ractmq_protocol::{Message, Origin};
 
-use crate::forwarder::{forwarder_of, ForwarderMsg};
+use crate::forwarder_ref::{forwarder_of, ForwarderMsg};
 use crate::link::{Item, PeerLink};
 use crate::state::Shared;
 use crate::stats::ClusterStats;

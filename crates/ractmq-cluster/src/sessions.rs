@@ -20,8 +20,8 @@ use ractmq_broker::{Congestion, Metrics, Node, RemoteSessions, SessionHandover};
 use ractmq_protocol::Message;
 use tokio::sync::mpsc;
 
-use crate::forwarder::{forwarder_of, ForwarderMsg};
-use crate::state::Shared;
+use crate::forwarder_ref::{forwarder_of, ForwarderMsg};
+use crate::state::{Members, Shared};
 use crate::stats::ClusterStats;
 use crate::wire::{self, TakeOver, TakenOver, Wire, WireSession};
 use crate::wire_message::message_size;
@@ -34,17 +34,6 @@ pub const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(3);
 /// other nodes).
 pub const MAX_ARRIVING: usize = 10_000;
 pub const MAX_ARRIVING_BYTES: usize = 8 << 20;
-
-/// What was relayed for one client whose session is on its way here.
-#[derive(Default)]
-pub struct Held {
-    /// Each message with the shared groups it is for (none: the client's own subscriptions).
-    messages: Vec<(Arc<Message>, Members)>,
-    bytes: usize,
-}
-
-/// Members of shared groups a message is for: (group, member).
-type Members = Vec<(Arc<str>, Arc<str>)>;
 
 pub struct Sessions {
     pub shared: Arc<Shared>,

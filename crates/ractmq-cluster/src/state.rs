@@ -11,17 +11,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use ractmq_broker::{RouteKey, SupervisorMsg};
+use ractmq_protocol::Message;
 use ractor::ActorRef;
 use ractor_cluster::NodeServerMessage;
 use tokio::sync::{broadcast, mpsc, Notify};
 
 use crate::config::ClusterConfig;
-use crate::forwarder::ForwarderMsg;
+use crate::forwarder_ref::ForwarderMsg;
 use crate::inbound::Inbound;
 use crate::link::PeerLink;
 use crate::membership::{MemberEvent, Membership};
 use crate::remote_routes::RemoteRoutes;
-use crate::sessions::Held;
 use crate::stats::ClusterStats;
 use crate::tls::TlsSetup;
 use crate::wire::WireSession;
@@ -158,3 +158,14 @@ fn incarnation() -> u64 {
         .unwrap_or_default();
     nanos ^ (u64::from(std::process::id()) << 48)
 }
+
+/// What was relayed for one client whose session is on its way here.
+#[derive(Default)]
+pub struct Held {
+    /// Each message with the shared groups it is for (none: the client's own subscriptions).
+    pub(crate) messages: Vec<(Arc<Message>, Members)>,
+    pub(crate) bytes: usize,
+}
+
+/// Members of shared groups a message is for: (group, member).
+pub(crate) type Members = Vec<(Arc<str>, Arc<str>)>;
