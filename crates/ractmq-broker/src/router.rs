@@ -6,6 +6,10 @@
 //! client into that client's bounded mailbox. Writes go through the shard's actor (see `shard`), which owns the
 //! next version and swaps it in. If a shard actor dies, its last snapshot keeps serving until the restarted
 //! actor has rebuilt the index from the session store.
+//!
+//! This file routes and delivers; by concern, `router/shared_groups.rs` picks the member of a shared group,
+//! `router/relays.rs` passes messages on for sessions that moved, and `router/index_writes.rs` writes and
+//! rebuilds the index.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -29,6 +33,10 @@ use crate::routes::{Forward, LocalRoutes, RemoteMatch, RemoteMember, RemoteRouti
 use crate::session_store::{Pushed, SessionStore};
 use crate::shard::{ShardMsg, ShardOp};
 use crate::shared::{member_key, SharedGroups, SharedStrategy};
+
+mod index_writes;
+mod relays;
+mod shared_groups;
 
 pub(crate) struct ShardSlot {
     pub snapshot: ArcSwap<Index>,
@@ -219,38 +227,6 @@ impl Router {
         delivered
     }
 
-    /// Route a message another node relayed here for `client`, a session that moved here from there: to that
-    /// client's matching subscriptions only, or, with `members`, to its memberships of those shared groups. If
-    /// the session has moved on again meanwhile, the message follows it.
-    pub fn route_relayed(
-        &self,
-        message: Arc<Message>,
-        client: &str,
-        members: &[(Arc<str>, Arc<str>)],
-        congestion: &mut Congestion,
-    ) -> usize {
-        let delivered = match members {
-            [] => match self.deliver_here(&message, None, Some(client), congestion) {
-                0 => match self.relays.node_of(client) {
-                    Some(node) => {
-                        self.relay(&message, &node, &client.into(), congestion);
-                        1
-                    }
-                    None => 0,
-                },
-                here => here,
-            },
-            _ => members
-                .iter()
-                .filter(|(group, member)| self.deliver_to_member(group, member, &message, congestion))
-                .count(),
-        };
-        if delivered == 0 {
-            Metrics::add(&self.metrics.messages_no_subscribers, 1);
-        }
-        delivered
-    }
-
     fn store_retained(&self, message: &Arc<Message>) {
         if message.retain && !self.retained.write().set(message.clone(), self.max_retained) {
             Metrics::add(&self.metrics.dropped_retained_full, 1);
@@ -370,348 +346,6 @@ impl Router {
         delivered
     }
 
-    /// Pass `message` on to `client`, a session that moved to `node`.
-    fn relay(&self, message: &Arc<Message>, node: &Arc<str>, client: &Arc<str>, congestion: &mut Congestion) {
-        self.relay_shared(message, node, client, Vec::new(), congestion);
-    }
-
-    /// Pass `message` on to `client`, a session that moved to `node`: to its subscriptions, or to its
-    /// memberships in `members` (group, member key).
-    fn relay_shared(
-        &self,
-        message: &Arc<Message>,
-        node: &Arc<str>,
-        client: &Arc<str>,
-        members: Vec<(Arc<str>, Arc<str>)>,
-        congestion: &mut Congestion,
-    ) {
-        if let Some(remote) = self.remote.get() {
-            let relay = Forward {
-                node: node.clone(),
-                deliver: false,
-                shared: members,
-                relay_to: Some(client.clone()),
-            };
-            if let Some(backlog) = remote.forward(message, relay) {
-                congestion.add(backlog);
-            }
-        }
-    }
-
-    /// One delivery per shared group among `local` (members here that match the message) and `remote`
-    /// (members on other nodes): a member here is given the message, one elsewhere is added to `forwards`.
-    /// Returns the deliveries made here.
-    fn deliver_shared(
-        &self,
-        message: &Arc<Message>,
-        mut local: Vec<(&Arc<str>, &Route)>,
-        remote: &[RemoteMember],
-        forwards: &mut Vec<Forward>,
-        congestion: &mut Congestion,
-    ) -> usize {
-        local.sort_unstable_by(|a, b| (&a.1.shared, a.0).cmp(&(&b.1.shared, b.0)));
-        let mut remote: Vec<&RemoteMember> = remote.iter().collect();
-        remote.sort_unstable_by(|a, b| (&a.group, &a.key).cmp(&(&b.group, &b.key)));
-        let mut groups: Vec<&Arc<str>> = local
-            .iter()
-            .filter_map(|(_, r)| r.shared.as_ref())
-            .chain(remote.iter().map(|m| &m.group))
-            .collect();
-        groups.sort_unstable();
-        groups.dedup();
-        let mut delivered = 0;
-        for group in groups {
-            let here: Vec<(&Arc<str>, &Route)> = local
-                .iter()
-                .copied()
-                .filter(|(_, r)| r.shared.as_ref() == Some(group))
-                .collect();
-            let there: Vec<&RemoteMember> = remote.iter().copied().filter(|m| &m.group == group).collect();
-            match self.choose_member(group, &here, &there, message) {
-                Chosen::Here(route) => {
-                    self.push_shared(group, route, message, congestion);
-                    delivered += 1;
-                }
-                Chosen::There(member) => match forwards.iter_mut().find(|f| f.node == member.node) {
-                    Some(forward) => forward.shared.push((group.clone(), member.member.clone())),
-                    None => forwards.push(Forward {
-                        node: member.node.clone(),
-                        deliver: false,
-                        shared: vec![(group.clone(), member.member.clone())],
-                        relay_to: None,
-                    }),
-                },
-            }
-        }
-        delivered
-    }
-
-    /// The member of `group` that gets `message`, by the group's strategy. Members connected here are preferred
-    /// to disconnected ones; members on other nodes count as connected (their node decides, see
-    /// [`Router::deliver_to_member`]). `here` and `there` must not both be empty.
-    fn choose_member<'a>(
-        &self,
-        group: &Arc<str>,
-        here: &[(&'a Arc<str>, &'a Route)],
-        there: &[&'a RemoteMember],
-        message: &Arc<Message>,
-    ) -> Chosen<'a> {
-        let online: Vec<(&Arc<str>, &Route)> = here.iter().copied().filter(|(_, r)| r.is_online()).collect();
-        let here = if online.is_empty() && there.is_empty() {
-            here.to_vec()
-        } else {
-            online
-        };
-        let keys: Vec<&Arc<str>> = here
-            .iter()
-            .map(|(k, _)| *k)
-            .chain(there.iter().map(|m| &m.key))
-            .collect();
-        let i = self.shared.choose(group, &keys, message);
-        match here.get(i) {
-            Some((_, route)) => Chosen::Here(route),
-            None => Chosen::There(there[i - here.len()]),
-        }
-    }
-
-    fn push_shared(&self, group: &Arc<str>, route: &Route, message: &Arc<Message>, congestion: &mut Congestion) {
-        match &route.target {
-            Target::Session(session) => {
-                let delivery = Delivery {
-                    message: message.clone(),
-                    qos: route.options.qos.min(message.qos),
-                    retain: message.retain && route.options.retain_as_published,
-                    subscription_ids: route.options.subscription_id.into_iter().collect(),
-                    shared: Some(group.clone()),
-                };
-                match session.push(delivery, &self.metrics) {
-                    Pushed::Queued => {}
-                    Pushed::Full if message.publisher.as_ref() == Some(&session.client_id) => {}
-                    Pushed::Full => congestion.add(session.clone()),
-                    // The member packed up and moved a moment ago, its membership with it: its share follows it.
-                    Pushed::Moved(node) => {
-                        let member = member_key(group, &session.client_id);
-                        let members = vec![(group.clone(), member)];
-                        self.relay_shared(message, &node, &session.client_id, members, congestion);
-                    }
-                }
-            }
-            Target::Local(sender) => {
-                if sender.try_send(message.clone()).is_err() {
-                    Metrics::add(&self.metrics.dropped_local_subscriber, 1);
-                }
-            }
-            // Relays are never members of shared groups.
-            Target::Relay { .. } => {}
-        }
-    }
-
-    /// Give `message` to `member` of `group`, chosen by the node it was published on; if that member has gone
-    /// meanwhile, to another member of the group here. False if the group has no member here.
-    fn deliver_to_member(
-        &self,
-        group: &Arc<str>,
-        member: &Arc<str>,
-        message: &Arc<Message>,
-        congestion: &mut Congestion,
-    ) -> bool {
-        let Some(Ok(parts)) = parse_shared(group) else {
-            return false;
-        };
-        let snapshot = self.shards[self.shard_of_filter(parts.filter)].snapshot.load();
-        if let Some(route) = snapshot
-            .get(parts.filter, member)
-            .filter(|r| r.shared.as_ref() == Some(group))
-        {
-            self.push_shared(group, route, message, congestion);
-            return true;
-        }
-        // The member moved to another node a moment ago, its membership with it: its share follows it.
-        let client = member.split_once('\0').map(|(_, client)| client);
-        if let Some((client, node)) = client.and_then(|c| self.relays.node_of(c).map(|n| (c, n))) {
-            let members = vec![(group.clone(), member.clone())];
-            self.relay_shared(message, &node, &client.into(), members, congestion);
-            return true;
-        }
-        self.dispatch_in_group(group, parts.filter, &snapshot, None, message, congestion)
-    }
-
-    /// A member of `delivery`'s shared group is leaving (`leaving` is its client id) without having
-    /// acknowledged it: give the message to another member here. False if the group has no other member here.
-    pub fn dispatch_shared(&self, delivery: &Delivery, leaving: &str) -> bool {
-        let Some(group) = &delivery.shared else {
-            return false;
-        };
-        let Some(Ok(parts)) = parse_shared(group) else {
-            return false;
-        };
-        let snapshot = self.shards[self.shard_of_filter(parts.filter)].snapshot.load();
-        let mut congestion = Congestion::default();
-        self.dispatch_in_group(
-            group,
-            parts.filter,
-            &snapshot,
-            Some(leaving),
-            &delivery.message,
-            &mut congestion,
-        )
-    }
-
-    fn dispatch_in_group(
-        &self,
-        group: &Arc<str>,
-        path: &str,
-        snapshot: &Index,
-        leaving: Option<&str>,
-        message: &Arc<Message>,
-        congestion: &mut Congestion,
-    ) -> bool {
-        let mut members = Vec::new();
-        snapshot.for_each_at(path, |k, r| {
-            if r.shared.as_ref() == Some(group) && !leaving.is_some_and(|c| r.is_client(c)) {
-                members.push((k, r));
-            }
-        });
-        if members.is_empty() {
-            return false;
-        }
-        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        if let Chosen::Here(route) = self.choose_member(group, &members, &[], message) {
-            self.push_shared(group, route, message, congestion);
-        }
-        true
-    }
-    /// Apply index changes and wait until each shard has published them: after this returns, a publish sees
-    /// the new subscriptions. A shard that is restarting is retried; its rebuild reads the session store, so a
-    /// change already recorded there is not lost even if every retry fails.
-    ///
-    /// In a cluster, when the changes give this node a route it did not have, this also waits (a bounded
-    /// time) until the other nodes have it: after a SUBACK, a message published on any node reaches the new
-    /// subscription.
-    pub async fn apply(&self, changes: Vec<Change>) {
-        let new_routes = self.apply_here(changes).await;
-        self.settle(new_routes).await;
-    }
-
-    /// [`Router::apply`] on this node only: true if the changes gave it a route it did not have, for
-    /// [`Router::settle`].
-    pub async fn apply_here(&self, changes: Vec<Change>) -> bool {
-        let mut by_shard: HashMap<usize, Vec<ShardOp>> = HashMap::new();
-        for c in changes {
-            let shard = self.shard_of_filter(&c.filter);
-            by_shard.entry(shard).or_default().push(ShardOp {
-                filter: c.filter,
-                key: c.key,
-                route: c.route,
-            });
-        }
-        let mut new_routes = false;
-        for (shard, ops) in by_shard {
-            new_routes |= self.apply_to_shard(shard, ops).await;
-        }
-        new_routes
-    }
-
-    /// After [`Router::apply_here`] gave this node `new_routes`: wait (a bounded time) until the other nodes
-    /// have them.
-    pub async fn settle(&self, new_routes: bool) {
-        if let (true, Some(remote)) = (new_routes, self.remote.get()) {
-            remote.settled().await;
-        }
-    }
-
-    /// True if the shard gained a route (see [`crate::routes`]).
-    async fn apply_to_shard(&self, shard: usize, ops: Vec<ShardOp>) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let ops = Arc::new(ops);
-        loop {
-            let actor = self.shards[shard].actor.read().clone();
-            if let Some(actor) = actor {
-                let ops = ops.clone();
-                let result = ractor::call!(actor, |reply| ShardMsg::Apply(ops, Some(reply)));
-                if let Ok(new_routes) = result {
-                    return new_routes;
-                }
-            }
-            if Instant::now() > deadline {
-                tracing::error!(
-                    shard,
-                    "topic shard did not come back within 5 s; its rebuild will restore the change"
-                );
-                return false;
-            }
-            // The shard is between death and restart: its supervisor registers the new actor shortly.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Apply changes without waiting (used from `Drop`).
-    pub fn apply_detached(&self, changes: Vec<Change>) {
-        for c in changes {
-            let shard = self.shard_of_filter(&c.filter);
-            if let Some(actor) = self.shards[shard].actor.read().clone() {
-                let op = ShardOp {
-                    filter: c.filter,
-                    key: c.key,
-                    route: c.route,
-                };
-                let _ = actor.send_message(ShardMsg::Apply(Arc::new(vec![op]), None));
-            }
-        }
-    }
-
-    pub(crate) fn register_local(&self, key: Arc<str>, filter: String, sender: mpsc::Sender<Arc<Message>>) {
-        self.local.lock().insert(key, LocalSub { filter, sender });
-    }
-
-    pub(crate) fn unregister_local(&self, key: &str) {
-        self.local.lock().remove(key);
-    }
-
-    /// Every subscription that belongs in `shard`, from the sources of truth: the session store and the
-    /// in-process subscriptions. This is how a restarted shard gets its index back.
-    pub(crate) fn rebuild_index(&self, shard: usize) -> (Index, LocalRoutes) {
-        let mut index = Index::new();
-        let mut routes = LocalRoutes::default();
-        for session in self.store.all() {
-            let state = session.state.lock();
-            for (filter, options) in &state.subscriptions {
-                let (path, key, shared) = index_entry(filter, &session.client_id);
-                if self.shard_of_filter(path) == shard {
-                    let route = Route {
-                        target: Target::Session(session.clone()),
-                        options: options.clone(),
-                        shared,
-                    };
-                    if index.insert(path, key.clone(), route.clone()) {
-                        routes.added(path, &key, &route);
-                    }
-                }
-            }
-        }
-        for (filter, key, route) in self.relays.entries() {
-            if self.shard_of_filter(&filter) == shard && index.insert(&filter, key.clone(), route.clone()) {
-                routes.added(&filter, &key, &route);
-            }
-        }
-        for (key, sub) in self.local.lock().iter() {
-            if self.shard_of_filter(&sub.filter) == shard {
-                let route = Route {
-                    target: Target::Local(sub.sender.clone()),
-                    options: SubOptions {
-                        qos: ractmq_codec::QoS::ExactlyOnce,
-                        ..SubOptions::default()
-                    },
-                    shared: None,
-                };
-                if index.insert(&sub.filter, key.clone(), route.clone()) {
-                    routes.added(&sub.filter, key, &route);
-                }
-            }
-        }
-        (index, routes)
-    }
-
     /// Retained messages matching `filter`, for a new subscription.
     pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Message>> {
         self.retained.read().matching(filter, Instant::now())
@@ -729,12 +363,6 @@ fn with_origin(mut message: Arc<Message>, origin: Origin) -> Arc<Message> {
         }
     }
     message
-}
-
-/// Where a shared group's message goes.
-enum Chosen<'a> {
-    Here(&'a Route),
-    There(&'a RemoteMember),
 }
 
 /// Append every subscription of `index` that matches `topic` to `hits`; returns how many filters matched.
