@@ -1,8 +1,8 @@
 //! The AUTH exchange of a CONNECT that names an Authentication Method (MQTT 5 §4.12), run in the handshake
 //! task before anything of the client reaches a session.
 //!
-//! The method's logic is an [`Authenticator`] from the protocol crate; this module only carries its messages
-//! over the socket: AUTH 0x18 out, AUTH 0x18 in, until the method says yes (the caller sends CONNACK with the
+//! The method's logic is an [`Authenticator`] and the packets' rules an [`AuthFlow`], both from the protocol
+//! crate (re-authentication uses the same flow); this module only carries its messages over the socket: AUTH 0x18 out, AUTH 0x18 in, until the method says yes (the caller sends CONNACK with the
 //! final data) or no (CONNACK 0x87). Any other packet, another method, or silence past the connect timeout ends
 //! the handshake.
 
@@ -11,8 +11,9 @@ use std::sync::Arc;
 use crate::connection::{ReadHalf, WriteHalf};
 use crate::metrics::Metrics;
 use bytes::{Bytes, BytesMut};
-use ractmq_codec::{encode, reason, Auth, DecodeError, Decoder, Packet, Protocol};
-use ractmq_protocol::auth::{AuthStep, Authenticator};
+use ractmq_codec::{encode, reason, DecodeError, Decoder, Packet, Protocol};
+use ractmq_protocol::auth::Authenticator;
+use ractmq_protocol::auth_flow::{AuthFlow, AuthProgress};
 
 /// The methods this broker offers.
 #[derive(Clone, Default)]
@@ -76,37 +77,25 @@ impl<'a> HandshakeIo<'a> {
     }
 }
 
-/// Run `authenticator` from the CONNECT's Authentication Data to its verdict.
+/// Run `authenticator` from the CONNECT's Authentication Data to its verdict (see `AuthFlow`).
 pub async fn exchange(io: &mut HandshakeIo<'_>, authenticator: &dyn Authenticator, first: &[u8]) -> Outcome {
-    let method = authenticator.method().to_string();
-    let mut step = authenticator.start(first);
+    let (mut flow, mut progress) = AuthFlow::start(authenticator, first);
     loop {
-        match step {
-            AuthStep::Success { user, data } => return Ok((user, data)),
-            AuthStep::Failure { why } => {
-                tracing::info!(method, "enhanced authentication failed: {why}");
-                return Err(reason::NOT_AUTHORIZED);
+        match progress {
+            AuthProgress::Success { user, data } => return Ok((user, data)),
+            AuthProgress::Failure { code, why } => {
+                tracing::info!(method = flow.method(), "enhanced authentication failed: {why}");
+                return Err(code);
             }
-            AuthStep::Continue(data, next) => {
-                let auth = Auth {
-                    reason: reason::CONTINUE_AUTHENTICATION,
-                    method: Some(method.clone()),
-                    data: Some(data),
-                    ..Auth::default()
-                };
+            AuthProgress::Challenge(challenge) => {
                 let mut out = BytesMut::new();
-                if encode(&Packet::Auth(auth), Protocol::V5, &mut out).is_err()
+                if encode(&Packet::Auth(challenge), Protocol::V5, &mut out).is_err()
                     || io.write.write_all(&out).await.is_err()
                 {
                     return Err(reason::UNSPECIFIED_ERROR);
                 }
-                step = match io.next_packet().await {
-                    Ok(Some(Packet::Auth(reply)))
-                        if reply.reason == reason::CONTINUE_AUTHENTICATION
-                            && reply.method.as_deref() == Some(&method) =>
-                    {
-                        next.step(reply.data.as_deref().unwrap_or_default())
-                    }
+                progress = match io.next_packet().await {
+                    Ok(Some(Packet::Auth(reply))) => flow.handle(reply),
                     Ok(Some(_)) => return Err(reason::PROTOCOL_ERROR),
                     Ok(None) => return Err(reason::UNSPECIFIED_ERROR),
                     Err(e) => return Err(e.reason_code()),

@@ -16,13 +16,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
-use ractmq_codec::{reason, DecodeError, Packet, RetainHandling, Will};
+use ractmq_codec::{reason, DecodeError, Packet};
 use ractmq_protocol::channel::DeliverOutcome;
 use ractmq_protocol::topic::parse_shared;
-use ractmq_protocol::{Channel, Close, Delivery, Effects, Message, RouteChange};
+use ractmq_protocol::{Channel, Close, Delivery, Effects, Lapse, Message, RouteChange};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::connection::{AbortOnDrop, Io, Permit};
@@ -95,35 +95,35 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         connect,
         accepted,
         transport,
-        mut session_present,
+        session_present,
         authenticator,
         listener,
     } = attach;
     let peer = transport.peer;
     let mut fx = Effects::default();
-    let mut dropped_routes = Vec::new();
-    let mut channel = {
+    let now = Instant::now();
+    let (mut channel, attached) = {
         let mut session = shared.state.lock();
-        // A session with expiry 0 ends with its connection, so taking over such a connection starts afresh
-        // even when the new client asks to resume [MQTT-3.1.2-6].
-        session_present = session_present && session.expiry_interval != 0;
-        if !session_present {
-            dropped_routes.extend(session.subscriptions.keys().cloned());
-            session.clear();
+        let attached = session.attach(session_present, now);
+        if !attached.session_present {
             shared.mailbox.lock().queue.clear();
             // Messages relayed for the session it replaces are not this one's (see `moving.rs`).
             shared.forget_arrivals();
         }
-        Channel::start(
+        let channel = Channel::start(
             &connect,
             &accepted,
             &mut session,
-            session_present,
+            attached.session_present,
             kernel.limits.clone(),
-            Instant::now(),
+            now,
             &mut fx,
-        )
+        );
+        (channel, attached)
     };
+    if let Some(will) = attached.will {
+        route_will(kernel, will);
+    }
     if let Some(authenticator) = authenticator {
         channel.allow_reauthentication(authenticator);
     }
@@ -138,7 +138,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
     io.outbox.push(&mut fx.out);
     // Routine connects and clean disconnects are debug: at tens of thousands a second, logging them would cost
     // more than serving them. Abnormal closes are logged at info, one line each.
-    tracing::debug!(client = %shared.client_id, %peer, protocol = ?accepted.protocol, session_present, "client connected");
+    tracing::debug!(client = %shared.client_id, %peer, protocol = ?accepted.protocol, session_present = attached.session_present, "client connected");
     *shared.conn.lock() = Some(ConnInfo {
         peer,
         protocol: accepted.protocol,
@@ -156,7 +156,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         peer,
         _connected: ConnectedGuard::new(&kernel.metrics),
     };
-    (online, dropped_routes)
+    (online, attached.dropped)
 }
 
 /// Connect a brand-new session without starting an actor for it: it begins hibernated, and its first packet
@@ -323,15 +323,10 @@ impl SessionState {
             }
             SessionMsg::Hibernate { generation } => Box::pin(self.hibernate(myself, generation)).await,
             SessionMsg::Unpark => Box::pin(self.unpark(myself)).await,
-            SessionMsg::Expire { generation } => {
+            SessionMsg::Timeout { generation } => {
                 if self.online.is_none() && generation == self.generation {
-                    self.publish_will();
-                    Box::pin(self.end_session(myself)).await;
-                }
-            }
-            SessionMsg::WillDue { generation } => {
-                if self.online.is_none() && generation == self.generation {
-                    self.publish_will();
+                    let lapse = self.shared.state.lock().handle_timeout(Instant::now());
+                    Box::pin(self.lapse(myself, lapse)).await;
                 }
             }
             SessionMsg::Kick { code, server_reference } => {
@@ -384,11 +379,7 @@ impl SessionState {
             .close_with(reason::SESSION_TAKEN_OVER, true, "session taken over".into(), &mut fx);
         old.io.outbox.push(&mut fx.out);
         tracing::info!(client = %self.shared.client_id, peer = %old.peer, "connection closed: session taken over by a new connection");
-        // The old connection's will goes now unless it asked for a delay: the new connection cancels a delayed will.
-        let will = self.shared.state.lock().will.take();
-        if let Some(will) = will.filter(|w| w.delay_interval.unwrap_or(0) == 0) {
-            self.route_will(will);
-        }
+        // Its will is the session's business: `Session::attach` publishes or cancels it.
         old.io.close();
     }
 
@@ -413,8 +404,14 @@ impl SessionState {
             *self.shared.conn.lock() = None;
             self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
         }
-        // The new connection cancels a delayed will, wherever it connects.
-        self.shared.state.lock().will = None;
+        let will = self
+            .shared
+            .state
+            .lock()
+            .take_will_on_takeover(!clean_start, Instant::now());
+        if let Some(will) = will {
+            route_will(&self.kernel, will);
+        }
         let handover = match clean_start {
             true => None,
             false => {
@@ -431,7 +428,10 @@ impl SessionState {
         tracing::warn!(client = %self.shared.client_id, "session restarted after a failure; its connection was closed");
         *self.shared.conn.lock() = None;
         self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
-        self.after_disconnect(myself, true).await;
+        // A session that was offline keeps its deadlines; one that had a connection lost it.
+        self.hand_off_shared(None);
+        let lapse = self.shared.state.lock().recovered(Instant::now());
+        self.lapse(myself, lapse).await;
     }
 
     async fn inbound(&mut self, myself: &ActorRef<SessionMsg>, packets: Vec<Packet>, permit: Permit) {
@@ -589,26 +589,12 @@ impl SessionState {
                 RouteChange::Subscribe {
                     filter,
                     options,
-                    is_new,
+                    send_retained,
                 } => {
                     let (path, key, shared) = index_entry(&filter, &self.shared.client_id);
-                    // A group does not get retained messages when a member joins: they are not new to it.
-                    let send_retained = shared.is_none()
-                        && match options.retain_handling {
-                            RetainHandling::SendAtSubscribe => true,
-                            RetainHandling::SendIfNew => is_new,
-                            RetainHandling::DoNotSend => false,
-                        };
                     if send_retained {
-                        for message in self.kernel.router.retained_matching(&filter) {
-                            retained.push(Delivery {
-                                qos: message.qos.min(options.qos),
-                                retain: true,
-                                subscription_ids: options.subscription_id.into_iter().collect(),
-                                shared: None,
-                                message,
-                            });
-                        }
+                        let matching = self.kernel.router.retained_matching(&filter);
+                        retained.extend(matching.into_iter().map(|m| Delivery::retained(m, &options)));
                     }
                     changes.push(Change {
                         filter: path.to_string(),
@@ -729,7 +715,7 @@ impl SessionState {
             return;
         };
         let mut fx = Effects::default();
-        online.channel.handle_tick(Instant::now(), &mut fx);
+        online.channel.handle_timeout(Instant::now(), &mut fx);
         if fx.close.is_some() {
             self.apply_effects(myself, fx).await;
         }
@@ -858,66 +844,31 @@ impl SessionState {
         online.io.close();
         *self.shared.conn.lock() = None;
         self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
-        if !close.publish_will {
-            self.shared.state.lock().will = None;
-        }
         self.after_disconnect(myself, close.publish_will).await;
     }
 
-    /// No connection any more: publish or schedule the will, then end the session or arm its expiry.
-    async fn after_disconnect(&mut self, myself: &ActorRef<SessionMsg>, abnormal: bool) {
+    /// No connection any more: the session core decides about the will and the session's end.
+    async fn after_disconnect(&mut self, myself: &ActorRef<SessionMsg>, publish_will: bool) {
         // A disconnected member does not hold up its shared groups.
         self.hand_off_shared(None);
-        let (expiry, will_delay) = {
-            let session = self.shared.state.lock();
-            let delay = session.will.as_ref().map(|w| w.delay_interval.unwrap_or(0));
-            (session.expiry_interval, delay)
-        };
-        if abnormal {
-            match will_delay {
-                Some(delay) if delay > 0 && expiry > 0 => {
-                    let generation = self.generation;
-                    let wait = Duration::from_secs(u64::from(delay.min(expiry)));
-                    myself.send_after(wait, move || SessionMsg::WillDue { generation });
-                }
-                Some(_) => self.publish_will(),
-                None => {}
-            }
+        let lapse = self.shared.state.lock().disconnected(publish_will, Instant::now());
+        self.lapse(myself, lapse).await;
+    }
+
+    /// Do what the session core asked (publish the will, end the session), then arm its next deadline.
+    async fn lapse(&mut self, myself: &ActorRef<SessionMsg>, lapse: Lapse) {
+        if let Some(will) = lapse.will {
+            route_will(&self.kernel, will);
         }
-        if expiry == 0 {
-            self.end_session(myself).await;
-        } else if expiry != u32::MAX {
+        if lapse.ended {
+            return self.end_session(myself).await;
+        }
+        let due = self.shared.state.lock().poll_timeout();
+        if let Some(due) = due {
             let generation = self.generation;
-            myself.send_after(Duration::from_secs(u64::from(expiry)), move || SessionMsg::Expire {
-                generation,
-            });
+            let after = due.saturating_duration_since(Instant::now());
+            myself.send_after(after, move || SessionMsg::Timeout { generation });
         }
-    }
-
-    fn publish_will(&mut self) {
-        let will = self.shared.state.lock().will.take();
-        if let Some(will) = will {
-            self.route_will(will);
-        }
-    }
-
-    fn route_will(&self, will: Will) {
-        let mut properties = will.properties;
-        properties.topic_alias = None;
-        properties.subscription_identifiers.clear();
-        let message = Message {
-            topic: will.topic.into(),
-            payload: will.payload,
-            qos: will.qos,
-            retain: will.retain,
-            properties,
-            publisher: Some(self.shared.client_id.clone()),
-            received_at: Instant::now(),
-            origin: None,
-        };
-        tracing::debug!(client = %self.shared.client_id, topic = %message.topic, "publishing will");
-        Metrics::add(&self.kernel.metrics.messages_received, 1);
-        self.kernel.router.route(Arc::new(message));
     }
 
     /// Remove every trace of the session, then ask the supervisor to stop this actor.
@@ -942,4 +893,11 @@ impl SessionState {
             None => myself.stop(None),
         }
     }
+}
+
+/// Publish a will the session core handed over.
+fn route_will(kernel: &Kernel, will: Message) {
+    tracing::debug!(client = ?will.publisher, topic = %will.topic, "publishing will");
+    Metrics::add(&kernel.metrics.messages_received, 1);
+    kernel.router.route(Arc::new(will));
 }

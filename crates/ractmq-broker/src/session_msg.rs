@@ -69,12 +69,8 @@ pub enum SessionMsg {
     },
     /// This actor was started to wake a hibernated session: take the parked connection.
     Unpark,
-    /// The session expiry timer armed at disconnect `generation` fired.
-    Expire {
-        generation: u64,
-    },
-    /// The delayed will armed at disconnect `generation` is due.
-    WillDue {
+    /// The session's deadline (its will's delay or its expiry) armed after disconnect `generation` is due.
+    Timeout {
         generation: u64,
     },
     /// Close the connection (operator kick, shutdown, redirection) with a 5.0 reason code, naming another

@@ -1,10 +1,10 @@
 //! The per-connection MQTT protocol after CONNECT: packets in, bytes and effects out.
 //!
 //! Modelled on EMQX's emqx_channel: four entry points — [`Channel::handle_in`] for a packet from the client,
-//! [`Channel::deliver`] for a message routed to it, [`Channel::handle_tick`] for the clock, and
-//! [`Channel::close_with`] for a close the broker decides — each appending encoded packets and effects to an
-//! [`Effects`] value and never touching a socket. The state that must survive the connection is the
-//! [`Session`] passed in by the caller.
+//! [`Channel::deliver`] for a message routed to it, [`Channel::handle_timeout`] for the clock (due at
+//! [`Channel::poll_timeout`]), and [`Channel::close_with`] for a close the broker decides — each appending
+//! encoded packets and effects to an [`Effects`] value and never touching a socket or reading a clock. The
+//! state that must survive the connection is the [`Session`] passed in by the caller.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ractmq_codec::{
-    encode, encode_publish, reason, topic, Ack, Auth, Disconnect, Packet, Protocol, Publish, PublishOut, QoS, SubAck,
-    Subscribe, UnsubAck, Unsubscribe,
+    encode, encode_publish, reason, topic, Ack, Auth, Disconnect, Packet, Protocol, Publish, PublishOut, QoS,
+    RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 
-use crate::auth::{AuthExchange, AuthStep, Authenticator};
+use crate::auth::Authenticator;
+use crate::auth_flow::{AuthFlow, AuthProgress};
 use crate::config::Limits;
 use crate::connect::{connack, Accepted};
 use crate::message::{Delivery, Message};
@@ -29,8 +30,10 @@ pub enum RouteChange {
     Subscribe {
         filter: String,
         options: SubOptions,
-        /// False when the subscription replaced an existing one (Retain Handling 1 needs this).
-        is_new: bool,
+        /// The retained messages matching the filter go to the client now: Retain Handling 0, or 1 on a new
+        /// subscription [MQTT-3.3.1-9, 3.3.1-10], never 2 [MQTT-3.3.1-11], never for a shared subscription
+        /// (retained messages are not sent to a group a member joins, §4.8.2).
+        send_retained: bool,
     },
     Unsubscribe {
         filter: String,
@@ -97,7 +100,7 @@ pub struct Channel {
 
 struct ReAuth {
     authenticator: Arc<dyn Authenticator>,
-    in_progress: Option<Box<dyn AuthExchange>>,
+    in_progress: Option<AuthFlow>,
 }
 
 impl Channel {
@@ -136,7 +139,7 @@ impl Channel {
         let ack = connack(accepted, session_present, &channel.limits);
         channel.send(&Packet::ConnAck(Box::new(ack)), fx);
         if session_present {
-            channel.resend_inflight(session, fx);
+            channel.resend_inflight(session, now, fx);
         }
         channel
     }
@@ -160,8 +163,9 @@ impl Channel {
         (!self.keep_alive.is_zero()).then(|| self.keep_alive.mul_f32(1.5))
     }
 
-    /// When the connection must have shown a sign of life by, if keepalive is on.
-    pub fn keepalive_deadline(&self) -> Option<Instant> {
+    /// When [`handle_timeout`](Self::handle_timeout) is next due: the time the connection must have shown a
+    /// sign of life by, if keepalive is on.
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.keepalive_limit().map(|limit| self.last_activity + limit)
     }
 
@@ -183,9 +187,10 @@ impl Channel {
         }
     }
 
-    /// The clock moved: check keepalive.
-    pub fn handle_tick(&mut self, now: Instant, fx: &mut Effects) {
-        if let Some(deadline) = self.keepalive_deadline() {
+    /// The clock reached `now`: a client silent for one and a half times its Keep Alive is disconnected with
+    /// 0x8D [MQTT-3.1.2-22].
+    pub fn handle_timeout(&mut self, now: Instant, fx: &mut Effects) {
+        if let Some(deadline) = self.poll_timeout() {
             if now > deadline && fx.close.is_none() {
                 self.close_with(reason::KEEP_ALIVE_TIMEOUT, true, "keepalive timeout".into(), fx);
             }
@@ -297,8 +302,7 @@ impl Channel {
         (encode_publish(&out, self.protocol, &mut fx.out).ok(), new_alias)
     }
 
-    fn resend_inflight(&mut self, session: &mut Session, fx: &mut Effects) {
-        let now = Instant::now();
+    fn resend_inflight(&mut self, session: &mut Session, now: Instant, fx: &mut Effects) {
         for entry in &session.inflight {
             match entry.state {
                 InflightState::AwaitingPubcomp => self.send(&Packet::PubRel(Ack::new(entry.pkid)), fx),
@@ -389,30 +393,34 @@ impl Channel {
                 fx,
             );
         };
-        if auth.method.as_deref() != Some(authenticator.method()) {
-            return self.violation(reason::PROTOCOL_ERROR, "AUTH with another authentication method", fx);
-        }
-        let data = auth.data.as_deref().unwrap_or_default();
-        let step = match (auth.reason, in_progress.take()) {
-            (reason::RE_AUTHENTICATE, None) => authenticator.start(data),
-            (reason::CONTINUE_AUTHENTICATION, Some(exchange)) => exchange.step(data),
-            _ => return self.violation(reason::PROTOCOL_ERROR, "AUTH out of sequence", fx),
+        let progress = match (auth.reason, in_progress.as_mut()) {
+            (reason::RE_AUTHENTICATE, None) if auth.method.as_deref() == Some(authenticator.method()) => {
+                let (flow, progress) =
+                    AuthFlow::start(authenticator.as_ref(), auth.data.as_deref().unwrap_or_default());
+                *in_progress = Some(flow);
+                progress
+            }
+            (reason::RE_AUTHENTICATE, None) => {
+                return self.violation(reason::PROTOCOL_ERROR, "AUTH with another authentication method", fx)
+            }
+            (_, Some(flow)) => flow.handle(auth),
+            (_, None) => return self.violation(reason::PROTOCOL_ERROR, "AUTH out of sequence", fx),
         };
         let method = authenticator.method().to_string();
-        let (code, data) = match step {
-            AuthStep::Continue(data, next) => {
-                *in_progress = Some(next);
-                (reason::CONTINUE_AUTHENTICATION, Some(data))
+        let (code, data) = match progress {
+            AuthProgress::Challenge(challenge) => return self.send(&Packet::Auth(challenge), fx),
+            AuthProgress::Success { data, .. } => {
+                *in_progress = None;
+                (reason::SUCCESS, data)
             }
-            AuthStep::Success { data, .. } => (reason::SUCCESS, data),
-            AuthStep::Failure { why } => {
-                return self.close_with(
-                    reason::NOT_AUTHORIZED,
-                    true,
-                    format!("re-authentication failed: {why}"),
-                    fx,
-                );
+            AuthProgress::Failure {
+                code: reason::NOT_AUTHORIZED,
+                why,
+            } => {
+                let why = format!("re-authentication failed: {why}");
+                return self.close_with(reason::NOT_AUTHORIZED, true, why, fx);
             }
+            AuthProgress::Failure { code, why } => return self.violation(code, &why, fx),
         };
         let reply = Auth {
             reason: code,
@@ -587,10 +595,16 @@ impl Channel {
                 .subscriptions
                 .insert(req.filter.clone(), options.clone())
                 .is_none();
+            let send_retained = shared.is_none()
+                && match options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNew => is_new,
+                    RetainHandling::DoNotSend => false,
+                };
             fx.routes.push(RouteChange::Subscribe {
                 filter: req.filter,
                 options,
-                is_new,
+                send_retained,
             });
             reasons.push(qos as u8);
         }

@@ -6,13 +6,17 @@
 //! tested with a fake clock and no network.
 //!
 //! The split follows EMQX: [`channel`] is the per-connection protocol (emqx_channel), [`session`] the state that
-//! outlives a connection (emqx_session), [`topic`] and [`trie`] the topic rules and subscription index
-//! (emqx_topic, emqx_trie), [`retained`] the retained-message rules.
+//! outlives a connection (emqx_session) and [`lifecycle`] its rules between connections, [`auth_flow`] the AUTH
+//! exchange at CONNECT and after, [`topic`] and [`trie`] the topic rules and subscription index (emqx_topic,
+//! emqx_trie), [`retained`] the retained-message rules. `tests/spec_cases.rs` holds the spec's rules as a table
+//! of cases named by normative statement.
 
 pub mod auth;
+pub mod auth_flow;
 pub mod channel;
 pub mod config;
 pub mod connect;
+pub mod lifecycle;
 pub mod message;
 pub mod queue;
 pub mod queue_rules;
@@ -24,6 +28,7 @@ pub mod trie;
 
 pub use channel::{Channel, Close, Effects, RouteChange};
 pub use config::{Limits, OverflowPolicy, Redirect};
+pub use lifecycle::{Attached, Lapse};
 pub use message::{Delivery, Message, Origin};
 pub use queue::{BoundedQueue, Mode as QueueMode, PushOutcome, QueuePolicy, Queued};
 pub use queue_rules::{ListenerKind, Pattern, QueueRule};

@@ -32,6 +32,8 @@ pub struct Message {
 pub type Origin = (u64, u64);
 
 impl Message {
+    /// A message made by a program (the embedding API, `$SYS`), received now. The protocol's own rules never
+    /// call this: they take the time as an argument.
     pub fn new(topic: impl Into<Arc<str>>, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Message {
         Message {
             topic: topic.into(),
@@ -70,6 +72,20 @@ pub struct Delivery {
     /// The shared subscription (`$share/{group}/{filter}`) this delivery was chosen through: if the member
     /// leaves before acknowledging it, it goes to another member of the group.
     pub shared: Option<Arc<str>>,
+}
+
+impl Delivery {
+    /// A retained message for a new subscription with `options`: at most the subscription's QoS, with the
+    /// RETAIN flag set [MQTT-3.3.1-9].
+    pub fn retained(message: Arc<Message>, options: &crate::session::SubOptions) -> Delivery {
+        Delivery {
+            qos: message.qos.min(options.qos),
+            retain: true,
+            subscription_ids: options.subscription_id.into_iter().collect(),
+            shared: None,
+            message,
+        }
+    }
 }
 
 /// Bytes a queued delivery is counted for besides its topic and payload: the delivery and message records.

@@ -2,10 +2,11 @@
 //!
 //! This is what a persistent session resumes and what a restarted session actor recovers: the broker keeps it
 //! outside the actor that may die (see supervision.md). The per-connection protocol in `channel` reads and
-//! writes it; nothing here knows about sockets or timers.
+//! writes it, and `lifecycle` rules it between connections; nothing here knows about sockets or clocks.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 use ractmq_codec::{QoS, RetainHandling, Will};
 
@@ -64,6 +65,10 @@ pub struct Session {
     pub expiry_interval: u32,
     /// The will of the current (or last) connection, cleared by a normal DISCONNECT.
     pub will: Option<Will>,
+    /// While disconnected: when the will's delay is over, if it waits (see `lifecycle`).
+    pub will_due: Option<Instant>,
+    /// While disconnected: when the session expires, unless it never does.
+    pub expires_at: Option<Instant>,
     next_pkid: u16,
 }
 
@@ -76,6 +81,8 @@ impl Session {
             awaiting_rel: HashSet::new(),
             expiry_interval: 0,
             will: None,
+            will_due: None,
+            expires_at: None,
             next_pkid: 0,
         }
     }
@@ -86,6 +93,8 @@ impl Session {
         self.inflight.clear();
         self.awaiting_rel.clear();
         self.will = None;
+        self.will_due = None;
+        self.expires_at = None;
         self.next_pkid = 0;
     }
 

@@ -1,99 +1,20 @@
 //! The per-connection state machine driven without a network: packets and a fake clock in, bytes and effects
 //! out. Outgoing bytes are read back with mqttbytes, an independent implementation.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{delivery, publish, start, v4_packets, v5_packets};
 use ractmq_codec::{
     reason, Ack, Connect, ConnectProperties, Disconnect, Packet, Protocol, Publish, QoS, Subscribe,
     SubscriptionRequest, Will,
 };
 use ractmq_protocol::channel::DeliverOutcome;
 use ractmq_protocol::connect::check_connect;
-use ractmq_protocol::{Channel, Delivery, Effects, Limits, Message, RouteChange, Session};
-
-struct Harness {
-    channel: Channel,
-    session: Session,
-    now: Instant,
-    protocol: Protocol,
-}
-
-fn start(protocol: Protocol, limits: Limits, tweak: impl FnOnce(&mut Connect)) -> (Harness, Effects) {
-    let mut connect = Connect {
-        protocol: Some(protocol),
-        clean_start: true,
-        keep_alive: 10,
-        client_id: "c1".into(),
-        ..Connect::default()
-    };
-    tweak(&mut connect);
-    let accepted = check_connect(&connect, &limits, || "assigned".into()).unwrap();
-    let mut session = Session::new(accepted.client_id.clone());
-    let now = Instant::now();
-    let mut fx = Effects::default();
-    let channel = Channel::start(&connect, &accepted, &mut session, false, Arc::new(limits), now, &mut fx);
-    (
-        Harness {
-            channel,
-            session,
-            now,
-            protocol,
-        },
-        fx,
-    )
-}
-
-impl Harness {
-    fn input(&mut self, packet: Packet) -> Effects {
-        let mut fx = Effects::default();
-        self.channel.handle_in(&mut self.session, packet, self.now, &mut fx);
-        fx
-    }
-
-    fn deliver(&mut self, d: Delivery) -> (DeliverOutcome, Effects) {
-        let mut fx = Effects::default();
-        let outcome = self.channel.deliver(&mut self.session, d, self.now, &mut fx);
-        (outcome, fx)
-    }
-}
-
-fn v4_packets(mut bytes: BytesMut) -> Vec<mqttbytes::v4::Packet> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        out.push(mqttbytes::v4::read(&mut bytes, 1 << 20).expect("valid 3.1.1 frame"));
-    }
-    out
-}
-
-fn v5_packets(mut bytes: BytesMut) -> Vec<mqttbytes::v5::Packet> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        out.push(mqttbytes::v5::read(&mut bytes, 1 << 20).expect("valid 5.0 frame"));
-    }
-    out
-}
-
-fn publish(topic: &str, qos: QoS, pkid: u16) -> Packet {
-    Packet::Publish(Publish {
-        qos,
-        topic: topic.into(),
-        pkid,
-        payload: Bytes::from_static(b"payload"),
-        ..Publish::default()
-    })
-}
-
-fn delivery(qos: QoS) -> Delivery {
-    Delivery {
-        message: Arc::new(Message::new("out/t", "hello", qos, false)),
-        qos,
-        retain: false,
-        subscription_ids: vec![],
-        shared: None,
-    }
-}
+use ractmq_protocol::{Channel, Delivery, Effects, Limits, Message, RouteChange};
 
 #[test]
 fn connack_v311_and_v5_assigned_identifier() {
@@ -248,9 +169,9 @@ fn resume_resends_inflight_with_dup_and_pubrel_for_received_ones() {
 fn keepalive_closes_after_one_and_a_half_intervals_with_the_will() {
     let (mut h, _) = start(Protocol::V5, Limits::default(), |c| c.keep_alive = 10);
     let mut fx = Effects::default();
-    h.channel.handle_tick(h.now + Duration::from_secs(14), &mut fx);
+    h.channel.handle_timeout(h.now + Duration::from_secs(14), &mut fx);
     assert!(fx.close.is_none(), "14 s < 15 s");
-    h.channel.handle_tick(h.now + Duration::from_secs(16), &mut fx);
+    h.channel.handle_timeout(h.now + Duration::from_secs(16), &mut fx);
     let close = fx.close.expect("closed after 15 s");
     assert_eq!(close.reason, reason::KEEP_ALIVE_TIMEOUT);
     assert!(close.publish_will);
@@ -270,7 +191,7 @@ fn keepalive_closes_after_one_and_a_half_intervals_with_the_will() {
 fn keepalive_zero_never_times_out() {
     let (mut h, _) = start(Protocol::V3_1_1, Limits::default(), |c| c.keep_alive = 0);
     let mut fx = Effects::default();
-    h.channel.handle_tick(h.now + Duration::from_secs(86_400), &mut fx);
+    h.channel.handle_timeout(h.now + Duration::from_secs(86_400), &mut fx);
     assert!(fx.close.is_none());
 }
 
@@ -304,7 +225,7 @@ fn subscribe_validates_each_filter() {
         other => panic!("expected SUBACK, got {other:?}"),
     }
     assert_eq!(fx.routes.len(), 1);
-    assert!(matches!(&fx.routes[0], RouteChange::Subscribe { filter, is_new: true, .. } if filter == "ok/+"));
+    assert!(matches!(&fx.routes[0], RouteChange::Subscribe { filter, send_retained: true, .. } if filter == "ok/+"));
     // Shared subscriptions switched off: a 3.1.1 client gets 0x80 for that filter, a 5.0 client (told so in
     // CONNACK) a DISCONNECT 0x9E.
     let (mut h, _) = start(Protocol::V3_1_1, no_shared.clone(), |_| {});
