@@ -1,7 +1,7 @@
 //! One actor per session: the failure domain of one client, like one Erlang process per connection in EMQX.
 //!
 //! The actor lives as long as the session, not the connection: it serves a connection while one is attached,
-//! keeps the session's timers (expiry, delayed will) while none is, and adopts the next connection for the same
+//! arms the session's timers (expiry, delayed will, as the core asks) while none is, and adopts the next connection for the same
 //! client id (resume or takeover). Its protocol work is the sans-IO [`Channel`]; its durable state is the
 //! [`SessionShared`] in the session store, which is why a panic here costs only this client's connection: the
 //! supervisor starts a new actor on the same `SessionShared`, which publishes the will and waits for the client
@@ -13,6 +13,10 @@
 //! delivery, a takeover) asks the supervisor for a new actor, which takes the parked connection and everything
 //! that arrived meanwhile, in order. An idle client then costs its socket tasks and its session record, not an
 //! actor.
+//!
+//! The actor drives the protocol core: it decides nothing the spec rules (the channel and the session's
+//! lifecycle in `ractmq-protocol` do), it carries bytes, arms the timer the core asks for and applies effects.
+//! By concern: `hold.rs` (a publisher held), `subscriptions.rs` (the index), `hibernation.rs`, `ending.rs`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -37,6 +41,15 @@ use crate::session_msg::{Attach, ConnectedGuard, Online, Parked, SessionMsg, Ses
 use crate::session_store::{ConnInfo, SessionShared};
 use crate::trace::{describe_frames, trace_line};
 
+mod ending;
+mod hibernation;
+mod hold;
+mod subscriptions;
+
+use ending::route_will;
+pub use hibernation::open_hibernated;
+use hold::{Deferred, Hold};
+
 /// The stop reason of an actor that hibernated (its supervisor does not restart it).
 pub const HIBERNATED: &str = "hibernated";
 
@@ -57,34 +70,6 @@ fn trace_out(kernel: &Kernel, client_id: &str, out: &[u8]) {
         for frame in describe_frames(out) {
             kernel.traces.record(client_id, || trace_line("out", frame));
         }
-    }
-}
-
-/// Messages still on their way here for `shared` follow it to `node`: a relay takes over its routes in one
-/// index change (so they are never withdrawn meanwhile), for `RELAY_FOR`; what reaches the session itself
-/// after it packed up is relayed by the router too (see `moving.rs`).
-async fn relay_to(kernel: &Kernel, shared: &SessionShared, node: Arc<str>) {
-    let filters: Vec<String> = shared.state.lock().subscriptions.keys().cloned().collect();
-    let router = kernel.router.clone();
-    let client = shared.client_id.clone();
-    let (generation, changes) = router.relays.start(&client, node, &filters);
-    router.apply(changes).await;
-    tokio::spawn(async move {
-        tokio::time::sleep(RELAY_FOR).await;
-        let changes = router.relays.stop(&client, generation);
-        if !changes.is_empty() {
-            router.apply(changes).await;
-        }
-    });
-}
-
-/// The index change that removes `client_id`'s subscription to `filter` (as the client sent it).
-fn unroute_change(filter: &str, client_id: &Arc<str>) -> Change {
-    let (path, key, _) = index_entry(filter, client_id);
-    Change {
-        filter: path.to_string(),
-        key,
-        route: None,
     }
 }
 
@@ -159,17 +144,6 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
     (online, attached.dropped)
 }
 
-/// Connect a brand-new session without starting an actor for it: it begins hibernated, and its first packet
-/// or delivery wakes it. A connect storm (every device of a fleet after a restart) then costs no actor per
-/// client until the client does something, and leaves no actor-sized holes in the heap once they go idle.
-pub fn open_hibernated(shared: &Arc<SessionShared>, kernel: &Kernel, attach: Attach) {
-    // The gate takes messages before the reader starts, so the first packet already finds it.
-    shared.begin_hibernate();
-    let (online, _) = open(shared, kernel, 1, attach);
-    shared.park_new(Box::new(Parked { online, generation: 1 }));
-    Metrics::add(&kernel.metrics.sessions_hibernated, 1);
-}
-
 pub struct SessionState {
     shared: Arc<SessionShared>,
     kernel: Arc<Kernel>,
@@ -186,42 +160,6 @@ pub struct SessionState {
     hold: Option<Hold>,
     /// The fence of the batch being handled: dropped as soon as its subscription changes are in this node's
     /// index, before the other nodes are waited for.
-    fence: Option<FenceGuard>,
-}
-
-/// A publisher held: its acknowledgements and what its reader read since wait here, and the reader stops once
-/// its permits are all held, so the client's socket is not read meanwhile. The actor itself goes on serving the
-/// client as a subscriber, so that a client held by its own subscribers' queues is never stuck behind its own.
-struct Hold {
-    generation: u64,
-    /// Packets for the client that came with the held publishes (PUBACK, PUBREC...), in order.
-    out: BytesMut,
-    /// The permit of the batch that filled the queues.
-    permit: Option<Permit>,
-    /// Batches read since, in order.
-    deferred: VecDeque<Deferred>,
-    /// Held for older subscription changes (not by full queues): the batches keep their own.
-    keeps_fences: bool,
-    /// Waits for room (or for older subscription changes), then sends `Resume`; aborted with the hold.
-    _waiter: AbortOnDrop,
-}
-
-impl Hold {
-    fn defer(&mut self, mut batch: Deferred) {
-        if !self.keeps_fences {
-            batch.fence = None;
-        }
-        self.deferred.push_back(batch);
-    }
-}
-
-/// A batch read while its session was held.
-struct Deferred {
-    packets: Vec<Packet>,
-    permit: Permit,
-    mark: u64,
-    /// Kept only while waiting for older subscription changes: a client held by full queues does not make
-    /// everyone else's publishes wait for its subscriptions, which take effect when the hold ends.
     fence: Option<FenceGuard>,
 }
 
@@ -372,68 +310,6 @@ impl SessionState {
         self.drain();
     }
 
-    /// Another connection took this session: close the old one with 0x8E.
-    fn takeover(&mut self, mut old: Online) {
-        let mut fx = Effects::default();
-        old.channel
-            .close_with(reason::SESSION_TAKEN_OVER, true, "session taken over".into(), &mut fx);
-        old.io.outbox.push(&mut fx.out);
-        tracing::info!(client = %self.shared.client_id, peer = %old.peer, "connection closed: session taken over by a new connection");
-        // Its will is the session's business: `Session::attach` publishes or cancels it.
-        old.io.close();
-    }
-
-    /// A connection on another node took this session: close ours as a takeover here would (0x8E, the will
-    /// unless delayed), then give the session away and end it here.
-    async fn hand_over(
-        &mut self,
-        myself: &ActorRef<SessionMsg>,
-        clean_start: bool,
-        to: Arc<str>,
-        reply: RpcReplyPort<Option<SessionHandover>>,
-    ) {
-        if self.ending {
-            let _ = reply.send(None);
-            return;
-        }
-        // Timers armed for the last connection (expiry, a delayed will) no longer apply.
-        self.generation += 1;
-        self.hold = None;
-        if let Some(old) = self.online.take() {
-            self.takeover(old);
-            *self.shared.conn.lock() = None;
-            self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
-        }
-        let will = self
-            .shared
-            .state
-            .lock()
-            .take_will_on_takeover(!clean_start, Instant::now());
-        if let Some(will) = will {
-            route_will(&self.kernel, will);
-        }
-        let handover = match clean_start {
-            true => None,
-            false => {
-                relay_to(&self.kernel, &self.shared, to.clone()).await;
-                Some(self.shared.export(to))
-            }
-        };
-        tracing::info!(client = %self.shared.client_id, resumed = !clean_start, "session handed over to another node");
-        self.end_session(myself).await;
-        let _ = reply.send(handover);
-    }
-
-    async fn recover(&mut self, myself: &ActorRef<SessionMsg>) {
-        tracing::warn!(client = %self.shared.client_id, "session restarted after a failure; its connection was closed");
-        *self.shared.conn.lock() = None;
-        self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
-        // A session that was offline keeps its deadlines; one that had a connection lost it.
-        self.hand_off_shared(None);
-        let lapse = self.shared.state.lock().recovered(Instant::now());
-        self.lapse(myself, lapse).await;
-    }
-
     async fn inbound(&mut self, myself: &ActorRef<SessionMsg>, packets: Vec<Packet>, permit: Permit) {
         let Some(online) = self.online.as_mut() else {
             return;
@@ -462,76 +338,6 @@ impl SessionState {
             Some(hold) => hold.permit = Some(permit),
             None => drop(permit),
         }
-    }
-
-    /// Handle a batch once every subscription change read before it is in the index; until then the session
-    /// is held (see `fence.rs`).
-    async fn inbound_in_order(&mut self, myself: &ActorRef<SessionMsg>, batch: Deferred) {
-        let fences = self.kernel.fences.clone();
-        if !fences.clear_before(batch.mark) {
-            let mark = batch.mark;
-            self.hold_until(async move { fences.wait_before(mark).await }, BytesMut::new(), true);
-            if let Some(hold) = self.hold.as_mut() {
-                hold.defer(batch);
-            }
-            return;
-        }
-        let Deferred {
-            packets, permit, fence, ..
-        } = batch;
-        self.fence = fence;
-        self.inbound(myself, packets, permit).await;
-        // Dropped by `apply_routes` already, unless the batch changed nothing.
-        self.fence = None;
-    }
-
-    /// What held this client is over: send what waited, then handle the batches read meanwhile, unless one of
-    /// them is held again.
-    async fn resume(&mut self, myself: &ActorRef<SessionMsg>) {
-        let Some(mut hold) = self.hold.take() else {
-            return;
-        };
-        if let Some(online) = self.online.as_ref() {
-            online.io.outbox.push(&mut hold.out);
-        }
-        drop(hold.permit.take());
-        while let Some(batch) = hold.deferred.pop_front() {
-            self.inbound_in_order(myself, batch).await;
-            if let Some(new_hold) = self.hold.as_mut() {
-                hold.deferred.drain(..).for_each(|batch| new_hold.defer(batch));
-                break;
-            }
-        }
-    }
-
-    /// Hold this client as a publisher until `congestion` clears; `out` waits with it. Its subscription
-    /// changes read meanwhile take effect when the hold ends, and nobody else waits for them.
-    fn hold(&mut self, congestion: Congestion, out: &mut BytesMut) {
-        Metrics::add(&self.kernel.metrics.publishers_held, 1);
-        self.hold_until(congestion.wait(), std::mem::take(out), false);
-    }
-
-    /// Hold this client until `over` completes; `out` waits with it.
-    fn hold_until(
-        &mut self,
-        over: impl std::future::Future<Output = ()> + Send + 'static,
-        out: BytesMut,
-        keeps_fences: bool,
-    ) {
-        let shared = self.shared.clone();
-        let generation = self.generation;
-        let waiter = tokio::spawn(async move {
-            over.await;
-            shared.send(SessionMsg::Resume { generation });
-        });
-        self.hold = Some(Hold {
-            generation,
-            out,
-            permit: None,
-            deferred: VecDeque::new(),
-            keeps_fences,
-            _waiter: AbortOnDrop::new(waiter),
-        });
     }
 
     /// Carry out what the channel asked for, in the order that keeps the protocol's promises: index changes
@@ -573,89 +379,6 @@ impl SessionState {
             Box::pin(self.end_connection(myself, close)).await;
         } else if fx.window_opened {
             self.drain();
-        }
-    }
-
-    /// Apply subscription changes to the index; returns the retained messages the new subscriptions get.
-    async fn apply_routes(&mut self, routes: Vec<RouteChange>) -> Vec<Delivery> {
-        if routes.is_empty() {
-            return Vec::new();
-        }
-        let mut changes = Vec::with_capacity(routes.len());
-        let mut retained = Vec::new();
-        let mut left_groups = Vec::new();
-        for change in routes {
-            match change {
-                RouteChange::Subscribe {
-                    filter,
-                    options,
-                    send_retained,
-                } => {
-                    let (path, key, shared) = index_entry(&filter, &self.shared.client_id);
-                    if send_retained {
-                        let matching = self.kernel.router.retained_matching(&filter);
-                        retained.extend(matching.into_iter().map(|m| Delivery::retained(m, &options)));
-                    }
-                    changes.push(Change {
-                        filter: path.to_string(),
-                        key,
-                        route: Some(Route {
-                            target: Target::Session(self.shared.clone()),
-                            options,
-                            shared,
-                        }),
-                    });
-                }
-                RouteChange::Unsubscribe { filter } => {
-                    if parse_shared(&filter).is_some() {
-                        left_groups.push(filter.clone());
-                    }
-                    changes.push(unroute_change(&filter, &self.shared.client_id));
-                }
-            }
-        }
-        let new_routes = self.kernel.router.apply_here(changes).await;
-        // In this node's index: publishes read after the change may be routed now.
-        self.fence = None;
-        self.kernel.router.settle(new_routes).await;
-        for group in left_groups {
-            self.hand_off_shared(Some(&group));
-        }
-        retained
-    }
-
-    async fn unroute(&self, filters: Vec<String>) {
-        if filters.is_empty() {
-            return;
-        }
-        let changes = filters
-            .iter()
-            .map(|filter| unroute_change(filter, &self.shared.client_id))
-            .collect();
-        self.kernel.router.apply(changes).await;
-    }
-
-    /// This client leaves shared group `group` (all its groups if `None`): its unacknowledged and queued
-    /// messages from the group go to other members, so that none is lost with it. A message whose group has
-    /// no other member stays with this session.
-    fn hand_off_shared(&self, group: Option<&str>) {
-        let router = &self.kernel.router;
-        let client_id = &self.shared.client_id;
-        let in_group = |d: &Delivery| d.shared.as_deref().is_some_and(|g| group.is_none_or(|want| want == g));
-        let unacked = self.shared.state.lock().take_shared_unacked(group);
-        let queued = self.shared.take_where(in_group);
-        let mut kept = Vec::new();
-        let mut moved = 0u64;
-        for delivery in unacked.into_iter().chain(queued) {
-            if router.dispatch_shared(&delivery, client_id) {
-                moved += 1;
-            } else {
-                kept.push(delivery);
-            }
-        }
-        Metrics::add(&self.kernel.metrics.shared_handed_off, moved);
-        for delivery in kept {
-            self.shared.push(delivery, &self.kernel.metrics);
         }
     }
 
@@ -720,184 +443,4 @@ impl SessionState {
             self.apply_effects(myself, fx).await;
         }
     }
-
-    /// Check for idleness in `hibernate_after`; activity from now on keeps the session awake.
-    fn schedule_idle_check(&mut self, myself: &ActorRef<SessionMsg>) {
-        self.idle_mark = self.handled;
-        let after = self.kernel.config.hibernate_after;
-        if after.is_zero() || self.online.is_none() {
-            return;
-        }
-        let generation = self.generation;
-        myself.send_after(after, move || SessionMsg::IdleCheck { generation });
-    }
-
-    /// Hibernate if nothing but this check happened since the last one and nothing waits to be sent; otherwise
-    /// look again later.
-    fn idle_check(&mut self, myself: &ActorRef<SessionMsg>, generation: u64) {
-        let busy = self.handled != self.idle_mark + 1 || self.hold.is_some();
-        let quiet = !busy
-            && self.shared.mailbox.lock().queue.is_empty()
-            && self.online.as_ref().is_some_and(|o| o.io.outbox.is_idle());
-        if !quiet {
-            self.schedule_idle_check(myself);
-            return;
-        }
-        // From here on messages for the session wait in its gate; those already in our mailbox are handled
-        // before the Hibernate message, so none is lost.
-        self.shared.begin_hibernate();
-        if myself.send_message(SessionMsg::Hibernate { generation }).is_err() {
-            self.shared.wake(myself.clone());
-        }
-    }
-
-    async fn hibernate(&mut self, myself: &ActorRef<SessionMsg>, generation: u64) {
-        let quiet = self.is_current(generation)
-            && self.shared.mailbox.lock().queue.is_empty()
-            && self.online.as_ref().is_some_and(|o| o.io.outbox.is_idle());
-        // Only a quiet connection is parked; taking it out first would drop a busy one.
-        if let Some(online) = quiet.then(|| self.online.take()).flatten() {
-            let parked = Box::new(Parked {
-                online,
-                generation: self.generation,
-            });
-            match self.shared.park(parked) {
-                Ok(()) => {
-                    Metrics::add(&self.kernel.metrics.sessions_hibernated, 1);
-                    if let Some(sup) = self.kernel.session_sup() {
-                        let _ = sup.send_message(SessionSupMsg::Hibernated {
-                            client_id: self.shared.client_id.clone(),
-                            actor: myself.get_id(),
-                        });
-                    }
-                    myself.stop(Some(HIBERNATED.into()));
-                    return;
-                }
-                Err(parked) => self.online = Some(parked.online),
-            }
-        }
-        // Something arrived: stay awake, and handle what waited in the gate before anything newer.
-        let (_, pending) = self.shared.wake(myself.clone());
-        for msg in pending {
-            Box::pin(self.handle(myself, msg)).await;
-        }
-        self.schedule_idle_check(myself);
-    }
-
-    /// Started to wake a hibernated session: take its parked connection, then what arrived while it slept.
-    async fn unpark(&mut self, myself: &ActorRef<SessionMsg>) {
-        let (parked, pending) = self.shared.wake(myself.clone());
-        let Some(parked) = parked else {
-            // The connection went while we were being started (the supervisor restarted): recover instead.
-            return self.recover(myself).await;
-        };
-        self.online = Some(parked.online);
-        self.generation = parked.generation;
-        Metrics::add(&self.kernel.metrics.sessions_woken, 1);
-        for msg in pending {
-            Box::pin(self.handle(myself, msg)).await;
-        }
-        self.drain();
-        self.schedule_idle_check(myself);
-    }
-
-    async fn reader_closed(&mut self, myself: &ActorRef<SessionMsg>, error: Option<DecodeError>) {
-        match error {
-            None => {
-                let close = Close {
-                    reason: reason::UNSPECIFIED_ERROR,
-                    publish_will: true,
-                    why: "connection lost".into(),
-                };
-                self.end_connection(myself, close).await;
-            }
-            Some(e) => {
-                Metrics::add(&self.kernel.metrics.protocol_errors, 1);
-                self.close_by_server(myself, e.reason_code(), &e.to_string()).await;
-            }
-        }
-    }
-
-    /// The broker closes the connection: 5.0 clients are told why first; the will is published.
-    async fn close_by_server(&mut self, myself: &ActorRef<SessionMsg>, code: u8, why: &str) {
-        let Some(online) = self.online.as_mut() else {
-            return;
-        };
-        let mut fx = Effects::default();
-        online.channel.close_with(code, true, why.to_string(), &mut fx);
-        self.apply_effects(myself, fx).await;
-    }
-
-    /// The connection is over: flush and close the socket, then keep or end the session.
-    async fn end_connection(&mut self, myself: &ActorRef<SessionMsg>, close: Close) {
-        let Some(online) = self.online.take() else {
-            return;
-        };
-        self.hold = None;
-        self.generation += 1;
-        let reason = format!("0x{:02X}", close.reason);
-        if close.publish_will || close.reason >= 0x80 {
-            tracing::info!(client = %self.shared.client_id, peer = %online.peer, reason, "connection closed: {}", close.why);
-        } else {
-            tracing::debug!(client = %self.shared.client_id, peer = %online.peer, reason, "connection closed: {}", close.why);
-        }
-        online.io.close();
-        *self.shared.conn.lock() = None;
-        self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
-        self.after_disconnect(myself, close.publish_will).await;
-    }
-
-    /// No connection any more: the session core decides about the will and the session's end.
-    async fn after_disconnect(&mut self, myself: &ActorRef<SessionMsg>, publish_will: bool) {
-        // A disconnected member does not hold up its shared groups.
-        self.hand_off_shared(None);
-        let lapse = self.shared.state.lock().disconnected(publish_will, Instant::now());
-        self.lapse(myself, lapse).await;
-    }
-
-    /// Do what the session core asked (publish the will, end the session), then arm its next deadline.
-    async fn lapse(&mut self, myself: &ActorRef<SessionMsg>, lapse: Lapse) {
-        if let Some(will) = lapse.will {
-            route_will(&self.kernel, will);
-        }
-        if lapse.ended {
-            return self.end_session(myself).await;
-        }
-        let due = self.shared.state.lock().poll_timeout();
-        if let Some(due) = due {
-            let generation = self.generation;
-            let after = due.saturating_duration_since(Instant::now());
-            myself.send_after(after, move || SessionMsg::Timeout { generation });
-        }
-    }
-
-    /// Remove every trace of the session, then ask the supervisor to stop this actor.
-    async fn end_session(&mut self, myself: &ActorRef<SessionMsg>) {
-        self.ending = true;
-        self.hand_off_shared(None);
-        let filters: Vec<String> = {
-            let mut session = self.shared.state.lock();
-            let filters = session.subscriptions.keys().cloned().collect();
-            session.clear();
-            filters
-        };
-        self.unroute(filters).await;
-        self.shared.mailbox.lock().queue.clear();
-        match self.kernel.session_sup() {
-            Some(sup) => {
-                let _ = sup.send_message(SessionSupMsg::SessionEnded {
-                    client_id: self.shared.client_id.clone(),
-                    actor: myself.get_id(),
-                });
-            }
-            None => myself.stop(None),
-        }
-    }
-}
-
-/// Publish a will the session core handed over.
-fn route_will(kernel: &Kernel, will: Message) {
-    tracing::debug!(client = ?will.publisher, topic = %will.topic, "publishing will");
-    Metrics::add(&kernel.metrics.messages_received, 1);
-    kernel.router.route(Arc::new(will));
 }

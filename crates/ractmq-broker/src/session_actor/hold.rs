@@ -1,0 +1,113 @@
+//! Holding a client as a publisher: while queues it fills have no room, or while subscription changes read
+//! before its packets are not in the index yet (see `flow.rs`, `fence.rs`), its acknowledgements and the
+//! batches its reader reads wait here, in order.
+
+use super::*;
+
+/// A publisher held: its acknowledgements and what its reader read since wait here, and the reader stops once
+/// its permits are all held, so the client's socket is not read meanwhile. The actor itself goes on serving the
+/// client as a subscriber, so that a client held by its own subscribers' queues is never stuck behind its own.
+pub(super) struct Hold {
+    pub(super) generation: u64,
+    /// Packets for the client that came with the held publishes (PUBACK, PUBREC...), in order.
+    pub(super) out: BytesMut,
+    /// The permit of the batch that filled the queues.
+    pub(super) permit: Option<Permit>,
+    /// Batches read since, in order.
+    pub(super) deferred: VecDeque<Deferred>,
+    /// Held for older subscription changes (not by full queues): the batches keep their own.
+    pub(super) keeps_fences: bool,
+    /// Waits for room (or for older subscription changes), then sends `Resume`; aborted with the hold.
+    pub(super) _waiter: AbortOnDrop,
+}
+
+impl Hold {
+    pub(super) fn defer(&mut self, mut batch: Deferred) {
+        if !self.keeps_fences {
+            batch.fence = None;
+        }
+        self.deferred.push_back(batch);
+    }
+}
+
+/// A batch read while its session was held.
+pub(super) struct Deferred {
+    pub(super) packets: Vec<Packet>,
+    pub(super) permit: Permit,
+    pub(super) mark: u64,
+    /// Kept only while waiting for older subscription changes: a client held by full queues does not make
+    /// everyone else's publishes wait for its subscriptions, which take effect when the hold ends.
+    pub(super) fence: Option<FenceGuard>,
+}
+
+impl SessionState {
+    /// Handle a batch once every subscription change read before it is in the index; until then the session
+    /// is held (see `fence.rs`).
+    pub(super) async fn inbound_in_order(&mut self, myself: &ActorRef<SessionMsg>, batch: Deferred) {
+        let fences = self.kernel.fences.clone();
+        if !fences.clear_before(batch.mark) {
+            let mark = batch.mark;
+            self.hold_until(async move { fences.wait_before(mark).await }, BytesMut::new(), true);
+            if let Some(hold) = self.hold.as_mut() {
+                hold.defer(batch);
+            }
+            return;
+        }
+        let Deferred {
+            packets, permit, fence, ..
+        } = batch;
+        self.fence = fence;
+        self.inbound(myself, packets, permit).await;
+        // Dropped by `apply_routes` already, unless the batch changed nothing.
+        self.fence = None;
+    }
+
+    /// What held this client is over: send what waited, then handle the batches read meanwhile, unless one of
+    /// them is held again.
+    pub(super) async fn resume(&mut self, myself: &ActorRef<SessionMsg>) {
+        let Some(mut hold) = self.hold.take() else {
+            return;
+        };
+        if let Some(online) = self.online.as_ref() {
+            online.io.outbox.push(&mut hold.out);
+        }
+        drop(hold.permit.take());
+        while let Some(batch) = hold.deferred.pop_front() {
+            self.inbound_in_order(myself, batch).await;
+            if let Some(new_hold) = self.hold.as_mut() {
+                hold.deferred.drain(..).for_each(|batch| new_hold.defer(batch));
+                break;
+            }
+        }
+    }
+
+    /// Hold this client as a publisher until `congestion` clears; `out` waits with it. Its subscription
+    /// changes read meanwhile take effect when the hold ends, and nobody else waits for them.
+    pub(super) fn hold(&mut self, congestion: Congestion, out: &mut BytesMut) {
+        Metrics::add(&self.kernel.metrics.publishers_held, 1);
+        self.hold_until(congestion.wait(), std::mem::take(out), false);
+    }
+
+    /// Hold this client until `over` completes; `out` waits with it.
+    pub(super) fn hold_until(
+        &mut self,
+        over: impl std::future::Future<Output = ()> + Send + 'static,
+        out: BytesMut,
+        keeps_fences: bool,
+    ) {
+        let shared = self.shared.clone();
+        let generation = self.generation;
+        let waiter = tokio::spawn(async move {
+            over.await;
+            shared.send(SessionMsg::Resume { generation });
+        });
+        self.hold = Some(Hold {
+            generation,
+            out,
+            permit: None,
+            deferred: VecDeque::new(),
+            keeps_fences,
+            _waiter: AbortOnDrop::new(waiter),
+        });
+    }
+}
