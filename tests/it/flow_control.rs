@@ -242,7 +242,7 @@ async fn stuck_with_policy(policy: OverflowPolicy) -> (ractmq::Broker, Vec<u32>,
     let queued = match broker.kernel().store.get("stuck") {
         None => Vec::new(), // disconnected, and with a clean session, gone
         Some(session) => {
-            let mailbox = session.mailbox.lock();
+            let mailbox = session.lock_mailbox();
             let numbers = mailbox.queue.iter().filter(|d| d.message.topic.as_ref() == "burst");
             numbers
                 .map(|d| u32::from_be_bytes(d.message.payload[1..5].try_into().unwrap()))

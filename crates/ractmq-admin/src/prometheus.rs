@@ -1,5 +1,8 @@
 //! The Prometheus exposition (`/metrics`), written by the prometheus-client crate from the broker's counters
-//! at scrape time: recording stays a relaxed atomic add on the hot path, and nothing is kept twice.
+//! at scrape time: recording stays a relaxed atomic add on the hot path, and nothing is kept twice. The metrics
+//! are a table ([`SCALARS`], [`FAMILIES`], [`CLUSTER_COUNTERS`]): a new one is a line, not code.
+
+use std::sync::atomic::AtomicU64;
 
 use axum::extract::State;
 use axum::http::header;
@@ -11,7 +14,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use ractmq_broker::metrics::ROUTE_BUCKETS_NS;
-use ractmq_broker::Metrics;
+use ractmq_broker::{Kernel, Metrics};
 use ractmq_cluster::stats::ClusterStats;
 use ractmq_cluster::MemberState;
 
@@ -28,184 +31,238 @@ impl std::fmt::Debug for BrokerCollector {
     }
 }
 
-fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
-    ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)
+/// Whether a metric only goes up.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
 }
 
-fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
-    ConstGauge::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+/// One metric with one value: its name, help, kind, and how to read it from the node.
+struct Scalar {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    read: fn(&Kernel) -> u64,
 }
 
-/// One counter with a label, several values.
-fn labelled(
+/// One counter family with a label: its values read together from the node.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    read: fn(&Metrics) -> Vec<(&'static str, u64)>,
+}
+
+/// One cluster counter.
+struct ClusterCounter {
+    name: &'static str,
+    help: &'static str,
+    read: fn(&ClusterStats) -> u64,
+}
+
+const fn scalar(name: &'static str, help: &'static str, kind: Kind, read: fn(&Kernel) -> u64) -> Scalar {
+    Scalar { name, help, kind, read }
+}
+
+fn g(counter: &AtomicU64) -> u64 {
+    Metrics::get(counter)
+}
+
+/// Every single-valued metric of a node, in exposition order.
+const SCALARS: &[Scalar] = &[
+    scalar("ractmq_connections", "Clients connected now", Kind::Gauge, |k| {
+        g(&k.metrics.clients_connected)
+    }),
+    scalar("ractmq_connections_accepted", "Sockets accepted", Kind::Counter, |k| {
+        g(&k.metrics.connections_accepted)
+    }),
+    scalar(
+        "ractmq_sessions",
+        "Sessions on this node (connected or not)",
+        Kind::Gauge,
+        |k| k.store.len() as u64,
+    ),
+    scalar("ractmq_subscriptions", "Subscriptions on this node", Kind::Gauge, |k| {
+        k.router.subscription_count() as u64
+    }),
+    scalar("ractmq_retained_messages", "Retained messages kept", Kind::Gauge, |k| {
+        k.router.retained.read().len() as u64
+    }),
+    scalar(
+        "ractmq_queued_messages",
+        "Messages queued for clients, summed over sessions",
+        Kind::Gauge,
+        |k| queued(k).0,
+    ),
+    scalar(
+        "ractmq_queued_bytes",
+        "Bytes queued for clients, summed over sessions",
+        Kind::Gauge,
+        |k| queued(k).1,
+    ),
+    scalar(
+        "ractmq_publishers_held",
+        "Times a publisher was held because a queue it filled was full",
+        Kind::Counter,
+        |k| g(&k.metrics.publishers_held),
+    ),
+    scalar(
+        "ractmq_subscribers_stalled",
+        "Subscribers whose full queue did not drain within the stall timeout",
+        Kind::Counter,
+        |k| g(&k.metrics.subscribers_stalled),
+    ),
+    scalar(
+        "ractmq_messages_received",
+        "PUBLISH packets received from clients",
+        Kind::Counter,
+        |k| g(&k.metrics.messages_received),
+    ),
+    scalar(
+        "ractmq_messages_sent",
+        "PUBLISH packets sent to clients",
+        Kind::Counter,
+        |k| g(&k.metrics.messages_sent),
+    ),
+    scalar(
+        "ractmq_messages_no_subscribers",
+        "Messages that matched no subscriber",
+        Kind::Counter,
+        |k| g(&k.metrics.messages_no_subscribers),
+    ),
+    scalar("ractmq_bytes_received", "Bytes read from clients", Kind::Counter, |k| {
+        g(&k.metrics.bytes_received)
+    }),
+    scalar("ractmq_bytes_sent", "Bytes written to clients", Kind::Counter, |k| {
+        g(&k.metrics.bytes_sent)
+    }),
+    scalar(
+        "ractmq_protocol_errors",
+        "Connections closed for a protocol error",
+        Kind::Counter,
+        |k| g(&k.metrics.protocol_errors),
+    ),
+];
+
+/// Every labelled counter family of a node.
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "ractmq_messages_routed",
+        help: "Messages routed, by QoS",
+        label: "qos",
+        read: |m| per_qos(&m.routed_by_qos),
+    },
+    Family {
+        name: "ractmq_messages_delivered",
+        help: "PUBLISH packets sent to clients, by QoS",
+        label: "qos",
+        read: |m| per_qos(&m.sent_by_qos),
+    },
+    Family {
+        name: "ractmq_messages_dropped",
+        help: "Messages dropped, by reason",
+        label: "reason",
+        read: |m| {
+            vec![
+                ("queue_full", g(&m.dropped_queue_full)),
+                ("offline_queue_full", g(&m.dropped_offline_queue_full)),
+                ("expired", g(&m.dropped_expired)),
+                ("too_large", g(&m.dropped_too_large)),
+                ("local_subscriber", g(&m.dropped_local_subscriber)),
+                ("retained_full", g(&m.dropped_retained_full)),
+                ("forward", g(&m.dropped_forward)),
+            ]
+        },
+    },
+    Family {
+        name: "ractmq_actor_restarts",
+        help: "Actors restarted by their supervisor, by kind",
+        label: "kind",
+        read: |m| {
+            vec![
+                ("session", g(&m.session_restarts)),
+                ("shard", g(&m.shard_restarts)),
+                ("other", g(&m.other_restarts)),
+            ]
+        },
+    },
+];
+
+/// The cluster's counters, on a clustered node.
+const CLUSTER_COUNTERS: &[ClusterCounter] = &[
+    ClusterCounter {
+        name: "ractmq_cluster_forwarded",
+        help: "Messages queued towards other nodes",
+        read: |s| ClusterStats::get(&s.forwarded),
+    },
+    ClusterCounter {
+        name: "ractmq_cluster_received",
+        help: "Messages received from other nodes",
+        read: |s| ClusterStats::get(&s.received),
+    },
+    ClusterCounter {
+        name: "ractmq_cluster_relayed_out",
+        help: "Messages passed on to a session that moved from here to another node",
+        read: |s| ClusterStats::get(&s.relayed_out),
+    },
+    ClusterCounter {
+        name: "ractmq_cluster_relayed_in",
+        help: "Messages passed on here by the node a session moved from",
+        read: |s| ClusterStats::get(&s.relayed_in),
+    },
+];
+
+/// A counter per QoS level, labelled "0", "1", "2".
+fn per_qos(counters: &[AtomicU64; 3]) -> Vec<(&'static str, u64)> {
+    vec![("0", g(&counters[0])), ("1", g(&counters[1])), ("2", g(&counters[2]))]
+}
+
+/// Messages and bytes queued, summed over sessions (each read without its lock).
+fn queued(k: &Kernel) -> (u64, u64) {
+    k.store
+        .all()
+        .iter()
+        .map(|s| s.queued())
+        .fold((0, 0), |a, q| (a.0 + q.0 as u64, a.1 + q.1 as u64))
+}
+
+fn encode_scalar(e: &mut DescriptorEncoder, name: &str, help: &str, kind: Kind, v: u64) -> std::fmt::Result {
+    match kind {
+        Kind::Counter => ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?),
+        Kind::Gauge => ConstGauge::new(v as i64).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?),
+    }
+}
+
+/// One gauge per label value.
+fn encode_gauges<'a>(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     label: &str,
-    values: &[(&str, u64)],
+    values: impl IntoIterator<Item = (&'a str, i64)>,
 ) -> std::fmt::Result {
-    let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (value, v) in values {
-        let labels = [(label, *value)];
-        ConstCounter::new(*v).encode(family.encode_family(&labels)?)?;
+        ConstGauge::new(v).encode(family.encode_family(&[(label, value)])?)?;
     }
     Ok(())
-}
-
-/// A counter per QoS level, labelled "0", "1", "2".
-fn per_qos(counters: &[std::sync::atomic::AtomicU64; 3]) -> [(&'static str, u64); 3] {
-    [
-        ("0", Metrics::get(&counters[0])),
-        ("1", Metrics::get(&counters[1])),
-        ("2", Metrics::get(&counters[2])),
-    ]
 }
 
 impl Collector for BrokerCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
         let k = &self.0.kernel;
-        let m = &k.metrics;
-        let g = Metrics::get;
-        gauge(
-            &mut e,
-            "ractmq_connections",
-            "Clients connected now",
-            g(&m.clients_connected) as i64,
-        )?;
-        counter(
-            &mut e,
-            "ractmq_connections_accepted",
-            "Sockets accepted",
-            g(&m.connections_accepted),
-        )?;
-        gauge(
-            &mut e,
-            "ractmq_sessions",
-            "Sessions on this node (connected or not)",
-            k.store.len() as i64,
-        )?;
-        gauge(
-            &mut e,
-            "ractmq_subscriptions",
-            "Subscriptions on this node",
-            k.router.subscription_count() as i64,
-        )?;
-        gauge(
-            &mut e,
-            "ractmq_retained_messages",
-            "Retained messages kept",
-            k.router.retained.read().len() as i64,
-        )?;
-        let (queued, queued_bytes) = k
-            .store
-            .all()
-            .iter()
-            .map(|s| s.queued())
-            .fold((0, 0), |a, q| (a.0 + q.0, a.1 + q.1));
-        gauge(
-            &mut e,
-            "ractmq_queued_messages",
-            "Messages queued for clients, summed over sessions",
-            queued as i64,
-        )?;
-        gauge(
-            &mut e,
-            "ractmq_queued_bytes",
-            "Bytes queued for clients, summed over sessions",
-            queued_bytes as i64,
-        )?;
-        counter(
-            &mut e,
-            "ractmq_publishers_held",
-            "Times a publisher was held because a queue it filled was full",
-            g(&m.publishers_held),
-        )?;
-        counter(
-            &mut e,
-            "ractmq_subscribers_stalled",
-            "Subscribers whose full queue did not drain within the stall timeout",
-            g(&m.subscribers_stalled),
-        )?;
-        counter(
-            &mut e,
-            "ractmq_messages_received",
-            "PUBLISH packets received from clients",
-            g(&m.messages_received),
-        )?;
-        counter(
-            &mut e,
-            "ractmq_messages_sent",
-            "PUBLISH packets sent to clients",
-            g(&m.messages_sent),
-        )?;
-        labelled(
-            &mut e,
-            "ractmq_messages_routed",
-            "Messages routed, by QoS",
-            "qos",
-            &per_qos(&m.routed_by_qos),
-        )?;
-        labelled(
-            &mut e,
-            "ractmq_messages_delivered",
-            "PUBLISH packets sent to clients, by QoS",
-            "qos",
-            &per_qos(&m.sent_by_qos),
-        )?;
-        let dropped = [
-            ("queue_full", g(&m.dropped_queue_full)),
-            ("offline_queue_full", g(&m.dropped_offline_queue_full)),
-            ("expired", g(&m.dropped_expired)),
-            ("too_large", g(&m.dropped_too_large)),
-            ("local_subscriber", g(&m.dropped_local_subscriber)),
-            ("retained_full", g(&m.dropped_retained_full)),
-            ("forward", g(&m.dropped_forward)),
-        ];
-        labelled(
-            &mut e,
-            "ractmq_messages_dropped",
-            "Messages dropped, by reason",
-            "reason",
-            &dropped,
-        )?;
-        counter(
-            &mut e,
-            "ractmq_messages_no_subscribers",
-            "Messages that matched no subscriber",
-            g(&m.messages_no_subscribers),
-        )?;
-        counter(
-            &mut e,
-            "ractmq_bytes_received",
-            "Bytes read from clients",
-            g(&m.bytes_received),
-        )?;
-        counter(
-            &mut e,
-            "ractmq_bytes_sent",
-            "Bytes written to clients",
-            g(&m.bytes_sent),
-        )?;
-        let restarts = [
-            ("session", g(&m.session_restarts)),
-            ("shard", g(&m.shard_restarts)),
-            ("other", g(&m.other_restarts)),
-        ];
-        labelled(
-            &mut e,
-            "ractmq_actor_restarts",
-            "Actors restarted by their supervisor, by kind",
-            "kind",
-            &restarts,
-        )?;
-        counter(
-            &mut e,
-            "ractmq_protocol_errors",
-            "Connections closed for a protocol error",
-            g(&m.protocol_errors),
-        )?;
+        for s in SCALARS {
+            encode_scalar(&mut e, s.name, s.help, s.kind, (s.read)(k))?;
+        }
+        for f in FAMILIES {
+            let mut family = e.encode_descriptor(f.name, f.help, None, MetricType::Counter)?;
+            for (value, v) in (f.read)(&k.metrics) {
+                ConstCounter::new(v).encode(family.encode_family(&[(f.label, value)])?)?;
+            }
+        }
         // prometheus-client takes the count of each bucket (it adds them up) and f64::MAX for +Inf.
-        let (sum_ns, count, per_bucket) = m.route_latency.snapshot();
+        let (sum_ns, count, per_bucket) = k.metrics.route_latency.snapshot();
         let bounds = ROUTE_BUCKETS_NS.iter().map(|ns| *ns as f64 / 1e9).chain([f64::MAX]);
         let buckets: Vec<(f64, u64)> = bounds.zip(per_bucket).collect();
         e.encode_descriptor(
@@ -215,64 +272,36 @@ impl Collector for BrokerCollector {
             MetricType::Histogram,
         )?
         .encode_histogram::<()>(sum_ns as f64 / 1e9, count, &buckets, None)?;
-        let mut open = e.encode_descriptor(
+        let open = listener_connections(k);
+        let open = open.iter().map(|(listener, n)| (listener.as_str(), *n as i64));
+        encode_gauges(
+            &mut e,
             "ractmq_listener_connections",
             "Open client connections by listener",
-            None,
-            MetricType::Gauge,
+            "listener",
+            open,
         )?;
-        for (listener, n) in listener_connections(&self.0.kernel) {
-            let labels = [("listener", listener.as_str())];
-            ConstGauge::new(n as i64).encode(open.encode_family(&labels)?)?;
-        }
         if let Some(cluster) = &self.0.cluster {
-            let s = cluster.stats();
-            let c = ClusterStats::get;
-            counter(
-                &mut e,
-                "ractmq_cluster_forwarded",
-                "Messages queued towards other nodes",
-                c(&s.forwarded),
-            )?;
-            counter(
-                &mut e,
-                "ractmq_cluster_received",
-                "Messages received from other nodes",
-                c(&s.received),
-            )?;
-            counter(
-                &mut e,
-                "ractmq_cluster_relayed_out",
-                "Messages passed on to a session that moved from here to another node",
-                c(&s.relayed_out),
-            )?;
-            counter(
-                &mut e,
-                "ractmq_cluster_relayed_in",
-                "Messages passed on here by the node a session moved from",
-                c(&s.relayed_in),
-            )?;
-            let mut up = e.encode_descriptor(
-                "ractmq_cluster_member_up",
-                "1 if the member is up (heard within --down-after-ms), else 0",
-                None,
-                MetricType::Gauge,
-            )?;
-            let members = cluster.members();
-            for member in &members {
-                let labels = [("node", member.name.as_str())];
-                ConstGauge::new(i64::from(member.state == MemberState::Up)).encode(up.encode_family(&labels)?)?;
+            for c in CLUSTER_COUNTERS {
+                encode_scalar(&mut e, c.name, c.help, Kind::Counter, (c.read)(cluster.stats()))?;
             }
-            let mut linked = e.encode_descriptor(
+            let members = cluster.members();
+            let up = members
+                .iter()
+                .map(|m| (m.name.as_str(), i64::from(m.state == MemberState::Up)));
+            let help = "1 if the member is up (heard within --down-after-ms), else 0";
+            encode_gauges(&mut e, "ractmq_cluster_member_up", help, "node", up)?;
+            let linked = members
+                .iter()
+                .filter(|m| !m.is_self)
+                .map(|m| (m.name.as_str(), i64::from(m.linked)));
+            encode_gauges(
+                &mut e,
                 "ractmq_cluster_link_up",
                 "1 if a link to the member is open, else 0",
-                None,
-                MetricType::Gauge,
+                "node",
+                linked,
             )?;
-            for member in members.iter().filter(|m| !m.is_self) {
-                let labels = [("node", member.name.as_str())];
-                ConstGauge::new(i64::from(member.linked)).encode(linked.encode_family(&labels)?)?;
-            }
         }
         Ok(())
     }

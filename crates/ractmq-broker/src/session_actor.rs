@@ -91,7 +91,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         let mut session = shared.state.lock();
         let attached = session.attach(session_present, now);
         if !attached.session_present {
-            shared.mailbox.lock().queue.clear();
+            shared.lock_mailbox().queue.clear();
             // Messages relayed for the session it replaces are not this one's (see `moving.rs`).
             shared.forget_arrivals();
         }

@@ -7,7 +7,7 @@
 //! no actor restart can lose it (a node restart does: sessions are in memory).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -45,6 +45,39 @@ pub struct Mailbox {
     moved_to: Option<Arc<str>>,
 }
 
+/// A session's queue size as operators read it (see [`SessionShared::queued`]).
+#[derive(Default)]
+struct QueuedGauge {
+    len: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+/// The locked mailbox of a session; records the queue's size on release.
+pub struct MailboxGuard<'a> {
+    guard: parking_lot::MutexGuard<'a, Mailbox>,
+    gauge: &'a QueuedGauge,
+}
+
+impl std::ops::Deref for MailboxGuard<'_> {
+    type Target = Mailbox;
+    fn deref(&self) -> &Mailbox {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for MailboxGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Mailbox {
+        &mut self.guard
+    }
+}
+
+impl Drop for MailboxGuard<'_> {
+    fn drop(&mut self) {
+        self.gauge.len.store(self.guard.queue.len(), Ordering::Relaxed);
+        self.gauge.bytes.store(self.guard.queue.bytes(), Ordering::Relaxed);
+    }
+}
+
 /// What an operator sees of a session's current connection (see `inspect.rs`).
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
@@ -62,7 +95,10 @@ pub struct SessionShared {
     pub conn: Mutex<Option<ConnInfo>>,
     /// Protocol state; locked by the session actor while it handles a message, and by a shard rebuild.
     pub state: Mutex<Session>,
-    pub mailbox: Mutex<Mailbox>,
+    /// Locked through [`lock_mailbox`](Self::lock_mailbox), which keeps `queued` up to date.
+    mailbox: Mutex<Mailbox>,
+    /// The queue's length and bytes as of the last unlock, for operators to read without the lock.
+    queued: QueuedGauge,
     /// Who receives this session's messages: the live actor, or the parked connection of a hibernated one.
     gate: Mutex<Gate>,
     sup: SupSlot,
@@ -124,6 +160,7 @@ impl SessionShared {
                 online: false,
                 moved_to: None,
             }),
+            queued: QueuedGauge::default(),
             arrivals: Mutex::new(None),
             remembering: AtomicBool::new(false),
             room: Notify::new(),
@@ -145,7 +182,7 @@ impl SessionShared {
             },
         );
         drop(old);
-        self.mailbox.lock().wake_pending = false;
+        self.lock_mailbox().wake_pending = false;
     }
 
     /// Send `msg` to the session: to its actor, or, if it hibernates, into its pending list (waking it).
@@ -253,13 +290,13 @@ impl SessionShared {
 
     /// A connection is attached (awake or hibernating).
     pub fn is_online(&self) -> bool {
-        self.mailbox.lock().online
+        self.lock_mailbox().online
     }
 
     /// Switch the mailbox between the online bounds (`policy`, this client's) and the offline ones. Going
     /// offline trims the queue to the offline bounds; coming online keeps everything queued.
     pub fn set_online(&self, online: Option<QueuePolicy>, limits: &Limits, metrics: &Metrics) {
-        let mut mb = self.mailbox.lock();
+        let mut mb = self.lock_mailbox();
         mb.online = online.is_some();
         match online {
             Some(policy) => {
@@ -278,10 +315,22 @@ impl SessionShared {
         }
     }
 
-    /// Messages and bytes queued for the client, for operators.
+    /// Messages and bytes queued for the client, for operators: read without taking the mailbox's lock, as of
+    /// the last time it was released.
     pub fn queued(&self) -> (usize, usize) {
-        let mb = self.mailbox.lock();
-        (mb.queue.len(), mb.queue.bytes())
+        (
+            self.queued.len.load(Ordering::Relaxed),
+            self.queued.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The mailbox, locked; the queue's size is published for [`queued`](Self::queued) when the guard drops (two
+    /// relaxed stores to this session's own record).
+    pub fn lock_mailbox(&self) -> MailboxGuard<'_> {
+        MailboxGuard {
+            guard: self.mailbox.lock(),
+            gauge: &self.queued,
+        }
     }
 
     /// Take on a session handed over by another node (this one is new and has no actor yet).
@@ -296,7 +345,7 @@ impl SessionShared {
             session.awaiting_rel = handover.awaiting_rel.into_iter().collect();
             session.expiry_interval = handover.expiry_interval;
         }
-        let mut mailbox = self.mailbox.lock();
+        let mut mailbox = self.lock_mailbox();
         for delivery in handover.queued {
             if !matches!(mailbox.queue.push(delivery), PushOutcome::Queued | PushOutcome::Full) {
                 Metrics::add(&metrics.dropped_offline_queue_full, 1);
@@ -309,7 +358,7 @@ impl SessionShared {
     pub fn export(&self, node: Arc<str>) -> SessionHandover {
         let mut session = self.state.lock();
         let queued = {
-            let mut mailbox = self.mailbox.lock();
+            let mut mailbox = self.lock_mailbox();
             mailbox.moved_to = Some(node);
             std::iter::from_fn(|| mailbox.queue.pop()).collect()
         };
@@ -354,7 +403,7 @@ impl SessionShared {
     /// delivery and answers [`Pushed::Full`]: the publisher then waits for room (see `flow.rs`).
     pub fn push(&self, delivery: Delivery, metrics: &Metrics) -> Pushed {
         let (wake, outcome, online) = {
-            let mut mb = self.mailbox.lock();
+            let mut mb = self.lock_mailbox();
             if let Some(node) = &mb.moved_to {
                 return Pushed::Moved(node.clone());
             }
@@ -388,7 +437,7 @@ impl SessionShared {
         };
         // Without a live actor the next one drains on start.
         if wake && !self.send(SessionMsg::Drain) {
-            self.mailbox.lock().wake_pending = false;
+            self.lock_mailbox().wake_pending = false;
         }
         pushed
     }
@@ -396,7 +445,7 @@ impl SessionShared {
     /// Take up to `max` queued deliveries in order, QoS 1/2 ones only while `window` (the client's inflight
     /// room, counted down) lasts; clears the wake flag when the queue is emptied. True if some remain.
     pub fn take(&self, max: usize, window: &mut usize, out: &mut Vec<Delivery>) -> bool {
-        let mut mb = self.mailbox.lock();
+        let mut mb = self.lock_mailbox();
         while out.len() < max {
             let Some(next) = mb.queue.front() else {
                 break;
@@ -419,7 +468,7 @@ impl SessionShared {
     /// The actor has handed `handed` queued messages to the client: that is progress, and if it brought the
     /// queue down to half its bounds, the publishers it held go on and a stall ends.
     pub fn drained(&self, handed: usize) {
-        let mut mb = self.mailbox.lock();
+        let mut mb = self.lock_mailbox();
         if handed > 0 {
             mb.progress += 1;
         }
@@ -438,7 +487,7 @@ impl SessionShared {
 
     /// Take the queued deliveries `pick` selects, keeping the others in order.
     pub fn take_where(&self, pick: impl Fn(&Delivery) -> bool) -> Vec<Delivery> {
-        let mut mb = self.mailbox.lock();
+        let mut mb = self.lock_mailbox();
         let mut taken = Vec::new();
         let mut kept = Vec::with_capacity(mb.queue.len());
         while let Some(d) = mb.queue.pop() {
@@ -482,7 +531,7 @@ impl ConnOwner for SessionShared {
 
 impl Backlog for SessionShared {
     fn is_congested(&self) -> bool {
-        let mut mb = self.mailbox.lock();
+        let mut mb = self.lock_mailbox();
         let congested = mb.online && mb.queue.mode() == QueueMode::Hold && !mb.queue.has_room();
         // Whoever asks is about to wait: the next drain to half must wake it, even if no push found the queue
         // full since the last drain.
@@ -495,15 +544,15 @@ impl Backlog for SessionShared {
     }
 
     fn progress(&self) -> u64 {
-        self.mailbox.lock().progress
+        self.lock_mailbox().progress
     }
 
     fn stall_timeout(&self) -> std::time::Duration {
-        self.mailbox.lock().online_policy.stall_timeout
+        self.lock_mailbox().online_policy.stall_timeout
     }
 
     fn stalled(&self) {
-        let mut mb = self.mailbox.lock();
+        let mut mb = self.lock_mailbox();
         if !mb.online || mb.queue.mode() != QueueMode::Hold {
             return;
         }

@@ -172,7 +172,7 @@ impl SessionState {
             filters
         };
         self.unroute(filters).await;
-        self.shared.mailbox.lock().queue.clear();
+        self.shared.lock_mailbox().queue.clear();
         match self.kernel.session_sup() {
             Some(sup) => {
                 let _ = sup.send_message(SessionSupMsg::SessionEnded {

@@ -31,7 +31,7 @@ impl SessionState {
     pub(super) fn idle_check(&mut self, myself: &ActorRef<SessionMsg>, generation: u64) {
         let busy = self.handled != self.idle_mark + 1 || self.hold.is_some();
         let quiet = !busy
-            && self.shared.mailbox.lock().queue.is_empty()
+            && self.shared.lock_mailbox().queue.is_empty()
             && self.online.as_ref().is_some_and(|o| o.io.outbox.is_idle());
         if !quiet {
             self.schedule_idle_check(myself);
@@ -47,7 +47,7 @@ impl SessionState {
 
     pub(super) async fn hibernate(&mut self, myself: &ActorRef<SessionMsg>, generation: u64) {
         let quiet = self.is_current(generation)
-            && self.shared.mailbox.lock().queue.is_empty()
+            && self.shared.lock_mailbox().queue.is_empty()
             && self.online.as_ref().is_some_and(|o| o.io.outbox.is_idle());
         // Only a quiet connection is parked; taking it out first would drop a busy one.
         if let Some(online) = quiet.then(|| self.online.take()).flatten() {
