@@ -390,6 +390,13 @@ async fn start(built: Built) -> ExitCode {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        why = broker.stopped() => {
+            // Nothing serves clients any more: say why in one line and fail, so that a process supervisor
+            // (systemd, Kubernetes) restarts the node.
+            eprintln!("ractmq: {why}");
+            broker.shutdown().await;
+            return ExitCode::FAILURE;
+        }
     }
     tracing::info!("stopping: no new connections; disconnecting clients (MQTT 5: 0x8B Server shutting down)");
     let left = broker.drain(drain_timeout).await;

@@ -21,6 +21,7 @@ mod config_file;
 mod connack;
 mod ctl;
 mod flow_control;
+mod health;
 mod hibernate;
 mod listeners;
 mod mqtt5;

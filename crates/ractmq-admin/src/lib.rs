@@ -22,6 +22,7 @@ pub mod clients;
 pub mod config;
 pub mod ctl;
 mod error;
+pub mod health;
 pub mod node;
 pub mod openapi;
 pub mod prometheus;

@@ -17,8 +17,11 @@ use serde_json::{json, Value};
 use crate::error::error;
 use crate::state::AppState;
 
-pub async fn status(State(s): State<AppState>) -> Json<Value> {
+pub async fn status(State(s): State<AppState>) -> Response {
     let k = &s.kernel;
+    if let Some(down) = k.down() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, down);
+    }
     Json(json!({
         "node": s.node_name(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -30,6 +33,7 @@ pub async fn status(State(s): State<AppState>) -> Json<Value> {
         "retained": k.router.retained.read().len(),
         "clustered": s.cluster.is_some(),
     }))
+    .into_response()
 }
 
 /// Every member as this node sees it (this node alone when not clustered).

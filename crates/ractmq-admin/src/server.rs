@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::config::ApiConfig;
 use crate::error::error;
 use crate::state::AppState;
-use crate::{chaos, clients, node, openapi, prometheus, retained, topics, trace};
+use crate::{chaos, clients, health, node, openapi, prometheus, retained, topics, trace};
 
 /// A running API.
 pub struct ApiServer {
@@ -78,10 +78,16 @@ pub fn routes(state: AppState) -> Router {
         .route("/trace/clients/:id", get(trace::client))
         .route("/metrics", get(prometheus::metrics))
         .route("/openapi.json", get(openapi::document));
+    // Probes do not authenticate: health is answered outside the authentication layer.
+    let probes = Router::new()
+        .route("/api/v1/health", get(health::health))
+        .route("/api/v1/health/live", get(health::live))
+        .route("/api/v1/health/ready", get(health::ready));
     Router::new()
         .nest("/api/v1", v1)
         .route("/metrics", get(prometheus::metrics))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .merge(probes)
         .with_state(state)
 }
 

@@ -28,6 +28,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
 use crate::flow::Congestion;
+use crate::guardian::{Guardian, GuardianArgs};
+use crate::health::{self, Health};
 use crate::index::{Change, Route, Target};
 use crate::kernel::Kernel;
 use crate::listener::{Listener, ListenerArgs};
@@ -126,13 +128,18 @@ impl Broker {
             children,
             policy: kernel.config.root_restarts,
         };
-        let (root, root_task) = Actor::spawn(None, Supervisor, args).await.map_err(|e| {
+        let guardian = GuardianArgs {
+            kernel: kernel.clone(),
+            root: args,
+        };
+        let (_, root_task) = Actor::spawn(None, Guardian, guardian).await.map_err(|e| {
             StartError(
                 kernel
                     .start_failure()
                     .unwrap_or_else(|| format!("broker failed to start: {e}")),
             )
         })?;
+        let root = kernel.root().expect("the guardian started the root").clone();
         let children = ractor::call!(root, SupervisorMsg::Children).map_err(|e| StartError(e.to_string()))?;
         let find = |name: &str| -> ActorRef<SupervisorMsg> {
             let cell = children
@@ -296,6 +303,17 @@ impl Broker {
     /// Wait until the broker stops by itself (root restart intensity exceeded).
     pub async fn wait(self) {
         let _ = self.root_task.await;
+    }
+
+    /// Wait until the broker stops by itself; the line says why (and is logged). The program should exit with
+    /// a failure: nothing serves clients any more.
+    pub async fn stopped(&self) -> String {
+        self.kernel.wait_down().await
+    }
+
+    /// Is the node live and ready (see `health.rs`)?
+    pub async fn health(&self) -> Health {
+        health::check(&self.kernel).await
     }
 }
 

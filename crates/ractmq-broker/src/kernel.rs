@@ -21,6 +21,7 @@ use crate::remote_sessions::RemoteSessions;
 use crate::router::Router;
 use crate::session_msg::SessionSupMsg;
 use crate::session_store::{SessionStore, SupSlot};
+use crate::supervisor::SupervisorMsg;
 use crate::trace::Traces;
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::scram::ScramSha256;
@@ -57,6 +58,10 @@ pub struct Kernel {
     /// The one line an operator should see when a child could not start (a port in use, say); the
     /// supervisors' wrapping of the error would bury it.
     start_failure: Mutex<Option<String>>,
+    /// The root supervisor, once started (see `guardian.rs`): health checks ask it about its children.
+    root: OnceLock<ActorRef<SupervisorMsg>>,
+    /// Set once, with one line saying why, if the root supervisor gave up.
+    down: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Kernel {
@@ -93,6 +98,8 @@ impl Kernel {
             traces: Traces::default(),
             fences: Arc::default(),
             draining: tokio::sync::watch::Sender::new(false),
+            root: OnceLock::new(),
+            down: tokio::sync::watch::Sender::new(None),
         })
     }
 
@@ -126,6 +133,37 @@ impl Kernel {
 
     pub fn is_draining(&self) -> bool {
         *self.draining.borrow()
+    }
+
+    pub(crate) fn set_root(&self, root: ActorRef<SupervisorMsg>) {
+        let _ = self.root.set(root);
+    }
+
+    pub fn root(&self) -> Option<&ActorRef<SupervisorMsg>> {
+        self.root.get()
+    }
+
+    /// The root supervisor gave up: `line` says why.
+    pub(crate) fn report_down(&self, line: String) {
+        self.down.send_replace(Some(line));
+    }
+
+    /// Why the broker stopped by itself, if it did.
+    pub fn down(&self) -> Option<String> {
+        self.down.borrow().clone()
+    }
+
+    /// Wait until the broker stops by itself; the line says why.
+    pub async fn wait_down(&self) -> String {
+        let mut down = self.down.subscribe();
+        loop {
+            if let Some(line) = down.borrow_and_update().clone() {
+                return line;
+            }
+            if down.changed().await.is_err() {
+                return "the broker stopped".into();
+            }
+        }
     }
 
     pub fn session_sup(&self) -> Option<ActorRef<SessionSupMsg>> {
