@@ -1,7 +1,7 @@
 //! The connector: keeps a link to every member this node knows, because ractor_cluster never reconnects.
 //!
 //! Four times a second it asks the node server which peers are linked, and dials every known member (seeds,
-//! and nodes learned from peers' hellos) that is not, each with its own exponential backoff (see
+//! and nodes learned from peers' hellos) that is not, each with its own jittered exponential backoff (see
 //! `backoff.rs`). So a node that restarts is found again, a healed link comes back, and a seed that is not
 //! up yet is joined once it is. A link that stays open to a member found down is closed so that it can be
 //! dialled afresh (see `stale_links.rs`), and so is one that does not authenticate in time
