@@ -277,7 +277,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Config(ConfigCommand::Reference) => {
-            print!("{}", settings::reference::markdown());
+            let cli = Cli::command();
+            let start = cli.find_subcommand("start").expect("the start subcommand");
+            print!("{}", settings::reference::markdown(start));
             ExitCode::SUCCESS
         }
         Command::Config(ConfigCommand::Check { file }) => {
@@ -433,6 +435,33 @@ mod tests {
                 other => other.to_string(),
             };
             assert_eq!(shown.to_string_lossy(), expected, "--{id} and {key}");
+        }
+    }
+
+    /// The reference names each flag as it is typed, which is not always its id (`users` is `--user`).
+    #[test]
+    fn the_reference_names_each_flag_by_its_long_name() {
+        let cli = Cli::command();
+        let start = cli.find_subcommand("start").unwrap();
+        // Each id is a flag of start with a long name (flag_name panics otherwise).
+        for (id, _) in flag_keys() {
+            settings::reference::flag_name(start, &id);
+        }
+        let reference = settings::reference::markdown(start);
+        for (key, flag) in [
+            ("auth.users", "--user"),
+            ("cluster.seeds", "--seed"),
+            ("api.users", "--api-user"),
+            ("api.enabled", "--no-api"),
+            ("limits.queue_rules", "--queue-rule"),
+        ] {
+            let row = reference
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{key}` |")))
+                .unwrap_or_else(|| panic!("a row for {key}"));
+            // | key | default | flag | environment | meaning |
+            let cell = row.split(" | ").nth(2).unwrap();
+            assert_eq!(cell, format!("`{flag}`"), "{row}");
         }
     }
 }

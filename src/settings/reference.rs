@@ -5,7 +5,8 @@ use toml::{Table, Value};
 
 use super::Settings;
 
-/// (key, flag id of `ractmq start` that overrides it, meaning).
+/// (key, flag id of `ractmq start` that overrides it, meaning). The id is clap's, the field's name, which is
+/// not always the flag as typed (`users` is `--user`): see [`flag_name`].
 pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ("mqtt.listen", Some("listen"), "Address of the MQTT/TCP listener."),
     (
@@ -296,6 +297,18 @@ pub fn flag_keys() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The flag with id `id` of `start` (the `ractmq start` command) as an operator types it: `--user` for `users`.
+pub fn flag_name(start: &clap::Command, id: &str) -> String {
+    let arg = start
+        .get_arguments()
+        .find(|a| a.get_id() == id)
+        .unwrap_or_else(|| panic!("ractmq start has no flag with id {id}"));
+    let long = arg
+        .get_long()
+        .unwrap_or_else(|| panic!("the flag with id {id} has no long name"));
+    format!("--{long}")
+}
+
 fn default_value(defaults: &Table, key: &str) -> Value {
     let (section, name) = key.split_once('.').expect("keys are section.key");
     defaults[section][name].clone()
@@ -382,8 +395,8 @@ Rules from the environment replace the file's, and rules from flags replace both
 from 1: `limits.queue_rules[2]` is the second.
 "#;
 
-/// The reference of docs/configuration.md.
-pub fn markdown() -> String {
+/// The reference of docs/configuration.md; `start` is the `ractmq start` command, whose flags it names.
+pub fn markdown(start: &clap::Command) -> String {
     let defaults = Table::try_from(Settings::default()).expect("the defaults are a table");
     let mut out = String::from(
         "<!-- Made by `ractmq config reference`; a test keeps it equal to the code. -->\n\n\
@@ -401,7 +414,7 @@ pub fn markdown() -> String {
     );
     for (key, flag, meaning) in KEYS {
         let (sec, name) = key.split_once('.').expect("keys are section.key");
-        let flag = flag.map_or(String::from("-"), |f| format!("`--{}`", f.replace('_', "-")));
+        let flag = flag.map_or(String::from("-"), |id| format!("`{}`", flag_name(start, id)));
         let env = format!("`RACTMQ_{}__{}`", sec.to_uppercase(), name.to_uppercase());
         let default = default_value(&defaults, key).to_string().replace('|', "\\|");
         out.push_str(&format!("| `{key}` | `{default}` | {flag} | {env} | {meaning} |\n"));

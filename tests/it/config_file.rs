@@ -1,6 +1,7 @@
-//! The configuration file as an operator uses it, with the real `ractmq` binary: `config check` and
-//! `config defaults`, one clear line for each kind of mistake, and the order of precedence when a node starts
-//! (file, then environment, then flags), observed through what the node does.
+//! The configuration file as an operator uses it, with the real `ractmq` binary: `config check`,
+//! `config defaults` and the reference in docs/configuration.md (the code's, naming only real flags), one
+//! clear line for each kind of mistake, and the order of precedence when a node starts (file, then
+//! environment, then flags), observed through what the node does.
 
 use crate::common;
 
@@ -86,6 +87,53 @@ fn the_reference_in_the_repository_is_the_codes() {
         committed, reference,
         "regenerate it: ractmq config reference > docs/configuration.md"
     );
+}
+
+/// The flags `ractmq start -h` lists, as typed (`--user`).
+fn start_flags() -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_ractmq"))
+        .args(["start", "-h"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    // A flag's line starts with its names, `-c, --config <CONFIG>  The configuration file...`.
+    help.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .flat_map(|l| l.split_whitespace().take_while(|t| t.starts_with('-')))
+        .map(|t| t.trim_end_matches(','))
+        .filter(|t| t.starts_with("--"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every `--flag` the reference names, in its table or its text: `ractmq start` must accept each.
+#[test]
+fn every_flag_the_reference_names_is_a_flag_of_start() {
+    let reference = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
+    let named: Vec<&str> = reference
+        .match_indices("--")
+        .map(|(at, _)| {
+            let rest = &reference[at + 2..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+                .unwrap_or(rest.len());
+            &reference[at..at + 2 + end]
+        })
+        .filter(|flag| flag[2..].starts_with(|c: char| c.is_ascii_lowercase()))
+        .collect();
+    let real = start_flags();
+    assert!(real.iter().any(|f| f == "--user"), "{real:?}");
+    for flag in ["--user", "--seed", "--api-user", "--listen"] {
+        assert!(named.contains(&flag), "the reference names {flag}");
+    }
+    for flag in named {
+        assert!(
+            real.iter().any(|f| f == flag),
+            "{flag} is not a flag of ractmq start: {real:?}"
+        );
+    }
 }
 
 #[test]
