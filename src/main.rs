@@ -4,6 +4,8 @@
 
 mod settings;
 
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -338,14 +340,22 @@ fn init_logging(built: &Built) {
     // matters (joins, downs, why a node cannot join) itself, hence the default filter's ractor_cluster=error.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&built.log_level));
+    let colours = log_colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_writer(std::io::stderr);
     if built.log_json {
         logs.json().init();
     } else {
         logs.init();
     }
+}
+
+/// Colours in the logs only on a terminal: a file, a pipe or journald gets plain lines. `NO_COLOR` set to
+/// anything but the empty string turns them off there too (<https://no-color.org>).
+fn log_colours(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 async fn start(built: Built) -> ExitCode {
@@ -436,6 +446,15 @@ mod tests {
             };
             assert_eq!(shown.to_string_lossy(), expected, "--{id} and {key}");
         }
+    }
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some("".into())), "an empty NO_COLOR is not set");
+        assert!(!log_colours(true, Some("1".into())));
+        assert!(!log_colours(false, None));
+        assert!(!log_colours(false, Some("".into())));
     }
 
     /// The reference names each flag as it is typed, which is not always its id (`users` is `--user`).

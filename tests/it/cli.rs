@@ -1,6 +1,14 @@
-//! The `ractmq` binary as an operator meets it: one clear line when it cannot start.
+//! The `ractmq` binary as an operator meets it: one clear line when it cannot start, and logs that are plain
+//! text when they go to a file or a pipe (`2>node.log`, journald), coloured only on a terminal.
 
-use std::process::Command;
+use crate::common;
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use common::process::Process;
 
 #[test]
 fn a_busy_port_is_reported_in_one_line_with_the_fix() {
@@ -102,4 +110,79 @@ fn cluster_flags_name_what_is_missing_or_wrong() {
     let e = run(&["--node-name", "n1", "--cookie", "s", "--cluster-listen", "0.0.0.0:4370"]);
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(e.starts_with("ractmq: --cluster-listen 0.0.0.0:4370"), "{e}");
+}
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    // Process pipes stderr and leaves NO_COLOR unset: the node must not colour on its own.
+    let node = Process::start(&[]);
+    let log = node.log.lock().unwrap().clone();
+    assert!(log.iter().any(|l| l.contains("INFO")), "{log:#?}");
+    assert!(!log.iter().any(|l| l.contains("\x1b[")), "{log:#?}");
+}
+
+#[test]
+fn logs_to_a_terminal_are_coloured_unless_no_color_is_set() {
+    let coloured = log_on_a_terminal(None);
+    assert!(coloured.contains("\x1b["), "{coloured:?}");
+    let plain = log_on_a_terminal(Some("1"));
+    assert!(plain.contains("INFO") && !plain.contains("\x1b["), "{plain:?}");
+}
+
+/// What a node writes to stderr when it is a terminal (a pseudo-terminal here), up to the line saying it runs;
+/// `no_color` is NO_COLOR's value, if set.
+fn log_on_a_terminal(no_color: Option<&str>) -> String {
+    let (mut leader, mut follower) = (-1, -1);
+    let opened = unsafe {
+        libc::openpty(
+            &mut leader,
+            &mut follower,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    let (leader, follower) = unsafe { (std::fs::File::from_raw_fd(leader), OwnedFd::from_raw_fd(follower)) };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ractmq"));
+    command
+        .args([
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--sys-interval",
+            "0",
+        ])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(follower));
+    if let Some(value) = no_color {
+        command.env("NO_COLOR", value);
+    }
+    let mut child = command.spawn().expect("ractmq starts");
+    // The child has the terminal now; without this copy, reading ends when the child does.
+    drop(command);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        for line in BufReader::new(leader).lines() {
+            let Ok(line) = line else { break };
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("node running") {
+                break;
+            }
+        }
+        let _ = tx.send(seen);
+    });
+    let seen = rx.recv_timeout(common::DEADLINE * 3);
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = seen.expect("the node logs that it runs");
+    assert!(seen.contains("node running"), "{seen:?}");
+    seen
 }

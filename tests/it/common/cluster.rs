@@ -102,7 +102,7 @@ impl Node {
             .args(defaults)
             .args(&self.extra)
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
+            .env_remove("NO_COLOR")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -114,7 +114,7 @@ impl Node {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                log.lock().unwrap().push(format!("[{name}] {}", strip_ansi(&line)));
+                log.lock().unwrap().push(format!("[{name}] {line}"));
             }
         });
         self.child = Some(child);
@@ -163,23 +163,6 @@ impl Drop for Node {
             }
         }
     }
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The latest `$SYS/brokers` a node published, read by an MQTT client subscribed to it.

@@ -38,6 +38,8 @@ impl Process {
     #[allow(clippy::zombie_processes)]
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ractmq"));
+        // Logs to a pipe are plain without it (see the tests in cli.rs); a test may still set it.
+        command.env_remove("NO_COLOR");
         command.envs(env.iter().copied());
         #[cfg(target_os = "linux")]
         unsafe {
@@ -58,7 +60,6 @@ impl Process {
                 "0",
             ])
             .args(args)
-            .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
