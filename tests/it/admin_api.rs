@@ -148,6 +148,14 @@ async fn the_api_reports_and_steers_what_clients_do() {
     ] {
         assert!(spec["paths"][path].is_object(), "{path} documented");
     }
+    // So is the client_id that narrows /topics to one client's.
+    let topics_params = spec["paths"]["/topics"]["get"]["parameters"].as_array().unwrap();
+    assert!(
+        topics_params
+            .iter()
+            .any(|p| p["name"] == "client_id" && p["in"] == "query"),
+        "{topics_params:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

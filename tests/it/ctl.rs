@@ -24,6 +24,18 @@ fn json(node: &Process, args: &[&str]) -> Value {
     serde_json::from_str(&ok(node, &all)).unwrap()
 }
 
+/// The topics with a retained message, sorted.
+fn retained_topics(node: &Process) -> Vec<String> {
+    let mut topics: Vec<String> = json(node, &["retained", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["topic"].as_str().unwrap().to_string())
+        .collect();
+    topics.sort();
+    topics
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_answers_from_a_running_node() {
     let node = Process::start(&["--api-chaos"]);
@@ -83,6 +95,86 @@ async fn every_command_answers_from_a_running_node() {
     let (code, _, err) = ctl(node.api, &["clients", "show", "nobody"]);
     assert_eq!(code, 1);
     assert!(err.starts_with("ractmq ctl: the node answered 404"), "{err}");
+}
+
+/// A topic goes into the URL percent-encoded: `?`, `#`, `%`, `&`, `+`, spaces and `/` reach the node as they
+/// are, so exactly that topic is cleared (`q/a?b=1` or `q/a#x` unencoded would clear `q/a`). `#` and `+` cannot
+/// be in a topic a client publishes to, so they are the 404 naming the topic as typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_delete_clears_exactly_the_topic_given() {
+    let node = Process::start(&[]);
+    let writer = Client::connect(node.mqtt, "writer").await;
+    let mut left = vec![
+        "q/a",
+        "q/a?b=1",
+        "rate/50%",
+        "room 1/temp",
+        "x&y=z/a b",
+        "/lead",
+        "é/..",
+    ];
+    for topic in &left {
+        writer.publish(topic, QoS::AtLeastOnce, true, *topic).await;
+    }
+    left.sort();
+    common::eventually("every message is retained", || retained_topics(&node) == left).await;
+
+    for topic in ["q/a?b=1", "rate/50%", "room 1/temp", "x&y=z/a b", "/lead", "é/.."] {
+        assert_eq!(
+            ok(&node, &["retained", "delete", topic]).trim_end(),
+            format!("deleted the retained message of {topic}")
+        );
+        left.retain(|t| *t != topic);
+        common::eventually(&format!("only {topic} is cleared"), || retained_topics(&node) == left).await;
+    }
+    assert_eq!(retained_topics(&node), ["q/a"]);
+
+    for topic in ["q/a?b=1", "q/a#x", "q/+", "q/#"] {
+        let (code, _, err) = ctl(node.api, &["retained", "delete", topic]);
+        assert_eq!(code, 1);
+        assert_eq!(
+            err.trim_end(),
+            format!("ractmq ctl: the node answered 404: no retained message on '{topic}'")
+        );
+    }
+    let (code, _, err) = ctl(node.api, &["retained", "delete", ".."]);
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("'..' cannot be named"), "{err}");
+    assert_eq!(retained_topics(&node), ["q/a"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_list_with_a_client_id_lists_only_that_clients() {
+    let node = Process::start(&[]);
+    let mut ann = Client::connect(node.mqtt, "ann+1 &x").await;
+    ann.subscribe("a/1", QoS::AtLeastOnce).await;
+    ann.subscribe("shared/#", QoS::AtMostOnce).await;
+    let mut bob = Client::connect(node.mqtt, "bob").await;
+    bob.subscribe("b/1", QoS::AtLeastOnce).await;
+    bob.subscribe("shared/#", QoS::AtMostOnce).await;
+
+    let mut all = rows(&ok(&node, &["topics", "list"]));
+    all.sort();
+    assert_eq!(all, ["a/1 local", "b/1 local", "shared/# local"]);
+
+    let mut ann_topics = rows(&ok(&node, &["topics", "list", "--client-id", "ann+1 &x"]));
+    ann_topics.sort();
+    assert_eq!(ann_topics, ["a/1 local", "shared/# local"]);
+    assert_eq!(
+        json(&node, &["topics", "list", "--client-id", "bob"]),
+        serde_json::json!([{"topic": "b/1", "node": "local"}, {"topic": "shared/#", "node": "local"}])
+    );
+    assert!(rows(&ok(&node, &["topics", "list", "--client-id", "ann"])).is_empty());
+}
+
+/// The rows of a table without its header, cells joined by one space.
+fn rows(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .map(|row| row.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use clap::{Args, Subcommand};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 use crate::table;
@@ -91,7 +92,7 @@ pub enum ClientsCommand {
 #[derive(Subcommand)]
 pub enum ListCommand {
     List {
-        /// Only this client's.
+        /// Only this client's (topics: the routes of its subscriptions on this node).
         #[arg(long)]
         client_id: Option<String>,
     },
@@ -100,7 +101,8 @@ pub enum ListCommand {
 #[derive(Subcommand)]
 pub enum RetainedCommand {
     List,
-    /// Clear a topic's retained message, cluster-wide.
+    /// Clear a topic's retained message, cluster-wide. Any topic, spaces, `?`, `#` or `%` in it included: it is
+    /// sent percent-encoded.
     Delete {
         topic: String,
     },
@@ -280,7 +282,7 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
                 path += &format!("&connected={c}");
             }
             if let Some(l) = like {
-                path += &format!("&like={}", urlencode(l));
+                path += &format!("&like={}", component(l));
             }
             let v = api.json("GET", &path, None)?;
             show(&v, &|v| {
@@ -313,16 +315,20 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
             })
         }
         CtlCommand::Clients(ClientsCommand::Show { client_id }) => show(
-            &api.json("GET", &format!("/clients/{}", urlencode(client_id)), None)?,
+            &api.json("GET", &format!("/clients/{}", segment("client id", client_id)?), None)?,
             &print_pairs,
         ),
         CtlCommand::Clients(ClientsCommand::Kick { client_id }) => {
-            let v = api.json("DELETE", &format!("/clients/{}", urlencode(client_id)), None)?;
+            let v = api.json(
+                "DELETE",
+                &format!("/clients/{}", segment("client id", client_id)?),
+                None,
+            )?;
             show(&v, &|_| println!("kicked {client_id}"))
         }
         CtlCommand::Subscriptions(ListCommand::List { client_id }) => {
             let path = match client_id {
-                Some(c) => format!("/subscriptions?client_id={}", urlencode(c)),
+                Some(c) => format!("/subscriptions?client_id={}", component(c)),
                 None => "/subscriptions".into(),
             };
             let v = api.json("GET", &path, None)?;
@@ -330,8 +336,12 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
                 print_table(&["CLIENT ID", "FILTER", "QOS"], &["client_id", "filter", "qos"], v)
             })
         }
-        CtlCommand::Topics(ListCommand::List { .. }) => {
-            let v = api.json("GET", "/topics", None)?;
+        CtlCommand::Topics(ListCommand::List { client_id }) => {
+            let path = match client_id {
+                Some(c) => format!("/topics?client_id={}", component(c)),
+                None => "/topics".into(),
+            };
+            let v = api.json("GET", &path, None)?;
             show(&v, &|v| print_table(&["TOPIC FILTER", "NODE"], &["topic", "node"], v))
         }
         CtlCommand::Retained(RetainedCommand::List) => {
@@ -345,7 +355,7 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
             })
         }
         CtlCommand::Retained(RetainedCommand::Delete { topic }) => {
-            let v = api.json("DELETE", &format!("/retained/{topic}"), None)?;
+            let v = api.json("DELETE", &format!("/retained/{}", segment("topic", topic)?), None)?;
             show(&v, &|_| println!("deleted the retained message of {topic}"))
         }
         CtlCommand::Listeners => {
@@ -367,7 +377,8 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
             show(&v, &|_| println!("killed {kind} {target}"))
         }
         CtlCommand::Trace(TraceCommand::Client { client_id }) => {
-            let response = api.call("GET", &format!("/trace/clients/{}", urlencode(client_id)), None)?;
+            let path = format!("/trace/clients/{}", segment("client id", client_id)?);
+            let response = api.call("GET", &path, None)?;
             let mut out = std::io::stdout();
             for line in BufReader::new(response.into_reader()).lines() {
                 let Ok(line) = line else { break };
@@ -380,12 +391,38 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
     Ok(())
 }
 
-/// Percent-encode a path or query component.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// What a path segment or a query value keeps as it is: RFC 3986's unreserved characters. Everything else is
+/// encoded, `/` too, so that a topic `a/b c` is the one segment `a%2Fb%20c`, which the API decodes back.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// `text` as a query value.
+fn component(text: &str) -> String {
+    utf8_percent_encode(text, COMPONENT).to_string()
+}
+
+/// `text` (a topic, a client id: `what`) as one path segment. `.` and `..` cannot be one: URL parsers resolve
+/// them as the current and the parent folder, encoded or not, so the request would name another resource.
+fn segment(what: &str, text: &str) -> Result<String, Failed> {
+    if text == "." || text == ".." {
+        return Err(Failed(format!(
+            "ractmq ctl: the {what} '{text}' cannot be named in the API's URLs"
+        )));
+    }
+    Ok(component(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_keeps_the_unreserved_and_encodes_the_rest() {
+        let encoded = |t: &str| segment("topic", t).ok().unwrap();
+        assert_eq!(encoded("a/b c/#x"), "a%2Fb%20c%2F%23x");
+        assert_eq!(encoded("50%?q=1&r+s"), "50%25%3Fq%3D1%26r%2Bs");
+        assert_eq!(encoded("Az09-_.~"), "Az09-_.~");
+        assert_eq!(encoded("..."), "...");
+        assert_eq!(encoded("température"), "temp%C3%A9rature");
+        assert!(segment("topic", "..").is_err() && segment("topic", ".").is_err());
+    }
 }

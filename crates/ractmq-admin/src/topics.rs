@@ -1,4 +1,5 @@
-//! Subscriptions (per client) and routes (which filters have subscribers on which node).
+//! Subscriptions (per client) and routes (which filters have subscribers on which node), each list optionally
+//! narrowed to one client's.
 
 use axum::extract::{Query, State};
 use axum::Json;
@@ -9,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::state::AppState;
 
+/// `?client_id=`: only that client's.
 #[derive(Deserialize)]
 pub struct SubscriptionQuery {
     pub client_id: Option<String>,
@@ -32,9 +34,19 @@ pub async fn subscriptions(State(s): State<AppState>, Query(q): Query<Subscripti
     Json(json!(all))
 }
 
-/// Every route: the filters with subscribers on this node, and those the other nodes announced.
-pub async fn routes(State(s): State<AppState>) -> Json<Value> {
+/// Every route: the filters with subscribers on this node, and those the other nodes announced. With a
+/// client id, the routes of that client's subscriptions on this node (the other nodes' routes do not say whose
+/// they are).
+pub async fn routes(State(s): State<AppState>, Query(q): Query<SubscriptionQuery>) -> Json<Value> {
     let me = s.node_name();
+    if let Some(client_id) = &q.client_id {
+        let routes: Vec<Value> = inspect::subscriptions(&s.kernel)
+            .into_iter()
+            .filter(|sub| &sub.client_id == client_id)
+            .map(|sub| json!({ "topic": sub.filter, "node": me }))
+            .collect();
+        return Json(json!(routes));
+    }
     let mut all: Vec<Value> = inspect::local_routes(&s.kernel)
         .into_iter()
         .map(|filter| json!({ "topic": filter, "node": me }))
