@@ -24,6 +24,17 @@ fn json(node: &Process, args: &[&str]) -> Value {
     serde_json::from_str(&ok(node, &all)).unwrap()
 }
 
+/// The value of `name` in a FIELD/VALUE table.
+fn field(table: &str, name: &str) -> String {
+    table
+        .lines()
+        .find_map(|row| {
+            let mut cells = row.split_whitespace();
+            (cells.next() == Some(name)).then(|| cells.collect::<Vec<_>>().join(" "))
+        })
+        .unwrap_or_else(|| panic!("no {name} in {table}"))
+}
+
 /// The topics with a retained message, sorted.
 fn retained_topics(node: &Process) -> Vec<String> {
     let mut topics: Vec<String> = json(node, &["retained", "list"])
@@ -53,16 +64,19 @@ async fn every_command_answers_from_a_running_node() {
     .await;
 
     let status = ok(&node, &["status"]);
-    assert!(status.contains("clients_connected") && status.contains('2'), "{status}");
+    assert_eq!(field(&status, "clients_connected"), "2", "{status}");
+    assert_eq!(json(&node, &["status"])["clients_connected"], 2);
     let clients = ok(&node, &["clients", "list"]);
     assert!(clients.starts_with("CLIENT ID"), "{clients}");
     assert!(clients.contains("meter-7") && clients.contains("writer"), "{clients}");
     assert!(clients.contains("page 1 of 2 clients"), "{clients}");
     assert_eq!(json(&node, &["clients", "list", "--like", "meter"])["meta"]["count"], 1);
-    assert!(ok(&node, &["clients", "show", "meter-7"]).contains("subscriptions"));
-    let subs = ok(&node, &["subscriptions", "list"]);
-    assert!(subs.contains("cmd/meter-7"), "{subs}");
-    assert!(ok(&node, &["topics", "list"]).contains("cmd/meter-7"));
+    let meter_7 = ok(&node, &["clients", "show", "meter-7"]);
+    assert_eq!(field(&meter_7, "client_id"), "meter-7", "{meter_7}");
+    assert_eq!(field(&meter_7, "connected"), "true", "{meter_7}");
+    assert_eq!(field(&meter_7, "subscriptions"), "1", "{meter_7}");
+    assert_eq!(rows(&ok(&node, &["subscriptions", "list"])), ["meter-7 cmd/meter-7 1"]);
+    assert_eq!(rows(&ok(&node, &["topics", "list"])), ["cmd/meter-7 local"]);
     let retained = ok(&node, &["retained", "list"]);
     assert!(
         retained.contains("state/meter-7") && retained.contains("on"),
@@ -88,8 +102,8 @@ async fn every_command_answers_from_a_running_node() {
     let _ = trace.wait();
 
     ok(&node, &["retained", "delete", "state/meter-7"]);
-    assert!(json(&node, &["retained", "list"]).as_array().unwrap().is_empty());
-    ok(&node, &["clients", "kick", "meter-7"]);
+    assert!(retained_topics(&node).is_empty());
+    assert_eq!(ok(&node, &["clients", "kick", "meter-7"]).trim_end(), "kicked meter-7");
     meter.expect_disconnect().await;
     ok(&node, &["chaos", "kill", "shard", "0"]);
     let (code, _, err) = ctl(node.api, &["clients", "show", "nobody"]);
@@ -210,7 +224,8 @@ async fn cluster_status_shows_every_member_and_its_link() {
             .unwrap_or_else(|| panic!("{other} in {out}"));
         assert!(row.contains("up") && row.contains("true"), "{row}");
     }
-    let (_, json_out, _) = ctl(api, &["--json", "cluster", "status"]);
+    let (code, json_out, err) = ctl(api, &["--json", "cluster", "status"]);
+    assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(v["members"].as_array().unwrap().len(), 3);
 }
