@@ -36,7 +36,18 @@ async fn ping(mut s: TcpStream) -> (TcpStream, bool) {
     (s, ok)
 }
 
-pub async fn run(c: &Common, count: usize, settle: f64) -> Value {
+/// How the clients arrive: all at once (bounded by `--connect-concurrency`), at a steady rate, or in batches.
+#[derive(Clone, Copy, Default)]
+pub struct Pace {
+    /// Connects started per second (0: as fast as the concurrency allows).
+    pub rate: f64,
+    /// Clients per batch (0: no batches); each batch is established before the pause and the next one.
+    pub batch: usize,
+    /// Seconds between batches.
+    pub pause: f64,
+}
+
+pub async fn run(c: &Common, count: usize, settle: f64, pace: Pace) -> Value {
     let rss0 = c.broker_rss_kib();
     let cpu0 = c.broker_cpu_seconds();
     let streams: Rc<RefCell<Vec<TcpStream>>> = Rc::new(RefCell::new(Vec::with_capacity(count)));
@@ -46,7 +57,19 @@ pub async fn run(c: &Common, count: usize, settle: f64) -> Value {
     let t0 = Instant::now();
     let last_ok = Rc::new(Cell::new(t0));
     let mut handles = Vec::with_capacity(count);
+    // Handles awaited already (a batch's), which must not be polled again.
+    let mut awaited = 0;
     for i in 0..count {
+        if pace.batch > 0 && i > 0 && i % pace.batch == 0 {
+            for h in &mut handles[awaited..i] {
+                let _ = h.await;
+            }
+            awaited = i;
+            tokio::time::sleep(Duration::from_secs_f64(pace.pause)).await;
+        }
+        if pace.rate > 0.0 {
+            tokio::time::sleep_until((t0 + Duration::from_secs_f64(i as f64 / pace.rate)).into()).await;
+        }
         let (sem, streams, failed, errors, last_ok) = (
             sem.clone(),
             streams.clone(),
@@ -75,7 +98,7 @@ pub async fn run(c: &Common, count: usize, settle: f64) -> Value {
     }
     let deadline = Instant::now() + Duration::from_secs_f64(c.deadline);
     let mut timed_out = false;
-    for h in &mut handles {
+    for h in &mut handles[awaited..] {
         let left = deadline.saturating_duration_since(Instant::now());
         if tokio::time::timeout(left, h).await.is_err() {
             timed_out = true;
@@ -122,5 +145,6 @@ pub async fn run(c: &Common, count: usize, settle: f64) -> Value {
         "broker_rss_kib_before": rss0, "broker_rss_kib_after": rss1, "broker_rss_kib_after_ping": rss2,
         "rss_bytes_per_conn": per_conn,
         "sources": c.sources, "errors": errors,
+        "rate": pace.rate, "batch": pace.batch, "batch_pause_s": pace.pause,
     })
 }

@@ -139,6 +139,15 @@ enum Scenario {
         /// Seconds to wait after the last CONNACK before reading the broker's memory.
         #[arg(long, default_value_t = 2.0)]
         settle: f64,
+        /// Connects started per second (0: as fast as --connect-concurrency allows).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        /// Connect in batches of this many clients (0: no batches), each established before the next.
+        #[arg(long, default_value_t = 0)]
+        batch: usize,
+        /// Seconds to wait between batches.
+        #[arg(long, default_value_t = 0.0)]
+        batch_pause: f64,
     },
 }
 
@@ -324,7 +333,20 @@ fn main() -> ExitCode {
     let local = tokio::task::LocalSet::new();
     let result = local.block_on(&rt, async {
         match &cli.scenario {
-            Scenario::Conns { count, settle } => Ok(conns::run(&c, *count, *settle).await),
+            Scenario::Conns {
+                count,
+                settle,
+                rate,
+                batch,
+                batch_pause,
+            } => {
+                let pace = conns::Pace {
+                    rate: *rate,
+                    batch: *batch,
+                    pause: *batch_pause,
+                };
+                Ok(conns::run(&c, *count, *settle, pace).await)
+            }
             other => match plan(&c, other) {
                 Ok(p) => Ok(flow::run(&c, p).await),
                 Err(e) => Err(e),
