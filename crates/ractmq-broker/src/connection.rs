@@ -35,13 +35,25 @@ pub enum ReadHalf {
 }
 
 impl ReadHalf {
-    /// Read what is available into `buf`, reserving `chunk` bytes only once there is something to read.
+    /// Read what is available into `buf`. An empty `buf` gets heap only for what actually arrived; one holding
+    /// part of a frame is given room for `chunk` more bytes first.
+    ///
+    /// `readable()` can report readiness that is already stale: tokio clears it only when a read would block,
+    /// and a read that took everything the socket had (the CONNECT in the handshake, the last batch of a
+    /// client that then goes quiet) does not. Reserving `chunk` before that read would leave every idle
+    /// connection holding it while it waits (16 KiB for the reader: most of what an idle client cost). So an
+    /// empty buffer is read through a per-thread scratch buffer and given a copy of what came, sized to fit.
     pub(crate) async fn read_into(&mut self, buf: &mut BytesMut, chunk: usize) -> std::io::Result<usize> {
         match self {
             ReadHalf::Tcp(stream) => loop {
                 stream.readable().await?;
-                buf.reserve(chunk);
-                match stream.try_read_buf(buf) {
+                let read = if buf.is_empty() {
+                    read_via_scratch(stream, buf, chunk)
+                } else {
+                    buf.reserve(chunk);
+                    stream.try_read_buf(buf)
+                };
+                match read {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     result => return result,
                 }
@@ -53,6 +65,28 @@ impl ReadHalf {
         }
     }
 }
+
+/// The most a read into an empty buffer takes at once (see [`ReadHalf::read_into`]).
+const SCRATCH: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0; SCRATCH].into_boxed_slice());
+}
+
+/// Read at most `chunk` bytes from `stream` into this thread's scratch buffer and append them to `buf`.
+fn read_via_scratch(
+    stream: &tokio::net::tcp::OwnedReadHalf,
+    buf: &mut BytesMut,
+    chunk: usize,
+) -> std::io::Result<usize> {
+    SCRATCH_BUF.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let n = stream.try_read(&mut scratch[..chunk.min(SCRATCH)])?;
+        buf.extend_from_slice(&scratch[..n]);
+        Ok(n)
+    })
+}
+
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// What a connection's tasks tell the session they belong to.
@@ -590,5 +624,50 @@ async fn write_loop(mut sink: Sink, outbox: Arc<Outbox>) {
             }
             None => outbox.notify.notified().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::task::Poll;
+
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// Polls `fut` once: true if it is still pending.
+    async fn pending_after_one_poll<F: Future>(fut: F) -> bool {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx).is_pending())).await
+    }
+
+    /// A reader that took everything the socket had is left with stale readiness: its next read finds nothing
+    /// and waits, and while it waits its empty buffer holds no heap (an idle connection costs no read buffer).
+    #[tokio::test]
+    async fn an_idle_read_holds_no_buffer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (read, _write) = server.into_split();
+        let mut read = ReadHalf::Tcp(read);
+
+        client.write_all(b"\xc0\x00").await.unwrap(); // PINGREQ
+        let mut buf = BytesMut::new();
+        while buf.len() < 2 {
+            read.read_into(&mut buf, READ_CHUNK).await.unwrap();
+        }
+        assert_eq!(&buf[..], b"\xc0\x00");
+        assert!(buf.capacity() < READ_CHUNK, "sized to what came, not to the chunk");
+
+        let mut buf = BytesMut::new();
+        assert!(pending_after_one_poll(read.read_into(&mut buf, READ_CHUNK)).await);
+        assert_eq!(buf.capacity(), 0);
+
+        // and it still reads what comes next
+        client.write_all(b"\xc0\x00").await.unwrap();
+        assert_eq!(read.read_into(&mut buf, READ_CHUNK).await.unwrap(), 2);
+        assert_eq!(&buf[..], b"\xc0\x00");
     }
 }

@@ -180,7 +180,8 @@ async fn handshake(
     kernel: Arc<Kernel>,
 ) {
     let mut decoder = Decoder::new(kernel.limits.max_packet_size as usize);
-    let mut buf = BytesMut::with_capacity(512);
+    // Nothing is reserved before the CONNECT arrives: `read_into` sizes the buffer to what came.
+    let mut buf = BytesMut::new();
     let timeout = Duration::from_secs(kernel.limits.connect_timeout_secs);
     let first = {
         let mut io = HandshakeIo::new(&mut read, &mut write, &mut buf, &mut decoder, &kernel.metrics);
