@@ -6,8 +6,10 @@
 #
 # For each pattern it starts the broker, waits until it listens, reads its VmRSS, connects N idle MQTT 3.1.1
 # clients (keepalive 600) with the load generator's `conns` scenario, waits SETTLE seconds, reads VmRSS again and
-# prints (RSS after - RSS before) / N, then stops the broker. One line per pattern on stdout, the raw JSON of
-# each run in $OUT (default: a temporary directory, printed).
+# prints (RSS after - RSS before) / N. Then every client pings once and is quiet again for SETTLE seconds (longer
+# than the default --hibernate-after-ms), and the last column is the same quotient for these clients that have
+# spoken once: the cost of a client that was active and went idle. Then it stops the broker. One line per
+# pattern on stdout, the raw JSON of each run in $OUT (default: a temporary directory, printed).
 #
 #   benches/idle_memory.sh                    all patterns below
 #   benches/idle_memory.sh burst3k trickle    only these
@@ -40,7 +42,7 @@ while [ $# -gt 0 ]; do
         --settle) SETTLE=$2; shift ;;
         --out) OUT=$2; shift ;;
         --repeat) REPEAT=$2; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         -*) echo "idle_memory.sh: unknown option $1" >&2; exit 2 ;;
         *) PATTERNS+=("$1") ;;
     esac
@@ -86,7 +88,8 @@ if ss -Hltn "sport = :$PORT" | grep -q .; then
     exit 1
 fi
 
-printf '%-12s %8s %9s %11s %11s %10s %s\n' pattern clients conn/s "rss_before" "rss_after" "B/conn" "(KiB/conn)"
+printf '%-12s %8s %9s %11s %11s %10s %-12s %s\n' pattern clients conn/s "rss_before" "rss_after" "B/conn" "(KiB/conn)" \
+    "B/conn after one ping"
 for p in "${PATTERNS[@]}"; do
     for r in $(seq "$REPEAT"); do
         log="$OUT/$p.$r.broker.log"
@@ -107,9 +110,11 @@ import json, sys
 name, path = sys.argv[1], sys.argv[2]
 r = json.loads(open(path).read())
 per = r.get("rss_bytes_per_conn") or 0
+pinged = r.get("rss_bytes_per_conn_idle_after_ping") or 0
 flag = "" if r.get("ok") else "  NOT OK: " + json.dumps({k: r[k] for k in ("established", "failed", "timed_out", "errors")})
 print(f"{name:<12} {r['established']:>8} {r['connects_per_s']:>9.0f} {r['broker_rss_kib_before']:>8} KiB"
-      f" {r['broker_rss_kib_after']:>7} KiB {per:>10.0f} ({per / 1024:.2f}){flag}")
+      f" {r['broker_rss_kib_after']:>7} KiB {per:>10.0f} {f'({per / 1024:.2f})':<12} {pinged:.0f}"
+      f" ({pinged / 1024:.2f}){flag}")
 EOF
     done
 done

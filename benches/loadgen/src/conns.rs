@@ -1,6 +1,7 @@
 //! Why this exists: the connections scenario. Opens as many idle MQTT clients as asked (about as many as the
 //! open-file limit allows), from several 127.0.0.x source addresses, and reports connects per second and the
-//! broker's resident memory per connection; then pings every client to show the broker still serves them.
+//! broker's resident memory per connection; then pings every client to show the broker still serves them, and
+//! reads the memory again once they have been quiet as long (what a client that spoke once costs when idle).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -129,7 +130,11 @@ pub async fn run(c: &Common, count: usize, settle: f64, pace: Pace) -> Value {
     }
     let ping_s = t_ping.elapsed().as_secs_f64();
     let rss2 = c.broker_rss_kib();
-    let per_conn = match (rss0, rss1) {
+    // Idle again for as long: what a client costs once it has spoken and gone quiet (the broker hibernates its
+    // session after --hibernate-after-ms, 1 s by default, but the allocator need not give the memory back).
+    tokio::time::sleep(Duration::from_secs_f64(settle)).await;
+    let rss3 = c.broker_rss_kib();
+    let per_conn_of = |after: Option<u64>| match (rss0, after) {
         (Some(a), Some(b)) if established > 0 => Some((b.saturating_sub(a)) as f64 * 1024.0 / established as f64),
         _ => None,
     };
@@ -143,7 +148,8 @@ pub async fn run(c: &Common, count: usize, settle: f64, pace: Pace) -> Value {
         "connects_per_s": if elapsed > 0.0 { established as f64 / elapsed } else { 0.0 },
         "broker_cpu_s": cpu0.zip(cpu1).map(|(a, b)| b - a),
         "broker_rss_kib_before": rss0, "broker_rss_kib_after": rss1, "broker_rss_kib_after_ping": rss2,
-        "rss_bytes_per_conn": per_conn,
+        "broker_rss_kib_idle_after_ping": rss3,
+        "rss_bytes_per_conn": per_conn_of(rss1), "rss_bytes_per_conn_idle_after_ping": per_conn_of(rss3),
         "sources": c.sources, "errors": errors,
         "rate": pace.rate, "batch": pace.batch, "batch_pause_s": pace.pause,
     })

@@ -136,7 +136,8 @@ enum Scenario {
     Conns {
         #[arg(long, default_value_t = 19_900)]
         count: usize,
-        /// Seconds to wait after the last CONNACK before reading the broker's memory.
+        /// Seconds to wait after the last CONNACK, and again after every client has pinged once, before
+        /// reading the broker's memory.
         #[arg(long, default_value_t = 2.0)]
         settle: f64,
         /// Connects started per second (0: as fast as --connect-concurrency allows).
