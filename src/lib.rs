@@ -6,8 +6,8 @@
 /// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
 pub use ractmq_broker::tls;
 pub use ractmq_broker::{
-    ApiError, Broker, BrokerConfig, Chaos, ChildSpec, ListenerSpec, Metrics, RestartPolicy, SharedStrategy, StartError,
-    Subscription, Supervisor, SupervisorArgs, SupervisorMsg,
+    ApiError, Broker, BrokerConfig, Chaos, ChildList, ChildSpec, ListenerSpec, Metrics, RestartPolicy, SharedStrategy,
+    StartError, Strategy, Subscription, Supervisor, SupervisorArgs, SupervisorMsg,
 };
 pub use ractmq_cluster::{Cluster, ClusterConfig, ClusterTls, Member, MemberEvent, MemberState};
 pub use ractmq_codec::{Protocol, QoS};

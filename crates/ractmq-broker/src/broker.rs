@@ -123,11 +123,7 @@ impl Broker {
             children.push(cluster.0.child_spec(&node));
         }
         children.extend(listeners);
-        let args = SupervisorArgs {
-            name: "root".into(),
-            children,
-            policy: kernel.config.root_restarts,
-        };
+        let args = SupervisorArgs::new("root", children, kernel.config.root_restarts);
         let guardian = GuardianArgs {
             kernel: kernel.clone(),
             root: args,
@@ -477,11 +473,7 @@ fn supervisor_spec(name: &str, children: Vec<ChildSpec>, policy: RestartPolicy, 
     let name_owned = name.to_string();
     let counter = kernel.metrics.clone();
     ChildSpec::new(name, move |sup| {
-        let args = SupervisorArgs {
-            name: name_owned.clone(),
-            children: children.clone(),
-            policy,
-        };
+        let args = SupervisorArgs::new(name_owned.clone(), children.clone(), policy);
         async move {
             let (actor, _) = Actor::spawn_linked(None, Supervisor, args, sup).await?;
             Ok(actor.get_cell())

@@ -49,4 +49,4 @@ pub use remote_sessions::{RemoteSessions, SessionHandover};
 pub use restart::RestartPolicy;
 pub use routes::{Forward, RemoteMatch, RemoteMember, RemoteRouting, RouteKey};
 pub use shared::SharedStrategy;
-pub use supervisor::{ChildSpec, Supervisor, SupervisorArgs, SupervisorMsg};
+pub use supervisor::{ChildList, ChildSpec, Strategy, Supervisor, SupervisorArgs, SupervisorMsg};

@@ -1,23 +1,33 @@
-//! A one-for-one supervisor for a fixed or growing list of children, with restart intensity.
+//! A supervisor for a fixed or growing list of children, with a restart strategy and restart intensity.
 //!
 //! ractor links actors but restarts nothing: a supervisor must spawn the child again itself. This actor holds
-//! a start function per child and calls it again when that child fails or is killed. A child that stops
+//! a start function per child and calls it again when that child fails or is killed; the [`Strategy`] says
+//! which of its siblings go with it (OTP's one-for-one, one-for-all, rest-for-one). A child that stops
 //! normally is not restarted (OTP's `transient`). More restarts than the policy allows make the supervisor
 //! fail, which its own supervisor sees and handles: the escalation OTP calls intensity.
 //!
-//! The broker's root, the topic-shard supervisor and the supervisor for library users' actors are all this
-//! actor; only sessions have their own (they are many, dynamic and keyed by client id).
+//! The children's specs live in a [`ChildList`] that whoever creates the supervisor hands it. A list made for
+//! each start dies with the supervisor; a list kept by the supervisor's own start function outlives its
+//! restarts, so children added at run time come back too, in their order.
+//!
+//! The broker's root, the topic-shard supervisor, the cluster supervisor and the supervisor for library
+//! users' actors are all this actor; only sessions have their own (they are many, dynamic and keyed by
+//! client id).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent};
+use parking_lot::Mutex;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SpawnErr, SupervisionEvent};
 
 use crate::restart::{RestartBudget, RestartPolicy};
 
 pub type StartFuture = Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Send>>;
+
+/// How long a sibling taken down by one-for-all or rest-for-one may take to die before the restart goes on.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// How to start (and restart) one child. The function receives the supervisor to link the child to.
 #[derive(Clone)]
@@ -47,16 +57,121 @@ impl ChildSpec {
     }
 }
 
+/// Which children a supervisor restarts when one of them fails or is killed (OTP's restart strategies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Only the child that failed: the children are independent.
+    #[default]
+    OneForOne,
+    /// Every child, in start order, the others killed first: each depends on all the others.
+    OneForAll,
+    /// The child that failed and every child started after it: later children depend on earlier ones.
+    RestForOne,
+}
+
+/// A supervisor's children in start order, each with its running actor (none until started).
+///
+/// Shared (cloning shares it) and updated by the supervisor as it starts and restarts children, so that
+/// whoever holds it finds the current actor of a child by name without asking the supervisor, which may be
+/// busy restarting; a child starting can look up siblings started before it.
+#[derive(Clone, Default)]
+pub struct ChildList(Arc<Mutex<Vec<Entry>>>);
+
+struct Entry {
+    spec: ChildSpec,
+    cell: Option<ActorCell>,
+}
+
+impl ChildList {
+    /// The running actor of the child `name`; `None` if it is not running (or is being restarted).
+    pub fn get(&self, name: &str) -> Option<ActorCell> {
+        let entries = self.0.lock();
+        let cell = entries.iter().find(|e| e.spec.name == name)?.cell.clone()?;
+        (cell.get_status() < ActorStatus::Stopping).then_some(cell)
+    }
+
+    /// The running children by name, in start order.
+    pub fn running(&self) -> Vec<(String, ActorCell)> {
+        let entries = self.0.lock();
+        let alive = |c: &&ActorCell| c.get_status() < ActorStatus::Stopping;
+        (entries.iter())
+            .filter_map(|e| e.cell.as_ref().filter(alive).map(|c| (e.spec.name.clone(), c.clone())))
+            .collect()
+    }
+
+    /// Every child's name, in start order, running or not.
+    pub fn names(&self) -> Vec<String> {
+        self.0.lock().iter().map(|e| e.spec.name.clone()).collect()
+    }
+
+    /// Add a child, to be started by the supervisor this list is given to (when it starts).
+    pub(crate) fn push(&self, spec: ChildSpec) {
+        self.0.lock().push(Entry { spec, cell: None });
+    }
+
+    fn push_running(&self, spec: ChildSpec, cell: ActorCell) {
+        self.0.lock().push(Entry { spec, cell: Some(cell) });
+    }
+
+    fn specs(&self) -> Vec<ChildSpec> {
+        self.0.lock().iter().map(|e| e.spec.clone()).collect()
+    }
+
+    fn position(&self, cell: &ActorCell) -> Option<usize> {
+        let entries = self.0.lock();
+        entries
+            .iter()
+            .position(|e| e.cell.as_ref().is_some_and(|c| c.get_id() == cell.get_id()))
+    }
+
+    fn set_cell(&self, index: usize, cell: ActorCell) {
+        self.0.lock()[index].cell = Some(cell);
+    }
+
+    fn cell_at(&self, index: usize) -> Option<ActorCell> {
+        self.0.lock().get(index).and_then(|e| e.cell.clone())
+    }
+}
+
+impl From<Vec<ChildSpec>> for ChildList {
+    fn from(specs: Vec<ChildSpec>) -> Self {
+        let list = ChildList::default();
+        for spec in specs {
+            list.push(spec);
+        }
+        list
+    }
+}
+
 pub struct Supervisor;
 
 pub struct SupervisorArgs {
     pub name: String,
-    pub children: Vec<ChildSpec>,
+    pub children: ChildList,
     pub policy: RestartPolicy,
+    pub strategy: Strategy,
+}
+
+impl SupervisorArgs {
+    /// A one-for-one supervisor of `children`; a `Vec<ChildSpec>` gives it a list of its own, which dies
+    /// with it.
+    pub fn new(name: impl Into<String>, children: impl Into<ChildList>, policy: RestartPolicy) -> Self {
+        SupervisorArgs {
+            name: name.into(),
+            children: children.into(),
+            policy,
+            strategy: Strategy::OneForOne,
+        }
+    }
+
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
 }
 
 pub enum SupervisorMsg {
-    /// Start one more child under this supervisor.
+    /// Start one more child under this supervisor, after the others. Refused if a child has that name.
     StartChild(ChildSpec, RpcReplyPort<Result<ActorCell, String>>),
     /// The running children by name.
     Children(RpcReplyPort<Vec<(String, ActorCell)>>),
@@ -67,7 +182,8 @@ impl ractor::Message for SupervisorMsg {}
 
 pub struct SupervisorState {
     name: String,
-    children: Vec<(ChildSpec, ActorCell)>,
+    children: ChildList,
+    strategy: Strategy,
     budget: RestartBudget,
 }
 
@@ -81,14 +197,16 @@ impl Actor for Supervisor {
         myself: ActorRef<Self::Msg>,
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
-        let mut children = Vec::with_capacity(args.children.len());
-        for spec in args.children {
+        // One at a time and in order, each recorded before the next starts, so a child can find the siblings
+        // started before it in the list.
+        for (index, spec) in args.children.specs().into_iter().enumerate() {
             let cell = (spec.start)(myself.get_cell()).await?;
-            children.push((spec, cell));
+            args.children.set_cell(index, cell);
         }
         Ok(SupervisorState {
             name: args.name,
-            children,
+            children: args.children,
+            strategy: args.strategy,
             budget: RestartBudget::new(args.policy),
         })
     }
@@ -101,23 +219,22 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::StartChild(spec, reply) => {
-                let started = (spec.start)(myself.get_cell()).await;
-                let answer = match started {
-                    Ok(cell) => {
-                        state.children.push((spec, cell.clone()));
-                        Ok(cell)
+                let answer = if state.children.names().contains(&spec.name) {
+                    Err(format!("{} already has a child named {}", state.name, spec.name))
+                } else {
+                    match (spec.start)(myself.get_cell()).await {
+                        // Recorded only once started: a caller told of a failure knows it was not kept.
+                        Ok(cell) => {
+                            state.children.push_running(spec, cell.clone());
+                            Ok(cell)
+                        }
+                        Err(e) => Err(e.to_string()),
                     }
-                    Err(e) => Err(e.to_string()),
                 };
                 let _ = reply.send(answer);
             }
             SupervisorMsg::Children(reply) => {
-                let list = state
-                    .children
-                    .iter()
-                    .map(|(s, c)| (s.name.clone(), c.clone()))
-                    .collect();
-                let _ = reply.send(list);
+                let _ = reply.send(state.children.running());
             }
         }
         Ok(())
@@ -135,26 +252,44 @@ impl Actor for Supervisor {
                 (cell, "was killed".to_string())
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
-                // A normal stop: the child is done and is not restarted.
-                state.children.retain(|(_, c)| c.get_id() != cell.get_id());
+                // A normal stop: the child is done and is not restarted, now or when this supervisor is.
+                let mut entries = state.children.0.lock();
+                entries.retain(|e| e.cell.as_ref().is_none_or(|c| c.get_id() != cell.get_id()));
                 return Ok(());
             }
             _ => return Ok(()),
         };
-        let Some(pos) = state.children.iter().position(|(_, c)| c.get_id() == cell.get_id()) else {
+        // Not found: an earlier run of a child, taken down by this supervisor for a restart already done.
+        let Some(pos) = state.children.position(&cell) else {
             return Ok(());
         };
-        let spec = state.children[pos].0.clone();
+        let specs = state.children.specs();
+        let failed = &specs[pos].name;
         if !state.budget.allow(Instant::now()) {
-            tracing::error!(supervisor = %state.name, child = %spec.name, "child {why}; restart intensity exceeded, escalating");
-            return Err(format!("{}: restart intensity exceeded by {}", state.name, spec.name).into());
+            tracing::error!(supervisor = %state.name, child = %failed, "child {why}; restart intensity exceeded, escalating");
+            return Err(format!("{}: restart intensity exceeded by {failed}", state.name).into());
         }
-        tracing::warn!(supervisor = %state.name, child = %spec.name, "child {why}; restarting it");
-        let cell = (spec.start)(myself.get_cell()).await?;
-        if let Some(count) = &spec.on_restart {
-            count();
+        let restart = match state.strategy {
+            Strategy::OneForOne => pos..pos + 1,
+            Strategy::OneForAll => 0..specs.len(),
+            Strategy::RestForOne => pos..specs.len(),
+        };
+        tracing::warn!(supervisor = %state.name, child = %failed, strategy = ?state.strategy, "child {why}; restarting");
+        // Siblings go down in reverse start order and are gone before anything starts again, as in OTP, so
+        // that no old and new run of a child overlap.
+        for index in restart.clone().rev().filter(|&i| i != pos) {
+            if let Some(sibling) = state.children.cell_at(index) {
+                let _ = sibling.kill_and_wait(Some(SHUTDOWN_WAIT)).await;
+            }
         }
-        state.children[pos].1 = cell;
+        for index in restart {
+            let spec = &specs[index];
+            let cell = (spec.start)(myself.get_cell()).await?;
+            state.children.set_cell(index, cell);
+            if let Some(count) = &spec.on_restart {
+                count();
+            }
+        }
         Ok(())
     }
 }

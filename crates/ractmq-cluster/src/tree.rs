@@ -51,11 +51,7 @@ impl ClusterHook for Hook {
         ];
         let shared = self.0.clone();
         let spec = ChildSpec::new("cluster", move |sup| {
-            let args = SupervisorArgs {
-                name: "cluster".into(),
-                children: children.clone(),
-                policy: CLUSTER_RESTARTS,
-            };
+            let args = SupervisorArgs::new("cluster", children.clone(), CLUSTER_RESTARTS);
             let shared = shared.clone();
             async move {
                 let (actor, _) = Actor::spawn_linked(None, Supervisor, args, sup).await?;
