@@ -35,4 +35,5 @@ mod shared_subscriptions;
 mod shutdown;
 mod supervision;
 mod sys_topics;
+mod user_topology;
 mod will;

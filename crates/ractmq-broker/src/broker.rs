@@ -9,7 +9,7 @@
 //! ├── sessions (session supervisor) ── one actor per client session
 //! ├── retained janitor
 //! ├── $SYS publisher
-//! ├── user (one-for-one) ── actors started with Broker::supervise
+//! ├── user (one-for-one) ── actors and supervision trees started with Broker::supervise, Broker::user_tree
 //! ├── cluster (only when BrokerConfig::cluster is set; see the ractmq-cluster crate)
 //! └── MQTT listener
 //! ```
@@ -40,6 +40,7 @@ use crate::session_sup::SessionSup;
 use crate::shard::{Shard, ShardArgs, ShardMsg};
 use crate::supervisor::{ChildSpec, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::sys::{publish_sys, purge_expired_retained, Periodic, PeriodicArgs};
+use crate::user_tree::{self, Tree};
 
 /// Why the broker could not start, in one line an operator can act on.
 #[derive(Debug)]
@@ -80,7 +81,7 @@ pub struct Broker {
     root: ActorRef<SupervisorMsg>,
     root_task: JoinHandle<()>,
     shards_sup: ActorRef<SupervisorMsg>,
-    user_sup: ActorRef<SupervisorMsg>,
+    user: Tree,
     local_ids: AtomicU64,
 }
 
@@ -112,7 +113,7 @@ impl Broker {
             &kernel,
         );
         let sys = periodic_spec("sys", kernel.config.sys_interval, publish_sys, &kernel);
-        let user = supervisor_spec("user", Vec::new(), RestartPolicy::new(10, 10), &kernel);
+        let (user_handle, user) = user_tree::user_supervisor(&kernel.metrics);
         let listeners = std::iter::once(listener_spec("mqtt-listener".into(), None, &kernel)).chain(
             (kernel.config.listeners.iter().enumerate())
                 .map(|(i, l)| listener_spec(format!("mqtt-{}-listener", l.kind()), Some(i), &kernel)),
@@ -147,7 +148,7 @@ impl Broker {
         };
         Ok(Broker {
             shards_sup: find("shards"),
-            user_sup: find("user"),
+            user: user_handle,
             kernel,
             root,
             root_task,
@@ -236,9 +237,15 @@ impl Broker {
         })
     }
 
-    /// Start `spec`'s actor under the broker's supervision tree (the `user` supervisor, one-for-one).
+    /// Start `spec`'s actor under the broker's supervision tree (the `user` supervisor, one-for-one); it is
+    /// started again if that supervisor is restarted. Refused if a child of `user` already has its name.
     pub async fn supervise(&self, spec: ChildSpec) -> Result<ActorCell, String> {
-        ractor::call!(self.user_sup, SupervisorMsg::StartChild, spec).map_err(|e| e.to_string())?
+        self.user.start_child(spec).await.map_err(|e| e.to_string())
+    }
+
+    /// The `user` supervisor: start supervision trees of your own under it ([`Tree::start_tree`]).
+    pub fn user_tree(&self) -> &Tree {
+        &self.user
     }
 
     /// Break things on purpose, to test that supervision recovers.

@@ -2,7 +2,8 @@
 //! janitor and the `$SYS` publisher, around the sans-IO protocol core of `ractmq-protocol`.
 //!
 //! Start with [`Broker::start`]; `supervision.md` at the repository root maps the tree and says where each
-//! actor's state comes back from after a restart.
+//! actor's state comes back from after a restart. Supervise actors of your own beside the broker's with
+//! [`Broker::supervise`] and [`TreeSpec`].
 
 pub mod arrivals;
 pub mod broker;
@@ -36,6 +37,7 @@ pub mod supervisor;
 pub mod sys;
 pub mod tls;
 pub mod trace;
+pub mod user_tree;
 pub mod websocket;
 
 pub use broker::{ApiError, Broker, Chaos, StartError, Subscription};
@@ -50,3 +52,4 @@ pub use restart::RestartPolicy;
 pub use routes::{Forward, RemoteMatch, RemoteMember, RemoteRouting, RouteKey};
 pub use shared::SharedStrategy;
 pub use supervisor::{ChildList, ChildSpec, Strategy, Supervisor, SupervisorArgs, SupervisorMsg};
+pub use user_tree::{Tree, TreeError, TreeSpec};

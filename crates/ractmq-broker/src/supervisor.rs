@@ -10,8 +10,8 @@
 //! each start dies with the supervisor; a list kept by the supervisor's own start function outlives its
 //! restarts, so children added at run time come back too, in their order.
 //!
-//! The broker's root, the topic-shard supervisor, the cluster supervisor and the supervisor for library
-//! users' actors are all this actor; only sessions have their own (they are many, dynamic and keyed by
+//! The broker's root, the topic-shard supervisor, the cluster supervisor and library users' supervisors
+//! (`user_tree.rs`) are all this actor; only sessions have their own (they are many, dynamic and keyed by
 //! client id).
 
 use std::future::Future;
