@@ -6,8 +6,9 @@
 /// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
 pub use ractmq_broker::tls;
 pub use ractmq_broker::{
-    ApiError, Broker, BrokerConfig, Chaos, ChildList, ChildSpec, ListenerSpec, Metrics, RestartPolicy, SharedStrategy,
-    StartError, Strategy, Subscription, Supervisor, SupervisorArgs, SupervisorMsg, Tree, TreeError, TreeSpec,
+    ApiError, Broker, BrokerConfig, Chaos, ChildList, ChildSpec, Delivery, Inbox, InboxReader, ListenerSpec, Metrics,
+    Publisher, RestartPolicy, SharedStrategy, StartError, Strategy, Subscription, Supervisor, SupervisorArgs,
+    SupervisorMsg, Tree, TreeError, TreeSpec,
 };
 pub use ractmq_cluster::{Cluster, ClusterConfig, ClusterTls, Member, MemberEvent, MemberState};
 pub use ractmq_codec::{Protocol, QoS};

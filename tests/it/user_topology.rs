@@ -1,16 +1,21 @@
 //! Library users' supervision trees (`TreeSpec` under the broker's `user` supervisor): each restart strategy
-//! restarts what it says, intensity escalates to the parent, and the `user` supervisor's own restart brings
-//! back the children added at run time.
+//! restarts what it says, intensity escalates to the parent, the `user` supervisor's own restart brings back
+//! the children added at run time, and a pipeline fed by an `Inbox` loses and repeats nothing while its
+//! members are killed under QoS 1 traffic from real MQTT clients.
 
 use crate::common;
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use ractmq::parts::broker::Metrics;
-use ractmq::{ChildSpec, Strategy, SupervisorMsg, Tree, TreeSpec};
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
-use tokio::sync::mpsc;
+use ractmq::{ChildSpec, Delivery, Inbox, InboxReader, Publisher, Strategy, SupervisorMsg, Tree, TreeSpec};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef};
+use rumqttc::{Packet, QoS};
+use tokio::sync::{mpsc, Semaphore};
 
 /// A child that reports each start by name and fails on any message.
 struct Probe;
@@ -164,5 +169,239 @@ async fn restarting_the_user_supervisor_starts_children_added_at_run_time_again_
     let tree = broker.user_tree().subtree("tree").unwrap();
     assert!(tree.cell("second").is_some() && tree.cell("third").is_some());
     assert_eq!(broker.user_tree().children(), ["first", "tree", "fourth", "fifth"]);
+    broker.shutdown().await;
+}
+
+// The pipeline: source (inbox reader) -> transform -> republish, under rest-for-one with the downstream
+// stages first, as in examples/topology.rs (which says why).
+
+/// What transform hands to republish: inbox delivery id, topic, payload.
+struct Out(u64, String, Vec<u8>);
+
+impl ractor::Message for Out {}
+
+/// Acknowledges and publishes in one step (no await between): each message is published once. It takes a
+/// permit from the test's gate first, so that the test decides how much flows and messages are surely in
+/// flight inside the pipeline when it kills something.
+struct Republish;
+
+impl Actor for Republish {
+    type Msg = Out;
+    type State = (Publisher, Inbox, Arc<Semaphore>);
+    type Arguments = (Publisher, Inbox, Arc<Semaphore>);
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<Self::Msg>,
+        Out(id, topic, payload): Out,
+        (publisher, inbox, gate): &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        gate.acquire().await?.forget();
+        if inbox.ack(id) {
+            publisher
+                .publish(&topic, payload, ractmq::QoS::AtLeastOnce, false)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// in/N -> out/N, payload upper-cased.
+struct Transform;
+
+impl Actor for Transform {
+    type Msg = Delivery;
+    type State = ActorRef<Out>;
+    type Arguments = ActorRef<Out>;
+
+    async fn pre_start(&self, _: ActorRef<Delivery>, next: Self::State) -> Result<Self::State, ActorProcessingErr> {
+        Ok(next)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<Delivery>,
+        d: Delivery,
+        next: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let topic = d.message.topic.replacen("in/", "out/", 1);
+        next.send_message(Out(d.id, topic, d.message.payload.to_ascii_uppercase()))?;
+        Ok(())
+    }
+}
+
+struct Source;
+
+struct Pull;
+
+impl ractor::Message for Pull {}
+
+impl Actor for Source {
+    type Msg = Pull;
+    type State = (InboxReader, ActorRef<Delivery>);
+    type Arguments = (Inbox, ActorRef<Delivery>);
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<Pull>,
+        (inbox, next): Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        me.send_message(Pull)?;
+        Ok((inbox.reader(), next))
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<Pull>,
+        _: Pull,
+        (reader, next): &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // None: the broker stopped (or another reader took over); nothing more to pull.
+        if let Some(delivery) = reader.next().await {
+            next.send_message(delivery)?;
+            me.send_message(Pull)?;
+        }
+        Ok(())
+    }
+}
+
+/// A stage's spec: counts its starts and builds its arguments at each start, when the stages after which it
+/// was started (the next one, which it sends to) are already running again.
+fn stage<A, F>(name: &str, tree: &Tree, actor: fn() -> A, args: F, starts: &Arc<AtomicU32>) -> ChildSpec
+where
+    A: Actor,
+    F: Fn(&Tree) -> Option<A::Arguments> + Send + Sync + 'static,
+{
+    let (tree, starts) = (tree.clone(), starts.clone());
+    ChildSpec::new(name, move |sup| {
+        starts.fetch_add(1, Ordering::SeqCst);
+        let args = args(&tree);
+        async move {
+            let args = args.ok_or_else(|| ractor::SpawnErr::StartupFailed("next stage not running".into()))?;
+            Ok(Actor::spawn_linked(None, actor(), args, sup).await?.0.get_cell())
+        }
+    })
+}
+
+fn pipeline(publisher: Publisher, inbox: Inbox, gate: Arc<Semaphore>, starts: &Arc<AtomicU32>) -> TreeSpec {
+    let spec = TreeSpec::new("pipeline")
+        .strategy(Strategy::RestForOne)
+        .intensity(100, Duration::from_secs(10));
+    let tree = spec.handle();
+    let i = inbox.clone();
+    spec.child(stage(
+        "republish",
+        &tree,
+        || Republish,
+        move |_| Some((publisher.clone(), i.clone(), gate.clone())),
+        starts,
+    ))
+    .child(stage(
+        "transform",
+        &tree,
+        || Transform,
+        |t| t.actor("republish"),
+        starts,
+    ))
+    .child(stage(
+        "source",
+        &tree,
+        || Source,
+        move |t| Some((inbox.clone(), t.actor("transform")?)),
+        starts,
+    ))
+}
+
+/// The current run of `victim` (a stage, or the pipeline's supervisor).
+fn member(pipeline: &Tree, victim: &str) -> Option<ActorCell> {
+    match victim {
+        "pipeline" => pipeline.supervisor().map(|s| s.get_cell()),
+        stage => pipeline.cell(stage),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_whose_members_are_killed_publishes_every_acknowledged_message_exactly_once() {
+    const MESSAGES: usize = 400;
+    /// Released to the republish stage just before each kill, so that it dies with messages moving.
+    const FLOWING: usize = 20;
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    // Large enough that the broker never drops for the inbox, and that the pipeline takes in everything.
+    let inbox = Inbox::open(&broker, "in/#", 2 * MESSAGES).await.unwrap();
+    let gate = Arc::new(Semaphore::new(0));
+    let starts = Arc::new(AtomicU32::new(0));
+    let spec = pipeline(Publisher::new(&broker), inbox.clone(), gate.clone(), &starts);
+    let pipeline = broker.user_tree().start_tree(spec).await.unwrap();
+    let mut sub = Client::connect(addr, "out-sub").await;
+    sub.subscribe("out/#", QoS::AtLeastOnce).await;
+
+    // Every PUBACK the publisher counts is a message the broker (and so the inbox) acknowledged.
+    let mut publisher = Client::connect(addr, "in-pub").await;
+    let publishing = tokio::spawn(async move {
+        for i in 0..MESSAGES {
+            publisher
+                .publish(&format!("in/{i}"), QoS::AtLeastOnce, false, format!("m{i}"))
+                .await;
+        }
+        let mut acked = 0;
+        while acked < MESSAGES {
+            publisher
+                .expect("PUBACK", |p| matches!(p, Packet::PubAck(_)).then_some(()))
+                .await;
+            acked += 1;
+        }
+        acked
+    });
+    eventually("the pipeline holds messages", || inbox.unacked() >= MESSAGES / 4).await;
+
+    // Each kill lands with messages in every stage's mailbox or on their way out: the republish stage's
+    // (lost if it dies, handed out again by the new intake) and behind it (handed out again while the first
+    // copy is still on its way when only the source dies: the republish stage must publish it once).
+    let victims = ["transform", "republish", "source", "pipeline", "transform", "source"];
+    for victim in victims {
+        let before = member(&pipeline, victim).expect("running").get_id();
+        assert!(inbox.unacked() > FLOWING, "messages in flight when {victim} is killed");
+        gate.add_permits(FLOWING);
+        member(&pipeline, victim).unwrap().kill();
+        eventually(&format!("{victim} restarted"), || {
+            member(&pipeline, victim).is_some_and(|c| c.get_id() != before) && pipeline.cell("source").is_some()
+        })
+        .await;
+    }
+    gate.add_permits(Semaphore::MAX_PERMITS / 2);
+
+    let mut seen: BTreeMap<usize, u32> = BTreeMap::new();
+    while seen.len() < MESSAGES {
+        let p = sub.expect_publish().await;
+        let id: usize = p.topic.strip_prefix("out/").unwrap().parse().unwrap();
+        assert_eq!(p.payload.as_ref(), format!("M{id}").as_bytes());
+        *seen.entry(id).or_default() += 1;
+    }
+    assert_eq!(publishing.await.unwrap(), MESSAGES);
+    // A barrier: a duplicate, published before it, would arrive before it.
+    broker
+        .publish("out/end", "", ractmq::QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    for p in sub.publishes_until("out/end").await {
+        *seen
+            .entry(p.topic.strip_prefix("out/").unwrap().parse().unwrap())
+            .or_default() += 1;
+    }
+
+    let not_once: Vec<_> = seen.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(not_once.is_empty(), "ids not published exactly once: {not_once:?}");
+    assert!(starts.load(Ordering::SeqCst) >= 3 + 10, "stages were restarted");
+    assert_eq!(inbox.unacked(), 0);
+    assert_eq!(Metrics::get(&broker.metrics().dropped_local_subscriber), 0);
     broker.shutdown().await;
 }

@@ -27,7 +27,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
-use crate::flow::Congestion;
 use crate::guardian::{Guardian, GuardianArgs};
 use crate::health::{self, Health};
 use crate::index::{Change, Route, Target};
@@ -180,6 +179,7 @@ impl Broker {
     /// Publish from inside the program, without a socket. Returns the number of subscribers it reached, once
     /// the message is queued for each of them. Like a client's publish, it waits while it filled the queue of
     /// a subscriber that is making progress, until that queue has drained to half (see docs/flow-control.md).
+    /// The message is routed when the future is first polled. Actors publish through a [`crate::Publisher`].
     pub async fn publish(
         &self,
         topic_name: &str,
@@ -187,18 +187,7 @@ impl Broker {
         qos: QoS,
         retain: bool,
     ) -> Result<usize, ApiError> {
-        if !topic::valid_name(topic_name) {
-            return Err(ApiError::InvalidTopic(topic_name.into()));
-        }
-        Metrics::add(&self.kernel.metrics.messages_received, 1);
-        let message = Arc::new(Message::new(topic_name, payload.into(), qos, retain));
-        let mut congestion = Congestion::default();
-        let reached = self.kernel.router.route_reporting(message, &mut congestion);
-        if !congestion.is_empty() {
-            Metrics::add(&self.kernel.metrics.publishers_held, 1);
-            congestion.wait().await;
-        }
-        Ok(reached)
+        crate::publisher::publish(&self.kernel, topic_name, payload.into(), qos, retain).await
     }
 
     /// Subscribe from inside the program. Messages arrive on the returned handle; at most `capacity` wait

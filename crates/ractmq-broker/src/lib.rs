@@ -3,7 +3,7 @@
 //!
 //! Start with [`Broker::start`]; `supervision.md` at the repository root maps the tree and says where each
 //! actor's state comes back from after a restart. Supervise actors of your own beside the broker's with
-//! [`Broker::supervise`] and [`TreeSpec`].
+//! [`Broker::supervise`] and [`TreeSpec`], and feed them from the broker without losing messages with [`Inbox`].
 
 pub mod arrivals;
 pub mod broker;
@@ -16,6 +16,7 @@ pub mod flow;
 pub mod guardian;
 pub mod handover;
 pub mod health;
+pub mod inbox;
 pub mod index;
 pub mod inspect;
 pub mod kernel;
@@ -23,6 +24,7 @@ pub mod listener;
 pub mod metrics;
 pub mod moving;
 pub mod node;
+pub mod publisher;
 pub mod remote_sessions;
 pub mod restart;
 pub mod router;
@@ -45,8 +47,10 @@ pub use cluster_hook::{ClusterHook, ClusterPlug, Node};
 pub use config::{BrokerConfig, ListenerSpec};
 pub use flow::{Backlog, Congestion};
 pub use health::Health;
+pub use inbox::{Delivery, Inbox, InboxReader};
 pub use kernel::Kernel;
 pub use metrics::Metrics;
+pub use publisher::Publisher;
 pub use remote_sessions::{RemoteSessions, SessionHandover};
 pub use restart::RestartPolicy;
 pub use routes::{Forward, RemoteMatch, RemoteMember, RemoteRouting, RouteKey};
