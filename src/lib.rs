@@ -1,7 +1,8 @@
 //! ractmq: an MQTT 3.1, 3.1.1 and 5.0 broker built as a supervised actor system on ractor.
 //!
 //! This facade re-exports the parts a program embedding the broker needs; `examples/embedded.rs` shows the
-//! whole embedding API. The `ractmq` binary is a thin shell over [`Broker`].
+//! whole embedding API, `examples/topology.rs` a supervision tree of the program's own actors fed by the
+//! broker. The `ractmq` binary is a thin shell over [`Broker`].
 
 /// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
 pub use ractmq_broker::tls;
