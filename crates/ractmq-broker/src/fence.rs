@@ -11,16 +11,35 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-#[derive(Default)]
 pub struct Fences {
     next: AtomicU64,
     outstanding: Mutex<BTreeSet<u64>>,
     count: AtomicUsize,
     done: Notify,
+    /// When the last subscription change was read, in milliseconds since `epoch`.
+    last_change_ms: AtomicU64,
+    epoch: Instant,
+}
+
+/// How long after a subscription change readers take care to keep it ahead of publishes read with it.
+const RECENT: Duration = Duration::from_secs(1);
+
+impl Default for Fences {
+    fn default() -> Self {
+        Fences {
+            next: AtomicU64::new(0),
+            outstanding: Mutex::default(),
+            count: AtomicUsize::new(0),
+            done: Notify::new(),
+            last_change_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 /// A subscription change read and not yet in the index; dropping it lets later publishes through.
@@ -43,10 +62,18 @@ impl Fences {
         self.count.fetch_add(1, Ordering::AcqRel);
         let ticket = self.next.fetch_add(1, Ordering::AcqRel);
         outstanding.insert(ticket);
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_change_ms.store(ms.max(1), Ordering::Relaxed);
         FenceGuard {
             ticket,
             fences: self.clone(),
         }
+    }
+
+    /// A subscription change was read less than a second before `now`.
+    pub fn changed_recently(&self, now: Instant) -> bool {
+        let last = self.last_change_ms.load(Ordering::Relaxed);
+        last != 0 && now.saturating_duration_since(self.epoch).as_millis() as u64 <= last + RECENT.as_millis() as u64
     }
 
     /// Every subscription change read before `mark` is in the index.
