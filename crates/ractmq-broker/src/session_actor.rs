@@ -19,6 +19,7 @@
 //! By concern: `hold.rs` (a publisher held), `subscriptions.rs` (the index), `hibernation.rs`, `ending.rs`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -55,6 +56,8 @@ pub const HIBERNATED: &str = "hibernated";
 
 /// Deliveries handed to the channel per mailbox drain, so one busy subscriber cannot hold its actor for long.
 const DRAIN_BATCH: usize = 256;
+/// Where the next session actor starts numbering its connections (see `SessionState::generation`).
+static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
 
 pub struct SessionActor;
 
@@ -148,7 +151,10 @@ pub struct SessionState {
     shared: Arc<SessionShared>,
     kernel: Arc<Kernel>,
     online: Option<Online>,
-    /// Bumped on every attach and disconnect: stale socket messages and timers compare and are ignored.
+    /// Bumped on every attach and disconnect: stale socket messages and timers compare and are ignored. Each
+    /// actor starts in a range of its own: when a whole supervisor fails, the dying actors' readers live on
+    /// for a moment and send to the restarted actors, whose new connections must not take those batches for
+    /// their own (they would handle packets read from the old socket: a PUBLISH routed twice, a second PUBCOMP).
     generation: u64,
     /// The session is ending; an attach that races with the end goes back to the supervisor.
     ending: bool,
@@ -182,7 +188,7 @@ impl Actor for SessionActor {
             shared: args.shared,
             kernel: args.kernel,
             online: None,
-            generation: 0,
+            generation: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed) << 32,
             ending: false,
             handled: 0,
             idle_mark: 0,
