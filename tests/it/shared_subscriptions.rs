@@ -49,33 +49,50 @@ async fn each_message_goes_to_one_member_of_each_group_in_turn() {
 
     publish_numbered(addr, "jobs/a", 30).await;
 
-    let mut all = BTreeSet::new();
+    let mut group = Vec::new();
     for m in &mut members {
-        let got: Vec<u32> = m
-            .publishes_until("marker")
-            .await
-            .iter()
-            .map(|p| seq_of(&p.payload))
-            .collect();
+        let got = seqs_until_marker(m).await;
         assert_eq!(got.len(), 10, "round-robin gives each of 3 members a third: {got:?}");
-        for s in got {
-            assert!(all.insert(s), "message {s} went to two members of one group");
-        }
+        group.extend(got);
     }
-    assert_eq!(all.len(), 30, "the group got every message");
-    let audit_got = audit.publishes_until("marker").await;
-    assert_eq!(audit_got.len(), 30, "a one-member group gets everything");
-    assert_eq!(
-        plain.publishes_until("marker").await.len(),
+    assert_each_once(group, 30, "the group: every message to one member, once");
+    assert_each_once(
+        seqs_until_marker(&mut audit).await,
         30,
-        "plain subscribers are unaffected"
+        "a one-member group gets everything",
+    );
+    assert_each_once(
+        seqs_until_marker(&mut plain).await,
+        30,
+        "plain subscribers are unaffected",
     );
     broker.shutdown().await;
 }
 
+/// The sequence numbers a client receives until the marker, in order of arrival (repeats included).
+async fn seqs_until_marker(client: &mut Client) -> Vec<u32> {
+    client
+        .publishes_until("marker")
+        .await
+        .iter()
+        .map(|p| seq_of(&p.payload))
+        .collect()
+}
+
+/// `got` is 0..n, each exactly once: a message delivered twice fails as surely as one lost.
+fn assert_each_once(mut got: Vec<u32>, n: u32, what: &str) {
+    got.sort_unstable();
+    assert_eq!(got, (0..n).collect::<Vec<_>>(), "{what}");
+}
+
 /// Three members of `$share/g/sensor/+` on a broker with `strategy`; `publish` runs, then a marker is
-/// published; returns how many messages each member got.
-async fn shares_with(strategy: SharedStrategy, publish: impl AsyncFnOnce(std::net::SocketAddr)) -> Vec<usize> {
+/// published; checks that each of `expected` (topic, sequence number) reached exactly one member exactly once
+/// and nothing else arrived, and returns how many messages each member got.
+async fn shares_with(
+    strategy: SharedStrategy,
+    expected: &[(String, u32)],
+    publish: impl AsyncFnOnce(std::net::SocketAddr),
+) -> Vec<usize> {
     let broker = start_with(BrokerConfig {
         shared_strategy: strategy,
         ..test_config()
@@ -93,11 +110,23 @@ async fn shares_with(strategy: SharedStrategy, publish: impl AsyncFnOnce(std::ne
     let marker = Client::connect(addr, "marker-pub").await;
     marker.publish("marker", QoS::AtLeastOnce, false, "end").await;
     let mut counts = Vec::new();
+    let mut all = Vec::new();
     for m in &mut members {
-        counts.push(m.publishes_until("marker").await.len());
+        let got = m.publishes_until("marker").await;
+        counts.push(got.len());
+        all.extend(got.iter().map(|p| (p.topic.clone(), seq_of(&p.payload))));
     }
     broker.shutdown().await;
+    all.sort_unstable();
+    let mut expected = expected.to_vec();
+    expected.sort_unstable();
+    assert_eq!(all, expected, "each message to exactly one member, once: {counts:?}");
     counts
+}
+
+/// (topic, n) for n in `range`.
+fn on(topic: &str, range: std::ops::Range<u32>) -> Vec<(String, u32)> {
+    range.map(|n| (topic.to_string(), n)).collect()
 }
 
 /// Publish `n` QoS 1 messages on `topic` as client `id` (its PUBACKs all arrive before it returns).
@@ -118,29 +147,29 @@ fn members_used(counts: &[usize]) -> usize {
 
 #[tokio::test]
 async fn hash_topic_sends_one_topic_to_one_member() {
-    let counts = shares_with(SharedStrategy::HashTopic, async |addr| {
+    let counts = shares_with(SharedStrategy::HashTopic, &on("sensor/7", 0..20), async |addr| {
         publish_as(addr, "p", "sensor/7", 20).await
     })
     .await;
-    assert_eq!(counts.iter().sum::<usize>(), 20);
     assert_eq!(members_used(&counts), 1, "one member got topic sensor/7: {counts:?}");
 }
 
 #[tokio::test]
 async fn sticky_keeps_one_member() {
-    let counts = shares_with(SharedStrategy::Sticky, async |addr| {
+    let expected = [on("sensor/1", 0..10), on("sensor/2", 0..10)].concat();
+    let counts = shares_with(SharedStrategy::Sticky, &expected, async |addr| {
         publish_as(addr, "p1", "sensor/1", 10).await;
         publish_as(addr, "p2", "sensor/2", 10).await;
     })
     .await;
-    assert_eq!(counts.iter().sum::<usize>(), 20);
     assert_eq!(members_used(&counts), 1, "every message to the same member: {counts:?}");
 }
 
 #[tokio::test]
 async fn hash_clientid_sends_one_publisher_to_one_member() {
     // Different topics from one publisher: only the publisher's id decides.
-    let counts = shares_with(SharedStrategy::HashClientId, async |addr| {
+    let expected: Vec<_> = (0..20).map(|i| (format!("sensor/{i}"), i)).collect();
+    let counts = shares_with(SharedStrategy::HashClientId, &expected, async |addr| {
         let mut p = Client::connect(addr, "only-publisher").await;
         for i in 0..20u32 {
             p.publish(&format!("sensor/{i}"), QoS::AtLeastOnce, false, seq(i)).await;
@@ -151,17 +180,15 @@ async fn hash_clientid_sends_one_publisher_to_one_member() {
         }
     })
     .await;
-    assert_eq!(counts.iter().sum::<usize>(), 20);
     assert_eq!(members_used(&counts), 1, "one publisher, one member: {counts:?}");
 }
 
 #[tokio::test]
 async fn random_spreads_over_the_members_and_sends_each_message_once() {
-    let counts = shares_with(SharedStrategy::Random, async |addr| {
+    let counts = shares_with(SharedStrategy::Random, &on("sensor/r", 0..200), async |addr| {
         publish_as(addr, "p", "sensor/r", 200).await
     })
     .await;
-    assert_eq!(counts.iter().sum::<usize>(), 200, "each message to exactly one member");
     // All 200 to one member would be a 3 x (1/3)^200 chance.
     assert!(
         members_used(&counts) > 1,
@@ -170,9 +197,9 @@ async fn random_spreads_over_the_members_and_sends_each_message_once() {
 }
 
 /// Two members of `$share/g/work`: a raw client that takes messages and never acknowledges them, and a
-/// healthy one. After `n` messages, returns both and the sequence numbers the healthy one got (half of them:
-/// round-robin gives the stuck member the other half).
-async fn stuck_and_healthy(addr: std::net::SocketAddr, n: u32) -> (Raw, Client, BTreeSet<u32>) {
+/// healthy one. After `n` messages, returns both and the sequence numbers the healthy one got, in order of
+/// arrival (half of them, each once: round-robin gives the stuck member the other half).
+async fn stuck_and_healthy(addr: std::net::SocketAddr, n: u32) -> (Raw, Client, Vec<u32>) {
     let mut stuck = Raw::connect(addr).await;
     stuck.send(&connect_v311("stuck")).await;
     stuck.read_exact(4).await;
@@ -182,18 +209,27 @@ async fn stuck_and_healthy(addr: std::net::SocketAddr, n: u32) -> (Raw, Client, 
     healthy.subscribe("$share/g/work", QoS::AtLeastOnce).await;
     healthy.subscribe("marker", QoS::AtLeastOnce).await;
     publish_numbered(addr, "work", n).await;
-    let got: BTreeSet<u32> = healthy
-        .publishes_until("marker")
-        .await
-        .iter()
-        .map(|p| seq_of(&p.payload))
-        .collect();
+    let got = seqs_until_marker(&mut healthy).await;
+    let distinct: BTreeSet<u32> = got.iter().copied().collect();
     assert_eq!(
-        got.len(),
-        n as usize / 2,
-        "round-robin: the stuck member holds the other half"
+        (got.len(), distinct.len()),
+        (n as usize / 2, n as usize / 2),
+        "round-robin: half of them, each once; the stuck member holds the other half: {got:?}"
     );
     (stuck, healthy, got)
+}
+
+/// Wait until the stuck member's `n` messages were handed to the healthy one, then publish a marker: the healthy
+/// member has everything it will ever get once it has the marker.
+async fn handed_off_then_marker(broker: &ractmq::Broker, n: u64) {
+    eventually(&format!("{n} messages handed off"), || {
+        Metrics::get(&broker.metrics().shared_handed_off) == n
+    })
+    .await;
+    broker
+        .publish("marker", "after the hand-off", ractmq::QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -202,14 +238,9 @@ async fn a_member_that_leaves_hands_its_unacknowledged_messages_to_another() {
     let (stuck, mut healthy, mut got) = stuck_and_healthy(broker.mqtt_addr(), 20).await;
 
     drop(stuck); // leaves without acknowledging anything
-    while got.len() < 20 {
-        let p = healthy.expect_publish().await;
-        if p.topic == "work" {
-            got.insert(seq_of(&p.payload));
-        }
-    }
-    assert_eq!(got, (0..20).collect(), "nothing lost with the member that left");
-    assert_eq!(Metrics::get(&broker.metrics().shared_handed_off), 10);
+    handed_off_then_marker(&broker, 10).await;
+    got.extend(seqs_until_marker(&mut healthy).await);
+    assert_each_once(got, 20, "nothing lost with the member that left, nothing twice");
     broker.shutdown().await;
 }
 
@@ -248,10 +279,9 @@ async fn a_member_that_unsubscribes_hands_its_unacknowledged_messages_to_another
     let mut unsubscribe = vec![0xa2, (2 + 2 + filter.len()) as u8, 0, 2, 0, filter.len() as u8];
     unsubscribe.extend_from_slice(filter);
     stuck.send(&unsubscribe).await;
-    while got.len() < 10 {
-        got.insert(seq_of(&healthy.expect_publish().await.payload));
-    }
-    assert_eq!(got, (0..10).collect());
+    handed_off_then_marker(&broker, 5).await;
+    got.extend(seqs_until_marker(&mut healthy).await);
+    assert_each_once(got, 10, "nothing lost with the member that unsubscribed, nothing twice");
     broker.shutdown().await;
 }
 
