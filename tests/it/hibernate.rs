@@ -180,6 +180,7 @@ async fn sessions_that_sleep_and_wake_constantly_lose_nothing_and_keep_order() {
     let addr = broker.mqtt_addr();
     const SUBSCRIBERS: usize = 20;
     const MESSAGES: u32 = 300;
+    const BURST: u32 = 7;
     let mut subs = Vec::new();
     for i in 0..SUBSCRIBERS {
         let mut c = Client::connect(addr, &format!("flicker-{i}")).await;
@@ -187,33 +188,36 @@ async fn sessions_that_sleep_and_wake_constantly_lose_nothing_and_keep_order() {
         subs.push(c);
     }
     let publisher = Client::connect(addr, "flicker-pub").await;
-    for i in 0..SUBSCRIBERS {
-        hibernating(&broker, &format!("flicker-{i}")).await;
-    }
     let woken_before = Metrics::get(&broker.metrics().sessions_woken);
-    for i in 0..MESSAGES {
-        publisher
-            .publish("flicker/t", QoS::AtLeastOnce, false, i.to_be_bytes().to_vec())
-            .await;
-        if i % 7 == 0 {
-            // Let sessions fall asleep between bursts.
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(2)).await;
+    let mut bursts = 0;
+    for first in (0..MESSAGES).step_by(BURST as usize) {
+        // Every subscriber is asleep before each burst (waited for, not hoped for), so each burst wakes all
+        // twenty, and each falls asleep again, racing the PUBACKs its client sends for the burst.
+        for i in 0..SUBSCRIBERS {
+            hibernating(&broker, &format!("flicker-{i}")).await;
         }
-    }
-    for (n, sub) in subs.iter_mut().enumerate() {
-        for i in 0..MESSAGES {
-            let p = sub.expect_publish().await;
-            assert_eq!(
-                p.payload.as_ref(),
-                i.to_be_bytes(),
-                "subscriber {n}: message {i} in order, none lost"
-            );
+        let burst = first..(first + BURST).min(MESSAGES);
+        for i in burst.clone() {
+            publisher
+                .publish("flicker/t", QoS::AtLeastOnce, false, i.to_be_bytes().to_vec())
+                .await;
         }
+        for (n, sub) in subs.iter_mut().enumerate() {
+            for i in burst.clone() {
+                let p = sub.expect_publish().await;
+                assert_eq!(
+                    p.payload.as_ref(),
+                    i.to_be_bytes(),
+                    "subscriber {n}: message {i} in order, none lost"
+                );
+            }
+        }
+        bursts += 1;
     }
+    let woken = Metrics::get(&broker.metrics().sessions_woken) - woken_before;
     assert!(
-        Metrics::get(&broker.metrics().sessions_woken) >= woken_before + SUBSCRIBERS as u64,
-        "every subscriber was asleep when the traffic began, and woke"
+        woken >= SUBSCRIBERS as u64 * bursts,
+        "every subscriber slept before each of the {bursts} bursts and woke for it: {woken} wakes"
     );
     broker.shutdown().await;
 }
