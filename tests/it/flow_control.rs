@@ -222,9 +222,9 @@ async fn a_stuck_subscriber_to_large_messages_holds_no_more_than_its_byte_bound(
 }
 
 /// A stuck subscriber with `max_queue` 10 among a healthy one, a publisher sending 300 numbered messages of
-/// 64 KB: returns the broker, the numbers left in the stuck subscriber's queue (oldest first), and both
-/// subscribers.
-async fn stuck_with_policy(policy: OverflowPolicy) -> (ractmq::Broker, Vec<u32>, Raw, Subscriber) {
+/// 64 KB and an end marker: returns the broker, what the stuck subscriber's session holds (see [`Stuck`]), and
+/// both subscribers.
+async fn stuck_with_policy(policy: OverflowPolicy) -> (ractmq::Broker, Stuck, Raw, Subscriber) {
     let mut config = test_config();
     config.limits.max_queue_len = 10;
     config.limits.queue_overflow = policy;
@@ -233,44 +233,101 @@ async fn stuck_with_policy(policy: OverflowPolicy) -> (ractmq::Broker, Vec<u32>,
     let addr = broker.mqtt_addr();
     let stuck = stuck_subscriber(addr, "stuck", "burst/#", 1).await;
     let mut healthy = Subscriber::connect(addr, "healthy", "burst/#", QoS::AtLeastOnce).await;
-    let count = 300;
-    let publisher = publish_bursts(addr, 1, count, QoS::AtLeastOnce, 64 * 1024);
+    let publisher = publish_bursts(addr, 1, STUCK_COUNT, QoS::AtLeastOnce, 64 * 1024);
     let seen = healthy.count_until_ends(1).await;
     publisher.into_iter().next().unwrap().await.unwrap();
-    assert_each_once(&seen, 1, count, "the healthy subscriber");
+    assert_each_once(&seen, 1, STUCK_COUNT, "the healthy subscriber");
     assert_eq!(Metrics::get(&broker.metrics().subscribers_stalled), 1);
-    let queued = match broker.kernel().store.get("stuck") {
-        None => Vec::new(), // disconnected, and with a clean session, gone
+    let number = |m: &ractmq::Message| u32::from_be_bytes(m.payload[1..5].try_into().unwrap());
+    let held = match broker.kernel().store.get("stuck") {
+        None => Stuck::default(), // disconnected, and with a clean session, gone
         Some(session) => {
+            let sent = session
+                .state
+                .lock()
+                .inflight
+                .iter()
+                .map(|f| number(&f.delivery.message))
+                .collect();
             let mailbox = session.lock_mailbox();
-            let numbers = mailbox.queue.iter().filter(|d| d.message.topic.as_ref() == "burst");
-            numbers
-                .map(|d| u32::from_be_bytes(d.message.payload[1..5].try_into().unwrap()))
-                .collect()
+            let queued: Vec<&ractmq::Message> = mailbox.queue.iter().map(|d| &*d.message).collect();
+            let end_queued = queued.iter().any(|m| m.topic.as_ref() == "burst/end");
+            let queued = queued
+                .into_iter()
+                .filter(|m| m.topic.as_ref() == "burst")
+                .map(number)
+                .collect();
+            Stuck {
+                sent,
+                queued,
+                end_queued,
+            }
         }
     };
-    (broker, queued, stuck, healthy)
+    (broker, held, stuck, healthy)
+}
+
+/// Numbered messages the stuck subscriber tests publish.
+const STUCK_COUNT: u32 = 300;
+
+/// What the stuck subscriber's session holds at the end.
+#[derive(Default)]
+struct Stuck {
+    /// Numbers sent to its connection (in flight, unacknowledged: it reads nothing), oldest first.
+    sent: Vec<u32>,
+    /// Numbers left in its queue, oldest first.
+    queued: Vec<u32>,
+    /// The end marker, published last, is queued.
+    end_queued: bool,
+}
+
+impl Stuck {
+    /// The first number that never reached the connection: what came before went out in order, and the
+    /// overflow policy chose among the rest, of which `dropped` are gone.
+    fn first_unsent(&self, dropped: u64) -> u32 {
+        let first = self.sent.len() as u32;
+        assert_eq!(self.sent, (0..first).collect::<Vec<_>>(), "sent in order");
+        // The numbers after the sent ones and the end marker: each one is either queued or dropped.
+        let kept = self.queued.len() as u64 + u64::from(self.end_queued);
+        assert_eq!(
+            dropped + kept,
+            u64::from(STUCK_COUNT - first) + 1,
+            "every message not sent is queued or counted as dropped"
+        );
+        assert!(
+            first + 20 < STUCK_COUNT,
+            "well over the bound of 10 was left to choose from: {first} sent"
+        );
+        first
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_oldest_keeps_a_stalled_subscribers_newest_messages() {
-    let (broker, queued, _stuck, _healthy) = stuck_with_policy(OverflowPolicy::DropOldest).await;
-    assert!(Metrics::get(&broker.metrics().dropped_queue_full) > 0);
-    assert_eq!(queued.len(), 9, "the bound of 10, less the end marker: {queued:?}");
-    assert_eq!(queued, (291..300).collect::<Vec<_>>(), "the newest are kept");
+    let (broker, stuck, _stuck, _healthy) = stuck_with_policy(OverflowPolicy::DropOldest).await;
+    stuck.first_unsent(Metrics::get(&broker.metrics().dropped_queue_full));
+    // The newest: the end marker and the 9 numbers before it; the older unsent ones were dropped.
+    assert!(stuck.end_queued, "the newest message, the end marker, is kept");
+    assert_eq!(
+        stuck.queued,
+        (STUCK_COUNT - 9..STUCK_COUNT).collect::<Vec<_>>(),
+        "the newest are kept"
+    );
     broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_newest_keeps_a_stalled_subscribers_oldest_messages() {
-    let (broker, queued, _stuck, _healthy) = stuck_with_policy(OverflowPolicy::DropNewest).await;
-    assert!(Metrics::get(&broker.metrics().dropped_queue_full) > 0);
-    assert_eq!(queued.len(), 10, "the bound: {queued:?}");
-    assert!(
-        queued.windows(2).all(|w| w[1] == w[0] + 1),
-        "a run in order: {queued:?}"
+    let (broker, stuck, _stuck, _healthy) = stuck_with_policy(OverflowPolicy::DropNewest).await;
+    let first = stuck.first_unsent(Metrics::get(&broker.metrics().dropped_queue_full));
+    // The oldest it had not been sent: the 10 right after those that went out; the newer ones were dropped, the
+    // end marker with them.
+    assert_eq!(
+        stuck.queued,
+        (first..first + 10).collect::<Vec<_>>(),
+        "the oldest are kept"
     );
-    assert!(*queued.last().unwrap() < 250, "the newest are dropped: {queued:?}");
+    assert!(!stuck.end_queued, "the newest message, the end marker, is dropped");
     broker.shutdown().await;
 }
 
