@@ -140,10 +140,14 @@ async fn a_clean_start_after_a_move_gets_nothing_twice() {
 }
 
 /// A member of a shared group moves from n1 to n2 while a publisher on n3 sends to the group, whose other
-/// member is on n3: the group's messages that n3 still gives to the member on n1 follow it to n2. Every
-/// message reaches one member, never both, and no connection twice.
+/// member is on n3. Every message reaches one member, never both, and no connection twice.
+///
+/// Whether the relay path runs is up to timing, and this test does not force it: n1 relays to n2 only what n3
+/// chose the member on n1 for after it left, before n3 heard so, and on a starved machine that can be nothing.
+/// When it does run, the same counts check it (without the relay, every other message of the move is lost:
+/// tried); the name says no more than what every run checks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shared_group_member_moved_under_load_loses_nothing_and_repeats_nothing() {
+async fn a_shared_group_member_moved_under_load_gets_each_message_once_relayed_or_not() {
     let group = "$share/g/flow/#";
     let nodes = start_cluster(3, &["--max-queue", "100000", "--max-offline-queue", "100000"]).await;
     let mut old = Client::connect_with(persistent(&nodes[0], "mover")).await;
@@ -197,9 +201,8 @@ async fn a_shared_group_member_moved_under_load_loses_nothing_and_repeats_nothin
             ),
         }
     }
-    // Unlike a plain subscription, a membership is not kept announced while it is relayed: only what n3 chose
-    // the member on n1 for before hearing it left is relayed, and on a starved machine that can be nothing, so
-    // this does not insist on relays (without them, every other message of the move is lost: tried).
+    // Unlike a plain subscription, a membership is not kept announced while it is relayed (see the doc above):
+    // whatever was relayed has arrived once the nodes relayed as much as they were relayed.
     until_relays_settled(&nodes).await;
     for (name, got) in [
         ("the old connection", &on_old),
