@@ -92,6 +92,7 @@ async fn keepalive_is_enforced_while_hibernated() {
     let broker = start_with(hibernating_config()).await;
     let mut watcher = broker.subscribe("will/sleeper", 10).await.unwrap();
     let mut raw = Raw::connect(broker.mqtt_addr()).await;
+    let connect_sent = std::time::Instant::now();
     raw.send(&connect_v311_will("silent-sleeper", 1, "will/sleeper", "gone"))
         .await;
     assert_eq!(raw.read_exact(4).await, vec![0x20, 0x02, 0x00, 0x00]);
@@ -102,6 +103,7 @@ async fn keepalive_is_enforced_while_hibernated() {
         started.elapsed() >= Duration::from_millis(1300),
         "not closed long before 1.5 x keepalive"
     );
+    assert_closed_within_keepalive(connect_sent, Duration::from_secs(1), "silent-sleeper");
     assert_eq!(
         watcher.recv().await.unwrap().payload.as_ref(),
         b"gone",

@@ -473,6 +473,7 @@ async fn a_v5_client_silent_past_its_keepalive_gets_0x8d_even_while_hibernated()
     })
     .await;
     let mut watcher = broker.subscribe("will/silent", 10).await.unwrap();
+    let connect_sent = std::time::Instant::now();
     let mut c = V5::connect(broker.mqtt_addr(), "silent", |c| {
         c.keep_alive = 1;
         c.will = Some(Will {
@@ -488,6 +489,7 @@ async fn a_v5_client_silent_past_its_keepalive_gets_0x8d_even_while_hibernated()
     .await;
     // No PINGREQ: the broker gives up after 1.5 x 1 s.
     let d = c.disconnected().await;
+    assert_closed_within_keepalive(connect_sent, Duration::from_secs(1), "silent");
     assert_eq!(d.reason, 0x8D, "DISCONNECT Keep Alive timeout, then the socket closes");
     assert!(d.reason_string.is_some());
     assert_eq!(

@@ -59,15 +59,17 @@ async fn keepalive_timeout_closes_the_connection_and_publishes_the_will() {
     let mut watcher = Client::connect(addr, "watcher").await;
     watcher.subscribe("will/ka", QoS::AtMostOnce).await;
     let mut raw = Raw::connect(addr).await;
+    let connect_sent = std::time::Instant::now();
     raw.send(&connect_v311_will("silent", 1, "will/ka", "timed out")).await;
     assert_eq!(raw.read_exact(4).await, vec![0x20, 0x02, 0x00, 0x00]);
     let started = std::time::Instant::now();
-    // Say nothing: the broker must close after 1.5 x keepalive.
+    // Say nothing: the broker must close after 1.5 x keepalive, and not much later.
     assert!(raw.read_until_closed().await.is_empty());
     assert!(
         started.elapsed() >= std::time::Duration::from_millis(1400),
         "not closed before 1.5 x keepalive"
     );
+    assert_closed_within_keepalive(connect_sent, std::time::Duration::from_secs(1), "silent");
     assert_eq!(watcher.expect_publish().await.payload.as_ref(), b"timed out");
     broker.shutdown().await;
 }

@@ -127,11 +127,12 @@ const READ_CHUNK: usize = 16 * 1024;
 const OUTBOX_HIGH_WATER: usize = 256 * 1024;
 /// Added to the keepalive limit so that the session, which saw the last packet a little after the reader did,
 /// agrees that it is overdue.
-const KEEPALIVE_SLACK: Duration = Duration::from_millis(50);
+pub const KEEPALIVE_SLACK: Duration = Duration::from_millis(50);
 /// How long the reader of a closed connection keeps draining what the client still sends.
 const LINGER: Duration = Duration::from_secs(1);
-/// When the session found keepalive not yet overdue, the reader asks again after this long.
-const KEEPALIVE_RECHECK: Duration = Duration::from_secs(1);
+/// When the session found keepalive not yet overdue, the reader asks again after this long. With the slack,
+/// the granularity of the check: a silent client is closed within 1.5 x its Keep Alive plus both.
+pub const KEEPALIVE_RECHECK: Duration = Duration::from_secs(1);
 
 /// The write side of a connection. For TCP the actor may write directly when nothing is queued (see [`Outbox`]).
 pub enum WriteHalf {

@@ -177,6 +177,21 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Packet,
     }
 }
 
+/// The latest a client silent since its CONNECT (sent at `connect_sent`) may be closed by: the broker must
+/// close it after 1.5 x `keep_alive` [MQTT-3.1.2-24], and it checks with the granularity its reader documents
+/// (`KEEPALIVE_SLACK` after the limit, and once more `KEEPALIVE_RECHECK` later if the session's clock, which
+/// started a little later, disagrees). A test measuring from before the CONNECT left measures no less than
+/// the broker's silence.
+pub fn assert_closed_within_keepalive(connect_sent: std::time::Instant, keep_alive: Duration, what: &str) {
+    use ractmq::parts::broker::connection::{KEEPALIVE_RECHECK, KEEPALIVE_SLACK};
+    let bound = keep_alive.mul_f32(1.5) + KEEPALIVE_SLACK + KEEPALIVE_RECHECK;
+    let took = connect_sent.elapsed();
+    assert!(
+        took <= bound,
+        "{what}: closed {took:?} after CONNECT, later than 1.5 x {keep_alive:?} and the check's granularity ({bound:?})"
+    );
+}
+
 /// Wait until `cond` holds, polling a broker-side fact; panics after the deadline.
 pub async fn eventually(what: &str, cond: impl FnMut() -> bool) {
     eventually_within(DEADLINE, what, cond).await
