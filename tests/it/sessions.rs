@@ -133,3 +133,96 @@ async fn a_second_connection_with_the_same_id_takes_the_session_over() {
     assert_eq!(Metrics::get(&broker.metrics().clients_connected), 2);
     broker.shutdown().await;
 }
+
+/// A 5.0 session with a Session Expiry Interval of 1 s whose client leaves: once it expired, the client that
+/// comes back with Clean Start 0 finds nothing of it: CONNACK Session Present 0 [MQTT-3.2.2-3] (the broker
+/// has no session), no subscription and nothing of what was queued for it.
+#[tokio::test]
+async fn a_session_that_expired_is_not_resumed_and_its_queue_is_gone() {
+    use ractmq::parts::codec::{Packet as Codec, Subscribe, SubscriptionRequest};
+    use ractmq::Protocol;
+
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let store = &broker.kernel().store;
+    let connect = connect_packet(Protocol::V5, |c| {
+        c.client_id = "expiring".into();
+        c.clean_start = false;
+        c.properties.session_expiry_interval = Some(1);
+    });
+    let subscribe = |pkid: u16, filter: &str| {
+        Codec::Subscribe(Subscribe {
+            pkid,
+            filters: vec![SubscriptionRequest {
+                filter: filter.into(),
+                qos: ractmq::QoS::AtLeastOnce,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    };
+    let mut raw = Raw::connect(addr).await;
+    raw.send(&connect).await;
+    let connack = raw.read_frame().await;
+    assert_eq!(
+        (connack[0], connack[2], connack[3]),
+        (0x20, 0x00, 0x00),
+        "CONNACK, no session yet"
+    );
+    raw.send_packet(subscribe(1, "exp/t"), Protocol::V5).await;
+    assert_eq!(
+        raw.read_frame().await,
+        vec![0x90, 0x04, 0x00, 0x01, 0x00, 0x01],
+        "SUBACK"
+    );
+    raw.send(&[0xe0, 0x00]).await; // DISCONNECT, normal: the session stays for its expiry interval
+    raw.read_until_closed().await;
+    eventually("the session is offline", || {
+        store.get("expiring").is_some_and(|s| !s.is_online())
+    })
+    .await;
+    for i in 0..5 {
+        broker
+            .publish("exp/t", format!("{i}"), ractmq::QoS::AtLeastOnce, false)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.get("expiring").unwrap().queued().0,
+        5,
+        "queued for the offline session"
+    );
+
+    eventually("the session expired", || store.get("expiring").is_none()).await;
+    let mut back = Raw::connect(addr).await;
+    back.send(&connect).await;
+    let connack = back.read_frame().await;
+    assert_eq!(
+        (connack[0], connack[2] & 1, connack[3]),
+        (0x20, 0, 0x00),
+        "CONNACK Session Present 0: the expired session is not resumed"
+    );
+    assert_eq!(store.get("expiring").unwrap().queued(), (0, 0), "nothing queued");
+    // Nothing comes before a marker published now: neither what was queued nor, with the subscription gone,
+    // a message to exp/t.
+    back.send_packet(subscribe(2, "marker"), Protocol::V5).await;
+    assert_eq!(
+        back.read_frame().await,
+        vec![0x90, 0x04, 0x00, 0x02, 0x00, 0x01],
+        "SUBACK"
+    );
+    for (topic, payload) in [("exp/t", "after the expiry"), ("marker", "end")] {
+        broker
+            .publish(topic, payload, ractmq::QoS::AtLeastOnce, false)
+            .await
+            .unwrap();
+    }
+    let first = back.read_frame().await;
+    assert_eq!(first[0] & 0xf0, 0x30, "a PUBLISH: {first:02x?}");
+    assert_eq!(
+        &first[4..10],
+        b"marker",
+        "the first message is the marker: {first:02x?}"
+    );
+    broker.shutdown().await;
+}
