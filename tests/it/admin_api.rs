@@ -158,25 +158,52 @@ async fn the_api_reports_and_steers_what_clients_do() {
     );
 }
 
+/// Each kill is followed by what supervision promises: the restart counter moves, and the restarted actor serves
+/// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chaos_api_kills_what_it_is_told_when_enabled() {
     let node = Process::start(&["--api-chaos"]);
-    let mut victim = Client::connect_with(options(node.mqtt, "victim")).await;
-    victim.subscribe("x", QoS::AtMostOnce).await;
+    let stat = |name: &str| get(&node, "/stats")[name].as_u64().unwrap();
     let kill = |kind: &str, target: &str| {
         status_of(ureq::post(&node.url("/chaos/kill")).send_json(json!({"kind": kind, "target": target})))
     };
+    let mut persistent = options(node.mqtt, "victim");
+    persistent.set_clean_session(false);
+    let mut victim = Client::connect_with(persistent.clone()).await;
+    victim.subscribe("x", QoS::AtLeastOnce).await;
+    // Filters that begin with a wildcard are kept by shard 0.
+    let mut wild = Client::connect(node.mqtt, "wild").await;
+    wild.subscribe("+/w", QoS::AtLeastOnce).await;
+    let publisher = Client::connect(node.mqtt, "publisher").await;
+
+    // A session: its connection goes, it is restarted from the store, and its client resumes it.
     assert_eq!(kill("session", "victim"), 200);
     victim.expect_disconnect().await;
+    common::eventually("the killed session restarted", || stat("session_restarts") == 1).await;
+    let mut again = Client::start(persistent);
+    assert!(again.expect_connack().await.session_present, "the session is back");
+    publisher.publish("x", QoS::AtLeastOnce, false, "after the kill").await;
+    assert_eq!(&again.expect_publish().await.payload[..], b"after the kill");
+
+    // A shard: restarted with the subscriptions it held, and it takes new ones (a SUBSCRIBE goes through it).
     assert_eq!(kill("shard", "0"), 200);
+    common::eventually("the killed shard restarted", || stat("shard_restarts") == 1).await;
+    let mut late = Client::connect(node.mqtt, "late").await;
+    late.subscribe("+/late", QoS::AtLeastOnce).await;
+    publisher.publish("a/w", QoS::AtLeastOnce, false, "kept").await;
+    publisher.publish("a/late", QoS::AtLeastOnce, false, "new").await;
+    assert_eq!(&wild.expect_publish().await.payload[..], b"kept");
+    assert_eq!(&late.expect_publish().await.payload[..], b"new");
+
     assert_eq!(kill("session", "nobody"), 404);
     assert_eq!(kill("bridge", "b1"), 404, "no bridges yet");
     assert_eq!(kill("cluster", "agent"), 404, "not clustered");
     assert_eq!(kill("planet", "earth"), 400);
-    common::eventually("the killed session restarted", || {
-        get(&node, "/stats")["session_restarts"].as_u64() == Some(1)
-    })
-    .await;
+    assert_eq!(
+        (stat("session_restarts"), stat("shard_restarts")),
+        (1, 1),
+        "one restart for each kill"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
