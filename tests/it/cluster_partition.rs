@@ -6,9 +6,9 @@
 
 use crate::common;
 
-use common::cluster::{assert_in_order, free_addrs, numbers_until, until_all_list, Node, COOKIE};
+use common::cluster::{assert_in_order, free_addrs, numbers_until, until_all_list, Node, COOKIE, WAIT};
 use common::proxy::Proxy;
-use common::{eventually, Client};
+use common::{eventually, eventually_within, Client};
 use rumqttc::{Packet, QoS};
 
 #[tokio::test]
@@ -70,6 +70,13 @@ async fn messages_acknowledged_during_a_cut_arrive_once_the_link_heals() {
         proxies.iter().all(|p| p.open_connections() == 0)
     })
     .await;
+    // Both nodes saw the link go: what n1 acknowledges from now on cannot have crossed it.
+    for (node, peer) in [(&nodes[0], "n2"), (&nodes[1], "n1")] {
+        eventually_within(WAIT, &format!("{} shows no link to {peer}", node.name), || {
+            !linked(node, peer)
+        })
+        .await;
+    }
     publish(N / 3..2 * N / 3).await;
     // n1 has acknowledged every one of them (PUBACK) before the link heals.
     let mut acked = 0;
@@ -94,4 +101,16 @@ async fn messages_acknowledged_during_a_cut_arrive_once_the_link_heals() {
         nodes.iter().all(|n| !n.logged("down:")),
         "the cut was shorter than --down-after-ms: no node was marked down"
     );
+}
+
+/// Whether `node`'s API shows a link to `peer`.
+fn linked(node: &Node, peer: &str) -> bool {
+    let api = node.api_addr().expect("the node logged where its API listens");
+    let cluster: serde_json::Value = ureq::get(&format!("http://{api}/api/v1/cluster"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let members = cluster["members"].as_array().unwrap().clone();
+    members.iter().any(|m| m["name"] == peer && m["linked"] == true)
 }

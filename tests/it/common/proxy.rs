@@ -44,10 +44,13 @@ impl Proxy {
         }
     }
 
-    /// Close every connection through the proxy and refuse new ones.
+    /// Close every connection through the proxy and refuse new ones. The connections close as their tasks end:
+    /// [`Proxy::open_connections`] counts them until then.
     pub fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
-        for task in self.connections.lock().unwrap().drain(..) {
+        let mut connections = self.connections.lock().unwrap();
+        connections.retain(|task| !task.is_finished());
+        for task in connections.iter() {
             task.abort();
         }
     }
@@ -57,7 +60,7 @@ impl Proxy {
         self.open.store(true, Ordering::SeqCst);
     }
 
-    /// Connections carried since the last cut that are still open.
+    /// Connections through the proxy still open (those a cut aborted included, until they have closed).
     pub fn open_connections(&self) -> usize {
         self.connections
             .lock()
