@@ -98,6 +98,8 @@
 //!        test_paho_v5.py::test_server_keep_alive_is_announced_and_enforced,
 //!        reason_codes.rs::a_v5_client_silent_past_its_keepalive_gets_0x8d_even_while_hibernated,
 //!        crates/ractmq-protocol/tests/channel.rs::keepalive_closes_after_one_and_a_half_intervals_with_the_will
+//! DISCONNECT   0x8B   Server shutting down (Broker::shutdown, SIGTERM)
+//!        shutdown.rs::sigterm_tells_mqtt5_clients_flushes_and_exits_zero
 //! DISCONNECT   0x8E   Session taken over
 //!        test_paho_v5.py::test_takeover_sends_session_taken_over
 //! DISCONNECT   0x90   Topic Name invalid (wildcard in a PUBLISH topic)
@@ -135,7 +137,7 @@
 //! - CONNACK 5.0 0x84: `check_connect` refuses a CONNECT without a protocol with it, but the decoder always
 //!   sets one; an unknown level is refused by the listener with the 3.1.1 CONNACK return code 1 instead.
 //! - 0x80 Unspecified error after a lost connection is only the reason logged: no packet goes out.
-//! - 0x04, 0x10, 0x83, 0x89, 0x8A, 0x8B, 0x91, 0x96, 0x9F, 0xA0: constants only (0x8B is not sent at shutdown).
+//! - 0x04, 0x10, 0x83, 0x89, 0x8A, 0x91, 0x96, 0x9F, 0xA0: constants only.
 //!
 //! The tests at the end were written first as failing tests for what the audit found (QoS 3 and Retain Handling
 //! 3 in SUBSCRIBE were 0x81 instead of 0x82; wildcard and shared subscriptions refused by configuration got a
@@ -531,7 +533,7 @@ async fn the_operator_can_move_a_client_for_good_or_end_it_administratively() {
     broker.shutdown().await;
 }
 
-// -- where the broker sends another code than the specification asks for -------------------------------------
+// -- where the audit found the broker sending another code than the specification asks for (fixed) ----------
 
 /// A 5.0 SUBSCRIBE for `t` whose Subscription Options byte is `options` (bytes: the encoder cannot write the
 /// invalid values these tests need).
@@ -539,8 +541,9 @@ fn subscribe_v5_options(options: u8) -> Vec<u8> {
     vec![0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, b't', options]
 }
 
-/// MQTT 5.0 §3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3." The broker calls it
-/// Malformed (0x81): `check_subscribe` in crates/ractmq-codec/src/mqttbytes_layer.rs.
+/// MQTT 5.0 §3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3." The broker called it
+/// Malformed (0x81); `check_subscribe` in crates/ractmq-codec/src/mqttbytes_layer.rs now makes it a Protocol
+/// Error for 5.0 clients: DISCONNECT 0x82.
 #[tokio::test]
 async fn a_subscription_qos_of_3_is_a_protocol_error() {
     let broker = start_broker().await;
@@ -550,8 +553,9 @@ async fn a_subscription_qos_of_3_is_a_protocol_error() {
     broker.shutdown().await;
 }
 
-/// MQTT 5.0 §3.8.3.1: "It is a Protocol Error to send a Retain Handling value of 3." The broker calls it
-/// Malformed (0x81): `check_subscribe` in crates/ractmq-codec/src/mqttbytes_layer.rs.
+/// MQTT 5.0 §3.8.3.1: "It is a Protocol Error to send a Retain Handling value of 3." The broker called it
+/// Malformed (0x81); `check_subscribe` in crates/ractmq-codec/src/mqttbytes_layer.rs now makes it a Protocol
+/// Error for 5.0 clients: DISCONNECT 0x82.
 #[tokio::test]
 async fn a_retain_handling_of_3_is_a_protocol_error() {
     let broker = start_broker().await;
@@ -564,7 +568,8 @@ async fn a_retain_handling_of_3_is_a_protocol_error() {
 /// MQTT 5.0 §3.2.2.3.11: "If the Server receives a SUBSCRIBE packet containing a Wildcard Subscription and it
 /// does not support Wildcard Subscriptions, this is a Protocol Error. The Server uses DISCONNECT with Reason
 /// Code 0xA2". A SUBACK 0xA2 is for a server that supports them but refuses one. The broker, having said
-/// Wildcard Subscription Available = 0, answers SUBACK 0xA2 and stays connected (channel.rs, `subscribe_in`).
+/// Wildcard Subscription Available = 0, answered SUBACK 0xA2 and stayed connected; it now sends DISCONNECT
+/// 0xA2 and closes (channel.rs, `subscribe_in`).
 #[tokio::test]
 async fn a_wildcard_subscription_on_a_broker_without_them_is_disconnect_0xa2() {
     let mut config = test_config();
@@ -578,7 +583,8 @@ async fn a_wildcard_subscription_on_a_broker_without_them_is_disconnect_0xa2() {
 
 /// MQTT 5.0 §3.2.2.3.13: "If the Server receives a SUBSCRIBE packet containing Shared Subscriptions and it does
 /// not support Shared Subscriptions, this is a Protocol Error. The Server uses DISCONNECT with Reason Code
-/// 0x9E". The broker answers SUBACK 0x9E and stays connected (channel.rs, `subscribe_in`).
+/// 0x9E". The broker answered SUBACK 0x9E and stayed connected; it now sends DISCONNECT 0x9E and closes
+/// (channel.rs, `subscribe_in`).
 #[tokio::test]
 async fn a_shared_subscription_on_a_broker_without_them_is_disconnect_0x9e() {
     let mut config = test_config();
@@ -591,7 +597,8 @@ async fn a_shared_subscription_on_a_broker_without_them_is_disconnect_0x9e() {
 }
 
 /// MQTT 5.0 §3.14.2.2.3 [MQTT-3.14.2-3]: the Reason String "MUST NOT" be sent if it would make the DISCONNECT
-/// larger than the Maximum Packet Size the receiver gave. The broker always adds it (channel.rs, `close_to`).
+/// larger than the Maximum Packet Size the receiver gave. The broker always added it; it now leaves it out of a
+/// packet that would exceed the client's maximum (channel.rs, `send`).
 #[tokio::test]
 async fn a_disconnect_fits_the_clients_maximum_packet_size() {
     let broker = start_broker().await;
