@@ -358,6 +358,20 @@ fn assert_completed_and_delivered_once(sender: &Sender, receiver: &Receiver) {
     assert_each_once(&receiver.counts, 1, MESSAGES, "the QoS 2 subscriber");
 }
 
+/// A broker whose offline queues hold every message of these tests: while a killed session's client is away,
+/// its queue is bounded by the offline limits and drops the oldest beyond them, as configured; that is not what
+/// these tests are about, and each checks that nothing was dropped.
+fn roomy_config() -> ractmq::BrokerConfig {
+    let mut config = test_config();
+    config.limits.max_offline_queue_len = 100_000;
+    config
+}
+
+/// Nothing was dropped anywhere: every message is accounted for by delivery alone.
+fn assert_nothing_dropped(broker: &ractmq::Broker) {
+    assert_eq!(broker.metrics().dropped_total(), 0, "nothing dropped by a queue bound");
+}
+
 /// Publish [`MESSAGES`] and the end marker as `q2-pub` in a task of its own.
 fn publish_all(addr: SocketAddr) -> tokio::task::JoinHandle<Sender> {
     tokio::spawn(async move {
@@ -370,7 +384,7 @@ fn publish_all(addr: SocketAddr) -> tokio::task::JoinHandle<Sender> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_qos2_subscribers_session_mid_stream_delivers_each_completed_message_once() {
-    let broker = start_broker().await;
+    let broker = start_with(roomy_config()).await;
     let addr = broker.mqtt_addr();
     let mut receiver = Receiver::connect(addr, "q2-sub").await;
     let publishing = publish_all(addr);
@@ -385,13 +399,14 @@ async fn killing_a_qos2_subscribers_session_mid_stream_delivers_each_completed_m
     assert_eq!(receiver.reconnects, 1, "the kill closed the subscriber's connection");
     assert_eq!(sender.reconnects, 0, "the publisher's connection was not touched");
     assert_eq!(Metrics::get(&broker.metrics().session_restarts), 1);
+    assert_nothing_dropped(&broker);
     assert_completed_and_delivered_once(&sender, &receiver);
     broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_qos2_publishers_session_mid_stream_delivers_each_completed_message_once() {
-    let broker = start_broker().await;
+    let broker = start_with(roomy_config()).await;
     let addr = broker.mqtt_addr();
     let mut receiver = Receiver::connect(addr, "q2-sub").await;
     let receiving = tokio::spawn(async move {
@@ -422,6 +437,7 @@ async fn killing_a_qos2_publishers_session_mid_stream_delivers_each_completed_me
     assert_eq!(sender.reconnects, 1, "the publisher connected again once");
     assert_eq!(receiver.reconnects, 0, "the subscriber's connection was not touched");
     assert_eq!(Metrics::get(&broker.metrics().session_restarts), 1);
+    assert_nothing_dropped(&broker);
     assert_completed_and_delivered_once(&sender, &receiver);
     broker.shutdown().await;
 }
@@ -430,7 +446,7 @@ async fn killing_a_qos2_publishers_session_mid_stream_delivers_each_completed_me
 /// restarts every session from the store, the publisher's and the subscriber's included, and both resume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos2_traffic_through_a_session_supervisor_escalation_is_delivered_once() {
-    let mut config = test_config();
+    let mut config = roomy_config();
     config.session_restarts = RestartPolicy::new(1, 60);
     let broker = start_with(config).await;
     let addr = broker.mqtt_addr();
@@ -469,6 +485,7 @@ async fn qos2_traffic_through_a_session_supervisor_escalation_is_delivered_once(
         sender.reconnects >= 1,
         "the escalation closed the publisher's connection"
     );
+    assert_nothing_dropped(&broker);
     assert_completed_and_delivered_once(&sender, &receiver);
     broker.shutdown().await;
 }
