@@ -4,7 +4,7 @@
 //!
 //! A node that does not answer within [`TAKEOVER_TIMEOUT`] is taken to have no session: the client is not
 //! kept waiting for a node that is about to be found down. Should that node still hold a session of the
-//! client (a partition), there are two until it is told again; see supervision.md.
+//! client (a partition), there are two until it is told again; see docs/clustering.md.
 //!
 //! The node that gives a session up relays what still reaches it for the session (`ractmq_broker::moving`).
 //! Relayed messages can arrive before the answer that carries the session: they wait in [`Shared::arriving`]

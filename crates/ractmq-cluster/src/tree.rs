@@ -12,7 +12,7 @@
 //!
 //! They start in that order: the agent is in its process group before the first link syncs the groups, and
 //! the connector dials through a node server that exists. Restarts are counted as the broker's
-//! `other_restarts`. What each gets back after a restart is in supervision.md.
+//! `other_restarts`. What each gets back after a restart is in docs/clustering.md.
 
 use std::sync::Arc;
 
