@@ -94,7 +94,7 @@ struct StartArgs {
     #[arg(long, default_value_t = 1024 * 1024)]
     max_packet_size: u32,
     /// Unacknowledged QoS 1/2 messages in flight to one client.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 100)]
     max_inflight: u16,
     /// Messages queued for a connected client beyond its inflight window. While the queue is full, clients
     /// publishing to it wait, until it drains to half or the client is stalled (--stall-timeout-ms).

@@ -17,7 +17,7 @@ use crate::table;
 #[derive(Args)]
 pub struct CtlArgs {
     /// The node's REST API, HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:18083", global = true)]
+    #[arg(long, env = "RACTMQ_CTL_API", default_value = "127.0.0.1:18083", global = true)]
     pub api: String,
     /// Bearer token, if the API asks for one.
     #[arg(long, env = "RACTMQ_API_TOKEN", hide_env_values = true, global = true)]

@@ -89,24 +89,28 @@ fn read_via_scratch(
 
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
+/// A batch of packets from the reader of connection `generation`, read at `mark` (see `fence.rs`); `fence`
+/// if it changes subscriptions, dropped once the index has the change.
+pub struct Batch {
+    pub generation: u64,
+    pub packets: Vec<Packet>,
+    pub permit: Permit,
+    pub mark: u64,
+    pub fence: Option<FenceGuard>,
+}
+
 /// What a connection's tasks tell the session they belong to.
 pub enum ConnEvent {
-    /// A batch of packets from the reader of connection `generation`, read at `mark` (see `fence.rs`); `fence`
-    /// if it changes subscriptions, dropped once the index has the change.
-    Inbound {
-        generation: u64,
-        packets: Vec<Packet>,
-        permit: Permit,
-        mark: u64,
-        fence: Option<FenceGuard>,
-    },
+    Inbound(Batch),
     /// The connection `generation` ended on the socket side (EOF, I/O error, or undecodable bytes).
     ReaderClosed {
         generation: u64,
         error: Option<DecodeError>,
     },
     /// The reader of connection `generation` heard nothing for the keepalive limit.
-    Tick { generation: u64 },
+    Tick {
+        generation: u64,
+    },
     /// The outbox was written below its high-water mark: the session may drain again.
     Drained,
 }
@@ -549,13 +553,13 @@ async fn send_batch(link: &Link, permits: &Arc<Semaphore>, packets: Vec<Packet>,
     let Ok(permit) = permits.clone().acquire_owned().await else {
         return false;
     };
-    link.send(ConnEvent::Inbound {
+    link.send(ConnEvent::Inbound(Batch {
         generation: link.generation,
         packets,
         permit: Permit(permit),
         mark,
         fence,
-    })
+    }))
 }
 
 /// Held by an inbound batch until the actor has handled it.

@@ -30,7 +30,7 @@ use ractmq_protocol::topic::parse_shared;
 use ractmq_protocol::{Channel, Close, Delivery, Effects, Lapse, Message, RouteChange};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::connection::{AbortOnDrop, Io, Permit};
+use crate::connection::{AbortOnDrop, Batch, Io, Permit};
 use crate::fence::FenceGuard;
 use crate::flow::Congestion;
 use crate::index::{index_entry, Change, Route, Target};
@@ -49,7 +49,7 @@ mod subscriptions;
 
 use ending::route_will;
 pub use hibernation::open_hibernated;
-use hold::{Deferred, Hold};
+use hold::Hold;
 
 /// The stop reason of an actor that hibernated (its supervisor does not restart it).
 pub const HIBERNATED: &str = "hibernated";
@@ -216,22 +216,10 @@ impl SessionState {
             // as the session lives, and an idle session should not carry the state of a CONNECT or a close.
             SessionMsg::Attach(attach) => Box::pin(self.attach(myself, attach)).await,
             SessionMsg::Recover => Box::pin(self.recover(myself)).await,
-            SessionMsg::Inbound {
-                generation,
-                packets,
-                permit,
-                mark,
-                fence,
-            } => {
-                if !self.is_current(generation) {
+            SessionMsg::Inbound(batch) => {
+                if !self.is_current(batch.generation) {
                     return;
                 }
-                let batch = Deferred {
-                    packets,
-                    permit,
-                    mark,
-                    fence,
-                };
                 match self.hold.as_mut() {
                     Some(hold) => hold.defer(batch),
                     None => self.inbound_in_order(myself, batch).await,

@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 
-use ractmq_codec::{Connect, DecodeError, Packet};
+use ractmq_codec::{Connect, DecodeError};
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::connect::Accepted;
 use ractmq_protocol::Channel;
 use ractor::{ActorId, RpcReplyPort};
 
-use crate::connection::{Io, Permit, Transport};
-use crate::fence::FenceGuard;
+use crate::connection::{Batch, Io, Transport};
 use crate::metrics::Metrics;
 use crate::remote_sessions::SessionHandover;
 use crate::session_store::SessionShared;
@@ -33,15 +32,8 @@ pub enum SessionMsg {
     Attach(Box<Attach>),
     /// The supervisor restarted this session after a crash: no connection, state from the store.
     Recover,
-    /// A batch of packets from the reader of connection `generation`, read at `mark` (see `fence.rs`); `fence`
-    /// if it changes subscriptions, dropped once the index has the change.
-    Inbound {
-        generation: u64,
-        packets: Vec<Packet>,
-        permit: Permit,
-        mark: u64,
-        fence: Option<FenceGuard>,
-    },
+    /// A batch of packets from the connection's reader.
+    Inbound(Batch),
     /// The connection `generation` ended on the socket side (EOF, I/O error, or undecodable bytes).
     ReaderClosed {
         generation: u64,

@@ -504,24 +504,11 @@ impl SessionShared {
     }
 }
 
-/// A connected subscriber's queue holds its publishers while it makes progress.
 /// The session's connection reports here, and the event goes to its actor (or waits in the gate).
 impl ConnOwner for SessionShared {
     fn report(&self, event: ConnEvent) -> bool {
         self.send(match event {
-            ConnEvent::Inbound {
-                generation,
-                packets,
-                permit,
-                mark,
-                fence,
-            } => SessionMsg::Inbound {
-                generation,
-                packets,
-                permit,
-                mark,
-                fence,
-            },
+            ConnEvent::Inbound(batch) => SessionMsg::Inbound(batch),
             ConnEvent::ReaderClosed { generation, error } => SessionMsg::ReaderClosed { generation, error },
             ConnEvent::Tick { generation } => SessionMsg::Tick { generation },
             ConnEvent::Drained => SessionMsg::Drain,
@@ -529,6 +516,7 @@ impl ConnOwner for SessionShared {
     }
 }
 
+/// A connected subscriber's queue holds its publishers while it makes progress.
 impl Backlog for SessionShared {
     fn is_congested(&self) -> bool {
         let mut mb = self.lock_mailbox();

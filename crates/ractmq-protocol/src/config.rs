@@ -57,7 +57,8 @@ pub struct Limits {
     /// Largest packet accepted from a client, whole frame (announced as Maximum Packet Size in 5.0).
     pub max_packet_size: u32,
     /// Unacknowledged QoS 1/2 messages the broker sends to one client before waiting (also capped by the
-    /// client's 5.0 Receive Maximum).
+    /// client's 5.0 Receive Maximum). 100, as rumqttd: a subscriber's throughput is this window per round
+    /// trip, and 32 held a single fast subscriber to about half of what it could take.
     pub max_inflight: u16,
     /// Incoming QoS 2 messages awaiting PUBREL per client (announced as the 5.0 Receive Maximum).
     pub receive_maximum: u16,
@@ -113,7 +114,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_packet_size: 1024 * 1024,
-            max_inflight: 32,
+            max_inflight: 100,
             receive_maximum: 128,
             max_queue_len: 1000,
             max_queue_bytes: 16 * 1024 * 1024,

@@ -13,8 +13,9 @@ pub(super) struct Hold {
     pub(super) out: BytesMut,
     /// The permit of the batch that filled the queues.
     pub(super) permit: Option<Permit>,
-    /// Batches read since, in order.
-    pub(super) deferred: VecDeque<Deferred>,
+    /// Batches read since, in order; each keeps its fence only while the hold waits for older subscription
+    /// changes (a client held by full queues does not make everyone else wait for its subscriptions).
+    pub(super) deferred: VecDeque<Batch>,
     /// Held for older subscription changes (not by full queues): the batches keep their own.
     pub(super) keeps_fences: bool,
     /// Waits for room (or for older subscription changes), then sends `Resume`; aborted with the hold.
@@ -22,7 +23,7 @@ pub(super) struct Hold {
 }
 
 impl Hold {
-    pub(super) fn defer(&mut self, mut batch: Deferred) {
+    pub(super) fn defer(&mut self, mut batch: Batch) {
         if !self.keeps_fences {
             batch.fence = None;
         }
@@ -30,20 +31,10 @@ impl Hold {
     }
 }
 
-/// A batch read while its session was held.
-pub(super) struct Deferred {
-    pub(super) packets: Vec<Packet>,
-    pub(super) permit: Permit,
-    pub(super) mark: u64,
-    /// Kept only while waiting for older subscription changes: a client held by full queues does not make
-    /// everyone else's publishes wait for its subscriptions, which take effect when the hold ends.
-    pub(super) fence: Option<FenceGuard>,
-}
-
 impl SessionState {
     /// Handle a batch once every subscription change read before it is in the index; until then the session
     /// is held (see `fence.rs`).
-    pub(super) async fn inbound_in_order(&mut self, myself: &ActorRef<SessionMsg>, batch: Deferred) {
+    pub(super) async fn inbound_in_order(&mut self, myself: &ActorRef<SessionMsg>, batch: Batch) {
         let fences = self.kernel.fences.clone();
         if !fences.clear_before(batch.mark) {
             let mark = batch.mark;
@@ -53,7 +44,7 @@ impl SessionState {
             }
             return;
         }
-        let Deferred {
+        let Batch {
             packets, permit, fence, ..
         } = batch;
         self.fence = fence;

@@ -1,0 +1,231 @@
+"""Every command block of README.md runs as written.
+
+Each ```sh block is matched, line for line, to a runner below; a block the README gains without a runner here
+fails the first test, so the two stay together. Commands run with three substitutions only: `ractmq` and
+`cargo run --release --` are the binary under test ($RACTMQ_BIN, the binary `cargo run --release` builds),
+every port the README names is a free port (and a default port a command leaves implicit is given through
+the documented environment variables, or `-p` for the mosquitto clients), and file names are made in a
+temporary directory. `scripts/test-all.sh` is not run from inside itself: `.ci/run` runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, broker_binary
+
+README = REPO_ROOT / "README.md"
+WAIT = 30.0
+
+
+def sh_blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Run:
+    """Runs README lines with ports substituted, and stops what it started."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.ports: dict[str, int] = {}
+        self.procs: list[subprocess.Popen] = []
+        self.env = dict(os.environ, NO_COLOR="1", RUST_LOG="info")
+        # The defaults a bare `ractmq start` and `ractmq ctl` use, moved to free ports.
+        self.env["RACTMQ_MQTT__LISTEN"] = f"127.0.0.1:{self.port('1883')}"
+        self.env["RACTMQ_API__LISTEN"] = f"127.0.0.1:{self.port('18083')}"
+        self.env["RACTMQ_CTL_API"] = f"127.0.0.1:{self.port('18083')}"
+
+    def port(self, readme_port: str) -> int:
+        return self.ports.setdefault(readme_port, free_port())
+
+    def substitute(self, line: str) -> str:
+        line = line.split("  #")[0].rstrip()  # a trailing comment
+        binary = shlex.quote(str(broker_binary()))
+        line = line.replace("cargo run --release --", binary)
+        line = re.sub(r"^ractmq ", binary + " ", line)
+        line = re.sub(r"\b(1883|1884|1885|8883|8083|8084|4370|4371|4372|18083|18084|18085)\b",
+                      lambda m: str(self.port(m.group(1))), line)
+        if line.startswith("mosquitto_") and " -p " not in line:
+            line += f" -p {self.port('1883')}"
+        return line.rstrip("&").rstrip()
+
+    def background(self, line: str) -> subprocess.Popen:
+        proc = subprocess.Popen(self.substitute(line), shell=True, cwd=self.tmp, env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def run(self, line: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(self.substitute(line), shell=True, cwd=self.tmp, env=self.env, text=True,
+                              capture_output=True, timeout=timeout)
+
+    def wait_listening(self, readme_port: str, proc: subprocess.Popen) -> None:
+        port = self.port(readme_port)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"exited {proc.returncode}: {proc.stdout.read()}"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"nothing listens on {port} (README's {readme_port})")
+
+    def read_until(self, proc: subprocess.Popen, wanted: str, retry=None) -> None:
+        """Lines of `proc` until one is `wanted`; `retry` runs between reads (a publish, say)."""
+        fd = proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        seen, deadline = "", time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            try:
+                seen += os.read(fd, 65536).decode()
+            except BlockingIOError:
+                pass
+            if wanted in seen.splitlines():
+                return
+            if retry:
+                retry()
+            time.sleep(0.2)
+        raise AssertionError(f"no line {wanted!r}; got {seen!r}")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, 9)
+
+
+@pytest.fixture
+def run(tmp_path):
+    r = Run(tmp_path)
+    yield r
+    r.stop()
+
+
+def lines(block: str) -> list[str]:
+    return [l for l in block.splitlines() if l.strip()]
+
+
+def quick_start_node(r: Run, block: list[str]) -> None:
+    (start,) = block
+    r.wait_listening("1883", r.background(start))
+
+
+def ci_runs_the_test_command(r: Run, block: list[str]) -> None:
+    (command,) = block
+    assert command == "scripts/test-all.sh"
+    assert "scripts/test-all.sh" in (REPO_ROOT / ".ci" / "run").read_text(), ".ci/run runs the README's command"
+
+
+def running_a_node(r: Run, block: list[str]) -> None:
+    with_flags, from_file, help_ = block
+    r.wait_listening("1884", r.background(with_flags))
+    r.stop()  # each line is another way to run the node, on the same API address
+    defaults = re.search(r"# the same from a file: (.*)$", from_file).group(1)
+    assert r.run(defaults).returncode == 0
+    r.wait_listening("1883", r.background(from_file))
+    shown = r.run(help_)
+    assert shown.returncode == 0 and "--max-inflight" in shown.stdout
+
+
+def tls_and_websocket(r: Run, block: list[str]) -> None:
+    start, sub = block[0] + " " + block[1].strip(), block[2]
+    start = start.replace("\\ ", "")
+    make_certificates(r.tmp)
+    node = r.background(start)
+    for port in ("8883", "8083", "8084", "1883"):
+        r.wait_listening(port, node)
+    subscriber = r.background(sub)
+    publish = "mosquitto_pub -h 127.0.0.1 -t sensors/1 -m 21"
+    r.read_until(subscriber, "21", retry=lambda: r.run(publish))
+
+
+def cluster_of_three(r: Run, block: list[str]) -> None:
+    n1, n2, n3, brokers, sub, pub = block
+    for line, port in ((n1, "1883"), (n2, "1884"), (n3, "1885")):
+        r.wait_listening(port, r.background(line))
+    r.read_until(r.background(brokers), "n1,n2,n3")
+    subscriber = r.background(sub)
+    r.read_until(subscriber, "21", retry=lambda: r.run(pub))
+
+
+def first_run(r: Run, block: list[str]) -> None:
+    start, sub, ctl = block
+    r.wait_listening("1883", r.background(start))
+    r.background(sub)
+    deadline = time.monotonic() + WAIT
+    while "dev-1" not in (out := r.run(ctl)).stdout:
+        assert out.returncode == 0, out.stderr
+        assert time.monotonic() < deadline, out.stdout
+        time.sleep(0.2)
+
+
+def embedding(r: Run, block: list[str]) -> None:
+    (command,) = block
+    done = subprocess.run(command, shell=True, cwd=REPO_ROOT, env=r.env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+RUNNERS = {
+    "cargo run --release -- start": quick_start_node,
+    "scripts/test-all.sh": ci_runs_the_test_command,
+    "ractmq start --listen 127.0.0.1:1884": running_a_node,
+    "ractmq start --tls-listen": tls_and_websocket,
+    "ractmq start --listen 127.0.0.1:1883 --api-listen": cluster_of_three,
+    "cargo run --release -- start                        #": first_run,
+    "cargo run --example embedded": embedding,
+}
+
+
+def runner_of(block: str):
+    """The runner whose prefix starts the block's first line; the longest wins (the first-run block starts
+    like the quick start's)."""
+    first = block.splitlines()[0]
+    prefixes = [p for p in RUNNERS if first.startswith(p)]
+    return RUNNERS[max(prefixes, key=len)] if prefixes else None
+
+
+def test_every_command_block_has_a_runner():
+    missing = [b.splitlines()[0] for b in sh_blocks() if runner_of(b) is None]
+    assert not missing, f"README blocks with no runner in test_readme.py: {missing}"
+
+
+@pytest.mark.parametrize("index", range(len(sh_blocks())))
+def test_command_block_runs_as_written(run, index):
+    block = sh_blocks()[index]
+    runner = runner_of(block)
+    assert runner is not None
+    runner(run, lines(block))
+
+
+def make_certificates(where: Path) -> None:
+    """ca.pem, and server.pem/server.key for localhost signed by it, as the README's TLS block expects."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=where, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=readme-ca")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+    (where / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
