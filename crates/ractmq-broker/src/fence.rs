@@ -136,6 +136,16 @@ mod tests {
         assert!(fences.clear_before(mark_between) && fences.clear_before(mark_after));
     }
 
+    #[test]
+    fn readers_take_care_for_a_second_after_a_change() {
+        let fences = Arc::new(Fences::default());
+        let now = Instant::now();
+        assert!(!fences.changed_recently(now), "no change yet");
+        drop(fences.begin());
+        assert!(fences.changed_recently(Instant::now()));
+        assert!(!fences.changed_recently(Instant::now() + 2 * RECENT));
+    }
+
     #[tokio::test]
     async fn a_waiting_batch_goes_on_when_the_guard_is_dropped() {
         let fences = Arc::new(Fences::default());

@@ -35,9 +35,8 @@ impl SessionState {
     /// Handle a batch once every subscription change read before it is in the index; until then the session
     /// is held (see `fence.rs`).
     pub(super) async fn inbound_in_order(&mut self, myself: &ActorRef<SessionMsg>, batch: Batch) {
-        let fences = self.kernel.fences.clone();
-        if !fences.clear_before(batch.mark) {
-            let mark = batch.mark;
+        if !self.kernel.fences.clear_before(batch.mark) {
+            let (fences, mark) = (self.kernel.fences.clone(), batch.mark);
             self.hold_until(async move { fences.wait_before(mark).await }, BytesMut::new(), true);
             if let Some(hold) = self.hold.as_mut() {
                 hold.defer(batch);
