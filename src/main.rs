@@ -387,7 +387,7 @@ async fn start(built: Built) -> ExitCode {
         }
     };
     let _api = match api {
-        Some(api) => match ractmq_admin::start(api, broker.kernel().clone(), clustered).await {
+        Some(api) => match ractmq_admin::start(api, broker.view(), clustered).await {
             Ok(server) => Some(server),
             Err(e) => {
                 eprintln!("ractmq: {e}");

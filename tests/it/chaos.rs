@@ -91,7 +91,7 @@ async fn killing_sessions_and_a_shard_loses_no_acknowledged_message() {
         c.subscribe(&topic(i), QoS::AtLeastOnce).await;
         clients.push(c);
     }
-    let subscriptions_before = broker.kernel().router.subscription_count();
+    let subscriptions_before = broker.view().subscription_count();
     assert_eq!(subscriptions_before, CLIENTS);
 
     // The publisher counts PUBACKs: every message it counts was acknowledged by the broker.
@@ -131,7 +131,7 @@ async fn killing_sessions_and_a_shard_loses_no_acknowledged_message() {
     });
 
     reached_rx.await.unwrap();
-    let shard = broker.kernel().router.shard_of_filter(&topic(0));
+    let shard = broker.view().shard_of_filter(&topic(0));
     let victims: Vec<usize> = (0..CLIENTS).step_by(10).collect();
     for &i in &victims {
         assert!(broker.chaos().kill_session(&format!("c{i}")).await);
@@ -162,7 +162,7 @@ async fn killing_sessions_and_a_shard_loses_no_acknowledged_message() {
     assert_eq!(Metrics::get(&broker.metrics().session_restarts), victims.len() as u64);
     assert_eq!(Metrics::get(&broker.metrics().shard_restarts), 1);
     assert_eq!(
-        broker.kernel().router.subscription_count(),
+        broker.view().subscription_count(),
         subscriptions_before,
         "the rebuilt shard lost nothing"
     );

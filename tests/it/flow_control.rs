@@ -155,13 +155,14 @@ async fn a_stuck_subscriber_holds_publishers_only_for_the_stall_timeout(qos: QoS
         Metrics::get(&metrics.dropped_queue_full) > 0,
         "the stuck subscriber's overflow is counted"
     );
-    let (len, bytes) = broker.kernel().store.get("stuck").unwrap().queued();
+    let stuck = broker.view().client("stuck").unwrap();
+    let (len, bytes) = (stuck.queued, stuck.queued_bytes);
     // Past the stall its queue keeps to its bounds (a message may be in flight from each publisher).
     assert!(len <= max_len, "{len} messages queued for the stuck subscriber");
     assert!(bytes <= max_bytes, "{bytes} bytes queued for the stuck subscriber");
-    let store = &broker.kernel().store;
+    let view = broker.view();
     let online =
-        ["stuck", "healthy-0", "healthy-1", "healthy-2"].map(|id| store.get(id).is_some_and(|s| s.is_online()));
+        ["stuck", "healthy-0", "healthy-1", "healthy-2"].map(|id| view.client(id).is_some_and(|c| c.connected));
     assert_eq!(online, [true; 4], "no subscriber was disconnected");
     broker.shutdown().await;
 }
@@ -183,9 +184,9 @@ async fn a_stuck_qos2_subscriber_holds_publishers_only_for_the_stall_timeout() {
 async fn a_stuck_subscriber_to_large_messages_holds_no_more_than_its_byte_bound() {
     let mut config = test_config();
     config.limits.stall_timeout = Duration::from_millis(500);
+    let max_bytes = config.limits.max_queue_bytes;
     let broker = start_with(config).await;
     let addr = broker.mqtt_addr();
-    let max_bytes = broker.kernel().limits.max_queue_bytes;
     let _stuck = stuck_subscriber(addr, "stuck", "big", 0).await;
     let mut healthy = Subscriber::connect(addr, "healthy", "big", QoS::AtMostOnce).await;
     let publisher = Client::connect(addr, "publisher").await;
@@ -211,7 +212,7 @@ async fn a_stuck_subscriber_to_large_messages_holds_no_more_than_its_byte_bound(
         messages as usize,
         "the healthy subscriber got every message once"
     );
-    let (_, bytes) = broker.kernel().store.get("stuck").unwrap().queued();
+    let bytes = broker.view().client("stuck").unwrap().queued_bytes;
     assert!(bytes <= max_bytes, "{bytes} bytes queued, bound {max_bytes}");
     assert_eq!(Metrics::get(&broker.metrics().subscribers_stalled), 1);
     assert!(
@@ -239,23 +240,15 @@ async fn stuck_with_policy(policy: OverflowPolicy) -> (ractmq::Broker, Stuck, Ra
     assert_each_once(&seen, 1, STUCK_COUNT, "the healthy subscriber");
     assert_eq!(Metrics::get(&broker.metrics().subscribers_stalled), 1);
     let number = |m: &ractmq::Message| u32::from_be_bytes(m.payload[1..5].try_into().unwrap());
-    let held = match broker.kernel().store.get("stuck") {
-        None => Stuck::default(), // disconnected, and with a clean session, gone
-        Some(session) => {
-            let sent = session
-                .state
-                .lock()
-                .inflight
-                .iter()
-                .map(|f| number(&f.delivery.message))
-                .collect();
-            let mailbox = session.lock_mailbox();
-            let queued: Vec<&ractmq::Message> = mailbox.queue.iter().map(|d| &*d.message).collect();
+    let view = broker.view();
+    let held = match (view.inflight_messages("stuck"), view.queued_messages("stuck")) {
+        (Some(inflight), Some(queued)) => {
+            let sent = inflight.iter().map(|m| number(m)).collect();
             let end_queued = queued.iter().any(|m| m.topic.as_ref() == "burst/end");
             let queued = queued
                 .into_iter()
                 .filter(|m| m.topic.as_ref() == "burst")
-                .map(number)
+                .map(|m| number(&m))
                 .collect();
             Stuck {
                 sent,
@@ -263,6 +256,7 @@ async fn stuck_with_policy(policy: OverflowPolicy) -> (ractmq::Broker, Stuck, Ra
                 end_queued,
             }
         }
+        _ => Stuck::default(), // disconnected, and with a clean session, gone
     };
     (broker, held, stuck, healthy)
 }
@@ -336,8 +330,7 @@ async fn disconnect_disconnects_only_the_stalled_subscriber() {
     let (broker, _, mut stuck, _healthy) = stuck_with_policy(OverflowPolicy::Disconnect).await;
     assert_eq!(Metrics::get(&broker.metrics().disconnected_slow_subscribers), 1);
     stuck.read_until_closed().await;
-    let store = &broker.kernel().store;
-    assert!(store.get("healthy").unwrap().is_online());
+    assert!(broker.view().client("healthy").unwrap().connected);
     broker.shutdown().await;
 }
 
@@ -348,7 +341,7 @@ async fn disconnect_disconnects_only_the_stalled_subscriber() {
 async fn an_offline_queue_keeps_within_its_byte_bound() {
     let broker = start_broker().await;
     let addr = broker.mqtt_addr();
-    let max_bytes = broker.kernel().limits.max_offline_queue_bytes;
+    let max_bytes = test_config().limits.max_offline_queue_bytes;
     let away = |addr| {
         let mut o = options(addr, "away");
         o.set_clean_session(false);
@@ -359,7 +352,7 @@ async fn an_offline_queue_keeps_within_its_byte_bound() {
     client.client.disconnect().await.unwrap();
     client.expect_disconnect().await;
     eventually("the session is offline", || {
-        broker.kernel().store.get("away").is_some_and(|s| !s.is_online())
+        broker.view().client("away").is_some_and(|c| !c.connected)
     })
     .await;
     let publisher = Client::connect(addr, "publisher").await;
@@ -374,7 +367,8 @@ async fn an_offline_queue_keeps_within_its_byte_bound() {
         Metrics::get(&broker.metrics().messages_received) == u64::from(messages) + 1
     })
     .await;
-    let (len, bytes) = broker.kernel().store.get("away").unwrap().queued();
+    let session = broker.view().client("away").unwrap();
+    let (len, bytes) = (session.queued, session.queued_bytes);
     assert!(bytes <= max_bytes, "{bytes} bytes queued offline, bound {max_bytes}");
     assert!(Metrics::get(&broker.metrics().dropped_offline_queue_full) > 0);
     // Back: it gets what was kept, the newest, in order, the end marker last.

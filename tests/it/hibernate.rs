@@ -22,7 +22,7 @@ fn hibernating_config() -> BrokerConfig {
 /// Wait until the session of `client_id` hibernates: its connection is parked and it has no actor.
 async fn hibernating(broker: &ractmq::Broker, client_id: &str) {
     eventually(&format!("{client_id} hibernating"), || {
-        broker.kernel().store.get(client_id).is_some_and(|s| s.is_hibernating())
+        broker.view().client(client_id).is_some_and(|c| c.hibernating)
     })
     .await;
 }

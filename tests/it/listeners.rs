@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::{connect_v311, publish_v311, start_with, subscribe_v311, test_config, Raw};
-use ractmq::parts::broker::websocket::WsBytes;
+use ractmq::parts::broker::WsBytes;
 use ractmq::tls::ServerFiles;
 use ractmq::{Broker, ListenerSpec};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};

@@ -121,7 +121,7 @@ async fn in_process_publish_and_subscribe_reach_mqtt_clients_and_back() {
     assert_eq!((&*m.topic, &m.payload[..]), ("from/mqtt/1", &b"hi"[..]));
     drop(local);
     eventually("in-process subscription removed", || {
-        broker.kernel().router.subscription_count() == 1
+        broker.view().subscription_count() == 1
     })
     .await;
     broker.shutdown().await;

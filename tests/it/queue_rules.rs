@@ -8,7 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::*;
-use ractmq::parts::broker::{inspect, Metrics};
+use ractmq::parts::broker::Metrics;
 use ractmq::{ListenerKind, OverflowPolicy, Pattern, QueueRule};
 use rumqttc::QoS;
 
@@ -89,12 +89,12 @@ async fn a_rule_disconnects_the_stuck_subscriber_it_matches_and_not_the_other() 
             && Metrics::get(&metrics.clients_connected) == 2
     })
     .await;
-    let kernel = broker.kernel();
+    let view = broker.view();
     assert!(
-        !inspect::client(kernel, "slow-1").is_some_and(|c| c.connected),
+        !view.client("slow-1").is_some_and(|c| c.connected),
         "slow-1 is no longer connected"
     );
-    let other = inspect::client(kernel, "stuck-1").expect("stuck-1 has a session");
+    let other = view.client("stuck-1").expect("stuck-1 has a session");
     assert!(other.connected, "stuck-1 stays connected");
     assert!(
         other.queued > 10 && other.queued <= 20,

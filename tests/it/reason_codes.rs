@@ -486,7 +486,7 @@ async fn a_v5_client_silent_past_its_keepalive_gets_0x8d_even_while_hibernated()
     })
     .await;
     eventually("silent hibernating", || {
-        broker.kernel().store.get("silent").is_some_and(|s| s.is_hibernating())
+        broker.view().client("silent").is_some_and(|c| c.hibernating)
     })
     .await;
     // No PINGREQ: the broker gives up after 1.5 x 1 s.

@@ -16,8 +16,8 @@ async fn retained_messages_are_set_replaced_cleared_and_delivered_on_subscribe()
     publisher.publish("r/c", QoS::AtLeastOnce, true, "c").await;
     publisher.publish("r/c", QoS::AtLeastOnce, true, "").await; // clears r/c
     eventually("retained store holds r/a and r/b", || {
-        let r = broker.kernel().router.retained.read();
-        r.len() == 2 && r.get("r/a").is_some_and(|m| &m.payload[..] == b"2")
+        let view = broker.view();
+        view.retained_count() == 2 && view.retained_message("r/a").is_some_and(|m| &m.payload[..] == b"2")
     })
     .await;
 
@@ -45,7 +45,7 @@ async fn the_retained_store_is_bounded_and_refusals_are_counted() {
     for t in ["r/1", "r/2", "r/3"] {
         broker.publish(t, t, ractmq::QoS::AtMostOnce, true).await.unwrap();
     }
-    assert_eq!(broker.kernel().router.retained.read().len(), 2);
+    assert_eq!(broker.view().retained_count(), 2);
     assert_eq!(
         ractmq::parts::broker::Metrics::get(&broker.metrics().dropped_retained_full),
         1

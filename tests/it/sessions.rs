@@ -112,7 +112,7 @@ async fn a_clean_session_forgets_subscriptions() {
     clean.client.disconnect().await.unwrap();
     clean.expect_disconnect().await;
     eventually("clean session removed at disconnect", || {
-        broker.kernel().store.get("dev").is_none()
+        broker.view().client("dev").is_none()
     })
     .await;
     broker.shutdown().await;
@@ -144,7 +144,7 @@ async fn a_session_that_expired_is_not_resumed_and_its_queue_is_gone() {
 
     let broker = start_broker().await;
     let addr = broker.mqtt_addr();
-    let store = &broker.kernel().store;
+    let view = broker.view();
     let connect = connect_packet(Protocol::V5, |c| {
         c.client_id = "expiring".into();
         c.clean_start = false;
@@ -178,7 +178,7 @@ async fn a_session_that_expired_is_not_resumed_and_its_queue_is_gone() {
     raw.send(&[0xe0, 0x00]).await; // DISCONNECT, normal: the session stays for its expiry interval
     raw.read_until_closed().await;
     eventually("the session is offline", || {
-        store.get("expiring").is_some_and(|s| !s.is_online())
+        view.client("expiring").is_some_and(|c| !c.connected)
     })
     .await;
     for i in 0..5 {
@@ -188,12 +188,12 @@ async fn a_session_that_expired_is_not_resumed_and_its_queue_is_gone() {
             .unwrap();
     }
     assert_eq!(
-        store.get("expiring").unwrap().queued().0,
+        view.client("expiring").unwrap().queued,
         5,
         "queued for the offline session"
     );
 
-    eventually("the session expired", || store.get("expiring").is_none()).await;
+    eventually("the session expired", || view.client("expiring").is_none()).await;
     let mut back = Raw::connect(addr).await;
     back.send(&connect).await;
     let connack = back.read_frame().await;
@@ -202,7 +202,12 @@ async fn a_session_that_expired_is_not_resumed_and_its_queue_is_gone() {
         (0x20, 0, 0x00),
         "CONNACK Session Present 0: the expired session is not resumed"
     );
-    assert_eq!(store.get("expiring").unwrap().queued(), (0, 0), "nothing queued");
+    let back_session = view.client("expiring").unwrap();
+    assert_eq!(
+        (back_session.queued, back_session.queued_bytes),
+        (0, 0),
+        "nothing queued"
+    );
     // Nothing comes before a marker published now: neither what was queued nor, with the subscription gone,
     // a message to exp/t.
     back.send_packet(subscribe(2, "marker"), Protocol::V5).await;

@@ -50,17 +50,14 @@ async fn shard_restart_intensity_escalates_to_the_root_and_subscriptions_survive
     let addr = broker.mqtt_addr();
     let mut sub = Client::connect(addr, "sub").await;
     sub.subscribe("s/1", QoS::AtLeastOnce).await;
-    let shard = broker.kernel().router.shard_of_filter("s/1");
+    let shard = broker.view().shard_of_filter("s/1");
 
     assert!(broker.chaos().panic_shard(shard).await);
     eventually("first restart by the shard supervisor", || {
         Metrics::get(&broker.metrics().shard_restarts) == 1
     })
     .await;
-    eventually("restarted shard registered", || {
-        broker.kernel().router.subscription_count() == 1
-    })
-    .await;
+    eventually("restarted shard registered", || broker.view().subscription_count() == 1).await;
     // Second failure within the window: the shard supervisor gives up and the root restarts it.
     let before = Metrics::get(&broker.metrics().other_restarts);
     let wait_for_new = async {
@@ -82,7 +79,7 @@ async fn shard_restart_intensity_escalates_to_the_root_and_subscriptions_survive
         .await
         .unwrap();
     assert_eq!(sub.expect_publish().await.payload.as_ref(), b"after");
-    assert_eq!(broker.kernel().router.subscription_count(), 1);
+    assert_eq!(broker.view().subscription_count(), 1);
     broker.shutdown().await;
 }
 

@@ -40,7 +40,7 @@ async fn no_will_after_a_normal_disconnect() {
     let mut device = Client::connect_with(with_will(addr, "device")).await;
     device.client.disconnect().await.unwrap();
     device.expect_disconnect().await;
-    eventually("device session gone", || broker.kernel().store.get("device").is_none()).await;
+    eventually("device session gone", || broker.view().client("device").is_none()).await;
     broker
         .publish("marker", "", ractmq::QoS::AtLeastOnce, false)
         .await

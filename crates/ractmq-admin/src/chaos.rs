@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ractmq_broker::session_msg::SessionSupMsg;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -28,23 +27,8 @@ pub async fn kill(State(s): State<AppState>, Json(body): Json<KillBody>) -> Resp
         );
     }
     let killed = match body.kind.as_str() {
-        "session" => match s.kernel.session_sup() {
-            Some(sup) => ractor::call!(sup, |reply| SessionSupMsg::Kill {
-                client_id: body.target.clone(),
-                reply
-            })
-            .unwrap_or(false),
-            None => false,
-        },
-        "shard" => body
-            .target
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| s.kernel.router.shards_actor(i))
-            .is_some_and(|actor| {
-                actor.kill();
-                true
-            }),
+        "session" => s.broker.kill_session(&body.target).await,
+        "shard" => body.target.parse::<usize>().is_ok_and(|i| s.broker.kill_shard(i)),
         "cluster" => match &s.cluster {
             Some(c) => c.kill_actor(&body.target).await,
             None => false,

@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ractmq_broker::inspect::{self, ClientInfo};
+use ractmq_broker::ClientInfo;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -52,7 +52,9 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Resp
             format!("page starts at 1 and limit is 1 to {MAX_LIMIT}"),
         );
     }
-    let matching: Vec<ClientInfo> = inspect::clients(&s.kernel)
+    let matching: Vec<ClientInfo> = s
+        .broker
+        .clients()
         .into_iter()
         .filter(|c| q.connected.is_none_or(|want| c.connected == want))
         .filter(|c| q.like.as_ref().is_none_or(|l| c.client_id.contains(l.as_str())))
@@ -73,7 +75,7 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Resp
 }
 
 pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    match inspect::client(&s.kernel, &id) {
+    match s.broker.client(&id) {
         Some(c) => Json(to_json(&c)).into_response(),
         None => error(
             StatusCode::NOT_FOUND,
@@ -83,7 +85,7 @@ pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Response
 }
 
 pub async fn kick(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    if inspect::kick(&s.kernel, &id).await {
+    if s.broker.kick(&id).await {
         Json(json!({ "client_id": id, "kicked": true })).into_response()
     } else {
         error(

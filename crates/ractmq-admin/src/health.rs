@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ractmq_broker::health::{check, Health};
+use ractmq_broker::Health;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -33,18 +33,18 @@ fn answer(yes: bool, health: &Health) -> Response {
 
 /// Both answers; 200 only when ready.
 pub async fn health(State(s): State<AppState>) -> Response {
-    let health = check(&s.kernel).await;
+    let health = s.broker.health().await;
     answer(health.ready, &health)
 }
 
 /// Liveness: 503 once the root supervisor has given up (restart the process).
 pub async fn live(State(s): State<AppState>) -> Response {
-    let health = check(&s.kernel).await;
+    let health = s.broker.health().await;
     answer(health.live, &health)
 }
 
 /// Readiness: 503 while a supervisor or listener is down or the node drains (send clients elsewhere).
 pub async fn ready(State(s): State<AppState>) -> Response {
-    let health = check(&s.kernel).await;
+    let health = s.broker.health().await;
     answer(health.ready, &health)
 }

@@ -3,7 +3,7 @@
 //!
 //! [`start`] serves the API for one node beside its broker; [`ctl::run`] is the client. The API reads what the
 //! broker keeps outside its actors (the session store, the router, the counters; see
-//! `ractmq_broker::inspect`) and the cluster's membership, so answering never waits on a busy session.
+//! `ractmq_broker::BrokerView`) and the cluster's membership, so answering never waits on a busy session.
 //!
 //! | file | what it owns |
 //! |---|---|

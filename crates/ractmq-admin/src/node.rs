@@ -1,14 +1,12 @@
 //! The node as a whole: status, the cluster's members and their links, the counters, the listeners, and
 //! publishing over HTTP.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use ractmq_broker::{Kernel, Metrics};
+use ractmq_broker::Metrics;
 use ractmq_codec::{topic, QoS};
 use ractmq_protocol::Message;
 use serde::Deserialize;
@@ -18,19 +16,19 @@ use crate::error::error;
 use crate::state::AppState;
 
 pub async fn status(State(s): State<AppState>) -> Response {
-    let k = &s.kernel;
-    if let Some(down) = k.down() {
+    let b = &s.broker;
+    if let Some(down) = b.down() {
         return error(StatusCode::SERVICE_UNAVAILABLE, down);
     }
     Json(json!({
         "node": s.node_name(),
         "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": k.started_at.elapsed().as_secs(),
-        "mqtt_listen": k.mqtt_addr.lock().map(|a| a.to_string()),
-        "clients_connected": Metrics::get(&k.metrics.clients_connected),
-        "sessions": k.store.len(),
-        "subscriptions": k.router.subscription_count(),
-        "retained": k.router.retained.read().len(),
+        "uptime_s": b.uptime().as_secs(),
+        "mqtt_listen": b.mqtt_addr().map(|a| a.to_string()),
+        "clients_connected": Metrics::get(&b.metrics().clients_connected),
+        "sessions": b.session_count(),
+        "subscriptions": b.subscription_count(),
+        "retained": b.retained_count(),
         "clustered": s.cluster.is_some(),
     }))
     .into_response()
@@ -41,7 +39,7 @@ fn members(s: &AppState) -> Vec<Value> {
     let Some(cluster) = &s.cluster else {
         return vec![json!({
             "name": s.node_name(), "state": "up", "is_self": true, "linked": true,
-            "mqtt_addr": s.kernel.mqtt_addr.lock().map(|a| a.to_string()),
+            "mqtt_addr": s.broker.mqtt_addr().map(|a| a.to_string()),
         })];
     };
     cluster
@@ -119,60 +117,31 @@ pub fn counters(m: &Metrics) -> Vec<(&'static str, u64)> {
 }
 
 pub async fn stats(State(s): State<AppState>) -> Json<Value> {
-    let map: serde_json::Map<String, Value> = counters(&s.kernel.metrics)
+    let map: serde_json::Map<String, Value> = counters(s.broker.metrics())
         .into_iter()
         .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
     Json(Value::Object(map))
 }
 
-/// Each listener's name and open connections, in the order of [`listeners`].
-pub fn listener_connections(k: &Kernel) -> Vec<(String, u64)> {
-    let kinds = std::iter::once("tcp").chain(k.config.listeners.iter().map(|spec| spec.kind()));
-    let counts = k
-        .listener_connections
-        .iter()
-        .map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
-    kinds.map(|kind| format!("mqtt:{kind}")).zip(counts).collect()
-}
-
 /// Every listener: the plain TCP one, then the TLS and WebSocket ones in configuration order, each with its
 /// open connections (`max_connections` is the node's, over all of them).
 pub async fn listeners(State(s): State<AppState>) -> Json<Value> {
-    let k = &s.kernel;
-    let connections = listener_connections(k);
-    let listener = |kind: &str, configured: String, bound: Option<std::net::SocketAddr>, path: Option<&String>, i| {
-        let (name, open) = &connections[i];
+    let max_connections = s.broker.max_connections();
+    let all = s.broker.listeners().into_iter().map(|l| {
         json!({
-            "name": name,
+            "name": l.name,
             "protocol": "mqtt",
-            "transport": kind,
-            "configured": configured,
-            "bound": bound.map(|a| a.to_string()),
-            "running": bound.is_some(),
-            "websocket_path": path,
-            "max_connections": k.config.max_connections,
-            "connections": open,
+            "transport": l.transport,
+            "configured": l.configured,
+            "bound": l.bound.map(|a| a.to_string()),
+            "running": l.bound.is_some(),
+            "websocket_path": l.websocket_path,
+            "max_connections": max_connections,
+            "connections": l.connections,
         })
-    };
-    let mut all = vec![listener(
-        "tcp",
-        k.config.mqtt_listen.to_string(),
-        *k.mqtt_addr.lock(),
-        None,
-        0,
-    )];
-    let bound = k.listener_addrs.lock().clone();
-    for (i, (spec, bound)) in k.config.listeners.iter().zip(bound).enumerate() {
-        all.push(listener(
-            spec.kind(),
-            spec.listen.to_string(),
-            bound,
-            spec.websocket_path.as_ref(),
-            i + 1,
-        ));
-    }
-    Json(Value::Array(all))
+    });
+    Json(Value::Array(all.collect()))
 }
 
 #[derive(Deserialize)]
@@ -198,10 +167,7 @@ pub async fn publish(State(s): State<AppState>, Json(body): Json<PublishBody>) -
         return error(StatusCode::BAD_REQUEST, format!("qos {} is not 0, 1 or 2", body.qos));
     };
     let message = Message::new(body.topic.as_str(), Bytes::from(body.payload), qos, body.retain);
-    Metrics::add(&s.kernel.metrics.messages_received, 1);
-    let mut congestion = ractmq_broker::Congestion::default();
-    let delivered = s.kernel.router.route_reporting(Arc::new(message), &mut congestion);
     // Answered once the message is queued, and the queues it filled have room, as a client's PUBACK is.
-    congestion.wait().await;
+    let delivered = s.broker.publish(message).await;
     Json(json!({ "topic": body.topic, "delivered": delivered })).into_response()
 }

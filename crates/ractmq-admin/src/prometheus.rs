@@ -13,12 +13,11 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use ractmq_broker::metrics::ROUTE_BUCKETS_NS;
-use ractmq_broker::{Kernel, Metrics};
+use ractmq_broker::ROUTE_BUCKETS_NS;
+use ractmq_broker::{BrokerView, Metrics};
 use ractmq_cluster::stats::ClusterStats;
 use ractmq_cluster::MemberState;
 
-use crate::node::listener_connections;
 use crate::state::AppState;
 
 /// Reads the broker (and cluster) at every scrape.
@@ -43,7 +42,7 @@ struct Scalar {
     name: &'static str,
     help: &'static str,
     kind: Kind,
-    read: fn(&Kernel) -> u64,
+    read: fn(&BrokerView) -> u64,
 }
 
 /// One counter family with a label: its values read together from the node.
@@ -61,7 +60,7 @@ struct ClusterCounter {
     read: fn(&ClusterStats) -> u64,
 }
 
-const fn scalar(name: &'static str, help: &'static str, kind: Kind, read: fn(&Kernel) -> u64) -> Scalar {
+const fn scalar(name: &'static str, help: &'static str, kind: Kind, read: fn(&BrokerView) -> u64) -> Scalar {
     Scalar { name, help, kind, read }
 }
 
@@ -72,76 +71,76 @@ fn g(counter: &AtomicU64) -> u64 {
 /// Every single-valued metric of a node, in exposition order.
 const SCALARS: &[Scalar] = &[
     scalar("ractmq_connections", "Clients connected now", Kind::Gauge, |k| {
-        g(&k.metrics.clients_connected)
+        g(&k.metrics().clients_connected)
     }),
     scalar("ractmq_connections_accepted", "Sockets accepted", Kind::Counter, |k| {
-        g(&k.metrics.connections_accepted)
+        g(&k.metrics().connections_accepted)
     }),
     scalar(
         "ractmq_sessions",
         "Sessions on this node (connected or not)",
         Kind::Gauge,
-        |k| k.store.len() as u64,
+        |k| k.session_count() as u64,
     ),
     scalar("ractmq_subscriptions", "Subscriptions on this node", Kind::Gauge, |k| {
-        k.router.subscription_count() as u64
+        k.subscription_count() as u64
     }),
     scalar("ractmq_retained_messages", "Retained messages kept", Kind::Gauge, |k| {
-        k.router.retained.read().len() as u64
+        k.retained_count() as u64
     }),
     scalar(
         "ractmq_queued_messages",
         "Messages queued for clients, summed over sessions",
         Kind::Gauge,
-        |k| queued(k).0,
+        |k| k.queued().0,
     ),
     scalar(
         "ractmq_queued_bytes",
         "Bytes queued for clients, summed over sessions",
         Kind::Gauge,
-        |k| queued(k).1,
+        |k| k.queued().1,
     ),
     scalar(
         "ractmq_publishers_held",
         "Times a publisher was held because a queue it filled was full",
         Kind::Counter,
-        |k| g(&k.metrics.publishers_held),
+        |k| g(&k.metrics().publishers_held),
     ),
     scalar(
         "ractmq_subscribers_stalled",
         "Subscribers whose full queue did not drain within the stall timeout",
         Kind::Counter,
-        |k| g(&k.metrics.subscribers_stalled),
+        |k| g(&k.metrics().subscribers_stalled),
     ),
     scalar(
         "ractmq_messages_received",
         "PUBLISH packets received from clients",
         Kind::Counter,
-        |k| g(&k.metrics.messages_received),
+        |k| g(&k.metrics().messages_received),
     ),
     scalar(
         "ractmq_messages_sent",
         "PUBLISH packets sent to clients",
         Kind::Counter,
-        |k| g(&k.metrics.messages_sent),
+        |k| g(&k.metrics().messages_sent),
     ),
     scalar(
         "ractmq_messages_no_subscribers",
         "Messages that matched no subscriber",
         Kind::Counter,
-        |k| g(&k.metrics.messages_no_subscribers),
+        |k| g(&k.metrics().messages_no_subscribers),
     ),
     scalar("ractmq_bytes_received", "Bytes read from clients", Kind::Counter, |k| {
-        g(&k.metrics.bytes_received)
+        g(&k.metrics().bytes_received)
     }),
     scalar("ractmq_bytes_sent", "Bytes written to clients", Kind::Counter, |k| {
-        g(&k.metrics.bytes_sent)
+        g(&k.metrics().bytes_sent)
     }),
     scalar(
         "ractmq_protocol_errors",
         "Connections closed for a protocol error",
         Kind::Counter,
-        |k| g(&k.metrics.protocol_errors),
+        |k| g(&k.metrics().protocol_errors),
     ),
 ];
 
@@ -218,15 +217,6 @@ fn per_qos(counters: &[AtomicU64; 3]) -> Vec<(&'static str, u64)> {
     vec![("0", g(&counters[0])), ("1", g(&counters[1])), ("2", g(&counters[2]))]
 }
 
-/// Messages and bytes queued, summed over sessions (each read without its lock).
-fn queued(k: &Kernel) -> (u64, u64) {
-    k.store
-        .all()
-        .iter()
-        .map(|s| s.queued())
-        .fold((0, 0), |a, q| (a.0 + q.0 as u64, a.1 + q.1 as u64))
-}
-
 fn encode_scalar(e: &mut DescriptorEncoder, name: &str, help: &str, kind: Kind, v: u64) -> std::fmt::Result {
     match kind {
         Kind::Counter => ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?),
@@ -251,18 +241,18 @@ fn encode_gauges<'a>(
 
 impl Collector for BrokerCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
-        let k = &self.0.kernel;
+        let k = &self.0.broker;
         for s in SCALARS {
             encode_scalar(&mut e, s.name, s.help, s.kind, (s.read)(k))?;
         }
         for f in FAMILIES {
             let mut family = e.encode_descriptor(f.name, f.help, None, MetricType::Counter)?;
-            for (value, v) in (f.read)(&k.metrics) {
+            for (value, v) in (f.read)(k.metrics()) {
                 ConstCounter::new(v).encode(family.encode_family(&[(f.label, value)])?)?;
             }
         }
         // prometheus-client takes the count of each bucket (it adds them up) and f64::MAX for +Inf.
-        let (sum_ns, count, per_bucket) = k.metrics.route_latency.snapshot();
+        let (sum_ns, count, per_bucket) = k.metrics().route_latency.snapshot();
         let bounds = ROUTE_BUCKETS_NS.iter().map(|ns| *ns as f64 / 1e9).chain([f64::MAX]);
         let buckets: Vec<(f64, u64)> = bounds.zip(per_bucket).collect();
         e.encode_descriptor(
@@ -272,8 +262,8 @@ impl Collector for BrokerCollector {
             MetricType::Histogram,
         )?
         .encode_histogram::<()>(sum_ns as f64 / 1e9, count, &buckets, None)?;
-        let open = listener_connections(k);
-        let open = open.iter().map(|(listener, n)| (listener.as_str(), *n as i64));
+        let open = k.listeners();
+        let open = open.iter().map(|l| (l.name.as_str(), l.connections as i64));
         encode_gauges(
             &mut e,
             "ractmq_listener_connections",

@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ractmq_broker::inspect;
 use ractmq_protocol::Message;
 use serde_json::{json, Value};
 
@@ -22,14 +21,16 @@ fn to_json(m: &Message) -> Value {
 }
 
 pub async fn list(State(s): State<AppState>) -> Json<Value> {
-    Json(json!(inspect::retained(&s.kernel)
+    Json(json!(s
+        .broker
+        .retained()
         .iter()
         .map(|m| to_json(m))
         .collect::<Vec<_>>()))
 }
 
 pub async fn show(State(s): State<AppState>, Path(topic): Path<String>) -> Response {
-    let found = s.kernel.router.retained.read().get(&topic).cloned();
+    let found = s.broker.retained_message(&topic);
     match found {
         Some(m) => Json(to_json(&m)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no retained message on '{topic}'")),
@@ -37,7 +38,7 @@ pub async fn show(State(s): State<AppState>, Path(topic): Path<String>) -> Respo
 }
 
 pub async fn remove(State(s): State<AppState>, Path(topic): Path<String>) -> Response {
-    if inspect::delete_retained(&s.kernel, &topic) {
+    if s.broker.delete_retained(&topic) {
         Json(json!({ "topic": topic, "deleted": true })).into_response()
     } else {
         error(StatusCode::NOT_FOUND, format!("no retained message on '{topic}'"))

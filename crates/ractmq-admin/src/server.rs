@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
-use ractmq_broker::Kernel;
+use ractmq_broker::BrokerView;
 use ractmq_cluster::Cluster;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -35,7 +35,7 @@ impl ApiServer {
 }
 
 /// Bind `config.listen` and serve the API of this node.
-pub async fn start(config: ApiConfig, kernel: Arc<Kernel>, cluster: Option<Cluster>) -> Result<ApiServer, String> {
+pub async fn start(config: ApiConfig, broker: BrokerView, cluster: Option<Cluster>) -> Result<ApiServer, String> {
     config.validate()?;
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         format!(
@@ -45,7 +45,7 @@ pub async fn start(config: ApiConfig, kernel: Arc<Kernel>, cluster: Option<Clust
     })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let state = AppState {
-        kernel,
+        broker,
         cluster,
         config: Arc::new(config),
     };

@@ -1,15 +1,15 @@
-//! What every handler of the API reads: the broker's kernel, the cluster (if any), the settings.
+//! What every handler of the API reads: the broker's read-only view, the cluster (if any), the settings.
 
 use std::sync::Arc;
 
-use ractmq_broker::Kernel;
+use ractmq_broker::BrokerView;
 use ractmq_cluster::Cluster;
 
 use crate::config::ApiConfig;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub kernel: Arc<Kernel>,
+    pub broker: BrokerView,
     pub cluster: Option<Cluster>,
     pub config: Arc<ApiConfig>,
 }

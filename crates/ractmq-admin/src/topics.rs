@@ -3,7 +3,6 @@
 
 use axum::extract::{Query, State};
 use axum::Json;
-use ractmq_broker::inspect;
 use ractmq_cluster::wire::WireRoute;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -17,7 +16,9 @@ pub struct SubscriptionQuery {
 }
 
 pub async fn subscriptions(State(s): State<AppState>, Query(q): Query<SubscriptionQuery>) -> Json<Value> {
-    let all: Vec<Value> = inspect::subscriptions(&s.kernel)
+    let all: Vec<Value> = s
+        .broker
+        .subscriptions()
         .into_iter()
         .filter(|sub| q.client_id.as_ref().is_none_or(|c| &sub.client_id == c))
         .map(|sub| {
@@ -40,14 +41,18 @@ pub async fn subscriptions(State(s): State<AppState>, Query(q): Query<Subscripti
 pub async fn routes(State(s): State<AppState>, Query(q): Query<SubscriptionQuery>) -> Json<Value> {
     let me = s.node_name();
     if let Some(client_id) = &q.client_id {
-        let routes: Vec<Value> = inspect::subscriptions(&s.kernel)
+        let routes: Vec<Value> = s
+            .broker
+            .subscriptions()
             .into_iter()
             .filter(|sub| &sub.client_id == client_id)
             .map(|sub| json!({ "topic": sub.filter, "node": me }))
             .collect();
         return Json(json!(routes));
     }
-    let mut all: Vec<Value> = inspect::local_routes(&s.kernel)
+    let mut all: Vec<Value> = s
+        .broker
+        .local_routes()
         .into_iter()
         .map(|filter| json!({ "topic": filter, "node": me }))
         .collect();

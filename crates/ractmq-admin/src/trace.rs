@@ -13,7 +13,7 @@ use futures_util::stream;
 use crate::state::AppState;
 
 pub async fn client(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let rx = s.kernel.traces.start(&id);
+    let rx = s.broker.trace(&id);
     let first = format!("tracing client {id} on node {}\n", s.node_name());
     let lines = stream::unfold((Some(first), rx), |(first, mut rx)| async move {
         if let Some(first) = first {

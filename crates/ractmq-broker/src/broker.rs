@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
 use crate::guardian::{Guardian, GuardianArgs};
-use crate::health::{self, Health};
+use crate::health::Health;
 use crate::index::{Change, Route, Target};
 use crate::kernel::Kernel;
 use crate::listener::{Listener, ListenerArgs};
@@ -40,6 +40,7 @@ use crate::shard::{Shard, ShardArgs, ShardMsg};
 use crate::supervisor::{ChildSpec, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::sys::{publish_sys, purge_expired_retained, Periodic, PeriodicArgs};
 use crate::user_tree::{self, Tree};
+use crate::view::BrokerView;
 
 /// Why the broker could not start, in one line an operator can act on.
 #[derive(Debug)]
@@ -172,8 +173,14 @@ impl Broker {
         &self.kernel.metrics
     }
 
-    pub fn kernel(&self) -> &Arc<Kernel> {
+    pub(crate) fn kernel(&self) -> &Arc<Kernel> {
         &self.kernel
+    }
+
+    /// A read-only view of the broker (clients, subscriptions, retained messages, listeners, health), and the
+    /// operator's actions on it; what the REST API serves.
+    pub fn view(&self) -> BrokerView {
+        BrokerView::new(self.kernel.clone())
     }
 
     /// Publish from inside the program, without a socket. Returns the number of subscribers it reached, once
@@ -247,15 +254,9 @@ impl Broker {
     /// moved): how an operator or a load balancer moves a client. The session stays, as after any
     /// disconnect. Returns false if the client has no session here.
     pub async fn disconnect_client(&self, client_id: &str, code: u8, server_reference: Option<String>) -> bool {
-        let Some(sup) = self.kernel.session_sup() else {
-            return false;
-        };
-        ractor::call!(sup, |reply| SessionSupMsg::Send {
-            client_id: client_id.to_string(),
-            msg: SessionMsg::Kick { code, server_reference },
-            reply
-        })
-        .unwrap_or(false)
+        self.view()
+            .send_session(client_id, SessionMsg::Kick { code, server_reference })
+            .await
     }
 
     /// Client ids with a session on this node.
@@ -305,7 +306,7 @@ impl Broker {
 
     /// Is the node live and ready (see `health.rs`)?
     pub async fn health(&self) -> Health {
-        health::check(&self.kernel).await
+        self.view().health().await
     }
 }
 
@@ -317,41 +318,17 @@ pub struct Chaos<'a> {
 impl Chaos<'_> {
     /// Kill the session actor of `client_id`. Returns false if there is none.
     pub async fn kill_session(&self, client_id: &str) -> bool {
-        let Some(sup) = self.broker.kernel.session_sup() else {
-            return false;
-        };
-        ractor::call!(sup, |reply| SessionSupMsg::Kill {
-            client_id: client_id.to_string(),
-            reply
-        })
-        .unwrap_or(false)
+        self.broker.view().kill_session(client_id).await
     }
 
     /// Make the session actor of `client_id` panic. Returns false if there is none.
     pub async fn panic_session(&self, client_id: &str) -> bool {
-        let Some(sup) = self.broker.kernel.session_sup() else {
-            return false;
-        };
-        ractor::call!(sup, |reply| SessionSupMsg::Send {
-            client_id: client_id.to_string(),
-            msg: SessionMsg::Crash,
-            reply
-        })
-        .unwrap_or(false)
+        self.broker.view().send_session(client_id, SessionMsg::Crash).await
     }
 
     /// Kill topic shard `index`. Returns false if there is no such shard.
     pub async fn kill_shard(&self, index: usize) -> bool {
-        let Some(slot) = self.broker.kernel.router.shards.get(index) else {
-            return false;
-        };
-        match slot.actor.read().clone() {
-            Some(actor) => {
-                actor.kill();
-                true
-            }
-            None => false,
-        }
+        self.broker.view().kill_shard(index)
     }
 
     /// Make topic shard `index` panic. Returns false if there is no such shard.

@@ -200,11 +200,6 @@ impl AbortOnDrop {
     pub fn new(handle: JoinHandle<()>) -> Self {
         AbortOnDrop(Some(handle))
     }
-
-    /// Let the task run to its end on its own (a writer flushing its last bytes).
-    pub fn detach(mut self) {
-        self.0.take();
-    }
 }
 
 impl Drop for AbortOnDrop {

@@ -27,32 +27,32 @@ use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::scram::ScramSha256;
 
 pub struct Kernel {
-    pub config: BrokerConfig,
-    pub limits: Arc<Limits>,
-    pub router: Arc<Router>,
-    pub store: Arc<SessionStore>,
-    pub metrics: Arc<Metrics>,
-    pub started_at: Instant,
+    pub(crate) config: BrokerConfig,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) router: Arc<Router>,
+    pub(crate) store: Arc<SessionStore>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) started_at: Instant,
     /// The running session supervisor; replaced when it restarts. Sessions hold this slot too.
-    pub session_sup: SupSlot,
+    pub(crate) session_sup: SupSlot,
     /// Where the MQTT listener is bound (kept across listener restarts so the port stays the same).
-    pub mqtt_addr: Mutex<Option<SocketAddr>>,
+    pub(crate) mqtt_addr: Mutex<Option<SocketAddr>>,
     /// Where each of `config.listeners` is bound, in the same order (kept across restarts likewise).
-    pub listener_addrs: Mutex<Vec<Option<SocketAddr>>>,
+    pub(crate) listener_addrs: Mutex<Vec<Option<SocketAddr>>>,
     /// Open client connections by listener: the plain TCP one first, then each of `config.listeners`.
-    pub listener_connections: Vec<Arc<AtomicU64>>,
+    pub(crate) listener_connections: Vec<Arc<AtomicU64>>,
     next_assigned_id: AtomicU64,
     /// Sockets accepted whose CONNECT is not handled yet.
-    pub handshakes: AtomicUsize,
+    pub(crate) handshakes: AtomicUsize,
     /// Enhanced authentication methods: SCRAM-SHA-256 over the configured users, then the configured ones.
-    pub authenticators: Authenticators,
+    pub(crate) authenticators: Authenticators,
     /// True once the node is draining for shutdown: the listener stops accepting, handshakes under way are
     /// refused.
-    pub draining: tokio::sync::watch::Sender<bool>,
+    pub(crate) draining: tokio::sync::watch::Sender<bool>,
     /// Clients whose packets an operator is watching (`ractmq ctl trace client`).
-    pub traces: Traces,
+    pub(crate) traces: Traces,
     /// Subscription changes read and not yet in the index (see `fence.rs`).
-    pub fences: Arc<Fences>,
+    pub(crate) fences: Arc<Fences>,
     /// Sessions on other nodes, when this node is part of a cluster.
     remote_sessions: OnceLock<Arc<dyn RemoteSessions>>,
     /// The one line an operator should see when a child could not start (a port in use, say); the

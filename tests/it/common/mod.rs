@@ -183,7 +183,7 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Packet,
 /// started a little later, disagrees). A test measuring from before the CONNECT left measures no less than
 /// the broker's silence.
 pub fn assert_closed_within_keepalive(connect_sent: std::time::Instant, keep_alive: Duration, what: &str) {
-    use ractmq::parts::broker::connection::{KEEPALIVE_RECHECK, KEEPALIVE_SLACK};
+    use ractmq::parts::broker::{KEEPALIVE_RECHECK, KEEPALIVE_SLACK};
     let bound = keep_alive.mul_f32(1.5) + KEEPALIVE_SLACK + KEEPALIVE_RECHECK;
     let took = connect_sent.elapsed();
     assert!(

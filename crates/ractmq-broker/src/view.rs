@@ -1,0 +1,381 @@
+//! A read-only view of one broker for operators and programs: the clients, their subscriptions, the routes,
+//! the retained messages, the listeners, the counters and health, and the few actions an operator takes (kick,
+//! publish, clear a retained message, trace a client, and the chaos kills).
+//!
+//! The admin crate and embedding programs see the broker only through [`BrokerView`]: everything it returns is
+//! a copy, read from the session store, the router and the counters, which outlive the actors, so an answer
+//! never waits on a busy session and nobody outside holds a broker lock. Acting on a client goes through its
+//! session supervisor like any other message to a session.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use ractmq_codec::{reason, Protocol, QoS};
+use ractmq_protocol::Message;
+use tokio::sync::mpsc;
+
+use crate::flow::Congestion;
+use crate::health::{self, Health};
+use crate::kernel::Kernel;
+use crate::metrics::Metrics;
+use crate::routes::RouteKey;
+use crate::session_msg::{SessionMsg, SessionSupMsg};
+use crate::session_store::SessionShared;
+
+/// The broker as operators and programs may read it; cheap to clone. Get one from [`crate::Broker::view`].
+#[derive(Clone)]
+pub struct BrokerView {
+    kernel: Arc<Kernel>,
+}
+
+impl std::fmt::Debug for BrokerView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerView").finish_non_exhaustive()
+    }
+}
+
+/// One listener: where it was asked to listen, where it is bound, and its open connections.
+#[derive(Debug, Clone)]
+pub struct ListenerInfo {
+    /// `mqtt:tcp`, `mqtt:tls`, `mqtt:ws` or `mqtt:wss`.
+    pub name: String,
+    /// `tcp`, `tls`, `ws` or `wss`.
+    pub transport: &'static str,
+    /// The address from the configuration.
+    pub configured: String,
+    /// The address it is bound to, while it runs.
+    pub bound: Option<SocketAddr>,
+    /// The HTTP path of a WebSocket listener.
+    pub websocket_path: Option<String>,
+    /// Client connections open on it.
+    pub connections: u64,
+}
+
+/// One client session as an operator sees it.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// The client identifier.
+    pub client_id: String,
+    /// Whether a connection is attached to the session now.
+    pub connected: bool,
+    /// The peer address of the connection, when connected.
+    pub peer: Option<String>,
+    /// `3.1`, `3.1.1` or `5.0`, when connected.
+    pub protocol: Option<&'static str>,
+    /// The keep alive the connection uses, in seconds, when connected.
+    pub keep_alive: Option<u16>,
+    /// The user name the connection authenticated as, if any.
+    pub username: Option<String>,
+    /// Seconds since the Unix epoch, when connected.
+    pub connected_at: Option<u64>,
+    /// How many subscriptions the session has.
+    pub subscriptions: usize,
+    /// Messages queued for the client, and sent but not yet acknowledged.
+    pub queued: usize,
+    /// Bytes queued for the client, as its byte bound counts them.
+    pub queued_bytes: usize,
+    /// QoS 1 and 2 messages sent and not yet acknowledged.
+    pub inflight: usize,
+    /// The session expiry interval, in seconds.
+    pub expiry_interval: u32,
+    /// Whether the session actor is asleep (its state kept in the store, see supervision.md).
+    pub hibernating: bool,
+}
+
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::V3_1 => "3.1",
+        Protocol::V3_1_1 => "3.1.1",
+        Protocol::V5 => "5.0",
+    }
+}
+
+fn client_info(session: &SessionShared) -> ClientInfo {
+    let conn = session.conn.lock().clone();
+    let (subscriptions, inflight, expiry_interval) = {
+        let state = session.state.lock();
+        (state.subscriptions.len(), state.inflight.len(), state.expiry_interval)
+    };
+    let (queued, queued_bytes) = session.queued();
+    ClientInfo {
+        client_id: session.client_id.to_string(),
+        connected: conn.is_some(),
+        peer: conn.as_ref().map(|c| c.peer.to_string()),
+        protocol: conn.as_ref().map(|c| protocol_name(c.protocol)),
+        keep_alive: conn.as_ref().map(|c| c.keep_alive),
+        username: conn.as_ref().and_then(|c| c.username.clone()),
+        connected_at: conn.as_ref().and_then(|c| {
+            c.connected_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs())
+        }),
+        subscriptions,
+        queued,
+        queued_bytes,
+        inflight,
+        expiry_interval,
+        hibernating: session.is_hibernating(),
+    }
+}
+
+/// One subscription of one client.
+#[derive(Debug, Clone)]
+pub struct SubscriptionInfo {
+    /// The subscriber.
+    pub client_id: String,
+    /// The topic filter, with `$share/GROUP/` for a shared subscription.
+    pub filter: String,
+    /// The maximum QoS granted.
+    pub qos: u8,
+    /// MQTT 5 No Local.
+    pub no_local: bool,
+    /// MQTT 5 Retain As Published.
+    pub retain_as_published: bool,
+    /// MQTT 5 Subscription Identifier.
+    pub subscription_id: Option<u32>,
+}
+
+impl BrokerView {
+    pub(crate) fn new(kernel: Arc<Kernel>) -> BrokerView {
+        BrokerView { kernel }
+    }
+
+    /// The node's counters (atomics: reading them takes no lock).
+    pub fn metrics(&self) -> &Metrics {
+        &self.kernel.metrics
+    }
+
+    /// How long the broker has run.
+    pub fn uptime(&self) -> Duration {
+        self.kernel.started_at.elapsed()
+    }
+
+    /// Where the plain MQTT listener is bound, while it runs.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        *self.kernel.mqtt_addr.lock()
+    }
+
+    /// The node-wide connection limit, over all listeners.
+    pub fn max_connections(&self) -> usize {
+        self.kernel.config.max_connections
+    }
+
+    /// Every listener: the plain TCP one, then the TLS and WebSocket ones in configuration order.
+    pub fn listeners(&self) -> Vec<ListenerInfo> {
+        let k = &self.kernel;
+        let open = |i: usize| k.listener_connections[i].load(Ordering::Relaxed);
+        let mut all = vec![ListenerInfo {
+            name: "mqtt:tcp".into(),
+            transport: "tcp",
+            configured: k.config.mqtt_listen.to_string(),
+            bound: *k.mqtt_addr.lock(),
+            websocket_path: None,
+            connections: open(0),
+        }];
+        let bound = k.listener_addrs.lock().clone();
+        for (i, (spec, bound)) in k.config.listeners.iter().zip(bound).enumerate() {
+            all.push(ListenerInfo {
+                name: format!("mqtt:{}", spec.kind()),
+                transport: spec.kind(),
+                configured: spec.listen.to_string(),
+                bound,
+                websocket_path: spec.websocket_path.clone(),
+                connections: open(i + 1),
+            });
+        }
+        all
+    }
+
+    /// Sessions on this node, connected or not.
+    pub fn session_count(&self) -> usize {
+        self.kernel.store.len()
+    }
+
+    /// Subscriptions in this node's index.
+    pub fn subscription_count(&self) -> usize {
+        self.kernel.router.subscription_count()
+    }
+
+    /// Retained messages on this node (every node keeps all of them).
+    pub fn retained_count(&self) -> usize {
+        self.kernel.router.retained.read().len()
+    }
+
+    /// Messages and bytes queued, summed over sessions (each read without its lock).
+    pub fn queued(&self) -> (u64, u64) {
+        self.kernel
+            .store
+            .all()
+            .iter()
+            .map(|s| s.queued())
+            .fold((0, 0), |a, q| (a.0 + q.0 as u64, a.1 + q.1 as u64))
+    }
+
+    /// Every session of this node, by client id.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        let mut all: Vec<ClientInfo> = self.kernel.store.all().iter().map(|s| client_info(s)).collect();
+        all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        all
+    }
+
+    /// `client_id`'s session, if it has one on this node.
+    pub fn client(&self, client_id: &str) -> Option<ClientInfo> {
+        self.kernel.store.get(client_id).map(|s| client_info(&s))
+    }
+
+    /// The messages queued for `client_id` and not yet sent, oldest first; None if it has no session here.
+    pub fn queued_messages(&self, client_id: &str) -> Option<Vec<Arc<Message>>> {
+        let session = self.kernel.store.get(client_id)?;
+        let mailbox = session.lock_mailbox();
+        Some(mailbox.queue.iter().map(|d| d.message.clone()).collect())
+    }
+
+    /// The QoS 1 and 2 messages sent to `client_id` and not yet acknowledged, oldest first; None if it has no
+    /// session here.
+    pub fn inflight_messages(&self, client_id: &str) -> Option<Vec<Arc<Message>>> {
+        let session = self.kernel.store.get(client_id)?;
+        let state = session.state.lock();
+        Some(state.inflight.iter().map(|f| f.delivery.message.clone()).collect())
+    }
+
+    /// Every subscription of this node's sessions, by client id then filter.
+    pub fn subscriptions(&self) -> Vec<SubscriptionInfo> {
+        let mut all = Vec::new();
+        for session in self.kernel.store.all() {
+            let state = session.state.lock();
+            for (filter, o) in &state.subscriptions {
+                all.push(SubscriptionInfo {
+                    client_id: session.client_id.to_string(),
+                    filter: filter.clone(),
+                    qos: o.qos as u8,
+                    no_local: o.no_local,
+                    retain_as_published: o.retain_as_published,
+                    subscription_id: o.subscription_id,
+                });
+            }
+        }
+        all.sort_by(|a, b| (&a.client_id, &a.filter).cmp(&(&b.client_id, &b.filter)));
+        all
+    }
+
+    /// This node's routes (filters with at least one subscriber here, members of shared groups).
+    pub fn local_routes(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .kernel
+            .router
+            .local_routes()
+            .into_iter()
+            .map(|r| match r {
+                RouteKey::Filter(f) => f.to_string(),
+                RouteKey::Shared { group, .. } => group.to_string(),
+            })
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Close `client_id`'s connection with 0x98 (Administrative action); its session stays. False if it has no
+    /// session here.
+    pub async fn kick(&self, client_id: &str) -> bool {
+        self.send_session(
+            client_id,
+            SessionMsg::Kick {
+                code: reason::ADMINISTRATIVE_ACTION,
+                server_reference: None,
+            },
+        )
+        .await
+    }
+
+    pub(crate) async fn send_session(&self, client_id: &str, msg: SessionMsg) -> bool {
+        let Some(sup) = self.kernel.session_sup() else {
+            return false;
+        };
+        ractor::call!(sup, |reply| SessionSupMsg::Send {
+            client_id: client_id.to_string(),
+            msg,
+            reply
+        })
+        .unwrap_or(false)
+    }
+
+    /// The retained messages of this node, by topic (every node keeps all of them, see the cluster crate).
+    pub fn retained(&self) -> Vec<Arc<Message>> {
+        let mut all = self.kernel.router.retained.read().all();
+        all.sort_by(|a, b| a.topic.cmp(&b.topic));
+        all
+    }
+
+    /// The retained message of `topic`, if there is one.
+    pub fn retained_message(&self, topic: &str) -> Option<Arc<Message>> {
+        self.kernel.router.retained.read().get(topic).cloned()
+    }
+
+    /// Clear `topic`'s retained message everywhere, as a client publishing an empty retained message does
+    /// (subscribers see that empty message). False if there was none here.
+    pub fn delete_retained(&self, topic: &str) -> bool {
+        if self.retained_message(topic).is_none() {
+            return false;
+        }
+        self.kernel
+            .router
+            .route(Arc::new(Message::new(topic, Bytes::new(), QoS::AtMostOnce, true)));
+        true
+    }
+
+    /// Publish `message` as the broker itself (no client id: No Local does not apply). Returns the subscribers
+    /// it reached once it is queued for each, and the queues it filled have drained to half, as a client's
+    /// PUBACK waits (see docs/flow-control.md).
+    pub async fn publish(&self, message: Message) -> usize {
+        Metrics::add(&self.kernel.metrics.messages_received, 1);
+        let mut congestion = Congestion::default();
+        let delivered = self.kernel.router.route_reporting(Arc::new(message), &mut congestion);
+        congestion.wait().await;
+        delivered
+    }
+
+    /// Follow `client_id`'s packets as they pass, one line each, until the receiver is dropped.
+    pub fn trace(&self, client_id: &str) -> mpsc::Receiver<String> {
+        self.kernel.traces.start(client_id)
+    }
+
+    /// Is the node live and ready (see `health.rs`)?
+    pub async fn health(&self) -> Health {
+        health::check(&self.kernel).await
+    }
+
+    /// Why the broker stopped by itself, if it did.
+    pub fn down(&self) -> Option<String> {
+        self.kernel.down()
+    }
+
+    /// Chaos: kill the session actor of `client_id`. False if there is none.
+    pub async fn kill_session(&self, client_id: &str) -> bool {
+        let Some(sup) = self.kernel.session_sup() else {
+            return false;
+        };
+        ractor::call!(sup, |reply| SessionSupMsg::Kill {
+            client_id: client_id.to_string(),
+            reply
+        })
+        .unwrap_or(false)
+    }
+
+    /// Chaos: kill topic shard `index`. False if there is no such shard running.
+    pub fn kill_shard(&self, index: usize) -> bool {
+        self.kernel.router.shards_actor(index).is_some_and(|actor| {
+            actor.kill();
+            true
+        })
+    }
+
+    /// The topic shard that indexes `filter` (for chaos tests that kill the shard holding a route).
+    pub fn shard_of_filter(&self, filter: &str) -> usize {
+        self.kernel.router.shard_of_filter(filter)
+    }
+}
