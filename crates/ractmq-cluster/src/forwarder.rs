@@ -160,7 +160,7 @@ impl Actor for Forwarder {
                 }
                 Ok(Wire::TakenOver(answer)) => {
                     if let Some(to) = state.shared.takeovers.lock().get(&answer.request) {
-                        let _ = to.try_send(answer.session);
+                        let _ = to.try_send(answer.session.map(|s| *s));
                     }
                 }
                 Ok(Wire::Hello(_)) => {}

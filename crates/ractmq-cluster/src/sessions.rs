@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::forwarder_ref::{forwarder_of, ForwarderMsg};
 use crate::state::{Members, Shared};
 use crate::stats::ClusterStats;
-use crate::wire::{self, TakeOver, TakenOver, Wire, WireSession};
+use crate::wire::{self, TakeOver, TakenOver, Wire};
 use crate::wire_message::message_size;
 
 /// Longest a connecting client waits for the other nodes to give up its session.
@@ -128,7 +128,7 @@ async fn take_over(shared: &Shared, client_id: &str, clean_start: bool) -> Optio
     shared.takeovers.lock().remove(&request);
     let session = found?;
     ClusterStats::add(&shared.stats.sessions_taken_over, 1);
-    Some(session.into_handover(Instant::now()))
+    Some(crate::wire_session::into_handover(session, Instant::now()))
 }
 
 /// Another node asks for a session: give it up here and send back what it held.
@@ -138,14 +138,14 @@ pub async fn answer(shared: Arc<Shared>, broker: Arc<dyn Node>, request: TakeOve
         .await;
     let session = handover.map(|h| {
         ClusterStats::add(&shared.stats.sessions_handed_over, 1);
-        let (session, left_out) = WireSession::from_handover(&h, Instant::now());
+        let (session, left_out) = crate::wire_session::from_handover(&h, Instant::now());
         ClusterStats::add(&shared.stats.dropped_handover_too_large, left_out as u64);
         session
     });
     let reply = Wire::TakenOver(TakenOver {
         from: shared.config.node_name.clone(),
         request: request.request,
-        session,
+        session: session.map(Box::new),
     });
     if let Some(to) = forwarder_of(&request.from) {
         let _ = to.send_message(ForwarderMsg::Peer(wire::encode(&reply)));

@@ -61,7 +61,7 @@ pub struct TakeOver {
 pub struct TakenOver {
     pub from: String,
     pub request: u64,
-    pub session: Option<WireSession>,
+    pub session: Option<Box<WireSession>>,
 }
 
 /// Messages forwarded by one node, the first numbered `first_seq` and the rest following.
@@ -213,7 +213,7 @@ fn check(message: &Wire) -> Result<(), String> {
         Wire::TakeOver(t) => check_name(&t.from).map_err(|e| format!("node name {e}")),
         Wire::TakenOver(t) => {
             check_name(&t.from).map_err(|e| format!("node name {e}"))?;
-            t.session.as_ref().map_or(Ok(()), WireSession::check)
+            t.session.as_deref().map_or(Ok(()), WireSession::check)
         }
         Wire::Retained(r) => r.iter().try_for_each(WireMessage::check),
         Wire::Hello(hello) => {

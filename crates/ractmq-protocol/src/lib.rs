@@ -23,6 +23,7 @@ pub mod queue_rules;
 pub mod retained;
 pub mod scram;
 pub mod session;
+pub mod snapshot;
 pub mod topic;
 pub mod trie;
 
@@ -33,3 +34,4 @@ pub use message::{Delivery, Message, Origin};
 pub use queue::{BoundedQueue, Mode as QueueMode, PushOutcome, QueuePolicy, Queued};
 pub use queue_rules::{ListenerKind, Pattern, QueueRule};
 pub use session::{Session, SubOptions};
+pub use snapshot::SessionSnapshot;
