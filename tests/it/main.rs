@@ -7,6 +7,7 @@
 
 mod common;
 
+mod abuse;
 mod admin_api;
 mod bad_input;
 mod chaos;

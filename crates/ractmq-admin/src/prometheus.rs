@@ -137,6 +137,30 @@ const SCALARS: &[Scalar] = &[
         g(&k.metrics().bytes_sent)
     }),
     scalar(
+        "ractmq_connections_waiting",
+        "Sockets accepted and waiting for their CONNECT to be handled",
+        Kind::Gauge,
+        |k| k.waiting_for_connect() as u64,
+    ),
+    scalar(
+        "ractmq_connections_dropped_at_accept",
+        "Sockets closed at accept because too many were waiting for their CONNECT, overall or from their address",
+        Kind::Counter,
+        |k| g(&k.metrics().dropped_at_accept),
+    ),
+    scalar(
+        "ractmq_connections_refused",
+        "CONNECTs refused with a CONNACK failure (credentials, authorization, bans, limits)",
+        Kind::Counter,
+        |k| g(&k.metrics().connections_refused),
+    ),
+    scalar(
+        "ractmq_authorization_denied",
+        "Publishes, subscription filters and wills refused by authorization",
+        Kind::Counter,
+        |k| g(&k.metrics().authz_denied),
+    ),
+    scalar(
         "ractmq_protocol_errors",
         "Connections closed for a protocol error",
         Kind::Counter,

@@ -24,8 +24,12 @@ pub struct BrokerConfig {
     /// Per-client queue settings, in order: the first rule that matches a connecting client supplies the
     /// settings it names, `limits` the rest (see [`ractmq_protocol::queue_rules`]).
     pub queue_rules: Vec<QueueRule>,
-    /// Connections accepted at once; more are closed at accept.
+    /// Connections accepted at once; more are refused with CONNACK Server unavailable.
     pub max_connections: usize,
+    /// Sockets that may wait for their CONNECT at once; more are closed at accept (see `waiting.rs`).
+    pub max_handshakes: usize,
+    /// Sockets from one peer address that may wait for their CONNECT at once.
+    pub max_handshakes_per_peer: usize,
     /// How often `$SYS/broker/...` is published (zero disables it).
     pub sys_interval: Duration,
     /// Session actor restarts allowed before the session supervisor escalates.
@@ -76,6 +80,8 @@ impl Default for BrokerConfig {
             limits: Limits::default(),
             queue_rules: Vec::new(),
             max_connections: 100_000,
+            max_handshakes: 4096,
+            max_handshakes_per_peer: 1024,
             sys_interval: Duration::from_secs(10),
             session_restarts: RestartPolicy::new(1000, 10),
             shard_restarts: RestartPolicy::new(10, 10),

@@ -63,6 +63,11 @@ impl<'a> HandshakeIo<'a> {
         }
     }
 
+    /// The socket's writing half, to answer on.
+    pub fn write(&mut self) -> &mut WriteHalf {
+        self.write
+    }
+
     /// The next packet from the client; `Ok(None)` if it closed the socket.
     pub async fn next_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
         loop {

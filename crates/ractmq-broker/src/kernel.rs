@@ -5,7 +5,7 @@
 //! need (the session supervisor) are published here by the actors themselves when they start.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ use ractor::ActorRef;
 use crate::config::BrokerConfig;
 use crate::enhanced_auth::Authenticators;
 use crate::fence::Fences;
+use crate::log_limit::LogLimit;
 use crate::metrics::Metrics;
 use crate::remote_sessions::RemoteSessions;
 use crate::router::Router;
@@ -23,6 +24,7 @@ use crate::session_msg::SessionSupMsg;
 use crate::session_store::{SessionStore, SupSlot};
 use crate::supervisor::SupervisorMsg;
 use crate::trace::Traces;
+use crate::waiting::Waiting;
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::scram::ScramSha256;
 
@@ -43,7 +45,9 @@ pub struct Kernel {
     pub(crate) listener_connections: Vec<Arc<AtomicU64>>,
     next_assigned_id: AtomicU64,
     /// Sockets accepted whose CONNECT is not handled yet.
-    pub(crate) handshakes: AtomicUsize,
+    pub(crate) waiting: Arc<Waiting>,
+    /// Warnings a flood would repeat: sockets closed at accept, connections refused.
+    pub(crate) log_limits: LogLimits,
     /// Enhanced authentication methods: SCRAM-SHA-256 over the configured users, then the configured ones.
     pub(crate) authenticators: Authenticators,
     /// True once the node is draining for shutdown: the listener stops accepting, handshakes under way are
@@ -62,6 +66,15 @@ pub struct Kernel {
     root: OnceLock<ActorRef<SupervisorMsg>>,
     /// Set once, with one line saying why, if the root supervisor gave up.
     down: tokio::sync::watch::Sender<Option<String>>,
+}
+
+/// One [`LogLimit`] per kind of line a flood would repeat.
+#[derive(Debug, Default)]
+pub(crate) struct LogLimits {
+    /// A socket closed at accept: too many waiting for their CONNECT.
+    pub(crate) accept_full: LogLimit,
+    /// A CONNECT refused (bad credentials, banned, limits).
+    pub(crate) refused: LogLimit,
 }
 
 impl Kernel {
@@ -91,7 +104,8 @@ impl Kernel {
             listener_addrs: Mutex::new(vec![None; listeners]),
             listener_connections: (0..=listeners).map(|_| Arc::default()).collect(),
             next_assigned_id: AtomicU64::new(1),
-            handshakes: AtomicUsize::new(0),
+            waiting: Arc::default(),
+            log_limits: LogLimits::default(),
             authenticators,
             start_failure: Mutex::new(None),
             remote_sessions: OnceLock::new(),

@@ -20,6 +20,7 @@ pub(crate) mod inbox;
 pub(crate) mod index;
 pub(crate) mod kernel;
 pub(crate) mod listener;
+pub(crate) mod log_limit;
 pub(crate) mod metrics;
 pub(crate) mod moving;
 pub(crate) mod node;
@@ -40,6 +41,7 @@ pub mod tls;
 pub(crate) mod trace;
 pub(crate) mod user_tree;
 pub(crate) mod view;
+pub(crate) mod waiting;
 pub(crate) mod websocket;
 
 pub use broker::{ApiError, Broker, Chaos, StartError, Subscription};

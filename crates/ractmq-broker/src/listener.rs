@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use ractmq_codec::{encode, reason, DecodeError, Decoder, Packet, Protocol};
+use ractmq_codec::{encode, reason, Connect, DecodeError, Decoder, Packet, Protocol};
+use ractmq_protocol::auth::Authenticator;
+use ractmq_protocol::connect::Accepted;
 use ractmq_protocol::connect::{check_connect, refusal};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -26,12 +28,11 @@ use crate::connection::{AbortOnDrop, Counted, ReadHalf, Transport, WriteHalf};
 use crate::enhanced_auth::{exchange, HandshakeIo};
 use crate::handover::import;
 use crate::kernel::Kernel;
+use crate::log_limit::more;
 use crate::metrics::Metrics;
 use crate::session_msg::{Attach, SessionSupMsg};
+use crate::waiting::{Full, Place};
 use crate::websocket;
-
-/// Sockets that may be between accept and an accepted CONNECT at once.
-const MAX_HANDSHAKES: usize = 4096;
 
 pub struct Listener;
 
@@ -102,14 +103,31 @@ async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>, extra: Option<u
             }
         };
         Metrics::add(&kernel.metrics.connections_accepted, 1);
-        // Sockets that have not finished CONNECT cost a task and a buffer each: cap them, so a flood of
-        // silent connections cannot grow without bound. The connection limit proper answers with a CONNACK.
-        if kernel.handshakes.load(Ordering::Relaxed) >= MAX_HANDSHAKES {
-            tracing::warn!(%peer, "connection dropped: {MAX_HANDSHAKES} connections are already waiting for their CONNECT");
-            continue;
-        }
-        kernel.handshakes.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(connection_task(stream, peer, kernel.clone(), extra));
+        let config = &kernel.config;
+        let place = match kernel
+            .waiting
+            .enter(peer.ip(), config.max_handshakes, config.max_handshakes_per_peer)
+        {
+            Ok(place) => place,
+            Err(full) => {
+                Metrics::add(&kernel.metrics.dropped_at_accept, 1);
+                if let Some(left_out) = kernel.log_limits.accept_full.check(std::time::Instant::now()) {
+                    let why = match full {
+                        Full::Total => format!(
+                            "{} sockets are waiting for their CONNECT (--max-handshakes)",
+                            config.max_handshakes
+                        ),
+                        Full::Peer => format!(
+                            "{} sockets from this address are waiting for their CONNECT (--max-handshakes-per-peer)",
+                            config.max_handshakes_per_peer
+                        ),
+                    };
+                    tracing::warn!(%peer, "connection closed at accept: {why}{}", more(left_out));
+                }
+                continue;
+            }
+        };
+        tokio::spawn(connection_task(stream, peer, kernel.clone(), extra, place));
     }
 }
 
@@ -120,14 +138,14 @@ async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>, extra: Option<u
 /// about 10 KB, and at a few thousand connects a second that block, freed after each handshake between the
 /// connection's long-lived allocations, left holes in the heap that later connections did not fill: a slow
 /// connect pattern cost 2-3 KiB more per idle connection than a burst.
-async fn connection_task(stream: TcpStream, peer: SocketAddr, k: Arc<Kernel>, extra: Option<usize>) {
+async fn connection_task(stream: TcpStream, peer: SocketAddr, k: Arc<Kernel>, extra: Option<usize>, place: Place) {
     let deadline = Instant::now() + Duration::from_secs(k.limits.connect_timeout_secs);
     if let Some((read, write)) = upgrade(stream, peer, &k, extra, deadline).await {
         let counter = k.listener_connections[extra.map_or(0, |i| i + 1)].clone();
         let kind = extra.map_or("tcp", |i| k.config.listeners[i].kind());
         handshake(read, write, peer, deadline, (kind, counter), k.clone()).await;
     }
-    k.handshakes.fetch_sub(1, Ordering::Relaxed);
+    drop(place);
 }
 
 /// From an accepted socket to the halves of a byte stream: TLS and the WebSocket upgrade, if the listener has
@@ -192,93 +210,38 @@ async fn handshake(
     let mut decoder = Decoder::new(kernel.limits.max_packet_size as usize);
     // Nothing is reserved before the CONNECT arrives: `read_into` sizes the buffer to what came.
     let mut buf = BytesMut::new();
-    let timeout = Duration::from_secs(kernel.limits.connect_timeout_secs);
-    let first = {
-        let mut io = HandshakeIo::new(&mut read, &mut write, &mut buf, &mut decoder, &kernel.metrics);
-        tokio::time::timeout_at(deadline, io.next_packet()).await
-    };
-    let connect = match first {
-        Err(_) => return tracing::info!(%peer, "connection closed: no CONNECT within {}s", timeout.as_secs()),
-        Ok(Ok(None)) => return,
-        Ok(Ok(Some(Packet::Connect(connect)))) => connect,
-        Ok(Ok(Some(other))) => return tracing::info!(%peer, "connection closed: {} before CONNECT", other.kind()),
-        Ok(Err(e)) => {
-            Metrics::add(&kernel.metrics.protocol_errors, 1);
-            tracing::info!(%peer, "connection closed: {e}");
-            if e == DecodeError::UnsupportedProtocol {
-                // Answer in 3.1.1, which every client understands: return code 1.
-                refuse(
-                    &mut write,
-                    Protocol::V3_1_1,
-                    reason::UNSUPPORTED_PROTOCOL_VERSION,
-                    &kernel,
-                )
-                .await;
-            }
-            return;
-        }
+    let mut io = HandshakeIo::new(&mut read, &mut write, &mut buf, &mut decoder, &kernel.metrics);
+    let Some(connect) = read_connect(&mut io, peer, deadline, &kernel).await else {
+        return;
     };
     let protocol = decoder.protocol().unwrap_or(Protocol::V3_1_1);
-    // A CONNECT naming an Authentication Method is authenticated by that method's AUTH exchange (after the
-    // other checks); any other by user name and password.
-    let mut enhanced = None;
-    let checked = check_connect(&connect, &kernel.limits, || kernel.assign_client_id())
-        .and_then(|accepted| match &connect.properties.authentication_method {
-            Some(method) => match kernel.authenticators.find(method) {
-                Some(authenticator) => {
-                    enhanced = Some(authenticator.clone());
-                    Ok(accepted)
-                }
-                None => Err(reason::BAD_AUTHENTICATION_METHOD),
-            },
-            None => authenticate(&connect, &kernel).map(|()| accepted),
-        })
-        .and_then(|accepted| {
-            if kernel.is_draining() {
-                return Err(reason::SERVER_UNAVAILABLE);
-            }
-            let full =
-                kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize >= kernel.config.max_connections;
-            if full {
-                tracing::warn!(%peer, max = kernel.config.max_connections, "connection limit reached");
-                return Err(reason::SERVER_UNAVAILABLE);
-            }
-            Ok(accepted)
-        });
-    let accepted = match checked {
-        Ok(mut accepted) => {
-            if let Some(authenticator) = &enhanced {
-                let method = authenticator.method().to_string();
-                let first = connect.properties.authentication_data.clone().unwrap_or_default();
-                let mut io = HandshakeIo::new(&mut read, &mut write, &mut buf, &mut decoder, &kernel.metrics);
-                let outcome = Box::pin(tokio::time::timeout_at(
-                    deadline,
-                    exchange(&mut io, authenticator.as_ref(), &first),
-                ))
-                .await;
-                match outcome {
-                    Ok(Ok((user, data))) => {
-                        tracing::debug!(%peer, client = %accepted.client_id, user, method, "authenticated");
-                        accepted.authentication = Some((method, data));
-                    }
-                    Ok(Err(code)) => {
-                        tracing::info!(%peer, client = %accepted.client_id, method, reason = format!("0x{code:02X}"), "connection refused: enhanced authentication failed");
-                        refuse(&mut write, protocol, code, &kernel).await;
-                        return;
-                    }
-                    Err(_) => {
-                        return tracing::info!(%peer, "connection closed: authentication not finished within {}s", timeout.as_secs())
-                    }
-                }
-            }
-            accepted
-        }
-        Err(code) => {
-            tracing::info!(%peer, client = %connect.client_id, reason = format!("0x{code:02X}"), "connection refused");
-            refuse(&mut write, protocol, code, &kernel).await;
-            return;
-        }
+    let (mut accepted, enhanced) = match admit(&connect, &kernel) {
+        Ok(admitted) => admitted,
+        Err(code) => return refuse_logged(&mut write, peer, &connect.client_id, protocol, code, &kernel).await,
     };
+    if let Some(authenticator) = &enhanced {
+        let first = connect.properties.authentication_data.clone().unwrap_or_default();
+        let mut io = HandshakeIo::new(&mut read, &mut write, &mut buf, &mut decoder, &kernel.metrics);
+        let outcome = Box::pin(tokio::time::timeout_at(
+            deadline,
+            exchange(&mut io, authenticator.as_ref(), &first),
+        ))
+        .await;
+        let method = authenticator.method().to_string();
+        match outcome {
+            Ok(Ok((user, data))) => {
+                tracing::debug!(%peer, client = %accepted.client_id, user, method, "authenticated");
+                accepted.authentication = Some((method, data));
+            }
+            Ok(Err(code)) => {
+                return refuse_logged(&mut write, peer, &accepted.client_id, protocol, code, &kernel).await;
+            }
+            Err(_) => {
+                let secs = kernel.limits.connect_timeout_secs;
+                return tracing::info!(%peer, "connection closed: authentication not finished within {secs}s");
+            }
+        }
+    }
     // A client id is unique cluster-wide: a session of this client on another node moves here first.
     if let Some(remote) = kernel.remote_sessions() {
         Box::pin(async {
@@ -289,10 +252,6 @@ async fn handshake(
         })
         .await;
     }
-    let Some(sup) = kernel.session_sup() else {
-        refuse(&mut write, protocol, reason::SERVER_UNAVAILABLE, &kernel).await;
-        return;
-    };
     let attach = Attach {
         connect,
         accepted,
@@ -307,19 +266,104 @@ async fn handshake(
         session_present: false,
         authenticator: enhanced,
         listener,
+        authorizer: None,
+    };
+    hand_over(attach, protocol, &kernel).await;
+}
+
+/// The first packet, which must be a CONNECT, by `deadline`. `None` (logged, and answered where the spec
+/// says so) otherwise.
+async fn read_connect(
+    io: &mut HandshakeIo<'_>,
+    peer: SocketAddr,
+    deadline: Instant,
+    kernel: &Kernel,
+) -> Option<Box<Connect>> {
+    match tokio::time::timeout_at(deadline, io.next_packet()).await {
+        Err(_) => {
+            let secs = kernel.limits.connect_timeout_secs;
+            tracing::info!(%peer, "connection closed: no CONNECT within {secs}s");
+            None
+        }
+        Ok(Ok(None)) => None,
+        Ok(Ok(Some(Packet::Connect(connect)))) => Some(connect),
+        Ok(Ok(Some(other))) => {
+            tracing::info!(%peer, "connection closed: {} before CONNECT", other.kind());
+            None
+        }
+        Ok(Err(e)) => {
+            Metrics::add(&kernel.metrics.protocol_errors, 1);
+            tracing::info!(%peer, "connection closed: {e}");
+            if e == DecodeError::UnsupportedProtocol {
+                // Answer in 3.1.1, which every client understands: return code 1.
+                refuse(
+                    io.write(),
+                    Protocol::V3_1_1,
+                    reason::UNSUPPORTED_PROTOCOL_VERSION,
+                    kernel,
+                )
+                .await;
+            }
+            None
+        }
+    }
+}
+
+/// May this CONNECT proceed? The spec's checks, then authentication: a CONNECT naming an Authentication Method
+/// is authenticated by that method's AUTH exchange (returned, for the caller to run), any other by user name
+/// and password now; then the node's own state (draining, the connection limit). `Err`: the CONNACK code.
+fn admit(connect: &Connect, kernel: &Kernel) -> Result<(Accepted, Option<Arc<dyn Authenticator>>), u8> {
+    let accepted = check_connect(connect, &kernel.limits, || kernel.assign_client_id())?;
+    let enhanced = match &connect.properties.authentication_method {
+        Some(method) => Some(
+            kernel
+                .authenticators
+                .find(method)
+                .ok_or(reason::BAD_AUTHENTICATION_METHOD)?
+                .clone(),
+        ),
+        None => {
+            authenticate(connect, kernel)?;
+            None
+        }
+    };
+    if kernel.is_draining() {
+        return Err(reason::SERVER_UNAVAILABLE);
+    }
+    if kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize >= kernel.config.max_connections {
+        return Err(reason::SERVER_UNAVAILABLE);
+    }
+    Ok((accepted, enhanced))
+}
+
+/// Give the connection to the session supervisor; if it is restarting, tell the client to come back.
+async fn hand_over(attach: Attach, protocol: Protocol, kernel: &Kernel) {
+    let Some(sup) = kernel.session_sup() else {
+        let mut write = attach.transport.write;
+        return refuse(&mut write, protocol, reason::SERVER_UNAVAILABLE, kernel).await;
     };
     if let Err(ractor::MessagingErr::SendErr(SessionSupMsg::Attach(mut back))) =
         sup.send_message(SessionSupMsg::Attach(Box::new(attach)))
     {
-        // The session supervisor is restarting: tell the client to come back.
-        let mut out = BytesMut::new();
-        let _ = encode(
-            &Packet::ConnAck(Box::new(refusal(reason::SERVER_UNAVAILABLE, &kernel.limits))),
-            protocol,
-            &mut out,
-        );
-        let _ = back.transport.write.write_all(&out).await;
+        refuse(&mut back.transport.write, protocol, reason::SERVER_UNAVAILABLE, kernel).await;
     }
+}
+
+/// Refuse with `code`, in one log line (rate-limited: a flood of refusals writes a few lines a minute).
+async fn refuse_logged(
+    write: &mut WriteHalf,
+    peer: SocketAddr,
+    client_id: &str,
+    protocol: Protocol,
+    code: u8,
+    kernel: &Kernel,
+) {
+    Metrics::add(&kernel.metrics.connections_refused, 1);
+    if let Some(left_out) = kernel.log_limits.refused.check(std::time::Instant::now()) {
+        let why = reason::describe(code);
+        tracing::info!(%peer, client = %client_id, reason = format!("0x{code:02X}"), "connection refused: {why}{}", more(left_out));
+    }
+    refuse(write, protocol, code, kernel).await;
 }
 
 /// Check the user name and password against the configured users.
@@ -370,7 +414,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let _client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let task = connection_task(stream, peer, kernel, None);
+        let place = kernel.waiting.enter(peer.ip(), 1, 1).unwrap();
+        let task = connection_task(stream, peer, kernel, None, place);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 4096, "connection task of {size} bytes");
     }

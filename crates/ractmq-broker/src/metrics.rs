@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub connections_accepted: AtomicU64,
+    /// Sockets closed at accept: too many were waiting for their CONNECT, overall or from their address.
+    pub dropped_at_accept: AtomicU64,
+    /// CONNECTs refused with a CONNACK failure (bad credentials, not authorized, banned, limits).
+    pub connections_refused: AtomicU64,
     pub clients_connected: AtomicU64,
     pub messages_received: AtomicU64,
     pub messages_sent: AtomicU64,
@@ -47,6 +51,8 @@ pub struct Metrics {
     pub shard_restarts: AtomicU64,
     pub other_restarts: AtomicU64,
     pub protocol_errors: AtomicU64,
+    /// PUBLISH packets, SUBSCRIBE filters and wills refused by authorization (`$SYS` included).
+    pub authz_denied: AtomicU64,
     /// Messages routed (published by clients, wills, in-process publishers), by QoS 0, 1, 2.
     pub routed_by_qos: [AtomicU64; 3],
     /// PUBLISH packets sent to clients, by the QoS they were sent at.

@@ -86,6 +86,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         session_present,
         authenticator,
         listener,
+        authorizer,
     } = attach;
     let peer = transport.peer;
     let mut fx = Effects::default();
@@ -98,7 +99,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
             // Messages relayed for the session it replaces are not this one's (see `moving.rs`).
             shared.forget_arrivals();
         }
-        let channel = Channel::start(
+        let mut channel = Channel::start(
             &connect,
             &accepted,
             &mut session,
@@ -107,6 +108,9 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
             now,
             &mut fx,
         );
+        if let Some(authorizer) = authorizer {
+            channel.set_authorizer(&mut session, authorizer, &mut fx);
+        }
         (channel, attached)
     };
     if let Some(will) = attached.will {
@@ -344,6 +348,9 @@ impl SessionState {
             Box::pin(self.apply_routes(std::mem::take(&mut fx.routes))).await
         };
         Metrics::add(&self.kernel.metrics.messages_received, fx.publishes.len() as u64);
+        if fx.denied > 0 {
+            Metrics::add(&self.kernel.metrics.authz_denied, u64::from(fx.denied));
+        }
         let mut congestion = Congestion::default();
         for message in fx.publishes.drain(..) {
             self.kernel.router.route_reporting(Arc::new(message), &mut congestion);

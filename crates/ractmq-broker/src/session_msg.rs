@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ractmq_codec::{Connect, DecodeError};
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::connect::Accepted;
-use ractmq_protocol::Channel;
+use ractmq_protocol::{Authorizer, Channel};
 use ractor::{ActorId, RpcReplyPort};
 
 use crate::connection::{Batch, Io, Transport};
@@ -26,6 +26,9 @@ pub struct Attach {
     pub authenticator: Option<Arc<dyn Authenticator>>,
     /// The kind of listener it connected on ("tcp", "tls", "ws", "wss"), for per-listener settings.
     pub listener: &'static str,
+    /// What the client may publish and subscribe to, compiled for it at CONNECT; everything (but `$SYS`) when
+    /// no authorization source is configured.
+    pub authorizer: Option<Arc<dyn Authorizer>>,
 }
 
 pub enum SessionMsg {

@@ -190,6 +190,11 @@ impl BrokerView {
         all
     }
 
+    /// Sockets accepted and waiting for their CONNECT to be handled.
+    pub fn waiting_for_connect(&self) -> usize {
+        self.kernel.waiting.total()
+    }
+
     /// Sessions on this node, connected or not.
     pub fn session_count(&self) -> usize {
         self.kernel.store.len()

@@ -4,6 +4,26 @@
 //! or SUBACK failure codes. Keeping the numbers in one place keeps tests and logs readable.
 
 pub const SUCCESS: u8 = 0x00;
+
+/// What a CONNACK failure code means, for log lines.
+pub fn describe(code: u8) -> &'static str {
+    match code {
+        UNSPECIFIED_ERROR => "unspecified error",
+        MALFORMED_PACKET => "malformed packet",
+        PROTOCOL_ERROR => "protocol error",
+        UNSUPPORTED_PROTOCOL_VERSION => "unsupported protocol version",
+        CLIENT_IDENTIFIER_NOT_VALID => "client identifier not valid",
+        BAD_USER_NAME_OR_PASSWORD => "bad user name or password",
+        NOT_AUTHORIZED => "not authorized",
+        SERVER_UNAVAILABLE => "server unavailable",
+        SERVER_BUSY => "server busy",
+        BANNED => "banned",
+        BAD_AUTHENTICATION_METHOD => "bad authentication method",
+        QUOTA_EXCEEDED => "quota exceeded",
+        CONNECTION_RATE_EXCEEDED => "connection rate exceeded",
+        _ => "refused",
+    }
+}
 pub const NORMAL_DISCONNECTION: u8 = 0x00;
 pub const GRANTED_QOS_0: u8 = 0x00;
 pub const GRANTED_QOS_1: u8 = 0x01;

@@ -18,6 +18,7 @@ use ractmq_codec::{
 
 use crate::auth::Authenticator;
 use crate::auth_flow::{AuthFlow, AuthProgress};
+use crate::authz::{is_sys_topic, Action, Authorizer, Verdict};
 use crate::config::Limits;
 use crate::connect::{connack, Accepted};
 use crate::message::{Delivery, Message};
@@ -65,6 +66,8 @@ pub struct Effects {
     pub close: Option<Close>,
     /// The inflight window has room again: feed more deliveries.
     pub window_opened: bool,
+    /// Requests refused by authorization (PUBLISH, SUBSCRIBE filters, the will), to count.
+    pub denied: u32,
 }
 
 /// What became of one delivery.
@@ -98,6 +101,8 @@ pub struct Channel {
     problem_info: bool,
     /// The method the client authenticated with at CONNECT, and a re-authentication in progress.
     reauth: Option<ReAuth>,
+    /// Who decides what the client may publish and subscribe to; everything (but `$SYS`) when none.
+    authz: Option<Arc<dyn Authorizer>>,
 }
 
 struct ReAuth {
@@ -134,10 +139,12 @@ impl Channel {
             connect_expiry: accepted.session_expiry,
             problem_info: connect.properties.request_problem_information != Some(0),
             reauth: None,
+            authz: None,
             limits,
         };
         session.expiry_interval = accepted.session_expiry;
-        session.will = connect.will.clone();
+        // A will to `$SYS` would be a client writing there: it is dropped, as any will authorization refuses.
+        session.will = connect.will.clone().filter(|w| !is_sys_topic(&w.topic));
         let ack = connack(accepted, session_present, &channel.limits);
         channel.send(&Packet::ConnAck(Box::new(ack)), fx);
         if session_present {
@@ -343,6 +350,21 @@ impl Channel {
                 fx,
             );
         }
+        // A QoS 2 PUBLISH sent again before PUBREL was allowed the first time.
+        let resent = p.qos == QoS::ExactlyOnce && session.awaiting_rel.contains(&p.pkid);
+        if !resent && !self.authorized(Action::Publish, &topic, p.qos, p.retain, fx) {
+            // 5.0 clients read 0x87 in the PUBACK or PUBREC; 3.x acks carry no reason, so for them the message
+            // is dropped and acknowledged, as MQTT 3.1.1 §4.7 allows. A PUBREC with 0x87 ends a QoS 2 exchange.
+            if fx.close.is_none() {
+                self.ack_publish(
+                    &p,
+                    reason::NOT_AUTHORIZED,
+                    "not authorized to publish to this topic",
+                    fx,
+                );
+            }
+            return;
+        }
         if p.qos == QoS::ExactlyOnce {
             if session.awaiting_rel.contains(&p.pkid) {
                 // A re-sent QoS 2 PUBLISH before PUBREL: acknowledge again, do not route again.
@@ -370,6 +392,51 @@ impl Channel {
             origin: None,
         });
         self.ack_publish(&p, reason::SUCCESS, "", fx);
+    }
+
+    /// Authorize the client's requests with `authz` from now on (set once, right after [`Channel::start`]).
+    /// The will registered at CONNECT is checked now, as the publish it will become: a will the client may
+    /// not publish is dropped, and counted in `fx.denied`.
+    pub fn set_authorizer(&mut self, session: &mut Session, authz: Arc<dyn Authorizer>, fx: &mut Effects) {
+        self.authz = Some(authz);
+        if let Some(will) = &session.will {
+            let (topic, qos, retain) = (will.topic.clone(), will.qos, will.retain);
+            if self.verdict(Action::Publish, &topic, qos, retain) != Verdict::Allow {
+                session.will = None;
+                fx.denied += 1;
+            }
+        }
+    }
+
+    /// What the authorizer says, with `$SYS` never writable by clients whatever it says.
+    fn verdict(&self, action: Action, topic: &str, qos: QoS, retain: bool) -> Verdict {
+        if action == Action::Publish && is_sys_topic(topic) {
+            return Verdict::Deny;
+        }
+        self.authz
+            .as_ref()
+            .map_or(Verdict::Allow, |a| a.authorize(action, topic, qos, retain))
+    }
+
+    /// Is the request allowed? A refusal is counted, and closes the connection (0x87) when the rules say so.
+    fn authorized(&mut self, action: Action, topic: &str, qos: QoS, retain: bool, fx: &mut Effects) -> bool {
+        let verdict = self.verdict(action, topic, qos, retain);
+        if verdict != Verdict::Allow {
+            fx.denied += 1;
+        }
+        if verdict == Verdict::DenyAndDisconnect {
+            let what = match action {
+                Action::Publish => "publish to",
+                Action::Subscribe => "subscribe to",
+            };
+            self.close_with(
+                reason::NOT_AUTHORIZED,
+                true,
+                format!("not authorized to {what} '{topic}'"),
+                fx,
+            );
+        }
+        verdict == Verdict::Allow
     }
 
     /// The client authenticated with `authenticator` at CONNECT: it may re-authenticate with the same method

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod auth_flow;
+pub mod authz;
 pub mod channel;
 pub mod config;
 pub mod connect;
@@ -27,6 +28,7 @@ pub mod snapshot;
 pub mod topic;
 pub mod trie;
 
+pub use authz::{Action, Authorizer, Verdict};
 pub use channel::{Channel, Close, Effects, RouteChange};
 pub use config::{Limits, OverflowPolicy, Redirect};
 pub use lifecycle::{Attached, Lapse};

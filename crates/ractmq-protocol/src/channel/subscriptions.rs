@@ -58,6 +58,15 @@ impl Channel {
                 }
             }
             let qos = req.qos.min(self.limits.max_qos);
+            if !self.authorized(Action::Subscribe, inner, qos, false, fx) {
+                if fx.close.is_some() {
+                    return;
+                }
+                // 3.x clients see the one failure code, 0x80.
+                reasons.push(reason::NOT_AUTHORIZED);
+                why.get_or_insert("not authorized to subscribe to this filter");
+                continue;
+            }
             let options = SubOptions {
                 qos,
                 no_local: req.no_local,

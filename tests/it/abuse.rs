@@ -1,0 +1,98 @@
+//! Abuse controls over real sockets: `$SYS` cannot be spoofed by a client, and one host holding silent
+//! sockets cannot keep other hosts out (the waiting-socket bound per peer address).
+
+use crate::common;
+
+use std::net::SocketAddr;
+
+use common::*;
+use ractmq::parts::broker::Metrics;
+use rumqttc::QoS;
+
+/// A retained `$SYS/broker/version` published by a client is refused (PUBACK 0x87 for 5.0, dropped for
+/// 3.1.1): no subscriber sees it and nothing is retained, so the broker's own value is what readers get.
+#[tokio::test]
+async fn a_client_cannot_spoof_sys_topics() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let mut reader = Client::connect(addr, "reader").await;
+    reader.subscribe("$SYS/spoofed/#", QoS::AtLeastOnce).await;
+    let spoofer = Client::connect(addr, "spoofer").await;
+    spoofer
+        .publish("$SYS/spoofed/version", QoS::AtLeastOnce, true, "9.9.9")
+        .await;
+    spoofer.publish("marker", QoS::AtLeastOnce, false, "").await;
+    eventually("both publishes handled", || {
+        Metrics::get(&broker.metrics().authz_denied) == 1
+    })
+    .await;
+    assert!(
+        broker.view().retained_message("$SYS/spoofed/version").is_none(),
+        "nothing retained under $SYS"
+    );
+    // The reader got nothing: a marker published to it after the spoof arrives first.
+    reader.subscribe("marker2", QoS::AtLeastOnce).await;
+    spoofer.publish("marker2", QoS::AtLeastOnce, false, "m").await;
+    assert_eq!(reader.expect_publish().await.topic, "marker2");
+
+    // A 5.0 client reads the refusal in its PUBACK.
+    let mut raw = Raw::connect(addr).await;
+    raw.send(&connect_v5("spoofer5")).await;
+    let _connack = raw.read_frame().await;
+    raw.send(&publish_v5_qos1("$SYS/x", 5)).await;
+    let puback = raw.read_frame().await;
+    assert_eq!((puback[0], puback[2..4].to_vec(), puback[4]), (0x40, vec![0, 5], 0x87));
+    broker.shutdown().await;
+}
+
+/// A 5.0 QoS 1 PUBLISH with no properties.
+fn publish_v5_qos1(topic: &str, pkid: u16) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend((topic.len() as u16).to_be_bytes());
+    body.extend(topic.as_bytes());
+    body.extend(pkid.to_be_bytes());
+    body.push(0); // no properties
+    body.extend(b"x");
+    let mut frame = vec![0x32, body.len() as u8];
+    frame.extend(body);
+    frame
+}
+
+/// A TCP connection to `addr` from the local address `from` (any of 127.0.0.0/8 works on Linux loopback).
+async fn connect_from(from: &str, addr: SocketAddr) -> Raw {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    Raw::over(socket.connect(addr).await.unwrap())
+}
+
+/// With at most 3 sockets waiting per address, a fourth silent socket from the same host is closed at once
+/// and counted, while a client from another address connects as usual.
+#[tokio::test]
+async fn one_host_holding_silent_sockets_does_not_keep_others_out() {
+    let mut config = test_config();
+    config.max_handshakes_per_peer = 3;
+    let broker = start_with(config).await;
+    let addr = broker.mqtt_addr();
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(connect_from("127.0.0.1", addr).await);
+    }
+    eventually("three sockets waiting", || broker.view().waiting_for_connect() == 3).await;
+    let mut fourth = connect_from("127.0.0.1", addr).await;
+    assert!(
+        fourth.read_until_closed().await.is_empty(),
+        "closed at accept, nothing sent"
+    );
+    assert_eq!(Metrics::get(&broker.metrics().dropped_at_accept), 1);
+
+    let mut other = connect_from("127.0.0.2", addr).await;
+    other.send(&connect_v311("other-host")).await;
+    let connack = other.read_frame().await;
+    assert_eq!(connack, [0x20, 2, 0, 0], "accepted");
+    drop(silent);
+    eventually("the silent sockets' places are freed", || {
+        broker.view().waiting_for_connect() == 0
+    })
+    .await;
+    broker.shutdown().await;
+}
