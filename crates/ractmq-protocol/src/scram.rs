@@ -1,84 +1,134 @@
 //! SCRAM-SHA-256 (RFC 5802, RFC 7677) as an MQTT 5 enhanced authentication method.
 //!
-//! The broker keeps, per user, only what RFC 5802 §3 calls the stored key and the server key, derived once from
-//! the configured password with a random salt; the password itself never leaves this module and never crosses
-//! the wire. Two round trips: client-first -> server-first (AUTH 0x18), client-final -> server-final (in
-//! CONNACK, or in AUTH 0x00 when re-authenticating). Channel binding is not offered (`n,,` only). An unknown
-//! user gets a server-first made from a per-broker secret, so that the exchange does not reveal which user
-//! names exist; it fails at the proof like a wrong password.
+//! The broker keeps, per user, only what RFC 5802 §3 calls the stored key and the server key
+//! ([`ScramCredentials`]), derived once from the password with a random salt; a plain-text password is never
+//! needed to check a login, and none crosses the wire. Where the credentials come from is a [`ScramLookup`]: an
+//! in-memory table built from configured passwords ([`ScramSha256::new`]) or the broker's user database.
+//!
+//! Two round trips: client-first -> server-first (AUTH 0x18), client-final -> server-final (in CONNACK, or in
+//! AUTH 0x00 when re-authenticating). Channel binding is not offered (`n,,` only). An unknown user gets a
+//! server-first made from a per-broker secret, so that the exchange does not reveal which user names exist; it
+//! fails at the proof like a wrong password.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{AuthExchange, AuthStep, Authenticator};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The Authentication Method name clients put in CONNECT.
 pub const METHOD: &str = "SCRAM-SHA-256";
-/// PBKDF2 iterations: RFC 7677's minimum.
-const ITERATIONS: u32 = 4096;
+/// PBKDF2 iterations of newly derived credentials: RFC 7677's minimum. Unknown users are offered the same count,
+/// so credentials derived with another count tell a prober that the user exists.
+pub const DEFAULT_ITERATIONS: u32 = 4096;
+/// Salt length of newly derived credentials.
+const SALT_LEN: usize = 16;
 
-struct Credentials {
-    salt: [u8; 16],
-    stored_key: [u8; 32],
-    server_key: [u8; 32],
+/// What the server keeps of one user's password for SCRAM-SHA-256 (RFC 5802 §3): enough to check a client's
+/// proof and prove itself, not enough to log in as the user.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredentials {
+    /// The PBKDF2 salt the client is told in server-first.
+    #[serde(with = "b64_bytes")]
+    pub salt: Vec<u8>,
+    /// The PBKDF2 iteration count the client is told in server-first.
+    pub iterations: u32,
+    /// `H(HMAC(SaltedPassword, "Client Key"))`.
+    #[serde(with = "b64_key")]
+    pub stored_key: [u8; 32],
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    #[serde(with = "b64_key")]
+    pub server_key: [u8; 32],
 }
 
-impl Credentials {
-    fn derive(password: &[u8], salt: [u8; 16]) -> Self {
+impl ScramCredentials {
+    /// Derive the credentials of `password` with this salt and iteration count (one PBKDF2: milliseconds at
+    /// [`DEFAULT_ITERATIONS`]).
+    pub fn derive(password: &[u8], salt: &[u8], iterations: u32) -> ScramCredentials {
         let mut salted = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<Sha256>(password, &salt, ITERATIONS, &mut salted);
+        pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut salted);
         let client_key = hmac(&salted, b"Client Key");
-        Credentials {
-            salt,
+        ScramCredentials {
+            salt: salt.to_vec(),
+            iterations,
             stored_key: Sha256::digest(client_key).into(),
             server_key: hmac(&salted, b"Server Key"),
         }
     }
+
+    /// Derive the credentials of `password` with a fresh random salt and [`DEFAULT_ITERATIONS`].
+    pub fn generate(password: &[u8]) -> ScramCredentials {
+        ScramCredentials::derive(password, &random::<SALT_LEN>(), DEFAULT_ITERATIONS)
+    }
 }
 
-/// The SCRAM-SHA-256 method over a fixed set of users.
+/// The keys stay out of logs: they are as good as a password hash to an attacker.
+impl fmt::Debug for ScramCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramCredentials")
+            .field("salt_len", &self.salt.len())
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where SCRAM finds a user's credentials: a fixed table, or a user database that changes at run time.
+pub trait ScramLookup: Send + Sync {
+    /// The credentials of `user`, or `None` when the user is unknown or has none (e.g. a user imported with
+    /// only a bcrypt hash).
+    fn credentials(&self, user: &str) -> Option<ScramCredentials>;
+}
+
+impl ScramLookup for HashMap<String, ScramCredentials> {
+    fn credentials(&self, user: &str) -> Option<ScramCredentials> {
+        self.get(user).cloned()
+    }
+}
+
+/// The SCRAM-SHA-256 method over the users of a [`ScramLookup`].
 pub struct ScramSha256 {
-    users: HashMap<String, Credentials>,
+    lookup: Arc<dyn ScramLookup>,
     /// Makes the fake credentials of unknown users stable and unguessable.
     secret: [u8; 32],
 }
 
 impl ScramSha256 {
-    /// Derive credentials for `users` (name -> password). Costs one PBKDF2 per user, at start.
+    /// Derive credentials for `users` (name -> password) into an in-memory table. Costs one PBKDF2 per user, at
+    /// start.
     pub fn new<'a>(users: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
-        let users = users
+        let users: HashMap<String, ScramCredentials> = users
             .into_iter()
-            .map(|(name, password)| (name.clone(), Credentials::derive(password.as_bytes(), random())))
+            .map(|(name, password)| (name.clone(), ScramCredentials::generate(password.as_bytes())))
             .collect();
+        ScramSha256::with_lookup(Arc::new(users))
+    }
+
+    /// Look users up in `lookup` at each exchange, so that users added or changed later are seen at once.
+    pub fn with_lookup(lookup: Arc<dyn ScramLookup>) -> Self {
         ScramSha256 {
-            users,
+            lookup,
             secret: random(),
         }
     }
 
-    fn credentials(&self, user: &str) -> (Credentials, bool) {
-        match self.users.get(user) {
-            Some(c) => (
-                Credentials {
-                    salt: c.salt,
-                    stored_key: c.stored_key,
-                    server_key: c.server_key,
-                },
-                true,
-            ),
+    fn credentials(&self, user: &str) -> (ScramCredentials, bool) {
+        match self.lookup.credentials(user) {
+            Some(c) => (c, true),
             None => {
                 let fake = hmac(&self.secret, user.as_bytes());
-                let mut salt = [0u8; 16];
-                salt.copy_from_slice(&fake[..16]);
                 (
-                    Credentials {
-                        salt,
+                    ScramCredentials {
+                        salt: fake[..SALT_LEN].to_vec(),
+                        iterations: DEFAULT_ITERATIONS,
                         stored_key: hmac(&self.secret, b"no such user"),
                         server_key: [0; 32],
                     },
@@ -100,7 +150,11 @@ impl Authenticator for ScramSha256 {
         };
         let (credentials, known) = self.credentials(&user);
         let nonce = format!("{client_nonce}{}", B64.encode(random::<18>()));
-        let server_first = format!("r={nonce},s={},i={ITERATIONS}", B64.encode(credentials.salt));
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            B64.encode(&credentials.salt),
+            credentials.iterations
+        );
         let exchange = ServerFirstSent {
             user,
             known,
@@ -116,7 +170,7 @@ impl Authenticator for ScramSha256 {
 struct ServerFirstSent {
     user: String,
     known: bool,
-    credentials: Credentials,
+    credentials: ScramCredentials,
     nonce: String,
     auth_message_head: String,
 }
@@ -220,6 +274,34 @@ fn fail(why: &str) -> AuthStep {
     AuthStep::Failure { why: why.to_string() }
 }
 
+/// Salts as base64 text in a JSON file, not as arrays of numbers.
+mod b64_bytes {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        B64.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// 32-byte keys as base64 text; any other length is an error, not a truncation.
+mod b64_key {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(key: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(key))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let bytes = super::b64_bytes::deserialize(d)?;
+        <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| serde::de::Error::invalid_length(bytes.len(), &"32 bytes"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +393,71 @@ mod tests {
             exchange.step(b"c=biws,r=wrong,p=AAAA"),
             AuthStep::Failure { .. }
         ));
+    }
+
+    /// RFC 7677 §3's example exchange, with the server nonce the RFC used.
+    #[test]
+    fn the_rfc_7677_example_verifies_against_derived_credentials() {
+        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let credentials = ScramCredentials::derive(b"pencil", &salt, 4096);
+        let nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+        let exchange = Box::new(ServerFirstSent {
+            user: "user".into(),
+            known: true,
+            credentials,
+            nonce: nonce.into(),
+            auth_message_head: format!("n=user,r=rOprNGfwEbeRWgbNEkqO,r={nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"),
+        });
+        let client_final = format!("c=biws,r={nonce},p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+        match exchange.step(client_final.as_bytes()) {
+            AuthStep::Success { user, data } => {
+                assert_eq!(user, "user");
+                assert_eq!(
+                    data.as_deref(),
+                    Some(&b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="[..])
+                );
+            }
+            other => panic!("expected success, got {other:?}"),
+        }
+    }
+
+    /// A lookup that changes after the method is built, like the user database.
+    struct Changing(std::sync::Mutex<HashMap<String, ScramCredentials>>);
+
+    impl ScramLookup for Changing {
+        fn credentials(&self, user: &str) -> Option<ScramCredentials> {
+            self.0.lock().unwrap().get(user).cloned()
+        }
+    }
+
+    #[test]
+    fn a_lookup_is_asked_at_each_exchange_and_its_salt_and_iterations_are_offered() {
+        let lookup = Arc::new(Changing(Default::default()));
+        let scram = ScramSha256::with_lookup(lookup.clone());
+        assert!(matches!(run(&scram, "later", "secret"), AuthStep::Failure { .. }));
+        let credentials = ScramCredentials::derive(b"secret", b"0123456789ab", 5000);
+        lookup.0.lock().unwrap().insert("later".into(), credentials);
+        let AuthStep::Continue(server_first, _) = scram.start(b"n,,n=later,r=abc") else {
+            panic!("expected server-first");
+        };
+        assert!(std::str::from_utf8(&server_first)
+            .unwrap()
+            .ends_with(",s=MDEyMzQ1Njc4OWFi,i=5000"));
+        assert!(matches!(run(&scram, "later", "secret"), AuthStep::Success { .. }));
+        assert!(matches!(run(&scram, "later", "wrong"), AuthStep::Failure { .. }));
+    }
+
+    #[test]
+    fn credentials_round_trip_through_json_as_base64_and_hide_their_keys_from_debug() {
+        let credentials = ScramCredentials::derive(b"pencil", b"salt", 4096);
+        let json = serde_json::to_string(&credentials).unwrap();
+        assert!(json.contains(r#""salt":"c2FsdA==""#), "{json}");
+        let back: ScramCredentials = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, credentials);
+        let short_key = json.replace(&B64.encode(credentials.server_key), "AAAA");
+        assert!(serde_json::from_str::<ScramCredentials>(&short_key).is_err());
+        let debug = format!("{credentials:?}");
+        assert!(!debug.contains(&format!("{:?}", credentials.stored_key)), "{debug}");
     }
 
     #[test]
