@@ -8,3 +8,4 @@
 pub mod client;
 pub mod error;
 pub mod password;
+pub mod password_file;

@@ -225,7 +225,9 @@ fn parse(stored: &str) -> Result<Parsed<'_>, UnsupportedHash> {
     let id = stored
         .strip_prefix('$')
         .and_then(|rest| rest.split('$').next())
-        .ok_or(unsupported("a hash starts with '$' and its scheme"))?;
+        .ok_or(unsupported(
+            "unknown hash format (a hash starts with '$' and its scheme)",
+        ))?;
     match id {
         "argon2id" | "argon2i" | "argon2d" => parse_argon2(stored),
         "pbkdf2-sha256" | "pbkdf2-sha512" => parse_pbkdf2(stored, id == "pbkdf2-sha512"),
@@ -235,7 +237,7 @@ fn parse(stored: &str) -> Result<Parsed<'_>, UnsupportedHash> {
             "$2x$ is the bcrypt of a buggy library; re-hash the password",
         )),
         _ => Err(unsupported(
-            "unknown scheme (expected argon2, pbkdf2-sha256/512, bcrypt $2a$/$2b$/$2y$, or Mosquitto's $6$/$7$)",
+            "unknown hash format (expected argon2, pbkdf2-sha256/512, bcrypt $2a$/$2b$/$2y$, or Mosquitto's $6$/$7$)",
         )),
     }
 }
