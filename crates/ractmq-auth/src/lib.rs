@@ -9,3 +9,4 @@ pub mod client;
 pub mod error;
 pub mod password;
 pub mod password_file;
+pub mod user_db;
