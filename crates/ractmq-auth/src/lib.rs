@@ -5,6 +5,7 @@
 //! consults the banned list and the flapping detector before it accepts a socket's CONNECT. Nothing here owns a
 //! socket or an actor, so every rule can be tested without a network.
 
+pub mod authn;
 pub mod client;
 pub mod error;
 pub mod password;

@@ -1,0 +1,243 @@
+//! The authentication chain: who may connect, asked of each configured source in turn, as in EMQX.
+//!
+//! A source answers [`SourceDecision::Allow`], [`SourceDecision::Deny`] or [`SourceDecision::Ignore`] ("not
+//! mine, ask the next"); the first Allow or Deny decides. A client with neither user name nor password is
+//! anonymous: it is let in if and only if the chain allows anonymous clients, without asking any source (and
+//! refused as not authorized otherwise, as Mosquitto does). A
+//! client that presented credentials that every source ignored is refused with "bad user name or password",
+//! except by a chain with no sources that allows anonymous clients (a broker with no authentication set up
+//! lets everyone in, as before sources existed).
+//!
+//! Checking a password hash costs milliseconds of CPU, so [`AuthnChain::authenticate`] runs those checks on
+//! tokio's blocking pool (`spawn_blocking`): it must be called from within a tokio runtime, and never holds up
+//! the reactor.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::client::ClientInfo;
+use crate::password_file::ReloadablePasswordFile;
+use crate::user_db::UserDb;
+
+/// Why a client is refused. The broker maps it to CONNACK: 0x86 / 0x87 in MQTT 5, 4 / 5 in 3.1.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// The credentials are wrong, or nobody vouched for them.
+    BadUsernameOrPassword,
+    /// The credentials may be right, but this client may not connect (a service said "deny").
+    NotAuthorized,
+}
+
+impl DenyReason {
+    /// The MQTT 5 CONNACK reason code.
+    pub fn v5_reason_code(self) -> u8 {
+        match self {
+            DenyReason::BadUsernameOrPassword => 0x86,
+            DenyReason::NotAuthorized => 0x87,
+        }
+    }
+
+    /// The MQTT 3.1.1 CONNACK return code.
+    pub fn v3_return_code(self) -> u8 {
+        match self {
+            DenyReason::BadUsernameOrPassword => 4,
+            DenyReason::NotAuthorized => 5,
+        }
+    }
+}
+
+/// One source's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceDecision {
+    /// Let the client in.
+    Allow {
+        /// ACLs are skipped for this client.
+        superuser: bool,
+        /// Rules the source attached to the client (a JWT claim, an HTTP answer's `acl`), for authorization
+        /// to parse.
+        acl: Option<Value>,
+    },
+    /// Refuse the client; no later source is asked.
+    Deny(DenyReason),
+    /// Not this source's client: ask the next one.
+    Ignore,
+}
+
+/// What a client presented at CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectCredentials {
+    /// Who the client is and where it connected.
+    pub client: ClientInfo,
+    /// The CONNECT password, if any (binary in MQTT 5).
+    pub password: Option<Vec<u8>>,
+}
+
+impl ConnectCredentials {
+    /// Neither user name nor password.
+    pub fn is_anonymous(&self) -> bool {
+        self.client.username.is_none() && self.password.is_none()
+    }
+}
+
+/// The chain's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthnOutcome {
+    /// Connect.
+    Allowed {
+        /// ACLs are skipped for this client.
+        superuser: bool,
+        /// Rules from the source that allowed the client.
+        acl: Option<Value>,
+    },
+    /// Refuse with this reason.
+    Denied(DenyReason),
+}
+
+/// A place that can vouch for a client.
+#[derive(Clone)]
+pub enum AuthnSource {
+    /// The built-in user database (users added with `ractmq ctl users`).
+    BuiltIn(Arc<UserDb>),
+    /// A Mosquitto password file, reloadable while the broker runs.
+    PasswordFile(Arc<ReloadablePasswordFile>),
+}
+
+impl AuthnSource {
+    /// The source's kind, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuthnSource::BuiltIn(_) => "built-in database",
+            AuthnSource::PasswordFile(_) => "password file",
+        }
+    }
+
+    /// This source's answer for `req`.
+    pub async fn authenticate(&self, req: &ConnectCredentials) -> SourceDecision {
+        match self {
+            AuthnSource::BuiltIn(db) => {
+                let known = |user: &str| db.get(user).is_some();
+                let db = db.clone();
+                check_password(req, known, move |user, password| {
+                    db.verify(user, password)
+                        .map(|result| result.ok().map(|verified| verified.superuser))
+                })
+                .await
+            }
+            AuthnSource::PasswordFile(file) => {
+                let file = file.current();
+                let known = |user: &str| file.contains(user);
+                let check_file = file.clone();
+                check_password(req, known, move |user, password| {
+                    check_file.verify(user, password).map(|ok| ok.then_some(false))
+                })
+                .await
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthnSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+/// The user-name-and-password sources. `check(user, password)` runs on the blocking pool and answers `None`
+/// for an unknown user, `Some(None)` for a wrong password, `Some(Some(superuser))` for a match. A known user
+/// who sent no password is refused: no password is not the same as an empty one.
+async fn check_password<F>(req: &ConnectCredentials, known: impl Fn(&str) -> bool, check: F) -> SourceDecision
+where
+    F: FnOnce(&str, &[u8]) -> Option<Option<bool>> + Send + 'static,
+{
+    let Some(user) = req.client.username.clone() else {
+        return SourceDecision::Ignore;
+    };
+    let Some(password) = req.password.clone() else {
+        return if known(&user) {
+            SourceDecision::Deny(DenyReason::BadUsernameOrPassword)
+        } else {
+            SourceDecision::Ignore
+        };
+    };
+    match tokio::task::spawn_blocking(move || check(&user, &password)).await {
+        Ok(None) => SourceDecision::Ignore,
+        Ok(Some(None)) => SourceDecision::Deny(DenyReason::BadUsernameOrPassword),
+        Ok(Some(Some(superuser))) => SourceDecision::Allow { superuser, acl: None },
+        Err(e) => {
+            tracing::error!(error = %e, "password check failed; refusing the client");
+            SourceDecision::Deny(DenyReason::NotAuthorized)
+        }
+    }
+}
+
+/// The configured sources, in order, and whether anonymous clients may connect.
+#[derive(Debug, Clone)]
+pub struct AuthnChain {
+    /// Asked in order until one allows or denies.
+    pub sources: Vec<AuthnSource>,
+    /// Whether a client with neither user name nor password may connect.
+    pub allow_anonymous: bool,
+}
+
+impl Default for AuthnChain {
+    /// No sources, anonymous clients allowed: a broker with no authentication configured.
+    fn default() -> Self {
+        AuthnChain::new(Vec::new())
+    }
+}
+
+impl AuthnChain {
+    /// A chain of `sources`. Anonymous clients are allowed when there is no source and refused as soon as there
+    /// is one; [`AuthnChain::with_allow_anonymous`] (the broker's `--allow-anonymous`) overrides that.
+    pub fn new(sources: Vec<AuthnSource>) -> Self {
+        let allow_anonymous = sources.is_empty();
+        AuthnChain {
+            sources,
+            allow_anonymous,
+        }
+    }
+
+    /// Set whether anonymous clients may connect, whatever the sources.
+    pub fn with_allow_anonymous(mut self, allow: bool) -> Self {
+        self.allow_anonymous = allow;
+        self
+    }
+
+    /// The verdict for a CONNECT.
+    pub async fn authenticate(&self, req: &ConnectCredentials) -> AuthnOutcome {
+        if req.is_anonymous() {
+            return if self.allow_anonymous {
+                AuthnOutcome::Allowed {
+                    superuser: false,
+                    acl: None,
+                }
+            } else {
+                AuthnOutcome::Denied(DenyReason::NotAuthorized)
+            };
+        }
+        for source in &self.sources {
+            match source.authenticate(req).await {
+                SourceDecision::Allow { superuser, acl } => {
+                    tracing::debug!(client_id = %req.client.client_id, source = source.kind(), superuser, "authenticated");
+                    return AuthnOutcome::Allowed { superuser, acl };
+                }
+                SourceDecision::Deny(reason) => {
+                    tracing::debug!(client_id = %req.client.client_id, source = source.kind(), ?reason, "refused");
+                    return AuthnOutcome::Denied(reason);
+                }
+                SourceDecision::Ignore => {}
+            }
+        }
+        if self.sources.is_empty() && self.allow_anonymous {
+            return AuthnOutcome::Allowed {
+                superuser: false,
+                acl: None,
+            };
+        }
+        AuthnOutcome::Denied(DenyReason::BadUsernameOrPassword)
+    }
+}
+
+#[cfg(test)]
+mod tests;
