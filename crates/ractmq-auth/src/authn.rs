@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::client::ClientInfo;
+use crate::jwt::JwtSource;
 use crate::password_file::ReloadablePasswordFile;
 use crate::user_db::UserDb;
 
@@ -101,6 +102,8 @@ pub enum AuthnSource {
     BuiltIn(Arc<UserDb>),
     /// A Mosquitto password file, reloadable while the broker runs.
     PasswordFile(Arc<ReloadablePasswordFile>),
+    /// Signed tokens (JWT) in the password or the user name.
+    Jwt(Arc<JwtSource>),
 }
 
 impl AuthnSource {
@@ -109,6 +112,7 @@ impl AuthnSource {
         match self {
             AuthnSource::BuiltIn(_) => "built-in database",
             AuthnSource::PasswordFile(_) => "password file",
+            AuthnSource::Jwt(_) => "JWT",
         }
     }
 
@@ -133,6 +137,8 @@ impl AuthnSource {
                 })
                 .await
             }
+            // A signature check takes microseconds: no need for the blocking pool.
+            AuthnSource::Jwt(jwt) => jwt.authenticate(&req.client, req.password.as_deref()),
         }
     }
 }
