@@ -8,6 +8,7 @@
 pub mod authn;
 pub mod client;
 pub mod error;
+pub mod http_auth;
 pub mod jwt;
 pub mod password;
 pub mod password_file;
