@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::client::ClientInfo;
+use crate::http_auth::HttpAuthSource;
 use crate::jwt::JwtSource;
 use crate::password_file::ReloadablePasswordFile;
 use crate::user_db::UserDb;
@@ -104,6 +105,8 @@ pub enum AuthnSource {
     PasswordFile(Arc<ReloadablePasswordFile>),
     /// Signed tokens (JWT) in the password or the user name.
     Jwt(Arc<JwtSource>),
+    /// An operator's HTTP service.
+    Http(Arc<HttpAuthSource>),
 }
 
 impl AuthnSource {
@@ -113,6 +116,7 @@ impl AuthnSource {
             AuthnSource::BuiltIn(_) => "built-in database",
             AuthnSource::PasswordFile(_) => "password file",
             AuthnSource::Jwt(_) => "JWT",
+            AuthnSource::Http(_) => "HTTP service",
         }
     }
 
@@ -139,6 +143,7 @@ impl AuthnSource {
             }
             // A signature check takes microseconds: no need for the blocking pool.
             AuthnSource::Jwt(jwt) => jwt.authenticate(&req.client, req.password.as_deref()),
+            AuthnSource::Http(http) => http.authenticate(&req.client, req.password.as_deref()).await,
         }
     }
 }

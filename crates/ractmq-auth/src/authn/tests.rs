@@ -144,3 +144,119 @@ fn deny_reasons_map_to_connack_codes() {
     assert_eq!(DenyReason::BadUsernameOrPassword.v3_return_code(), 4);
     assert_eq!(DenyReason::NotAuthorized.v3_return_code(), 5);
 }
+
+/// The whole chain: built-in database, password file, JWT, HTTP service, in that order.
+mod whole_chain {
+    use std::net::SocketAddr;
+
+    use axum::routing::post;
+    use axum::{Json, Router};
+    use jsonwebtoken::{encode, get_current_timestamp, EncodingKey, Header};
+    use serde_json::json;
+
+    use super::*;
+    use crate::http_auth::{HttpAuthConfig, HttpAuthSource};
+    use crate::jwt::{JwtConfig, JwtKey, JwtSource};
+
+    const SECRET: &[u8] = b"the chain's jwt secret";
+
+    /// What the case shows, user name, password, expected outcome.
+    type Case = (&'static str, Option<&'static str>, Option<Vec<u8>>, AuthnOutcome);
+
+    /// Allows `dora` with password `explorer` as a superuser, denies `eve`, ignores everyone else.
+    async fn http_service() -> SocketAddr {
+        let app = Router::new().route(
+            "/authn",
+            post(|Json(body): Json<Value>| async move {
+                let answer = match (body["username"].as_str(), body["password"].as_str()) {
+                    (Some("dora"), Some("explorer")) => json!({"result": "allow", "is_superuser": true}),
+                    (Some("eve"), _) => json!({"result": "deny"}),
+                    _ => json!({"result": "ignore"}),
+                };
+                Json(answer)
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    fn token(claims: Value) -> Vec<u8> {
+        encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET).unwrap())
+            .unwrap()
+            .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn each_source_answers_for_its_own_clients_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, file) = built_in_and_file(&dir);
+        let mut jwt = JwtConfig::new(JwtKey::Hmac(SECRET.to_vec()));
+        jwt.require_claims.insert("sub".into(), "%u".into());
+        let jwt = AuthnSource::Jwt(Arc::new(JwtSource::new(jwt).unwrap()));
+        let addr = http_service().await;
+        let http = HttpAuthSource::new(HttpAuthConfig {
+            authn_url: Some(format!("http://{addr}/authn")),
+            ..HttpAuthConfig::default()
+        })
+        .unwrap();
+        let chain = AuthnChain::new(vec![db, file, jwt, AuthnSource::Http(Arc::new(http))]);
+        assert!(!chain.allow_anonymous);
+
+        let exp = get_current_timestamp() + 3600;
+        let acl = json!({"publish": ["frank/#"]});
+        let cases: Vec<Case> = vec![
+            (
+                "built-in superuser",
+                Some("root"),
+                Some(b"toor".to_vec()),
+                allowed(true),
+            ),
+            (
+                "built-in wrong password stops the chain",
+                Some("alice"),
+                Some(b"correct horse".to_vec()),
+                BAD,
+            ),
+            (
+                "password file",
+                Some("bob"),
+                Some("p@ss:w0rd ünï".as_bytes().to_vec()),
+                allowed(false),
+            ),
+            ("password file wrong password", Some("bob"), Some(b"nope".to_vec()), BAD),
+            (
+                "JWT with its ACL",
+                Some("frank"),
+                Some(token(json!({"sub": "frank", "exp": exp, "acl": acl}))),
+                AuthnOutcome::Allowed {
+                    superuser: false,
+                    acl: Some(acl.clone()),
+                },
+            ),
+            (
+                "JWT naming someone else",
+                Some("frank"),
+                Some(token(json!({"sub": "root", "exp": exp}))),
+                BAD,
+            ),
+            ("HTTP allows", Some("dora"), Some(b"explorer".to_vec()), allowed(true)),
+            (
+                "HTTP denies",
+                Some("eve"),
+                Some(b"x".to_vec()),
+                AuthnOutcome::Denied(DenyReason::NotAuthorized),
+            ),
+            ("everyone ignores", Some("mallory"), Some(b"x".to_vec()), BAD),
+            ("anonymous", None, None, AuthnOutcome::Denied(DenyReason::NotAuthorized)),
+        ];
+        for (what, user, password, expected) in cases {
+            let req = ConnectCredentials {
+                client: creds(user, None).client,
+                password,
+            };
+            assert_eq!(chain.authenticate(&req).await, expected, "{what}");
+        }
+    }
+}
