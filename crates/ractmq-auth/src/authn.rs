@@ -9,12 +9,13 @@
 //! lets everyone in, as before sources existed).
 //!
 //! Checking a password hash costs milliseconds of CPU, so [`AuthnChain::authenticate`] runs those checks on
-//! tokio's blocking pool (`spawn_blocking`): it must be called from within a tokio runtime, and never holds up
-//! the reactor.
+//! tokio's blocking pool (`spawn_blocking`), at most one per core at a time: it must be called from within a
+//! tokio runtime, and never holds up the reactor.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use crate::client::ClientInfo;
 use crate::http_auth::HttpAuthSource;
@@ -154,6 +155,14 @@ impl std::fmt::Debug for AuthnSource {
     }
 }
 
+/// Hash checks running at once, process-wide: one per core. Each takes a core and up to tens of MiB (argon2's
+/// memory cost) for milliseconds, so a login storm queues here, cheaply, instead of filling tokio's blocking
+/// pool (512 threads) and the memory with hash computations that only slow each other down.
+fn hash_checks() -> &'static Semaphore {
+    static CHECKS: OnceLock<Semaphore> = OnceLock::new();
+    CHECKS.get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())))
+}
+
 /// The user-name-and-password sources. `check(user, password)` runs on the blocking pool and answers `None`
 /// for an unknown user, `Some(None)` for a wrong password, `Some(Some(superuser))` for a match. A known user
 /// who sent no password is refused: no password is not the same as an empty one.
@@ -171,6 +180,8 @@ where
             SourceDecision::Ignore
         };
     };
+    // The semaphore is never closed; were it to be, checking without a permit is still correct.
+    let _permit = hash_checks().acquire().await.ok();
     match tokio::task::spawn_blocking(move || check(&user, &password)).await {
         Ok(None) => SourceDecision::Ignore,
         Ok(Some(None)) => SourceDecision::Deny(DenyReason::BadUsernameOrPassword),

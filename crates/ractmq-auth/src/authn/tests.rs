@@ -137,6 +137,29 @@ async fn a_reloaded_password_file_applies_to_the_next_login() {
     assert_eq!(chain.authenticate(&carol).await, allowed(false));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_logins_queues_for_the_hash_checks_and_all_are_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, file) = built_in_and_file(&dir);
+    let chain = Arc::new(AuthnChain::new(vec![db, file]));
+    let logins: Vec<_> = (0..32)
+        .map(|i| {
+            let chain = chain.clone();
+            tokio::spawn(async move {
+                let (user, password): (&str, &[u8]) = if i % 2 == 0 {
+                    ("root", b"toor")
+                } else {
+                    ("carol", b"secret")
+                };
+                chain.authenticate(&creds(Some(user), Some(password))).await
+            })
+        })
+        .collect();
+    for (i, login) in logins.into_iter().enumerate() {
+        assert_eq!(login.await.unwrap(), allowed(i % 2 == 0));
+    }
+}
+
 #[test]
 fn deny_reasons_map_to_connack_codes() {
     assert_eq!(DenyReason::BadUsernameOrPassword.v5_reason_code(), 0x86);
