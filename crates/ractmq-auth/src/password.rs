@@ -321,7 +321,12 @@ fn pbkdf2_parsed(
 fn parse_bcrypt(stored: &str) -> Result<Parsed<'_>, UnsupportedHash> {
     // $2b$NN$ then 22 characters of salt and 31 of digest: 60 in all.
     let cost = stored.get(4..6).and_then(|c| c.parse::<u32>().ok());
-    if stored.len() != 60 || stored.as_bytes().get(6) != Some(&b'$') || cost.is_none() {
+    let bcrypt_base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'/';
+    let body_ok = stored
+        .as_bytes()
+        .get(7..)
+        .is_some_and(|body| body.iter().all(bcrypt_base64));
+    if stored.len() != 60 || stored.as_bytes().get(6) != Some(&b'$') || cost.is_none() || !body_ok {
         return Err(unsupported("malformed bcrypt hash"));
     }
     match cost {
@@ -452,6 +457,7 @@ mod tests {
             "$2b$31$R2d6U/A7O.KGd/H3GoOnZOa4J8AJGpuImAcitSamrA4.6Jr5ilidy",
             "$2x$04$R2d6U/A7O.KGd/H3GoOnZOa4J8AJGpuImAcitSamrA4.6Jr5ilidy",
             "$2b$0é$R2d6U/A7O.KGd/H3GoOnZOa4J8AJGpuImAcitSamrA4.6Jr5ilid",
+            "$2b$04$R2d6U/A7O.KGd/H3GoOnZOa4J8AJGpuImAcitSamrA4.6Jr5ili$y",
         ] {
             assert!(scheme(bad).is_err(), "{bad}");
             assert!(verify_password(bad, b"x").is_err(), "{bad}");
