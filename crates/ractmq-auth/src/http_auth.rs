@@ -29,6 +29,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+/// What a client asks to do: the protocol core's own type, so the channel's question is passed on as is.
+pub use ractmq_protocol::authz::Action;
+
 use crate::authn::{DenyReason, SourceDecision};
 use crate::client::ClientInfo;
 use cache::TtlCache;
@@ -107,25 +110,6 @@ impl fmt::Display for HttpAuthError {
 }
 
 impl std::error::Error for HttpAuthError {}
-
-/// What a client wants to do, for the authorization request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// Publish to the topic.
-    Publish,
-    /// Subscribe to the filter.
-    Subscribe,
-}
-
-impl Action {
-    /// The `action` field of the request.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Publish => "publish",
-            Action::Subscribe => "subscribe",
-        }
-    }
-}
 
 /// The service's authorization answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,7 +260,7 @@ impl HttpAuthSource {
             optional(client.username.as_deref()),
             client.peer.to_string().as_bytes(),
             client.listener.as_bytes(),
-            action.as_str().as_bytes(),
+            action_name(action).as_bytes(),
             topic.as_bytes(),
         ]);
         if let Some(cached) = self.authz_cache.get(&key) {
@@ -287,7 +271,7 @@ impl HttpAuthSource {
             "username": client.username,
             "peerhost": client.peer.to_string(),
             "listener": client.listener,
-            "action": action.as_str(),
+            "action": action_name(action),
             "topic": topic,
         });
         match self.ask(url, &body).await {
@@ -350,6 +334,14 @@ impl HttpAuthSource {
             Ok(result) => result,
             Err(_) => Err(format!("no answer within {:?}", self.config.timeout)),
         }
+    }
+}
+
+/// The `action` field of the authorization request.
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Publish => "publish",
+        Action::Subscribe => "subscribe",
     }
 }
 
