@@ -116,7 +116,8 @@ impl std::error::Error for UserDbError {}
 
 /// The built-in user database. Share it as `Arc<UserDb>`: reads and changes may come from any thread.
 pub struct UserDb {
-    path: PathBuf,
+    /// Where it is kept; `None`: in memory only, gone when the broker stops.
+    path: Option<PathBuf>,
     users: RwLock<HashMap<String, UserRecord>>,
     /// Serialises changes, so that each is written on top of the one before; readers never wait for disk.
     writer: Mutex<()>,
@@ -144,10 +145,20 @@ impl UserDb {
             empty
         };
         Ok(UserDb {
-            path,
+            path: Some(path),
             users: RwLock::new(users),
             writer: Mutex::new(()),
         })
+    }
+
+    /// An empty database kept in memory only: what users are added to it is gone when the broker stops
+    /// (the broker uses it for users given on its command line, and when no database file is configured).
+    pub fn in_memory() -> UserDb {
+        UserDb {
+            path: None,
+            users: RwLock::new(HashMap::new()),
+            writer: Mutex::new(()),
+        }
     }
 
     /// Add a user with a password (argon2id and SCRAM credentials are derived now). Error if the name exists.
@@ -270,9 +281,9 @@ impl UserDb {
         self.users.read().get(name)?.scram.clone()
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The database file; `None` when it lives in memory only.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     fn refuse_existing(&self, name: &str) -> Result<(), UserDbError> {
@@ -290,7 +301,9 @@ impl UserDb {
         let _writer = self.writer.lock();
         let mut next = self.users.read().clone();
         edit(&mut next)?;
-        persist(&self.path, &next)?;
+        if let Some(path) = &self.path {
+            persist(path, &next)?;
+        }
         *self.users.write() = next;
         Ok(())
     }
@@ -432,7 +445,7 @@ mod tests {
         let again = UserDb::open(dir.path().join("users.json")).unwrap();
         assert_eq!(again.verify("root", b"toor"), Some(Ok(Verified { superuser: true })));
         assert_eq!(again.list(), db.list());
-        let text = std::fs::read_to_string(again.path()).unwrap();
+        let text = std::fs::read_to_string(again.path().unwrap()).unwrap();
         assert!(!text.contains("wonderland"), "no plain text on disk");
     }
 
