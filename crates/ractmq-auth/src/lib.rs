@@ -13,3 +13,6 @@ pub mod jwt;
 pub mod password;
 pub mod password_file;
 pub mod user_db;
+
+// Authorization and abuse control.
+pub mod acl;
