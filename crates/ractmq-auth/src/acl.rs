@@ -1,13 +1,14 @@
 //! Authorization: what a connected client may publish and subscribe to.
 //!
-//! Files say it, each format parsed into the same ordered rule list ([`rule`]): a Mosquitto `acl_file`
-//! ([`mosquitto`]) or ractmq's native TOML file ([`native`]).
+//! Three sources say it, each parsed into the same ordered rule list ([`rule`]): a Mosquitto `acl_file`
+//! ([`mosquitto`]), ractmq's native TOML file ([`native`]), and the `acl` claim of a client's JWT ([`claims`]).
 //! [`Acl`] indexes a list once; [`Acl::for_client`] gives each connection its [`ClientAcl`] at CONNECT, which
 //! answers [`ClientAcl::check`] per PUBLISH and per SUBSCRIBE filter. Rules are tried in order and the first
 //! match wins; [`Settings`] says what happens when none matches and what a denial costs the client.
 //!
 //! Independently of any rule, clients never publish to `$SYS`: see [`is_sys_topic`].
 
+pub mod claims;
 pub mod mosquitto;
 pub mod native;
 pub mod pattern;
