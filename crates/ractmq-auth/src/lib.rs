@@ -16,3 +16,4 @@ pub mod user_db;
 
 // Authorization and abuse control.
 pub mod acl;
+pub mod banned;
