@@ -17,3 +17,4 @@ pub mod user_db;
 // Authorization and abuse control.
 pub mod acl;
 pub mod banned;
+pub mod flapping;
