@@ -18,3 +18,4 @@ pub mod user_db;
 pub mod acl;
 pub mod banned;
 pub mod flapping;
+pub mod login_throttle;
