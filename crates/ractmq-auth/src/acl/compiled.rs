@@ -230,6 +230,15 @@ impl ClientAcl {
         }
     }
 
+    /// [`ClientAcl::check`] without the cache, to measure the index alone.
+    #[cfg(test)]
+    pub(crate) fn check_uncached(&self, action: Action, topic: &str, qos: u8, retain: bool) -> Decision {
+        match &*self.inner {
+            Inner::Rules(rules) => rules.compute(action, topic, qos, retain),
+            _ => self.check(action, topic, qos, retain),
+        }
+    }
+
     /// [`ClientAcl::check`] with [`Settings::no_match`] applied.
     pub fn is_allowed(&self, action: Action, topic: &str, qos: u8, retain: bool) -> bool {
         self.check(action, topic, qos, retain)

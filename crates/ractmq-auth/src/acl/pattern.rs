@@ -196,6 +196,21 @@ pub fn safe_value(value: &str) -> bool {
 
 /// True if `level` of a topic equals the template rendered with `values`.
 pub(crate) fn template_matches(pieces: &[Piece], mut level: &str, values: &Values<'_>) -> bool {
+    // Lengths first: most levels a template is tried against differ in length, and this is cheaper than
+    // comparing text (the common `%u` level then costs one comparison of lengths).
+    let mut len = 0usize;
+    for piece in pieces {
+        len += match piece {
+            Piece::Text(text) => text.len(),
+            Piece::Var(var) => match values.get(*var) {
+                Some(value) => value.len(),
+                None => return false,
+            },
+        };
+    }
+    if len != level.len() {
+        return false;
+    }
     for piece in pieces {
         let part = match piece {
             Piece::Text(text) => &**text,
