@@ -6,7 +6,9 @@
 //! answers [`ClientAcl::check`] per PUBLISH and per SUBSCRIBE filter. Rules are tried in order and the first
 //! match wins; [`Settings`] says what happens when none matches and what a denial costs the client.
 //!
-//! Independently of any rule, clients never publish to `$SYS`: see [`is_sys_topic`].
+//! A [`ClientAcl`] is the protocol core's [`Authorizer`](ractmq_protocol::authz::Authorizer) for its
+//! connection. Independently of any rule, clients never publish to `$SYS`: the core refuses that before it
+//! asks ([`is_sys_topic`]).
 
 pub mod claims;
 pub mod mosquitto;
@@ -37,11 +39,9 @@ pub const MAX_FILE_BYTES: u64 = 64 << 20;
 /// hold.
 pub const MAX_RULES: usize = 1_000_000;
 
-/// True if `topic` is in the broker's own `$SYS` tree. The broker refuses client publishes to these whatever
-/// the ACL says (Mosquitto does the same); subscribing is left to the ACL.
-pub fn is_sys_topic(topic: &str) -> bool {
-    topic == "$SYS" || topic.starts_with("$SYS/")
-}
+/// True if `topic` is in the broker's own `$SYS` tree: the protocol core's rule, re-exported for the other
+/// callers that must not let clients write there (Mosquitto refuses them too). Subscribing is left to the ACL.
+pub use ractmq_protocol::authz::is_sys_topic;
 
 /// The two file formats [`Acl::load`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

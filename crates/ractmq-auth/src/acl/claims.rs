@@ -38,6 +38,28 @@ impl ClientAcl {
     }
 }
 
+impl ClientAcl {
+    /// A connection's ACL as the authentication chain left it: everything for a superuser; otherwise the
+    /// source's `claims` (a JWT claim, an HTTP answer's `acl`) asked first, then the node's `file` ACL (none
+    /// configured: everything allowed, as in Mosquitto without an `acl_file`). A malformed claim is an error,
+    /// for the broker to refuse the CONNECT with (as EMQX refuses a token whose ACL does not parse).
+    pub fn for_connection(
+        file: Option<&Acl>,
+        client: &ClientInfo,
+        superuser: bool,
+        claims: Option<&Value>,
+    ) -> Result<ClientAcl, String> {
+        if superuser {
+            return Ok(ClientAcl::allow_all());
+        }
+        let file = file.map_or_else(ClientAcl::allow_all, |acl| acl.for_client(client));
+        match claims {
+            None => Ok(file),
+            Some(claims) => Ok(ClientAcl::chain(ClientAcl::from_claims(claims, client)?, file)),
+        }
+    }
+}
+
 /// The rules of an `acl` claim, in order (for the map form, ending with a rule that denies everything).
 pub fn rules_from_claims(acl: &Value) -> Result<Vec<Rule>, String> {
     match acl {
@@ -374,6 +396,37 @@ mod tests {
                 acl.check(Action::Subscribe, "a/#", 2, false);
             }
         }
+    }
+
+    #[test]
+    fn for_connection_composes_superuser_claims_and_file() {
+        let file = Acl::new(
+            vec![Rule::new(
+                Permission::Allow,
+                RuleAction::All,
+                vec![TopicPattern::parse("file/#", Syntax::Native).unwrap()],
+            )],
+            Settings::default(),
+        );
+        let claims = json!([{"permission": "allow", "action": "all", "topic": "claim/#"}]);
+        let c = client();
+        let both = ClientAcl::for_connection(Some(&file), &c, false, Some(&claims)).unwrap();
+        assert!(both.is_allowed(Action::Publish, "claim/x", 0, false));
+        assert!(both.is_allowed(Action::Publish, "file/x", 0, false));
+        assert!(
+            !both.is_allowed(Action::Publish, "other", 0, false),
+            "the file's no_match denies"
+        );
+        let file_only = ClientAcl::for_connection(Some(&file), &c, false, None).unwrap();
+        assert!(!file_only.is_allowed(Action::Publish, "claim/x", 0, false));
+        let superuser = ClientAcl::for_connection(Some(&file), &c, true, Some(&claims)).unwrap();
+        assert!(superuser.is_allowed(Action::Publish, "other", 0, false));
+        let no_file = ClientAcl::for_connection(None, &c, false, Some(&json!({"pub": ["a"]}))).unwrap();
+        assert!(
+            !no_file.is_allowed(Action::Publish, "b", 0, false),
+            "the map form is authoritative"
+        );
+        assert!(ClientAcl::for_connection(None, &c, false, Some(&json!("bad"))).is_err());
     }
 
     #[test]

@@ -11,12 +11,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use ractmq_codec::QoS;
+use ractmq_protocol::authz::{Authorizer, Verdict};
 use ractmq_protocol::topic::parse_shared;
 
 use crate::acl::cache::DecisionCache;
 use crate::acl::index::Index;
 use crate::acl::pattern::{safe_value, Kind, Level, Piece, Values, Var};
-use crate::acl::rule::{canonical, Action, Decision, Permission, QosSet, Rule, Settings, UserMatch};
+use crate::acl::rule::{canonical, Action, Decision, DenyAction, Permission, QosSet, Rule, Settings, UserMatch};
 use crate::client::ClientInfo;
 
 /// An ACL ready to check: rules in order, indexed, with its [`Settings`]. Cloning is cheap (one `Arc`).
@@ -254,6 +256,20 @@ impl ClientAcl {
             },
             Inner::Rules(rules) => rules.shared.settings,
             Inner::Chain(_, then) => then.settings(),
+        }
+    }
+}
+
+/// The channel's question: [`ClientAcl::is_allowed`], and a denial as [`Settings::deny_action`] says.
+impl Authorizer for ClientAcl {
+    fn authorize(&self, action: Action, topic: &str, qos: QoS, retain: bool) -> Verdict {
+        if self.is_allowed(action, topic, qos as u8, retain) {
+            Verdict::Allow
+        } else {
+            match self.settings().deny_action {
+                DenyAction::Ignore => Verdict::Deny,
+                DenyAction::Disconnect => Verdict::DenyAndDisconnect,
+            }
         }
     }
 }
@@ -570,13 +586,35 @@ mod tests {
     }
 
     #[test]
+    fn the_channel_asks_through_the_authorizer_trait() {
+        for (deny_action, refused) in [
+            (DenyAction::Ignore, Verdict::Deny),
+            (DenyAction::Disconnect, Verdict::DenyAndDisconnect),
+        ] {
+            let settings = Settings {
+                no_match: Permission::Deny,
+                deny_action,
+            };
+            let acl = Acl::new(vec![allow(RuleAction::Publish, &["up/%c"])], settings).for_client(&alice());
+            let authz: Arc<dyn Authorizer> = Arc::new(acl);
+            assert_eq!(authz.authorize(P, "up/c1", QoS::ExactlyOnce, true), Verdict::Allow);
+            assert_eq!(authz.authorize(P, "up/c2", QoS::AtMostOnce, false), refused);
+            assert_eq!(
+                authz.authorize(S, "up/c1", QoS::AtMostOnce, false),
+                refused,
+                "no match denies"
+            );
+        }
+    }
+
+    #[test]
     fn chain_and_allow_all() {
         let claims = Acl::new(vec![deny(RuleAction::Publish, &["x/#"])], Settings::default()).for_client(&alice());
         let file = Acl::new(
             vec![allow(RuleAction::All, &["#"])],
             Settings {
                 no_match: Permission::Deny,
-                deny_action: crate::acl::rule::DenyAction::Disconnect,
+                deny_action: DenyAction::Disconnect,
             },
         )
         .for_client(&alice());
@@ -584,7 +622,7 @@ mod tests {
         assert_eq!(chained.check(P, "x/1", 0, false), Deny);
         assert_eq!(chained.check(P, "y/1", 0, false), Allow);
         assert_eq!(chained.check(P, "$SYS/x", 0, false), NoMatch);
-        assert_eq!(chained.settings().deny_action, crate::acl::rule::DenyAction::Disconnect);
+        assert_eq!(chained.settings().deny_action, DenyAction::Disconnect);
         let all = ClientAcl::allow_all();
         assert_eq!(all.check(S, "#", 2, false), Allow);
         assert!(all.is_allowed(P, "$SYS/x", 0, true));

@@ -12,14 +12,9 @@ use ipnet::IpNet;
 use crate::acl::pattern::TopicPattern;
 use crate::client::ClientInfo;
 
-/// What a client asks to do with a topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// PUBLISH to a topic name.
-    Publish,
-    /// SUBSCRIBE to a topic filter (or, for a topic name, receive a message published to it).
-    Subscribe,
-}
+/// What a client asks to do: the protocol core's own type, so the channel's questions need no translation.
+/// With a topic name, [`Action::Subscribe`] asks whether a message published to it may be received.
+pub use ractmq_protocol::authz::Action;
 
 /// The answer of an ACL to one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
