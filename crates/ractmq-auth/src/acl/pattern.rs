@@ -24,7 +24,7 @@ pub const MAX_PATTERN_LEVELS: usize = 128;
 
 /// A client fact a pattern can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Var {
+pub(crate) enum Var {
     /// `%u` / `${username}`: the user name.
     Username,
     /// `%c` / `${clientid}`: the client id.
@@ -35,7 +35,7 @@ pub enum Var {
 
 /// A part of a level that mentions a placeholder.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Piece {
+pub(crate) enum Piece {
     /// Literal text.
     Text(Box<str>),
     /// The client's value of a placeholder.
@@ -44,7 +44,7 @@ pub enum Piece {
 
 /// One level of a parsed pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Level {
+pub(crate) enum Level {
     /// Exactly this text.
     Literal(Box<str>),
     /// `+`: any one level.
