@@ -25,7 +25,12 @@ use crate::{connect, reason, Auth, Disconnect, Packet, Protocol, Unsubscribe};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     /// The declared packet is larger than the broker accepts (0x95). Detected from the fixed header alone.
-    PacketTooLarge { size: usize, max: usize },
+    PacketTooLarge {
+        /// The whole packet's size in bytes, fixed header included.
+        size: usize,
+        /// The maximum packet size the decoder was configured with, in bytes.
+        max: usize,
+    },
     /// The bytes break the packet grammar (0x81).
     Malformed(&'static str),
     /// The packet is well formed but not allowed here (0x82), e.g. a second CONNECT or PUBLISH before CONNECT.

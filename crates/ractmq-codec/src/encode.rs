@@ -134,12 +134,17 @@ fn v3_suback(a: &SubAck) -> v4::SubAck {
 /// The fields of an outgoing PUBLISH, borrowed so that a delivery to many subscribers copies nothing.
 #[derive(Debug, Clone, Copy)]
 pub struct PublishOut<'a> {
+    /// DUP flag: a retry of an earlier delivery. Written only for QoS 1 and 2.
     pub dup: bool,
+    /// The QoS of this delivery.
     pub qos: QoS,
+    /// RETAIN flag.
     pub retain: bool,
     /// May be empty in 5.0 when `topic_alias` is set and the alias is already known to the client.
     pub topic: &'a str,
+    /// Packet identifier; ignored for QoS 0.
     pub pkid: u16,
+    /// Application message, written as it is.
     pub payload: &'a [u8],
     /// Written only for 5.0; `topic_alias` and `subscription_identifiers` inside are ignored.
     pub properties: Option<&'a PublishProperties>,

@@ -27,6 +27,8 @@
 //! The protocol core sees one packet model for all levels. Nothing a peer sends can make the codec panic or
 //! allocate more than the configured maximum packet size.
 
+#![deny(missing_docs)]
+
 pub mod packet;
 pub mod reason;
 pub mod topic;
