@@ -15,11 +15,21 @@ use crate::auth::{AuthExchange, AuthStep, Authenticator};
 pub enum AuthProgress {
     /// Send this AUTH (reason 0x18) and wait for the client's answer.
     Challenge(Auth),
-    /// Authenticated as `user`; `data` goes to the client with the verdict.
-    Success { user: String, data: Option<Bytes> },
-    /// Refused: close with `code` (0x87 when the method said no, 0x82 for an AUTH out of sequence or with
-    /// another method). `why` is for the log.
-    Failure { code: u8, why: String },
+    /// Authenticated.
+    Success {
+        /// Who the client is, as the authenticator names it.
+        user: String,
+        /// Authentication Data for the client, sent with the verdict.
+        data: Option<Bytes>,
+    },
+    /// Refused.
+    Failure {
+        /// The reason code to close with: 0x87 when the method said no, 0x82 for an AUTH out of sequence or
+        /// with another method.
+        code: u8,
+        /// One line for the log.
+        why: String,
+    },
 }
 
 /// An exchange in progress.
@@ -53,6 +63,7 @@ impl AuthFlow {
         }
     }
 
+    /// The Authentication Method of this exchange.
     pub fn method(&self) -> &str {
         &self.method
     }

@@ -30,15 +30,20 @@ mod subscriptions;
 /// A change to the subscription index that the broker must apply before the encoded SUBACK/UNSUBACK is sent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteChange {
+    /// Add (or replace) the client's subscription to `filter`.
     Subscribe {
+        /// The filter as the client sent it (`$share/...` included).
         filter: String,
+        /// The options granted.
         options: SubOptions,
         /// The retained messages matching the filter go to the client now: Retain Handling 0, or 1 on a new
         /// subscription [MQTT-3.3.1-9, 3.3.1-10], never 2 [MQTT-3.3.1-11], never for a shared subscription
         /// (retained messages are not sent to a group a member joins, §4.8.2).
         send_retained: bool,
     },
+    /// Remove the client's subscription to `filter`.
     Unsubscribe {
+        /// The filter as the client sent it (`$share/...` included).
         filter: String,
     },
 }
@@ -62,7 +67,9 @@ pub struct Effects {
     pub out: BytesMut,
     /// Messages the client published, to route (and retain).
     pub publishes: Vec<Message>,
+    /// Subscription index changes, in order, to apply before `out` is written.
     pub routes: Vec<RouteChange>,
+    /// Set when the connection must end, after `out` is written.
     pub close: Option<Close>,
     /// The inflight window has room again: feed more deliveries.
     pub window_opened: bool,
@@ -73,6 +80,7 @@ pub struct Effects {
 /// What became of one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliverOutcome {
+    /// Encoded into `out`; a QoS 1 or 2 delivery is now in flight in the session.
     Sent,
     /// The message expired before it could be sent.
     Expired,
@@ -80,6 +88,8 @@ pub enum DeliverOutcome {
     TooLarge,
 }
 
+/// The protocol state of one connection after CONNECT (see the module doc). What must outlive the
+/// connection is in the [`Session`] passed to each call.
 pub struct Channel {
     protocol: Protocol,
     limits: Arc<Limits>,
@@ -153,10 +163,12 @@ impl Channel {
         channel
     }
 
+    /// The protocol level the client connected with.
     pub fn protocol(&self) -> Protocol {
         self.protocol
     }
 
+    /// The client identifier in force (chosen by the broker if the client sent an empty one).
     pub fn client_id(&self) -> &Arc<str> {
         &self.client_id
     }

@@ -49,9 +49,11 @@ impl std::fmt::Display for OverflowPolicy {
 pub struct Redirect {
     /// The Server Reference, e.g. `other-host:1883`.
     pub reference: String,
+    /// Server moved (0x9D) if true, Use another server (0x9C) if false.
     pub permanent: bool,
 }
 
+/// The limits and capabilities of the protocol core; `Default` holds the broker's defaults.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest packet accepted from a client, whole frame (announced as Maximum Packet Size in 5.0).
@@ -75,6 +77,8 @@ pub struct Limits {
     pub max_offline_queue_len: usize,
     /// Bytes queued for a disconnected persistent session.
     pub max_offline_queue_bytes: usize,
+    /// What happens to a disconnected persistent session's full queue (`Disconnect` acts as
+    /// `DropNewest`: there is no one to disconnect).
     pub offline_overflow: OverflowPolicy,
     /// Longest client identifier accepted.
     pub max_client_id_len: usize,
@@ -85,11 +89,15 @@ pub struct Limits {
     /// Topic aliases the broker assigns towards a 5.0 client, at most (and at most the client's own Topic
     /// Alias Maximum); 0 never assigns any.
     pub outbound_topic_aliases: u16,
+    /// Highest QoS accepted on PUBLISH and in wills, and granted to subscriptions (announced as the
+    /// 5.0 Maximum QoS when below 2).
     pub max_qos: QoS,
     /// Subscriptions one client may hold; more are refused with 0x97 (3.x: 0x80).
     pub max_subscriptions: usize,
     /// Topics with a retained message, broker-wide; retained messages for new topics beyond it are not stored.
     pub max_retained: usize,
+    /// Retained messages are served (announced as the 5.0 Retain Available; a retained PUBLISH is
+    /// refused with 0x9A if not).
     pub retain_available: bool,
     /// Server Keep Alive, as a cap: a 5.0 client asking for a longer keepalive, or none, is told to use this one
     /// (None: the client's own, whatever it is).

@@ -13,10 +13,13 @@ use crate::config::Limits;
 /// A CONNECT that passed every check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
+    /// The protocol level of the CONNECT.
     pub protocol: Protocol,
+    /// The client identifier: the client's, or the one the broker assigned.
     pub client_id: Arc<str>,
     /// The broker chose the client id (5.0 tells the client in CONNACK).
     pub assigned_client_id: bool,
+    /// Clean Start (5.0) or Clean Session (3.x) as the client sent it.
     pub clean_start: bool,
     /// Seconds the session outlives the connection; `u32::MAX` means never expires.
     pub session_expiry: u32,

@@ -17,7 +17,9 @@ use crate::session::Session;
 /// What the broker must do after a call: publish `will`, and forget the session if `ended`.
 #[derive(Debug, Default, PartialEq)]
 pub struct Lapse {
+    /// A will to publish now.
     pub will: Option<Message>,
+    /// The session is over: the broker forgets it.
     pub ended: bool,
 }
 

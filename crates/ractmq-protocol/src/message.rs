@@ -9,11 +9,16 @@ use std::time::Instant;
 use bytes::Bytes;
 use ractmq_codec::{PublishProperties, QoS};
 
+/// An application message as the broker routes it, shared by every delivery of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
+    /// Topic Name (an alias already resolved).
     pub topic: Arc<str>,
+    /// Application message.
     pub payload: Bytes,
+    /// QoS it was published with.
     pub qos: QoS,
+    /// RETAIN flag it was published with.
     pub retain: bool,
     /// 5.0 properties as published; topic alias and subscription identifiers are never kept here.
     pub properties: PublishProperties,
@@ -54,6 +59,7 @@ impl Message {
         Some(u64::from(interval).saturating_sub(elapsed) as u32)
     }
 
+    /// Its Message Expiry Interval is over at `now`.
     pub fn is_expired(&self, now: Instant) -> bool {
         self.remaining_expiry(now) == Some(0)
     }
@@ -62,6 +68,7 @@ impl Message {
 /// One message on its way to one subscriber.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
+    /// The message, shared with every other delivery of it.
     pub message: Arc<Message>,
     /// min(published QoS, subscription QoS).
     pub qos: QoS,

@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use crate::config::OverflowPolicy;
 
+/// What became of a push into a [`BoundedQueue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushOutcome {
+    /// Queued within the bounds.
     Queued,
     /// Queued past a bound: the publisher should wait for room (hold mode only).
     Full,
@@ -50,12 +52,16 @@ pub struct QueuePolicy {
     pub stall_timeout: Duration,
 }
 
+/// How a [`BoundedQueue`] treats a push past its bounds (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Queue it anyway and report [`PushOutcome::Full`]: the publisher waits for room.
     Hold,
+    /// Apply the overflow policy of the [`QueuePolicy`].
     Policy,
 }
 
+/// A FIFO queue bounded in entries and in bytes (see the module doc).
 #[derive(Debug)]
 pub struct BoundedQueue<T> {
     items: VecDeque<T>,
@@ -67,6 +73,7 @@ pub struct BoundedQueue<T> {
 }
 
 impl<T: Queued> BoundedQueue<T> {
+    /// An empty queue with these bounds, in `mode`.
     pub fn new(policy: QueuePolicy, mode: Mode) -> Self {
         BoundedQueue {
             items: VecDeque::new(),
@@ -77,10 +84,12 @@ impl<T: Queued> BoundedQueue<T> {
         }
     }
 
+    /// The bounds in force.
     pub fn policy(&self) -> &QueuePolicy {
         &self.policy
     }
 
+    /// The mode in force.
     pub fn mode(&self) -> Mode {
         self.mode
     }
@@ -136,6 +145,7 @@ impl<T: Queued> BoundedQueue<T> {
         self.items.len() <= self.policy.max_len / 2 && self.bytes <= self.policy.max_bytes / 2
     }
 
+    /// Append `item` at the back, as bounds and mode decide; the outcome says what happened.
     pub fn push(&mut self, item: T) -> PushOutcome {
         let size = item.queued_bytes();
         let fits = self.items.len() < self.policy.max_len && self.bytes + size <= self.policy.max_bytes;
@@ -167,6 +177,7 @@ impl<T: Queued> BoundedQueue<T> {
         self.items.push_back(item);
     }
 
+    /// Take the oldest entry.
     pub fn pop(&mut self) -> Option<T> {
         let item = self.items.pop_front()?;
         self.bytes -= item.queued_bytes();
@@ -184,6 +195,7 @@ impl<T: Queued> BoundedQueue<T> {
         self.items.push_front(item);
     }
 
+    /// Entries queued.
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -198,15 +210,19 @@ impl<T: Queued> BoundedQueue<T> {
         self.bytes
     }
 
+    /// True when nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
+    /// Drop every entry (not counted in `dropped`).
     pub fn clear(&mut self) {
         self.items.clear();
         self.bytes = 0;
     }
 
+    /// Keep only the entries for which `f` is true; returns how many were removed (not counted in
+    /// `dropped`).
     pub fn retain(&mut self, mut f: impl FnMut(&T) -> bool) -> usize {
         let before = self.items.len();
         let mut bytes = 0;

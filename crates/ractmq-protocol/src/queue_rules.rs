@@ -40,6 +40,7 @@ pub enum ListenerKind {
 }
 
 impl ListenerKind {
+    /// Every kind, in the order of the enum.
     pub const ALL: [ListenerKind; 4] = [
         ListenerKind::Tcp,
         ListenerKind::Tls,
@@ -47,6 +48,7 @@ impl ListenerKind {
         ListenerKind::Wss,
     ];
 
+    /// The kind's name in configuration: `tcp`, `tls`, `ws` or `wss`.
     pub fn as_str(self) -> &'static str {
         match self {
             ListenerKind::Tcp => "tcp",
@@ -98,10 +100,12 @@ impl Pattern {
         })
     }
 
+    /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
+    /// True if `s`, whole, matches the pattern.
     pub fn is_match(&self, s: &str) -> bool {
         self.matcher.is_match(s)
     }

@@ -21,6 +21,7 @@ impl Node {
     }
 }
 
+/// The retained message of every topic that has one, as a trie of topic levels.
 #[derive(Debug, Default)]
 pub struct RetainedStore {
     root: Node,
@@ -28,14 +29,17 @@ pub struct RetainedStore {
 }
 
 impl RetainedStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Topics with a retained message.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// True when no topic has a retained message.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -64,6 +68,7 @@ impl RetainedStore {
         true
     }
 
+    /// The retained message of the topic name `topic`, if any (expired or not).
     pub fn get(&self, topic: &str) -> Option<&Arc<Message>> {
         let mut node = &self.root;
         for level in topic.split('/') {

@@ -15,10 +15,15 @@ use crate::message::Delivery;
 /// Options of one subscription, as granted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubOptions {
+    /// Granted QoS: the most a delivery through this subscription gets.
     pub qos: QoS,
+    /// MQTT 5 No Local: the client's own publishes are not delivered back to it.
     pub no_local: bool,
+    /// MQTT 5 Retain As Published: deliveries keep the RETAIN flag they were published with.
     pub retain_as_published: bool,
+    /// MQTT 5 Retain Handling: when retained messages are sent at subscribe.
     pub retain_handling: RetainHandling,
+    /// MQTT 5 Subscription Identifier, sent with every delivery through this subscription.
     pub subscription_id: Option<u32>,
 }
 
@@ -45,15 +50,21 @@ pub enum InflightState {
     AwaitingPubcomp,
 }
 
+/// An outgoing QoS 1/2 message sent and not yet completed.
 #[derive(Debug, Clone)]
 pub struct Inflight {
+    /// The packet identifier it was sent with.
     pub pkid: u16,
+    /// What was sent, kept to send again (DUP) when the session resumes.
     pub delivery: Delivery,
+    /// The acknowledgement it waits for.
     pub state: InflightState,
 }
 
+/// The state of one client that outlives its connections (see the module doc).
 #[derive(Debug)]
 pub struct Session {
+    /// The client identifier the session belongs to.
     pub client_id: Arc<str>,
     /// Filter (as the client sent it, `$share/...` included) to options.
     pub subscriptions: HashMap<String, SubOptions>,
@@ -73,6 +84,7 @@ pub struct Session {
 }
 
 impl Session {
+    /// An empty session for `client_id` that ends with its connection (expiry interval 0).
     pub fn new(client_id: Arc<str>) -> Session {
         Session {
             client_id,
@@ -133,6 +145,7 @@ impl Session {
         taken
     }
 
+    /// Where the in-flight message sent with `pkid` is in `inflight`, if it is there.
     pub fn inflight_position(&self, pkid: u16) -> Option<usize> {
         self.inflight.iter().position(|i| i.pkid == pkid)
     }

@@ -7,7 +7,9 @@
 /// A `$share/{group}/{filter}` subscription split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedFilter<'a> {
+    /// The share name.
     pub group: &'a str,
+    /// The topic filter after the share name.
     pub filter: &'a str,
 }
 

@@ -50,6 +50,7 @@ impl<K: Clone + Hash + Eq, V: Clone> Default for SubscriptionTrie<K, V> {
 }
 
 impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
+    /// An empty trie.
     pub fn new() -> Self {
         Self::default()
     }
@@ -59,6 +60,7 @@ impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
         self.len
     }
 
+    /// True when no filter has a subscriber.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
