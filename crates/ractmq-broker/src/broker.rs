@@ -57,7 +57,9 @@ impl std::error::Error for StartError {}
 /// Why an in-process publish or subscribe was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
+    /// Not a topic name one may publish to (the name given).
     InvalidTopic(String),
+    /// Not a valid topic filter (the filter given).
     InvalidFilter(String),
     /// The broker is shutting down or restarting the part needed.
     Unavailable,
@@ -169,6 +171,7 @@ impl Broker {
         self.kernel.mqtt_addr.lock().expect("listener bound during start")
     }
 
+    /// The broker-wide counters.
     pub fn metrics(&self) -> &Metrics {
         &self.kernel.metrics
     }
@@ -364,6 +367,7 @@ impl Subscription {
         self.rx.recv().await
     }
 
+    /// The filter this subscription was made with.
     pub fn filter(&self) -> &str {
         &self.filter
     }

@@ -22,6 +22,7 @@ use crate::supervisor::ChildSpec;
 pub trait Node: Send + Sync + 'static {
     /// The node's router: where forwarded messages are routed and remote routes are installed.
     fn router(&self) -> &Arc<Router>;
+    /// The node's counters.
     fn metrics(&self) -> &Arc<Metrics>;
     /// The address the MQTT listener is bound to, once it is.
     fn mqtt_addr(&self) -> Option<SocketAddr>;

@@ -12,6 +12,7 @@ use crate::enhanced_auth::Authenticators;
 use crate::restart::RestartPolicy;
 use crate::shared::SharedStrategy;
 
+/// Everything a node starts with; `Default` is a single node on the defaults.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// MQTT over TCP.
@@ -20,6 +21,7 @@ pub struct BrokerConfig {
     pub listeners: Vec<ListenerSpec>,
     /// Partitions of the subscription index, one actor each.
     pub shards: usize,
+    /// The protocol limits (see [`Limits`]); `queue_rules` may change a client's queue settings.
     pub limits: Limits,
     /// Per-client queue settings, in order: the first rule that matches a connecting client supplies the
     /// settings it names, `limits` the rest (see [`ractmq_protocol::queue_rules`]).
@@ -101,6 +103,7 @@ impl Default for BrokerConfig {
 /// both. Every listener serves the same broker; only how bytes reach it differs.
 #[derive(Debug, Clone)]
 pub struct ListenerSpec {
+    /// The address to bind.
     pub listen: SocketAddr,
     /// TLS on the accepted socket (see [`crate::tls::server_config`]).
     pub tls: Option<Arc<rustls::ServerConfig>>,

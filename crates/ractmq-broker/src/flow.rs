@@ -32,13 +32,14 @@ pub trait Backlog: Send + Sync {
 pub struct Congestion(Vec<Arc<dyn Backlog>>);
 
 impl Congestion {
-    pub fn add(&mut self, backlog: Arc<dyn Backlog>) {
+    pub(crate) fn add(&mut self, backlog: Arc<dyn Backlog>) {
         // A message that reaches many subscribers reports each; a batch reports the same one many times.
         if !self.0.iter().any(|b| Arc::ptr_eq(b, &backlog)) {
             self.0.push(backlog);
         }
     }
 
+    /// True when no backlog was filled: there is nothing to wait for.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -15,9 +15,13 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 /// The children whose own children are checked too.
 const NESTED: &[&str] = &["shards", "user", "cluster"];
 
+/// A node's health, as [`Broker::health`](crate::Broker::health) checks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
+    /// The root supervisor runs (if not, restart the process).
     pub live: bool,
+    /// Every supervisor and listener under the root runs and the node is not draining (if not, send
+    /// clients elsewhere for now).
     pub ready: bool,
     /// Each actor checked, by its place in the tree (`root/shards/shard-0`), and whether it runs; plus
     /// `accepting` (false while the node drains).

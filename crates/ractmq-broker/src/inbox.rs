@@ -47,6 +47,7 @@ pub struct Delivery {
     pub id: u64,
     /// 1 the first time the message is handed out, then one more each time it is handed out again.
     pub attempt: u32,
+    /// The message, as published.
     pub message: Arc<Message>,
 }
 

@@ -5,6 +5,8 @@
 //! actor's state comes back from after a restart. Supervise actors of your own beside the broker's with
 //! [`Broker::supervise`] and [`TreeSpec`], and feed them from the broker without losing messages with [`Inbox`].
 
+#![deny(missing_docs)]
+
 pub(crate) mod arrivals;
 pub(crate) mod broker;
 pub(crate) mod cluster_hook;

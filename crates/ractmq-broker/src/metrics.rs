@@ -4,17 +4,25 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// The broker's counters (see the module doc); update and read them with [`Metrics::add`] and
+/// [`Metrics::get`].
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// TCP connections accepted by every listener, before any handshake.
     pub connections_accepted: AtomicU64,
     /// Sockets closed at accept: too many were waiting for their CONNECT, overall or from their address.
     pub dropped_at_accept: AtomicU64,
     /// CONNECTs refused with a CONNACK failure (bad credentials, not authorized, banned, limits).
     pub connections_refused: AtomicU64,
+    /// Clients connected now (a gauge).
     pub clients_connected: AtomicU64,
+    /// Messages published into the broker: by clients, as wills, in-process and over the API.
     pub messages_received: AtomicU64,
+    /// PUBLISH packets sent to clients.
     pub messages_sent: AtomicU64,
+    /// Bytes read from clients' connections.
     pub bytes_received: AtomicU64,
+    /// Bytes written to clients' connections.
     pub bytes_sent: AtomicU64,
     /// Dropped from a connected client's outgoing queue: QoS 0 shed at the byte bound, or the overflow policy
     /// of a stalled subscriber.
@@ -41,15 +49,19 @@ pub struct Metrics {
     pub dropped_forward: AtomicU64,
     /// Published messages that matched no subscriber.
     pub messages_no_subscribers: AtomicU64,
+    /// Session actors restarted after a failure or a kill.
     pub session_restarts: AtomicU64,
     /// Unacknowledged messages of a shared subscription moved to another member when theirs left.
     pub shared_handed_off: AtomicU64,
-    /// Sessions that went into hibernation (idle actors that stopped, and new sessions, which start there), and
-    /// hibernated sessions woken again.
+    /// Sessions that went into hibernation (idle actors that stopped, and new sessions, which start there).
     pub sessions_hibernated: AtomicU64,
+    /// Hibernated sessions woken again.
     pub sessions_woken: AtomicU64,
+    /// Topic shard actors restarted.
     pub shard_restarts: AtomicU64,
+    /// Other supervised actors restarted (listeners, periodic tasks, supervisors, the cluster's).
     pub other_restarts: AtomicU64,
+    /// Connections closed for breaking the protocol, or failing the TLS or WebSocket handshake.
     pub protocol_errors: AtomicU64,
     /// PUBLISH packets, SUBSCRIBE filters and wills refused by authorization (`$SYS` included).
     pub authz_denied: AtomicU64,
@@ -95,10 +107,12 @@ impl LatencyHistogram {
 }
 
 impl Metrics {
+    /// Add `n` to `counter`.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
 
+    /// The value of `counter` now.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Relaxed)
     }

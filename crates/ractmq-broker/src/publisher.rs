@@ -21,6 +21,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// A publisher into `broker`.
     pub fn new(broker: &Broker) -> Publisher {
         Publisher {
             kernel: broker.kernel().clone(),

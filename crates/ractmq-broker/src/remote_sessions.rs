@@ -16,6 +16,7 @@ pub struct SessionHandover {
     pub inflight: Vec<Inflight>,
     /// Incoming QoS 2 packet ids routed and awaiting PUBREL.
     pub awaiting_rel: Vec<u16>,
+    /// Session Expiry Interval in seconds.
     pub expiry_interval: u32,
     /// Messages queued for the client, oldest first.
     pub queued: Vec<Delivery>,

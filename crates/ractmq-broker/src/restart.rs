@@ -6,13 +6,15 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// At most `max_restarts` restarts within `window`; one more makes the supervisor fail (escalate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RestartPolicy {
-    pub max_restarts: u32,
-    pub window: Duration,
+    pub(crate) max_restarts: u32,
+    pub(crate) window: Duration,
 }
 
 impl RestartPolicy {
+    /// At most `max_restarts` restarts within `window_secs` seconds.
     pub const fn new(max_restarts: u32, window_secs: u64) -> Self {
         RestartPolicy {
             max_restarts,

@@ -24,9 +24,13 @@ use crate::index::Route;
 pub enum RouteKey {
     /// At least one subscriber (session or in-process) to this filter.
     Filter(Arc<str>),
-    /// One member of a shared subscription: `group` is the full `$share/{group}/{filter}`, `member` the
-    /// member's key in the index.
-    Shared { group: Arc<str>, member: Arc<str> },
+    /// One member of a shared subscription.
+    Shared {
+        /// The full shared filter, `$share/{group}/{filter}`.
+        group: Arc<str>,
+        /// The member's key in this node's index.
+        member: Arc<str>,
+    },
 }
 
 /// The routes of one shard's partition, counted as the shard changes its index.
@@ -103,7 +107,9 @@ impl LocalRoutes {
 /// A member of a shared subscription on another node, matched by a published topic.
 #[derive(Debug, Clone)]
 pub struct RemoteMember {
+    /// The full shared filter, `$share/{group}/{filter}`.
     pub group: Arc<str>,
+    /// The node the member is on.
     pub node: Arc<str>,
     /// Its key on its own node.
     pub member: Arc<str>,
@@ -116,12 +122,14 @@ pub struct RemoteMember {
 pub struct RemoteMatch {
     /// Nodes with at least one (non-shared) subscriber whose filter matches, each once.
     pub nodes: Vec<Arc<str>>,
+    /// Members of shared subscriptions on other nodes whose filter matches.
     pub shared: Vec<RemoteMember>,
 }
 
 /// What one node is sent for one published message.
 #[derive(Debug, Clone)]
 pub struct Forward {
+    /// The node to send it to.
     pub node: Arc<str>,
     /// Deliver it to the node's own (non-shared) matching subscribers.
     pub deliver: bool,

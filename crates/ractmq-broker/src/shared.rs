@@ -21,6 +21,7 @@ pub enum SharedStrategy {
     /// Each member in turn.
     #[default]
     RoundRobin,
+    /// A member picked at random (a cheap pseudo-random sequence) for each message.
     Random,
     /// The same member for as long as it stays in the group.
     Sticky,

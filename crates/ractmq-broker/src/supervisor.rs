@@ -32,13 +32,15 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// How to start (and restart) one child. The function receives the supervisor to link the child to.
 #[derive(Clone)]
 pub struct ChildSpec {
-    pub name: String,
-    pub start: Arc<dyn Fn(ActorCell) -> StartFuture + Send + Sync>,
+    pub(crate) name: String,
+    pub(crate) start: Arc<dyn Fn(ActorCell) -> StartFuture + Send + Sync>,
     /// Called after every restart (not the first start), e.g. to count restarts by kind.
-    pub on_restart: Option<Arc<dyn Fn() + Send + Sync>>,
+    pub(crate) on_restart: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl ChildSpec {
+    /// A child named `name`, started (and restarted) by `start`, which receives the supervisor to
+    /// link to.
     pub fn new<F, Fut>(name: impl Into<String>, start: F) -> Self
     where
         F: Fn(ActorCell) -> Fut + Send + Sync + 'static,
@@ -51,6 +53,7 @@ impl ChildSpec {
         }
     }
 
+    /// Call `f` after every restart of this child (not the first start).
     pub fn on_restart(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_restart = Some(Arc::new(f));
         self
@@ -143,13 +146,15 @@ impl From<Vec<ChildSpec>> for ChildList {
     }
 }
 
+/// The supervisor actor (see the module doc); spawn it with [`SupervisorArgs`].
 pub struct Supervisor;
 
+/// What a [`Supervisor`] is spawned with: its name, children, restart policy and strategy.
 pub struct SupervisorArgs {
-    pub name: String,
-    pub children: ChildList,
-    pub policy: RestartPolicy,
-    pub strategy: Strategy,
+    pub(crate) name: String,
+    pub(crate) children: ChildList,
+    pub(crate) policy: RestartPolicy,
+    pub(crate) strategy: Strategy,
 }
 
 impl SupervisorArgs {
@@ -164,12 +169,14 @@ impl SupervisorArgs {
         }
     }
 
+    /// Restart by `strategy` instead of one-for-one.
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
         self
     }
 }
 
+/// What a [`Supervisor`] can be asked.
 pub enum SupervisorMsg {
     /// Start one more child under this supervisor, after the others. Refused if a child has that name.
     StartChild(ChildSpec, RpcReplyPort<Result<ActorCell, String>>),

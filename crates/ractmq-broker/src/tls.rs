@@ -49,7 +49,9 @@ pub fn read_roots(path: &Path, setting: &str) -> Result<Arc<RootCertStore>, Stri
 
 /// Where a TLS listener's files are, and the names of the settings that gave them (for error lines).
 pub struct ServerFiles<'a> {
+    /// The certificate chain's PEM file, and the name of the setting that gave it.
     pub cert: (&'a Path, &'a str),
+    /// The private key's PEM file, and the name of the setting that gave it.
     pub key: (&'a Path, &'a str),
     /// Clients must show a certificate signed by this CA (mutual TLS); `None`: clients show none.
     pub client_ca: Option<(&'a Path, &'a str)>,

@@ -95,6 +95,7 @@ impl TreeSpec {
         }
     }
 
+    /// Restart by `strategy` instead of one-for-one.
     pub fn strategy(mut self, strategy: Strategy) -> TreeSpec {
         self.strategy = strategy;
         self
@@ -159,6 +160,7 @@ struct TreeInner {
 }
 
 impl Tree {
+    /// The name the tree was made with.
     pub fn name(&self) -> &str {
         &self.0.name
     }
