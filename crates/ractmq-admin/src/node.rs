@@ -68,7 +68,7 @@ pub async fn nodes(State(s): State<AppState>) -> Json<Value> {
 pub async fn cluster(State(s): State<AppState>) -> Json<Value> {
     let stats = s.cluster.as_ref().map(|c| {
         let st = c.stats();
-        let get = ractmq_cluster::stats::ClusterStats::get;
+        let get = ractmq_cluster::ClusterStats::get;
         json!({
             "forwarded": get(&st.forwarded),
             "received": get(&st.received),

@@ -15,7 +15,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use ractmq_broker::ROUTE_BUCKETS_NS;
 use ractmq_broker::{BrokerView, Metrics};
-use ractmq_cluster::stats::ClusterStats;
+use ractmq_cluster::ClusterStats;
 use ractmq_cluster::MemberState;
 
 use crate::state::AppState;

@@ -3,7 +3,7 @@
 
 use axum::extract::{Query, State};
 use axum::Json;
-use ractmq_cluster::wire::WireRoute;
+use ractmq_cluster::WireRoute;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

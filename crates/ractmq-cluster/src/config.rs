@@ -100,14 +100,14 @@ impl ClusterConfig {
     }
 
     /// The seeds other than this node.
-    pub fn other_seeds(&self) -> impl Iterator<Item = &(String, SocketAddr)> {
+    pub(crate) fn other_seeds(&self) -> impl Iterator<Item = &(String, SocketAddr)> {
         self.seeds.iter().filter(|(name, addr)| {
             name != &self.node_name && *addr != self.cluster_listen && *addr != self.advertised()
         })
     }
 
     /// Where the other nodes dial this node.
-    pub fn advertised(&self) -> SocketAddr {
+    pub(crate) fn advertised(&self) -> SocketAddr {
         self.advertise.unwrap_or(self.cluster_listen)
     }
 }

@@ -54,31 +54,33 @@
 //! - Change subscribers: a bounded broadcast channel ([`state::EVENT_BUFFER`]); one that falls behind is
 //!   told so and re-reads [`Cluster::members`].
 
-pub mod agent;
-pub mod auth_watch;
-pub mod backoff;
-pub mod config;
-pub mod connector;
-pub mod forwarder;
-pub mod forwarder_ref;
-pub mod handshakes;
-pub mod inbound;
-pub mod link;
-pub mod link_events;
-pub mod membership;
-pub mod node_server;
-pub mod pump;
-pub mod remote_routes;
-pub mod routing;
-pub mod sessions;
-pub mod stale_links;
-pub mod state;
-pub mod stats;
-pub mod tls;
-pub mod tree;
-pub mod wire;
-pub mod wire_message;
-pub mod wire_session;
+#![deny(missing_docs)]
+
+pub(crate) mod agent;
+pub(crate) mod auth_watch;
+pub(crate) mod backoff;
+pub(crate) mod config;
+pub(crate) mod connector;
+pub(crate) mod forwarder;
+pub(crate) mod forwarder_ref;
+pub(crate) mod handshakes;
+pub(crate) mod inbound;
+pub(crate) mod link;
+pub(crate) mod link_events;
+pub(crate) mod membership;
+pub(crate) mod node_server;
+pub(crate) mod pump;
+pub(crate) mod remote_routes;
+pub(crate) mod routing;
+pub(crate) mod sessions;
+pub(crate) mod stale_links;
+pub(crate) mod state;
+pub(crate) mod stats;
+pub(crate) mod tls;
+pub(crate) mod tree;
+pub(crate) mod wire;
+pub(crate) mod wire_message;
+pub(crate) mod wire_session;
 
 use std::sync::Arc;
 
@@ -87,7 +89,9 @@ use tokio::sync::broadcast;
 
 pub use config::{parse_seed, ClusterConfig};
 pub use membership::{DownReason, Member, MemberEvent, MemberState};
+pub use stats::ClusterStats;
 pub use tls::ClusterTls;
+pub use wire::WireRoute;
 
 /// A node's membership in a cluster. Cheap to clone; every clone reads the same view.
 #[derive(Clone)]
@@ -114,6 +118,7 @@ impl Cluster {
         broker.cluster = Some(ClusterPlug(Arc::new(tree::Hook(self.shared.clone()))));
     }
 
+    /// This node's name in the cluster.
     pub fn node_name(&self) -> &str {
         &self.shared.config.node_name
     }
@@ -134,7 +139,7 @@ impl Cluster {
     }
 
     /// Counters of what crossed between nodes and what was dropped.
-    pub fn stats(&self) -> &stats::ClusterStats {
+    pub fn stats(&self) -> &ClusterStats {
         &self.shared.stats
     }
 
@@ -144,7 +149,7 @@ impl Cluster {
     }
 
     /// The routes other nodes have announced, as (node, route).
-    pub fn remote_routes(&self) -> Vec<(std::sync::Arc<str>, wire::WireRoute)> {
+    pub fn remote_routes(&self) -> Vec<(Arc<str>, WireRoute)> {
         self.shared.remote_routes.all()
     }
 

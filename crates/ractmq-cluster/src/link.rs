@@ -205,6 +205,7 @@ impl PeerLink {
         self.queue.lock().entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -37,10 +37,13 @@ impl fmt::Display for MemberState {
 /// One node of the cluster, as this node sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// Its node name.
     pub name: String,
+    /// Where nodes dial it: the cluster address it advertises (a seed's given address until it is heard).
     pub cluster_addr: SocketAddr,
     /// Its MQTT listener, once it has said.
     pub mqtt_addr: Option<SocketAddr>,
+    /// Whether it is up, as this node last judged.
     pub state: MemberState,
     /// This node itself (always up).
     pub is_self: bool,
@@ -60,9 +63,15 @@ pub enum MemberEvent {
     /// A member is up: first heard, heard again after being down, or back with a new incarnation.
     Joined(Member),
     /// A member is down.
-    Down { member: Member, reason: DownReason },
+    Down {
+        /// The member, as it is now.
+        member: Member,
+        /// Why it is down.
+        reason: DownReason,
+    },
 }
 
+/// Why a member was marked down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownReason {
     /// Not heard from for this long.

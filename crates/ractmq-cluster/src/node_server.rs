@@ -6,7 +6,7 @@
 //! hellos name instead (see `connector.rs`), which makes the same full mesh. The node server is ractor_cluster's own actor and supervises its listener
 //! and sessions itself; ractmq supervises the node server (see `tree.rs`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,23 +72,4 @@ pub async fn start(shared: Arc<Shared>, broker: Arc<dyn Node>, sup: ActorCell) -
     *shared.node_server.write() = Some(node_server.clone());
     tracing::info!("cluster node {} listening for other nodes on {addr}", config.node_name);
     Ok(node_server.get_cell())
-}
-
-/// Where peers dial a node, as ractor_cluster writes it (`host:port`): how the connector matches the links
-/// the node server reports to members' cluster addresses.
-pub fn connection_string(addr: SocketAddr) -> String {
-    format!("{}:{}", host(addr.ip()), addr.port())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_connection_string_is_the_address_text() {
-        for a in ["127.0.0.1:4370", "[::1]:4370", "[fe80::1]:1"] {
-            let addr: SocketAddr = a.parse().unwrap();
-            assert_eq!(connection_string(addr), addr.to_string());
-        }
-    }
 }

@@ -98,6 +98,7 @@ impl RemoteRoutes {
     }
 
     /// How many routes `node` has announced.
+    #[cfg(test)]
     pub fn count(&self, node: &str) -> usize {
         self.by_node.lock().get(node).map_or(0, HashSet::len)
     }

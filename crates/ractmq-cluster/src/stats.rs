@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// Counters of what crossed between nodes and what was dropped (see the module doc); read one with
+/// [`ClusterStats::get`].
 #[derive(Debug, Default)]
 pub struct ClusterStats {
     /// Messages queued towards another node (one per node a message went to).
@@ -16,12 +18,13 @@ pub struct ClusterStats {
     pub dropped_node_restarted: AtomicU64,
     /// Dropped because they are too large to cross between nodes.
     pub dropped_too_large: AtomicU64,
-    /// Sessions taken over from other nodes, and given to them.
+    /// Sessions taken over from other nodes.
     pub sessions_taken_over: AtomicU64,
+    /// Sessions given to other nodes.
     pub sessions_handed_over: AtomicU64,
-    /// Messages passed on to a session that moved from here to another node, and to one that moved here from
-    /// another node (see `ractmq_broker::moving`).
+    /// Messages passed on to a session that moved from here to another node (see `ractmq_broker::moving`).
     pub relayed_out: AtomicU64,
+    /// Messages passed on to a session that moved here from another node.
     pub relayed_in: AtomicU64,
     /// Queued messages of a handed-over session left behind because the session was too large to move.
     pub dropped_handover_too_large: AtomicU64,
@@ -30,10 +33,11 @@ pub struct ClusterStats {
 }
 
 impl ClusterStats {
-    pub fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
 
+    /// The value of `counter` now.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Relaxed)
     }

@@ -41,7 +41,7 @@ impl std::fmt::Debug for TlsSetup {
 
 impl ClusterTls {
     /// Read the files and build both ends; the error is one line naming what to fix.
-    pub fn load(&self) -> Result<TlsSetup, String> {
+    pub(crate) fn load(&self) -> Result<TlsSetup, String> {
         let certs = read_certs(&self.cert, "--cluster-tls-cert")?;
         let key = read_key(&self.key, "--cluster-tls-key")?;
         let roots = read_roots(&self.ca, "--cluster-tls-ca")?;

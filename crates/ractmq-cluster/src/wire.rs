@@ -113,10 +113,18 @@ pub struct RoutesAck {
     pub version: u64,
 }
 
+/// One route a node announces to the others, as it crosses between nodes (the broker's `RouteKey`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum WireRoute {
+    /// The node has at least one (non-shared) subscriber to this filter.
     Filter(String),
-    Shared { group: String, member: String },
+    /// One member of a shared subscription on the node.
+    Shared {
+        /// The full shared filter, `$share/{group}/{filter}`.
+        group: String,
+        /// The member's key on its node.
+        member: String,
+    },
 }
 
 /// A node's heartbeat. Every heartbeat is a full hello, so a peer that hears one knows everything it needs
