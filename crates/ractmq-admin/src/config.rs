@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 /// How a node serves its REST API.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
+    /// Where the API listens for HTTP.
     pub listen: SocketAddr,
     /// A bearer token every request must carry (`Authorization: Bearer TOKEN`).
     pub token: Option<String>,
@@ -15,6 +16,8 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
+    /// An API on `listen` with no token, no users and no chaos endpoints: open to anyone, which
+    /// [`validate`](Self::validate) allows on loopback only.
     pub fn new(listen: SocketAddr) -> ApiConfig {
         ApiConfig {
             listen,
@@ -24,7 +27,8 @@ impl ApiConfig {
         }
     }
 
-    pub fn needs_auth(&self) -> bool {
+    /// A token or users are set: every request must authenticate.
+    pub(crate) fn needs_auth(&self) -> bool {
         self.token.is_some() || !self.users.is_empty()
     }
 

@@ -14,26 +14,27 @@ use serde_json::{json, Value};
 
 use crate::table;
 
+/// The arguments of `ractmq ctl`: where the node's API is, how to authenticate, and the command.
 #[derive(Args)]
 pub struct CtlArgs {
     /// The node's REST API, HOST:PORT.
     #[arg(long, env = "RACTMQ_CTL_API", default_value = "127.0.0.1:18083", global = true)]
-    pub api: String,
+    pub(crate) api: String,
     /// Bearer token, if the API asks for one.
     #[arg(long, env = "RACTMQ_API_TOKEN", hide_env_values = true, global = true)]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// NAME:PASSWORD for basic authentication, if the API asks for it.
     #[arg(long, global = true)]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) json: bool,
     #[command(subcommand)]
-    pub command: CtlCommand,
+    pub(crate) command: CtlCommand,
 }
 
 #[derive(Subcommand)]
-pub enum CtlCommand {
+pub(crate) enum CtlCommand {
     /// This node: version, uptime, clients, sessions.
     Status,
     /// The cluster.
@@ -64,13 +65,13 @@ pub enum CtlCommand {
 }
 
 #[derive(Subcommand)]
-pub enum ClusterCommand {
+pub(crate) enum ClusterCommand {
     /// Every member and its link state.
     Status,
 }
 
 #[derive(Subcommand)]
-pub enum ClientsCommand {
+pub(crate) enum ClientsCommand {
     /// Sessions, paged.
     List {
         #[arg(long)]
@@ -90,7 +91,7 @@ pub enum ClientsCommand {
 }
 
 #[derive(Subcommand)]
-pub enum ListCommand {
+pub(crate) enum ListCommand {
     List {
         /// Only this client's (topics: the routes of its subscriptions on this node).
         #[arg(long)]
@@ -99,7 +100,7 @@ pub enum ListCommand {
 }
 
 #[derive(Subcommand)]
-pub enum RetainedCommand {
+pub(crate) enum RetainedCommand {
     List,
     /// Clear a topic's retained message, cluster-wide. Any topic, spaces, `?`, `#` or `%` in it included: it is
     /// sent percent-encoded.
@@ -109,14 +110,14 @@ pub enum RetainedCommand {
 }
 
 #[derive(Subcommand)]
-pub enum ChaosCommand {
+pub(crate) enum ChaosCommand {
     /// Kill an actor: session CLIENT_ID, shard INDEX, cluster ACTOR (node-server, agent, forwarder,
     /// connector) or bridge NAME.
     Kill { kind: String, target: String },
 }
 
 #[derive(Subcommand)]
-pub enum TraceCommand {
+pub(crate) enum TraceCommand {
     /// Stream one client's packets until interrupted.
     Client { client_id: String },
 }

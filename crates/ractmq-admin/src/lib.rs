@@ -17,21 +17,23 @@
 //! | `openapi.rs` | the OpenAPI document of all of the above |
 //! | `ctl.rs`, `table.rs` | `ractmq ctl`: HTTP calls, human tables or JSON |
 
-pub mod chaos;
-pub mod clients;
-pub mod config;
+#![deny(missing_docs)]
+
+pub(crate) mod chaos;
+pub(crate) mod clients;
+pub(crate) mod config;
 pub mod ctl;
 mod error;
-pub mod health;
-pub mod node;
-pub mod openapi;
-pub mod prometheus;
-pub mod retained;
-pub mod server;
-pub mod state;
-pub mod table;
-pub mod topics;
-pub mod trace;
+pub(crate) mod health;
+pub(crate) mod node;
+pub(crate) mod openapi;
+pub(crate) mod prometheus;
+pub(crate) mod retained;
+pub(crate) mod server;
+pub(crate) mod state;
+pub(crate) mod table;
+pub(crate) mod topics;
+pub(crate) mod trace;
 
 pub use config::ApiConfig;
 pub use server::{start, ApiServer};

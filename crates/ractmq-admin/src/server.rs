@@ -24,11 +24,13 @@ use crate::{chaos, clients, health, node, openapi, prometheus, retained, topics,
 
 /// A running API.
 pub struct ApiServer {
+    /// The address the API is bound to (useful with port 0).
     pub addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
 impl ApiServer {
+    /// Stop serving. Dropping the handle instead leaves the API running.
     pub fn stop(self) {
         self.task.abort();
     }
