@@ -89,6 +89,21 @@ pub struct Broker {
 
 impl Broker {
     /// Start the whole tree and bind the listener. Returns once the broker accepts connections.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ractmq_broker::{Broker, BrokerConfig};
+    ///
+    /// let config = BrokerConfig {
+    ///     mqtt_listen: "127.0.0.1:1883".parse()?,
+    ///     ..BrokerConfig::default()
+    /// };
+    /// let broker = Broker::start(config).await?;
+    /// println!("MQTT on {}", broker.mqtt_addr());
+    /// broker.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
         let kernel = Kernel::new(config);
         let k = kernel.clone();
@@ -182,6 +197,17 @@ impl Broker {
 
     /// A read-only view of the broker (clients, subscriptions, retained messages, listeners, health), and the
     /// operator's actions on it; what the REST API serves.
+    ///
+    /// ```no_run
+    /// # async fn run(broker: ractmq_broker::Broker) {
+    /// let view = broker.view();
+    /// let health = view.health().await;
+    /// println!("live: {}, ready: {}", health.live, health.ready);
+    /// for client in view.clients() {
+    ///     println!("{} connected: {}, queued: {}", client.client_id, client.connected, client.queued);
+    /// }
+    /// # }
+    /// ```
     pub fn view(&self) -> BrokerView {
         BrokerView::new(self.kernel.clone())
     }
@@ -190,6 +216,16 @@ impl Broker {
     /// the message is queued for each of them. Like a client's publish, it waits while it filled the queue of
     /// a subscriber that is making progress, until that queue has drained to half (see docs/flow-control.md).
     /// The message is routed when the future is first polled. Actors publish through a [`crate::Publisher`].
+    ///
+    /// ```no_run
+    /// # async fn run(broker: ractmq_broker::Broker) -> Result<(), Box<dyn std::error::Error>> {
+    /// use ractmq_codec::QoS;
+    ///
+    /// let reached = broker.publish("sensors/kitchen/temperature", "21.5", QoS::AtLeastOnce, false).await?;
+    /// println!("queued for {reached} subscribers");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn publish(
         &self,
         topic_name: &str,
@@ -202,6 +238,16 @@ impl Broker {
 
     /// Subscribe from inside the program. Messages arrive on the returned handle; at most `capacity` wait
     /// unread, beyond that new ones are dropped and counted. The subscription ends when the handle is dropped.
+    ///
+    /// ```no_run
+    /// # async fn run(broker: ractmq_broker::Broker) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut readings = broker.subscribe("sensors/+/temperature", 64).await?;
+    /// while let Some(message) = readings.recv().await {
+    ///     println!("{}: {:?}", message.topic, message.payload);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn subscribe(&self, filter: &str, capacity: usize) -> Result<Subscription, ApiError> {
         if !topic::valid_filter(filter) {
             return Err(ApiError::InvalidFilter(filter.into()));
@@ -238,6 +284,34 @@ impl Broker {
 
     /// Start `spec`'s actor under the broker's supervision tree (the `user` supervisor, one-for-one); it is
     /// started again if that supervisor is restarted. Refused if a child of `user` already has its name.
+    ///
+    /// ```no_run
+    /// # async fn run(broker: ractmq_broker::Broker) -> Result<(), Box<dyn std::error::Error>> {
+    /// use ractmq_broker::ChildSpec;
+    /// use ractor::{Actor, ActorProcessingErr, ActorRef};
+    ///
+    /// struct Counter;
+    /// impl Actor for Counter {
+    ///     type Msg = u64;
+    ///     type State = u64;
+    ///     type Arguments = ();
+    ///     async fn pre_start(&self, _: ActorRef<u64>, _: ()) -> Result<u64, ActorProcessingErr> {
+    ///         Ok(0)
+    ///     }
+    ///     async fn handle(&self, _: ActorRef<u64>, n: u64, total: &mut u64) -> Result<(), ActorProcessingErr> {
+    ///         *total += n;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let spec = ChildSpec::new("counter", |sup| async move {
+    ///     Ok(Actor::spawn_linked(None, Counter, (), sup).await?.0.get_cell())
+    /// });
+    /// let counter: ActorRef<u64> = broker.supervise(spec).await?.into();
+    /// counter.send_message(1)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn supervise(&self, spec: ChildSpec) -> Result<ActorCell, String> {
         self.user.start_child(spec).await.map_err(|e| e.to_string())
     }
