@@ -3,6 +3,22 @@
 //! This facade re-exports the parts a program embedding the broker needs; `examples/embedded.rs` shows the
 //! whole embedding API, `examples/topology.rs` a supervision tree of the program's own actors fed by the
 //! broker. The `ractmq` binary is a thin shell over [`Broker`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use ractmq::{Broker, BrokerConfig, QoS};
+//!
+//! let broker = Broker::start(BrokerConfig::default()).await?; // MQTT on 0.0.0.0:1883
+//! let mut alerts = broker.subscribe("alerts/#", 64).await?;
+//! broker.publish("alerts/door", "open", QoS::AtLeastOnce, false).await?;
+//! let message = alerts.recv().await.expect("broker running");
+//! println!("{}: {:?}", message.topic, message.payload);
+//! broker.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
 
 /// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
 pub use ractmq_broker::tls;
