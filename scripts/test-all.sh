@@ -25,6 +25,8 @@ export CARGO_INCREMENTAL=0
 echo "==> format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The API docs build clean: every public item documented (the public crates deny missing_docs), no broken link.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 echo "==> Rust tests"
 cargo test --workspace

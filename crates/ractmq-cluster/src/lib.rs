@@ -35,23 +35,23 @@
 //!
 //! - The queue towards each node: [`ClusterConfig::forward_queue`] messages not yet acknowledged. Past half
 //!   of it, publishing clients whose messages go there are held until it drains (backpressure); when full,
-//!   messages for that node are dropped and counted ([`stats::ClusterStats::dropped_queue_full`], and the
+//!   messages for that node are dropped and counted ([`ClusterStats::dropped_queue_full`], and the
 //!   broker's `dropped_forward`).
 //! - Route changes waiting for the forwarder: one entry per subscription change, taken in one go whenever the
 //!   forwarder runs; cleared when a forwarder starts (it reads the shards' routes instead).
-//! - The forwarder's mailbox: what peers send (batches of at most [`pump::BATCH_ITEMS`] messages, route and
+//! - The forwarder's mailbox: what peers send (batches of at most `pump::BATCH_ITEMS` messages, route and
 //!   retained lists) plus one `Flush` at a time from the shards. A peer sends a batch only after the last
 //!   was acknowledged or within its queue bound, so this is bounded by the peers' queues.
 //! - The agent's mailbox (ractor mailboxes are unbounded): each peer sends one hello per heartbeat interval,
 //!   handled in microseconds, so it stays near empty. A peer that sends faster must hold the cookie, that
 //!   is, be one of ours; a hostile member is out of scope (as in Erlang distribution).
 //! - ractor_cluster's per-link channels are unbounded too; an inbound frame is at most 16 MiB (its default)
-//!   and a hello at most [`wire::MAX_WIRE_BYTES`], both refused before allocation beyond that.
+//!   and a hello at most `wire::MAX_WIRE_BYTES`, both refused before allocation beyond that.
 //! - Sockets to the cluster port that never authenticate are closed after
-//!   [`handshakes::HANDSHAKE_TIMEOUT`]; how many may be open at once is not limited, so keep the cluster port
+//!   `handshakes::HANDSHAKE_TIMEOUT`; how many may be open at once is not limited, so keep the cluster port
 //!   off networks you do not trust.
-//! - The membership: at most [`wire::MAX_PEERS`] other members, whatever peers claim.
-//! - Change subscribers: a bounded broadcast channel ([`state::EVENT_BUFFER`]); one that falls behind is
+//! - The membership: at most `wire::MAX_PEERS` other members, whatever peers claim.
+//! - Change subscribers: a bounded broadcast channel (`state::EVENT_BUFFER`); one that falls behind is
 //!   told so and re-reads [`Cluster::members`].
 
 #![deny(missing_docs)]
