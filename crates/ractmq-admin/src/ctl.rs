@@ -232,122 +232,171 @@ pub fn run(args: CtlArgs) -> ExitCode {
 fn execute(args: &CtlArgs) -> Result<(), Failed> {
     let streaming = matches!(args.command, CtlCommand::Trace(_));
     let api = Api::new(args, (!streaming).then_some(Duration::from_secs(30)));
-    let json_out = args.json;
-    let show = |v: &Value, table: &dyn Fn(&Value)| {
-        if json_out {
+    let out = Output { json: args.json };
+    match &args.command {
+        CtlCommand::Status => out.show(&api.json("GET", "/status", None)?, &print_pairs),
+        CtlCommand::Cluster(ClusterCommand::Status) => cluster_status(&api, out)?,
+        CtlCommand::Clients(command) => clients(&api, out, command)?,
+        CtlCommand::Subscriptions(ListCommand::List { client_id }) => subscriptions(&api, out, client_id.as_deref())?,
+        CtlCommand::Topics(ListCommand::List { client_id }) => topics(&api, out, client_id.as_deref())?,
+        CtlCommand::Retained(command) => retained(&api, out, command)?,
+        CtlCommand::Listeners => listeners(&api, out)?,
+        CtlCommand::Metrics => metrics(&api)?,
+        CtlCommand::Chaos(ChaosCommand::Kill { kind, target }) => {
+            let v = api.json("POST", "/chaos/kill", Some(json!({"kind": kind, "target": target})))?;
+            out.show(&v, &|_| println!("killed {kind} {target}"))
+        }
+        CtlCommand::Trace(TraceCommand::Client { client_id }) => trace_client(&api, client_id)?,
+    }
+    Ok(())
+}
+
+/// How an answer is printed: the API's JSON with `--json`, a table (or a line) otherwise.
+#[derive(Clone, Copy)]
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn show(self, v: &Value, table: &dyn Fn(&Value)) {
+        if self.json {
             println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
         } else {
             table(v);
         }
-    };
-    match &args.command {
-        CtlCommand::Status => show(&api.json("GET", "/status", None)?, &print_pairs),
-        CtlCommand::Cluster(ClusterCommand::Status) => {
-            let v = api.json("GET", "/cluster", None)?;
-            show(&v, &|v| {
-                let keys = [
-                    "name",
-                    "state",
-                    "linked",
-                    "cluster_addr",
-                    "mqtt_addr",
-                    "last_heard_ms_ago",
-                    "queued_to",
-                ];
-                let headers = [
-                    "NODE",
-                    "STATE",
-                    "LINKED",
-                    "CLUSTER ADDRESS",
-                    "MQTT ADDRESS",
-                    "LAST HEARD (ms)",
-                    "QUEUED",
-                ];
-                let mut members = v["members"].clone();
-                if let Some(a) = members.as_array_mut() {
-                    for m in a.iter_mut().filter(|m| m["is_self"] == json!(true)) {
-                        m["name"] = json!(format!("{} (this node)", s(&m["name"])));
-                    }
-                }
-                print_table(&headers, &keys, &members);
-            })
+    }
+}
+
+fn cluster_status(api: &Api, out: Output) -> Result<(), Failed> {
+    let v = api.json("GET", "/cluster", None)?;
+    out.show(&v, &|v| {
+        let keys = [
+            "name",
+            "state",
+            "linked",
+            "cluster_addr",
+            "mqtt_addr",
+            "last_heard_ms_ago",
+            "queued_to",
+        ];
+        let headers = [
+            "NODE",
+            "STATE",
+            "LINKED",
+            "CLUSTER ADDRESS",
+            "MQTT ADDRESS",
+            "LAST HEARD (ms)",
+            "QUEUED",
+        ];
+        let mut members = v["members"].clone();
+        if let Some(a) = members.as_array_mut() {
+            for m in a.iter_mut().filter(|m| m["is_self"] == json!(true)) {
+                m["name"] = json!(format!("{} (this node)", s(&m["name"])));
+            }
         }
-        CtlCommand::Clients(ClientsCommand::List {
+        print_table(&headers, &keys, &members);
+    });
+    Ok(())
+}
+
+fn clients(api: &Api, out: Output, command: &ClientsCommand) -> Result<(), Failed> {
+    match command {
+        ClientsCommand::List {
             connected,
             like,
             page,
             limit,
-        }) => {
-            let mut path = format!("/clients?page={page}&limit={limit}");
-            if let Some(c) = connected {
-                path += &format!("&connected={c}");
-            }
-            if let Some(l) = like {
-                path += &format!("&like={}", component(l));
-            }
-            let v = api.json("GET", &path, None)?;
-            show(&v, &|v| {
-                let keys = [
-                    "client_id",
-                    "connected",
-                    "protocol",
-                    "peer",
-                    "subscriptions",
-                    "queued",
-                    "inflight",
-                ];
-                let headers = [
-                    "CLIENT ID",
-                    "CONNECTED",
-                    "PROTOCOL",
-                    "PEER",
-                    "SUBSCRIPTIONS",
-                    "QUEUED",
-                    "INFLIGHT",
-                ];
-                print_table(&headers, &keys, &v["data"]);
-                let meta = &v["meta"];
-                println!(
-                    "page {} of {} clients ({} per page)",
-                    s(&meta["page"]),
-                    s(&meta["count"]),
-                    s(&meta["limit"])
-                );
-            })
-        }
-        CtlCommand::Clients(ClientsCommand::Show { client_id }) => show(
+        } => clients_list(api, out, *connected, like.as_deref(), *page, *limit)?,
+        ClientsCommand::Show { client_id } => out.show(
             &api.json("GET", &format!("/clients/{}", segment("client id", client_id)?), None)?,
             &print_pairs,
         ),
-        CtlCommand::Clients(ClientsCommand::Kick { client_id }) => {
+        ClientsCommand::Kick { client_id } => {
             let v = api.json(
                 "DELETE",
                 &format!("/clients/{}", segment("client id", client_id)?),
                 None,
             )?;
-            show(&v, &|_| println!("kicked {client_id}"))
+            out.show(&v, &|_| println!("kicked {client_id}"))
         }
-        CtlCommand::Subscriptions(ListCommand::List { client_id }) => {
-            let path = match client_id {
-                Some(c) => format!("/subscriptions?client_id={}", component(c)),
-                None => "/subscriptions".into(),
-            };
-            let v = api.json("GET", &path, None)?;
-            show(&v, &|v| {
-                print_table(&["CLIENT ID", "FILTER", "QOS"], &["client_id", "filter", "qos"], v)
-            })
-        }
-        CtlCommand::Topics(ListCommand::List { client_id }) => {
-            let path = match client_id {
-                Some(c) => format!("/topics?client_id={}", component(c)),
-                None => "/topics".into(),
-            };
-            let v = api.json("GET", &path, None)?;
-            show(&v, &|v| print_table(&["TOPIC FILTER", "NODE"], &["topic", "node"], v))
-        }
-        CtlCommand::Retained(RetainedCommand::List) => {
+    }
+    Ok(())
+}
+
+fn clients_list(
+    api: &Api,
+    out: Output,
+    connected: Option<bool>,
+    like: Option<&str>,
+    page: usize,
+    limit: usize,
+) -> Result<(), Failed> {
+    let mut path = format!("/clients?page={page}&limit={limit}");
+    if let Some(c) = connected {
+        path += &format!("&connected={c}");
+    }
+    if let Some(l) = like {
+        path += &format!("&like={}", component(l));
+    }
+    let v = api.json("GET", &path, None)?;
+    out.show(&v, &|v| {
+        let keys = [
+            "client_id",
+            "connected",
+            "protocol",
+            "peer",
+            "subscriptions",
+            "queued",
+            "inflight",
+        ];
+        let headers = [
+            "CLIENT ID",
+            "CONNECTED",
+            "PROTOCOL",
+            "PEER",
+            "SUBSCRIPTIONS",
+            "QUEUED",
+            "INFLIGHT",
+        ];
+        print_table(&headers, &keys, &v["data"]);
+        let meta = &v["meta"];
+        println!(
+            "page {} of {} clients ({} per page)",
+            s(&meta["page"]),
+            s(&meta["count"]),
+            s(&meta["limit"])
+        );
+    });
+    Ok(())
+}
+
+fn subscriptions(api: &Api, out: Output, client_id: Option<&str>) -> Result<(), Failed> {
+    let path = match client_id {
+        Some(c) => format!("/subscriptions?client_id={}", component(c)),
+        None => "/subscriptions".into(),
+    };
+    let v = api.json("GET", &path, None)?;
+    out.show(&v, &|v| {
+        print_table(&["CLIENT ID", "FILTER", "QOS"], &["client_id", "filter", "qos"], v)
+    });
+    Ok(())
+}
+
+fn topics(api: &Api, out: Output, client_id: Option<&str>) -> Result<(), Failed> {
+    let path = match client_id {
+        Some(c) => format!("/topics?client_id={}", component(c)),
+        None => "/topics".into(),
+    };
+    let v = api.json("GET", &path, None)?;
+    out.show(&v, &|v| print_table(&["TOPIC FILTER", "NODE"], &["topic", "node"], v));
+    Ok(())
+}
+
+fn retained(api: &Api, out: Output, command: &RetainedCommand) -> Result<(), Failed> {
+    match command {
+        RetainedCommand::List => {
             let v = api.json("GET", "/retained", None)?;
-            show(&v, &|v| {
+            out.show(&v, &|v| {
                 print_table(
                     &["TOPIC", "QOS", "BYTES", "PAYLOAD"],
                     &["topic", "qos", "payload_bytes", "payload"],
@@ -355,38 +404,42 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
                 )
             })
         }
-        CtlCommand::Retained(RetainedCommand::Delete { topic }) => {
+        RetainedCommand::Delete { topic } => {
             let v = api.json("DELETE", &format!("/retained/{}", segment("topic", topic)?), None)?;
-            show(&v, &|_| println!("deleted the retained message of {topic}"))
+            out.show(&v, &|_| println!("deleted the retained message of {topic}"))
         }
-        CtlCommand::Listeners => {
-            let v = api.json("GET", "/listeners", None)?;
-            let keys = ["name", "bound", "running", "connections", "max_connections"];
-            show(&v, &|v| {
-                print_table(&["LISTENER", "BOUND", "RUNNING", "CONNECTIONS", "MAX"], &keys, v)
-            })
-        }
-        CtlCommand::Metrics => {
-            let text = api
-                .call("GET", "/metrics", None)?
-                .into_string()
-                .map_err(|e| Failed(format!("ractmq ctl: cannot read the answer ({e})")))?;
-            print!("{text}");
-        }
-        CtlCommand::Chaos(ChaosCommand::Kill { kind, target }) => {
-            let v = api.json("POST", "/chaos/kill", Some(json!({"kind": kind, "target": target})))?;
-            show(&v, &|_| println!("killed {kind} {target}"))
-        }
-        CtlCommand::Trace(TraceCommand::Client { client_id }) => {
-            let path = format!("/trace/clients/{}", segment("client id", client_id)?);
-            let response = api.call("GET", &path, None)?;
-            let mut out = std::io::stdout();
-            for line in BufReader::new(response.into_reader()).lines() {
-                let Ok(line) = line else { break };
-                if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                    break;
-                }
-            }
+    }
+    Ok(())
+}
+
+fn listeners(api: &Api, out: Output) -> Result<(), Failed> {
+    let v = api.json("GET", "/listeners", None)?;
+    let keys = ["name", "bound", "running", "connections", "max_connections"];
+    out.show(&v, &|v| {
+        print_table(&["LISTENER", "BOUND", "RUNNING", "CONNECTIONS", "MAX"], &keys, v)
+    });
+    Ok(())
+}
+
+/// The Prometheus exposition, printed as it is (never JSON).
+fn metrics(api: &Api) -> Result<(), Failed> {
+    let text = api
+        .call("GET", "/metrics", None)?
+        .into_string()
+        .map_err(|e| Failed(format!("ractmq ctl: cannot read the answer ({e})")))?;
+    print!("{text}");
+    Ok(())
+}
+
+/// Print the client's packets as the node streams them, until the stream or stdout ends.
+fn trace_client(api: &Api, client_id: &str) -> Result<(), Failed> {
+    let path = format!("/trace/clients/{}", segment("client id", client_id)?);
+    let response = api.call("GET", &path, None)?;
+    let mut out = std::io::stdout();
+    for line in BufReader::new(response.into_reader()).lines() {
+        let Ok(line) = line else { break };
+        if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+            break;
         }
     }
     Ok(())
