@@ -286,7 +286,50 @@ fn optional(s: &str) -> Option<String> {
 impl Settings {
     /// Check every key and build the node's configuration; the error is one line.
     pub fn build(&self) -> Result<Built, String> {
-        let (l, f) = (&self.limits, &self.features);
+        self.check_bounds()?;
+        let (limits, queue_rules) = self.protocol_limits()?;
+        let shared_strategy = self.features.shared_strategy.parse::<SharedStrategy>().map_err(|_| {
+            format!(
+                "features.shared_strategy = \"{}\": must be round-robin, random, sticky, hash-clientid or hash-topic",
+                self.features.shared_strategy
+            )
+        })?;
+        let broker = BrokerConfig {
+            mqtt_listen: addr("mqtt.listen", &self.mqtt.listen, "0.0.0.0:1883")?,
+            listeners: self.listeners()?,
+            shards: self.mqtt.shards,
+            max_connections: self.mqtt.max_connections,
+            sys_interval: Duration::from_secs(self.sys.interval_s),
+            hibernate_after: Duration::from_millis(self.session.hibernate_after_ms),
+            shared_strategy,
+            allow_anonymous: self.auth.allow_anonymous,
+            users: self
+                .auth
+                .users
+                .iter()
+                .map(|u| name_password("auth.users", u))
+                .collect::<Result<_, _>>()?,
+            queue_rules,
+            limits,
+            ..BrokerConfig::default()
+        };
+        Ok(Built {
+            broker,
+            cluster: self.cluster_config()?,
+            api: self.api_config()?,
+            drain_timeout: Duration::from_millis(self.shutdown.drain_timeout_ms),
+            log_level: self.log.level.clone(),
+            log_json: match self.log.format.as_str() {
+                "text" => false,
+                "json" => true,
+                other => return Err(format!("log.format = \"{other}\": must be text or json")),
+            },
+        })
+    }
+
+    /// The lower bounds of the numeric keys that cannot be 0 (or, for the packet size, below 16).
+    fn check_bounds(&self) -> Result<(), String> {
+        let l = &self.limits;
         at_least(
             "mqtt.shards",
             self.mqtt.shards as u64,
@@ -340,7 +383,12 @@ impl Settings {
             l.stall_timeout_ms,
             1,
             "milliseconds a full queue may take to drain to half",
-        )?;
+        )
+    }
+
+    /// The protocol core's limits from `[limits]` and `[features]`, and the per-client queue rules.
+    fn protocol_limits(&self) -> Result<(ractmq::Limits, Vec<ractmq::QueueRule>), String> {
+        let (l, f) = (&self.limits, &self.features);
         let queue_overflow = overflow_policy("limits.queue_overflow", &l.queue_overflow)?;
         let offline_overflow = overflow_policy("limits.offline_overflow", &l.offline_overflow)?;
         let queue_rules = l
@@ -355,68 +403,35 @@ impl Settings {
             2 => QoS::ExactlyOnce,
             q => return Err(format!("features.max_qos = {q}: must be 0, 1 or 2")),
         };
-        let shared_strategy = f.shared_strategy.parse::<SharedStrategy>().map_err(|_| {
-            format!(
-                "features.shared_strategy = \"{}\": must be round-robin, random, sticky, hash-clientid or hash-topic",
-                f.shared_strategy
-            )
-        })?;
-        let mut broker = BrokerConfig {
-            mqtt_listen: addr("mqtt.listen", &self.mqtt.listen, "0.0.0.0:1883")?,
-            listeners: self.listeners()?,
-            shards: self.mqtt.shards,
-            max_connections: self.mqtt.max_connections,
-            sys_interval: Duration::from_secs(self.sys.interval_s),
-            hibernate_after: Duration::from_millis(self.session.hibernate_after_ms),
-            shared_strategy,
-            allow_anonymous: self.auth.allow_anonymous,
-            users: self
-                .auth
-                .users
-                .iter()
-                .map(|u| name_password("auth.users", u))
-                .collect::<Result<_, _>>()?,
-            queue_rules,
-            ..BrokerConfig::default()
+        let limits = ractmq::Limits {
+            max_packet_size: l.max_packet_size,
+            max_inflight: l.max_inflight,
+            max_queue_len: l.max_queue,
+            max_queue_bytes: l.max_queue_bytes,
+            queue_overflow,
+            stall_timeout: Duration::from_millis(l.stall_timeout_ms),
+            max_offline_queue_len: l.max_offline_queue,
+            max_offline_queue_bytes: l.max_offline_queue_bytes,
+            offline_overflow,
+            max_subscriptions: l.max_subscriptions,
+            max_retained: l.max_retained,
+            receive_maximum: l.receive_maximum,
+            topic_alias_maximum: l.topic_alias_maximum,
+            outbound_topic_aliases: l.outbound_topic_aliases,
+            max_qos,
+            retain_available: f.retain_available,
+            wildcard_subscriptions: f.wildcard_subscriptions,
+            subscription_identifiers: f.subscription_identifiers,
+            shared_subscriptions: f.shared_subscriptions,
+            server_keep_alive: (f.server_keep_alive > 0).then_some(f.server_keep_alive),
+            response_information: optional(&f.response_information),
+            redirect: optional(&f.redirect_to).map(|reference| Redirect {
+                reference,
+                permanent: f.redirect_permanent,
+            }),
+            ..ractmq::Limits::default()
         };
-        let limits = &mut broker.limits;
-        limits.max_packet_size = l.max_packet_size;
-        limits.max_inflight = l.max_inflight;
-        limits.max_queue_len = l.max_queue;
-        limits.max_queue_bytes = l.max_queue_bytes;
-        limits.queue_overflow = queue_overflow;
-        limits.stall_timeout = Duration::from_millis(l.stall_timeout_ms);
-        limits.max_offline_queue_len = l.max_offline_queue;
-        limits.max_offline_queue_bytes = l.max_offline_queue_bytes;
-        limits.offline_overflow = offline_overflow;
-        limits.max_subscriptions = l.max_subscriptions;
-        limits.max_retained = l.max_retained;
-        limits.receive_maximum = l.receive_maximum;
-        limits.topic_alias_maximum = l.topic_alias_maximum;
-        limits.outbound_topic_aliases = l.outbound_topic_aliases;
-        limits.max_qos = max_qos;
-        limits.retain_available = f.retain_available;
-        limits.wildcard_subscriptions = f.wildcard_subscriptions;
-        limits.subscription_identifiers = f.subscription_identifiers;
-        limits.shared_subscriptions = f.shared_subscriptions;
-        limits.server_keep_alive = (f.server_keep_alive > 0).then_some(f.server_keep_alive);
-        limits.response_information = optional(&f.response_information);
-        limits.redirect = optional(&f.redirect_to).map(|reference| Redirect {
-            reference,
-            permanent: f.redirect_permanent,
-        });
-        Ok(Built {
-            broker,
-            cluster: self.cluster_config()?,
-            api: self.api_config()?,
-            drain_timeout: Duration::from_millis(self.shutdown.drain_timeout_ms),
-            log_level: self.log.level.clone(),
-            log_json: match self.log.format.as_str() {
-                "text" => false,
-                "json" => true,
-                other => return Err(format!("log.format = \"{other}\": must be text or json")),
-            },
-        })
+        Ok((limits, queue_rules))
     }
 
     /// The TLS, WebSocket and secure WebSocket listeners that are configured, their files read.
