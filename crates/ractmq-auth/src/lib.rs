@@ -5,6 +5,8 @@
 //! consults the banned list and the flapping detector before it accepts a socket's CONNECT. Nothing here owns a
 //! socket or an actor, so every rule can be tested without a network.
 
+#![deny(missing_docs)]
+
 pub mod authn;
 pub mod client;
 pub mod error;

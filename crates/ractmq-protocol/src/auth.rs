@@ -16,9 +16,17 @@ pub enum AuthStep {
     /// Send this data in an AUTH packet (reason 0x18) and wait for the client's next message.
     Continue(Bytes, Box<dyn AuthExchange>),
     /// Authenticated as `user`; `data` (if any) goes to the client in CONNACK or the final AUTH.
-    Success { user: String, data: Option<Bytes> },
+    Success {
+        /// The user the client proved to be.
+        user: String,
+        /// Data for the client's last step (SCRAM's server-final message), if any.
+        data: Option<Bytes>,
+    },
     /// Not authenticated; `why` is for the log, not the client.
-    Failure { why: String },
+    Failure {
+        /// What failed, for the log.
+        why: String,
+    },
 }
 
 impl fmt::Debug for AuthStep {
@@ -42,5 +50,6 @@ pub trait Authenticator: Send + Sync {
 
 /// An exchange waiting for the client's next message.
 pub trait AuthExchange: Send + Sync {
+    /// The client's next message (the Authentication Data of its AUTH packet).
     fn step(self: Box<Self>, data: &[u8]) -> AuthStep;
 }

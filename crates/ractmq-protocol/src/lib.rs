@@ -13,7 +13,6 @@
 
 #![deny(missing_docs)]
 
-#[allow(missing_docs)] // documented by the auth change in flight
 pub mod auth;
 pub mod auth_flow;
 pub mod authz;
@@ -25,7 +24,6 @@ pub mod message;
 pub mod queue;
 pub mod queue_rules;
 pub mod retained;
-#[allow(missing_docs)] // documented by the auth change in flight
 pub mod scram;
 pub mod session;
 pub mod snapshot;
