@@ -23,9 +23,9 @@
 /// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
 pub use ractmq_broker::tls;
 pub use ractmq_broker::{
-    ApiError, Broker, BrokerConfig, Chaos, ChildList, ChildSpec, Delivery, Inbox, InboxReader, ListenerSpec, Metrics,
-    Publisher, RestartPolicy, SharedStrategy, StartError, Strategy, Subscription, Supervisor, SupervisorArgs,
-    SupervisorMsg, Tree, TreeError, TreeSpec,
+    ApiError, Broker, BrokerConfig, BrokerView, Chaos, ChildList, ChildSpec, Delivery, Inbox, InboxReader,
+    ListenerSpec, Metrics, Publisher, RestartPolicy, SecurityConfig, SharedStrategy, StartError, Strategy,
+    Subscription, Supervisor, SupervisorArgs, SupervisorMsg, Tree, TreeError, TreeSpec,
 };
 pub use ractmq_cluster::{Cluster, ClusterConfig, ClusterTls, Member, MemberEvent, MemberState};
 pub use ractmq_codec::{Protocol, QoS};
@@ -33,6 +33,7 @@ pub use ractmq_protocol::{Limits, ListenerKind, Message, OverflowPolicy, Pattern
 
 /// The crates behind the facade, for code that needs more than it re-exports.
 pub mod parts {
+    pub use ractmq_auth as auth;
     pub use ractmq_broker as broker;
     pub use ractmq_cluster as cluster;
     pub use ractmq_codec as codec;

@@ -135,6 +135,15 @@ struct StartArgs {
     /// Connections accepted at once.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
+    /// Sockets that may wait for their CONNECT at once, over all peers; more are closed at accept.
+    #[arg(long, default_value_t = 4096)]
+    max_handshakes: usize,
+    /// Sockets from one peer address that may wait for their CONNECT at once; more are closed at accept.
+    #[arg(long, default_value_t = 1024)]
+    max_handshakes_per_peer: usize,
+    /// Seconds a socket has to finish TLS, the WebSocket upgrade and its CONNECT.
+    #[arg(long, default_value_t = 10)]
+    connect_timeout_s: u64,
     /// Seconds between $SYS publications (0 disables them).
     #[arg(long, default_value_t = 10)]
     sys_interval: u64,
@@ -184,9 +193,46 @@ struct StartArgs {
     /// hibernated session keeps its connection and wakes on the next packet or delivery.
     #[arg(long, default_value_t = 1000)]
     hibernate_after_ms: u64,
-    /// Accept clients that send no user name.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    allow_anonymous: bool,
+    /// Accept clients that send neither user name nor password: auto (yes, unless a user or an authentication
+    /// source is configured), true or false.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "true", "false"])]
+    allow_anonymous: String,
+    /// The built-in user database's file (written at every change; `ractmq ctl users` manages it).
+    #[arg(long)]
+    user_db: Option<std::path::PathBuf>,
+    /// A Mosquitto password file (from mosquitto_passwd), asked after the built-in user database.
+    #[arg(long)]
+    password_file: Option<std::path::PathBuf>,
+    /// Who may publish and subscribe to what: a Mosquitto acl_file or the native TOML form (docs/security.md).
+    #[arg(long)]
+    acl_file: Option<std::path::PathBuf>,
+    /// Accept JWTs signed with this HMAC secret as passwords.
+    #[arg(long)]
+    jwt_secret: Option<String>,
+    /// Accept JWTs signed with the key in this PEM public key file.
+    #[arg(long)]
+    jwt_public_key: Option<std::path::PathBuf>,
+    /// Accept JWTs signed with a key of this JWKS file.
+    #[arg(long)]
+    jwt_jwks: Option<std::path::PathBuf>,
+    /// Where clients put their JWT: password or username.
+    #[arg(long, default_value = "password", value_parser = ["password", "username"])]
+    jwt_from: String,
+    /// Ask this HTTP service whether a client may connect (POST JSON, as EMQX's HTTP authentication).
+    #[arg(long)]
+    auth_http_url: Option<String>,
+    /// Ban a client id that connects too often (see --flapping-max-count).
+    #[arg(long)]
+    flapping_detect: bool,
+    /// Connects within --flapping-window-s that ban a client id.
+    #[arg(long, default_value_t = 15)]
+    flapping_max_count: u32,
+    /// The flapping detection window, in seconds.
+    #[arg(long, default_value_t = 60)]
+    flapping_window_s: u64,
+    /// How long flapping detection bans a client id, in seconds.
+    #[arg(long, default_value_t = 300)]
+    flapping_ban_s: u64,
     /// A user allowed to connect, as NAME:PASSWORD (repeat for more users), with the password in CONNECT or by
     /// MQTT 5 enhanced authentication with SCRAM-SHA-256.
     #[arg(long = "user", value_parser = parse_user)]

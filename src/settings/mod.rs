@@ -9,6 +9,7 @@
 pub mod layers;
 mod queue_rules;
 pub mod reference;
+mod security;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,9 @@ pub struct Mqtt {
     pub wss_listen: String,
     pub ws_path: String,
     pub max_connections: usize,
+    pub max_handshakes: usize,
+    pub max_handshakes_per_peer: usize,
+    pub connect_timeout_s: u64,
     pub shards: usize,
 }
 
@@ -95,8 +99,36 @@ pub struct Session {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
-    pub allow_anonymous: bool,
+    /// `auto` (on unless a source is configured), `true` or `false`; a TOML boolean works too.
+    #[serde(deserialize_with = "auto_or_bool")]
+    pub allow_anonymous: String,
     pub users: Vec<String>,
+    pub user_db: String,
+    pub password_file: String,
+    pub acl_file: String,
+    pub jwt_secret: String,
+    pub jwt_public_key: String,
+    pub jwt_jwks: String,
+    pub jwt_from: String,
+    pub http_url: String,
+    pub flapping_detect: bool,
+    pub flapping_max_count: u32,
+    pub flapping_window_s: u64,
+    pub flapping_ban_s: u64,
+}
+
+/// `allow_anonymous` as a word (`auto`, `true`, `false`) or, as older files have it, a TOML boolean.
+fn auto_or_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Bool(bool),
+        Word(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Bool(b) => b.to_string(),
+        Either::Word(w) => w,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +191,9 @@ impl Default for Settings {
                 wss_listen: String::new(),
                 ws_path: "/mqtt".into(),
                 max_connections: broker.max_connections,
+                max_handshakes: broker.max_handshakes,
+                max_handshakes_per_peer: broker.max_handshakes_per_peer,
+                connect_timeout_s: l.connect_timeout_secs,
                 shards: 4,
             },
             limits: Limits {
@@ -194,8 +229,20 @@ impl Default for Settings {
                 hibernate_after_ms: 1000,
             },
             auth: Auth {
-                allow_anonymous: true,
+                allow_anonymous: "auto".into(),
                 users: Vec::new(),
+                user_db: String::new(),
+                password_file: String::new(),
+                acl_file: String::new(),
+                jwt_secret: String::new(),
+                jwt_public_key: String::new(),
+                jwt_jwks: String::new(),
+                jwt_from: "password".into(),
+                http_url: String::new(),
+                flapping_detect: false,
+                flapping_max_count: 15,
+                flapping_window_s: 60,
+                flapping_ban_s: 300,
             },
             cluster: Cluster {
                 node_name: String::new(),
@@ -299,10 +346,12 @@ impl Settings {
             listeners: self.listeners()?,
             shards: self.mqtt.shards,
             max_connections: self.mqtt.max_connections,
+            max_handshakes: self.mqtt.max_handshakes,
+            max_handshakes_per_peer: self.mqtt.max_handshakes_per_peer,
             sys_interval: Duration::from_secs(self.sys.interval_s),
             hibernate_after: Duration::from_millis(self.session.hibernate_after_ms),
             shared_strategy,
-            allow_anonymous: self.auth.allow_anonymous,
+            security: self.security()?,
             users: self
                 .auth
                 .users
@@ -429,6 +478,7 @@ impl Settings {
                 reference,
                 permanent: f.redirect_permanent,
             }),
+            connect_timeout_secs: self.mqtt.connect_timeout_s,
             ..ractmq::Limits::default()
         };
         Ok((limits, queue_rules))

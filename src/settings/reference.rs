@@ -50,6 +50,21 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "Clients connected at once; more are refused.",
     ),
     (
+        "mqtt.max_handshakes",
+        Some("max_handshakes"),
+        "Sockets that may wait for their CONNECT at once, over all peers; more are closed at accept.",
+    ),
+    (
+        "mqtt.max_handshakes_per_peer",
+        Some("max_handshakes_per_peer"),
+        "Sockets from one peer address that may wait for their CONNECT at once; more are closed at accept.",
+    ),
+    (
+        "mqtt.connect_timeout_s",
+        Some("connect_timeout_s"),
+        "Seconds a socket has to finish TLS, the WebSocket upgrade and its CONNECT (and AUTH exchange).",
+    ),
+    (
         "mqtt.shards",
         Some("shards"),
         "Partitions of the subscription index (one actor each).",
@@ -189,12 +204,72 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     (
         "auth.allow_anonymous",
         Some("allow_anonymous"),
-        "Accept clients that send no user name.",
+        "Accept clients that send neither user name nor password: auto (yes, unless a user or an authentication source is configured), true or false.",
     ),
     (
         "auth.users",
         Some("users"),
-        "Users allowed to connect, as \"NAME:PASSWORD\" (also for SCRAM-SHA-256).",
+        "Users added to the built-in user database at start, as \"NAME:PASSWORD\" (stored hashed; also for SCRAM-SHA-256).",
+    ),
+    (
+        "auth.user_db",
+        Some("user_db"),
+        "The built-in user database's file (JSON, written at every change; `ractmq ctl users` manages it). Empty: kept in memory.",
+    ),
+    (
+        "auth.password_file",
+        Some("password_file"),
+        "A Mosquitto password file (mosquitto_passwd: $6$ and $7$ hashes; bcrypt, PBKDF2 and argon2 too), asked after the built-in database. Reloaded by SIGHUP and `ractmq ctl acl reload`.",
+    ),
+    (
+        "auth.acl_file",
+        Some("acl_file"),
+        "Who may publish and subscribe to what: a Mosquitto acl_file, or the native TOML form (docs/security.md). Reloaded by SIGHUP and `ractmq ctl acl reload`. Empty: anything but $SYS.",
+    ),
+    (
+        "auth.jwt_secret",
+        Some("jwt_secret"),
+        "Accept JWTs signed with this HMAC secret (HS256/384/512) as passwords.",
+    ),
+    (
+        "auth.jwt_public_key",
+        Some("jwt_public_key"),
+        "Accept JWTs signed with the key of this PEM public key file (RSA, EC or Ed25519).",
+    ),
+    (
+        "auth.jwt_jwks",
+        Some("jwt_jwks"),
+        "Accept JWTs signed with a key of this JWKS file.",
+    ),
+    (
+        "auth.jwt_from",
+        Some("jwt_from"),
+        "Where clients put their JWT: password or username.",
+    ),
+    (
+        "auth.http_url",
+        Some("auth_http_url"),
+        "Ask this HTTP service (POST JSON, EMQX's shape) whether a client may connect, after the other sources.",
+    ),
+    (
+        "auth.flapping_detect",
+        Some("flapping_detect"),
+        "Ban a client id that connects flapping_max_count times within flapping_window_s, for flapping_ban_s.",
+    ),
+    (
+        "auth.flapping_max_count",
+        Some("flapping_max_count"),
+        "Connects within the window that ban a client id (flapping detection).",
+    ),
+    (
+        "auth.flapping_window_s",
+        Some("flapping_window_s"),
+        "The flapping detection window, in seconds.",
+    ),
+    (
+        "auth.flapping_ban_s",
+        Some("flapping_ban_s"),
+        "How long flapping detection bans a client id, in seconds.",
     ),
     (
         "cluster.node_name",

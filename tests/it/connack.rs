@@ -7,7 +7,7 @@ use ractmq::{BrokerConfig, Protocol, QoS};
 
 fn with_users() -> BrokerConfig {
     let mut config = test_config();
-    config.allow_anonymous = false;
+    config.security.allow_anonymous = Some(false);
     config.users.insert("alice".into(), "secret".into());
     config
 }

@@ -34,6 +34,15 @@ pub enum BanTarget {
 }
 
 impl BanTarget {
+    /// Does this target name `client_id`, `username` or `peer`?
+    pub fn covers(&self, client_id: &str, username: Option<&str>, peer: Option<std::net::IpAddr>) -> bool {
+        match self {
+            BanTarget::ClientId(id) => id == client_id,
+            BanTarget::Username(name) => username == Some(name.as_str()),
+            BanTarget::Peer(net) => peer.is_some_and(|p| net.contains(&p.to_canonical())),
+        }
+    }
+
     /// The same target with an address network's host bits cleared, so `10.1.2.3/8` and `10.0.0.0/8` are one.
     fn normalized(self) -> BanTarget {
         match self {

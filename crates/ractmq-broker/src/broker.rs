@@ -105,7 +105,7 @@ impl Broker {
     /// # }
     /// ```
     pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
-        let kernel = Kernel::new(config);
+        let kernel = Kernel::new(config).map_err(StartError)?;
         let k = kernel.clone();
         let shard_specs: Vec<ChildSpec> = (0..kernel.router.shard_count())
             .map(|index| {

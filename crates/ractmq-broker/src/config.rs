@@ -10,6 +10,7 @@ use ractmq_protocol::{queue_rules, Limits, QueuePolicy, QueueRule};
 use crate::cluster_hook::ClusterPlug;
 use crate::enhanced_auth::Authenticators;
 use crate::restart::RestartPolicy;
+use crate::security::SecurityConfig;
 use crate::shared::SharedStrategy;
 
 /// Everything a node starts with; `Default` is a single node on the defaults.
@@ -45,10 +46,11 @@ pub struct BrokerConfig {
     /// A connected session idle this long hibernates: its actor stops and its connection waits without one
     /// (zero: never).
     pub hibernate_after: Duration,
-    /// Accept clients that send no user name.
-    pub allow_anonymous: bool,
-    /// User name to password. A client that sends a user name must match an entry; the same users may
-    /// authenticate with SCRAM-SHA-256 (MQTT 5 enhanced authentication).
+    /// Who may connect and what they may do: authentication sources, the ACL file, bans, flapping and
+    /// failed-login throttling (see `security.rs`).
+    pub security: SecurityConfig,
+    /// Users added to the built-in user database at start when missing (name to password; stored hashed).
+    /// They may also authenticate with SCRAM-SHA-256 (MQTT 5 enhanced authentication).
     pub users: HashMap<String, String>,
     /// Further enhanced authentication methods, besides the built-in SCRAM-SHA-256.
     pub authenticators: Authenticators,
@@ -90,7 +92,7 @@ impl Default for BrokerConfig {
             root_restarts: RestartPolicy::new(5, 30),
             shared_strategy: SharedStrategy::RoundRobin,
             hibernate_after: Duration::from_secs(1),
-            allow_anonymous: true,
+            security: SecurityConfig::default(),
             users: HashMap::new(),
             authenticators: Authenticators::default(),
             node_name: "local".to_string(),

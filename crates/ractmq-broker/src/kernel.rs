@@ -20,6 +20,7 @@ use crate::log_limit::LogLimit;
 use crate::metrics::Metrics;
 use crate::remote_sessions::RemoteSessions;
 use crate::router::Router;
+use crate::security::Security;
 use crate::session_msg::SessionSupMsg;
 use crate::session_store::{SessionStore, SupSlot};
 use crate::supervisor::SupervisorMsg;
@@ -44,6 +45,8 @@ pub struct Kernel {
     /// Open client connections by listener: the plain TCP one first, then each of `config.listeners`.
     pub(crate) listener_connections: Vec<Arc<AtomicU64>>,
     next_assigned_id: AtomicU64,
+    /// Who may connect and what they may do.
+    pub(crate) security: Security,
     /// Sockets accepted whose CONNECT is not handled yet.
     pub(crate) waiting: Arc<Waiting>,
     /// Warnings a flood would repeat: sockets closed at accept, connections refused.
@@ -78,8 +81,11 @@ pub(crate) struct LogLimits {
 }
 
 impl Kernel {
-    pub fn new(config: BrokerConfig) -> Arc<Kernel> {
+    /// The kernel of a broker with `config`. Fails, with one line naming the file, when a user database or
+    /// ACL file cannot be read.
+    pub fn new(config: BrokerConfig) -> Result<Arc<Kernel>, String> {
         let metrics = Arc::new(Metrics::default());
+        let security = Security::new(&config.security, &config.users, metrics.clone())?;
         let store = Arc::new(SessionStore::default());
         let router = Arc::new(Router::new(
             config.shards,
@@ -88,11 +94,14 @@ impl Kernel {
             metrics.clone(),
             store.clone(),
         ));
-        let mut methods: Vec<Arc<dyn Authenticator>> = vec![Arc::new(ScramSha256::new(&config.users))];
+        // SCRAM-SHA-256 over the built-in user database's stored keys.
+        let scram = ScramSha256::with_lookup(security.users().clone());
+        let mut methods: Vec<Arc<dyn Authenticator>> = vec![Arc::new(scram)];
         methods.extend(config.authenticators.0.iter().cloned());
         let authenticators = Authenticators(methods);
         let listeners = config.listeners.len();
-        Arc::new(Kernel {
+        Ok(Arc::new(Kernel {
+            security,
             limits: Arc::new(config.limits.clone()),
             config,
             router,
@@ -114,7 +123,7 @@ impl Kernel {
             draining: tokio::sync::watch::Sender::new(false),
             root: OnceLock::new(),
             down: tokio::sync::watch::Sender::new(None),
-        })
+        }))
     }
 
     /// Take sessions over from other nodes through `remote` from now on (once: a cluster layer installs

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use ractmq_auth::client::ClientInfo;
 use ractmq_codec::{encode, reason, Connect, DecodeError, Decoder, Packet, Protocol};
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::connect::Accepted;
@@ -30,6 +31,7 @@ use crate::handover::import;
 use crate::kernel::Kernel;
 use crate::log_limit::more;
 use crate::metrics::Metrics;
+use crate::security::Access;
 use crate::session_msg::{Attach, SessionSupMsg};
 use crate::waiting::{Full, Place};
 use crate::websocket;
@@ -215,7 +217,13 @@ async fn handshake(
         return;
     };
     let protocol = decoder.protocol().unwrap_or(Protocol::V3_1_1);
-    let (mut accepted, enhanced) = match admit(&connect, &kernel) {
+    let admitted = Box::pin(admit(&connect, peer, listener, &kernel)).await;
+    let Admitted {
+        mut accepted,
+        enhanced,
+        mut client,
+        mut access,
+    } = match admitted {
         Ok(admitted) => admitted,
         Err(code) => return refuse_logged(&mut write, peer, &connect.client_id, protocol, code, &kernel).await,
     };
@@ -232,6 +240,13 @@ async fn handshake(
             Ok(Ok((user, data))) => {
                 tracing::debug!(%peer, client = %accepted.client_id, user, method, "authenticated");
                 accepted.authentication = Some((method, data));
+                client.username = Some(user);
+                match kernel.security.access_after_exchange(&client) {
+                    Ok(a) => access = Some(a),
+                    Err(code) => {
+                        return refuse_logged(&mut write, peer, &accepted.client_id, protocol, code, &kernel).await
+                    }
+                }
             }
             Ok(Err(code)) => {
                 return refuse_logged(&mut write, peer, &accepted.client_id, protocol, code, &kernel).await;
@@ -241,6 +256,20 @@ async fn handshake(
                 return tracing::info!(%peer, "connection closed: authentication not finished within {secs}s");
             }
         }
+    }
+    let Some(access) = access else {
+        return refuse_logged(
+            &mut write,
+            peer,
+            &accepted.client_id,
+            protocol,
+            reason::NOT_AUTHORIZED,
+            &kernel,
+        )
+        .await;
+    };
+    if let Err(code) = check_owner(&kernel, &client, access.superuser) {
+        return refuse_logged(&mut write, peer, &accepted.client_id, protocol, code, &kernel).await;
     }
     // A client id is unique cluster-wide: a session of this client on another node moves here first.
     if let Some(remote) = kernel.remote_sessions() {
@@ -266,7 +295,8 @@ async fn handshake(
         session_present: false,
         authenticator: enhanced,
         listener,
-        authorizer: None,
+        authorizer: access.authorizer,
+        owner: client.username.map(Arc::from),
     };
     hand_over(attach, protocol, &kernel).await;
 }
@@ -309,22 +339,41 @@ async fn read_connect(
     }
 }
 
-/// May this CONNECT proceed? The spec's checks, then authentication: a CONNECT naming an Authentication Method
-/// is authenticated by that method's AUTH exchange (returned, for the caller to run), any other by user name
-/// and password now; then the node's own state (draining, the connection limit). `Err`: the CONNACK code.
-fn admit(connect: &Connect, kernel: &Kernel) -> Result<(Accepted, Option<Arc<dyn Authenticator>>), u8> {
+/// A CONNECT that passed [`admit`].
+struct Admitted {
+    accepted: Accepted,
+    /// The method of an enhanced authentication still to run.
+    enhanced: Option<Arc<dyn Authenticator>>,
+    /// Who the client is, for bans, ACLs and the session's owner.
+    client: ClientInfo,
+    /// What it may do; `None` until its enhanced authentication succeeds.
+    access: Option<Access>,
+}
+
+/// May this CONNECT proceed? The spec's checks; bans and flapping; then authentication: a CONNECT naming an
+/// Authentication Method is authenticated by that method's AUTH exchange (for the caller to run), any other by
+/// the authentication chain now; then the node's own state (draining, the connection limit). `Err`: the
+/// CONNACK code.
+async fn admit(connect: &Connect, peer: SocketAddr, listener: &str, kernel: &Kernel) -> Result<Admitted, u8> {
     let accepted = check_connect(connect, &kernel.limits, || kernel.assign_client_id())?;
-    let enhanced = match &connect.properties.authentication_method {
-        Some(method) => Some(
-            kernel
+    let client = ClientInfo {
+        client_id: accepted.client_id.to_string(),
+        username: connect.username.clone(),
+        peer: peer.ip(),
+        listener: listener.to_string(),
+    };
+    kernel.security.screen(&client)?;
+    let (enhanced, access) = match &connect.properties.authentication_method {
+        Some(method) => {
+            let found = kernel
                 .authenticators
                 .find(method)
-                .ok_or(reason::BAD_AUTHENTICATION_METHOD)?
-                .clone(),
-        ),
+                .ok_or(reason::BAD_AUTHENTICATION_METHOD)?;
+            (Some(found.clone()), None)
+        }
         None => {
-            authenticate(connect, kernel)?;
-            None
+            let password = connect.password.as_deref();
+            (None, Some(kernel.security.authenticate(&client, password).await?))
         }
     };
     if kernel.is_draining() {
@@ -333,7 +382,29 @@ fn admit(connect: &Connect, kernel: &Kernel) -> Result<(Accepted, Option<Arc<dyn
     if kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize >= kernel.config.max_connections {
         return Err(reason::SERVER_UNAVAILABLE);
     }
-    Ok((accepted, enhanced))
+    Ok(Admitted {
+        accepted,
+        enhanced,
+        client,
+        access,
+    })
+}
+
+/// Where clients authenticate, a session belongs to the user that created it: another user presenting its
+/// client id is refused with Not authorized (a superuser may take it over).
+fn check_owner(kernel: &Kernel, client: &ClientInfo, superuser: bool) -> Result<(), u8> {
+    if superuser || !kernel.security.owned_sessions() {
+        return Ok(());
+    }
+    let Some(session) = kernel.store.get(&client.client_id) else {
+        return Ok(());
+    };
+    let owner = session.state.lock().owner.clone();
+    if owner.as_deref() == client.username.as_deref() {
+        Ok(())
+    } else {
+        Err(reason::NOT_AUTHORIZED)
+    }
 }
 
 /// Give the connection to the session supervisor; if it is restarting, tell the client to come back.
@@ -366,27 +437,6 @@ async fn refuse_logged(
     refuse(write, protocol, code, kernel).await;
 }
 
-/// Check the user name and password against the configured users.
-fn authenticate(connect: &ractmq_codec::Connect, kernel: &Kernel) -> Result<(), u8> {
-    let Some(user) = &connect.username else {
-        return if kernel.config.allow_anonymous {
-            Ok(())
-        } else {
-            Err(reason::NOT_AUTHORIZED)
-        };
-    };
-    let given = connect.password.as_deref().unwrap_or_default();
-    match kernel.config.users.get(user) {
-        Some(expected) if constant_time_eq(expected.as_bytes(), given) => Ok(()),
-        _ => Err(reason::BAD_USER_NAME_OR_PASSWORD),
-    }
-}
-
-/// Compare without leaking, through timing, how much of a password matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn refuse(write: &mut WriteHalf, protocol: Protocol, code: u8, kernel: &Kernel) {
     let mut out = BytesMut::new();
     if encode(
@@ -410,7 +460,7 @@ mod tests {
     /// `connection_task`). It was about 10 KB with them inline.
     #[tokio::test]
     async fn the_connection_task_is_small() {
-        let kernel = Kernel::new(BrokerConfig::default());
+        let kernel = Kernel::new(BrokerConfig::default()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let _client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (stream, peer) = listener.accept().await.unwrap();

@@ -14,6 +14,12 @@ pub struct Metrics {
     pub dropped_at_accept: AtomicU64,
     /// CONNECTs refused with a CONNACK failure (bad credentials, not authorized, banned, limits).
     pub connections_refused: AtomicU64,
+    /// CONNECTs refused because a ban holds for the client id, user name or address.
+    pub refused_banned: AtomicU64,
+    /// CONNECTs whose credentials the authentication chain refused.
+    pub authn_failed: AtomicU64,
+    /// Client ids banned by flapping detection.
+    pub banned_flapping: AtomicU64,
     /// Clients connected now (a gauge).
     pub clients_connected: AtomicU64,
     /// Messages published into the broker: by clients, as wills, in-process and over the API.

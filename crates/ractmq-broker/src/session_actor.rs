@@ -87,6 +87,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         authenticator,
         listener,
         authorizer,
+        owner,
     } = attach;
     let peer = transport.peer;
     let mut fx = Effects::default();
@@ -95,6 +96,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         let mut session = shared.state.lock();
         let attached = session.attach(session_present, now);
         if !attached.session_present {
+            session.owner = owner;
             shared.lock_mailbox().queue.clear();
             // Messages relayed for the session it replaces are not this one's (see `moving.rs`).
             shared.forget_arrivals();

@@ -29,6 +29,8 @@ pub struct Attach {
     /// What the client may publish and subscribe to, compiled for it at CONNECT; everything (but `$SYS`) when
     /// no authorization source is configured.
     pub authorizer: Option<Arc<dyn Authorizer>>,
+    /// The user the client authenticated as: a new session belongs to it.
+    pub owner: Option<Arc<str>>,
 }
 
 pub enum SessionMsg {

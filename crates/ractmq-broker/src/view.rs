@@ -22,8 +22,11 @@ use crate::health::{self, Health};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::routes::RouteKey;
+use crate::security;
 use crate::session_msg::{SessionMsg, SessionSupMsg};
 use crate::session_store::SessionShared;
+use ractmq_auth::banned::Ban;
+use ractmq_auth::user_db::UserSummary;
 
 /// The broker as operators and programs may read it; cheap to clone. Get one from [`crate::Broker::view`].
 #[derive(Clone)]
@@ -357,6 +360,81 @@ impl BrokerView {
     /// Why the broker stopped by itself, if it did.
     pub fn down(&self) -> Option<String> {
         self.kernel.down()
+    }
+
+    /// The users of the built-in database, by name.
+    pub fn users(&self) -> Vec<UserSummary> {
+        self.kernel.security.users().list()
+    }
+
+    /// Whether users added at run time are kept on disk (a user database file is configured).
+    pub fn users_persisted(&self) -> bool {
+        self.kernel.security.users().path().is_some()
+    }
+
+    /// Add a user to the built-in database (argon2id hash and SCRAM keys derived now, off the reactor; written
+    /// to the database file before this returns). Error if the name exists.
+    pub async fn add_user(&self, name: &str, password: &str, superuser: bool) -> Result<(), String> {
+        let users = self.kernel.security.users().clone();
+        let (name, password) = (name.to_string(), password.to_string());
+        tokio::task::spawn_blocking(move || users.add(&name, password.as_bytes(), superuser))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Change a user's password (its connected clients stay connected).
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<(), String> {
+        let users = self.kernel.security.users().clone();
+        let (name, password) = (name.to_string(), password.to_string());
+        tokio::task::spawn_blocking(move || users.set_password(&name, password.as_bytes()))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Remove a user from the built-in database (its connected clients stay connected until they reconnect).
+    pub fn delete_user(&self, name: &str) -> Result<(), String> {
+        self.kernel.security.users().delete(name).map_err(|e| e.to_string())
+    }
+
+    /// The bans in force.
+    pub fn bans(&self) -> Vec<Ban> {
+        self.kernel.security.bans()
+    }
+
+    /// Ban `value` as `kind` (`clientid`, `username` or `peerhost`, an address or CIDR network) for
+    /// `duration` (`None`: until lifted), replacing a ban of the same target. Its clients connected now are
+    /// disconnected (0x98 Administrative action); new CONNECTs get 0x8A Banned.
+    pub async fn ban(&self, kind: &str, value: &str, duration: Option<Duration>, reason: &str) -> Result<Ban, String> {
+        let target = security::ban_target(kind, value)?;
+        let ban = self
+            .kernel
+            .security
+            .ban(target, duration, reason.to_string(), "operator".into())
+            .map_err(|e| e.to_string())?;
+        for client in self.clients().into_iter().filter(|c| c.connected) {
+            let peer = client.peer.as_deref().and_then(|p| p.parse::<SocketAddr>().ok());
+            if ban
+                .who
+                .covers(&client.client_id, client.username.as_deref(), peer.map(|a| a.ip()))
+            {
+                self.kick(&client.client_id).await;
+            }
+        }
+        Ok(ban)
+    }
+
+    /// Lift the ban of `value` as `kind`; false if there was none.
+    pub fn unban(&self, kind: &str, value: &str) -> Result<bool, String> {
+        Ok(self.kernel.security.unban(&security::ban_target(kind, value)?))
+    }
+
+    /// Read the ACL file and the password file again (what `ractmq ctl acl reload` and SIGHUP do): connected
+    /// clients get the new rules on their next request, nobody is disconnected. A file with an error leaves
+    /// the old rules in force and the error is returned. Says what was reloaded.
+    pub fn reload_security(&self) -> Result<String, String> {
+        self.kernel.security.reload()
     }
 
     /// Chaos: kill the session actor of `client_id`. False if there is none.

@@ -80,6 +80,9 @@ pub struct Session {
     pub will_due: Option<Instant>,
     /// While disconnected: when the session expires, unless it never does.
     pub expires_at: Option<Instant>,
+    /// The user name of the client that created the session (none for an anonymous one). Where clients
+    /// authenticate, the session belongs to that identity: another user presenting the client id is refused.
+    pub owner: Option<Arc<str>>,
     next_pkid: u16,
 }
 
@@ -95,6 +98,7 @@ impl Session {
             will: None,
             will_due: None,
             expires_at: None,
+            owner: None,
             next_pkid: 0,
         }
     }
@@ -107,6 +111,7 @@ impl Session {
         self.will = None;
         self.will_due = None;
         self.expires_at = None;
+        self.owner = None;
         self.next_pkid = 0;
     }
 

@@ -315,6 +315,8 @@ pub struct SessionSnapshot {
     pub expires_in_ms: Option<u64>,
     /// Messages queued for the client and not yet sent, oldest first.
     pub queued: Vec<DeliverySnapshot>,
+    /// The user name of the client that created the session.
+    pub owner: Option<String>,
 }
 
 impl Session {
@@ -342,6 +344,7 @@ impl Session {
                 .into_iter()
                 .map(|d| DeliverySnapshot::from_delivery(d, now))
                 .collect(),
+            owner: self.owner.as_deref().map(str::to_string),
         }
     }
 }
@@ -376,6 +379,7 @@ impl SessionSnapshot {
         session.will = self.will.map(WillSnapshot::into_will);
         session.will_due = due(self.will_due_in_ms);
         session.expires_at = due(self.expires_in_ms);
+        session.owner = self.owner.map(Arc::from);
         let queued = self.queued.into_iter().map(|d| d.into_delivery(now)).collect();
         (session, queued)
     }
@@ -476,6 +480,7 @@ mod tests {
         s.will = Some(will.clone());
         s.will_due = Some(taken_at + Duration::from_secs(30));
         s.expires_at = Some(taken_at + Duration::from_secs(3600));
+        s.owner = Some("alice".into());
         let queued = [delivery(b"queued", QoS::AtLeastOnce)];
 
         let snap = s.snapshot(&queued, taken_at);
@@ -497,6 +502,7 @@ mod tests {
         assert_eq!(back.will, Some(will));
         assert_eq!(back.will_due, Some(restored_at + Duration::from_secs(30)));
         assert_eq!(back.expires_at, Some(restored_at + Duration::from_secs(3600)));
+        assert_eq!(back.owner.as_deref(), Some("alice"));
         assert_eq!(back_queued.len(), 1);
         assert_eq!(&back_queued[0].message.payload[..], b"queued");
         assert_eq!(back_queued[0].subscription_ids, vec![7]);
