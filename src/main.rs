@@ -444,6 +444,19 @@ async fn start(built: Built) -> ExitCode {
         None => None,
     };
     tracing::info!(addr = %broker.mqtt_addr(), "ractmq node running; Ctrl-C or SIGTERM stops it");
+    // SIGHUP reloads the ACL and password files, as Mosquitto's does; clients stay connected.
+    let view = broker.view();
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match view.reload_security() {
+                Ok(what) => tracing::info!("SIGHUP: reloaded {what}"),
+                Err(e) => tracing::error!("SIGHUP: {e}; the rules in force are unchanged"),
+            }
+        }
+    });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

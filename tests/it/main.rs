@@ -31,6 +31,7 @@ mod qos2_exactly_once;
 mod queue_rules;
 mod reason_codes;
 mod retained;
+mod security;
 mod sessions;
 mod shared_subscriptions;
 mod shutdown;

@@ -14,6 +14,10 @@ use serde_json::{json, Value};
 
 use crate::table;
 
+mod security;
+
+use security::{AclCommand, BannedCommand, UsersCommand};
+
 /// The arguments of `ractmq ctl`: where the node's API is, how to authenticate, and the command.
 #[derive(Args)]
 pub struct CtlArgs {
@@ -62,6 +66,15 @@ pub(crate) enum CtlCommand {
     /// Watch packets as they pass.
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// The built-in user database.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Banned client ids, user names and addresses.
+    #[command(subcommand)]
+    Banned(BannedCommand),
+    /// Authorization rules.
+    #[command(subcommand)]
+    Acl(AclCommand),
 }
 
 #[derive(Subcommand)]
@@ -247,6 +260,9 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
             out.show(&v, &|_| println!("killed {kind} {target}"))
         }
         CtlCommand::Trace(TraceCommand::Client { client_id }) => trace_client(&api, client_id)?,
+        CtlCommand::Users(command) => security::users(&api, out, command)?,
+        CtlCommand::Banned(command) => security::banned(&api, out, command)?,
+        CtlCommand::Acl(command) => security::acl(&api, out, command)?,
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ pub(crate) mod node;
 pub(crate) mod openapi;
 pub(crate) mod prometheus;
 pub(crate) mod retained;
+pub(crate) mod security;
 pub(crate) mod server;
 pub(crate) mod state;
 pub(crate) mod table;

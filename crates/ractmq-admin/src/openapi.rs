@@ -135,6 +135,60 @@ fn operations() -> Vec<Operation> {
         ),
         (
             "get",
+            "/users",
+            "The users of the built-in database (names and superuser flags, never hashes)",
+            &[],
+            None,
+        ),
+        (
+            "post",
+            "/users",
+            "Add a user to the built-in database (stored as argon2id and SCRAM keys); 409 if it exists",
+            &[],
+            Some(json!({"type": "object", "required": ["name", "password"], "properties": {
+                "name": {"type": "string"}, "password": {"type": "string"}, "superuser": {"type": "boolean"}}})),
+        ),
+        (
+            "put",
+            "/users/{name}",
+            "Change a user's password",
+            &[("name", "path", true)],
+            Some(json!({"type": "object", "required": ["password"], "properties": {
+                "password": {"type": "string"}}})),
+        ),
+        (
+            "delete",
+            "/users/{name}",
+            "Remove a user from the built-in database",
+            &[("name", "path", true)],
+            None,
+        ),
+        ("get", "/banned", "The bans in force", &[], None),
+        (
+            "post",
+            "/banned",
+            "Ban a client id, a user name or an address (CIDR) for duration_s (absent: until deleted); its connected clients are kicked, new CONNECTs get 0x8A",
+            &[],
+            Some(json!({"type": "object", "required": ["as", "who"], "properties": {
+                "as": {"type": "string", "enum": ["clientid", "username", "peerhost"]},
+                "who": {"type": "string"}, "duration_s": {"type": "integer"}, "reason": {"type": "string"}}})),
+        ),
+        (
+            "delete",
+            "/banned/{as}/{who}",
+            "Lift a ban",
+            &[("as", "path", true), ("who", "path", true)],
+            None,
+        ),
+        (
+            "post",
+            "/acl/reload",
+            "Read the ACL and password files again (connected clients get the new rules; an error keeps the old ones)",
+            &[],
+            None,
+        ),
+        (
+            "get",
             "/trace/clients/{id}",
             "Stream one client's packets as lines of text",
             &[("id", "path", true)],

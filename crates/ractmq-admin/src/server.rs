@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use base64::Engine;
 use ractmq_broker::BrokerView;
@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::config::ApiConfig;
 use crate::error::error;
 use crate::state::AppState;
-use crate::{chaos, clients, health, node, openapi, prometheus, retained, topics, trace};
+use crate::{chaos, clients, health, node, openapi, prometheus, retained, security, topics, trace};
 
 /// A running API.
 pub struct ApiServer {
@@ -77,6 +77,14 @@ pub fn routes(state: AppState) -> Router {
         .route("/retained", get(retained::list))
         .route("/retained/*topic", get(retained::show).delete(retained::remove))
         .route("/chaos/kill", post(chaos::kill))
+        .route("/users", get(security::users).post(security::add_user))
+        .route(
+            "/users/:name",
+            put(security::set_password).delete(security::delete_user),
+        )
+        .route("/banned", get(security::bans).post(security::ban))
+        .route("/banned/:as/:who", delete(security::unban))
+        .route("/acl/reload", post(security::reload))
         .route("/trace/clients/:id", get(trace::client))
         .route("/metrics", get(prometheus::metrics))
         .route("/openapi.json", get(openapi::document));

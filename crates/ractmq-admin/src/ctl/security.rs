@@ -1,0 +1,136 @@
+//! `ractmq ctl users`, `banned` and `acl`: the built-in user database, the banned list and reloading the ACL
+//! and password files, through the node's REST API.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{print_table, s, segment, Api, Failed, Output};
+
+/// `ractmq ctl users ...`
+#[derive(Subcommand)]
+pub(crate) enum UsersCommand {
+    /// The users of the built-in database.
+    List,
+    /// Add a user (stored as an argon2id hash and SCRAM keys; the password never is).
+    Add {
+        name: String,
+        password: String,
+        /// Skips authorization (ACLs) and may take over any session.
+        #[arg(long)]
+        superuser: bool,
+    },
+    /// Change a user's password.
+    Passwd { name: String, password: String },
+    /// Remove a user.
+    Delete { name: String },
+}
+
+/// `ractmq ctl banned ...`
+#[derive(Subcommand)]
+pub(crate) enum BannedCommand {
+    /// The bans in force.
+    List,
+    /// Ban a client id, a user name or an address: `clientid ID`, `username NAME` or `peerhost ADDR|CIDR`.
+    /// Its connected clients are disconnected; new CONNECTs get 0x8A Banned.
+    Add {
+        /// clientid, username or peerhost.
+        kind: String,
+        who: String,
+        /// Seconds; without it, until deleted.
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Why, for the record.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lift a ban.
+    Delete { kind: String, who: String },
+}
+
+/// `ractmq ctl acl ...`
+#[derive(Subcommand)]
+pub(crate) enum AclCommand {
+    /// Read the ACL file and the password file again (connected clients get the new rules).
+    Reload,
+}
+
+pub(super) fn users(api: &Api, out: Output, command: &UsersCommand) -> Result<(), Failed> {
+    match command {
+        UsersCommand::List => {
+            let v = api.json("GET", "/users", None)?;
+            out.show(&v, &|v| {
+                print_table(
+                    &["NAME", "SUPERUSER", "SCRAM"],
+                    &["name", "superuser", "scram"],
+                    &v["data"],
+                );
+                if v["persisted"] == json!(false) {
+                    println!("(in memory: start the node with --user-db FILE to keep users across restarts)");
+                }
+            });
+        }
+        UsersCommand::Add {
+            name,
+            password,
+            superuser,
+        } => {
+            let body = json!({"name": name, "password": password, "superuser": superuser});
+            let v = api.json("POST", "/users", Some(body))?;
+            out.show(&v, &|_| println!("added user {name}"));
+        }
+        UsersCommand::Passwd { name, password } => {
+            let path = format!("/users/{}", segment("user name", name)?);
+            let v = api.json("PUT", &path, Some(json!({"password": password})))?;
+            out.show(&v, &|_| println!("changed the password of {name}"));
+        }
+        UsersCommand::Delete { name } => {
+            let v = api.json("DELETE", &format!("/users/{}", segment("user name", name)?), None)?;
+            out.show(&v, &|_| println!("deleted user {name}"));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn banned(api: &Api, out: Output, command: &BannedCommand) -> Result<(), Failed> {
+    match command {
+        BannedCommand::List => {
+            let v = api.json("GET", "/banned", None)?;
+            out.show(&v, &|v| {
+                print_table(
+                    &["AS", "WHO", "REASON", "BY", "UNTIL"],
+                    &["as", "who", "reason", "by", "until"],
+                    &v["data"],
+                )
+            });
+        }
+        BannedCommand::Add {
+            kind,
+            who,
+            duration,
+            reason,
+        } => {
+            let body = json!({"as": kind, "who": who, "duration_s": duration, "reason": reason});
+            let v = api.json("POST", "/banned", Some(body))?;
+            out.show(&v, &|v| match v["until"].as_u64() {
+                Some(until) => println!("banned {kind} {who} until {until} (unix time)"),
+                None => println!("banned {kind} {who}"),
+            });
+        }
+        BannedCommand::Delete { kind, who } => {
+            let path = format!("/banned/{}/{}", segment("kind", kind)?, segment("value", who)?);
+            let v = api.json("DELETE", &path, None)?;
+            out.show(&v, &|_| println!("lifted the ban of {kind} {who}"));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn acl(api: &Api, out: Output, command: &AclCommand) -> Result<(), Failed> {
+    match command {
+        AclCommand::Reload => {
+            let v = api.json("POST", "/acl/reload", None)?;
+            out.show(&v, &|v| println!("reloaded {}", s(&v["reloaded"])));
+        }
+    }
+    Ok(())
+}
