@@ -21,6 +21,7 @@ mod cluster_tls;
 mod config_file;
 mod connack;
 mod ctl;
+mod ctl_security;
 mod flow_control;
 mod health;
 mod hibernate;
