@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# mosquitto_pub/sub are clients of the interop suite; openssl makes its TLS certificates.
+# mosquitto_pub/sub are clients of the interop suite, mosquitto_passwd writes the password files of the security
+# tests; openssl makes the TLS certificates.
 missing=()
 command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+command -v mosquitto_passwd >/dev/null 2>&1 || missing+=(mosquitto)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
