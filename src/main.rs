@@ -144,6 +144,21 @@ struct StartArgs {
     /// Seconds a socket has to finish TLS, the WebSocket upgrade and its CONNECT.
     #[arg(long, default_value_t = 10)]
     connect_timeout_s: u64,
+    /// Clients each listener may have connected at once (0: only --max-connections).
+    #[arg(long, default_value_t = 0)]
+    max_connections_per_listener: usize,
+    /// Clients one peer address may have connected at once (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    max_connections_per_peer: usize,
+    /// Connections each listener accepts per second (0: no limit); faster ones wait in the listen backlog.
+    #[arg(long, default_value_t = 0)]
+    listener_connections_per_s: u32,
+    /// PUBLISH packets per second read from one client (0: no limit); a faster client is read more slowly.
+    #[arg(long, default_value_t = 0)]
+    client_messages_per_s: u32,
+    /// Bytes per second read from one client (0: no limit); a faster client is read more slowly.
+    #[arg(long, default_value_t = 0)]
+    client_bytes_per_s: u32,
     /// Seconds between $SYS publications (0 disables them).
     #[arg(long, default_value_t = 10)]
     sys_interval: u64,

@@ -51,6 +51,9 @@ pub struct Mqtt {
     pub max_handshakes: usize,
     pub max_handshakes_per_peer: usize,
     pub connect_timeout_s: u64,
+    pub max_connections_per_listener: usize,
+    pub max_connections_per_peer: usize,
+    pub listener_connections_per_s: u32,
     pub shards: usize,
 }
 
@@ -71,6 +74,8 @@ pub struct Limits {
     pub receive_maximum: u16,
     pub topic_alias_maximum: u16,
     pub outbound_topic_aliases: u16,
+    pub client_messages_per_s: u32,
+    pub client_bytes_per_s: u32,
     /// Last: a list of tables is written after the section's plain keys.
     pub queue_rules: Vec<QueueRule>,
 }
@@ -194,6 +199,9 @@ impl Default for Settings {
                 max_handshakes: broker.max_handshakes,
                 max_handshakes_per_peer: broker.max_handshakes_per_peer,
                 connect_timeout_s: l.connect_timeout_secs,
+                max_connections_per_listener: 0,
+                max_connections_per_peer: 0,
+                listener_connections_per_s: 0,
                 shards: 4,
             },
             limits: Limits {
@@ -211,6 +219,8 @@ impl Default for Settings {
                 receive_maximum: l.receive_maximum,
                 topic_alias_maximum: l.topic_alias_maximum,
                 outbound_topic_aliases: l.outbound_topic_aliases,
+                client_messages_per_s: 0,
+                client_bytes_per_s: 0,
                 queue_rules: Vec::new(),
             },
             features: Features {
@@ -348,6 +358,11 @@ impl Settings {
             max_connections: self.mqtt.max_connections,
             max_handshakes: self.mqtt.max_handshakes,
             max_handshakes_per_peer: self.mqtt.max_handshakes_per_peer,
+            max_connections_per_listener: self.mqtt.max_connections_per_listener,
+            max_connections_per_peer: self.mqtt.max_connections_per_peer,
+            listener_connections_per_s: self.mqtt.listener_connections_per_s,
+            client_messages_per_s: self.limits.client_messages_per_s,
+            client_bytes_per_s: self.limits.client_bytes_per_s,
             sys_interval: Duration::from_secs(self.sys.interval_s),
             hibernate_after: Duration::from_millis(self.session.hibernate_after_ms),
             shared_strategy,

@@ -60,6 +60,21 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "Sockets from one peer address that may wait for their CONNECT at once; more are closed at accept.",
     ),
     (
+        "mqtt.max_connections_per_listener",
+        Some("max_connections_per_listener"),
+        "Clients each listener may have connected at once (0: only max_connections); more get CONNACK Quota exceeded.",
+    ),
+    (
+        "mqtt.max_connections_per_peer",
+        Some("max_connections_per_peer"),
+        "Clients one peer address may have connected at once (0: no limit); more get CONNACK Quota exceeded.",
+    ),
+    (
+        "mqtt.listener_connections_per_s",
+        Some("listener_connections_per_s"),
+        "Connections each listener accepts per second (0: no limit); faster ones wait in the listen backlog.",
+    ),
+    (
         "mqtt.connect_timeout_s",
         Some("connect_timeout_s"),
         "Seconds a socket has to finish TLS, the WebSocket upgrade and its CONNECT (and AUTH exchange).",
@@ -139,6 +154,16 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "limits.outbound_topic_aliases",
         Some("outbound_topic_aliases"),
         "Topic aliases the broker assigns towards an MQTT 5 client.",
+    ),
+    (
+        "limits.client_messages_per_s",
+        Some("client_messages_per_s"),
+        "PUBLISH packets per second read from one client (0: no limit); a faster client is read more slowly, nothing is dropped.",
+    ),
+    (
+        "limits.client_bytes_per_s",
+        Some("client_bytes_per_s"),
+        "Bytes per second read from one client (0: no limit); a faster client is read more slowly, nothing is dropped.",
     ),
     (
         "limits.queue_rules",

@@ -96,3 +96,66 @@ async fn one_host_holding_silent_sockets_does_not_keep_others_out() {
     .await;
     broker.shutdown().await;
 }
+
+/// With at most 2 clients per address, a third from the same host is refused with Quota exceeded (5.0) or
+/// Server unavailable (3.1.1), while another host connects; when one leaves, its place is free again.
+#[tokio::test]
+async fn connections_per_peer_address_are_bounded() {
+    let mut config = test_config();
+    config.max_connections_per_peer = 2;
+    let broker = start_with(config).await;
+    let addr = broker.mqtt_addr();
+    let mut first = connect_from("127.0.0.1", addr).await;
+    first.send(&connect_v311("first")).await;
+    assert_eq!(first.read_frame().await[3], 0);
+    let mut second = connect_from("127.0.0.1", addr).await;
+    second.send(&connect_v311("second")).await;
+    assert_eq!(second.read_frame().await[3], 0);
+    let mut third = connect_from("127.0.0.1", addr).await;
+    third.send(&connect_v5("third")).await;
+    assert_eq!(third.read_frame().await[3], 0x97, "5.0: Quota exceeded");
+    let mut third = connect_from("127.0.0.1", addr).await;
+    third.send(&connect_v311("third")).await;
+    assert_eq!(third.read_frame().await[3], 3, "3.1.1: server unavailable");
+    let mut elsewhere = connect_from("127.0.0.2", addr).await;
+    elsewhere.send(&connect_v311("elsewhere")).await;
+    assert_eq!(elsewhere.read_frame().await[3], 0, "another address is not affected");
+    drop(first);
+    eventually("the first client's place is freed", || {
+        Metrics::get(&broker.metrics().clients_connected) == 2
+    })
+    .await;
+    let mut again = connect_from("127.0.0.1", addr).await;
+    again.send(&connect_v311("again")).await;
+    assert_eq!(again.read_frame().await[3], 0);
+    broker.shutdown().await;
+}
+
+/// A client limited to 50 messages a second that publishes 150 QoS 1 messages at once is slowed, not cut:
+/// every message arrives, exactly once and in order, and the limiter is seen to have waited.
+#[tokio::test]
+async fn a_client_over_its_message_rate_is_slowed_and_loses_nothing() {
+    let mut config = test_config();
+    config.client_messages_per_s = 50;
+    let broker = start_with(config).await;
+    let addr = broker.mqtt_addr();
+    let mut sub = Client::connect(addr, "sub").await;
+    sub.subscribe("rate/#", QoS::AtLeastOnce).await;
+    let publisher = Client::connect(addr, "pub").await;
+    for n in 0..150u32 {
+        publisher
+            .publish("rate/n", QoS::AtLeastOnce, false, n.to_be_bytes())
+            .await;
+    }
+    publisher.publish("rate/end", QoS::AtLeastOnce, false, "").await;
+    let got: Vec<u32> = sub
+        .publishes_until("rate/end")
+        .await
+        .iter()
+        .map(|p| u32::from_be_bytes(p.payload[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(got, (0..150).collect::<Vec<_>>(), "every message once, in order");
+    assert!(Metrics::get(&broker.metrics().rate_limited) > 0, "the reader waited");
+    assert_eq!(broker.metrics().dropped_total(), 0);
+    broker.shutdown().await;
+}

@@ -155,6 +155,37 @@ const SCALARS: &[Scalar] = &[
         |k| g(&k.metrics().connections_refused),
     ),
     scalar(
+        "ractmq_connections_refused_banned",
+        "CONNECTs refused because a ban holds for the client id, user name or address",
+        Kind::Counter,
+        |k| g(&k.metrics().refused_banned),
+    ),
+    scalar(
+        "ractmq_authentication_failed",
+        "CONNECTs whose credentials the authentication chain refused",
+        Kind::Counter,
+        |k| g(&k.metrics().authn_failed),
+    ),
+    scalar(
+        "ractmq_banned_flapping",
+        "Client ids banned by flapping detection",
+        Kind::Counter,
+        |k| g(&k.metrics().banned_flapping),
+    ),
+    scalar("ractmq_bans", "Bans in force", Kind::Gauge, |k| k.bans().len() as u64),
+    scalar(
+        "ractmq_client_rate_limited",
+        "Times a client's reader waited because the client went over its inbound rate",
+        Kind::Counter,
+        |k| g(&k.metrics().rate_limited),
+    ),
+    scalar(
+        "ractmq_accept_rate_limited",
+        "Times a listener waited before accepting because of its connection rate",
+        Kind::Counter,
+        |k| g(&k.metrics().accept_rate_limited),
+    ),
+    scalar(
         "ractmq_authorization_denied",
         "Publishes, subscription filters and wills refused by authorization",
         Kind::Counter,

@@ -29,7 +29,19 @@ pub struct BrokerConfig {
     pub queue_rules: Vec<QueueRule>,
     /// Connections accepted at once; more are refused with CONNACK Server unavailable.
     pub max_connections: usize,
-    /// Sockets that may wait for their CONNECT at once; more are closed at accept (see `waiting.rs`).
+    /// Clients each listener may have connected at once (0: only `max_connections`); more are refused with
+    /// CONNACK Quota exceeded (3.1.1: Server unavailable).
+    pub max_connections_per_listener: usize,
+    /// Clients one peer address may have connected at once (0: no limit); refused as above.
+    pub max_connections_per_peer: usize,
+    /// Connections each listener accepts per second (0: no limit); faster ones wait in the listen backlog.
+    pub listener_connections_per_s: u32,
+    /// PUBLISH packets per second read from one client (0: no limit); a faster client's socket is read
+    /// more slowly, and nothing is dropped.
+    pub client_messages_per_s: u32,
+    /// Bytes per second read from one client (0: no limit); as above.
+    pub client_bytes_per_s: u32,
+    /// Sockets that may wait for their CONNECT at once; more are closed at accept (see `peer_counts.rs`).
     pub max_handshakes: usize,
     /// Sockets from one peer address that may wait for their CONNECT at once.
     pub max_handshakes_per_peer: usize,
@@ -84,6 +96,11 @@ impl Default for BrokerConfig {
             limits: Limits::default(),
             queue_rules: Vec::new(),
             max_connections: 100_000,
+            max_connections_per_listener: 0,
+            max_connections_per_peer: 0,
+            listener_connections_per_s: 0,
+            client_messages_per_s: 0,
+            client_bytes_per_s: 0,
             max_handshakes: 4096,
             max_handshakes_per_peer: 1024,
             sys_interval: Duration::from_secs(10),

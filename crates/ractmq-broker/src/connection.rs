@@ -24,6 +24,8 @@ use tokio::task::JoinHandle;
 
 use crate::fence::{FenceGuard, Fences};
 use crate::metrics::Metrics;
+use crate::peer_counts::Place;
+use crate::rate_limit::InboundLimit;
 
 pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 
@@ -172,18 +174,21 @@ pub struct Transport {
     pub peer: SocketAddr,
     pub leftover: BytesMut,
     pub decoder: Decoder,
-    /// Counts the connection on its listener for as long as its socket is read.
+    /// Counts the connection on its listener (and its peer address) for as long as its socket is read.
     pub counted: Counted,
+    /// The client's inbound rate limits, if any: its reader waits rather than go over them.
+    pub(crate) inbound: Option<Arc<InboundLimit>>,
 }
 
-/// One open client connection on a listener's count (`Kernel::listener_connections`), from its accepted
-/// CONNECT until its reader ends; the count goes down when this is dropped.
-pub struct Counted(Arc<AtomicU64>);
+/// One open client connection on a listener's count (`Kernel::listener_connections`), and on its peer
+/// address's when that is bounded, from its accepted CONNECT until its reader ends; the counts go down when
+/// this is dropped.
+pub struct Counted(Arc<AtomicU64>, #[allow(dead_code)] Option<Place>); // the place is held, not read
 
 impl Counted {
-    pub fn new(counter: &Arc<AtomicU64>) -> Counted {
+    pub(crate) fn new(counter: &Arc<AtomicU64>, peer: Option<Place>) -> Counted {
         counter.fetch_add(1, Ordering::Relaxed);
-        Counted(counter.clone())
+        Counted(counter.clone(), peer)
     }
 }
 
@@ -380,6 +385,7 @@ impl Io {
                 generation,
                 keepalive: keepalive.map(|k| k + KEEPALIVE_SLACK),
                 fences,
+                inbound: transport.inbound,
                 _counted: transport.counted,
             },
             metrics,
@@ -425,6 +431,7 @@ struct Link {
     /// Silence allowed before the reader asks the session to check keepalive.
     keepalive: Option<Duration>,
     fences: Arc<Fences>,
+    inbound: Option<Arc<InboundLimit>>,
     _counted: Counted,
 }
 
@@ -449,6 +456,7 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
     loop {
         let mut packets = Vec::new();
         let mut error = None;
+        let before = buf.len();
         while packets.len() < BATCH_PACKETS {
             match decoder.decode(&mut buf) {
                 Ok(Some(packet)) => packets.push(packet),
@@ -458,6 +466,12 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
                     break;
                 }
             }
+        }
+        if let (Some(limit), false) = (&link.inbound, packets.is_empty()) {
+            // Over its rate, the client waits here: its socket is not read meanwhile (backpressure).
+            let publishes = packets.iter().filter(|p| matches!(p, Packet::Publish(_))).count() as u32;
+            let read = (before - buf.len()).min(u32::MAX as usize) as u32;
+            limit.wait(publishes, read).await;
         }
         if !packets.is_empty() {
             // Any packet is a sign of life [MQTT-3.1.2-22].

@@ -18,6 +18,7 @@ use crate::enhanced_auth::Authenticators;
 use crate::fence::Fences;
 use crate::log_limit::LogLimit;
 use crate::metrics::Metrics;
+use crate::peer_counts::PeerCounts;
 use crate::remote_sessions::RemoteSessions;
 use crate::router::Router;
 use crate::security::Security;
@@ -25,7 +26,6 @@ use crate::session_msg::SessionSupMsg;
 use crate::session_store::{SessionStore, SupSlot};
 use crate::supervisor::SupervisorMsg;
 use crate::trace::Traces;
-use crate::waiting::Waiting;
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::scram::ScramSha256;
 
@@ -48,7 +48,9 @@ pub struct Kernel {
     /// Who may connect and what they may do.
     pub(crate) security: Security,
     /// Sockets accepted whose CONNECT is not handled yet.
-    pub(crate) waiting: Arc<Waiting>,
+    pub(crate) waiting: Arc<PeerCounts>,
+    /// Connected clients by peer address (for `max_connections_per_peer`).
+    pub(crate) connected: Arc<PeerCounts>,
     /// Warnings a flood would repeat: sockets closed at accept, connections refused.
     pub(crate) log_limits: LogLimits,
     /// Enhanced authentication methods: SCRAM-SHA-256 over the configured users, then the configured ones.
@@ -114,6 +116,7 @@ impl Kernel {
             listener_connections: (0..=listeners).map(|_| Arc::default()).collect(),
             next_assigned_id: AtomicU64::new(1),
             waiting: Arc::default(),
+            connected: Arc::default(),
             log_limits: LogLimits::default(),
             authenticators,
             start_failure: Mutex::new(None),

@@ -26,7 +26,9 @@ pub(crate) mod log_limit;
 pub(crate) mod metrics;
 pub(crate) mod moving;
 pub(crate) mod node;
+pub(crate) mod peer_counts;
 pub(crate) mod publisher;
+pub(crate) mod rate_limit;
 pub(crate) mod remote_sessions;
 pub(crate) mod restart;
 pub(crate) mod router;
@@ -44,7 +46,6 @@ pub mod tls;
 pub(crate) mod trace;
 pub(crate) mod user_tree;
 pub(crate) mod view;
-pub(crate) mod waiting;
 pub(crate) mod websocket;
 
 pub use broker::{ApiError, Broker, Chaos, StartError, Subscription};

@@ -31,9 +31,10 @@ use crate::handover::import;
 use crate::kernel::Kernel;
 use crate::log_limit::more;
 use crate::metrics::Metrics;
+use crate::peer_counts::{Full, Place};
+use crate::rate_limit::{AcceptRate, InboundLimit};
 use crate::security::Access;
 use crate::session_msg::{Attach, SessionSupMsg};
-use crate::waiting::{Full, Place};
 use crate::websocket;
 
 pub struct Listener;
@@ -85,7 +86,11 @@ impl Actor for Listener {
 
 async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>, extra: Option<usize>) {
     let mut draining = kernel.draining.subscribe();
+    let rate = AcceptRate::new(kernel.config.listener_connections_per_s, kernel.metrics.clone());
     loop {
+        if let Some(rate) = &rate {
+            rate.turn().await;
+        }
         if *draining.borrow_and_update() {
             // Shutting down: returning drops the socket, so new clients are refused by the OS.
             tracing::info!("MQTT listener closed: the node is shutting down");
@@ -217,12 +222,13 @@ async fn handshake(
         return;
     };
     let protocol = decoder.protocol().unwrap_or(Protocol::V3_1_1);
-    let admitted = Box::pin(admit(&connect, peer, listener, &kernel)).await;
+    let admitted = Box::pin(admit(&connect, peer, (listener, &counter), &kernel)).await;
     let Admitted {
         mut accepted,
         enhanced,
         mut client,
         mut access,
+        peer_place,
     } = match admitted {
         Ok(admitted) => admitted,
         Err(code) => return refuse_logged(&mut write, peer, &connect.client_id, protocol, code, &kernel).await,
@@ -290,7 +296,12 @@ async fn handshake(
             peer,
             leftover: buf,
             decoder,
-            counted: Counted::new(&counter),
+            counted: Counted::new(&counter, peer_place),
+            inbound: InboundLimit::new(
+                kernel.config.client_messages_per_s,
+                kernel.config.client_bytes_per_s,
+                kernel.metrics.clone(),
+            ),
         },
         session_present: false,
         authenticator: enhanced,
@@ -348,13 +359,20 @@ struct Admitted {
     client: ClientInfo,
     /// What it may do; `None` until its enhanced authentication succeeds.
     access: Option<Access>,
+    /// Its place on its peer address's count of connected clients, when that is bounded.
+    peer_place: Option<Place>,
 }
 
 /// May this CONNECT proceed? The spec's checks; bans and flapping; then authentication: a CONNECT naming an
 /// Authentication Method is authenticated by that method's AUTH exchange (for the caller to run), any other by
 /// the authentication chain now; then the node's own state (draining, the connection limit). `Err`: the
 /// CONNACK code.
-async fn admit(connect: &Connect, peer: SocketAddr, listener: &str, kernel: &Kernel) -> Result<Admitted, u8> {
+async fn admit(
+    connect: &Connect,
+    peer: SocketAddr,
+    (listener, on_listener): (&str, &AtomicU64),
+    kernel: &Kernel,
+) -> Result<Admitted, u8> {
     let accepted = check_connect(connect, &kernel.limits, || kernel.assign_client_id())?;
     let client = ClientInfo {
         client_id: accepted.client_id.to_string(),
@@ -379,14 +397,29 @@ async fn admit(connect: &Connect, peer: SocketAddr, listener: &str, kernel: &Ker
     if kernel.is_draining() {
         return Err(reason::SERVER_UNAVAILABLE);
     }
-    if kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize >= kernel.config.max_connections {
+    let config = &kernel.config;
+    if kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize >= config.max_connections {
         return Err(reason::SERVER_UNAVAILABLE);
     }
+    let per_listener = config.max_connections_per_listener;
+    if per_listener > 0 && on_listener.load(Ordering::Relaxed) as usize >= per_listener {
+        return Err(reason::QUOTA_EXCEEDED);
+    }
+    let peer_place = match config.max_connections_per_peer {
+        0 => None,
+        max => Some(
+            kernel
+                .connected
+                .enter(peer.ip(), usize::MAX, max)
+                .map_err(|_| reason::QUOTA_EXCEEDED)?,
+        ),
+    };
     Ok(Admitted {
         accepted,
         enhanced,
         client,
         access,
+        peer_place,
     })
 }
 

@@ -20,6 +20,10 @@ pub struct Metrics {
     pub authn_failed: AtomicU64,
     /// Client ids banned by flapping detection.
     pub banned_flapping: AtomicU64,
+    /// Times a client's reader waited because the client went over its inbound rate.
+    pub rate_limited: AtomicU64,
+    /// Times a listener waited before accepting because of its connection rate.
+    pub accept_rate_limited: AtomicU64,
     /// Clients connected now (a gauge).
     pub clients_connected: AtomicU64,
     /// Messages published into the broker: by clients, as wills, in-process and over the API.
