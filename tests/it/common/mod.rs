@@ -38,6 +38,10 @@ pub async fn start_with(config: BrokerConfig) -> Broker {
 }
 
 /// A rumqttc 3.1.1 client whose events are collected on a channel.
+///
+/// Dropping it closes its connection as soon as the broker sends it anything: its event loop stops when nobody
+/// takes its events, and with it whatever [`Client::publish`] queued that rumqttc had not written yet. A test
+/// that needs its last publishes to arrive waits for their acknowledgements before dropping the client.
 pub struct Client {
     pub client: AsyncClient,
     pub events: mpsc::UnboundedReceiver<Result<Packet, String>>,
@@ -122,6 +126,7 @@ impl Client {
         self.expect_suback().await
     }
 
+    /// Queue a PUBLISH for the event loop to write (it may not be on the wire yet when this returns).
     pub async fn publish(&self, topic: &str, qos: QoS, retain: bool, payload: impl Into<Vec<u8>>) {
         self.client.publish(topic, qos, retain, payload.into()).await.unwrap();
     }
