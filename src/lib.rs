@@ -23,8 +23,8 @@
 /// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
 pub use ractmq_broker::tls;
 pub use ractmq_broker::{
-    ApiError, Broker, BrokerConfig, BrokerView, Chaos, ChildList, ChildSpec, Delivery, Inbox, InboxReader,
-    ListenerSpec, Metrics, Publisher, RestartPolicy, SecurityConfig, SharedStrategy, StartError, Strategy,
+    ApiError, Broker, BrokerConfig, BrokerView, CertIdentity, Chaos, ChildList, ChildSpec, Delivery, Inbox,
+    InboxReader, ListenerSpec, Metrics, Publisher, RestartPolicy, SecurityConfig, SharedStrategy, StartError, Strategy,
     Subscription, Supervisor, SupervisorArgs, SupervisorMsg, Tree, TreeError, TreeSpec,
 };
 pub use ractmq_cluster::{Cluster, ClusterConfig, ClusterTls, Member, MemberEvent, MemberState};

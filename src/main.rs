@@ -78,6 +78,10 @@ struct StartArgs {
     /// Require clients on TLS listeners to show a certificate signed by this CA (PEM).
     #[arg(long)]
     tls_client_ca: Option<std::path::PathBuf>,
+    /// With --tls-client-ca: the client certificate's cn or san becomes the user name and authenticates the
+    /// client (unset: the CONNECT's user name and password).
+    #[arg(long, value_parser = ["cn", "san"])]
+    tls_cert_as_username: Option<String>,
     /// Address of an MQTT over WebSocket listener, e.g. 0.0.0.0:8083.
     #[arg(long)]
     ws_listen: Option<SocketAddr>,

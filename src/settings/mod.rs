@@ -44,6 +44,7 @@ pub struct Mqtt {
     pub tls_cert: String,
     pub tls_key: String,
     pub tls_client_ca: String,
+    pub tls_cert_as_username: String,
     pub ws_listen: String,
     pub wss_listen: String,
     pub ws_path: String,
@@ -192,6 +193,7 @@ impl Default for Settings {
                 tls_cert: String::new(),
                 tls_key: String::new(),
                 tls_client_ca: String::new(),
+                tls_cert_as_username: String::new(),
                 ws_listen: String::new(),
                 wss_listen: String::new(),
                 ws_path: "/mqtt".into(),
@@ -358,6 +360,12 @@ impl Settings {
             max_connections: self.mqtt.max_connections,
             max_handshakes: self.mqtt.max_handshakes,
             max_handshakes_per_peer: self.mqtt.max_handshakes_per_peer,
+            tls_cert_as_username: match self.mqtt.tls_cert_as_username.as_str() {
+                "" => None,
+                field => Some(field.parse().map_err(|e| {
+                    format!("mqtt.tls_cert_as_username = \"{field}\": {e} (or empty: the CONNECT's user name)")
+                })?),
+            },
             max_connections_per_listener: self.mqtt.max_connections_per_listener,
             max_connections_per_peer: self.mqtt.max_connections_per_peer,
             listener_connections_per_s: self.mqtt.listener_connections_per_s,

@@ -30,6 +30,11 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "Clients on TLS listeners must show a certificate this CA signed (PEM; empty: no client certificates).",
     ),
     (
+        "mqtt.tls_cert_as_username",
+        Some("tls_cert_as_username"),
+        "With tls_client_ca: the client certificate's cn or san becomes the user name and authenticates the client (empty: the CONNECT's).",
+    ),
+    (
         "mqtt.ws_listen",
         Some("ws_listen"),
         "Address of the MQTT over WebSocket listener, e.g. 0.0.0.0:8083 (empty: none).",

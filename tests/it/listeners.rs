@@ -47,7 +47,12 @@ impl Pki {
             (cert.pem(), key.serialize_pem())
         };
         let (server_cert, server_key) = signed(vec!["127.0.0.1".into(), "localhost".into()]);
-        let (client_cert, client_key) = signed(vec!["device-1".into()]);
+        let (client_cert, client_key) = {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(vec!["device-1".to_string()]).unwrap();
+            params.distinguished_name.push(rcgen::DnType::CommonName, "meter-7");
+            (params.signed_by(&key, &ca, &ca_key).unwrap().pem(), key.serialize_pem())
+        };
         let pki = Pki {
             dir,
             ca_pem: ca.pem(),
@@ -329,4 +334,37 @@ async fn with_a_client_ca_only_clients_showing_its_certificate_get_in() {
     };
     let outcome = tokio::time::timeout(common::DEADLINE, refused).await.unwrap();
     assert!(outcome.is_err(), "no CONNACK without a client certificate: {outcome:?}");
+}
+
+/// With `tls_cert_as_username`, the client certificate names the user and authenticates the client: anonymous
+/// clients are refused, yet a client showing a certificate with CN `meter-7` (SAN `device-1`) gets in without
+/// a password, as `meter-7` with `cn` and as `device-1` with `san`.
+#[tokio::test]
+async fn a_client_certificate_can_be_the_user_name() {
+    for (field, expected) in [
+        (ractmq::CertIdentity::Cn, "meter-7"),
+        (ractmq::CertIdentity::San, "device-1"),
+    ] {
+        let pki = Pki::new(&format!("cert-user-{expected}"));
+        let mut config = test_config();
+        config.listeners = vec![spec("127.0.0.1:0", Some(pki.server_config(true)), None)];
+        config.tls_cert_as_username = Some(field);
+        config.security.allow_anonymous = Some(false);
+        let broker = start_with(config).await;
+        let addr = broker.listener_addr("tls").unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = pki.connector(true).connect(name, tcp).await.unwrap();
+        tls.write_all(&connect_v311("by-cert")).await.unwrap();
+        let mut connack = [0u8; 4];
+        tls.read_exact(&mut connack).await.unwrap();
+        assert_eq!(connack, [0x20, 2, 0, 0], "{field:?}: authenticated by the certificate");
+        let client = broker.view().client("by-cert").unwrap();
+        assert_eq!(client.username.as_deref(), Some(expected), "{field:?}");
+        // On plain TCP the same client, without a certificate, is anonymous and refused.
+        let mut raw = Raw::connect(broker.mqtt_addr()).await;
+        raw.send(&connect_v311("no-cert")).await;
+        assert_eq!(raw.read_frame().await[3], 5);
+        broker.shutdown().await;
+    }
 }

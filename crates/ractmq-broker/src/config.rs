@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ractmq_protocol::{queue_rules, Limits, QueuePolicy, QueueRule};
 
+use crate::cert_identity::CertIdentity;
 use crate::cluster_hook::ClusterPlug;
 use crate::enhanced_auth::Authenticators;
 use crate::restart::RestartPolicy;
@@ -29,6 +30,9 @@ pub struct BrokerConfig {
     pub queue_rules: Vec<QueueRule>,
     /// Connections accepted at once; more are refused with CONNACK Server unavailable.
     pub max_connections: usize,
+    /// With mutual TLS: the client certificate field that becomes the user name, authenticating the client as
+    /// that user without a password (`None`: the CONNECT's user name and password, as on any listener).
+    pub tls_cert_as_username: Option<CertIdentity>,
     /// Clients each listener may have connected at once (0: only `max_connections`); more are refused with
     /// CONNACK Quota exceeded (3.1.1: Server unavailable).
     pub max_connections_per_listener: usize,
@@ -96,6 +100,7 @@ impl Default for BrokerConfig {
             limits: Limits::default(),
             queue_rules: Vec::new(),
             max_connections: 100_000,
+            tls_cert_as_username: None,
             max_connections_per_listener: 0,
             max_connections_per_peer: 0,
             listener_connections_per_s: 0,

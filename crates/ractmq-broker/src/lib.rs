@@ -9,6 +9,7 @@
 
 pub(crate) mod arrivals;
 pub(crate) mod broker;
+pub(crate) mod cert_identity;
 pub(crate) mod cluster_hook;
 pub(crate) mod config;
 pub(crate) mod connection;
@@ -49,6 +50,7 @@ pub(crate) mod view;
 pub(crate) mod websocket;
 
 pub use broker::{ApiError, Broker, Chaos, StartError, Subscription};
+pub use cert_identity::CertIdentity;
 pub use cluster_hook::{ClusterHook, ClusterPlug, Node};
 pub use config::{BrokerConfig, ListenerSpec};
 pub use connection::{KEEPALIVE_RECHECK, KEEPALIVE_SLACK};

@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use crate::cert_identity;
 use crate::connection::{AbortOnDrop, Counted, ReadHalf, Transport, WriteHalf};
 use crate::enhanced_auth::{exchange, HandshakeIo};
 use crate::handover::import;
@@ -147,41 +148,71 @@ async fn accept_loop(listener: TcpListener, kernel: Arc<Kernel>, extra: Option<u
 /// connect pattern cost 2-3 KiB more per idle connection than a burst.
 async fn connection_task(stream: TcpStream, peer: SocketAddr, k: Arc<Kernel>, extra: Option<usize>, place: Place) {
     let deadline = Instant::now() + Duration::from_secs(k.limits.connect_timeout_secs);
-    if let Some((read, write)) = upgrade(stream, peer, &k, extra, deadline).await {
+    if let Some((read, write, cert_user)) = upgrade(stream, peer, &k, extra, deadline).await {
         let counter = k.listener_connections[extra.map_or(0, |i| i + 1)].clone();
         let kind = extra.map_or("tcp", |i| k.config.listeners[i].kind());
-        handshake(read, write, peer, deadline, (kind, counter), k.clone()).await;
+        let from = Peer {
+            addr: peer,
+            listener: kind,
+            counter,
+            cert_user,
+        };
+        handshake(read, write, from, deadline, k.clone()).await;
     }
     drop(place);
 }
 
+/// Where a connection comes from: its address, its listener (and the listener's count of connections), and the
+/// user name its TLS client certificate gives, with `tls_cert_as_username`.
+struct Peer {
+    addr: SocketAddr,
+    listener: &'static str,
+    counter: Arc<AtomicU64>,
+    cert_user: Option<String>,
+}
+
 /// From an accepted socket to the halves of a byte stream: TLS and the WebSocket upgrade, if the listener has
-/// them, finished by `deadline`. `None` (logged) if the client failed either.
+/// them, finished by `deadline`, and the user name of the client certificate if it is to be one. `None`
+/// (logged) if the client failed either.
 async fn upgrade(
     stream: TcpStream,
     peer: SocketAddr,
     kernel: &Kernel,
     extra: Option<usize>,
     deadline: Instant,
-) -> Option<(ReadHalf, WriteHalf)> {
+) -> Option<(ReadHalf, WriteHalf, Option<String>)> {
     let _ = stream.set_nodelay(true);
     let Some(spec) = extra.map(|i| &kernel.config.listeners[i]) else {
         let (read, write) = stream.into_split();
-        return Some((ReadHalf::Tcp(read), WriteHalf::Tcp(write)));
+        return Some((ReadHalf::Tcp(read), WriteHalf::Tcp(write), None));
     };
+    let cert_field = kernel.config.tls_cert_as_username;
     let max_packet = kernel.limits.max_packet_size as usize;
     // Boxed: the TLS and WebSocket handshakes are large futures, and inline they would make every plain TCP
     // handshake task as large (see `handshake`).
     let upgraded = Box::pin(tokio::time::timeout_at(deadline, async {
         let tls = |config: &Arc<rustls::ServerConfig>, stream| TlsAcceptor::from(config.clone()).accept(stream);
         let tls_failed = |e: std::io::Error| format!("TLS handshake failed: {e}");
+        let user = |s: &tokio_rustls::server::TlsStream<TcpStream>| {
+            let first = s.get_ref().1.peer_certificates()?.first()?;
+            cert_identity::user_name(first, cert_field?)
+        };
         match (&spec.tls, &spec.websocket_path) {
-            (None, None) => Ok(boxed(stream)),
-            (Some(config), None) => tls(config, stream).await.map(boxed).map_err(tls_failed),
-            (None, Some(path)) => websocket::accept(stream, path, max_packet).await.map(boxed),
+            (None, None) => Ok(with(boxed(stream), None)),
+            (Some(config), None) => {
+                let secure = tls(config, stream).await.map_err(tls_failed)?;
+                let user = user(&secure);
+                Ok(with(boxed(secure), user))
+            }
+            (None, Some(path)) => websocket::accept(stream, path, max_packet)
+                .await
+                .map(|s| with(boxed(s), None)),
             (Some(config), Some(path)) => {
                 let secure = tls(config, stream).await.map_err(tls_failed)?;
-                websocket::accept(secure, path, max_packet).await.map(boxed)
+                let user = user(&secure);
+                websocket::accept(secure, path, max_packet)
+                    .await
+                    .map(|s| with(boxed(s), user))
             }
         }
     }))
@@ -200,29 +231,36 @@ async fn upgrade(
     }
 }
 
+fn with((read, write): (ReadHalf, WriteHalf), user: Option<String>) -> (ReadHalf, WriteHalf, Option<String>) {
+    (read, write, user)
+}
+
 fn boxed<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> (ReadHalf, WriteHalf) {
     let (read, write) = tokio::io::split(stream);
     (ReadHalf::Other(Box::new(read)), WriteHalf::Other(Box::new(write)))
 }
 
 /// Read and check the CONNECT, then hand the connection over. Every failure closes only this connection.
-async fn handshake(
-    mut read: ReadHalf,
-    mut write: WriteHalf,
-    peer: SocketAddr,
-    deadline: Instant,
-    (listener, counter): (&'static str, Arc<AtomicU64>),
-    kernel: Arc<Kernel>,
-) {
+async fn handshake(mut read: ReadHalf, mut write: WriteHalf, from: Peer, deadline: Instant, kernel: Arc<Kernel>) {
+    let Peer {
+        addr: peer,
+        listener,
+        counter,
+        cert_user,
+    } = from;
     let mut decoder = Decoder::new(kernel.limits.max_packet_size as usize);
     // Nothing is reserved before the CONNECT arrives: `read_into` sizes the buffer to what came.
     let mut buf = BytesMut::new();
     let mut io = HandshakeIo::new(&mut read, &mut write, &mut buf, &mut decoder, &kernel.metrics);
-    let Some(connect) = read_connect(&mut io, peer, deadline, &kernel).await else {
+    let Some(mut connect) = read_connect(&mut io, peer, deadline, &kernel).await else {
         return;
     };
+    let by_certificate = cert_user.is_some();
+    if let Some(user) = cert_user {
+        connect.username = Some(user);
+    }
     let protocol = decoder.protocol().unwrap_or(Protocol::V3_1_1);
-    let admitted = Box::pin(admit(&connect, peer, (listener, &counter), &kernel)).await;
+    let admitted = Box::pin(admit(&connect, peer, (listener, &counter), by_certificate, &kernel)).await;
     let Admitted {
         mut accepted,
         enhanced,
@@ -371,6 +409,7 @@ async fn admit(
     connect: &Connect,
     peer: SocketAddr,
     (listener, on_listener): (&str, &AtomicU64),
+    by_certificate: bool,
     kernel: &Kernel,
 ) -> Result<Admitted, u8> {
     let accepted = check_connect(connect, &kernel.limits, || kernel.assign_client_id())?;
@@ -382,6 +421,8 @@ async fn admit(
     };
     kernel.security.screen(&client)?;
     let (enhanced, access) = match &connect.properties.authentication_method {
+        // The TLS listener verified the certificate that named the user: that is the authentication.
+        _ if by_certificate => (None, Some(kernel.security.access_after_exchange(&client)?)),
         Some(method) => {
             let found = kernel
                 .authenticators

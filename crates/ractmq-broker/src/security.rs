@@ -198,7 +198,8 @@ impl Security {
         }
     }
 
-    /// What a client that proved to be `client.username` by enhanced authentication (SCRAM) may do: as the
+    /// What a client that proved to be `client.username` by enhanced authentication (SCRAM) or a verified TLS
+    /// client certificate may do: as the
     /// built-in database says for that user.
     pub(crate) fn access_after_exchange(&self, client: &ClientInfo) -> Result<Access, u8> {
         let superuser = client
