@@ -163,6 +163,10 @@ struct StartArgs {
     /// Bytes per second read from one client (0: no limit); a faster client is read more slowly.
     #[arg(long, default_value_t = 0)]
     client_bytes_per_s: u32,
+    /// Resident memory, as a percentage of the machine's, above which the node refuses new connections and
+    /// then drops its largest queues (0: off).
+    #[arg(long, default_value_t = 80)]
+    memory_high_watermark_pct: u8,
     /// Seconds between $SYS publications (0 disables them).
     #[arg(long, default_value_t = 10)]
     sys_interval: u64,

@@ -77,6 +77,7 @@ pub struct Limits {
     pub outbound_topic_aliases: u16,
     pub client_messages_per_s: u32,
     pub client_bytes_per_s: u32,
+    pub memory_high_watermark_pct: u8,
     /// Last: a list of tables is written after the section's plain keys.
     pub queue_rules: Vec<QueueRule>,
 }
@@ -223,6 +224,7 @@ impl Default for Settings {
                 outbound_topic_aliases: l.outbound_topic_aliases,
                 client_messages_per_s: 0,
                 client_bytes_per_s: 0,
+                memory_high_watermark_pct: 80,
                 queue_rules: Vec::new(),
             },
             features: Features {
@@ -371,6 +373,15 @@ impl Settings {
             listener_connections_per_s: self.mqtt.listener_connections_per_s,
             client_messages_per_s: self.limits.client_messages_per_s,
             client_bytes_per_s: self.limits.client_bytes_per_s,
+            memory_high_watermark: match self.limits.memory_high_watermark_pct {
+                0 => 0,
+                pct @ 1..=100 => ractmq::parts::broker::total_memory().map_or(0, |m| m / 100 * u64::from(pct)),
+                pct => {
+                    return Err(format!(
+                        "limits.memory_high_watermark_pct = {pct}: must be 0 (off) to 100"
+                    ))
+                }
+            },
             sys_interval: Duration::from_secs(self.sys.interval_s),
             hibernate_after: Duration::from_millis(self.session.hibernate_after_ms),
             shared_strategy,

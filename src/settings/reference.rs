@@ -166,6 +166,11 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "PUBLISH packets per second read from one client (0: no limit); a faster client is read more slowly, nothing is dropped.",
     ),
     (
+        "limits.memory_high_watermark_pct",
+        Some("memory_high_watermark_pct"),
+        "Resident memory, as a percentage of the machine's, above which the node refuses new connections and then drops its largest queues (0: off).",
+    ),
+    (
         "limits.client_bytes_per_s",
         Some("client_bytes_per_s"),
         "Bytes per second read from one client (0: no limit); a faster client is read more slowly, nothing is dropped.",

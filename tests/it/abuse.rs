@@ -159,3 +159,55 @@ async fn a_client_over_its_message_rate_is_slowed_and_loses_nothing() {
     assert_eq!(broker.metrics().dropped_total(), 0);
     broker.shutdown().await;
 }
+
+/// Above the memory high watermark the node refuses new clients (5.0: 0x89 Server busy), reports not ready,
+/// and then drops its largest queue (an offline session's 40 messages), counted; back under it, clients get in.
+#[tokio::test]
+async fn above_the_memory_high_watermark_the_node_sheds_load_then_recovers() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let mut away = options(addr, "away");
+    away.set_clean_session(false);
+    let mut client = Client::connect_with(away).await;
+    client.subscribe("load/#", QoS::AtLeastOnce).await;
+    client.client.disconnect().await.unwrap();
+    client.expect_disconnect().await;
+    eventually("the session is offline", || {
+        broker.view().client("away").is_some_and(|c| !c.connected)
+    })
+    .await;
+    let publisher = Client::connect(addr, "publisher").await;
+    for n in 0..40u32 {
+        publisher
+            .publish("load/n", QoS::AtLeastOnce, false, n.to_be_bytes())
+            .await;
+    }
+    eventually("40 messages queued for the offline session", || {
+        broker.view().client("away").is_some_and(|c| c.queued == 40)
+    })
+    .await;
+
+    broker.view().set_memory_high_watermark(1); // any process is above one byte
+    eventually("overloaded", || broker.view().memory_high_watermark().1).await;
+    let mut refused = Raw::connect(addr).await;
+    refused.send(&connect_v5("newcomer")).await;
+    assert_eq!(refused.read_frame().await[3], 0x89, "Server busy");
+    assert!(!broker.view().health().await.ready, "not ready while overloaded");
+    eventually("the largest queue is dropped", || {
+        Metrics::get(&broker.metrics().dropped_overload) == 40
+    })
+    .await;
+    assert_eq!(broker.view().client("away").unwrap().queued, 0);
+    assert_eq!(
+        Metrics::get(&broker.metrics().overload_episodes),
+        1,
+        "one episode, counted once"
+    );
+
+    broker.view().set_memory_high_watermark(u64::MAX);
+    eventually("recovered", || !broker.view().memory_high_watermark().1).await;
+    let mut welcome = Raw::connect(addr).await;
+    welcome.send(&connect_v5("newcomer")).await;
+    assert_eq!(welcome.read_frame().await[3], 0);
+    broker.shutdown().await;
+}

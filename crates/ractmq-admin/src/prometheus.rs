@@ -174,6 +174,18 @@ const SCALARS: &[Scalar] = &[
     ),
     scalar("ractmq_bans", "Bans in force", Kind::Gauge, |k| k.bans().len() as u64),
     scalar(
+        "ractmq_overload_episodes",
+        "Times the node went above its memory high watermark",
+        Kind::Counter,
+        |k| g(&k.metrics().overload_episodes),
+    ),
+    scalar(
+        "ractmq_overloaded",
+        "1 while resident memory is above the high watermark (new connections refused)",
+        Kind::Gauge,
+        |k| u64::from(k.memory_high_watermark().1),
+    ),
+    scalar(
         "ractmq_client_rate_limited",
         "Times a client's reader waited because the client went over its inbound rate",
         Kind::Counter,
@@ -226,6 +238,7 @@ const FAMILIES: &[Family] = &[
                 ("local_subscriber", g(&m.dropped_local_subscriber)),
                 ("retained_full", g(&m.dropped_retained_full)),
                 ("forward", g(&m.dropped_forward)),
+                ("overload", g(&m.dropped_overload)),
             ]
         },
     },

@@ -33,6 +33,7 @@ use crate::index::{Change, Route, Target};
 use crate::kernel::Kernel;
 use crate::listener::{Listener, ListenerArgs};
 use crate::metrics::Metrics;
+use crate::overload;
 use crate::restart::RestartPolicy;
 use crate::session_msg::{SessionMsg, SessionSupMsg};
 use crate::session_sup::SessionSup;
@@ -130,12 +131,13 @@ impl Broker {
             &kernel,
         );
         let sys = periodic_spec("sys", kernel.config.sys_interval, publish_sys, &kernel);
+        let overload_guard = periodic_spec("overload-guard", Duration::from_secs(1), overload::check, &kernel);
         let (user_handle, user) = user_tree::user_supervisor(&kernel.metrics);
         let listeners = std::iter::once(listener_spec("mqtt-listener".into(), None, &kernel)).chain(
             (kernel.config.listeners.iter().enumerate())
                 .map(|(i, l)| listener_spec(format!("mqtt-{}-listener", l.kind()), Some(i), &kernel)),
         );
-        let mut children = vec![shards, sessions, janitor, sys, user];
+        let mut children = vec![shards, sessions, janitor, sys, overload_guard, user];
         if let Some(cluster) = &kernel.config.cluster {
             let node: Arc<dyn crate::cluster_hook::Node> = kernel.clone();
             children.push(cluster.0.child_spec(&node));

@@ -30,6 +30,9 @@ pub struct BrokerConfig {
     pub queue_rules: Vec<QueueRule>,
     /// Connections accepted at once; more are refused with CONNACK Server unavailable.
     pub max_connections: usize,
+    /// Resident memory in bytes above which the node sheds load (see `overload.rs`); 0: off. The default is
+    /// 80% of the machine's memory.
+    pub memory_high_watermark: u64,
     /// With mutual TLS: the client certificate field that becomes the user name, authenticating the client as
     /// that user without a password (`None`: the CONNECT's user name and password, as on any listener).
     pub tls_cert_as_username: Option<CertIdentity>,
@@ -101,6 +104,7 @@ impl Default for BrokerConfig {
             queue_rules: Vec::new(),
             max_connections: 100_000,
             tls_cert_as_username: None,
+            memory_high_watermark: crate::overload::total_memory().map_or(0, |m| m / 10 * 8),
             max_connections_per_listener: 0,
             max_connections_per_peer: 0,
             listener_connections_per_s: 0,

@@ -18,6 +18,7 @@ use crate::enhanced_auth::Authenticators;
 use crate::fence::Fences;
 use crate::log_limit::LogLimit;
 use crate::metrics::Metrics;
+use crate::overload::Overload;
 use crate::peer_counts::PeerCounts;
 use crate::remote_sessions::RemoteSessions;
 use crate::router::Router;
@@ -49,6 +50,8 @@ pub struct Kernel {
     pub(crate) security: Security,
     /// Sockets accepted whose CONNECT is not handled yet.
     pub(crate) waiting: Arc<PeerCounts>,
+    /// Whether memory is above the high watermark (see `overload.rs`).
+    pub(crate) overload: Overload,
     /// Connected clients by peer address (for `max_connections_per_peer`).
     pub(crate) connected: Arc<PeerCounts>,
     /// Warnings a flood would repeat: sockets closed at accept, connections refused.
@@ -88,6 +91,7 @@ impl Kernel {
     pub fn new(config: BrokerConfig) -> Result<Arc<Kernel>, String> {
         let metrics = Arc::new(Metrics::default());
         let security = Security::new(&config.security, &config.users, metrics.clone())?;
+        let watermark = config.memory_high_watermark;
         let store = Arc::new(SessionStore::default());
         let router = Arc::new(Router::new(
             config.shards,
@@ -117,6 +121,7 @@ impl Kernel {
             next_assigned_id: AtomicU64::new(1),
             waiting: Arc::default(),
             connected: Arc::default(),
+            overload: Overload::new(watermark),
             log_limits: LogLimits::default(),
             authenticators,
             start_failure: Mutex::new(None),

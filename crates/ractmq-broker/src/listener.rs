@@ -438,6 +438,9 @@ async fn admit(
     if kernel.is_draining() {
         return Err(reason::SERVER_UNAVAILABLE);
     }
+    if kernel.overload.is_overloaded() {
+        return Err(reason::SERVER_BUSY);
+    }
     let config = &kernel.config;
     if kernel.metrics.clients_connected.load(Ordering::Relaxed) as usize >= config.max_connections {
         return Err(reason::SERVER_UNAVAILABLE);

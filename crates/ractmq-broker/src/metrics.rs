@@ -20,6 +20,10 @@ pub struct Metrics {
     pub authn_failed: AtomicU64,
     /// Client ids banned by flapping detection.
     pub banned_flapping: AtomicU64,
+    /// Times the node went above its memory high watermark.
+    pub overload_episodes: AtomicU64,
+    /// Messages dropped from the largest queues while the node was above its memory high watermark.
+    pub dropped_overload: AtomicU64,
     /// Times a client's reader waited because the client went over its inbound rate.
     pub rate_limited: AtomicU64,
     /// Times a listener waited before accepting because of its connection rate.
@@ -137,6 +141,7 @@ impl Metrics {
             &self.dropped_local_subscriber,
             &self.dropped_retained_full,
             &self.dropped_forward,
+            &self.dropped_overload,
         ]
         .iter()
         .map(|c| c.load(Relaxed))

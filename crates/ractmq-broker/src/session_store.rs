@@ -485,6 +485,18 @@ impl SessionShared {
         }
     }
 
+    /// Drop everything queued (overload protection: see `overload.rs`), releasing the publishers it held.
+    /// Returns the messages and bytes dropped.
+    pub fn shed(&self) -> (usize, usize) {
+        let mut mb = self.lock_mailbox();
+        let shed = (mb.queue.len(), mb.queue.bytes());
+        mb.queue.clear();
+        mb.held = false;
+        drop(mb);
+        self.room.notify_waiters();
+        shed
+    }
+
     /// Take the queued deliveries `pick` selects, keeping the others in order.
     pub fn take_where(&self, pick: impl Fn(&Delivery) -> bool) -> Vec<Delivery> {
         let mut mb = self.lock_mailbox();

@@ -437,6 +437,17 @@ impl BrokerView {
         self.kernel.security.reload()
     }
 
+    /// Resident memory in bytes above which the node sheds load (0: off), and whether it is above it now.
+    pub fn memory_high_watermark(&self) -> (u64, bool) {
+        let o = &self.kernel.overload;
+        (o.watermark(), o.is_overloaded())
+    }
+
+    /// Change the memory high watermark (0: off); applied at the next check, within a second.
+    pub fn set_memory_high_watermark(&self, bytes: u64) {
+        self.kernel.overload.set_watermark(bytes);
+    }
+
     /// Chaos: kill the session actor of `client_id`. False if there is none.
     pub async fn kill_session(&self, client_id: &str) -> bool {
         let Some(sup) = self.kernel.session_sup() else {
