@@ -328,3 +328,43 @@ async fn a_session_belongs_to_the_user_that_created_it() {
     alice.expect_disconnect().await;
     broker.shutdown().await;
 }
+
+/// Failed logins are throttled and, past the limit, ban the client id: after 3 wrong passwords even the right
+/// one is refused with Banned, while another client id of the same user still gets in.
+#[tokio::test]
+async fn repeated_failed_logins_ban_the_client_id() {
+    let mut config = secured(None);
+    config.security.login_throttle = ractmq::parts::auth::login_throttle::ThrottleConfig {
+        free_failures: 1,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(2),
+        max_failures_per_client: Some(3),
+        max_failures_per_peer: None,
+        ..Default::default()
+    };
+    let broker = start_with(config).await;
+    let addr = broker.mqtt_addr();
+    let login = |id: &str, password: &str| {
+        let (id, password) = (id.to_string(), password.to_string());
+        connect_packet(Protocol::V5, move |c| {
+            c.client_id = id;
+            c.username = Some("alice".into());
+            c.password = Some(password.into_bytes().into());
+        })
+    };
+    for _ in 0..3 {
+        assert_eq!(connack_code(addr, &login("guess", "wrong")).await, 0x86);
+    }
+    assert_eq!(
+        connack_code(addr, &login("guess", "a-pass")).await,
+        0x8A,
+        "banned after 3 failures"
+    );
+    assert_eq!(
+        connack_code(addr, &login("other", "a-pass")).await,
+        0,
+        "the ban is of the client id"
+    );
+    assert_eq!(Metrics::get(&broker.metrics().authn_failed), 3);
+    broker.shutdown().await;
+}
