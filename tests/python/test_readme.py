@@ -178,6 +178,23 @@ def first_run(r: Run, block: list[str]) -> None:
         time.sleep(0.2)
 
 
+def securing_a_node(r: Run, block: list[str]) -> None:
+    passwd, acl, start, add_user, ban, pub = block
+    for line in (passwd, acl):
+        done = r.run(line)
+        assert done.returncode == 0, done.stderr
+    r.wait_listening("1883", r.background(start))
+    added = r.run(add_user)
+    assert added.returncode == 0 and added.stdout.strip() == "added user bob", added.stderr
+    assert "bob" in (r.tmp / "users.json").read_text()
+    banned = r.run(ban)
+    assert banned.returncode == 0 and banned.stdout.strip() == "banned clientid rogue-1", banned.stderr
+    published = r.run(pub)
+    assert published.returncode == 0, published.stderr
+    refused = r.run(pub.replace("-P secret", "-P wrong"))
+    assert refused.returncode != 0, "a wrong password is refused"
+
+
 def embedding(r: Run, block: list[str]) -> None:
     (command,) = block
     done = subprocess.run(command, shell=True, cwd=REPO_ROOT, env=r.env, capture_output=True, text=True,
@@ -193,6 +210,7 @@ RUNNERS = {
     "ractmq start --listen 127.0.0.1:1883 --api-listen": cluster_of_three,
     "cargo run --release -- start                        #": first_run,
     "cargo run --example embedded": embedding,
+    "mosquitto_passwd -c -b passwd": securing_a_node,
 }
 
 
