@@ -13,7 +13,10 @@
 # The cluster-* scenarios run ractmq only, as a cluster of two nodes on this machine: publishers connect to
 # node n1, subscribers to node n2, so every message crosses between the nodes; report.py sets them beside
 # ractmq's single-node figure for the same scenario shape. The stuck-* scenarios run one publisher to 10
-# healthy subscribers and one that subscribes and never reads its socket (see benches/README.md).
+# healthy subscribers and one that subscribes and never reads its socket (see benches/README.md). The acl-*
+# scenarios run ractmq only, with an ACL file of 10,000 rules with placeholders (9,999 `devices/%c/rN/#` rules
+# the load's topics do not match, then one allowing everything), to measure what authorization costs;
+# report.py sets them beside ractmq's run of the same scenario without an ACL.
 #
 # Every broker runs on its defaults: what it is given is only what it needs to run at all on the bench port.
 #   ractmq     target/release/ractmq start --listen 127.0.0.1:PORT --no-api --sys-interval 0
@@ -52,7 +55,7 @@ RACTMQ_CLUSTER_ARGS=${RACTMQ_CLUSTER_ARGS:-}
 MODE=full
 ROUNDS=""
 PEERS="mosquitto rumqttd ractmq"
-SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 p2p-q1 latency-q0 conns stuck-q1 stuck-q0 cluster-p2p-q0 cluster-p2p-q1 cluster-latency-q0"
+SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 p2p-q1 latency-q0 conns stuck-q1 stuck-q0 cluster-p2p-q0 cluster-p2p-q1 cluster-latency-q0 acl-fanin-q0 acl-fanin-q1"
 BUILD=1
 OUT=""
 while [ $# -gt 0 ]; do
@@ -89,11 +92,13 @@ fi
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 is_cluster() { case "$1" in cluster-*) return 0 ;; *) return 1 ;; esac; }
+is_acl() { case "$1" in acl-*) return 0 ;; *) return 1 ;; esac; }
 
 # The load generator's arguments for a scenario; a cluster scenario has those of its single-node shape.
 scenario_args() {
     local msgs
-    case "${1#cluster-}" in
+    local shape=${1#cluster-}
+    case "${shape#acl-}" in
         fanin-q0) echo "--duration $DURATION fanin --pubs 4 --qos 0" ;;
         fanin-q1) echo "--duration $DURATION fanin --pubs 4 --qos 1" ;;
         fanout-q0) echo "--duration $DURATION fanout --subs 1000 --qos 0" ;;
@@ -184,6 +189,16 @@ rm -rf "$LOGS"
 mkdir -p "$LOGS"
 RAW="$OUT/raw.jsonl"
 : > "$RAW"
+
+# The ACL of the acl-* scenarios: 10,000 native rules with a placeholder, in order; the last allows everything.
+python3 - "$RUN_DIR/acl-10k.toml" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write('no_match = "deny"\n')
+    for i in range(9999):
+        f.write(f'[[rule]]\npermission = "allow"\naction = "all"\ntopics = ["devices/%c/r{i}/#"]\n')
+    f.write('[[rule]]\npermission = "allow"\naction = "all"\ntopics = ["#"]\n')
+PY
 
 # ---------------------------------------------------------------- machine
 {
@@ -280,7 +295,9 @@ start_broker() { # peer scenario logfile
             ;;
         ractmq)
             # shellcheck disable=SC2046
-            "$RACTMQ" $(ractmq_args "$port") > "$logf" 2>&1 &
+            local acl=()
+            if is_acl "$scenario"; then acl=(--acl-file "$RUN_DIR/acl-10k.toml"); fi
+            "$RACTMQ" $(ractmq_args "$port") "${acl[@]}" > "$logf" 2>&1 &
             ;;
     esac
     BROKER_PIDS+=($!)
@@ -363,7 +380,7 @@ trap 'exit 130' INT TERM
 peers_of() { # scenario
     local p
     for p in $PEERS; do
-        if ! is_cluster "$1" || [ "$p" = ractmq ]; then echo "$p"; fi
+        if { ! is_cluster "$1" && ! is_acl "$1"; } || [ "$p" = ractmq ]; then echo "$p"; fi
     done
 }
 
