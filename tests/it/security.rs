@@ -368,3 +368,29 @@ async fn repeated_failed_logins_ban_the_client_id() {
     assert_eq!(Metrics::get(&broker.metrics().authn_failed), 3);
     broker.shutdown().await;
 }
+
+/// A `--user` entry may carry a hash instead of a password (here one written by the real mosquitto_passwd,
+/// for "correct horse"), so that no password sits in the configuration.
+#[tokio::test]
+async fn a_configured_user_may_be_given_as_a_hash() {
+    let passwd = include_str!("../../crates/ractmq-auth/testdata/mosquitto.passwd");
+    let alice = passwd.lines().find_map(|l| l.strip_prefix("alice:")).unwrap();
+    let mut config = test_config();
+    config.users.insert("alice".into(), alice.into());
+    let broker = start_with(config).await;
+    let login = |password: &str| {
+        let password = password.to_string();
+        connect_packet(Protocol::V3_1_1, move |c| {
+            c.username = Some("alice".into());
+            c.password = Some(password.into_bytes().into());
+        })
+    };
+    let addr = broker.mqtt_addr();
+    assert_eq!(connack_code(addr, &login("correct horse")).await, 0);
+    assert_eq!(
+        connack_code(addr, &login(alice)).await,
+        4,
+        "the hash is not the password"
+    );
+    broker.shutdown().await;
+}

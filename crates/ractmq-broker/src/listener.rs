@@ -324,6 +324,11 @@ async fn handshake(mut read: ReadHalf, mut write: WriteHalf, from: Peer, deadlin
             remote.taken_over(&accepted.client_id);
         })
         .await;
+        // The session may have come from another node with its owner: checked again (its connection there
+        // is gone already; the session stays, for its owner).
+        if let Err(code) = check_owner(&kernel, &client, access.superuser) {
+            return refuse_logged(&mut write, peer, &accepted.client_id, protocol, code, &kernel).await;
+        }
     }
     let attach = Attach {
         connect,

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use ractmq_protocol::session::Inflight;
 use ractmq_protocol::{Delivery, SubOptions};
@@ -20,6 +21,8 @@ pub struct SessionHandover {
     pub expiry_interval: u32,
     /// Messages queued for the client, oldest first.
     pub queued: Vec<Delivery>,
+    /// The user the session belongs to (see `security.rs`).
+    pub owner: Option<Arc<str>>,
 }
 
 /// What a cluster layer provides for sessions across nodes; installed with `Kernel::set_remote_sessions`.

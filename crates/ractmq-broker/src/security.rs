@@ -108,10 +108,17 @@ impl Security {
             None => UserDb::in_memory(),
         };
         for (name, password) in users {
-            if db.get(name).is_none() {
-                db.add(name, password.as_bytes(), false)
-                    .map_err(|e| format!("--user {name}: {e}"))?;
+            if db.get(name).is_some() {
+                continue;
             }
+            // A hash (`$argon2id$...`, `$7$...` from mosquitto_passwd, bcrypt, PBKDF2) keeps the password out of
+            // the configuration; anything else is a password, hashed now.
+            let added = if password.starts_with('$') && ractmq_auth::password::scheme(password).is_ok() {
+                db.import(name, password, false)
+            } else {
+                db.add(name, password.as_bytes(), false)
+            };
+            added.map_err(|e| format!("--user {name}: {e}"))?;
         }
         let db = Arc::new(db);
         let configured = !config.sources.is_empty() || !db.is_empty();

@@ -344,6 +344,7 @@ impl SessionShared {
             session.inflight = handover.inflight.into();
             session.awaiting_rel = handover.awaiting_rel.into_iter().collect();
             session.expiry_interval = handover.expiry_interval;
+            session.owner = handover.owner;
         }
         let mut mailbox = self.lock_mailbox();
         for delivery in handover.queued {
@@ -372,6 +373,7 @@ impl SessionShared {
             awaiting_rel: session.awaiting_rel.drain().collect(),
             expiry_interval: session.expiry_interval,
             queued,
+            owner: session.owner.clone(),
         }
     }
 

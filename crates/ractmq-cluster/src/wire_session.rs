@@ -5,6 +5,7 @@
 //! one message between nodes keeps its oldest queued messages up to [`MAX_QUEUED_BYTES`] and drops the rest,
 //! counted by the caller.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use ractmq_broker::SessionHandover;
@@ -52,6 +53,7 @@ pub fn from_handover(h: &SessionHandover, now: Instant) -> (WireSession, usize) 
         awaiting_rel: h.awaiting_rel.clone(),
         expiry_interval: h.expiry_interval,
         queued,
+        owner: h.owner.as_deref().map(str::to_string),
         ..SessionSnapshot::default()
     };
     (session, left_out)
@@ -65,6 +67,7 @@ pub fn into_handover(session: WireSession, now: Instant) -> SessionHandover {
         awaiting_rel: session.awaiting_rel,
         expiry_interval: session.expiry_interval,
         queued: session.queued.into_iter().map(|d| d.into_delivery(now)).collect(),
+        owner: session.owner.map(Arc::from),
     }
 }
 
@@ -108,6 +111,7 @@ mod tests {
             awaiting_rel: vec![9],
             expiry_interval: 60,
             queued: vec![delivery(b"queued", QoS::AtLeastOnce)],
+            owner: Some("alice".into()),
         };
         let now = Instant::now();
         let (wire, left_out) = from_handover(&h, now);
@@ -123,6 +127,11 @@ mod tests {
         );
         assert_eq!(back.queued[0].subscription_ids, vec![7]);
         assert_eq!((back.awaiting_rel, back.expiry_interval), (vec![9], 60));
+        assert_eq!(
+            back.owner.as_deref(),
+            Some("alice"),
+            "the session's user crosses with it"
+        );
     }
 
     #[test]
