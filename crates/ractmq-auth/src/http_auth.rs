@@ -32,8 +32,8 @@ use tokio::sync::Semaphore;
 /// What a client asks to do: the protocol core's own type, so the channel's question is passed on as is.
 pub use ractmq_protocol::authz::Action;
 
-use crate::authn::{DenyReason, SourceDecision};
 use crate::client::ClientInfo;
+use crate::decision::{DenyReason, SourceDecision};
 use cache::TtlCache;
 
 /// Answers larger than this are errors: a decision and an ACL fit in far less.

@@ -19,8 +19,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, decode_header, Validation};
 use serde_json::{Map, Value};
 
-use crate::authn::{DenyReason, SourceDecision};
 use crate::client::ClientInfo;
+use crate::decision::{DenyReason, SourceDecision};
 use crate::error::FileError;
 
 /// Which key verifies tokens.

@@ -9,6 +9,7 @@
 
 pub mod authn;
 pub mod client;
+pub mod decision;
 pub mod error;
 pub mod http_auth;
 pub mod jwt;

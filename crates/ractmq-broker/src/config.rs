@@ -104,7 +104,7 @@ impl Default for BrokerConfig {
             queue_rules: Vec::new(),
             max_connections: 100_000,
             tls_cert_as_username: None,
-            memory_high_watermark: crate::overload::total_memory().map_or(0, |m| m / 10 * 8),
+            memory_high_watermark: crate::memory::total_memory().map_or(0, |m| m / 10 * 8),
             max_connections_per_listener: 0,
             max_connections_per_peer: 0,
             listener_connections_per_s: 0,

@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::kernel::Kernel;
+use crate::memory::resident_bytes;
 use crate::metrics::Metrics;
 
 /// The state of the guard, in the kernel: it outlives the periodic actor that checks.
@@ -45,24 +46,6 @@ impl Overload {
     pub(crate) fn is_overloaded(&self) -> bool {
         self.overloaded.load(Ordering::Relaxed)
     }
-}
-
-/// The process's resident memory in bytes (Linux: VmRSS of /proc/self/status); `None` where it cannot be read.
-pub(crate) fn resident_bytes() -> Option<u64> {
-    kib_field("/proc/self/status", "VmRSS:")
-}
-
-/// The machine's memory in bytes (MemTotal of /proc/meminfo), for the default watermark.
-pub fn total_memory() -> Option<u64> {
-    kib_field("/proc/meminfo", "MemTotal:")
-}
-
-/// A `NAME: N kB` line of a /proc file, in bytes.
-fn kib_field(file: &str, name: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let line = text.lines().find(|l| l.starts_with(name))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// One check (run every second by the `overload-guard` actor).
@@ -107,17 +90,5 @@ fn shed_largest_queues(kernel: &Kernel, excess: u64) {
         freed += bytes as u64;
         Metrics::add(&kernel.metrics.dropped_overload, messages as u64);
         tracing::warn!(client = %session.client_id, messages, bytes, "overload: dropped the queue of one of the largest");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_is_read_from_proc() {
-        let resident = resident_bytes().expect("VmRSS on Linux");
-        let total = total_memory().expect("MemTotal on Linux");
-        assert!(resident > 0 && resident < total);
     }
 }
