@@ -14,3 +14,14 @@ pub struct ClientInfo {
     /// The name of the listener the client connected to (`tcp`, `tls`, `ws`, `wss`, or a configured name).
     pub listener: String,
 }
+
+/// A client for tests: user name (if any), client id, address and listener.
+#[cfg(test)]
+pub(crate) fn test_client(user: Option<&str>, id: &str, ip: &str, listener: &str) -> ClientInfo {
+    ClientInfo {
+        client_id: id.into(),
+        username: user.map(Into::into),
+        peer: ip.parse().unwrap(),
+        listener: listener.into(),
+    }
+}

@@ -204,18 +204,10 @@ pub(crate) fn parse_net(s: &str) -> Option<IpNet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::test_client as client;
     use crate::acl::rule::{Action, Decision};
     use crate::acl::ClientAcl;
-    use crate::client::ClientInfo;
 
-    fn client(user: Option<&str>, id: &str, ip: &str, listener: &str) -> ClientInfo {
-        ClientInfo {
-            client_id: id.into(),
-            username: user.map(Into::into),
-            peer: ip.parse().unwrap(),
-            listener: listener.into(),
-        }
-    }
 
     const FILE: &str = r#"
 no_match = "allow"

@@ -235,15 +235,8 @@ impl Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::test_client as client;
 
-    fn client(user: Option<&str>, id: &str, ip: &str, listener: &str) -> ClientInfo {
-        ClientInfo {
-            client_id: id.into(),
-            username: user.map(Into::into),
-            peer: ip.parse().unwrap(),
-            listener: listener.into(),
-        }
-    }
 
     #[test]
     fn who_conditions_must_all_hold() {
