@@ -5,31 +5,68 @@
 //! path it changed: an insert costs O(depth x log n), not a copy of the index, and a reader holding the old
 //! version is never disturbed. Matching visits only the trie paths a topic can reach, so its cost does not
 //! depend on how many non-matching subscriptions exist.
+//!
+//! Matching runs once per published message, so its lookups are kept cheap: the `+` and `#` children sit in
+//! fields of their own rather than in the level map (a topic level needs one hashed lookup, not three), empty
+//! maps are not searched, and the level maps hash with foldhash, seeded per process as hashbrown's default is,
+//! where SipHash was the larger part of routing a message.
 
 use std::hash::Hash;
 use std::sync::Arc;
 
-use imbl::HashMap;
+/// The maps of the trie: persistent, hashed with foldhash (see the module doc).
+pub type Map<K, V> = imbl::GenericHashMap<K, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// One level of the trie. `subscribers` holds the subscriptions whose filter ends at this node.
 #[derive(Debug, Clone)]
 struct Node<K: Clone + Hash + Eq, V: Clone> {
-    children: HashMap<Arc<str>, Arc<Node<K, V>>>,
-    subscribers: HashMap<K, V>,
+    /// Children by literal level.
+    children: Map<Arc<str>, Arc<Node<K, V>>>,
+    /// The `+` child.
+    plus: Option<Arc<Node<K, V>>>,
+    /// The `#` child.
+    hash: Option<Arc<Node<K, V>>>,
+    subscribers: Map<K, V>,
 }
 
 impl<K: Clone + Hash + Eq, V: Clone> Default for Node<K, V> {
     fn default() -> Self {
         Node {
-            children: HashMap::new(),
-            subscribers: HashMap::new(),
+            children: Map::default(),
+            plus: None,
+            hash: None,
+            subscribers: Map::default(),
         }
     }
 }
 
 impl<K: Clone + Hash + Eq, V: Clone> Node<K, V> {
     fn is_empty(&self) -> bool {
-        self.children.is_empty() && self.subscribers.is_empty()
+        self.children.is_empty() && self.plus.is_none() && self.hash.is_none() && self.subscribers.is_empty()
+    }
+
+    /// The child for filter level `level` (`+` and `#` included).
+    fn child(&self, level: &str) -> Option<&Arc<Node<K, V>>> {
+        match level {
+            "+" => self.plus.as_ref(),
+            "#" => self.hash.as_ref(),
+            _ if self.children.is_empty() => None,
+            _ => self.children.get(level),
+        }
+    }
+
+    /// Set (or with `None` remove) the child for filter level `level`.
+    fn set_child(&mut self, level: &str, child: Option<Arc<Node<K, V>>>) {
+        match (level, child) {
+            ("+", child) => self.plus = child,
+            ("#", child) => self.hash = child,
+            (_, Some(child)) => {
+                self.children.insert(Arc::from(level), child);
+            }
+            (_, None) => {
+                self.children.remove(level);
+            }
+        }
     }
 }
 
@@ -93,7 +130,7 @@ impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
     pub fn get(&self, filter: &str, key: &K) -> Option<&V> {
         let mut node = &self.root;
         for level in filter.split('/') {
-            node = node.children.get(level)?;
+            node = node.child(level)?;
         }
         node.subscribers.get(key)
     }
@@ -102,7 +139,7 @@ impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
     pub fn for_each_at<'a>(&'a self, filter: &str, mut f: impl FnMut(&'a K, &'a V)) {
         let mut node = &self.root;
         for level in filter.split('/') {
-            match node.children.get(level) {
+            match node.child(level) {
                 Some(child) => node = child,
                 None => return,
             }
@@ -117,49 +154,59 @@ impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
 
     /// Call `f` once per matching filter with that filter's subscribers (a key appears at most once in each
     /// call; only across calls can one key match twice).
-    pub fn for_each_matching_filter<'a>(&'a self, topic: &str, mut f: impl FnMut(&'a HashMap<K, V>)) {
+    pub fn for_each_matching_filter<'a>(&'a self, topic: &str, mut f: impl FnMut(&'a Map<K, V>)) {
         let dollar = topic.starts_with('$');
-        let mut levels = topic.split('/');
-        let first = levels.next().unwrap_or("");
-        let rest: Vec<&str> = levels.collect();
+        let mut rest = topic.split('/');
+        let first = rest.next().unwrap_or("");
         // The first level is special: `$` topics are not matched by a leading wildcard.
-        if let Some(child) = self.root.children.get(first) {
-            match_from(child, &rest, &mut f);
+        if let Some(child) = literal_child(&self.root, first) {
+            match_from(child, rest.clone(), &mut f);
         }
         if !dollar {
-            if let Some(child) = self.root.children.get("+") {
-                match_from(child, &rest, &mut f);
+            if let Some(child) = &self.root.plus {
+                match_from(child, rest, &mut f);
             }
-            if let Some(child) = self.root.children.get("#") {
+            if let Some(child) = &self.root.hash {
                 visit(&child.subscribers, &mut f);
             }
         }
     }
 }
 
-fn visit<'a, K: Clone + Hash + Eq, V: Clone>(subscribers: &'a HashMap<K, V>, f: &mut impl FnMut(&'a HashMap<K, V>)) {
+fn visit<'a, K: Clone + Hash + Eq, V: Clone>(subscribers: &'a Map<K, V>, f: &mut impl FnMut(&'a Map<K, V>)) {
     if !subscribers.is_empty() {
         f(subscribers);
     }
 }
 
+/// The child for a topic level, which is always literal (even when it reads `+` or `#`: a topic name cannot
+/// hold wildcards, so no such level exists in one).
+fn literal_child<'a, K: Clone + Hash + Eq, V: Clone>(node: &'a Node<K, V>, level: &str) -> Option<&'a Arc<Node<K, V>>> {
+    if node.children.is_empty() {
+        None
+    } else {
+        node.children.get(level)
+    }
+}
+
+/// `rest`: the topic levels below `node`, as a split iterator (cloned at each branch, never collected).
 fn match_from<'a, K: Clone + Hash + Eq, V: Clone>(
     node: &'a Node<K, V>,
-    rest: &[&str],
-    f: &mut impl FnMut(&'a HashMap<K, V>),
+    mut rest: std::str::Split<'_, char>,
+    f: &mut impl FnMut(&'a Map<K, V>),
 ) {
     // `a/#` matches `a` itself as well as everything below it.
-    if let Some(hash) = node.children.get("#") {
+    if let Some(hash) = &node.hash {
         visit(&hash.subscribers, f);
     }
-    let Some((level, rest)) = rest.split_first() else {
+    let Some(level) = rest.next() else {
         visit(&node.subscribers, f);
         return;
     };
-    if let Some(child) = node.children.get(*level) {
-        match_from(child, rest, f);
+    if let Some(child) = literal_child(node, level) {
+        match_from(child, rest.clone(), f);
     }
-    if let Some(child) = node.children.get("+") {
+    if let Some(child) = &node.plus {
         match_from(child, rest, f);
     }
 }
@@ -177,9 +224,9 @@ fn insert_at<K: Clone + Hash + Eq, V: Clone>(
             *added = node.subscribers.insert(key, value).is_none();
         }
         Some((level, rest)) => {
-            let child = node.children.get(*level).cloned().unwrap_or_default();
+            let child = node.child(level).cloned().unwrap_or_default();
             let child = insert_at(&child, rest, key, value, added);
-            node.children.insert(Arc::from(*level), Arc::new(child));
+            node.set_child(level, Some(Arc::new(child)));
         }
     }
     node
@@ -202,14 +249,10 @@ fn remove_at<K: Clone + Hash + Eq, V: Clone>(
             Some(node)
         }
         Some((level, rest)) => {
-            let child = node.children.get(*level)?;
+            let child = node.child(level)?;
             let new_child = remove_at(child, rest, key, removed)?;
             let mut node = node.clone();
-            if new_child.is_empty() {
-                node.children.remove(*level);
-            } else {
-                node.children.insert(Arc::from(*level), Arc::new(new_child));
-            }
+            node.set_child(level, (!new_child.is_empty()).then(|| Arc::new(new_child)));
             Some(node)
         }
     }
@@ -273,7 +316,13 @@ mod tests {
         assert_eq!(t.remove("a/b", &"c1"), Some(2));
         assert_eq!(t.remove("a/b", &"c1"), None);
         assert!(t.is_empty());
-        assert!(t.root.children.is_empty(), "empty branches are pruned");
+        assert!(t.root.is_empty(), "empty branches are pruned");
+        t.insert("a/+/c", "c1", 1);
+        t.insert("#", "c1", 1);
+        assert_eq!(t.get("a/+/c", &"c1"), Some(&1));
+        assert_eq!(t.remove("a/+/c", &"c1"), Some(1));
+        assert_eq!(t.remove("#", &"c1"), Some(1));
+        assert!(t.root.is_empty(), "wildcard branches are pruned too");
     }
 
     #[test]
