@@ -454,7 +454,9 @@ async fn read_loop(mut read: ReadHalf, mut buf: BytesMut, mut decoder: Decoder, 
     // Whether the bytes being decoded came from a read that had to wait for the socket (see `send_batch`).
     let mut woken = false;
     loop {
-        let mut packets = Vec::new();
+        // Sized to the frames already read: a packet is a large value, and a vector regrown as it fills
+        // copies every packet read so far each time.
+        let mut packets = Vec::with_capacity(whole_frames(&buf, BATCH_PACKETS));
         let mut error = None;
         let before = buf.len();
         while packets.len() < BATCH_PACKETS {
@@ -532,15 +534,35 @@ fn far_future() -> tokio::time::Instant {
 }
 
 /// True if `buf` holds at least one complete frame (cheap peek at the fixed header).
-fn has_whole_frame(buf: &BytesMut) -> bool {
+fn has_whole_frame(buf: &[u8]) -> bool {
+    whole_frame_len(buf).is_some()
+}
+
+/// How many complete frames start `buf`, counting at most `max`.
+fn whole_frames(buf: &[u8], max: usize) -> usize {
+    let (mut count, mut at) = (0, 0);
+    while count < max {
+        let Some(len) = whole_frame_len(&buf[at..]) else {
+            break;
+        };
+        count += 1;
+        at += len;
+    }
+    count
+}
+
+/// The length of the frame at the front of `buf` if all of it is there (cheap peek at the fixed header). A
+/// malformed remaining length counts as a frame taking the rest of `buf`: the decoder reports it.
+fn whole_frame_len(buf: &[u8]) -> Option<usize> {
     let mut len: usize = 0;
     for (i, b) in buf.iter().skip(1).take(4).enumerate() {
         len |= usize::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
-            return buf.len() >= 2 + i + len;
+            let frame = 2 + i + len;
+            return (buf.len() >= frame).then_some(frame);
         }
     }
-    buf.len() > 5 // malformed length: let the decoder report it
+    (buf.len() > 5).then_some(buf.len())
 }
 
 /// `woken`: the batch came from a read that waited for the socket while subscriptions were changing.
@@ -658,6 +680,30 @@ mod tests {
     async fn pending_after_one_poll<F: Future>(fut: F) -> bool {
         let mut fut = std::pin::pin!(fut);
         std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx).is_pending())).await
+    }
+
+    #[test]
+    fn whole_frames_are_counted_from_the_fixed_headers() {
+        let pingreq = [0xc0, 0x00];
+        let publish = [0x30, 0x05, 0x00, 0x01, b'a', b'x', b'y'];
+        let mut buf = Vec::new();
+        for _ in 0..3 {
+            buf.extend_from_slice(&pingreq);
+            buf.extend_from_slice(&publish);
+        }
+        assert_eq!(whole_frames(&buf, 100), 6);
+        assert_eq!(whole_frames(&buf, 4), 4);
+        assert_eq!(
+            whole_frames(&buf[..buf.len() - 1], 100),
+            5,
+            "the last one is incomplete"
+        );
+        assert_eq!(whole_frames(&[], 100), 0);
+        assert_eq!(
+            whole_frames(&[0x30, 0xff, 0xff, 0xff, 0xff, 0x01], 100),
+            1,
+            "malformed: one, for the decoder"
+        );
     }
 
     /// A reader that took everything the socket had is left with stale readiness: its next read finds nothing

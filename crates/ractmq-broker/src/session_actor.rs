@@ -316,6 +316,9 @@ impl SessionState {
         };
         let now = Instant::now();
         let mut fx = Effects::default();
+        // Messages are large values: a vector regrown as a batch of PUBLISHes fills it copies them each time.
+        let publishes = packets.iter().filter(|p| matches!(p, Packet::Publish(_))).count();
+        fx.publishes.reserve_exact(publishes);
         if self.kernel.traces.is_active() {
             for packet in &packets {
                 self.kernel
