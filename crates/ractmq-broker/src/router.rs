@@ -21,6 +21,7 @@ use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use ractmq_protocol::retained::RetainedStore;
 use ractmq_protocol::topic::parse_shared;
+use ractmq_protocol::trie::Levels;
 use ractmq_protocol::{Delivery, Message, Origin, SubOptions};
 use ractor::ActorRef;
 use tokio::sync::mpsc;
@@ -255,7 +256,7 @@ impl Router {
         congestion: &mut Congestion,
     ) -> usize {
         let topic: &str = &message.topic;
-        let first = topic.split('/').next().unwrap_or("");
+        let first = Levels::new(topic).next().unwrap_or("");
         let own = self.shard_of_level(first);
         let own_snapshot = self.shards[own].snapshot.load();
         let wildcard_snapshot = (own != 0 && !topic.starts_with('$')).then(|| self.shards[0].snapshot.load());
