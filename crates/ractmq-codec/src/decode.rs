@@ -4,7 +4,8 @@
 //! nibble, accepts non-minimal remaining lengths and only refuses an oversized packet after buffering it,
 //! and the packet order (CONNECT first and once) decides which level's rules apply. The body then goes to
 //! - `mqttbytes_layer.rs` for PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE and 3.x
-//!   UNSUBSCRIBE: our validation walk, then mqttbytes' reader for that packet and level;
+//!   UNSUBSCRIBE: our validation walk, then mqttbytes' reader for that packet and level (a 3.x PUBLISH,
+//!   the hot path, is read by the walk alone);
 //! - our own parsers for the rest: CONNECT (mqttbytes cannot read 3.1, does not detect the level and reads
 //!   passwords as UTF-8; see `connect.rs`), 5.0 UNSUBSCRIBE (its reader has a leftover `dbg!`),
 //!   5.0 DISCONNECT (it refuses the short forms, one of them after consuming the frame), AUTH (unknown to

@@ -85,6 +85,11 @@ impl Reader {
         self.with_str(str::to_owned)
     }
 
+    /// Everything left (a PUBLISH payload), as a slice of the frame.
+    pub(crate) fn rest(self) -> Bytes {
+        self.bytes
+    }
+
     /// Fails if any byte is left: trailing bytes after a packet's last field make it malformed.
     pub(crate) fn finish(&self) -> Result<()> {
         if self.bytes.is_empty() {
