@@ -11,9 +11,8 @@
 //! `router/relays.rs` passes messages on for sessions that moved, and `router/index_writes.rs` writes and
 //! rebuilds the index.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use ractmq_protocol::topic::parse_shared;
 use ractmq_protocol::trie::Levels;
 use ractmq_protocol::{Delivery, Message, Origin, SubOptions};
 use ractor::ActorRef;
+use smallvec::SmallVec;
 use tokio::sync::mpsc;
 
 use crate::flow::Congestion;
@@ -38,6 +38,11 @@ use crate::shared::{member_key, SharedGroups, SharedStrategy};
 mod index_writes;
 mod relays;
 mod shared_groups;
+
+/// Which shard a first level belongs to: hashed for every message routed, so with foldhash rather than SipHash.
+/// A fixed seed keeps the partition the same for the whole run; a publisher who makes its topics share a
+/// shard only shares one writer's queue.
+const SHARD_HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5a2d);
 
 pub(crate) struct ShardSlot {
     pub snapshot: ArcSwap<Index>,
@@ -119,9 +124,7 @@ impl Router {
         if self.shards.len() == 1 {
             return 0;
         }
-        let mut h = DefaultHasher::new();
-        level.hash(&mut h);
-        (h.finish() % self.shards.len() as u64) as usize
+        (SHARD_HASHER.hash_one(level) % self.shards.len() as u64) as usize
     }
 
     /// The shard that owns `filter` (the `$share/group/` prefix, if any, already removed).
@@ -261,7 +264,8 @@ impl Router {
         let own_snapshot = self.shards[own].snapshot.load();
         let wildcard_snapshot = (own != 0 && !topic.starts_with('$')).then(|| self.shards[0].snapshot.load());
 
-        let mut hits: Vec<(&Arc<str>, &Route)> = Vec::new();
+        // Most messages match a few subscriptions: kept on the stack, the matches cost no allocation.
+        let mut hits: Hits = SmallVec::new();
         // A client appears at most once per filter: only hits from several filters can need merging.
         let mut filters = collect_matches(&own_snapshot, topic, &mut hits);
         if let Some(snap) = &wildcard_snapshot {
@@ -271,7 +275,7 @@ impl Router {
         // Members of shared subscriptions are served apart: one per group.
         let mut shared_hits = Vec::new();
         if hits.iter().any(|(_, r)| r.shared.is_some()) {
-            hits.retain(|&(k, r)| {
+            hits.retain(|&mut (k, r)| {
                 let member = r.shared.is_some();
                 if member {
                     shared_hits.push((k, r));
@@ -366,8 +370,11 @@ fn with_origin(mut message: Arc<Message>, origin: Origin) -> Arc<Message> {
     message
 }
 
+/// The subscriptions one message matched, by client (or shared-group member) key.
+type Hits<'a> = SmallVec<[(&'a Arc<str>, &'a Route); 8]>;
+
 /// Append every subscription of `index` that matches `topic` to `hits`; returns how many filters matched.
-fn collect_matches<'a>(index: &'a Index, topic: &str, hits: &mut Vec<(&'a Arc<str>, &'a Route)>) -> usize {
+fn collect_matches<'a>(index: &'a Index, topic: &str, hits: &mut Hits<'a>) -> usize {
     let mut filters = 0;
     index.for_each_matching_filter(topic, |subscribers| {
         filters += 1;
