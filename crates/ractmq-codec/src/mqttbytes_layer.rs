@@ -102,7 +102,7 @@ pub(crate) fn publish(f: Frame, v5: bool) -> Result<Publish> {
 /// result to mqttbytes'.
 fn publish_v3(f: Frame) -> Result<Publish> {
     let mut r = Reader::new(f.body);
-    let (topic, wildcard) = r.with_str(|t| (Arc::<str>::from(t), t.contains(['+', '#'])))?;
+    let (topic, wildcard) = r.with_str(|t| (Arc::<str>::from(t), has_wildcard(t)))?;
     if wildcard {
         return Err(DecodeError::TopicNameInvalid);
     }
@@ -123,11 +123,17 @@ fn publish_v3(f: Frame) -> Result<Publish> {
     })
 }
 
+/// A topic name may not hold `+` or `#`. Scanned as bytes (both are ASCII, and no other character's UTF-8
+/// contains their bytes): `str::contains` with a `char` set decodes every character, on every PUBLISH.
+fn has_wildcard(topic: &str) -> bool {
+    topic.bytes().any(|b| b == b'+' || b == b'#')
+}
+
 /// The raw-byte rules of a 5.0 PUBLISH that mqttbytes lacks. The QoS and DUP flags were checked with the fixed
 /// header.
 fn check_publish(byte1: u8, body: Bytes) -> Result<()> {
     let mut r = Reader::new(body);
-    let (empty, wildcard) = r.with_str(|t| (t.is_empty(), t.contains(['+', '#'])))?;
+    let (empty, wildcard) = r.with_str(|t| (t.is_empty(), has_wildcard(t)))?;
     if wildcard {
         return Err(DecodeError::TopicNameInvalid);
     }

@@ -337,7 +337,7 @@ impl Channel {
         }
     }
 
-    fn publish_in(&mut self, session: &mut Session, p: Publish, now: Instant, fx: &mut Effects) {
+    fn publish_in(&mut self, session: &mut Session, mut p: Publish, now: Instant, fx: &mut Effects) {
         if p.qos > self.limits.max_qos {
             return self.violation(reason::QOS_NOT_SUPPORTED, "PUBLISH above the maximum QoS", fx);
         }
@@ -391,11 +391,12 @@ impl Channel {
             }
             session.awaiting_rel.insert(p.pkid);
         }
-        let mut properties = p.properties.clone();
+        // Moved, not cloned: the acknowledgement below needs only the QoS and the packet identifier.
+        let mut properties = std::mem::take(&mut p.properties);
         properties.topic_alias = None;
         fx.publishes.push(Message {
             topic,
-            payload: p.payload.clone(),
+            payload: std::mem::take(&mut p.payload),
             qos: p.qos,
             retain: p.retain,
             properties,
