@@ -9,10 +9,15 @@
 //! Matching runs once per published message, so its lookups are kept cheap: the `+` and `#` children sit in
 //! fields of their own rather than in the level map (a topic level needs one hashed lookup, not three), empty
 //! maps are not searched, and the level maps hash with foldhash, seeded per process as hashbrown's default is,
-//! where SipHash was the larger part of routing a message.
+//! where SipHash was the larger part of routing a message. A node's few subscribers are kept in a vector (see
+//! `trie/subscribers.rs`).
 
 use std::hash::Hash;
 use std::sync::Arc;
+
+mod subscribers;
+
+pub use subscribers::Subscribers;
 
 /// The maps of the trie: persistent, hashed with foldhash (see the module doc).
 pub type Map<K, V> = imbl::GenericHashMap<K, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
@@ -26,7 +31,7 @@ struct Node<K: Clone + Hash + Eq, V: Clone> {
     plus: Option<Arc<Node<K, V>>>,
     /// The `#` child.
     hash: Option<Arc<Node<K, V>>>,
-    subscribers: Map<K, V>,
+    subscribers: Subscribers<K, V>,
 }
 
 impl<K: Clone + Hash + Eq, V: Clone> Default for Node<K, V> {
@@ -35,7 +40,7 @@ impl<K: Clone + Hash + Eq, V: Clone> Default for Node<K, V> {
             children: Map::default(),
             plus: None,
             hash: None,
-            subscribers: Map::default(),
+            subscribers: Subscribers::default(),
         }
     }
 }
@@ -154,7 +159,7 @@ impl<K: Clone + Hash + Eq, V: Clone> SubscriptionTrie<K, V> {
 
     /// Call `f` once per matching filter with that filter's subscribers (a key appears at most once in each
     /// call; only across calls can one key match twice).
-    pub fn for_each_matching_filter<'a>(&'a self, topic: &str, mut f: impl FnMut(&'a Map<K, V>)) {
+    pub fn for_each_matching_filter<'a>(&'a self, topic: &str, mut f: impl FnMut(&'a Subscribers<K, V>)) {
         let dollar = topic.starts_with('$');
         let mut rest = Levels::new(topic);
         let first = rest.next().unwrap_or("");
@@ -203,7 +208,10 @@ impl<'a> Iterator for Levels<'a> {
     }
 }
 
-fn visit<'a, K: Clone + Hash + Eq, V: Clone>(subscribers: &'a Map<K, V>, f: &mut impl FnMut(&'a Map<K, V>)) {
+fn visit<'a, K: Clone + Hash + Eq, V: Clone>(
+    subscribers: &'a Subscribers<K, V>,
+    f: &mut impl FnMut(&'a Subscribers<K, V>),
+) {
     if !subscribers.is_empty() {
         f(subscribers);
     }
@@ -223,7 +231,7 @@ fn literal_child<'a, K: Clone + Hash + Eq, V: Clone>(node: &'a Node<K, V>, level
 fn match_from<'a, K: Clone + Hash + Eq, V: Clone>(
     node: &'a Node<K, V>,
     mut rest: Levels<'_>,
-    f: &mut impl FnMut(&'a Map<K, V>),
+    f: &mut impl FnMut(&'a Subscribers<K, V>),
 ) {
     // `a/#` matches `a` itself as well as everything below it.
     if let Some(hash) = &node.hash {
@@ -271,9 +279,7 @@ fn remove_at<K: Clone + Hash + Eq, V: Clone>(
 ) -> Option<Node<K, V>> {
     match levels.split_first() {
         None => {
-            if !node.subscribers.contains_key(key) {
-                return None;
-            }
+            node.subscribers.get(key)?;
             let mut node = node.clone();
             *removed = node.subscribers.remove(key);
             Some(node)
