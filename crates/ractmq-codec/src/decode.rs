@@ -14,6 +14,8 @@
 //! The rules checked are those a server must enforce on what a client sends; whether a packet fits the
 //! session (topic alias maximum, receive maximum, packet identifiers in use) is for the protocol core.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 
 use crate::frame::{self, Kind};
@@ -82,6 +84,8 @@ impl std::error::Error for DecodeError {}
 pub struct Decoder {
     protocol: Option<Protocol>,
     max_packet_size: usize,
+    /// The topic of the last 3.x PUBLISH, shared by the next one to the same topic (see `publish_v3`).
+    last_topic: Option<Arc<str>>,
 }
 
 impl Decoder {
@@ -90,6 +94,7 @@ impl Decoder {
         Decoder {
             protocol: None,
             max_packet_size,
+            last_topic: None,
         }
     }
 
@@ -131,7 +136,7 @@ impl Decoder {
         let v5 = protocol.is_v5();
         let packet = match kind {
             Kind::Connect => return Err(DecodeError::ProtocolError("second CONNECT")),
-            Kind::Publish => Packet::Publish(layer::publish(frame, v5)?),
+            Kind::Publish => Packet::Publish(layer::publish(frame, v5, &mut self.last_topic)?),
             Kind::PubAck => Packet::PubAck(layer::ack(kind, frame, v5)?),
             Kind::PubRec => Packet::PubRec(layer::ack(kind, frame, v5)?),
             Kind::PubRel => Packet::PubRel(layer::ack(kind, frame, v5)?),
