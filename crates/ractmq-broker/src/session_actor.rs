@@ -412,6 +412,14 @@ impl SessionState {
             if batch.is_empty() {
                 break;
             }
+            // Room for the batch's PUBLISHes at once (3.x sizes; 5.0 properties grow it), rather than a buffer
+            // regrown and copied as they are encoded.
+            fx.out.reserve(
+                batch
+                    .iter()
+                    .map(|d| d.message.topic.len() + d.message.payload.len() + 8)
+                    .sum(),
+            );
             for delivery in batch.drain(..) {
                 let qos = delivery.qos as usize;
                 handed += 1;
