@@ -81,6 +81,21 @@ impl Reader {
         Ok(out)
     }
 
+    /// True, with the string skipped, if the next UTF-8 Encoded String is `same`, a string read (and so
+    /// checked) before: compared as bytes, it needs no second UTF-8 check. False leaves the reader as it was.
+    pub(crate) fn skip_if_str(&mut self, same: &str) -> bool {
+        let n = same.len();
+        let found = u16::try_from(n).is_ok_and(|len| {
+            self.bytes.len() >= 2 + n
+                && self.bytes[..2] == len.to_be_bytes()
+                && self.bytes[2..2 + n] == *same.as_bytes()
+        });
+        if found {
+            self.bytes.advance(2 + n);
+        }
+        found
+    }
+
     pub(crate) fn string(&mut self) -> Result<String> {
         self.with_str(str::to_owned)
     }
