@@ -193,7 +193,28 @@ pub fn encode_publish(publish: &PublishOut<'_>, protocol: Protocol, buf: &mut By
         byte1 |= 0x08;
     }
     let v5 = protocol.is_v5();
+    if !v5 {
+        return publish_v3(buf, byte1, publish);
+    }
     frame!(buf, byte1, |s| publish_body(s, publish, v5))
+}
+
+/// A 3.x PUBLISH: its length is known without the counting pass of `frame!`, so it is written after a single
+/// reservation. The same bytes as `publish_body` writes (the exact-bytes tests in tests/encode.rs), at a
+/// fraction of the cost, on the path of every delivery to a 3.x client.
+fn publish_v3(buf: &mut BytesMut, byte1: u8, p: &PublishOut<'_>) -> Result<usize, EncodeError> {
+    let topic_len = u16::try_from(p.topic.len()).map_err(|_| EncodeError::FieldTooLong)?;
+    let with_pkid = p.qos != QoS::AtMostOnce;
+    let len = 2 + p.topic.len() + if with_pkid { 2 } else { 0 } + p.payload.len();
+    // Reserves the whole packet; nothing is written if it fails.
+    let header_len = header(buf, byte1, len)?;
+    buf.extend_from_slice(&topic_len.to_be_bytes());
+    buf.extend_from_slice(p.topic.as_bytes());
+    if with_pkid {
+        buf.extend_from_slice(&p.pkid.to_be_bytes());
+    }
+    buf.extend_from_slice(p.payload);
+    Ok(header_len + len)
 }
 
 fn publish_body<S: Sink>(s: &mut S, p: &PublishOut<'_>, v5: bool) -> EncodeResult {
