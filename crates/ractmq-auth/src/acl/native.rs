@@ -204,10 +204,9 @@ pub(crate) fn parse_net(s: &str) -> Option<IpNet> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::test_client as client;
     use crate::acl::rule::{Action, Decision};
     use crate::acl::ClientAcl;
-
+    use crate::client::test_client as client;
 
     const FILE: &str = r#"
 no_match = "allow"

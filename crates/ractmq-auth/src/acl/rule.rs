@@ -237,7 +237,6 @@ mod tests {
     use super::*;
     use crate::client::test_client as client;
 
-
     #[test]
     fn who_conditions_must_all_hold() {
         let alice = client(Some("alice"), "c1", "10.1.2.3", "tcp");
