@@ -324,7 +324,23 @@ struct LiveAcl {
     slot: Arc<AclSlot>,
     client: ClientInfo,
     claims: Option<Value>,
-    compiled: Mutex<(u64, ClientAcl)>,
+    compiled: Mutex<Compiled>,
+}
+
+/// A client's rules as of one ACL generation, and its last answer: a publisher sends to the same topic again
+/// and again, and repeating the answer costs one comparison instead of a cache lookup.
+struct Compiled {
+    generation: u64,
+    acl: ClientAcl,
+    last: Option<Last>,
+}
+
+struct Last {
+    action: Action,
+    qos: QoS,
+    retain: bool,
+    topic: String,
+    verdict: Verdict,
 }
 
 impl LiveAcl {
@@ -335,7 +351,11 @@ impl LiveAcl {
             slot,
             client,
             claims,
-            compiled: Mutex::new((generation, compiled)),
+            compiled: Mutex::new(Compiled {
+                generation,
+                acl: compiled,
+                last: None,
+            }),
         })
     }
 }
@@ -349,12 +369,35 @@ impl Authorizer for LiveAcl {
     fn authorize(&self, action: Action, topic: &str, qos: QoS, retain: bool) -> Verdict {
         let generation = self.slot.generation.load(Ordering::Acquire);
         let mut compiled = self.compiled.lock();
-        if compiled.0 != generation {
+        if compiled.generation != generation {
             // The claims compiled at CONNECT, so they compile again.
             if let Ok(acl) = compile(&self.slot, &self.client, self.claims.as_ref()) {
-                *compiled = (generation, acl);
+                *compiled = Compiled {
+                    generation,
+                    acl,
+                    last: None,
+                };
             }
         }
-        compiled.1.authorize(action, topic, qos, retain)
+        if let Some(last) = &compiled.last {
+            if last.action == action && last.qos == qos && last.retain == retain && last.topic == topic {
+                return last.verdict;
+            }
+        }
+        let verdict = compiled.acl.authorize(action, topic, qos, retain);
+        // Topics longer than this are not remembered (a client could make the copy costly).
+        if topic.len() <= 256 {
+            let last = compiled.last.get_or_insert_with(|| Last {
+                action,
+                qos,
+                retain,
+                topic: String::new(),
+                verdict,
+            });
+            (last.action, last.qos, last.retain, last.verdict) = (action, qos, retain, verdict);
+            last.topic.clear();
+            last.topic.push_str(topic);
+        }
+        verdict
     }
 }
