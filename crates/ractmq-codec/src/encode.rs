@@ -3,7 +3,7 @@
 //! mqttbytes writes the 3.x SUBACK and UNSUBACK: they are fixed-size or a list of bytes, with no string it
 //! could truncate, and the exact-bytes tests in tests/encode.rs show its output is the same as ours. The
 //! 3.x PUBACK, PUBREC, PUBREL and PUBCOMP, one per QoS 1/2 message, are four bytes written here
-//! ([`v3_ack`]), held to mqttbytes' by the same tests. The 3.1 forms are byte for byte the 3.1.1 ones, so
+//! (`v3_ack`), held to mqttbytes' by the same tests. The 3.1 forms are byte for byte the 3.1.1 ones, so
 //! its v4 writers serve both 3.x levels.
 //!
 //! Everything else is written here:

@@ -3,7 +3,7 @@
 //! Matching iterates them for every message published, and iterating an `imbl` map allocates its traversal
 //! stack each time: in point-to-point traffic (one subscriber per topic) that allocation was most of the cost
 //! of visiting a node. So a few subscriptions are kept in a shared vector, copied on write like the rest of
-//! the trie (a snapshot being read keeps the old one); past [`FEW`] they move to a map, so that a filter with
+//! the trie (a snapshot being read keeps the old one); past `FEW` they move to a map, so that a filter with
 //! many subscribers still changes in O(log n).
 
 use std::hash::Hash;
@@ -18,9 +18,9 @@ const FEW: usize = 8;
 /// The subscriptions at one node: a shared vector while few, a persistent map when many.
 #[derive(Debug, Clone)]
 pub enum Subscribers<K: Clone + Hash + Eq, V: Clone> {
-    /// At most [`FEW`], in no particular order.
+    /// At most `FEW`, in no particular order.
     Few(Arc<Vec<(K, V)>>),
-    /// More than [`FEW`] / 2.
+    /// More than `FEW` / 2.
     Many(Map<K, V>),
 }
 
