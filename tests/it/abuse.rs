@@ -166,16 +166,7 @@ async fn a_client_over_its_message_rate_is_slowed_and_loses_nothing() {
 async fn above_the_memory_high_watermark_the_node_sheds_load_then_recovers() {
     let broker = start_broker().await;
     let addr = broker.mqtt_addr();
-    let mut away = options(addr, "away");
-    away.set_clean_session(false);
-    let mut client = Client::connect_with(away).await;
-    client.subscribe("load/#", QoS::AtLeastOnce).await;
-    client.client.disconnect().await.unwrap();
-    client.expect_disconnect().await;
-    eventually("the session is offline", || {
-        broker.view().client("away").is_some_and(|c| !c.connected)
-    })
-    .await;
+    leave_offline_session(&broker, "away", "load/#").await;
     let publisher = Client::connect(addr, "publisher").await;
     for n in 0..40u32 {
         publisher

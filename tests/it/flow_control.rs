@@ -347,14 +347,7 @@ async fn an_offline_queue_keeps_within_its_byte_bound() {
         o.set_clean_session(false);
         o
     };
-    let mut client = Client::connect_with(away(addr)).await;
-    client.subscribe("off/#", QoS::AtLeastOnce).await;
-    client.client.disconnect().await.unwrap();
-    client.expect_disconnect().await;
-    eventually("the session is offline", || {
-        broker.view().client("away").is_some_and(|c| !c.connected)
-    })
-    .await;
+    leave_offline_session(&broker, "away", "off/#").await;
     let publisher = Client::connect(addr, "publisher").await;
     let messages = 60u32;
     for n in 0..messages {

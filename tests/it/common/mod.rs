@@ -214,6 +214,21 @@ pub async fn eventually_within(limit: Duration, what: &str, mut cond: impl FnMut
     }
 }
 
+/// Make `client_id` a persistent session subscribed to `filter` at QoS 1 whose client has left, and wait until
+/// the broker has it offline.
+pub async fn leave_offline_session(broker: &Broker, client_id: &str, filter: &str) {
+    let mut o = options(broker.mqtt_addr(), client_id);
+    o.set_clean_session(false);
+    let mut client = Client::connect_with(o).await;
+    client.subscribe(filter, QoS::AtLeastOnce).await;
+    client.client.disconnect().await.unwrap();
+    client.expect_disconnect().await;
+    eventually("the session is offline", || {
+        broker.view().client(client_id).is_some_and(|c| !c.connected)
+    })
+    .await;
+}
+
 /// A raw TCP connection for tests that need byte-level control.
 pub struct Raw {
     pub stream: Box<dyn ByteStream>,
