@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ractmq_auth::banned::{Ban, BanTarget};
+use ractmq_auth::banned::Ban;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -84,11 +84,7 @@ fn not_found_or_bad(e: String) -> Response {
 
 /// A ban as the API shows it (EMQX's field names: `as`, `who`).
 fn ban_json(b: &Ban) -> Value {
-    let (kind, who) = match &b.who {
-        BanTarget::ClientId(id) => ("clientid", id.clone()),
-        BanTarget::Username(name) => ("username", name.clone()),
-        BanTarget::Peer(net) => ("peerhost", net.to_string()),
-    };
+    let (kind, who) = b.who.name();
     json!({ "as": kind, "who": who, "reason": b.reason, "by": b.by, "at": b.at, "until": b.until })
 }
 

@@ -34,6 +34,31 @@ pub enum BanTarget {
 }
 
 impl BanTarget {
+    /// The target an operator names as `kind` and `value`, EMQX's banned API's names: `clientid`, `username` or
+    /// `peerhost` (an address or a network in CIDR notation).
+    pub fn named(kind: &str, value: &str) -> Result<BanTarget, String> {
+        if value.is_empty() {
+            return Err(format!("ban {kind}: the value is empty"));
+        }
+        match kind {
+            "clientid" => Ok(BanTarget::ClientId(value.to_string())),
+            "username" => Ok(BanTarget::Username(value.to_string())),
+            "peerhost" => crate::acl::native::parse_net(value)
+                .map(BanTarget::Peer)
+                .ok_or_else(|| format!("'{value}' is not an IP address or a network such as 10.0.0.0/8")),
+            other => Err(format!("'{other}' is not clientid, username or peerhost")),
+        }
+    }
+
+    /// The kind and value an operator names this target by (the inverse of [`BanTarget::named`]).
+    pub fn name(&self) -> (&'static str, String) {
+        match self {
+            BanTarget::ClientId(id) => ("clientid", id.clone()),
+            BanTarget::Username(name) => ("username", name.clone()),
+            BanTarget::Peer(net) => ("peerhost", net.to_string()),
+        }
+    }
+
     /// Does this target name `client_id`, `username` or `peer`?
     pub fn covers(&self, client_id: &str, username: Option<&str>, peer: Option<std::net::IpAddr>) -> bool {
         match self {
@@ -271,6 +296,23 @@ fn is_single_address(net: &IpNet) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operator_names_targets_as_emqx_does() {
+        for (kind, value) in [("clientid", "c1"), ("username", "alice"), ("peerhost", "10.0.0.0/8")] {
+            let target = BanTarget::named(kind, value).unwrap();
+            assert_eq!(target.name(), (kind, value.to_string()));
+        }
+        assert_eq!(
+            BanTarget::named("peerhost", "10.1.2.3").unwrap().name().1,
+            "10.1.2.3/32"
+        );
+        assert!(BanTarget::named("peerhost", "not-an-address")
+            .unwrap_err()
+            .contains("not an IP address"));
+        assert!(BanTarget::named("nickname", "x").is_err());
+        assert!(BanTarget::named("clientid", "").is_err());
+    }
 
     fn ban(who: BanTarget, at: u64, until: Option<u64>) -> Ban {
         Ban {

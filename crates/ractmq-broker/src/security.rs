@@ -298,26 +298,6 @@ impl Security {
     }
 }
 
-/// The target of a ban as an operator names it: `clientid`, `username` or `peerhost` (an address or a
-/// network in CIDR notation), as EMQX's banned API names them.
-pub(crate) fn ban_target(kind: &str, value: &str) -> Result<BanTarget, String> {
-    if value.is_empty() {
-        return Err(format!("ban {kind}: the value is empty"));
-    }
-    match kind {
-        "clientid" => Ok(BanTarget::ClientId(value.to_string())),
-        "username" => Ok(BanTarget::Username(value.to_string())),
-        "peerhost" => {
-            let net = value
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| format!("'{value}' is not an IP address or a network such as 10.0.0.0/8"))?;
-            Ok(BanTarget::Peer(net))
-        }
-        other => Err(format!("'{other}' is not clientid, username or peerhost")),
-    }
-}
-
 /// One client's authorizer: its compiled ACL (JWT claims first, then the file), recompiled when the file is
 /// reloaded. One connection's checks come from its own session task, so the lock is uncontended.
 struct LiveAcl {

@@ -22,10 +22,9 @@ use crate::health::{self, Health};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::routes::RouteKey;
-use crate::security;
 use crate::session_msg::{SessionMsg, SessionSupMsg};
 use crate::session_store::SessionShared;
-use ractmq_auth::banned::Ban;
+use ractmq_auth::banned::{Ban, BanTarget};
 use ractmq_auth::user_db::UserSummary;
 
 /// The broker as operators and programs may read it; cheap to clone. Get one from [`crate::Broker::view`].
@@ -407,7 +406,7 @@ impl BrokerView {
     /// `duration` (`None`: until lifted), replacing a ban of the same target. Its clients connected now are
     /// disconnected (0x98 Administrative action); new CONNECTs get 0x8A Banned.
     pub async fn ban(&self, kind: &str, value: &str, duration: Option<Duration>, reason: &str) -> Result<Ban, String> {
-        let target = security::ban_target(kind, value)?;
+        let target = BanTarget::named(kind, value)?;
         let ban = self
             .kernel
             .security
@@ -427,7 +426,7 @@ impl BrokerView {
 
     /// Lift the ban of `value` as `kind`; false if there was none.
     pub fn unban(&self, kind: &str, value: &str) -> Result<bool, String> {
-        Ok(self.kernel.security.unban(&security::ban_target(kind, value)?))
+        Ok(self.kernel.security.unban(&BanTarget::named(kind, value)?))
     }
 
     /// Read the ACL file and the password file again (what `ractmq ctl acl reload` and SIGHUP do): connected
