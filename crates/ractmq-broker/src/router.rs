@@ -324,6 +324,7 @@ impl Router {
                         retain,
                         subscription_ids,
                         shared: None,
+                        stored: None,
                     };
                     match session.push(delivery, &self.metrics) {
                         Pushed::Queued => {}

@@ -622,6 +622,7 @@ mod tests {
             retain: false,
             subscription_ids: Vec::new(),
             shared: None,
+            stored: None,
         }
     }
 

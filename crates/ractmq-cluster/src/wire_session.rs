@@ -87,6 +87,7 @@ mod tests {
             retain: false,
             subscription_ids: vec![7],
             shared: None,
+            stored: None,
         }
     }
 

@@ -21,6 +21,7 @@ use crate::auth_flow::{AuthFlow, AuthProgress};
 use crate::authz::{is_sys_topic, Action, Authorizer, Verdict};
 use crate::config::Limits;
 use crate::connect::{connack, Accepted};
+use crate::journal::Journal;
 use crate::message::{Delivery, Message};
 use crate::session::{Inflight, InflightState, Session, SubOptions};
 use crate::topic::parse_shared;
@@ -75,6 +76,21 @@ pub struct Effects {
     pub window_opened: bool,
     /// Requests refused by authorization (PUBLISH, SUBSCRIBE filters, the will), to count.
     pub denied: u32,
+    /// Changes to the stored session, in order: the broker hands them to its store before it routes
+    /// `publishes` (see `journal.rs`).
+    pub journal: Vec<Journal>,
+}
+
+impl Effects {
+    /// Record `entry` in the journal.
+    fn journal(&mut self, entry: Journal) {
+        self.journal.push(entry);
+    }
+
+    /// `out` must wait until the journal is stored (see [`Journal::must_precede_output`]).
+    pub fn output_waits_for_journal(&self) -> bool {
+        self.journal.iter().any(Journal::must_precede_output)
+    }
 }
 
 /// What became of one delivery.
@@ -259,6 +275,7 @@ impl Channel {
     ) -> DeliverOutcome {
         let expiry = delivery.message.remaining_expiry(now);
         if expiry == Some(0) {
+            done(&delivery, fx);
             return DeliverOutcome::Expired;
         }
         let pkid = if delivery.qos == QoS::AtMostOnce {
@@ -274,13 +291,24 @@ impl Channel {
                 // The client never saw the alias being set up.
                 self.outbound_aliases.remove(&delivery.message.topic);
             }
+            done(&delivery, fx);
             return DeliverOutcome::TooLarge;
         }
-        if delivery.qos != QoS::AtMostOnce {
-            let state = if delivery.qos == QoS::AtLeastOnce {
-                InflightState::AwaitingPuback
-            } else {
+        if delivery.qos == QoS::AtMostOnce {
+            done(&delivery, fx);
+        } else {
+            let exactly_once = delivery.qos == QoS::ExactlyOnce;
+            if let Some(stored) = delivery.stored {
+                fx.journal(Journal::Sent {
+                    stored,
+                    pkid,
+                    exactly_once,
+                });
+            }
+            let state = if exactly_once {
                 InflightState::AwaitingPubrec
+            } else {
+                InflightState::AwaitingPuback
             };
             session.inflight.push_back(Inflight { pkid, delivery, state });
         }
@@ -390,6 +418,9 @@ impl Channel {
                 );
             }
             session.awaiting_rel.insert(p.pkid);
+            if session.persistent {
+                fx.journal(Journal::AwaitingRelease { pkid: p.pkid });
+            }
         }
         // Moved, not cloned: the acknowledgement below needs only the QoS and the packet identifier.
         let mut properties = std::mem::take(&mut p.properties);
@@ -559,8 +590,7 @@ impl Channel {
     fn puback_in(&mut self, session: &mut Session, ack: Ack, fx: &mut Effects) {
         if let Some(pos) = session.inflight_position(ack.pkid) {
             if session.inflight[pos].state == InflightState::AwaitingPuback {
-                session.inflight.remove(pos);
-                fx.window_opened = true;
+                completed(session, pos, fx);
             }
         }
     }
@@ -579,16 +609,25 @@ impl Channel {
         };
         if ack.reason >= 0x80 {
             // The client refused the message: the exchange ends here.
-            session.inflight.remove(pos);
-            fx.window_opened = true;
+            completed(session, pos, fx);
             return;
         }
-        session.inflight[pos].state = InflightState::AwaitingPubcomp;
+        let entry = &mut session.inflight[pos];
+        if entry.state == InflightState::AwaitingPubrec {
+            if let Some(stored) = entry.delivery.stored {
+                fx.journal(Journal::Received { stored });
+            }
+        }
+        entry.state = InflightState::AwaitingPubcomp;
         self.send(&Packet::PubRel(Ack::new(ack.pkid)), fx);
     }
 
     fn pubrel_in(&mut self, session: &mut Session, ack: Ack, fx: &mut Effects) {
-        let code = if session.awaiting_rel.remove(&ack.pkid) || !self.protocol.is_v5() {
+        let released = session.awaiting_rel.remove(&ack.pkid);
+        if released && session.persistent {
+            fx.journal(Journal::Released { pkid: ack.pkid });
+        }
+        let code = if released || !self.protocol.is_v5() {
             reason::SUCCESS
         } else {
             reason::PACKET_IDENTIFIER_NOT_FOUND
@@ -600,8 +639,7 @@ impl Channel {
     fn pubcomp_in(&mut self, session: &mut Session, ack: Ack, fx: &mut Effects) {
         if let Some(pos) = session.inflight_position(ack.pkid) {
             if session.inflight[pos].state == InflightState::AwaitingPubcomp {
-                session.inflight.remove(pos);
-                fx.window_opened = true;
+                completed(session, pos, fx);
             }
         }
     }
@@ -644,6 +682,21 @@ impl Channel {
 }
 
 /// `packet` without its reason string and user properties.
+/// The message in flight at `pos` is completed: it leaves the session (and the store).
+fn completed(session: &mut Session, pos: usize, fx: &mut Effects) {
+    if let Some(entry) = session.inflight.remove(pos) {
+        done(&entry.delivery, fx);
+    }
+    fx.window_opened = true;
+}
+
+/// The store may forget `delivery`'s copy, if it keeps one.
+fn done(delivery: &Delivery, fx: &mut Effects) {
+    if let Some(stored) = delivery.stored {
+        fx.journal(Journal::Done { stored });
+    }
+}
+
 fn without_diagnostics(packet: &Packet) -> Packet {
     let mut lean = packet.clone();
     match &mut lean {

@@ -79,6 +79,10 @@ pub struct Delivery {
     /// The shared subscription (`$share/{group}/{filter}`) this delivery was chosen through: if the member
     /// leaves before acknowledging it, it goes to another member of the group.
     pub shared: Option<Arc<str>>,
+    /// The number of this copy in the node's store, when it is kept there (a QoS 1/2 message to a persistent
+    /// session, or one queued while it is offline): what the session reports as the copy is sent, completed
+    /// or dropped (see [`crate::Journal`]).
+    pub stored: Option<u64>,
 }
 
 impl Delivery {
@@ -90,6 +94,7 @@ impl Delivery {
             retain: true,
             subscription_ids: options.subscription_id.into_iter().collect(),
             shared: None,
+            stored: None,
             message,
         }
     }

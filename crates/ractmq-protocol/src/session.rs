@@ -83,6 +83,9 @@ pub struct Session {
     /// The user name of the client that created the session (none for an anonymous one). Where clients
     /// authenticate, the session belongs to that identity: another user presenting the client id is refused.
     pub owner: Option<Arc<str>>,
+    /// The node's store keeps this session across restarts: its QoS 2 receipts are journalled (see
+    /// [`crate::Journal`]).
+    pub persistent: bool,
     next_pkid: u16,
 }
 
@@ -99,6 +102,7 @@ impl Session {
             will_due: None,
             expires_at: None,
             owner: None,
+            persistent: false,
             next_pkid: 0,
         }
     }
@@ -175,6 +179,7 @@ mod tests {
                 retain: false,
                 subscription_ids: vec![],
                 shared: None,
+                stored: None,
             },
             state: InflightState::AwaitingPuback,
         });

@@ -159,6 +159,7 @@ impl DeliverySnapshot {
             retain: self.retain,
             subscription_ids: self.subscription_ids,
             shared: self.shared.map(Arc::from),
+            stored: None,
         }
     }
 }
@@ -404,6 +405,7 @@ mod tests {
             retain: false,
             subscription_ids: vec![7],
             shared: Some("$share/g/a/b".into()),
+            stored: None,
         }
     }
 

@@ -326,6 +326,7 @@ fn expired_messages_are_not_delivered_and_the_rest_carry_the_remaining_interval(
         retain: false,
         subscription_ids: vec![],
         shared: None,
+        stored: None,
     };
     let (outcome, fx) = h.deliver(d.clone());
     assert_eq!(outcome, DeliverOutcome::Sent);

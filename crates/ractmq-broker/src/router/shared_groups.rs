@@ -89,6 +89,7 @@ impl Router {
                     retain: message.retain && route.options.retain_as_published,
                     subscription_ids: route.options.subscription_id.into_iter().collect(),
                     shared: Some(group.clone()),
+                    stored: None,
                 };
                 match session.push(delivery, &self.metrics) {
                     Pushed::Queued => {}

@@ -90,5 +90,6 @@ pub fn delivery(qos: QoS) -> Delivery {
         retain: false,
         subscription_ids: vec![],
         shared: None,
+        stored: None,
     }
 }
