@@ -1,0 +1,247 @@
+//! The writer thread: takes every op submitted since its last commit, applies them in one transaction, commits
+//! (one fsync for the lot), and then lets everyone waiting on those ops go.
+//!
+//! Grouping is what keeps a durable broker fast: while one commit is on its way to the disk, the next batch
+//! gathers. A copy that is queued and acknowledged within one batch (a subscriber keeping up) is never written
+//! at all: its op and its `Done` cancel out.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+use ractmq_protocol::snapshot::{DeliverySnapshot, MessageSnapshot};
+use ractmq_protocol::Journal;
+use redb::{Database, ReadableTable, WriteTransaction};
+use tokio::sync::Notify;
+
+use crate::op::Op;
+use crate::records::{encode, now_ms, StoredCopy, StoredMessage, StoredSession};
+use crate::tables::*;
+
+/// Ops waiting for the writer.
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub ops: Vec<Op>,
+    /// Ops submitted since the store opened: the ticket of the last one.
+    pub submitted: u64,
+    pub bytes: usize,
+    pub closing: bool,
+}
+
+/// Called with the reason when a commit fails.
+pub(crate) type FailureCallback = Box<dyn Fn(&str) + Send + Sync>;
+
+/// What the writer and the handles share.
+pub(crate) struct Shared {
+    pub pending: Mutex<Pending>,
+    pub work: Condvar,
+    /// The ticket of the last op committed.
+    pub committed: AtomicU64,
+    pub commit_made: Notify,
+    /// Pending bytes dropped back under half the bound.
+    pub room: Notify,
+    pub bound: usize,
+    pub failure: Mutex<Option<String>>,
+    pub on_failure: Mutex<Option<FailureCallback>>,
+    pub counts: Counts,
+}
+
+/// Sizes and totals, for operators.
+#[derive(Default)]
+pub(crate) struct Counts {
+    pub sessions: AtomicU64,
+    pub copies: AtomicU64,
+    pub retained: AtomicU64,
+    pub operator: AtomicU64,
+    pub commits: AtomicU64,
+    pub ops: AtomicU64,
+    pub cancelled: AtomicU64,
+    pub last_commit_us: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn fail(&self, why: String) {
+        tracing::error!("{}", crate::StoreError::WriteFailed(why.clone()));
+        *self.failure.lock() = Some(why.clone());
+        if let Some(callback) = self.on_failure.lock().as_ref() {
+            callback(&why);
+        }
+        self.commit_made.notify_waiters();
+    }
+}
+
+pub(crate) fn run(db: Database, shared: Arc<Shared>) {
+    loop {
+        let (ops, upto, bytes) = {
+            let mut pending = shared.pending.lock();
+            while pending.ops.is_empty() && !pending.closing {
+                shared.work.wait(&mut pending);
+            }
+            if pending.ops.is_empty() {
+                return;
+            }
+            (
+                std::mem::take(&mut pending.ops),
+                pending.submitted,
+                std::mem::take(&mut pending.bytes),
+            )
+        };
+        let started = Instant::now();
+        let count = ops.len() as u64;
+        if let Err(why) = commit(&db, ops, &shared.counts) {
+            shared.fail(why);
+            return;
+        }
+        let counts = &shared.counts;
+        counts.commits.fetch_add(1, Ordering::Relaxed);
+        counts.ops.fetch_add(count, Ordering::Relaxed);
+        counts
+            .last_commit_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        shared.committed.store(upto, Ordering::Release);
+        shared.commit_made.notify_waiters();
+        // Ops submitted during the commit count against the bound until the next one.
+        let left = shared.pending.lock().bytes;
+        if left <= shared.bound / 2 && bytes + left > shared.bound / 2 {
+            shared.room.notify_waiters();
+        }
+    }
+}
+
+fn commit(db: &Database, ops: Vec<Op>, counts: &Counts) -> Result<(), String> {
+    let tx = db.begin_write().map_err(|e| e.to_string())?;
+    apply(&tx, ops, counts).map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// Copies queued and done within this batch: neither op needs writing.
+fn cancelled(ops: &[Op]) -> HashSet<u64> {
+    let mut queued = HashSet::new();
+    let mut both = HashSet::new();
+    for op in ops {
+        match op {
+            Op::Copy { stored, .. } => {
+                queued.insert(*stored);
+            }
+            Op::Journal {
+                entry: Journal::Done { stored },
+                ..
+            } if queued.contains(stored) => {
+                both.insert(*stored);
+            }
+            _ => {}
+        }
+    }
+    both
+}
+
+fn apply(tx: &WriteTransaction, ops: Vec<Op>, counts: &Counts) -> Result<(), redb::Error> {
+    let skip = cancelled(&ops);
+    counts.cancelled.fetch_add(skip.len() as u64, Ordering::Relaxed);
+    let now = Instant::now();
+    let saved_at_ms = now_ms();
+    let mut sessions = tx.open_table(SESSIONS)?;
+    let mut copies = tx.open_table(COPIES)?;
+    let mut sent = tx.open_table(SENT)?;
+    let mut receipts = tx.open_table(RECEIPTS)?;
+    let mut retained = tx.open_table(RETAINED)?;
+    let mut operator = tx.open_table(OPERATOR)?;
+    for op in ops {
+        match op {
+            Op::Session { client, record } => {
+                let stored = StoredSession {
+                    saved_at_ms,
+                    record: *record,
+                };
+                if sessions.insert(&*client, encode(&stored).as_slice())?.is_none() {
+                    counts.sessions.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Op::EndSession { client } => {
+                if sessions.remove(&*client)?.is_some() {
+                    counts.sessions.fetch_sub(1, Ordering::Relaxed);
+                }
+                let mut removed = 0;
+                copies.retain_in((&*client, 0)..=(&*client, u64::MAX), |_, _| {
+                    removed += 1;
+                    false
+                })?;
+                counts.copies.fetch_sub(removed, Ordering::Relaxed);
+                sent.retain_in((&*client, 0)..=(&*client, u64::MAX), |_, _| false)?;
+                receipts.retain_in((&*client, 0)..=(&*client, u16::MAX), |_, _| false)?;
+            }
+            Op::Copy {
+                client,
+                stored,
+                delivery,
+            } => {
+                if skip.contains(&stored) {
+                    continue;
+                }
+                let copy = StoredCopy {
+                    saved_at_ms,
+                    delivery: DeliverySnapshot::from_delivery(&delivery, now),
+                };
+                if copies.insert((&*client, stored), encode(&copy).as_slice())?.is_none() {
+                    counts.copies.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Op::Journal { client, entry } => match entry {
+                Journal::Sent {
+                    stored,
+                    pkid,
+                    exactly_once,
+                } if !skip.contains(&stored) => {
+                    let state = if exactly_once { SENT_QOS2 } else { SENT_QOS1 };
+                    sent.insert((&*client, stored), (pkid, state))?;
+                }
+                Journal::Received { stored } if !skip.contains(&stored) => {
+                    let pkid = sent.get((&*client, stored))?.map(|v| v.value().0);
+                    if let Some(pkid) = pkid {
+                        sent.insert((&*client, stored), (pkid, RECEIVED))?;
+                    }
+                }
+                Journal::Done { stored } if !skip.contains(&stored) => {
+                    if copies.remove((&*client, stored))?.is_some() {
+                        counts.copies.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    sent.remove((&*client, stored))?;
+                }
+                Journal::AwaitingRelease { pkid } => {
+                    receipts.insert((&*client, pkid), ())?;
+                }
+                Journal::Released { pkid } => {
+                    receipts.remove((&*client, pkid))?;
+                }
+                _ => {}
+            },
+            Op::Retain { message } => {
+                let stored = StoredMessage {
+                    saved_at_ms,
+                    message: MessageSnapshot::from_message(&message, now),
+                };
+                if retained.insert(&*message.topic, encode(&stored).as_slice())?.is_none() {
+                    counts.retained.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Op::Unretain { topic } => {
+                if retained.remove(&*topic)?.is_some() {
+                    counts.retained.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            Op::Put { space, key, value } => {
+                if operator.insert((space, key.as_str()), value.as_slice())?.is_none() {
+                    counts.operator.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Op::Delete { space, key } => {
+                if operator.remove((space, key.as_str()))?.is_some() {
+                    counts.operator.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    Ok(())
+}
