@@ -23,7 +23,7 @@
 /// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
 pub use ractmq_broker::tls;
 pub use ractmq_broker::{
-    ApiError, Broker, BrokerConfig, BrokerView, CertIdentity, Chaos, ChildList, ChildSpec, Delivery, Inbox,
+    ApiError, Broker, BrokerConfig, BrokerView, CertIdentity, Chaos, ChildList, ChildSpec, Delivery, Durability, Inbox,
     InboxReader, ListenerSpec, Metrics, Publisher, RestartPolicy, SecurityConfig, SharedStrategy, StartError, Strategy,
     Subscription, Supervisor, SupervisorArgs, SupervisorMsg, Tree, TreeError, TreeSpec,
 };

@@ -216,6 +216,13 @@ struct StartArgs {
     /// hibernated session keeps its connection and wakes on the next packet or delivery.
     #[arg(long, default_value_t = 1000)]
     hibernate_after_ms: u64,
+    /// Where the node keeps persistent sessions, retained messages, users and bans (created if missing).
+    #[arg(long, default_value = "data")]
+    data_dir: std::path::PathBuf,
+    /// disk: acknowledge QoS 1/2 messages for persistent sessions once committed to the data dir; memory:
+    /// write nothing (a restart loses sessions and retained messages).
+    #[arg(long, default_value = "disk", value_parser = ["disk", "memory"])]
+    durability: String,
     /// Accept clients that send neither user name nor password: auto (yes, unless a user or an authentication
     /// source is configured), true or false.
     #[arg(long, default_value = "auto", value_parser = ["auto", "true", "false"])]

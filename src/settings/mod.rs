@@ -15,7 +15,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ractmq::{BrokerConfig, ClusterConfig, ClusterTls, ListenerSpec, OverflowPolicy, QoS, Redirect, SharedStrategy};
+use ractmq::{
+    BrokerConfig, ClusterConfig, ClusterTls, Durability, ListenerSpec, OverflowPolicy, QoS, Redirect, SharedStrategy,
+};
 use ractmq_admin::ApiConfig;
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +103,8 @@ pub struct Features {
 #[serde(deny_unknown_fields, default)]
 pub struct Session {
     pub hibernate_after_ms: u64,
+    pub data_dir: String,
+    pub durability: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,6 +245,8 @@ impl Default for Settings {
             },
             session: Session {
                 hibernate_after_ms: 1000,
+                data_dir: "data".into(),
+                durability: "disk".into(),
             },
             auth: Auth {
                 allow_anonymous: "auto".into(),
@@ -385,7 +391,8 @@ impl Settings {
             sys_interval: Duration::from_secs(self.sys.interval_s),
             hibernate_after: Duration::from_millis(self.session.hibernate_after_ms),
             shared_strategy,
-            security: self.security()?,
+            security: self.security_with_store()?,
+            durability: self.durability()?,
             users: self
                 .auth
                 .users
@@ -408,6 +415,28 @@ impl Settings {
                 other => return Err(format!("log.format = \"{other}\": must be text or json")),
             },
         })
+    }
+
+    /// Where persistent sessions, retained messages and operator state live.
+    fn durability(&self) -> Result<Durability, String> {
+        match self.session.durability.as_str() {
+            "disk" if self.session.data_dir.is_empty() => {
+                Err("session.data_dir is empty: name a directory, or set session.durability = \"memory\"".into())
+            }
+            "disk" => Ok(Durability::Disk(PathBuf::from(&self.session.data_dir))),
+            "memory" => Ok(Durability::Memory),
+            other => Err(format!("session.durability = \"{other}\": must be disk or memory")),
+        }
+    }
+
+    /// The security settings; on a node with a data dir the built-in user database is kept there unless
+    /// `auth.user_db` names another file.
+    fn security_with_store(&self) -> Result<ractmq::SecurityConfig, String> {
+        let mut security = self.security()?;
+        if let (None, Durability::Disk(dir)) = (&security.user_db, self.durability()?) {
+            security.user_db = Some(dir.join("users.json"));
+        }
+        Ok(security)
     }
 
     /// The lower bounds of the numeric keys that cannot be 0 (or, for the packet size, below 16).

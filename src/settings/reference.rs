@@ -237,6 +237,16 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "Milliseconds a connected client may be idle before its session actor hibernates (0: never).",
     ),
     (
+        "session.data_dir",
+        Some("data_dir"),
+        "Where the node keeps persistent sessions, their queued and in-flight messages, retained messages, users and bans (one store file; created if missing). Two nodes cannot share one.",
+    ),
+    (
+        "session.durability",
+        Some("durability"),
+        "disk: a QoS 1/2 message for a persistent session (or retained) is acknowledged once it is committed in the data dir, and a restart or a crash loses nothing acknowledged; memory: nothing is written, a restart loses sessions and retained messages.",
+    ),
+    (
         "auth.allow_anonymous",
         Some("allow_anonymous"),
         "Accept clients that send neither user name nor password: auto (yes, unless a user or an authentication source is configured), true or false.",

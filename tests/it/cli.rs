@@ -44,9 +44,38 @@ fn a_busy_websocket_port_is_reported_in_one_line_with_the_fix() {
     assert!(line.contains("--ws-listen"), "says how to fix it: {line}");
 }
 
-/// Run `ractmq` with `args`; it must fail with exactly one line on stderr, which is returned.
+#[test]
+fn a_data_dir_in_use_is_reported_in_one_line_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let _first = Process::start(&["--data-dir", path]);
+    let line = one_line_failure(&["start", "--listen", "127.0.0.1:0", "--no-api", "--data-dir", path]);
+    assert!(line.contains(&format!("data dir {path} is in use")), "{line}");
+    assert!(line.contains("--data-dir"), "says how to fix it: {line}");
+}
+
+#[test]
+fn a_damaged_store_is_reported_in_one_line_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ractmq.redb"), vec![0x5a; 64 * 1024]).unwrap();
+    let path = dir.path().to_str().unwrap();
+    let line = one_line_failure(&["start", "--listen", "127.0.0.1:0", "--no-api", "--data-dir", path]);
+    assert!(line.contains("ractmq.redb is damaged"), "{line}");
+    assert!(
+        line.contains("backup") && line.contains("move it away"),
+        "says how to fix it: {line}"
+    );
+}
+
+/// Run `ractmq` with `args`; it must fail with exactly one line on stderr, which is returned. A node started
+/// without a data dir of the test's own gets a temporary one.
 fn one_line_failure(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ractmq")).args(args).output().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = args.to_vec();
+    if args.first() == Some(&"start") && !args.contains(&"--data-dir") {
+        args.extend(["--data-dir", data.path().to_str().unwrap()]);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ractmq")).args(&args).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     let lines: Vec<&str> = stderr.lines().collect();

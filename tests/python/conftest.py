@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class Broker:
         self.port = 0
         self.proc: subprocess.Popen | None = None
         self.stopped = False
+        self.data_dir = Path(tempfile.mkdtemp(prefix="ractmq-data-"))
 
     @property
     def addr(self) -> tuple[str, int]:
@@ -66,6 +68,9 @@ class Broker:
         for _attempt in range(3):  # another process may grab the free port between probe and bind
             self.port = _free_port()
             cmd = [str(self.binary), "start", "--listen", f"{self.host}:{self.port}", "--api-listen", "127.0.0.1:0", *self.args]
+            if not any(a in ("--data-dir", "--durability") for a in self.args):
+                # Every node its own store, kept across its restarts, as on a real machine.
+                cmd += ["--data-dir", str(self.data_dir)]
             env = dict(os.environ, NO_COLOR="1")
             env.setdefault("RUST_LOG", "info")
             with open(self.log_path, "ab") as log:

@@ -370,6 +370,10 @@ impl Broker {
     pub async fn shutdown(self) {
         self.root.stop(None);
         let _ = self.root_task.await;
+        // What the stopped sessions wrote last is committed before the process goes.
+        if let Some(disk) = &self.kernel.disk {
+            disk.close();
+        }
     }
 
     /// Wait until the broker stops by itself (root restart intensity exceeded).

@@ -77,6 +77,20 @@ pub struct BrokerConfig {
     pub node_name: String,
     /// Clustering (the `ractmq-cluster` crate sets it); `None` runs a single node.
     pub cluster: Option<ClusterPlug>,
+    /// Where persistent sessions and retained messages live: in memory (the library's default), or in a store
+    /// on disk that survives restarts and crashes (the `ractmq` command's default; see docs/durability.md).
+    pub durability: Durability,
+}
+
+/// Where a node keeps what must outlive it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Nothing is written to disk: a restart loses persistent sessions and retained messages.
+    #[default]
+    Memory,
+    /// In the store in this directory: a QoS 1/2 message for a persistent session (or retained) is
+    /// acknowledged once it is committed there, and a restart brings everything back.
+    Disk(std::path::PathBuf),
 }
 
 impl BrokerConfig {
@@ -123,6 +137,7 @@ impl Default for BrokerConfig {
             authenticators: Authenticators::default(),
             node_name: "local".to_string(),
             cluster: None,
+            durability: Durability::Memory,
         }
     }
 }

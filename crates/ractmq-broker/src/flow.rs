@@ -10,7 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ractmq_store::{Store, Ticket};
 use tokio::sync::Notify;
+
+use crate::durable::DiskBacklog;
 
 /// A bounded queue that may hold publishers.
 pub trait Backlog: Send + Sync {
@@ -27,11 +30,26 @@ pub trait Backlog: Send + Sync {
     fn stalled(&self);
 }
 
-/// The backlogs one batch of publishes filled past their bounds; empty on the fast path.
+/// The backlogs one batch of publishes filled past their bounds, and the store commit its acknowledgements
+/// wait for (copies for persistent sessions, retained messages: see `durable.rs`); empty on the fast path.
 #[derive(Default)]
-pub struct Congestion(Vec<Arc<dyn Backlog>>);
+pub struct Congestion(Vec<Arc<dyn Backlog>>, Option<(Store, Ticket)>);
 
 impl Congestion {
+    /// The acknowledgements wait until `ticket` is committed in `disk` (and, while the store's own queue is
+    /// past its bound, until it has room).
+    pub(crate) fn commit(&mut self, disk: &Store, ticket: Ticket) {
+        match &mut self.1 {
+            Some((_, t)) => *t = (*t).max(ticket),
+            None => {
+                self.1 = Some((disk.clone(), ticket));
+                if disk.is_congested() {
+                    self.add(Arc::new(DiskBacklog(disk.clone())));
+                }
+            }
+        }
+    }
+
     pub(crate) fn add(&mut self, backlog: Arc<dyn Backlog>) {
         // A message that reaches many subscribers reports each; a batch reports the same one many times.
         if !self.0.iter().any(|b| Arc::ptr_eq(b, &backlog)) {
@@ -39,15 +57,22 @@ impl Congestion {
         }
     }
 
-    /// True when no backlog was filled: there is nothing to wait for.
+    /// True when no backlog was filled and no commit is awaited: there is nothing to wait for.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_empty() && self.1.as_ref().is_none_or(|(disk, t)| disk.is_committed(*t))
     }
 
-    /// Wait until every backlog has room or has been found stalled.
+    /// Wait until every backlog has room or has been found stalled, and the commit is made. A commit that
+    /// can never be made (the store failed, and the node stops) is waited for forever: nothing is acknowledged
+    /// that was not stored.
     pub async fn wait(self) {
         for backlog in self.0 {
             wait_for_room(&*backlog).await;
+        }
+        if let Some((disk, ticket)) = self.1 {
+            if disk.committed(ticket).await.is_err() {
+                std::future::pending::<()>().await;
+            }
         }
     }
 }

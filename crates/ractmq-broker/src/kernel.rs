@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use ractmq_protocol::Limits;
 use ractor::ActorRef;
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, Durability};
 use crate::enhanced_auth::Authenticators;
 use crate::fence::Fences;
 use crate::log_limit::LogLimit;
@@ -29,6 +29,7 @@ use crate::supervisor::SupervisorMsg;
 use crate::trace::Traces;
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::scram::ScramSha256;
+use ractmq_store::{Store, StoreOptions};
 
 pub struct Kernel {
     pub(crate) config: BrokerConfig,
@@ -74,6 +75,8 @@ pub struct Kernel {
     root: OnceLock<ActorRef<SupervisorMsg>>,
     /// Set once, with one line saying why, if the root supervisor gave up.
     down: tokio::sync::watch::Sender<Option<String>>,
+    /// The store on disk, with `Durability::Disk` (see `durable.rs`).
+    pub(crate) disk: Option<Store>,
 }
 
 /// One [`LogLimit`] per kind of line a flood would repeat.
@@ -90,6 +93,14 @@ impl Kernel {
     /// ACL file cannot be read.
     pub fn new(config: BrokerConfig) -> Result<Arc<Kernel>, String> {
         let metrics = Arc::new(Metrics::default());
+        // Opened first: a data directory in use or damaged stops the node before anything else starts.
+        let (disk, recovered) = match &config.durability {
+            Durability::Memory => (None, None),
+            Durability::Disk(dir) => {
+                let (store, recovered) = Store::open(dir, StoreOptions::default()).map_err(|e| e.to_string())?;
+                (Some(store), Some(recovered))
+            }
+        };
         let security = Security::new(&config.security, &config.users, metrics.clone())?;
         let watermark = config.memory_high_watermark;
         let store = Arc::new(SessionStore::default());
@@ -99,6 +110,7 @@ impl Kernel {
             config.shared_strategy,
             metrics.clone(),
             store.clone(),
+            disk.clone(),
         ));
         // SCRAM-SHA-256 over the built-in user database's stored keys.
         let scram = ScramSha256::with_lookup(security.users().clone());
@@ -106,7 +118,7 @@ impl Kernel {
         methods.extend(config.authenticators.0.iter().cloned());
         let authenticators = Authenticators(methods);
         let listeners = config.listeners.len();
-        Ok(Arc::new(Kernel {
+        let kernel = Arc::new(Kernel {
             security,
             limits: Arc::new(config.limits.clone()),
             config,
@@ -131,7 +143,21 @@ impl Kernel {
             draining: tokio::sync::watch::Sender::new(false),
             root: OnceLock::new(),
             down: tokio::sync::watch::Sender::new(None),
-        }))
+            disk,
+        });
+        if let Some(recovered) = recovered {
+            crate::durable::restore(&kernel, recovered);
+        }
+        if let Some(disk) = &kernel.disk {
+            // A store that cannot commit can promise nothing: the node stops, as when its root gives up.
+            let weak = Arc::downgrade(&kernel);
+            disk.on_failure(move |why| {
+                if let Some(kernel) = weak.upgrade() {
+                    kernel.report_down(ractmq_store::StoreError::WriteFailed(why.to_string()).to_string());
+                }
+            });
+        }
+        Ok(kernel)
     }
 
     /// Take sessions over from other nodes through `remote` from now on (once: a cluster layer installs

@@ -69,6 +69,8 @@ pub struct Router {
     remote: OnceLock<Arc<dyn RemoteRouting>>,
     /// Sessions that moved to other nodes and are relayed there for a while.
     pub relays: Relays,
+    /// Where retained messages are kept across restarts, on a node with a store.
+    disk: Option<ractmq_store::Store>,
 }
 
 impl Router {
@@ -78,6 +80,7 @@ impl Router {
         strategy: SharedStrategy,
         metrics: Arc<Metrics>,
         store: Arc<SessionStore>,
+        disk: Option<ractmq_store::Store>,
     ) -> Self {
         let shards = (0..shard_count.max(1))
             .map(|_| ShardSlot {
@@ -96,6 +99,7 @@ impl Router {
             max_retained,
             remote: OnceLock::new(),
             relays: Relays::default(),
+            disk,
         }
     }
 
@@ -164,7 +168,7 @@ impl Router {
             Some(remote) if message.origin.is_none() => with_origin(message, remote.next_origin()),
             _ => message,
         };
-        self.store_retained(&message);
+        self.store_retained(&message, Some(&mut *congestion));
         let mut matched = RemoteMatch::default();
         let mut forwards = Vec::new();
         if let Some(remote) = remote {
@@ -214,7 +218,7 @@ impl Router {
         shared: &[(Arc<str>, Arc<str>)],
         congestion: &mut Congestion,
     ) -> usize {
-        self.store_retained(&message);
+        self.store_retained(&message, Some(&mut *congestion));
         let mut delivered = if deliver {
             self.deliver_here(&message, None, None, congestion)
         } else {
@@ -231,9 +235,32 @@ impl Router {
         delivered
     }
 
-    fn store_retained(&self, message: &Arc<Message>) {
-        if message.retain && !self.retained.write().set(message.clone(), self.max_retained) {
+    /// Keep `message` as its topic's retained message (or clear it); on a node with a store, its publisher's
+    /// acknowledgement waits for the store to have it too.
+    fn store_retained(&self, message: &Arc<Message>, congestion: Option<&mut Congestion>) {
+        if !message.retain {
+            return;
+        }
+        let mut retained = self.retained.write();
+        if !retained.set(message.clone(), self.max_retained) {
             Metrics::add(&self.metrics.dropped_retained_full, 1);
+            return;
+        }
+        // `$SYS` describes this run of this node: it is published afresh after a restart, never restored.
+        if let Some(disk) = self.disk.as_ref().filter(|_| !message.topic.starts_with("$SYS/")) {
+            // Under the retained store's lock: the store sees changes to one topic in the order they were made.
+            let ticket = disk.submit(match message.payload.is_empty() {
+                true => ractmq_store::Op::Unretain {
+                    topic: message.topic.clone(),
+                },
+                false => ractmq_store::Op::Retain {
+                    message: message.clone(),
+                },
+            });
+            drop(retained);
+            if let Some(congestion) = congestion {
+                congestion.commit(disk, ticket);
+            }
         }
     }
 
@@ -241,8 +268,13 @@ impl Router {
     /// on the retained messages of the others when a link to one comes up.
     pub fn retain_if_absent(&self, message: Arc<Message>) {
         let mut retained = self.retained.write();
-        if retained.get(&message.topic).is_none() && !retained.set(message, self.max_retained) {
+        if retained.get(&message.topic).is_some() {
+            return;
+        }
+        if !retained.set(message.clone(), self.max_retained) {
             Metrics::add(&self.metrics.dropped_retained_full, 1);
+        } else if let Some(disk) = &self.disk {
+            disk.submit(ractmq_store::Op::Retain { message });
         }
     }
 
@@ -326,7 +358,12 @@ impl Router {
                         shared: None,
                         stored: None,
                     };
-                    match session.push(delivery, &self.metrics) {
+                    let mut ticket = None;
+                    let pushed = session.push_durably(delivery, &self.metrics, &mut ticket);
+                    if let (Some(ticket), Some(disk)) = (ticket, session.disk()) {
+                        congestion.commit(disk, ticket);
+                    }
+                    match pushed {
                         Pushed::Queued => {}
                         // A client's own full queue never holds it: it could not drain while held.
                         Pushed::Full if message.publisher.as_ref() == Some(key) => {}

@@ -83,6 +83,8 @@ pub(crate) struct Security {
     acl_file: Option<PathBuf>,
     acl: Arc<AclSlot>,
     banned: Mutex<BannedList>,
+    /// Where bans are kept across restarts, on a node with a store (see `durable.rs`).
+    disk: std::sync::OnceLock<ractmq_store::Store>,
     flapping: Option<Mutex<FlappingDetector>>,
     throttle: Mutex<LoginThrottle>,
     /// Clients authenticate here: a session belongs to the user that created it.
@@ -137,6 +139,7 @@ impl Security {
             acl_file: config.acl_file.clone(),
             acl,
             banned: Mutex::new(BannedList::default()),
+            disk: std::sync::OnceLock::new(),
             flapping: config.flapping.map(|c| Mutex::new(FlappingDetector::new(c))),
             throttle: Mutex::new(LoginThrottle::new(config.login_throttle)),
             owned_sessions: configured || !allow_anonymous,
@@ -169,7 +172,7 @@ impl Security {
         if let Some(ban) = flapped {
             tracing::warn!(client = %client.client_id, "client id banned: {}", ban.reason);
             Metrics::add(&self.metrics.banned_flapping, 1);
-            let _ = self.banned.lock().add(ban);
+            self.add_ban(ban);
             return Err(reason::BANNED);
         }
         Ok(())
@@ -192,7 +195,7 @@ impl Security {
                 let throttle = self.throttle.lock().record_failure(client, now_unix());
                 if let Some(ban) = throttle.ban {
                     tracing::warn!(client = %client.client_id, peer = %client.peer, "banned after repeated failed logins: {}", ban.reason);
-                    let _ = self.banned.lock().add(ban);
+                    self.add_ban(ban);
                 }
                 if !throttle.delay.is_zero() {
                     tokio::time::sleep(throttle.delay).await;
@@ -281,12 +284,65 @@ impl Security {
             until: duration.map(|d| at + d.as_secs().max(1)),
         };
         self.banned.lock().add(ban.clone())?;
+        self.keep_ban(&ban);
         Ok(ban)
     }
 
     /// Lift the ban of `who`; false if there was none.
     pub(crate) fn unban(&self, who: &BanTarget) -> bool {
-        self.banned.lock().delete(who).is_some()
+        let lifted = self.banned.lock().delete(who).is_some();
+        if let (true, Some(disk)) = (lifted, self.disk.get()) {
+            let (kind, value) = who.name();
+            disk.submit(ractmq_store::Op::Delete {
+                space: crate::durable::BANS,
+                key: format!("{kind}:{value}"),
+            });
+        }
+        lifted
+    }
+
+    /// A ban the node made itself (flapping, failed logins).
+    fn add_ban(&self, ban: Ban) {
+        if self.banned.lock().add(ban.clone()).is_ok() {
+            self.keep_ban(&ban);
+        }
+    }
+
+    /// Write `ban` to the store, if the node has one; it comes back at the next start.
+    fn keep_ban(&self, ban: &Ban) {
+        if let Some(disk) = self.disk.get() {
+            let (kind, value) = ban.who.name();
+            disk.submit(ractmq_store::Op::Put {
+                space: crate::durable::BANS,
+                key: format!("{kind}:{value}"),
+                value: serde_json::to_vec(ban).unwrap_or_default(),
+            });
+        }
+    }
+
+    /// Keep bans in `disk` from now on, and take back the ones it held (`(key, encoded ban)`); expired ones are
+    /// dropped from it.
+    pub(crate) fn restore_bans<'a>(
+        &self,
+        disk: &ractmq_store::Store,
+        saved: impl Iterator<Item = (&'a str, &'a [u8])>,
+    ) {
+        let _ = self.disk.set(disk.clone());
+        let now = now_unix();
+        let mut list = self.banned.lock();
+        for (key, value) in saved {
+            match serde_json::from_slice::<Ban>(value) {
+                Ok(ban) if ban.is_active(now) => {
+                    let _ = list.add(ban);
+                }
+                _ => {
+                    disk.submit(ractmq_store::Op::Delete {
+                        space: crate::durable::BANS,
+                        key: key.to_string(),
+                    });
+                }
+            }
+        }
     }
 
     /// The bans in force.

@@ -67,6 +67,25 @@ pub struct SessionArgs {
     pub first: SessionMsg,
 }
 
+/// Hold the deliveries from now on until `ticket` is committed (one waiter for the latest ticket).
+fn gate(gated: &mut Option<Gated>, kernel: &Kernel, shared: &Arc<SessionShared>, generation: u64, ticket: u64) {
+    let Some(disk) = kernel.disk.clone() else {
+        return;
+    };
+    let out = gated.take().map(|g| g.out).unwrap_or_default();
+    let shared = shared.clone();
+    let waiter = tokio::spawn(async move {
+        if disk.committed(ticket).await.is_ok() {
+            shared.send(SessionMsg::Committed { generation });
+        }
+    });
+    *gated = Some(Gated {
+        ticket,
+        out,
+        _waiter: AbortOnDrop::new(waiter),
+    });
+}
+
 /// Name the packets going out to a traced client (see `trace.rs`).
 fn trace_out(kernel: &Kernel, client_id: &str, out: &[u8]) {
     if kernel.traces.is_active() && !out.is_empty() {
@@ -113,6 +132,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         if let Some(authorizer) = authorizer {
             channel.set_authorizer(&mut session, authorizer, &mut fx);
         }
+        crate::durable::attached(kernel, shared, &mut session, attached.session_present);
         (channel, attached)
     };
     if let Some(will) = attached.will {
@@ -173,6 +193,16 @@ pub struct SessionState {
     /// The fence of the batch being handled: dropped as soon as its subscription changes are in this node's
     /// index, before the other nodes are waited for.
     fence: Option<FenceGuard>,
+    /// Deliveries that wait for the store before they go out (QoS 2 packet ids, see `durable.rs`), and every
+    /// delivery after them, in order.
+    gated: Option<Gated>,
+}
+
+/// Deliveries held until the store commits `ticket`.
+struct Gated {
+    ticket: ractmq_store::Ticket,
+    out: BytesMut,
+    _waiter: AbortOnDrop,
 }
 
 impl Actor for SessionActor {
@@ -200,6 +230,7 @@ impl Actor for SessionActor {
             idle_mark: 0,
             hold: None,
             fence: None,
+            gated: None,
         })
     }
 
@@ -242,6 +273,11 @@ impl SessionState {
                 }
             }
             SessionMsg::Drain => self.drain(),
+            SessionMsg::Committed { generation } => {
+                if self.is_current(generation) {
+                    self.release_gated();
+                }
+            }
             SessionMsg::QueueOverflow => {
                 if self.online.is_some() {
                     Metrics::add(&self.kernel.metrics.disconnected_slow_subscribers, 1);
@@ -300,6 +336,7 @@ impl SessionState {
         }
         self.generation += 1;
         self.hold = None;
+        self.gated = None;
         if let Some(old) = self.online.take() {
             self.takeover(old);
         }
@@ -347,6 +384,7 @@ impl SessionState {
     /// before the SUBACK goes out, routing in the order the client published.
     async fn apply_effects(&mut self, myself: &ActorRef<SessionMsg>, mut fx: Effects) {
         // Subscribing and closing are rare next to publishing: boxed, they do not size every session's future.
+        let routes_changed = !fx.routes.is_empty();
         let retained = if fx.routes.is_empty() {
             Vec::new()
         } else {
@@ -357,6 +395,21 @@ impl SessionState {
             Metrics::add(&self.kernel.metrics.authz_denied, u64::from(fx.denied));
         }
         let mut congestion = Congestion::default();
+        if let Some(disk) = &self.kernel.disk {
+            // The session's journal goes to the store before what it published is routed: a QoS 2 receipt is
+            // stored no later than the copies it guards against routing twice.
+            let waits = fx.output_waits_for_journal();
+            if let Some(ticket) = crate::durable::journal(&self.kernel, &self.shared.client_id, &mut fx.journal) {
+                if waits {
+                    congestion.commit(disk, ticket);
+                }
+            }
+            if !retained.is_empty() || routes_changed {
+                if let Some(ticket) = crate::durable::changed(&self.kernel, &self.shared, true) {
+                    congestion.commit(disk, ticket);
+                }
+            }
+        }
         for message in fx.publishes.drain(..) {
             self.kernel.router.route_reporting(Arc::new(message), &mut congestion);
         }
@@ -436,15 +489,37 @@ impl SessionState {
             // Write each batch as it is encoded, so that the backlog check above sees what the socket did not
             // take.
             trace_out(&self.kernel, &self.shared.client_id, &fx.out);
-            online.io.outbox.push(&mut fx.out);
+            let waits = fx.output_waits_for_journal();
+            if let Some(ticket) = crate::durable::journal(&self.kernel, &self.shared.client_id, &mut fx.journal) {
+                if waits {
+                    gate(&mut self.gated, &self.kernel, &self.shared, self.generation, ticket);
+                }
+            }
+            match &mut self.gated {
+                Some(gated) => gated.out.extend_from_slice(&fx.out.split()),
+                None => online.io.outbox.push(&mut fx.out),
+            }
             // The window is full (a PUBACK/PUBCOMP opens it and drains again), or the queue is empty.
             if blocked || !more {
                 break;
             }
         }
-        trace_out(&self.kernel, &self.shared.client_id, &fx.out);
-        online.io.outbox.push(&mut fx.out);
         self.shared.drained(handed);
+    }
+
+    /// The store committed what the gated deliveries wait for: send them.
+    fn release_gated(&mut self) {
+        let committed = self
+            .gated
+            .as_ref()
+            .is_some_and(|g| self.kernel.disk.as_ref().is_some_and(|d| d.is_committed(g.ticket)));
+        if !committed {
+            return;
+        }
+        if let (Some(mut gated), Some(online)) = (self.gated.take(), self.online.as_ref()) {
+            online.io.outbox.push(&mut gated.out);
+        }
+        self.drain();
     }
 
     async fn tick(&mut self, myself: &ActorRef<SessionMsg>) {

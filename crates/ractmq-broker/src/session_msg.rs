@@ -46,6 +46,10 @@ pub enum SessionMsg {
     },
     /// The mailbox has deliveries (or the outbox has room again).
     Drain,
+    /// The store committed what deliveries of connection `generation` wait for (see `durable.rs`).
+    Committed {
+        generation: u64,
+    },
     /// The outgoing queue overflowed under the `disconnect` policy.
     QueueOverflow,
     /// The queues that held this publisher have room (or their subscribers stalled): read on.

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use ractmq_codec::{Protocol, QoS};
 use ractmq_protocol::config::Limits;
-use ractmq_protocol::{BoundedQueue, Delivery, Message, PushOutcome, QueueMode, QueuePolicy, Session};
+use ractmq_protocol::{BoundedQueue, Delivery, Journal, Message, PushOutcome, QueueMode, QueuePolicy, Session};
+use ractmq_store::{Op, Store, Ticket};
 use ractor::ActorRef;
 use tokio::sync::Notify;
 
@@ -109,6 +110,13 @@ pub struct SessionShared {
     /// Publishers held by this session's full queue wait here for room (see `flow.rs`).
     room: Notify,
     metrics: Arc<Metrics>,
+    /// The node's store, on a node that keeps sessions on disk (see `durable.rs`).
+    disk: Option<Store>,
+    /// The store keeps this session: its QoS 1/2 copies (and any copy queued while it is offline) are written
+    /// there before they are queued.
+    persistent: AtomicBool,
+    /// Brought back from the store at start, not yet recovered by an actor.
+    restored: AtomicBool,
 }
 
 /// Where a delivery went.
@@ -147,7 +155,13 @@ fn pending_has_room(pending: &[SessionMsg], msg: &SessionMsg) -> bool {
 }
 
 impl SessionShared {
-    pub fn new(client_id: Arc<str>, limits: &Limits, sup: SupSlot, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(
+        client_id: Arc<str>,
+        limits: &Limits,
+        sup: SupSlot,
+        metrics: Arc<Metrics>,
+        disk: Option<Store>,
+    ) -> Arc<Self> {
         Arc::new(SessionShared {
             conn: Mutex::new(None),
             state: Mutex::new(Session::new(client_id.clone())),
@@ -168,7 +182,81 @@ impl SessionShared {
             gate: Mutex::new(Gate::Down),
             sup,
             client_id,
+            disk,
+            persistent: AtomicBool::new(false),
+            restored: AtomicBool::new(false),
         })
+    }
+
+    /// Brought back from the store at start (its first actor recovers it as a restart would).
+    pub fn mark_restored(&self) {
+        self.restored.store(true, Ordering::Relaxed);
+    }
+
+    /// True the first time it is asked of a session brought back from the store.
+    pub fn take_restored(&self) -> bool {
+        self.restored.swap(false, Ordering::Relaxed)
+    }
+
+    /// Queue the copies read back from the store, in order, within the offline bounds.
+    pub fn restore_queue(&self, deliveries: impl IntoIterator<Item = Delivery>) {
+        let mut mb = self.lock_mailbox();
+        for delivery in deliveries {
+            mb.queue.push(delivery);
+        }
+        self.forget_dropped(&mut mb);
+    }
+
+    /// Let `f` see (and number) every queued delivery, in order.
+    pub fn number_queued(&self, mut f: impl FnMut(&mut Delivery)) {
+        let mut mb = self.lock_mailbox();
+        let mut all: Vec<Delivery> = std::iter::from_fn(|| mb.queue.pop()).collect();
+        all.iter_mut().for_each(&mut f);
+        for d in all.into_iter().rev() {
+            mb.queue.push_front(d);
+        }
+    }
+
+    /// The node's store, if it keeps sessions on disk.
+    pub fn disk(&self) -> Option<&Store> {
+        self.disk.as_ref()
+    }
+
+    /// The store keeps this session from now on (or no longer does).
+    pub fn set_persistent(&self, persistent: bool) {
+        if persistent && self.disk.is_some() {
+            self.lock_mailbox().queue.keep_dropped();
+        }
+        self.persistent
+            .store(persistent && self.disk.is_some(), Ordering::Release);
+    }
+
+    /// The store keeps this session.
+    pub fn is_persistent(&self) -> bool {
+        self.persistent.load(Ordering::Acquire)
+    }
+
+    /// The store may forget these copies: dropped from the queue, or handed to another session.
+    pub fn forget_copies(&self, deliveries: impl IntoIterator<Item = Delivery>) {
+        if let Some(disk) = &self.disk {
+            let client = &self.client_id;
+            disk.submit_all(deliveries.into_iter().filter_map(|d| {
+                d.stored.map(|stored| Op::Journal {
+                    client: client.clone(),
+                    entry: Journal::Done { stored },
+                })
+            }));
+        }
+    }
+
+    /// What the queue's overflow policy dropped since last asked, forgotten by the store too.
+    fn forget_dropped(&self, mb: &mut Mailbox) {
+        if self.disk.is_some() {
+            let dropped = mb.queue.take_dropped();
+            if !dropped.is_empty() {
+                self.forget_copies(dropped);
+            }
+        }
     }
 
     /// `actor` serves this session from now on (`None`: no actor until a restart). A hibernated connection
@@ -306,6 +394,7 @@ impl SessionShared {
             None => {
                 let (dropped, _) = mb.queue.enforce(limits.offline_queue());
                 Metrics::add(&metrics.dropped_offline_queue_full, dropped);
+                self.forget_dropped(&mut mb);
             }
         }
         let held = std::mem::take(&mut mb.held);
@@ -404,12 +493,24 @@ impl SessionShared {
     /// is this lock and, once per batch, one actor message. A full queue of a connected subscriber takes the
     /// delivery and answers [`Pushed::Full`]: the publisher then waits for room (see `flow.rs`).
     pub fn push(&self, delivery: Delivery, metrics: &Metrics) -> Pushed {
+        self.push_durably(delivery, metrics, &mut None)
+    }
+
+    /// [`push`](Self::push); a persistent session's QoS 1/2 copy is written to the store first, and `ticket`
+    /// becomes the one its publisher's acknowledgement must wait for.
+    pub fn push_durably(&self, mut delivery: Delivery, metrics: &Metrics, ticket: &mut Option<Ticket>) -> Pushed {
         let (wake, outcome, online) = {
             let mut mb = self.lock_mailbox();
             if let Some(node) = &mb.moved_to {
                 return Pushed::Moved(node.clone());
             }
+            if delivery.stored.is_none() && self.persistent.load(Ordering::Relaxed) {
+                // Submitted under the mailbox's lock: the op is in the store's queue before the actor can take
+                // the copy, so nothing the session journals about it can overtake it.
+                self.store_copy(&mut delivery, mb.online, ticket);
+            }
             let outcome = mb.queue.push(delivery);
+            self.forget_dropped(&mut mb);
             if outcome == PushOutcome::Full {
                 mb.held = true;
             }
@@ -442,6 +543,27 @@ impl SessionShared {
             self.lock_mailbox().wake_pending = false;
         }
         pushed
+    }
+
+    /// Number `delivery` and hand a copy to the store: every QoS 1/2 copy, and QoS 0 ones queued offline.
+    fn store_copy(&self, delivery: &mut Delivery, online: bool, ticket: &mut Option<Ticket>) {
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        let acknowledged = delivery.qos != QoS::AtMostOnce;
+        if !acknowledged && online {
+            return;
+        }
+        let stored = disk.next_copy();
+        delivery.stored = Some(stored);
+        let t = disk.submit(Op::Copy {
+            client: self.client_id.clone(),
+            stored,
+            delivery: delivery.clone(),
+        });
+        if acknowledged {
+            *ticket = Some(t);
+        }
     }
 
     /// Take up to `max` queued deliveries in order, QoS 1/2 ones only while `window` (the client's inflight
@@ -492,6 +614,10 @@ impl SessionShared {
     pub fn shed(&self) -> (usize, usize) {
         let mut mb = self.lock_mailbox();
         let shed = (mb.queue.len(), mb.queue.bytes());
+        if self.disk.is_some() {
+            let all: Vec<Delivery> = std::iter::from_fn(|| mb.queue.pop()).collect();
+            self.forget_copies(all);
+        }
         mb.queue.clear();
         mb.held = false;
         drop(mb);
@@ -560,6 +686,7 @@ impl Backlog for SessionShared {
         }
         let policy = mb.online_policy;
         let (dropped, disconnect) = mb.queue.enforce(policy);
+        self.forget_dropped(&mut mb);
         mb.held = false;
         drop(mb);
         Metrics::add(&self.metrics.subscribers_stalled, 1);
@@ -632,7 +759,7 @@ mod tests {
             ..Limits::default()
         };
         let metrics = Arc::new(Metrics::default());
-        let session = SessionShared::new("c".into(), &limits, SupSlot::default(), metrics.clone());
+        let session = SessionShared::new("c".into(), &limits, SupSlot::default(), metrics.clone(), None);
         session.set_online(Some(limits.online_queue()), &limits, &metrics);
         session
     }

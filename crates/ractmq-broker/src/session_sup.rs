@@ -149,6 +149,7 @@ impl Actor for SessionSup {
                         &state.kernel.limits,
                         state.kernel.session_sup.clone(),
                         state.kernel.metrics.clone(),
+                        state.kernel.disk.clone(),
                     );
                     shared.import(*handover, &state.kernel.metrics);
                     state.kernel.store.insert(shared.clone());
@@ -265,6 +266,7 @@ impl SessionSupState {
             &self.kernel.limits,
             self.kernel.session_sup.clone(),
             self.kernel.metrics.clone(),
+            self.kernel.disk.clone(),
         );
         self.kernel.store.insert(shared.clone());
         if self.kernel.config.hibernate_after.is_zero() {

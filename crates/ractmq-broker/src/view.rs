@@ -207,6 +207,12 @@ impl BrokerView {
         self.kernel.router.subscription_count()
     }
 
+    /// What the node's store holds on disk, and how its commits go; `None` on a node without one
+    /// (`Durability::Memory`).
+    pub fn data_stats(&self) -> Option<ractmq_store::StoreStats> {
+        self.kernel.disk.as_ref().map(|d| d.stats())
+    }
+
     /// Retained messages on this node (every node keeps all of them).
     pub fn retained_count(&self) -> usize {
         self.kernel.router.retained.read().len()

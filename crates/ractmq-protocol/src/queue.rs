@@ -70,6 +70,9 @@ pub struct BoundedQueue<T> {
     mode: Mode,
     /// Entries dropped since creation.
     pub dropped: u64,
+    /// Entries dropped by the overflow policy, kept for their owner when it asked (see
+    /// [`keep_dropped`](Self::keep_dropped)).
+    kept_dropped: Option<Vec<T>>,
 }
 
 impl<T: Queued> BoundedQueue<T> {
@@ -81,6 +84,31 @@ impl<T: Queued> BoundedQueue<T> {
             policy,
             mode,
             dropped: 0,
+            kept_dropped: None,
+        }
+    }
+
+    /// Keep what the overflow policy drops, for [`take_dropped`](Self::take_dropped): an owner that recorded
+    /// its entries elsewhere (a store) must forget them there too.
+    pub fn keep_dropped(&mut self) {
+        self.kept_dropped.get_or_insert_with(Vec::new);
+    }
+
+    /// The entries dropped by the overflow policy since the last call (none unless
+    /// [`keep_dropped`](Self::keep_dropped) was asked for).
+    pub fn take_dropped(&mut self) -> Vec<T> {
+        self.kept_dropped.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn discard(&mut self, item: T) {
+        if let Some(kept) = &mut self.kept_dropped {
+            kept.push(item);
+        }
+    }
+
+    fn discard_oldest(&mut self) {
+        if let Some(item) = self.pop() {
+            self.discard(item);
         }
     }
 
@@ -113,7 +141,7 @@ impl<T: Queued> BoundedQueue<T> {
         match self.policy.overflow {
             OverflowPolicy::DropOldest => {
                 while self.over_bounds() && self.items.len() > 1 {
-                    self.pop();
+                    self.discard_oldest();
                     dropped += 1;
                 }
             }
@@ -121,6 +149,7 @@ impl<T: Queued> BoundedQueue<T> {
                 while self.over_bounds() && self.items.len() > 1 {
                     if let Some(item) = self.items.pop_back() {
                         self.bytes -= item.queued_bytes();
+                        self.discard(item);
                     }
                     dropped += 1;
                 }
@@ -163,12 +192,18 @@ impl<T: Queued> BoundedQueue<T> {
             OverflowPolicy::DropOldest if self.policy.max_len > 0 => {
                 self.push_back(item, size);
                 while self.over_bounds() && self.items.len() > 1 {
-                    self.pop();
+                    self.discard_oldest();
                 }
                 PushOutcome::DroppedOldest
             }
-            OverflowPolicy::DropOldest | OverflowPolicy::DropNewest => PushOutcome::DroppedNewest,
-            OverflowPolicy::Disconnect => PushOutcome::MustDisconnect,
+            OverflowPolicy::DropOldest | OverflowPolicy::DropNewest => {
+                self.discard(item);
+                PushOutcome::DroppedNewest
+            }
+            OverflowPolicy::Disconnect => {
+                self.discard(item);
+                PushOutcome::MustDisconnect
+            }
         }
     }
 
@@ -323,6 +358,21 @@ mod tests {
         assert_eq!(q.push(E(3, 1)), PushOutcome::DroppedNewest);
         assert_eq!(ids(&mut q), vec![1, 2]);
         assert_eq!(q.dropped, 1);
+    }
+
+    #[test]
+    fn an_owner_that_asks_gets_back_what_the_policy_dropped() {
+        let mut q = BoundedQueue::new(policy(2, 1000, OverflowPolicy::DropOldest), Mode::Policy);
+        q.keep_dropped();
+        for i in 1..=4 {
+            q.push(E(i, 10));
+        }
+        assert_eq!(q.take_dropped(), vec![E(1, 10), E(2, 10)]);
+        q.set_policy(policy(1, 1000, OverflowPolicy::DropNewest), Mode::Policy);
+        q.enforce(policy(1, 1000, OverflowPolicy::DropNewest));
+        q.push(E(5, 10));
+        assert_eq!(q.take_dropped(), vec![E(4, 10), E(5, 10)]);
+        assert!(q.take_dropped().is_empty());
     }
 
     #[test]

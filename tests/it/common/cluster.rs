@@ -53,6 +53,8 @@ pub struct Node {
     extra: Vec<String>,
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The node's data dir, kept across its restarts as a machine's disk is.
+    data: tempfile::TempDir,
 }
 
 impl Node {
@@ -64,6 +66,7 @@ impl Node {
             extra: extra.to_vec(),
             child: None,
             log: Arc::default(),
+            data: tempfile::tempdir().expect("a temporary data dir"),
         }
     }
 
@@ -101,6 +104,8 @@ impl Node {
             .args(["--node-name", &self.name, "--cluster-listen", &self.cluster.to_string()])
             .args(defaults)
             .args(&self.extra)
+            .arg("--data-dir")
+            .arg(self.data.path())
             .env("RUST_LOG", "info")
             .env_remove("NO_COLOR")
             .stdin(Stdio::null())

@@ -13,6 +13,8 @@ pub struct Process {
     pub api: SocketAddr,
     child: Child,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The node's data dir, unless the test chose one (removed with the process).
+    _data: Option<tempfile::TempDir>,
 }
 
 /// The address logged after `marker` on some line, e.g. `addr=` or `http://`.
@@ -49,6 +51,9 @@ impl Process {
                 Ok(())
             });
         }
+        // Every node gets its own store, as on a real machine, unless the test names one (or none).
+        let data = (!args.iter().any(|a| *a == "--data-dir" || *a == "--durability"))
+            .then(|| tempfile::tempdir().expect("a temporary data dir"));
         let mut child = command
             .args([
                 "start",
@@ -60,6 +65,10 @@ impl Process {
                 "0",
             ])
             .args(args)
+            .args(
+                data.iter()
+                    .flat_map(|d| [std::ffi::OsStr::new("--data-dir"), d.path().as_os_str()]),
+            )
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -81,7 +90,13 @@ impl Process {
             // In text logs `addr=ADDR`, in JSON logs `"addr":"ADDR"`.
             let mqtt = address_after(&lines, "addr=").or_else(|| address_after(&lines, "\"addr\":\""));
             if let (Some(mqtt), Some(api)) = (mqtt, address_after(&lines, "http://")) {
-                return Process { mqtt, api, child, log };
+                return Process {
+                    mqtt,
+                    api,
+                    child,
+                    log,
+                    _data: data,
+                };
             }
             let exited = matches!(child.try_wait(), Ok(Some(_)));
             if exited || started.elapsed() > Duration::from_secs(30) {

@@ -82,7 +82,11 @@ impl SessionState {
     }
 
     pub(super) async fn recover(&mut self, myself: &ActorRef<SessionMsg>) {
-        tracing::warn!(client = %self.shared.client_id, "session restarted after a failure; its connection was closed");
+        if self.shared.take_restored() {
+            tracing::debug!(client = %self.shared.client_id, "session restored from the data dir");
+        } else {
+            tracing::warn!(client = %self.shared.client_id, "session restarted after a failure; its connection was closed");
+        }
         *self.shared.conn.lock() = None;
         self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
         // A session that was offline keeps its deadlines; one that had a connection lost it.
@@ -124,6 +128,7 @@ impl SessionState {
             return;
         };
         self.hold = None;
+        self.gated = None;
         self.generation += 1;
         let reason = format!("0x{:02X}", close.reason);
         if close.publish_will || close.reason >= 0x80 {
@@ -153,6 +158,8 @@ impl SessionState {
         if lapse.ended {
             return self.end_session(myself).await;
         }
+        // What the store keeps of the session now: no connection, its deadlines.
+        crate::durable::changed(&self.kernel, &self.shared, false);
         let due = self.shared.state.lock().poll_timeout();
         if let Some(due) = due {
             let generation = self.generation;
@@ -172,6 +179,7 @@ impl SessionState {
             filters
         };
         self.unroute(filters).await;
+        crate::durable::ended(&self.kernel, &self.shared);
         self.shared.lock_mailbox().queue.clear();
         match self.kernel.session_sup() {
             Some(sup) => {

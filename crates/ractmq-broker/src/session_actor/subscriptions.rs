@@ -84,10 +84,15 @@ impl SessionState {
         let queued = self.shared.take_where(in_group);
         let mut kept = Vec::new();
         let mut moved = 0u64;
-        for delivery in unacked.into_iter().chain(queued) {
+        for mut delivery in unacked.into_iter().chain(queued) {
+            // The member it goes to keeps its own copy; this session's is forgotten once handed on.
+            let stored = delivery.stored.take();
             if router.dispatch_shared(&delivery, client_id) {
                 moved += 1;
+                delivery.stored = stored;
+                self.shared.forget_copies([delivery]);
             } else {
+                delivery.stored = stored;
                 kept.push(delivery);
             }
         }
