@@ -195,6 +195,20 @@ def securing_a_node(r: Run, block: list[str]) -> None:
     assert refused.returncode != 0, "a wrong password is refused"
 
 
+def keeping_state(r: Run, block: list[str]) -> None:
+    start, subscribe, publish, crash, restart, receive = block
+    r.wait_listening("1883", r.background(start))
+    done = r.run(subscribe)
+    assert done.returncode == 0, done.stderr
+    done = r.run(publish)
+    assert done.returncode == 0, done.stderr
+    assert r.run(crash).returncode == 0
+    r.wait_listening("1883", r.background(restart))
+    received = r.run(receive)
+    assert received.returncode == 0 and received.stdout.strip() == "42", received.stdout + received.stderr
+    assert (r.tmp / "state" / "ractmq.redb").exists()
+
+
 def embedding(r: Run, block: list[str]) -> None:
     (command,) = block
     done = subprocess.run(command, shell=True, cwd=REPO_ROOT, env=r.env, capture_output=True, text=True,
@@ -211,6 +225,7 @@ RUNNERS = {
     "cargo run --release -- start                        #": first_run,
     "cargo run --example embedded": embedding,
     "mosquitto_passwd -c -b passwd": securing_a_node,
+    "ractmq start --data-dir state": keeping_state,
 }
 
 
