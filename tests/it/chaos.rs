@@ -96,7 +96,21 @@ fn assert_received(client: usize, received: &Received) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_sessions_and_a_shard_loses_no_acknowledged_message() {
-    let broker = start_broker().await;
+    kill_under_load(start_broker().await).await;
+}
+
+/// The same with every session and acknowledged message also kept on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_sessions_and_a_shard_with_durability_on_loses_no_acknowledged_message() {
+    let data = tempfile::tempdir().unwrap();
+    let config = ractmq::BrokerConfig {
+        durability: ractmq::Durability::Disk(data.path().to_path_buf()),
+        ..test_config()
+    };
+    kill_under_load(start_with(config).await).await;
+}
+
+async fn kill_under_load(broker: ractmq::Broker) {
     let addr = broker.mqtt_addr();
     let mut clients = Vec::new();
     for i in 0..CLIENTS {

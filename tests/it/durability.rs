@@ -1,0 +1,141 @@
+//! A node that keeps its state on disk (`Durability::Disk`), restarted in the same process on the same data
+//! dir: persistent sessions, their acknowledged messages and retained messages come back, and what ended is
+//! gone. The crash cases (kill -9 of a real process) are in tests/python/test_durability.py.
+
+use crate::common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use common::*;
+use ractmq::{Broker, BrokerConfig, Durability};
+use rumqttc::{Packet, QoS};
+
+async fn durable(dir: &Path) -> Broker {
+    start_with(BrokerConfig {
+        durability: Durability::Disk(dir.to_path_buf()),
+        ..test_config()
+    })
+    .await
+}
+
+fn persistent(broker: &Broker, id: &str) -> rumqttc::MqttOptions {
+    let mut o = options(broker.mqtt_addr(), id);
+    o.set_clean_session(false);
+    o
+}
+
+/// Wait until the publisher has seen `count` PUBACKs and PUBCOMPs.
+async fn completions(publisher: &mut Client, count: usize) {
+    let mut done = 0;
+    while done < count {
+        match publisher.next().await {
+            Ok(Packet::PubAck(_) | Packet::PubComp(_)) => done += 1,
+            Ok(_) => {}
+            Err(e) => panic!("publisher disconnected: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_session_and_its_acknowledged_messages_come_back_after_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = durable(data.path()).await;
+    let mut meter = Client::connect_with(persistent(&broker, "meter")).await;
+    meter.subscribe("m/#", QoS::ExactlyOnce).await;
+    meter.client.disconnect().await.unwrap();
+    meter.expect_disconnect().await;
+    eventually("meter is offline", || {
+        broker.view().client("meter").is_some_and(|c| !c.connected)
+    })
+    .await;
+
+    let mut publisher = Client::connect(broker.mqtt_addr(), "publisher").await;
+    for n in 0..50u32 {
+        publisher
+            .publish("m/1", QoS::AtLeastOnce, false, format!("q1-{n}"))
+            .await;
+        publisher
+            .publish("m/2", QoS::ExactlyOnce, false, format!("q2-{n}"))
+            .await;
+    }
+    publisher.publish("r/1", QoS::AtLeastOnce, true, "kept").await;
+    completions(&mut publisher, 101).await;
+    let stats = broker.view().data_stats().expect("a store");
+    assert_eq!((stats.sessions, stats.messages, stats.retained), (1, 100, 1));
+    drop(publisher);
+    broker.shutdown().await;
+
+    let broker = durable(data.path()).await;
+    assert!(
+        broker.view().client("meter").is_some_and(|c| !c.connected),
+        "the session is back before its client is"
+    );
+    let mut meter = Client::start(persistent(&broker, "meter"));
+    assert!(meter.expect_connack().await.session_present);
+    let mut got: HashMap<String, (usize, rumqttc::QoS)> = HashMap::new();
+    while got.values().map(|(n, _)| n).sum::<usize>() < 100 {
+        let p = meter.expect_publish().await;
+        let entry = got
+            .entry(String::from_utf8(p.payload.to_vec()).unwrap())
+            .or_insert((0, p.qos));
+        entry.0 += 1;
+    }
+    for n in 0..50 {
+        assert_eq!(got.get(&format!("q1-{n}")), Some(&(1, QoS::AtLeastOnce)), "q1-{n}");
+        assert_eq!(got.get(&format!("q2-{n}")), Some(&(1, QoS::ExactlyOnce)), "q2-{n}");
+    }
+
+    let mut reader = Client::connect(broker.mqtt_addr(), "reader").await;
+    reader.subscribe("r/#", QoS::AtLeastOnce).await;
+    let retained = reader.expect_publish().await;
+    assert_eq!((retained.payload.as_ref(), retained.retain), (&b"kept"[..], true));
+    eventually("the delivered copies leave the store", || {
+        broker.view().data_stats().is_some_and(|s| s.messages == 0)
+    })
+    .await;
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_sessions_leave_nothing_on_disk_and_an_ended_session_is_forgotten() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = durable(data.path()).await;
+    let mut clean = Client::connect(broker.mqtt_addr(), "clean").await;
+    clean.subscribe("c/#", QoS::AtLeastOnce).await;
+    leave_offline_session(&broker, "gone", "c/#").await;
+    let mut publisher = Client::connect(broker.mqtt_addr(), "publisher").await;
+    publisher.publish("c/1", QoS::AtLeastOnce, false, "x").await;
+    completions(&mut publisher, 1).await;
+    clean.expect_publish().await;
+    let stats = broker.view().data_stats().unwrap();
+    assert_eq!(
+        (stats.sessions, stats.messages),
+        (1, 1),
+        "only the persistent session's copy"
+    );
+
+    // The same client id starting clean ends the stored session.
+    let mut again = Client::start(options(broker.mqtt_addr(), "gone"));
+    assert!(!again.expect_connack().await.session_present);
+    eventually("the ended session leaves the store", || {
+        broker
+            .view()
+            .data_stats()
+            .is_some_and(|s| s.sessions == 0 && s.messages == 0)
+    })
+    .await;
+    drop((again, clean, publisher));
+    broker.shutdown().await;
+
+    let broker = durable(data.path()).await;
+    assert!(broker.view().client("gone").is_none());
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_node_writes_nothing() {
+    let broker = start_broker().await;
+    assert!(broker.view().data_stats().is_none());
+    broker.shutdown().await;
+}
