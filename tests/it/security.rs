@@ -254,8 +254,8 @@ async fn a_banned_client_is_kicked_and_refused_until_the_ban_is_lifted() {
         0x8A,
         "an address range ban"
     );
-    assert!(broker.view().unban("peerhost", "127.0.0.0/8").unwrap());
-    assert!(broker.view().unban("clientid", "victim").unwrap());
+    assert!(broker.view().unban("peerhost", "127.0.0.0/8").await.unwrap());
+    assert!(broker.view().unban("clientid", "victim").await.unwrap());
     assert_eq!(connack_code(addr, &connect_v311("victim")).await, 0, "lifted");
     assert!(
         broker.view().ban("nickname", "x", None, "").await.is_err(),

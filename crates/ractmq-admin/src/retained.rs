@@ -38,7 +38,7 @@ pub async fn show(State(s): State<AppState>, Path(topic): Path<String>) -> Respo
 }
 
 pub async fn remove(State(s): State<AppState>, Path(topic): Path<String>) -> Response {
-    if s.broker.delete_retained(&topic) {
+    if s.broker.delete_retained(&topic).await {
         Json(json!({ "topic": topic, "deleted": true })).into_response()
     } else {
         error(StatusCode::NOT_FOUND, format!("no retained message on '{topic}'"))

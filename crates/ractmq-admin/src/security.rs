@@ -119,7 +119,7 @@ pub async fn ban(State(s): State<AppState>, Json(body): Json<NewBan>) -> Respons
 
 /// `DELETE /banned/{as}/{who}`.
 pub async fn unban(State(s): State<AppState>, Path((kind, who)): Path<(String, String)>) -> Response {
-    match s.broker.unban(&kind, &who) {
+    match s.broker.unban(&kind, &who).await {
         Ok(true) => Json(json!({ "as": kind, "who": who, "deleted": true })).into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no ban of {kind} '{who}'")),
         Err(e) => error(StatusCode::BAD_REQUEST, e),

@@ -331,13 +331,15 @@ impl BrokerView {
 
     /// Clear `topic`'s retained message everywhere, as a client publishing an empty retained message does
     /// (subscribers see that empty message). False if there was none here.
-    pub fn delete_retained(&self, topic: &str) -> bool {
+    pub async fn delete_retained(&self, topic: &str) -> bool {
         if self.retained_message(topic).is_none() {
             return false;
         }
-        self.kernel
-            .router
-            .route(Arc::new(Message::new(topic, Bytes::new(), QoS::AtMostOnce, true)));
+        let mut congestion = Congestion::default();
+        let clear = Arc::new(Message::new(topic, Bytes::new(), QoS::AtMostOnce, true));
+        self.kernel.router.route_reporting(clear, &mut congestion);
+        // Done once the store has it too (subscriber queues are not waited for: a clear delivers nothing).
+        let _ = self.stored().await;
         true
     }
 
@@ -418,6 +420,7 @@ impl BrokerView {
             .security
             .ban(target, duration, reason.to_string(), "operator".into())
             .map_err(|e| e.to_string())?;
+        self.stored().await?;
         for client in self.clients().into_iter().filter(|c| c.connected) {
             let peer = client.peer.as_deref().and_then(|p| p.parse::<SocketAddr>().ok());
             if ban
@@ -431,8 +434,19 @@ impl BrokerView {
     }
 
     /// Lift the ban of `value` as `kind`; false if there was none.
-    pub fn unban(&self, kind: &str, value: &str) -> Result<bool, String> {
-        Ok(self.kernel.security.unban(&BanTarget::named(kind, value)?))
+    pub async fn unban(&self, kind: &str, value: &str) -> Result<bool, String> {
+        let lifted = self.kernel.security.unban(&BanTarget::named(kind, value)?);
+        self.stored().await?;
+        Ok(lifted)
+    }
+
+    /// On a node with a store, wait until every change made so far is committed: an operator's "done" holds
+    /// across a crash.
+    async fn stored(&self) -> Result<(), String> {
+        match &self.kernel.disk {
+            Some(disk) => disk.flush().await.map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
     }
 
     /// Read the ACL file and the password file again (what `ractmq ctl acl reload` and SIGHUP do): connected

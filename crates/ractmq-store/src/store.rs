@@ -214,6 +214,12 @@ impl Store {
         }
     }
 
+    /// Wait until everything submitted so far is committed: what an operator's "done" waits for.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let ticket = self.inner.shared.pending.lock().submitted;
+        self.committed(ticket).await
+    }
+
     /// More ops wait for the writer than its bound: whoever adds to them should wait for [`room`](Self::room).
     pub fn is_congested(&self) -> bool {
         self.inner.shared.pending.lock().bytes > self.inner.shared.bound
