@@ -167,12 +167,13 @@ pub fn source_ip(c: &Common, i: usize) -> Option<Ipv4Addr> {
 }
 
 /// Opens `ids.len()` MQTT connections to `addr`, `c.connect_concurrency` at a time, subscribing where a topic
-/// is given.
+/// is given; `clean` false: persistent sessions (clean session 0).
 async fn connect_all(
     c: &Common,
     addr: SocketAddr,
     ids: Vec<(String, Option<String>)>,
     qos: u8,
+    clean: bool,
 ) -> Result<Vec<TcpStream>, String> {
     let sem = Rc::new(Semaphore::new(c.connect_concurrency.max(1)));
     let handles: Vec<JoinHandle<Result<TcpStream, String>>> = ids
@@ -184,7 +185,7 @@ async fn connect_all(
             spawn_local(async move {
                 let _permit = sem.acquire().await.map_err(|e| e.to_string())?;
                 let timeout = Duration::from_secs(10);
-                let mut s = net::mqtt_connect(addr, src, &id, keepalive, timeout)
+                let (mut s, _) = net::mqtt_connect_session(addr, src, &id, keepalive, clean, timeout)
                     .await
                     .map_err(|e| format!("{id}: connect: {e}"))?;
                 if let Some(t) = topic {
@@ -586,8 +587,14 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
         rate,
         stuck,
     } = plan;
+    // With persistent subscribers the broker must keep (and, if durable, commit) every copy: another scenario.
+    let scenario = if c.persistent_subs {
+        format!("durable-{scenario}")
+    } else {
+        scenario
+    };
     let mut base = json!({
-        "scenario": scenario, "peer": c.label, "qos": qos, "publishers": pubs.len(), "subscribers": subs.len(),
+        "scenario": scenario, "peer": c.label, "persistent_subscribers": c.persistent_subs, "qos": qos, "publishers": pubs.len(), "subscribers": subs.len(),
         "payload": c.payload, "max_msgs_per_publisher": c.max_msgs,
     });
     if !stuck.is_empty() {
@@ -608,7 +615,7 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
         .enumerate()
         .map(|(i, s)| (format!("lg-s{i}"), Some(s.topic.clone())))
         .collect();
-    let sub_streams = match connect_all(c, c.subscriber_addr(), sub_ids, qos).await {
+    let sub_streams = match connect_all(c, c.subscriber_addr(), sub_ids, qos, !c.persistent_subs).await {
         Ok(s) => s,
         Err(e) => return fail(format!("connecting subscribers: {e}")),
     };
@@ -618,12 +625,12 @@ pub async fn run(c: &Common, plan: Plan) -> Value {
         .map(|(i, s)| (format!("lg-stuck{i}"), Some(s.topic.clone())))
         .collect();
     // they read nothing after their SUBACK until the run is over
-    let stuck_streams = match connect_all(c, c.subscriber_addr(), stuck_ids, qos).await {
+    let stuck_streams = match connect_all(c, c.subscriber_addr(), stuck_ids, qos, true).await {
         Ok(s) => s,
         Err(e) => return fail(format!("connecting stuck subscribers: {e}")),
     };
     let pub_ids = (0..pubs.len()).map(|i| (format!("lg-p{i}"), None)).collect();
-    let pub_streams = match connect_all(c, c.addr, pub_ids, qos).await {
+    let pub_streams = match connect_all(c, c.addr, pub_ids, qos, true).await {
         Ok(s) => s,
         Err(e) => return fail(format!("connecting publishers: {e}")),
     };

@@ -10,6 +10,7 @@ mod conns;
 mod flow;
 mod mqtt;
 mod net;
+mod sessions;
 mod track;
 
 use std::net::SocketAddr;
@@ -81,6 +82,10 @@ pub struct Common {
     /// Spread connections over this many source addresses 127.0.0.2, 127.0.0.3, ... (0: let the kernel pick).
     #[arg(long, global = true, default_value_t = 8)]
     pub sources: u8,
+    /// Subscribers connect with clean session 0 (persistent sessions), so that the broker keeps every copy for
+    /// them (and a durable broker commits it before its PUBACK); the scenario is reported as durable-NAME.
+    #[arg(long, global = true)]
+    pub persistent_subs: bool,
 }
 
 #[derive(Subcommand)]
@@ -131,6 +136,34 @@ enum Scenario {
         pubs: u32,
         #[arg(long, default_value_t = 1)]
         qos: u8,
+    },
+    /// Fill a broker with persistent sessions holding queued messages (for a restart-time measurement): SESSIONS
+    /// clients connect with clean session 0, subscribe at QoS 1 to bench/restart/G (PER_TOPIC sessions per
+    /// topic G) and disconnect; then PUBS publishers send MSGS QoS 1 messages to every topic and wait for every
+    /// PUBACK. Queued in all: SESSIONS x MSGS messages. Bound it with --deadline.
+    Fill {
+        #[arg(long, default_value_t = 100_000)]
+        sessions: u32,
+        #[arg(long, default_value_t = 100)]
+        per_topic: u32,
+        #[arg(long, default_value_t = 10)]
+        msgs: u32,
+        #[arg(long, default_value_t = 4)]
+        pubs: u32,
+    },
+    /// After a restart: the time until the broker accepts TCP connections and answers a CONNACK (counted from
+    /// this command's start, so start it right after the broker), then SAMPLE of the SESSIONS sessions that
+    /// `fill` made reconnect with clean session 0: each must have session present and get its MSGS messages.
+    Resume {
+        #[arg(long, default_value_t = 100_000)]
+        sessions: u32,
+        #[arg(long, default_value_t = 100)]
+        sample: u32,
+        #[arg(long, default_value_t = 10)]
+        msgs: u32,
+        /// Seconds to wait for the broker to accept connections.
+        #[arg(long, default_value_t = 600.0)]
+        wait: f64,
     },
     /// As many idle clients as asked; connects per second and broker memory per connection.
     Conns {
@@ -307,7 +340,9 @@ fn plan(c: &Common, scenario: &Scenario) -> Result<Plan, String> {
                 stuck: (0..stuck).map(sub).collect(),
             }
         }
-        Scenario::Conns { .. } => unreachable!("not a message scenario"),
+        Scenario::Conns { .. } | Scenario::Fill { .. } | Scenario::Resume { .. } => {
+            unreachable!("not a message scenario")
+        }
     })
 }
 
@@ -348,6 +383,26 @@ fn main() -> ExitCode {
                 };
                 Ok(conns::run(&c, *count, *settle, pace).await)
             }
+            Scenario::Fill {
+                sessions,
+                per_topic,
+                msgs,
+                pubs,
+            } => {
+                let f = sessions::Fill {
+                    sessions: *sessions,
+                    per_topic: (*per_topic).max(1),
+                    msgs: *msgs,
+                    pubs: (*pubs).max(1),
+                };
+                Ok(sessions::fill(&c, f).await)
+            }
+            Scenario::Resume {
+                sessions,
+                sample,
+                msgs,
+                wait,
+            } => Ok(sessions::resume(&c, *sessions, *sample, *msgs, *wait).await),
             other => match plan(&c, other) {
                 Ok(p) => Ok(flow::run(&c, p).await),
                 Err(e) => Err(e),

@@ -12,6 +12,7 @@ pub const SUBACK: u8 = 9;
 pub const PINGRESP: u8 = 13;
 
 pub const PINGREQ: [u8; 2] = [0xC0, 0x00];
+pub const DISCONNECT: [u8; 2] = [0xE0, 0x00];
 
 /// Bytes of the payload stamp: stream id (u32), sequence number (u32), send time in ns (u64), little endian.
 pub const STAMP_LEN: usize = 16;
@@ -35,13 +36,14 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// CONNECT, protocol level 4 (3.1.1), clean session, no will, no credentials.
-pub fn connect(out: &mut Vec<u8>, client_id: &str, keepalive: u16) {
+/// CONNECT, protocol level 4 (3.1.1), no will, no credentials; `clean` false asks for a persistent session
+/// (clean session 0).
+pub fn connect(out: &mut Vec<u8>, client_id: &str, keepalive: u16, clean: bool) {
     out.push(0x10);
     put_remaining_len(out, 10 + 2 + client_id.len());
     put_str(out, b"MQTT");
     out.push(4);
-    out.push(0x02);
+    out.push(if clean { 0x02 } else { 0x00 });
     out.extend_from_slice(&keepalive.to_be_bytes());
     put_str(out, client_id.as_bytes());
 }
@@ -229,9 +231,13 @@ mod tests {
     #[test]
     fn connect_and_subscribe_have_the_right_lengths() {
         let mut out = Vec::new();
-        connect(&mut out, "abc", 600);
+        connect(&mut out, "abc", 600, true);
         assert_eq!(out[1] as usize, out.len() - 2);
         assert_eq!(&out[2..8], b"\x00\x04MQTT");
+        assert_eq!(out[9], 0x02, "clean session");
+        out.clear();
+        connect(&mut out, "abc", 600, false);
+        assert_eq!(out[9], 0x00, "persistent session");
         out.clear();
         subscribe(&mut out, 1, "x/y", 1);
         assert_eq!(out, vec![0x82, 8, 0, 1, 0, 3, b'x', b'/', b'y', 1]);

@@ -73,7 +73,7 @@ async fn expect_frame(stream: &mut TcpStream, rd: &mut Reader, kind: u8) -> io::
     }
 }
 
-/// TCP connect + MQTT CONNECT/CONNACK, within `timeout`.
+/// TCP connect + MQTT CONNECT/CONNACK with a clean session, within `timeout`.
 pub async fn mqtt_connect(
     broker: SocketAddr,
     source: Option<Ipv4Addr>,
@@ -81,16 +81,45 @@ pub async fn mqtt_connect(
     keepalive: u16,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
+    mqtt_connect_session(broker, source, client_id, keepalive, true, timeout)
+        .await
+        .map(|(stream, _)| stream)
+}
+
+/// TCP connect + MQTT CONNECT/CONNACK, within `timeout`; `clean` false asks for a persistent session. Returns
+/// the stream and the CONNACK's session present flag. Anything the broker sends right after the CONNACK (a
+/// resumed session's messages) is not read here: use [`mqtt_connect_reader`] to keep it.
+pub async fn mqtt_connect_session(
+    broker: SocketAddr,
+    source: Option<Ipv4Addr>,
+    client_id: &str,
+    keepalive: u16,
+    clean: bool,
+    timeout: Duration,
+) -> io::Result<(TcpStream, bool)> {
+    let mut rd = Reader::new(64);
+    mqtt_connect_reader(broker, source, client_id, keepalive, clean, timeout, &mut rd).await
+}
+
+/// [`mqtt_connect_session`] reading through `rd`, which keeps whatever arrived after the CONNACK.
+pub async fn mqtt_connect_reader(
+    broker: SocketAddr,
+    source: Option<Ipv4Addr>,
+    client_id: &str,
+    keepalive: u16,
+    clean: bool,
+    timeout: Duration,
+    rd: &mut Reader,
+) -> io::Result<(TcpStream, bool)> {
     let fut = async {
         let mut stream = tcp_connect(broker, source).await?;
         let mut out = Vec::with_capacity(32 + client_id.len());
-        mqtt::connect(&mut out, client_id, keepalive);
+        mqtt::connect(&mut out, client_id, keepalive, clean);
         stream.write_all(&out).await?;
-        let mut rd = Reader::new(64);
-        let body = expect_frame(&mut stream, &mut rd, mqtt::CONNACK).await?;
-        match body.get(1) {
-            Some(0) => Ok(stream),
-            rc => Err(proto_err(format!("CONNACK refused: {rc:?}"))),
+        let body = expect_frame(&mut stream, rd, mqtt::CONNACK).await?;
+        match (body.first(), body.get(1)) {
+            (Some(flags), Some(0)) => Ok((stream, flags & 1 == 1)),
+            (_, rc) => Err(proto_err(format!("CONNACK refused: {rc:?}"))),
         }
     };
     tokio::time::timeout(timeout, fut)
