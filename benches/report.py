@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Why this exists: turns the raw results of benches/run.sh (one JSON line per run) into what people read:
 a markdown table of medians with ractmq/peer ratios and the targets, the cross-node figures of a 2-node ractmq
-cluster beside ractmq's single-node ones, the stuck-subscriber runs, a table of every run's loss and
-duplicates, a JSON summary and a PNG chart, all in the results folder. `--line` prints a one-line progress
+cluster beside ractmq's single-node ones, the stuck-subscriber runs, durable ractmq (persistent subscribers) beside
+ractmq --durability memory and Mosquitto with persistence, a table of every run's loss and duplicates, a JSON
+summary and a PNG chart, all in the results folder. `--line` prints a one-line progress
 summary of a single run instead.
 
 A figure is a result only when every round of it was clean: nothing lost, duplicated, misrouted or garbled, no
@@ -17,6 +18,15 @@ import sys
 from pathlib import Path
 
 PEERS = ["mosquitto", "rumqttd", "ractmq"]
+# The peers of the durable-* scenarios: ractmq on its defaults (durable, disk), the same with --durability memory,
+# Mosquitto with persistence true.
+DURABLE_PEERS = ["ractmq", "ractmq-mem", "mosquitto-persist"]
+ALL_PEERS = PEERS + DURABLE_PEERS[1:]
+DURABLE = ["durable-fanin-q1"]
+# The durability issue's targets: durable ractmq / peer >= value, messages/s.
+DURABLE_TARGETS = [("ractmq-mem", 1 / 2), ("mosquitto-persist", 2.0)]
+DURABLE_METRICS = [("msgs_per_s", "messages/s delivered", True),
+                   ("broker_cpu_s_per_million", "broker CPU s per million delivered", False)]
 
 # (scenario, metric key, label, higher is better)
 THROUGHPUT = ["fanin-q0", "fanin-q1", "fanout-q0", "p2p-q0", "p2p-q1"]
@@ -202,7 +212,7 @@ class Cell:
 
 def line_summary(rec):
     r = rec.get("result") or {}
-    s = f"r{rec['round']} {rec['scenario']:<18} {rec['peer']:<10}"
+    s = f"r{rec['round']} {rec['scenario']:<18} {rec['peer']:<17}"
     if not rec.get("result"):
         return s + f" FAILED (loadgen exit {rec.get('loadgen_exit')}, broker alive {rec.get('broker_alive')})"
     if rec["scenario"] == "conns":
@@ -258,6 +268,12 @@ def summarize(recs):
             cell = Cell(recs, scenario, peer, key)
             if cell:
                 cells.setdefault(scenario, {}).setdefault(key, {})[peer] = cell
+    for scenario in DURABLE:
+        for key, _, _ in DURABLE_METRICS:
+            for peer in DURABLE_PEERS:
+                cell = Cell(recs, scenario, peer, key)
+                if cell:
+                    cells.setdefault(scenario, {}).setdefault(key, {})[peer] = cell
     return peers, cells
 
 
@@ -303,6 +319,78 @@ def target_text(cells, scenario, key):
         else:
             out.append(f"{'≥' if kind == 'ratio>=' else '≤'} {val:g}× {peer} {verdict}")
     return "; ".join(out)
+
+
+def durable_ratio(cells, scenario, key, peer):
+    """Durable ractmq / peer, from clean cells only."""
+    m = cells.get(scenario, {}).get(key, {})
+    a, b = m.get("ractmq"), m.get(peer)
+    if a is None or b is None or a.value is None or not b.value:
+        return None
+    return a.value / b.value
+
+
+def durable_ratio_text(cells, scenario, key, peer):
+    r = durable_ratio(cells, scenario, key, peer)
+    if r is not None:
+        return fmt(r)
+    m = cells.get(scenario, {}).get(key, {})
+    why = [f"{p} {'did not run' if p not in m else m[p].bad()}" for p in ("ractmq", peer)
+           if p not in m or not m[p].clean]
+    return f"— ({', '.join(why)})"
+
+
+def durable_target_text(cells, scenario):
+    out = []
+    m = cells.get(scenario, {}).get("msgs_per_s", {})
+    for peer, val in DURABLE_TARGETS:
+        mine, theirs = m.get("ractmq"), m.get(peer)
+        r = durable_ratio(cells, scenario, "msgs_per_s", peer)
+        if mine is None:
+            verdict = "n/a (ractmq did not run)"
+        elif not mine.clean:
+            verdict = f"❌ (ractmq {mine.bad()})"
+        elif theirs is None:
+            verdict = f"n/a ({peer} did not run)"
+        elif not theirs.clean:
+            verdict = f"n/a ({peer} {theirs.bad()})"
+        else:
+            verdict = "✅" if r is not None and r >= val else "❌"
+        out.append(f"≥ {val:g}× {peer} {verdict}")
+    return "; ".join(out)
+
+
+def durable_markdown(cells, mode):
+    """Durable ractmq (persistent subscribers, every copy committed before the PUBACK) beside ractmq in memory
+    and Mosquitto with persistence."""
+    rows = []
+    for scenario in DURABLE:
+        for key, label, higher in DURABLE_METRICS:
+            m = cells.get(scenario, {}).get(key)
+            if not m:
+                continue
+            detailed = key in DETAILED
+            row = [scenario, f"{label} {'↑' if higher else '↓'}"]
+            row += [m[p].text(detailed) if p in m else "—" for p in DURABLE_PEERS]
+            row += [durable_ratio_text(cells, scenario, key, p) for p in DURABLE_PEERS[1:]]
+            row.append(durable_target_text(cells, scenario) if key == "msgs_per_s" else "")
+            rows.append("| " + " | ".join(row) + " |")
+    if not rows:
+        return []
+    return [
+        "## Durability (persistent subscribers)",
+        "",
+        "4 publishers -> 1 subscriber at QoS 1 as fanin-q1, but the subscriber has a persistent session (clean "
+        "session 0), so the broker keeps every copy for it. ractmq runs on its defaults (durable: a PUBACK only once "
+        "the copies are committed to its data dir, a fresh one per run), ractmq-mem with --durability memory, "
+        "mosquitto-persist is Mosquitto with persistence true (it writes its database every autosave_interval, "
+        "30 minutes by default, and at exit: its PUBACKs wait for no disk). Ratios are durable ractmq / peer; targets "
+        f"from the durability issue. Mode: {mode}; medians over rounds.",
+        "",
+        "| scenario | metric | ractmq (durable) | ractmq --durability memory | Mosquitto, persistence true | "
+        "durable / memory | durable / mosquitto-persist | target |",
+        "|" + "---|" * 8,
+    ] + rows + [""]
 
 
 def cross_node_rows(cells):
@@ -419,9 +507,9 @@ def every_run_markdown(recs):
         "|" + "---|" * 13,
     ]
     order = {s: i for i, s in enumerate([m[0] for m in METRICS] + STUCK + [c for c, _ in CLUSTER_PAIRS]
-                                        + [a for a, _ in ACL_PAIRS])}
-    for rec in sorted(recs, key=lambda r: (order.get(r["scenario"], 99), r["scenario"], PEERS.index(r["peer"])
-                                           if r["peer"] in PEERS else 9, r["round"])):
+                                        + [a for a, _ in ACL_PAIRS] + DURABLE)}
+    for rec in sorted(recs, key=lambda r: (order.get(r["scenario"], 99), r["scenario"], ALL_PEERS.index(r["peer"])
+                                           if r["peer"] in ALL_PEERS else 9, r["round"])):
         x = rec.get("result") or {}
         state = run_state(rec)
         errors = "; ".join((x.get("errors") or [])[:2]).replace("|", "/") or rec.get("error", "")
@@ -456,8 +544,9 @@ def markdown(peers, cells, machine, mode, recs):
     others = [p for p in peers if p != "ractmq"]
     if "ractmq" in peers:
         head += [f"ractmq/{p}" for p in others] + ["target"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
+    if any(cells.get(scenario, {}).get(key) for scenario, key, _, _ in METRICS):
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
     for scenario, key, label, higher in METRICS:
         m = cells.get(scenario, {}).get(key)
         if not m:
@@ -469,6 +558,7 @@ def markdown(peers, cells, machine, mode, recs):
             row.append(target_text(cells, scenario, key))
         lines.append("| " + " | ".join(row) + " |")
     lines += [""] + stuck_markdown(recs, mode) + cross_node_markdown(cells, mode) + acl_markdown(cells, mode)
+    lines += durable_markdown(cells, mode)
     lines += every_run_markdown(recs)
     return "\n".join(lines) + "\n"
 
@@ -477,6 +567,8 @@ def chart_bars(cells, peers, scenario, key):
     """The bars of one panel: one per peer (None where not clean), or for a cross-node scenario ractmq on one
     node and across two."""
     m = cells[scenario][key]
+    if scenario in DURABLE:
+        return [(p, m[p].value, m[p].bad()) for p in DURABLE_PEERS if p in m]
     single = dict(CLUSTER_PAIRS).get(scenario)
     if single is None:
         return [(p, m[p].value, m[p].bad()) for p in peers if p in m]
@@ -498,6 +590,7 @@ def chart(peers, cells, path):
         return False
     panels = [(s, k, label, hi) for s, k, label, hi in METRICS if cells.get(s, {}).get(k)]
     panels += [(c, k, label, hi) for c, _, k, label, hi, _, _, _ in cross_node_rows(cells)]
+    panels += [(s, k, label, hi) for s in DURABLE for k, label, hi in DURABLE_METRICS if cells.get(s, {}).get(k)]
     if not panels:
         return False
     cols = 4
@@ -509,6 +602,8 @@ def chart(peers, cells, path):
         "ractmq": "#3aa655",
         "ractmq, 1 node": "#3aa655",
         "2 nodes, n1 → n2": "#2b7a3f",
+        "ractmq-mem": "#8fd19e",
+        "mosquitto-persist": "#1f4e87",
     }
     for ax, (scenario, key, label, higher) in zip(axes.flat, panels):
         bars = chart_bars(cells, peers, scenario, key)
@@ -568,6 +663,14 @@ def main():
             if cells.get(s, {}).get(k)
         },
         "targets": {f"{s}/{k}": target_text(cells, s, k) for (s, k) in TARGETS if cells.get(s, {}).get(k)},
+        "durable": {
+            f"{s}/{k}": {
+                "values": {p: c.value for p, c in cells.get(s, {}).get(k, {}).items() if p in DURABLE_PEERS},
+                "ratios_durable_over": {p: durable_ratio(cells, s, k, p) for p in DURABLE_PEERS[1:]},
+                "targets": durable_target_text(cells, s) if k == "msgs_per_s" else None,
+            }
+            for s in DURABLE for k, _, _ in DURABLE_METRICS if cells.get(s, {}).get(k)
+        },
         "cross_node": {
             f"{c}/{k}": {"single_node_scenario": s, "single_node": one.value if one else None,
                          "cross_node": two.value, "cross_over_single": r}

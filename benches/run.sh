@@ -8,7 +8,8 @@
 #
 #   benches/run.sh            full mode: 3 rounds, medians, results in benches/results/
 #   benches/run.sh --quick    quick mode: 1 round of short runs, prints the table, results in benches/results/quick/
-#   options: --rounds N  --peers "mosquitto rumqttd ractmq"  --scenarios "fanin-q0 ..."  --no-build  --out DIR
+#   options: --rounds N  --peers "mosquitto rumqttd ractmq ractmq-mem mosquitto-persist"  --scenarios "fanin-q0 ..."
+#            --no-build  --out DIR
 #
 # The cluster-* scenarios run ractmq only, as a cluster of two nodes on this machine: publishers connect to
 # node n1, subscribers to node n2, so every message crosses between the nodes; report.py sets them beside
@@ -16,12 +17,19 @@
 # healthy subscribers and one that subscribes and never reads its socket (see benches/README.md). The acl-*
 # scenarios run ractmq only, with an ACL file of 10,000 rules with placeholders (9,999 `devices/%c/rN/#` rules
 # the load's topics do not match, then one allowing everything), to measure what authorization costs;
-# report.py sets them beside ractmq's run of the same scenario without an ACL.
+# report.py sets them beside ractmq's run of the same scenario without an ACL. The durable-* scenarios have
+# persistent subscribers (clean session 0) and run three peers only: ractmq on its defaults (durable: each
+# PUBACK waits for the commit of the copies), ractmq-mem (ractmq --durability memory) and mosquitto-persist
+# (Mosquitto with persistence true); report.py gives durable/memory and durable/mosquitto-persist.
 #
 # Every broker runs on its defaults: what it is given is only what it needs to run at all on the bench port.
-#   ractmq     target/release/ractmq start --listen 127.0.0.1:PORT --no-api --sys-interval 0
+#   ractmq     target/release/ractmq start --listen 127.0.0.1:PORT --no-api --sys-interval 0 --data-dir DIR
 #              (--no-api: no REST API port to clash with; --sys-interval 0 only turns off periodic $SYS
-#              publishing). No queue, inflight or flow-control flag.
+#              publishing; DIR: a fresh data dir per run under the run's temporary dir, so that no run restores
+#              another's state and the two nodes of a cluster do not share the default ./data; a build without
+#              durability, which knows no --data-dir, runs without it, except in the durable-* scenarios, where
+#              its runs fail). No queue, inflight or flow-control flag.
+#   ractmq-mem (durable-* scenarios) the same plus --durability memory.
 #   ractmq cluster (cluster-* scenarios): the same, plus what forms the cluster: --node-name n1 --cluster-listen
 #              127.0.0.1:C1 --cookie bench on n1 and --node-name n2 --cluster-listen 127.0.0.1:C2 --cookie bench
 #              --seed n1@127.0.0.1:C1 on n2 (and $RACTMQ_CLUSTER_ARGS, empty by default, recorded in
@@ -29,6 +37,8 @@
 #   mosquitto  "listener PORT 127.0.0.1" and "allow_anonymous true" (with a listener line, Mosquitto 2 refuses
 #              anonymous clients otherwise); nothing else, so its defaults hold: max_queued_messages 1000,
 #              max_inflight_messages 20, no persistence, Nagle on.
+#   mosquitto-persist (durable-* scenarios) the same plus "persistence true" and "persistence_location DIR/"
+#              (fresh per run); its autosave_interval stays at 1800 s: it writes its database then and at exit.
 #   rumqttd    its own default configuration (`rumqttd generate-config`) with the v4 listener moved to
 #              127.0.0.1:PORT and the other listeners (v5, websocket, console, prometheus) removed, since they
 #              would only take ports; in the conns scenario only, router max_connections = 25000, because its
@@ -54,8 +64,8 @@ RACTMQ_CLUSTER_ARGS=${RACTMQ_CLUSTER_ARGS:-}
 
 MODE=full
 ROUNDS=""
-PEERS="mosquitto rumqttd ractmq"
-SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 p2p-q1 latency-q0 conns stuck-q1 stuck-q0 cluster-p2p-q0 cluster-p2p-q1 cluster-latency-q0 acl-fanin-q0 acl-fanin-q1"
+PEERS="mosquitto rumqttd ractmq ractmq-mem mosquitto-persist"
+SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 p2p-q1 latency-q0 conns stuck-q1 stuck-q0 cluster-p2p-q0 cluster-p2p-q1 cluster-latency-q0 acl-fanin-q0 acl-fanin-q1 durable-fanin-q1"
 BUILD=1
 OUT=""
 while [ $# -gt 0 ]; do
@@ -66,7 +76,7 @@ while [ $# -gt 0 ]; do
         --scenarios) SCENARIOS=$2; shift ;;
         --no-build) BUILD=0 ;;
         --out) OUT=$2; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -93,12 +103,16 @@ log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 is_cluster() { case "$1" in cluster-*) return 0 ;; *) return 1 ;; esac; }
 is_acl() { case "$1" in acl-*) return 0 ;; *) return 1 ;; esac; }
+is_durable() { case "$1" in durable-*) return 0 ;; *) return 1 ;; esac; }
 
 # The load generator's arguments for a scenario; a cluster scenario has those of its single-node shape.
 scenario_args() {
     local msgs
     local shape=${1#cluster-}
-    case "${shape#acl-}" in
+    shape=${shape#acl-}
+    case "$shape" in
+        # persistent subscribers (clean session 0): every copy is kept for them, and committed by a durable node
+        durable-fanin-q1) echo "--duration $DURATION --persistent-subs fanin --pubs 4 --qos 1" ;;
         fanin-q0) echo "--duration $DURATION fanin --pubs 4 --qos 0" ;;
         fanin-q1) echo "--duration $DURATION fanin --pubs 4 --qos 1" ;;
         fanout-q0) echo "--duration $DURATION fanout --subs 1000 --qos 0" ;;
@@ -163,7 +177,8 @@ for p in $PEERS; do
     case "$p" in
         mosquitto) ensure_mosquitto ;;
         rumqttd) ensure_rumqttd ;;
-        ractmq) ;;
+        mosquitto-persist) ensure_mosquitto ;;
+        ractmq|ractmq-mem) ;;
         *) echo "run.sh: unknown peer $p" >&2; exit 2 ;;
     esac
 done
@@ -178,6 +193,10 @@ if [ "$BUILD" = 1 ]; then
 fi
 RACTMQ="$TARGET/release/ractmq"
 LOADGEN="$TARGET/release/ractmq-loadgen"
+# A build with durability keeps its state in --data-dir (default ./data): every run gets a fresh one. A build
+# without it knows no such flag.
+RACTMQ_DATA_DIR=0
+if "$RACTMQ" start --help 2>/dev/null | grep -q -- '--data-dir'; then RACTMQ_DATA_DIR=1; fi
 
 # One descriptor per idle client in the connections scenario, in the broker and in the load generator.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -211,11 +230,14 @@ PY
         case "$p" in
             mosquitto) echo "mosquitto: $("$MOSQUITTO" -h 2>/dev/null | head -1 | sed 's/mosquitto version //')" ;;
             rumqttd) echo "rumqttd: $("$RUMQTTD" --version 2>/dev/null | awk '{print $2}')" ;;
-            ractmq) echo "ractmq: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo "+dirty ($(git -C "$ROOT" diff --shortstat | sed 's/^ *//'))")" ;;
+            ractmq) echo "ractmq: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo "+dirty ($(git -C "$ROOT" diff --shortstat | sed 's/^ *//'))")"
+                [ "$RACTMQ_DATA_DIR" = 1 ] || echo "ractmq: no --data-dir in this build (no durability): runs without it, durable-* runs fail" ;;
+            ractmq-mem) echo "ractmq-mem: the same ractmq with --durability memory" ;;
+            mosquitto-persist) echo "mosquitto-persist: $("$MOSQUITTO" -h 2>/dev/null | head -1 | sed 's/mosquitto version //') with persistence true" ;;
         esac
     done
     echo "mode: $MODE, rounds: $ROUNDS, started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "flags: every broker on its defaults (benches/README.md); ractmq: start --listen 127.0.0.1:PORT --no-api --sys-interval 0"
+    echo "flags: every broker on its defaults (benches/README.md); ractmq: start --listen 127.0.0.1:PORT --no-api --sys-interval 0$([ "$RACTMQ_DATA_DIR" = 1 ] && echo " --data-dir FRESH-DIR")"
     if [ -n "$RACTMQ_CLUSTER_ARGS" ]; then echo "RACTMQ_CLUSTER_ARGS (both cluster nodes): $RACTMQ_CLUSTER_ARGS"; fi
     # anything else busy on 2 cores skews the numbers: say so
     echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -224,7 +246,11 @@ cat "$OUT/machine.txt" >&2
 
 # ---------------------------------------------------------------- brokers
 port_of() {
-    case "$1" in mosquitto) echo "$PORT_MOSQUITTO" ;; rumqttd) echo "$PORT_RUMQTTD" ;; ractmq) echo "$PORT_RACTMQ" ;; esac
+    case "$1" in
+        mosquitto|mosquitto-persist) echo "$PORT_MOSQUITTO" ;;
+        rumqttd) echo "$PORT_RUMQTTD" ;;
+        ractmq|ractmq-mem) echo "$PORT_RACTMQ" ;;
+    esac
 }
 
 # The processes of the broker under test: one, or the two nodes of a cluster (n1 first).
@@ -253,6 +279,18 @@ wait_listening() { # name port logfile
 # The arguments ractmq gets, in every scenario: what it needs to serve the bench port, no tuning.
 ractmq_args() { # port
     echo "start --listen 127.0.0.1:$1 --no-api --sys-interval 0"
+}
+
+# A fresh data dir for one ractmq process (none for a build without durability, unless the scenario needs it).
+# Called in this shell, not in $(...), so that the count goes on: the result is in DATA_ARGS.
+DATA_DIRS=0
+DATA_ARGS=()
+ractmq_data_args() { # scenario
+    DATA_ARGS=()
+    if [ "$RACTMQ_DATA_DIR" = 1 ] || is_durable "$1"; then
+        DATA_DIRS=$((DATA_DIRS + 1))
+        DATA_ARGS=(--data-dir "$RUN_DIR/data-$DATA_DIRS")
+    fi
 }
 
 # rumqttd's own default configuration with only its v4 listener, on the bench port; max_connections raised in
@@ -288,6 +326,23 @@ start_broker() { # peer scenario logfile
             } > "$RUN_DIR/mosquitto.conf"
             "$MOSQUITTO" -c "$RUN_DIR/mosquitto.conf" > "$logf" 2>&1 &
             ;;
+        mosquitto-persist)
+            DATA_DIRS=$((DATA_DIRS + 1))
+            local dir="$RUN_DIR/mosquitto-data-$DATA_DIRS"
+            mkdir -p "$dir"
+            # started as root, Mosquitto runs as its own user, which must be able to write its database
+            if [ "$(id -u)" -eq 0 ] && id mosquitto >/dev/null 2>&1; then
+                chmod 711 "$RUN_DIR"
+                chown mosquitto: "$dir"
+            fi
+            {
+                echo "listener $port 127.0.0.1"
+                echo "allow_anonymous true"
+                echo "persistence true"
+                echo "persistence_location $dir/"
+            } > "$RUN_DIR/mosquitto.conf"
+            "$MOSQUITTO" -c "$RUN_DIR/mosquitto.conf" > "$logf" 2>&1 &
+            ;;
         rumqttd)
             rumqttd_config "$scenario" "$port" > "$RUN_DIR/rumqttd.toml" || return 1
             grep -q "127.0.0.1:$port" "$RUN_DIR/rumqttd.toml" || { echo "run.sh: no v4 listener in rumqttd's default config" >&2; return 1; }
@@ -297,7 +352,14 @@ start_broker() { # peer scenario logfile
             # shellcheck disable=SC2046
             local acl=()
             if is_acl "$scenario"; then acl=(--acl-file "$RUN_DIR/acl-10k.toml"); fi
-            "$RACTMQ" $(ractmq_args "$port") "${acl[@]}" > "$logf" 2>&1 &
+            ractmq_data_args "$scenario"
+            # shellcheck disable=SC2046
+            "$RACTMQ" $(ractmq_args "$port") "${DATA_ARGS[@]}" "${acl[@]}" > "$logf" 2>&1 &
+            ;;
+        ractmq-mem)
+            ractmq_data_args "$scenario"
+            # shellcheck disable=SC2046
+            "$RACTMQ" $(ractmq_args "$port") "${DATA_ARGS[@]}" --durability memory > "$logf" 2>&1 &
             ;;
     esac
     BROKER_PIDS+=($!)
@@ -312,13 +374,18 @@ start_cluster() { # scenario logfile
         port_free "$port" || return 1
     done
     # shellcheck disable=SC2046,SC2086
-    "$RACTMQ" $(ractmq_args "$PORT_RACTMQ") --node-name n1 --cluster-listen "127.0.0.1:$PORT_CLUSTER_N1" \
-        --cookie bench $RACTMQ_CLUSTER_ARGS > "$logf.n1" 2>&1 &
+    ractmq_data_args "$1"
+    # shellcheck disable=SC2046,SC2086
+    "$RACTMQ" $(ractmq_args "$PORT_RACTMQ") "${DATA_ARGS[@]}" --node-name n1 \
+        --cluster-listen "127.0.0.1:$PORT_CLUSTER_N1" --cookie bench $RACTMQ_CLUSTER_ARGS > "$logf.n1" 2>&1 &
     BROKER_PIDS+=($!)
     wait_listening "ractmq n1" "$PORT_RACTMQ" "$logf.n1" || { stop_broker; return 1; }
     # shellcheck disable=SC2046,SC2086
-    "$RACTMQ" $(ractmq_args "$PORT_RACTMQ_N2") --node-name n2 --cluster-listen "127.0.0.1:$PORT_CLUSTER_N2" \
-        --cookie bench --seed "n1@127.0.0.1:$PORT_CLUSTER_N1" $RACTMQ_CLUSTER_ARGS > "$logf.n2" 2>&1 &
+    ractmq_data_args "$1"
+    # shellcheck disable=SC2046,SC2086
+    "$RACTMQ" $(ractmq_args "$PORT_RACTMQ_N2") "${DATA_ARGS[@]}" --node-name n2 \
+        --cluster-listen "127.0.0.1:$PORT_CLUSTER_N2" --cookie bench --seed "n1@127.0.0.1:$PORT_CLUSTER_N1" \
+        $RACTMQ_CLUSTER_ARGS > "$logf.n2" 2>&1 &
     BROKER_PIDS+=($!)
     wait_listening "ractmq n2" "$PORT_RACTMQ_N2" "$logf.n2" || { stop_broker; return 1; }
     wait_joined "$logf" || { stop_broker; return 1; }
@@ -376,11 +443,18 @@ cleanup() { stop_broker; rm -rf "$RUN_DIR"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The peers a scenario runs against: all of them, or ractmq alone for a cluster scenario.
+# The peers a scenario runs against: ractmq alone for a cluster or ACL scenario; ractmq, ractmq-mem and
+# mosquitto-persist for a durable one; ractmq, Mosquitto and rumqttd for the others.
 peers_of() { # scenario
     local p
     for p in $PEERS; do
-        if { ! is_cluster "$1" && ! is_acl "$1"; } || [ "$p" = ractmq ]; then echo "$p"; fi
+        if is_cluster "$1" || is_acl "$1"; then
+            if [ "$p" = ractmq ]; then echo "$p"; fi
+        elif is_durable "$1"; then
+            case "$p" in ractmq|ractmq-mem|mosquitto-persist) echo "$p" ;; esac
+        else
+            case "$p" in ractmq|mosquitto|rumqttd) echo "$p" ;; esac
+        fi
     done
 }
 
@@ -397,7 +471,7 @@ start_run() { # peer scenario logfile
 
 # ---------------------------------------------------------------- the runs
 for scenario in $SCENARIOS; do
-    if [ -z "$(peers_of "$scenario")" ]; then log "skipping $scenario: it runs ractmq only, which is not in --peers"; fi
+    if [ -z "$(peers_of "$scenario")" ]; then log "skipping $scenario: none of the peers it runs against is in --peers"; fi
 done
 started=$SECONDS
 for round in $(seq "$ROUNDS"); do
