@@ -12,6 +12,7 @@
 //! | `state.rs` | what every handler reads |
 //! | `clients.rs`, `topics.rs`, `retained.rs` | clients (list, show, kick), subscriptions and routes, retained messages |
 //! | `node.rs` | status, nodes and cluster, stats, listeners, publish over HTTP |
+//! | `data.rs` | the store in the data dir: what it holds, how its commits go |
 //! | `chaos.rs`, `trace.rs` | killing actors on purpose; one client's packets as they pass |
 //! | `prometheus.rs` | the `/metrics` exposition |
 //! | `openapi.rs` | the OpenAPI document of all of the above |
@@ -23,6 +24,7 @@ pub(crate) mod chaos;
 pub(crate) mod clients;
 pub(crate) mod config;
 pub mod ctl;
+pub(crate) mod data;
 mod error;
 pub(crate) mod health;
 pub(crate) mod node;

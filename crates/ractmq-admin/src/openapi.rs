@@ -66,6 +66,13 @@ fn operations() -> Vec<Operation> {
             None,
         ),
         (
+            "get",
+            "/data",
+            "The store in the data dir: file size, sessions, messages, retained and operator records, commits and ops, what waits for the writer; {\"durability\": \"memory\"} on a node without one",
+            &[],
+            None,
+        ),
+        (
             "post",
             "/publish",
             "Publish a message as the broker",

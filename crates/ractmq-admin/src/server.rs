@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::config::ApiConfig;
 use crate::error::error;
 use crate::state::AppState;
-use crate::{chaos, clients, health, node, openapi, prometheus, retained, security, topics, trace};
+use crate::{chaos, clients, data, health, node, openapi, prometheus, retained, security, topics, trace};
 
 /// A running API.
 pub struct ApiServer {
@@ -69,6 +69,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/cluster", get(node::cluster))
         .route("/stats", get(node::stats))
         .route("/listeners", get(node::listeners))
+        .route("/data", get(data::stats))
         .route("/publish", post(node::publish))
         .route("/clients", get(clients::list))
         .route("/clients/:id", get(clients::show).delete(clients::kick))
