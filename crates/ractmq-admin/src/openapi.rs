@@ -244,3 +244,60 @@ pub fn spec() -> Value {
 pub async fn document() -> Json<Value> {
     Json(spec())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// (method, path) of every route `server.rs` serves, read from its source: `/api/v1` dropped, axum's
+    /// `:name` and `*name` written as OpenAPI's `{name}`.
+    fn served() -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        for piece in include_str!("server.rs").split(".route(").skip(1) {
+            let (path, rest) = piece.trim_start().strip_prefix('"').unwrap().split_once('"').unwrap();
+            let handlers = rest.split(';').next().unwrap().split(".layer(").next().unwrap();
+            let path = path.strip_prefix("/api/v1").unwrap_or(path);
+            let path: Vec<String> = path
+                .split('/')
+                .map(|seg| match seg.strip_prefix(':').or_else(|| seg.strip_prefix('*')) {
+                    Some(name) => format!("{{{name}}}"),
+                    None => seg.to_string(),
+                })
+                .collect();
+            for method in ["get", "post", "put", "delete"] {
+                let called = handlers.match_indices(&format!("{method}(")).any(|(at, _)| {
+                    let before = handlers[..at].chars().next_back();
+                    before.is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+                });
+                if called {
+                    out.insert((method.to_string(), path.join("/")));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_route_served_is_documented_and_nothing_else() {
+        let documented: BTreeSet<(String, String)> = super::operations()
+            .into_iter()
+            .map(|(method, path, ..)| (method.to_string(), path.to_string()))
+            .collect();
+        let served = served();
+        assert!(served.contains(&("get".into(), "/data".into())), "{served:?}");
+        assert!(
+            served.contains(&("delete".into(), "/retained/{topic}".into())),
+            "{served:?}"
+        );
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let unserved: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            undocumented.is_empty(),
+            "served but not in the OpenAPI document: {undocumented:?}"
+        );
+        assert!(
+            unserved.is_empty(),
+            "in the OpenAPI document but not served: {unserved:?}"
+        );
+    }
+}
