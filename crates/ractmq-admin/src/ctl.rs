@@ -14,8 +14,10 @@ use serde_json::{json, Value};
 
 use crate::table;
 
+mod data;
 mod security;
 
+use data::DataCommand;
 use security::{AclCommand, BannedCommand, UsersCommand};
 
 /// The arguments of `ractmq ctl`: where the node's API is, how to authenticate, and the command.
@@ -58,6 +60,9 @@ pub(crate) enum CtlCommand {
     Retained(RetainedCommand),
     /// The MQTT listeners.
     Listeners,
+    /// The store in the data dir.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// The Prometheus exposition of the node.
     Metrics,
     /// Kill actors on purpose (the node must run with --api-chaos).
@@ -254,6 +259,7 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
         CtlCommand::Topics(ListCommand::List { client_id }) => topics(&api, out, client_id.as_deref())?,
         CtlCommand::Retained(command) => retained(&api, out, command)?,
         CtlCommand::Listeners => listeners(&api, out)?,
+        CtlCommand::Data(command) => data::data(&api, out, command)?,
         CtlCommand::Metrics => metrics(&api)?,
         CtlCommand::Chaos(ChaosCommand::Kill { kind, target }) => {
             let v = api.json("POST", "/chaos/kill", Some(json!({"kind": kind, "target": target})))?;
