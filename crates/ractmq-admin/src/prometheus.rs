@@ -1,6 +1,7 @@
 //! The Prometheus exposition (`/metrics`), written by the prometheus-client crate from the broker's counters
 //! at scrape time: recording stays a relaxed atomic add on the hot path, and nothing is kept twice. The metrics
-//! are a table ([`SCALARS`], [`FAMILIES`], [`CLUSTER_COUNTERS`]): a new one is a line, not code.
+//! are a table ([`SCALARS`], [`FAMILIES`], [`CLUSTER_COUNTERS`], [`STORE_SCALARS`]): a new one is a line, not
+//! code.
 
 use std::sync::atomic::AtomicU64;
 
@@ -14,7 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use ractmq_broker::ROUTE_BUCKETS_NS;
-use ractmq_broker::{BrokerView, Metrics};
+use ractmq_broker::{BrokerView, Metrics, StoreStats};
 use ractmq_cluster::ClusterStats;
 use ractmq_cluster::MemberState;
 
@@ -37,12 +38,13 @@ enum Kind {
     Gauge,
 }
 
-/// One metric with one value: its name, help, kind, and how to read it from the node.
-struct Scalar {
+/// One metric with one value: its name, help, kind, and how to read it from the node (`T`: the broker, or its
+/// store's numbers).
+struct Scalar<T> {
     name: &'static str,
     help: &'static str,
     kind: Kind,
-    read: fn(&BrokerView) -> u64,
+    read: fn(&T) -> u64,
 }
 
 /// One counter family with a label: its values read together from the node.
@@ -60,7 +62,7 @@ struct ClusterCounter {
     read: fn(&ClusterStats) -> u64,
 }
 
-const fn scalar(name: &'static str, help: &'static str, kind: Kind, read: fn(&BrokerView) -> u64) -> Scalar {
+const fn scalar<T>(name: &'static str, help: &'static str, kind: Kind, read: fn(&T) -> u64) -> Scalar<T> {
     Scalar { name, help, kind, read }
 }
 
@@ -69,7 +71,7 @@ fn g(counter: &AtomicU64) -> u64 {
 }
 
 /// Every single-valued metric of a node, in exposition order.
-const SCALARS: &[Scalar] = &[
+const SCALARS: &[Scalar<BrokerView>] = &[
     scalar("ractmq_connections", "Clients connected now", Kind::Gauge, |k| {
         g(&k.metrics().clients_connected)
     }),
@@ -280,6 +282,56 @@ const CLUSTER_COUNTERS: &[ClusterCounter] = &[
     },
 ];
 
+/// The store's numbers, on a node with one (`--durability disk`); `ractmq_store_last_commit_seconds` follows
+/// them.
+const STORE_SCALARS: &[Scalar<StoreStats>] = &[
+    scalar(
+        "ractmq_store_file_bytes",
+        "Bytes of the store file in the data dir",
+        Kind::Gauge,
+        |s| s.file_bytes,
+    ),
+    scalar(
+        "ractmq_store_sessions",
+        "Persistent sessions stored",
+        Kind::Gauge,
+        |s| s.sessions,
+    ),
+    scalar(
+        "ractmq_store_messages",
+        "Message copies stored (queued or in flight to persistent sessions)",
+        Kind::Gauge,
+        |s| s.messages,
+    ),
+    scalar("ractmq_store_retained", "Retained messages stored", Kind::Gauge, |s| {
+        s.retained
+    }),
+    scalar(
+        "ractmq_store_pending_ops",
+        "Ops waiting for the store's writer",
+        Kind::Gauge,
+        |s| s.pending_ops,
+    ),
+    scalar(
+        "ractmq_store_commits",
+        "Commits of the store since it opened",
+        Kind::Counter,
+        |s| s.commits,
+    ),
+    scalar(
+        "ractmq_store_ops",
+        "Ops written to the store since it opened",
+        Kind::Counter,
+        |s| s.ops,
+    ),
+    scalar(
+        "ractmq_store_cancelled",
+        "Copies queued and completed within one commit, so never written",
+        Kind::Counter,
+        |s| s.cancelled,
+    ),
+];
+
 /// A counter per QoS level, labelled "0", "1", "2".
 fn per_qos(counters: &[AtomicU64; 3]) -> Vec<(&'static str, u64)> {
     vec![("0", g(&counters[0])), ("1", g(&counters[1])), ("2", g(&counters[2]))]
@@ -339,6 +391,18 @@ impl Collector for BrokerCollector {
             "listener",
             open,
         )?;
+        if let Some(store) = k.data_stats() {
+            for s in STORE_SCALARS {
+                encode_scalar(&mut e, s.name, s.help, s.kind, (s.read)(&store))?;
+            }
+            let last = store.last_commit_us as f64 / 1e6;
+            ConstGauge::new(last).encode(e.encode_descriptor(
+                "ractmq_store_last_commit_seconds",
+                "Time the store's last commit took, fsync included",
+                None,
+                MetricType::Gauge,
+            )?)?;
+        }
         if let Some(cluster) = &self.0.cluster {
             for c in CLUSTER_COUNTERS {
                 encode_scalar(&mut e, c.name, c.help, Kind::Counter, (c.read)(cluster.stats()))?;
