@@ -145,6 +145,7 @@ async fn the_api_reports_and_steers_what_clients_do() {
         "/chaos/kill",
         "/metrics",
         "/cluster",
+        "/data",
     ] {
         assert!(spec["paths"][path].is_object(), "{path} documented");
     }

@@ -22,6 +22,7 @@ mod config_file;
 mod connack;
 mod ctl;
 mod ctl_security;
+mod data;
 mod durability;
 mod flow_control;
 mod health;
