@@ -239,7 +239,7 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     (
         "session.data_dir",
         Some("data_dir"),
-        "Where the node keeps persistent sessions, their queued and in-flight messages, retained messages, users and bans (one store file; created if missing). Two nodes cannot share one.",
+        "Where the node keeps persistent sessions, their queued and in-flight messages, retained messages, users and bans (one store file; created if missing). Two nodes cannot share one. `ractmq ctl data stats` shows what it holds.",
     ),
     (
         "session.durability",
