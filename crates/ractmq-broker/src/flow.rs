@@ -57,6 +57,19 @@ impl Congestion {
         }
     }
 
+    /// Some queue was filled past its bound: the publisher must be held.
+    pub fn has_backlogs(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// The commit the acknowledgements wait for, unless it is made already.
+    pub(crate) fn uncommitted(&self) -> Option<Ticket> {
+        self.1
+            .as_ref()
+            .filter(|(disk, t)| !disk.is_committed(*t))
+            .map(|(_, t)| *t)
+    }
+
     /// True when no backlog was filled and no commit is awaited: there is nothing to wait for.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty() && self.1.as_ref().is_none_or(|(disk, t)| disk.is_committed(*t))

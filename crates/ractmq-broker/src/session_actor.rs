@@ -42,11 +42,13 @@ use crate::session_msg::{Attach, ConnectedGuard, Online, Parked, SessionMsg, Ses
 use crate::session_store::{ConnInfo, SessionShared};
 use crate::trace::{describe_frames, trace_line};
 
+mod commit_wait;
 mod ending;
 mod hibernation;
 mod hold;
 mod subscriptions;
 
+use commit_wait::CommitWait;
 use ending::route_will;
 pub use hibernation::open_hibernated;
 use hold::Hold;
@@ -65,25 +67,6 @@ pub struct SessionArgs {
     pub shared: Arc<SessionShared>,
     pub kernel: Arc<Kernel>,
     pub first: SessionMsg,
-}
-
-/// Hold the deliveries from now on until `ticket` is committed (one waiter for the latest ticket).
-fn gate(gated: &mut Option<Gated>, kernel: &Kernel, shared: &Arc<SessionShared>, generation: u64, ticket: u64) {
-    let Some(disk) = kernel.disk.clone() else {
-        return;
-    };
-    let out = gated.take().map(|g| g.out).unwrap_or_default();
-    let shared = shared.clone();
-    let waiter = tokio::spawn(async move {
-        if disk.committed(ticket).await.is_ok() {
-            shared.send(SessionMsg::Committed { generation });
-        }
-    });
-    *gated = Some(Gated {
-        ticket,
-        out,
-        _waiter: AbortOnDrop::new(waiter),
-    });
 }
 
 /// Name the packets going out to a traced client (see `trace.rs`).
@@ -193,16 +176,8 @@ pub struct SessionState {
     /// The fence of the batch being handled: dropped as soon as its subscription changes are in this node's
     /// index, before the other nodes are waited for.
     fence: Option<FenceGuard>,
-    /// Deliveries that wait for the store before they go out (QoS 2 packet ids, see `durable.rs`), and every
-    /// delivery after them, in order.
-    gated: Option<Gated>,
-}
-
-/// Deliveries held until the store commits `ticket`.
-struct Gated {
-    ticket: ractmq_store::Ticket,
-    out: BytesMut,
-    _waiter: AbortOnDrop,
+    /// Packets for the client that wait for the store to commit what they promise (see `commit_wait.rs`).
+    commit_wait: CommitWait,
 }
 
 impl Actor for SessionActor {
@@ -230,7 +205,7 @@ impl Actor for SessionActor {
             idle_mark: 0,
             hold: None,
             fence: None,
-            gated: None,
+            commit_wait: CommitWait::default(),
         })
     }
 
@@ -275,7 +250,7 @@ impl SessionState {
             SessionMsg::Drain => self.drain(),
             SessionMsg::Committed { generation } => {
                 if self.is_current(generation) {
-                    self.release_gated();
+                    self.commit_made();
                 }
             }
             SessionMsg::QueueOverflow => {
@@ -336,7 +311,7 @@ impl SessionState {
         }
         self.generation += 1;
         self.hold = None;
-        self.gated = None;
+        self.forget_commit_wait();
         if let Some(old) = self.online.take() {
             self.takeover(old);
         }
@@ -417,20 +392,19 @@ impl SessionState {
             return;
         };
         trace_out(&self.kernel, &self.shared.client_id, &fx.out);
+        // Acknowledgements of what is not committed yet wait for the commit, in order; the client goes on.
+        let commit = congestion.uncommitted();
         if fx.close.is_some() {
-            // Acknowledgements held back go out before the connection closes.
+            // Acknowledgements held back for full queues go out before the connection closes.
             if let Some(mut hold) = self.hold.take() {
                 online.io.outbox.push(&mut hold.out);
             }
-        } else if !congestion.is_empty() {
+        } else if congestion.has_backlogs() {
             // Queues filled up (subscribers here, other nodes): hold this client, its acknowledgements, and
             // through the reader's permits its socket, until they have room, rather than drop what it publishes.
             self.hold(congestion, &mut fx.out);
         }
-        let Some(online) = self.online.as_ref() else {
-            return;
-        };
-        online.io.outbox.push(&mut fx.out);
+        self.send_out(&mut fx.out, commit);
         for delivery in retained {
             self.shared.push(delivery, &self.kernel.metrics);
         }
@@ -443,15 +417,16 @@ impl SessionState {
 
     /// Move deliveries from the mailbox into the channel while the inflight window and the outbox have room.
     fn drain(&mut self) {
-        let Some(online) = self.online.as_mut() else {
+        if self.online.is_none() {
             return;
-        };
-        let metrics = &self.kernel.metrics;
+        }
+        let kernel = self.kernel.clone();
+        let metrics = &kernel.metrics;
         let mut batch = Vec::with_capacity(DRAIN_BATCH);
         let mut fx = Effects::default();
         let now = Instant::now();
         let mut handed = 0;
-        loop {
+        while let Some(online) = self.online.as_mut() {
             if online.io.outbox.backlogged() {
                 break; // the writer task sends Drain once it has written the backlog
             }
@@ -488,38 +463,16 @@ impl SessionState {
             drop(session);
             // Write each batch as it is encoded, so that the backlog check above sees what the socket did not
             // take.
-            trace_out(&self.kernel, &self.shared.client_id, &fx.out);
+            trace_out(&kernel, &self.shared.client_id, &fx.out);
             let waits = fx.output_waits_for_journal();
-            if let Some(ticket) = crate::durable::journal(&self.kernel, &self.shared.client_id, &mut fx.journal) {
-                if waits {
-                    gate(&mut self.gated, &self.kernel, &self.shared, self.generation, ticket);
-                }
-            }
-            match &mut self.gated {
-                Some(gated) => gated.out.extend_from_slice(&fx.out.split()),
-                None => online.io.outbox.push(&mut fx.out),
-            }
+            let ticket = crate::durable::journal(&kernel, &self.shared.client_id, &mut fx.journal);
+            self.send_out(&mut fx.out, ticket.filter(|_| waits));
             // The window is full (a PUBACK/PUBCOMP opens it and drains again), or the queue is empty.
             if blocked || !more {
                 break;
             }
         }
         self.shared.drained(handed);
-    }
-
-    /// The store committed what the gated deliveries wait for: send them.
-    fn release_gated(&mut self) {
-        let committed = self
-            .gated
-            .as_ref()
-            .is_some_and(|g| self.kernel.disk.as_ref().is_some_and(|d| d.is_committed(g.ticket)));
-        if !committed {
-            return;
-        }
-        if let (Some(mut gated), Some(online)) = (self.gated.take(), self.online.as_ref()) {
-            online.io.outbox.push(&mut gated.out);
-        }
-        self.drain();
     }
 
     async fn tick(&mut self, myself: &ActorRef<SessionMsg>) {

@@ -128,7 +128,7 @@ impl SessionState {
             return;
         };
         self.hold = None;
-        self.gated = None;
+        self.forget_commit_wait();
         self.generation += 1;
         let reason = format!("0x{:02X}", close.reason);
         if close.publish_will || close.reason >= 0x80 {

@@ -29,7 +29,7 @@ impl SessionState {
     /// Hibernate if nothing but this check happened since the last one and nothing waits to be sent; otherwise
     /// look again later.
     pub(super) fn idle_check(&mut self, myself: &ActorRef<SessionMsg>, generation: u64) {
-        let busy = self.handled != self.idle_mark + 1 || self.hold.is_some() || self.gated.is_some();
+        let busy = self.handled != self.idle_mark + 1 || self.hold.is_some() || !self.commit_wait.is_empty();
         let quiet = !busy
             && self.shared.lock_mailbox().queue.is_empty()
             && self.online.as_ref().is_some_and(|o| o.io.outbox.is_idle());

@@ -58,9 +58,7 @@ impl SessionState {
         let Some(mut hold) = self.hold.take() else {
             return;
         };
-        if let Some(online) = self.online.as_ref() {
-            online.io.outbox.push(&mut hold.out);
-        }
+        self.send_out(&mut hold.out, None);
         drop(hold.permit.take());
         while let Some(batch) = hold.deferred.pop_front() {
             self.inbound_in_order(myself, batch).await;
