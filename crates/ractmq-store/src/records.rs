@@ -30,6 +30,9 @@ pub(crate) struct StoredSession {
 pub(crate) struct StoredCopy {
     pub saved_at_ms: u64,
     pub delivery: DeliverySnapshot,
+    /// Its packet id and state when it was sent before it was first written (within the same commit); later
+    /// changes go to the `sent` table, which wins.
+    pub sent: Option<(u16, u8)>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -111,9 +111,12 @@ pub(crate) fn recover(db: &Database, path: &Path) -> Result<(Recovered, u64, Lef
         };
         let mut delivery = copy.delivery;
         let alive = age(&mut delivery.message, copy.saved_at_ms, now);
-        match sent_table.get((client, number)).map_err(|e| io(e.into()))? {
-            Some(state) => {
-                let (pkid, state) = state.value();
+        let row = sent_table
+            .get((client, number))
+            .map_err(|e| io(e.into()))?
+            .map(|v| v.value());
+        match row.or(copy.sent) {
+            Some((pkid, state)) => {
                 if pkid == 0 || !(SENT_QOS1..=RECEIVED).contains(&state) {
                     return Err(damaged(format!("a message in flight to {client} has no valid state")));
                 }

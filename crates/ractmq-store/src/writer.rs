@@ -5,7 +5,7 @@
 //! gathers. A copy that is queued and acknowledged within one batch (a subscriber keeping up) is never written
 //! at all: its op and its `Done` cancel out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -116,29 +116,52 @@ fn commit(db: &Database, ops: Vec<Op>, counts: &Counts) -> Result<(), String> {
     tx.commit().map_err(|e| e.to_string())
 }
 
-/// Copies queued and done within this batch: neither op needs writing.
-fn cancelled(ops: &[Op]) -> HashSet<u64> {
+/// What one batch says about the copies it writes: those queued and done within it (neither op needs
+/// writing), and the send state of those sent within it (written with the copy rather than on their own).
+#[derive(Default)]
+struct BatchCopies {
+    cancelled: HashSet<u64>,
+    sent: HashMap<u64, (u16, u8)>,
+}
+
+fn batch_copies(ops: &[Op]) -> BatchCopies {
     let mut queued = HashSet::new();
-    let mut both = HashSet::new();
+    let mut batch = BatchCopies::default();
     for op in ops {
         match op {
             Op::Copy { stored, .. } => {
                 queued.insert(*stored);
             }
-            Op::Journal {
-                entry: Journal::Done { stored },
-                ..
-            } if queued.contains(stored) => {
-                both.insert(*stored);
-            }
+            Op::Journal { entry, .. } => match *entry {
+                Journal::Done { stored } if queued.contains(&stored) => {
+                    batch.cancelled.insert(stored);
+                    batch.sent.remove(&stored);
+                }
+                Journal::Sent {
+                    stored,
+                    pkid,
+                    exactly_once,
+                } if queued.contains(&stored) => {
+                    batch
+                        .sent
+                        .insert(stored, (pkid, if exactly_once { SENT_QOS2 } else { SENT_QOS1 }));
+                }
+                Journal::Received { stored } => {
+                    if let Some(state) = batch.sent.get_mut(&stored) {
+                        state.1 = RECEIVED;
+                    }
+                }
+                _ => {}
+            },
             _ => {}
         }
     }
-    both
+    batch
 }
 
 fn apply(tx: &WriteTransaction, ops: Vec<Op>, counts: &Counts) -> Result<(), redb::Error> {
-    let skip = cancelled(&ops);
+    let batch = batch_copies(&ops);
+    let skip = &batch.cancelled;
     counts.cancelled.fetch_add(skip.len() as u64, Ordering::Relaxed);
     let now = Instant::now();
     let saved_at_ms = now_ms();
@@ -183,6 +206,7 @@ fn apply(tx: &WriteTransaction, ops: Vec<Op>, counts: &Counts) -> Result<(), red
                 let copy = StoredCopy {
                     saved_at_ms,
                     delivery: DeliverySnapshot::from_delivery(&delivery, now),
+                    sent: batch.sent.get(&stored).copied(),
                 };
                 if copies.insert((&*client, stored), encode(&copy).as_slice())?.is_none() {
                     counts.copies.fetch_add(1, Ordering::Relaxed);
@@ -193,12 +217,21 @@ fn apply(tx: &WriteTransaction, ops: Vec<Op>, counts: &Counts) -> Result<(), red
                     stored,
                     pkid,
                     exactly_once,
-                } if !skip.contains(&stored) => {
+                } if !skip.contains(&stored) && !batch.sent.contains_key(&stored) => {
                     let state = if exactly_once { SENT_QOS2 } else { SENT_QOS1 };
                     sent.insert((&*client, stored), (pkid, state))?;
                 }
-                Journal::Received { stored } if !skip.contains(&stored) => {
-                    let pkid = sent.get((&*client, stored))?.map(|v| v.value().0);
+                Journal::Received { stored } if !skip.contains(&stored) && !batch.sent.contains_key(&stored) => {
+                    let row = sent.get((&*client, stored))?.map(|v| v.value());
+                    let pkid = match row {
+                        Some((pkid, _)) => Some(pkid),
+                        // Sent in the commit that wrote the copy: its state is in the copy.
+                        None => copies
+                            .get((&*client, stored))?
+                            .and_then(|v| bincode::deserialize::<StoredCopy>(v.value()).ok())
+                            .and_then(|c| c.sent)
+                            .map(|(pkid, _)| pkid),
+                    };
                     if let Some(pkid) = pkid {
                         sent.insert((&*client, stored), (pkid, RECEIVED))?;
                     }

@@ -251,3 +251,49 @@ fn a_damaged_file_is_refused_with_one_line() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_send_state_comes_back_whether_it_was_written_with_its_copy_or_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path());
+    store.submit(record("c", "t"));
+    // Copy, sent and received within one commit: the state is written with the copy.
+    let (with_copy, op) = copy(&store, "c", "a", ractmq_codec::QoS::ExactlyOnce);
+    let sent = |stored, pkid| {
+        journal(
+            "c",
+            Journal::Sent {
+                stored,
+                pkid,
+                exactly_once: true,
+            },
+        )
+    };
+    let t = store
+        .submit_all([
+            op,
+            sent(with_copy, 1),
+            journal("c", Journal::Received { stored: with_copy }),
+        ])
+        .unwrap();
+    store.committed(t).await.unwrap();
+    // Copy in one commit, sent in the next, received in a third.
+    let (after, op) = copy(&store, "c", "b", ractmq_codec::QoS::ExactlyOnce);
+    store.committed(store.submit(op)).await.unwrap();
+    store.committed(store.submit(sent(after, 2))).await.unwrap();
+    // Sent with its copy, received later.
+    let (mixed, op) = copy(&store, "c", "m", ractmq_codec::QoS::ExactlyOnce);
+    store
+        .committed(store.submit_all([op, sent(mixed, 3)]).unwrap())
+        .await
+        .unwrap();
+    let t = store.submit(journal("c", Journal::Received { stored: mixed }));
+    store.committed(t).await.unwrap();
+    drop(store);
+
+    let (_, recovered) = open(dir.path());
+    let s = &recovered.sessions[0];
+    let inflight: Vec<_> = s.session.inflight.iter().map(|i| (i.pkid, i.state)).collect();
+    assert_eq!(inflight, vec![(1, 3), (2, 2), (3, 3)]);
+    assert_eq!(s.inflight_numbers, vec![with_copy, after, mixed]);
+}
