@@ -73,6 +73,13 @@ async fn messages_queued_for_an_offline_session_follow_it_to_another_node() {
         got.push(String::from_utf8_lossy(&resumed.expect_publish().await.payload).into_owned());
     }
     assert_eq!(got, ["0", "1", "2", "3", "4"]);
+    // The session and its messages left n1's store with it; n2 keeps the session now.
+    common::eventually("the moved session leaves n1's store", || {
+        let stats = data_stats(&nodes[0]);
+        stats["sessions"] == 0 && stats["messages"] == 0
+    })
+    .await;
+    common::eventually("n2 stores the session", || data_stats(&nodes[1])["sessions"] == 1).await;
 
     // A clean start on a third node discards the session everywhere.
     resumed.client.disconnect().await.unwrap();
@@ -223,6 +230,16 @@ async fn a_shared_group_member_moved_under_load_gets_each_message_once_relayed_o
         "messages reached both members: {:?}",
         &both[..both.len().min(10)]
     );
+}
+
+/// What one node's store holds (`/api/v1/data`).
+fn data_stats(node: &common::cluster::Node) -> serde_json::Value {
+    let api = node.api_addr().expect("the node logged where its API listens");
+    ureq::get(&format!("http://{api}/api/v1/data"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap()
 }
 
 /// The cluster's counters of one node (`/api/v1/cluster`).
