@@ -28,12 +28,18 @@ pub type Ticket = u64;
 pub struct StoreOptions {
     /// Bytes of ops that may wait for the writer before [`Store::is_congested`] says so (publishers then wait).
     pub pending_bound: usize,
+    /// A file larger than this is compacted once what it holds is a quarter of its size or less.
+    pub compact_above: u64,
+    /// At most one compaction per this long.
+    pub compact_every: std::time::Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             pending_bound: 64 << 20,
+            compact_above: 64 << 20,
+            compact_every: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -135,8 +141,13 @@ impl Store {
             .name("ractmq-store".into())
             .spawn({
                 let shared = shared.clone();
+                let compaction = writer::Compaction {
+                    file: file.clone(),
+                    above: options.compact_above,
+                    every: options.compact_every,
+                };
                 move || {
-                    let run = std::panic::AssertUnwindSafe(|| writer::run(db, shared.clone()));
+                    let run = std::panic::AssertUnwindSafe(|| writer::run(db, shared.clone(), compaction));
                     if std::panic::catch_unwind(run).is_err() {
                         shared.fail("the storage engine failed".into());
                     }

@@ -72,7 +72,17 @@ impl Shared {
     }
 }
 
-pub(crate) fn run(db: Database, shared: Arc<Shared>) {
+/// When the file is worth shrinking (see [`maybe_compact`]).
+pub(crate) struct Compaction {
+    pub file: std::path::PathBuf,
+    /// Files smaller than this are left as they are.
+    pub above: u64,
+    /// At most one compaction per this long.
+    pub every: std::time::Duration,
+}
+
+pub(crate) fn run(mut db: Database, shared: Arc<Shared>, compaction: Compaction) {
+    let mut compacted = Instant::now();
     loop {
         let (ops, upto, bytes) = {
             let mut pending = shared.pending.lock();
@@ -107,7 +117,40 @@ pub(crate) fn run(db: Database, shared: Arc<Shared>) {
         if left <= shared.bound / 2 && bytes + left > shared.bound / 2 {
             shared.room.notify_waiters();
         }
+        if compacted.elapsed() >= compaction.every && maybe_compact(&mut db, &shared.counts, &compaction) {
+            compacted = Instant::now();
+        }
     }
+}
+
+/// Bytes a stored copy takes in the file, near enough to tell a file mostly free from one mostly used.
+const COPY_BYTES: u64 = 1024;
+
+/// Shrink the file once what it holds is a quarter of its size or less (queues drained, sessions ended): redb
+/// reuses freed pages but gives none back to the disk by itself. Compaction blocks the writer while it runs,
+/// so it runs at most once per `every`, and only when it frees most of the file.
+fn maybe_compact(db: &mut Database, counts: &Counts, compaction: &Compaction) -> bool {
+    let Ok(size) = std::fs::metadata(&compaction.file).map(|m| m.len()) else {
+        return false;
+    };
+    let live = counts.copies.load(Ordering::Relaxed) * COPY_BYTES;
+    if size <= compaction.above || live.saturating_mul(4) >= size {
+        return false;
+    }
+    let started = Instant::now();
+    match db.compact(redb::CompactionMode::Balanced) {
+        Ok(_) => {
+            let after = std::fs::metadata(&compaction.file).map_or(0, |m| m.len());
+            tracing::info!(
+                before = size,
+                after,
+                took_ms = started.elapsed().as_millis() as u64,
+                "data dir compacted"
+            );
+        }
+        Err(e) => tracing::warn!("data dir: compaction failed ({e}); the store goes on at its present size"),
+    }
+    true
 }
 
 fn commit(db: &Database, ops: Vec<Op>, counts: &Counts) -> Result<(), String> {

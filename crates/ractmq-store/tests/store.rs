@@ -297,3 +297,36 @@ async fn a_send_state_comes_back_whether_it_was_written_with_its_copy_or_after_i
     assert_eq!(inflight, vec![(1, 3), (2, 2), (3, 3)]);
     assert_eq!(s.inflight_numbers, vec![with_copy, after, mixed]);
 }
+
+#[tokio::test]
+async fn a_file_whose_queues_drained_gives_its_space_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        compact_above: 1 << 20,
+        compact_every: std::time::Duration::ZERO,
+        ..StoreOptions::default()
+    };
+    let (store, _) = Store::open(dir.path(), options).unwrap();
+    store.submit(record("c", "t"));
+    let mut numbers = Vec::new();
+    for _ in 0..20 {
+        let mut ops = Vec::new();
+        for _ in 0..500 {
+            let (n, op) = copy(&store, "c", &"x".repeat(512), ractmq_codec::QoS::AtLeastOnce);
+            numbers.push(n);
+            ops.push(op);
+        }
+        store.committed(store.submit_all(ops).unwrap()).await.unwrap();
+    }
+    let full = store.stats().file_bytes;
+    assert!(full > 4 << 20, "10,000 copies take room: {full}");
+    let done = numbers.iter().map(|&stored| journal("c", Journal::Done { stored }));
+    store.committed(store.submit_all(done).unwrap()).await.unwrap();
+    // The next commit finds the file mostly free and compacts it.
+    store.committed(store.submit(record("c", "t"))).await.unwrap();
+    let after = store.stats().file_bytes;
+    assert!(after < full / 2, "{full} bytes before, {after} after");
+    drop(store);
+    let (_, recovered) = open(dir.path());
+    assert_eq!(recovered.sessions.len(), 1, "what was kept is still there");
+}
