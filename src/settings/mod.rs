@@ -391,7 +391,7 @@ impl Settings {
             sys_interval: Duration::from_secs(self.sys.interval_s),
             hibernate_after: Duration::from_millis(self.session.hibernate_after_ms),
             shared_strategy,
-            security: self.security_with_store()?,
+            security: self.security()?,
             durability: self.durability()?,
             users: self
                 .auth
@@ -427,16 +427,6 @@ impl Settings {
             "memory" => Ok(Durability::Memory),
             other => Err(format!("session.durability = \"{other}\": must be disk or memory")),
         }
-    }
-
-    /// The security settings; on a node with a data dir the built-in user database is kept there unless
-    /// `auth.user_db` names another file.
-    fn security_with_store(&self) -> Result<ractmq::SecurityConfig, String> {
-        let mut security = self.security()?;
-        if let (None, Durability::Disk(dir)) = (&security.user_db, self.durability()?) {
-            security.user_db = Some(dir.join("users.json"));
-        }
-        Ok(security)
     }
 
     /// The lower bounds of the numeric keys that cannot be 0 (or, for the packet size, below 16).

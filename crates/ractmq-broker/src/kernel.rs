@@ -101,7 +101,12 @@ impl Kernel {
                 (Some(store), Some(recovered))
             }
         };
-        let security = Security::new(&config.security, &config.users, metrics.clone())?;
+        // A node with a data dir keeps its built-in user database there unless told otherwise.
+        let mut security_config = config.security.clone();
+        if let (None, Durability::Disk(dir)) = (&security_config.user_db, &config.durability) {
+            security_config.user_db = Some(dir.join("users.json"));
+        }
+        let security = Security::new(&security_config, &config.users, metrics.clone())?;
         let watermark = config.memory_high_watermark;
         let store = Arc::new(SessionStore::default());
         let router = Arc::new(Router::new(

@@ -34,7 +34,8 @@ pub struct SecurityConfig {
     /// Authentication sources asked after the built-in user database, in order (a Mosquitto password file,
     /// JWT, an HTTP service).
     pub sources: Vec<AuthnSource>,
-    /// The built-in user database's file; `None`: in memory (users added at run time are gone at a restart).
+    /// The built-in user database's file; `None`: `users.json` in the data dir on a node with one, else in memory
+    /// (users added at run time are then gone at a restart).
     pub user_db: Option<PathBuf>,
     /// Accept clients that send neither user name nor password. `None`: yes, unless a source is configured or
     /// the built-in database has users at start.
