@@ -107,6 +107,10 @@ impl Broker {
     /// ```
     pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
         let kernel = Kernel::new(config).map_err(StartError)?;
+        // Sessions and retained messages from the data dir are in place before any actor or listener starts.
+        if let Some(recovered) = kernel.take_recovered() {
+            crate::durable::restore(&kernel, recovered);
+        }
         let k = kernel.clone();
         let shard_specs: Vec<ChildSpec> = (0..kernel.router.shard_count())
             .map(|index| {

@@ -8,19 +8,14 @@
 //! `Durability::Memory` has no store and none of this runs: clean sessions never touch it either.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ractmq_protocol::session::InflightState;
 use ractmq_protocol::{Delivery, Journal, Session};
 use ractmq_store::{Op, Recovered, SessionRecord, Store, Ticket};
-use tokio::sync::Notify;
 
-use crate::flow::Backlog;
 use crate::kernel::Kernel;
 use crate::session_store::SessionShared;
-
-/// Operator state spaces in the store.
-pub(crate) const BANS: &str = "bans";
 
 /// A session the store keeps: one that outlives its connection.
 fn keeps(kernel: &Kernel, session: &Session) -> bool {
@@ -145,7 +140,9 @@ pub(crate) fn restore(kernel: &Arc<Kernel>, recovered: Recovered) {
     let (sessions, retained) = (recovered.sessions.len(), recovered.retained.len());
     let mut messages = 0;
     if let Some(disk) = &kernel.disk {
-        kernel.security.restore_bans(disk, recovered.space(BANS));
+        kernel
+            .security
+            .restore_bans(disk, recovered.space(crate::security::BANS));
     }
     {
         let mut store = kernel.router.retained.write();
@@ -188,24 +185,4 @@ pub(crate) fn restore(kernel: &Arc<Kernel>, recovered: Recovered) {
         took_ms = started.elapsed().as_millis() as u64,
         "restored from the data dir"
     );
-}
-
-/// The store's queue of ops past its bound holds publishers like a full subscriber queue does (see `flow.rs`).
-pub(crate) struct DiskBacklog(pub Store);
-
-impl Backlog for DiskBacklog {
-    fn is_congested(&self) -> bool {
-        self.0.is_congested()
-    }
-    fn room(&self) -> &Notify {
-        self.0.room()
-    }
-    fn progress(&self) -> u64 {
-        self.0.stats().commits
-    }
-    fn stall_timeout(&self) -> Duration {
-        // A disk that commits nothing for this long is failing; the writer says so when it does.
-        Duration::from_secs(60)
-    }
-    fn stalled(&self) {}
 }

@@ -13,8 +13,6 @@ use std::time::Duration;
 use ractmq_store::{Store, Ticket};
 use tokio::sync::Notify;
 
-use crate::durable::DiskBacklog;
-
 /// A bounded queue that may hold publishers.
 pub trait Backlog: Send + Sync {
     /// Above its bound, with a consumer that is not stalled: a publisher should wait. Asked by a publisher
@@ -115,6 +113,26 @@ pub async fn wait_for_room(backlog: &dyn Backlog) {
             return;
         }
     }
+}
+
+/// The store's queue of ops past its bound holds publishers like a full subscriber queue does (see `flow.rs`).
+pub(crate) struct DiskBacklog(pub Store);
+
+impl Backlog for DiskBacklog {
+    fn is_congested(&self) -> bool {
+        self.0.is_congested()
+    }
+    fn room(&self) -> &Notify {
+        self.0.room()
+    }
+    fn progress(&self) -> u64 {
+        self.0.stats().commits
+    }
+    fn stall_timeout(&self) -> Duration {
+        // A disk that commits nothing for this long is failing; the writer says so when it does.
+        Duration::from_secs(60)
+    }
+    fn stalled(&self) {}
 }
 
 #[cfg(test)]

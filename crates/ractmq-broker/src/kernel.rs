@@ -29,7 +29,7 @@ use crate::supervisor::SupervisorMsg;
 use crate::trace::Traces;
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::scram::ScramSha256;
-use ractmq_store::{Store, StoreOptions};
+use ractmq_store::{Recovered, Store, StoreOptions};
 
 pub struct Kernel {
     pub(crate) config: BrokerConfig,
@@ -77,6 +77,8 @@ pub struct Kernel {
     down: tokio::sync::watch::Sender<Option<String>>,
     /// The store on disk, with `Durability::Disk` (see `durable.rs`).
     pub(crate) disk: Option<Store>,
+    /// What the store held at start, until the broker restores it (before any actor starts).
+    recovered: Mutex<Option<Recovered>>,
 }
 
 /// One [`LogLimit`] per kind of line a flood would repeat.
@@ -149,10 +151,8 @@ impl Kernel {
             root: OnceLock::new(),
             down: tokio::sync::watch::Sender::new(None),
             disk,
+            recovered: Mutex::new(recovered),
         });
-        if let Some(recovered) = recovered {
-            crate::durable::restore(&kernel, recovered);
-        }
         if let Some(disk) = &kernel.disk {
             // A store that cannot commit can promise nothing: the node stops, as when its root gives up.
             let weak = Arc::downgrade(&kernel);
@@ -226,6 +226,11 @@ impl Kernel {
                 return "the broker stopped".into();
             }
         }
+    }
+
+    /// What the store held at start, once (see `durable::restore`).
+    pub(crate) fn take_recovered(&self) -> Option<Recovered> {
+        self.recovered.lock().take()
     }
 
     pub fn session_sup(&self) -> Option<ActorRef<SessionSupMsg>> {

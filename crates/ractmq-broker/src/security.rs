@@ -93,6 +93,9 @@ pub(crate) struct Security {
     metrics: Arc<Metrics>,
 }
 
+/// The store's space for bans (see `durable.rs`).
+pub(crate) const BANS: &str = "bans";
+
 /// Seconds since the Unix epoch: bans and trackers count in wall-clock seconds.
 pub(crate) fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -295,7 +298,7 @@ impl Security {
         if let (true, Some(disk)) = (lifted, self.disk.get()) {
             let (kind, value) = who.name();
             disk.submit(ractmq_store::Op::Delete {
-                space: crate::durable::BANS,
+                space: BANS,
                 key: format!("{kind}:{value}"),
             });
         }
@@ -314,7 +317,7 @@ impl Security {
         if let Some(disk) = self.disk.get() {
             let (kind, value) = ban.who.name();
             disk.submit(ractmq_store::Op::Put {
-                space: crate::durable::BANS,
+                space: BANS,
                 key: format!("{kind}:{value}"),
                 value: serde_json::to_vec(ban).unwrap_or_default(),
             });
@@ -338,7 +341,7 @@ impl Security {
                 }
                 _ => {
                     disk.submit(ractmq_store::Op::Delete {
-                        space: crate::durable::BANS,
+                        space: BANS,
                         key: key.to_string(),
                     });
                 }
