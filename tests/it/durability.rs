@@ -139,3 +139,66 @@ async fn a_memory_node_writes_nothing() {
     assert!(broker.view().data_stats().is_none());
     broker.shutdown().await;
 }
+
+/// Leave `id` as an offline persistent session subscribed to `filter` at QoS 1.
+async fn offline_subscriber(broker: &Broker, id: &str, filter: &str) {
+    let mut c = Client::connect_with(persistent(broker, id)).await;
+    c.subscribe(filter, QoS::AtLeastOnce).await;
+    c.client.disconnect().await.unwrap();
+    c.expect_disconnect().await;
+    eventually("the subscriber is offline", || {
+        broker.view().client(id).is_some_and(|c| !c.connected)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_will_of_a_client_connected_when_the_node_stopped_reaches_a_persistent_subscriber() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = durable(data.path()).await;
+    offline_subscriber(&broker, "watcher", "wills/#").await;
+    let mut o = persistent(&broker, "device");
+    o.set_last_will(rumqttc::LastWill::new("wills/device", "gone", QoS::AtLeastOnce, false));
+    let device = Client::connect_with(o).await;
+    broker.shutdown().await;
+    device.stop();
+
+    // The node went away under the device: its connection counts as lost (at the stop or at the restart), and
+    // its will reaches the subscriber, which was offline throughout.
+    let broker = durable(data.path()).await;
+    let mut watcher = Client::start(persistent(&broker, "watcher"));
+    assert!(watcher.expect_connack().await.session_present);
+    let will = watcher.expect_publish().await;
+    assert_eq!((will.topic.as_str(), &will.payload[..]), ("wills/device", &b"gone"[..]));
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_message_whose_expiry_passed_while_the_node_was_down_is_not_delivered() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = durable(data.path()).await;
+    offline_subscriber(&broker, "late", "exp/#").await;
+    let mut short = ractmq::Message::new("exp/short", "stale", ractmq::QoS::AtLeastOnce, false);
+    short.properties.message_expiry_interval = Some(1);
+    let long = ractmq::Message::new("exp/long", "fresh", ractmq::QoS::AtLeastOnce, false);
+    assert_eq!(broker.view().publish(short).await, 1);
+    assert_eq!(broker.view().publish(long).await, 1);
+    broker.shutdown().await;
+    // The downtime itself is what this test is about: the node is down for longer than the short expiry.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let broker = durable(data.path()).await;
+    let mut late = Client::start(persistent(&broker, "late"));
+    assert!(late.expect_connack().await.session_present);
+    let mut marker = ractmq::Message::new("exp/marker", "end", ractmq::QoS::AtLeastOnce, false);
+    marker.properties.message_expiry_interval = None;
+    broker.view().publish(marker).await;
+    let got: Vec<String> = late
+        .publishes_until("exp/marker")
+        .await
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
+        .collect();
+    assert_eq!(got, ["fresh"]);
+    broker.shutdown().await;
+}
