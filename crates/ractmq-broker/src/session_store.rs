@@ -561,7 +561,9 @@ impl SessionShared {
             stored,
             delivery: delivery.clone(),
         });
-        if acknowledged {
+        // QoS 0 is not acknowledged, so nothing waits for its commit, unless the store's queue is past its
+        // bound: then its publisher is held like any other (see `flow.rs`).
+        if acknowledged || disk.is_congested() {
             *ticket = Some(t);
         }
     }
