@@ -32,6 +32,9 @@ pub struct StoreOptions {
     pub compact_above: u64,
     /// At most one compaction per this long.
     pub compact_every: std::time::Duration,
+    /// Bytes of the file the engine caches in memory. The store is written far more than read (it is read
+    /// whole once, at start), so a small cache costs little; redb's default is 1 GiB.
+    pub cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -40,6 +43,7 @@ impl Default for StoreOptions {
             pending_bound: 64 << 20,
             compact_above: 64 << 20,
             compact_every: std::time::Duration::from_secs(600),
+            cache_bytes: 64 << 20,
         }
     }
 }
@@ -115,7 +119,7 @@ impl Store {
         // The default hook would print the panic: the one line below says what matters.
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
-        let opened = std::panic::catch_unwind(|| open_file(&file));
+        let opened = std::panic::catch_unwind(|| open_file(&file, options.cache_bytes));
         std::panic::set_hook(hook);
         let (db, recovered, highest, counts) = match opened {
             Ok(result) => result?,
@@ -301,22 +305,27 @@ impl Drop for Inner {
 }
 
 /// Open the file, check its format, read it back and forget what recovery left over.
-fn open_file(file: &Path) -> Result<(Database, Recovered, u64, Counts), StoreError> {
+fn open_file(file: &Path, cache_bytes: usize) -> Result<(Database, Recovered, u64, Counts), StoreError> {
     let damaged = |what: String| StoreError::Damaged {
         path: file.to_path_buf(),
         what,
     };
-    let db = Database::builder().create(file).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(file.parent().unwrap_or(file).to_path_buf()),
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() == std::io::ErrorKind::InvalidData => {
-            damaged(io.to_string())
-        }
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => StoreError::Io {
-            path: file.to_path_buf(),
-            error: io.to_string(),
-        },
-        other => damaged(other.to_string()),
-    })?;
+    let db = Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(file)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(file.parent().unwrap_or(file).to_path_buf()),
+            redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                if io.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                damaged(io.to_string())
+            }
+            redb::DatabaseError::Storage(redb::StorageError::Io(io)) => StoreError::Io {
+                path: file.to_path_buf(),
+                error: io.to_string(),
+            },
+            other => damaged(other.to_string()),
+        })?;
     check_format(&db, file)?;
     let (recovered, highest, leftovers) = recover(&db, file)?;
     forget(&db, leftovers).map_err(damaged)?;
