@@ -55,8 +55,16 @@ pub struct RecoveredSession {
 /// What recovery found that the store should forget: copies that expired, or whose session is gone.
 pub(crate) type Leftovers = Vec<(String, u64)>;
 
-/// Read everything in `db`; also returns the highest copy number in use and the copies to forget.
-pub(crate) fn recover(db: &Database, path: &Path) -> Result<(Recovered, u64, Leftovers), StoreError> {
+/// What recovery hands the writer: the highest copy number in use, the copies to forget, and the copies
+/// whose send state is a row of the `sent` table.
+pub(crate) struct ForWriter {
+    pub highest: u64,
+    pub leftovers: Leftovers,
+    pub sent_rows: crate::writer::Numbers,
+}
+
+/// Read everything in `db`, and what the writer needs to know of it.
+pub(crate) fn recover(db: &Database, path: &Path) -> Result<(Recovered, ForWriter), StoreError> {
     let damaged = |what: String| StoreError::Damaged {
         path: path.to_path_buf(),
         what,
@@ -67,6 +75,7 @@ pub(crate) fn recover(db: &Database, path: &Path) -> Result<(Recovered, u64, Lef
     let mut out = Recovered::default();
     let mut highest = 0;
     let mut leftovers = Leftovers::new();
+    let mut sent_rows = crate::writer::Numbers::default();
 
     let sessions = tx.open_table(SESSIONS).map_err(|e| io(e.into()))?;
     let mut by_client: HashMap<String, RecoveredSession> = HashMap::new();
@@ -115,6 +124,9 @@ pub(crate) fn recover(db: &Database, path: &Path) -> Result<(Recovered, u64, Lef
             .get((client, number))
             .map_err(|e| io(e.into()))?
             .map(|v| v.value());
+        if row.is_some() {
+            sent_rows.insert(number);
+        }
         match row.or(copy.sent) {
             Some((pkid, state)) => {
                 if pkid == 0 || !(SENT_QOS1..=RECEIVED).contains(&state) {
@@ -169,5 +181,12 @@ pub(crate) fn recover(db: &Database, path: &Path) -> Result<(Recovered, u64, Lef
     let mut sessions: Vec<_> = by_client.into_values().collect();
     sessions.sort_by(|a, b| a.session.client_id.cmp(&b.session.client_id));
     out.sessions = sessions;
-    Ok((out, highest, leftovers))
+    Ok((
+        out,
+        ForWriter {
+            highest,
+            leftovers,
+            sent_rows,
+        },
+    ))
 }

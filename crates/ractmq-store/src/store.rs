@@ -11,7 +11,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata};
 use tokio::sync::Notify;
 
 use crate::op::Op;
-use crate::recovery::{recover, Leftovers, Recovered};
+use crate::recovery::{recover, ForWriter, Leftovers, Recovered};
 use crate::tables::*;
 use crate::writer::{self, Counts, Pending, Shared};
 use crate::StoreError;
@@ -121,7 +121,7 @@ impl Store {
         std::panic::set_hook(Box::new(|_| {}));
         let opened = std::panic::catch_unwind(|| open_file(&file, options.cache_bytes));
         std::panic::set_hook(hook);
-        let (db, recovered, highest, counts) = match opened {
+        let (db, recovered, mut for_writer, counts) = match opened {
             Ok(result) => result?,
             Err(_) => {
                 return Err(StoreError::Damaged {
@@ -141,6 +141,8 @@ impl Store {
             on_failure: Mutex::new(None),
             counts,
         });
+        let highest = for_writer.highest;
+        let sent_rows = std::mem::take(&mut for_writer.sent_rows);
         let writer = std::thread::Builder::new()
             .name("ractmq-store".into())
             .spawn({
@@ -151,7 +153,7 @@ impl Store {
                     every: options.compact_every,
                 };
                 move || {
-                    let run = std::panic::AssertUnwindSafe(|| writer::run(db, shared.clone(), compaction));
+                    let run = std::panic::AssertUnwindSafe(|| writer::run(db, shared.clone(), compaction, sent_rows));
                     if std::panic::catch_unwind(run).is_err() {
                         shared.fail("the storage engine failed".into());
                     }
@@ -305,7 +307,7 @@ impl Drop for Inner {
 }
 
 /// Open the file, check its format, read it back and forget what recovery left over.
-fn open_file(file: &Path, cache_bytes: usize) -> Result<(Database, Recovered, u64, Counts), StoreError> {
+fn open_file(file: &Path, cache_bytes: usize) -> Result<(Database, Recovered, ForWriter, Counts), StoreError> {
     let damaged = |what: String| StoreError::Damaged {
         path: file.to_path_buf(),
         what,
@@ -327,10 +329,10 @@ fn open_file(file: &Path, cache_bytes: usize) -> Result<(Database, Recovered, u6
             other => damaged(other.to_string()),
         })?;
     check_format(&db, file)?;
-    let (recovered, highest, leftovers) = recover(&db, file)?;
-    forget(&db, leftovers).map_err(damaged)?;
+    let (recovered, mut for_writer) = recover(&db, file)?;
+    forget(&db, std::mem::take(&mut for_writer.leftovers)).map_err(damaged)?;
     let counts = count(&db).map_err(damaged)?;
-    Ok((db, recovered, highest, counts))
+    Ok((db, recovered, for_writer, counts))
 }
 
 /// A new file gets this version's format; an older one would be migrated here; a newer one is refused.

@@ -6,6 +6,8 @@
 //! at all: its op and its `Done` cancel out.
 
 use std::collections::{HashMap, HashSet};
+
+use foldhash::fast::FixedState;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,7 +83,9 @@ pub(crate) struct Compaction {
     pub every: std::time::Duration,
 }
 
-pub(crate) fn run(mut db: Database, shared: Arc<Shared>, compaction: Compaction) {
+/// `sent_rows`: the copies whose send state is a row of the `sent` table (the rest keep it in their own
+/// record, or were never sent), so that completing a copy looks for a row only where there is one.
+pub(crate) fn run(mut db: Database, shared: Arc<Shared>, compaction: Compaction, mut sent_rows: Numbers) {
     let mut compacted = Instant::now();
     loop {
         let (ops, upto, bytes) = {
@@ -100,7 +104,7 @@ pub(crate) fn run(mut db: Database, shared: Arc<Shared>, compaction: Compaction)
         };
         let started = Instant::now();
         let count = ops.len() as u64;
-        if let Err(why) = commit(&db, ops, &shared.counts) {
+        if let Err(why) = commit(&db, ops, &shared.counts, &mut sent_rows) {
             shared.fail(why);
             return;
         }
@@ -153,9 +157,9 @@ fn maybe_compact(db: &mut Database, counts: &Counts, compaction: &Compaction) ->
     true
 }
 
-fn commit(db: &Database, ops: Vec<Op>, counts: &Counts) -> Result<(), String> {
+fn commit(db: &Database, ops: Vec<Op>, counts: &Counts, sent_rows: &mut Numbers) -> Result<(), String> {
     let tx = db.begin_write().map_err(|e| e.to_string())?;
-    apply(&tx, ops, counts).map_err(|e| e.to_string())?;
+    apply(&tx, ops, counts, sent_rows).map_err(|e| e.to_string())?;
     tx.commit().map_err(|e| e.to_string())
 }
 
@@ -163,12 +167,15 @@ fn commit(db: &Database, ops: Vec<Op>, counts: &Counts) -> Result<(), String> {
 /// writing), and the send state of those sent within it (written with the copy rather than on their own).
 #[derive(Default)]
 struct BatchCopies {
-    cancelled: HashSet<u64>,
-    sent: HashMap<u64, (u16, u8)>,
+    cancelled: Numbers,
+    sent: HashMap<u64, (u16, u8), FixedState>,
 }
 
+/// A set of copy numbers.
+pub(crate) type Numbers = HashSet<u64, FixedState>;
+
 fn batch_copies(ops: &[Op]) -> BatchCopies {
-    let mut queued = HashSet::new();
+    let mut queued = Numbers::default();
     let mut batch = BatchCopies::default();
     for op in ops {
         match op {
@@ -202,7 +209,7 @@ fn batch_copies(ops: &[Op]) -> BatchCopies {
     batch
 }
 
-fn apply(tx: &WriteTransaction, ops: Vec<Op>, counts: &Counts) -> Result<(), redb::Error> {
+fn apply(tx: &WriteTransaction, ops: Vec<Op>, counts: &Counts, sent_rows: &mut Numbers) -> Result<(), redb::Error> {
     let batch = batch_copies(&ops);
     let skip = &batch.cancelled;
     counts.cancelled.fetch_add(skip.len() as u64, Ordering::Relaxed);
@@ -235,7 +242,10 @@ fn apply(tx: &WriteTransaction, ops: Vec<Op>, counts: &Counts) -> Result<(), red
                     false
                 })?;
                 counts.copies.fetch_sub(removed, Ordering::Relaxed);
-                sent.retain_in((&*client, 0)..=(&*client, u64::MAX), |_, _| false)?;
+                sent.retain_in((&*client, 0)..=(&*client, u64::MAX), |(_, stored), _| {
+                    sent_rows.remove(&stored);
+                    false
+                })?;
                 receipts.retain_in((&*client, 0)..=(&*client, u16::MAX), |_, _| false)?;
             }
             Op::Copy {
@@ -263,6 +273,7 @@ fn apply(tx: &WriteTransaction, ops: Vec<Op>, counts: &Counts) -> Result<(), red
                 } if !skip.contains(&stored) && !batch.sent.contains_key(&stored) => {
                     let state = if exactly_once { SENT_QOS2 } else { SENT_QOS1 };
                     sent.insert((&*client, stored), (pkid, state))?;
+                    sent_rows.insert(stored);
                 }
                 Journal::Received { stored } if !skip.contains(&stored) && !batch.sent.contains_key(&stored) => {
                     let row = sent.get((&*client, stored))?.map(|v| v.value());
@@ -277,13 +288,16 @@ fn apply(tx: &WriteTransaction, ops: Vec<Op>, counts: &Counts) -> Result<(), red
                     };
                     if let Some(pkid) = pkid {
                         sent.insert((&*client, stored), (pkid, RECEIVED))?;
+                        sent_rows.insert(stored);
                     }
                 }
                 Journal::Done { stored } if !skip.contains(&stored) => {
                     if copies.remove((&*client, stored))?.is_some() {
                         counts.copies.fetch_sub(1, Ordering::Relaxed);
                     }
-                    sent.remove((&*client, stored))?;
+                    if sent_rows.remove(&stored) {
+                        sent.remove((&*client, stored))?;
+                    }
                 }
                 Journal::AwaitingRelease { pkid } => {
                     receipts.insert((&*client, pkid), ())?;
