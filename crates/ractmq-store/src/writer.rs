@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
-use ractmq_protocol::snapshot::{DeliverySnapshot, MessageSnapshot};
+use ractmq_protocol::snapshot::MessageSnapshot;
 use ractmq_protocol::Journal;
 use redb::{Database, ReadableTable, WriteTransaction};
 use tokio::sync::Notify;
 
 use crate::op::Op;
-use crate::records::{encode, now_ms, StoredCopy, StoredMessage, StoredSession};
+use crate::records::{encode, now_ms, CopyRef, DeliveryRef, StoredCopy, StoredMessage, StoredSession};
 use crate::tables::*;
 
 /// Ops waiting for the writer.
@@ -256,9 +256,9 @@ fn apply(tx: &WriteTransaction, ops: Vec<Op>, counts: &Counts, sent_rows: &mut N
                 if skip.contains(&stored) {
                     continue;
                 }
-                let copy = StoredCopy {
+                let copy = CopyRef {
                     saved_at_ms,
-                    delivery: DeliverySnapshot::from_delivery(&delivery, now),
+                    delivery: DeliveryRef::new(&delivery, now),
                     sent: batch.sent.get(&stored).copied(),
                 };
                 if copies.insert((&*client, stored), encode(&copy).as_slice())?.is_none() {
