@@ -26,6 +26,23 @@ pub enum Verdict {
     DenyAndDisconnect,
 }
 
+/// One request the channel will put to its [`Authorizer`]: what [`Channel::authz_questions`] lists for a batch
+/// before the batch is handled, so that an authorizer whose answers come from elsewhere (an HTTP service) can
+/// fetch them first.
+///
+/// [`Channel::authz_questions`]: crate::channel::Channel::authz_questions
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Question<'a> {
+    /// Publish or subscribe.
+    pub action: Action,
+    /// The topic name, or the filter (without `$share/GROUP/`).
+    pub topic: &'a str,
+    /// The QoS of the PUBLISH, or the QoS a subscription would be granted at most.
+    pub qos: QoS,
+    /// The PUBLISH's RETAIN flag; false for a subscribe.
+    pub retain: bool,
+}
+
 /// Decides for one client. Called on the session's own task for every PUBLISH: keep it cheap (cache).
 pub trait Authorizer: Send + Sync {
     /// May the client do `action` on `topic` (a topic name to publish to, or a filter to subscribe to; for a

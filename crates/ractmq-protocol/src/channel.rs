@@ -26,6 +26,7 @@ use crate::message::{Delivery, Message};
 use crate::session::{Inflight, InflightState, Session, SubOptions};
 use crate::topic::parse_shared;
 
+mod questions;
 mod subscriptions;
 
 /// A change to the subscription index that the broker must apply before the encoded SUBACK/UNSUBACK is sent.

@@ -31,7 +31,7 @@ pub mod snapshot;
 pub mod topic;
 pub mod trie;
 
-pub use authz::{Action, Authorizer, Verdict};
+pub use authz::{Action, Authorizer, Question, Verdict};
 pub use channel::{Channel, Close, Effects, RouteChange};
 pub use config::{Limits, OverflowPolicy, Redirect};
 pub use journal::Journal;

@@ -187,3 +187,76 @@ fn v4_code(c: &mqttbytes::v4::SubscribeReasonCode) -> u8 {
         R::Failure => 0x80,
     }
 }
+
+/// Allows everything and writes down what it was asked.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(Action, String, QoS, bool)>>);
+
+impl Authorizer for Recorder {
+    fn authorize(&self, action: Action, topic: &str, qos: QoS, retain: bool) -> Verdict {
+        self.0.lock().unwrap().push((action, topic.into(), qos, retain));
+        Verdict::Allow
+    }
+}
+
+#[test]
+fn the_questions_listed_before_a_batch_are_the_ones_the_channel_asks() {
+    let limits = Limits {
+        max_qos: QoS::AtLeastOnce,
+        topic_alias_maximum: 10,
+        ..Limits::default()
+    };
+    let (mut h, _) = start(Protocol::V5, limits, |_| {});
+    let recorder = Arc::new(Recorder::default());
+    h.channel
+        .set_authorizer(&mut h.session, recorder.clone(), &mut Effects::default());
+    let aliased = |topic: &str, alias: u16, pkid: u16| {
+        let Packet::Publish(mut p) = publish(topic, QoS::AtLeastOnce, pkid) else {
+            unreachable!()
+        };
+        p.properties.topic_alias = Some(alias);
+        Packet::Publish(p)
+    };
+    // Set alias 1 in an earlier batch.
+    h.input(aliased("earlier/topic", 1, 1));
+    recorder.0.lock().unwrap().clear();
+    let mut retained = publish("kept", QoS::AtMostOnce, 0);
+    if let Packet::Publish(p) = &mut retained {
+        p.retain = true;
+    }
+    let mut sub = subscribe(&["a/+", "$share/g/jobs/#", "bad/#/x", "$share/broken"]);
+    if let Packet::Subscribe(s) = &mut sub {
+        s.filters[0].qos = QoS::ExactlyOnce; // granted at most QoS 1
+    }
+    let batch = vec![
+        publish("plain", QoS::AtLeastOnce, 2),
+        aliased("", 1, 3),        // the earlier batch's alias
+        aliased("now/set", 2, 4), // sets alias 2 ...
+        aliased("", 2, 5),        // ... used in the same batch
+        publish("$SYS/x", QoS::AtMostOnce, 0),
+        retained,
+        sub,
+    ];
+    let mut listed = Vec::new();
+    h.channel.authz_questions(&batch, |q| {
+        listed.push((q.action, q.topic.to_string(), q.qos, q.retain))
+    });
+    for packet in batch {
+        h.input(packet);
+    }
+    let asked = recorder.0.lock().unwrap().clone();
+    assert_eq!(listed, asked);
+    let p = |t: &str, qos, retain| (Action::Publish, t.to_string(), qos, retain);
+    assert_eq!(
+        listed,
+        [
+            p("plain", QoS::AtLeastOnce, false),
+            p("earlier/topic", QoS::AtLeastOnce, false),
+            p("now/set", QoS::AtLeastOnce, false),
+            p("now/set", QoS::AtLeastOnce, false),
+            p("kept", QoS::AtMostOnce, true),
+            (Action::Subscribe, "a/+".into(), QoS::AtLeastOnce, false),
+            (Action::Subscribe, "jobs/#".into(), QoS::AtLeastOnce, false),
+        ]
+    );
+}
