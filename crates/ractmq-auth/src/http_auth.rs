@@ -2,9 +2,9 @@
 //!
 //! At CONNECT the broker POSTs `{"clientid", "username", "password", "peerhost", "listener"}` (user name and
 //! password `null` when absent) to the authentication URL; before a publish or subscribe it POSTs
-//! `{"clientid", "username", "peerhost", "listener", "action": "publish"|"subscribe", "topic"}` to the
-//! authorization URL. The service answers 200 with `{"result": "allow"|"deny"|"ignore", "is_superuser": bool,
-//! "acl": ...}` (only `result` is required), or 204 for a plain allow.
+//! `{"clientid", "username", "peerhost", "listener", "action": "publish"|"subscribe", "topic", "qos", "retain"}`
+//! to the authorization URL. The service answers 200 with `{"result": "allow"|"deny"|"ignore", "is_superuser":
+//! bool, "acl": ...}` (only `result` is required), or 204 for a plain allow.
 //!
 //! Anything else — another status, a body that is not such JSON, no answer within the timeout — is an error,
 //! answered as [`OnError`] says: by default *ignore*, as EMQX does, so that the next source decides (and, with
@@ -12,10 +12,11 @@
 //! the service is down even if a later source would accept.
 //!
 //! The service is protected from the broker: at most `max_in_flight` requests are open at once (a request
-//! that cannot start within the timeout is an error), and answers (allow, deny and ignore alike; errors
-//! never) are cached for `cache_ttl` under a digest of the request, the password included, so a reconnect storm
-//! costs one request per distinct client. A password that is not UTF-8 cannot be put in JSON text: such a
-//! client is ignored by this source.
+//! that cannot start within the timeout is an error). Authentication answers (allow, deny and ignore alike;
+//! errors never) are cached here for `cache_ttl` under a digest of the request, the password included, so a
+//! reconnect storm costs one request per distinct client. A password that is not UTF-8 cannot be put in JSON
+//! text: such a client is ignored by this source. Authorization answers are cached per client, by the
+//! client's [`ClientAuthz`](crate::http_authz::ClientAuthz), as EMQX caches them.
 
 mod cache;
 
@@ -29,8 +30,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-/// What a client asks to do: the protocol core's own type, so the channel's question is passed on as is.
-pub use ractmq_protocol::authz::Action;
+/// What a client asks to do: the protocol core's own types, so the channel's question is passed on as is.
+pub use ractmq_protocol::authz::{Action, Question};
 
 use crate::client::ClientInfo;
 use crate::decision::{DenyReason, SourceDecision};
@@ -62,10 +63,13 @@ pub struct HttpAuthConfig {
     pub timeout: Duration,
     /// Requests open at once. Default 64.
     pub max_in_flight: usize,
-    /// How long an answer is reused. Default 30 s; zero turns the cache off.
+    /// How long an answer is reused. Default 30 s; zero turns the caches off.
     pub cache_ttl: Duration,
-    /// How many answers are kept, per URL. Default 10 000; zero turns the cache off.
+    /// How many authentication answers are kept. Default 10 000; zero turns that cache off.
     pub cache_capacity: usize,
+    /// How many authorization answers each client keeps (EMQX's `authorization.cache.max_size`). Default 32;
+    /// zero turns that cache off.
+    pub authz_cache_per_client: usize,
     /// What an error counts as. Default [`OnError::Ignore`].
     pub on_error: OnError,
 }
@@ -80,6 +84,7 @@ impl Default for HttpAuthConfig {
             max_in_flight: 64,
             cache_ttl: Duration::from_secs(30),
             cache_capacity: 10_000,
+            authz_cache_per_client: 32,
             on_error: OnError::Ignore,
         }
     }
@@ -148,7 +153,6 @@ pub struct HttpAuthSource {
     client: reqwest::Client,
     in_flight: Semaphore,
     authn_cache: TtlCache<SourceDecision>,
-    authz_cache: TtlCache<AuthzAnswer>,
 }
 
 impl fmt::Debug for HttpAuthSource {
@@ -193,7 +197,6 @@ impl HttpAuthSource {
             client,
             in_flight: Semaphore::new(config.max_in_flight),
             authn_cache: TtlCache::new(config.cache_ttl, config.cache_capacity),
-            authz_cache: TtlCache::new(config.cache_ttl, config.cache_capacity),
             config,
         })
     }
@@ -249,47 +252,57 @@ impl HttpAuthSource {
         }
     }
 
-    /// Ask the service whether `client` may `action` on `topic`.
-    pub async fn authorize(&self, client: &ClientInfo, action: Action, topic: &str) -> AuthzAnswer {
-        let Some(url) = &self.authz_url else {
-            return AuthzAnswer::Ignore;
-        };
-        let key = cache::key([
-            b"authz".as_slice(),
-            client.client_id.as_bytes(),
-            optional(client.username.as_deref()),
-            client.peer.to_string().as_bytes(),
-            client.listener.as_bytes(),
-            action_name(action).as_bytes(),
-            topic.as_bytes(),
-        ]);
-        if let Some(cached) = self.authz_cache.get(&key) {
-            return cached;
+    /// Whether an authorization URL is configured (without one every request is ignored).
+    pub fn authorizes(&self) -> bool {
+        self.authz_url.is_some()
+    }
+
+    /// The configuration the source was built with.
+    pub fn config(&self) -> &HttpAuthConfig {
+        &self.config
+    }
+
+    /// Ask the service whether `client` may do what `question` says, errors answered as [`OnError`] says. Not
+    /// cached: a [`ClientAuthz`](crate::http_authz::ClientAuthz) keeps each client's answers.
+    pub async fn authorize(&self, client: &ClientInfo, question: Question<'_>) -> AuthzAnswer {
+        match self.ask_authz(client, question).await {
+            Some(answer) => answer,
+            None => self.error_answer(),
         }
+    }
+
+    /// What an authorization error counts as.
+    pub(crate) fn error_answer(&self) -> AuthzAnswer {
+        match self.config.on_error {
+            OnError::Ignore => AuthzAnswer::Ignore,
+            OnError::Deny => AuthzAnswer::Deny,
+        }
+    }
+
+    /// The service's answer to `question`; `None` (logged) when it gave none that counts.
+    pub(crate) async fn ask_authz(&self, client: &ClientInfo, question: Question<'_>) -> Option<AuthzAnswer> {
+        let Some(url) = &self.authz_url else {
+            return Some(AuthzAnswer::Ignore);
+        };
         let body = json!({
             "clientid": client.client_id,
             "username": client.username,
             "peerhost": client.peer.to_string(),
             "listener": client.listener,
-            "action": action_name(action),
-            "topic": topic,
+            "action": action_name(question.action),
+            "topic": question.topic,
+            "qos": question.qos as u8,
+            "retain": question.retain,
         });
         match self.ask(url, &body).await {
-            Ok(answer) => {
-                let decision = match answer.result {
-                    Verdict::Allow => AuthzAnswer::Allow,
-                    Verdict::Deny => AuthzAnswer::Deny,
-                    Verdict::Ignore => AuthzAnswer::Ignore,
-                };
-                self.authz_cache.insert(key, decision);
-                decision
-            }
+            Ok(answer) => Some(match answer.result {
+                Verdict::Allow => AuthzAnswer::Allow,
+                Verdict::Deny => AuthzAnswer::Deny,
+                Verdict::Ignore => AuthzAnswer::Ignore,
+            }),
             Err(why) => {
-                tracing::warn!(client_id = %client.client_id, topic, why, "HTTP authorization failed");
-                match self.config.on_error {
-                    OnError::Ignore => AuthzAnswer::Ignore,
-                    OnError::Deny => AuthzAnswer::Deny,
-                }
+                tracing::warn!(client_id = %client.client_id, topic = question.topic, why, "HTTP authorization failed");
+                None
             }
         }
     }

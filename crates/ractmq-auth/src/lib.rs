@@ -12,6 +12,7 @@ pub mod client;
 pub mod decision;
 pub mod error;
 pub mod http_auth;
+pub mod http_authz;
 pub mod jwt;
 pub mod password;
 pub mod password_file;

@@ -241,32 +241,42 @@ async fn requests_beyond_max_in_flight_wait_at_most_the_timeout() {
     ));
 }
 
+fn question(action: Action, topic: &str) -> Question<'_> {
+    Question {
+        action,
+        topic,
+        qos: ractmq_codec::QoS::AtLeastOnce,
+        retain: action == Action::Publish,
+    }
+}
+
 #[tokio::test]
-async fn authorization_answers_are_cached_and_errors_follow_on_error() {
+async fn authorization_answers_are_not_cached_here_and_errors_follow_on_error() {
     let (addr, service) = start().await;
     let http = source(addr, |_| {});
     let alice = client(Some("alice"));
-    for _ in 0..3 {
+    for _ in 0..2 {
         assert_eq!(
-            http.authorize(&alice, Action::Publish, "allowed/a").await,
+            http.authorize(&alice, question(Action::Publish, "allowed/a")).await,
             AuthzAnswer::Allow
         );
         assert_eq!(
-            http.authorize(&alice, Action::Subscribe, "denied/#").await,
+            http.authorize(&alice, question(Action::Subscribe, "denied/#")).await,
             AuthzAnswer::Deny
         );
         assert_eq!(
-            http.authorize(&alice, Action::Publish, "other").await,
+            http.authorize(&alice, question(Action::Publish, "other")).await,
             AuthzAnswer::Ignore
         );
     }
-    assert_eq!(service.count("authz"), 3);
+    assert_eq!(service.count("authz"), 6, "each client caches its own (http_authz.rs)");
     let seen = service.requests.lock()[1].1.clone();
     assert_eq!(
         seen,
         json!({"clientid": "sensor-1", "username": "alice", "peerhost": "127.0.0.9", "listener": "tls",
-               "action": "subscribe", "topic": "denied/#"})
+               "action": "subscribe", "topic": "denied/#", "qos": 1, "retain": false})
     );
+    assert_eq!(service.requests.lock()[0].1["retain"], true);
 
     let down = |on_error| {
         source(addr, |c| {
@@ -276,20 +286,21 @@ async fn authorization_answers_are_cached_and_errors_follow_on_error() {
     };
     assert_eq!(
         down(OnError::Ignore)
-            .authorize(&alice, Action::Publish, "allowed/a")
+            .authorize(&alice, question(Action::Publish, "allowed/a"))
             .await,
         AuthzAnswer::Ignore
     );
     assert_eq!(
         down(OnError::Deny)
-            .authorize(&alice, Action::Publish, "allowed/a")
+            .authorize(&alice, question(Action::Publish, "allowed/a"))
             .await,
         AuthzAnswer::Deny
     );
 
     let no_urls = HttpAuthSource::new(HttpAuthConfig::default()).unwrap();
+    assert!(!no_urls.authorizes());
     assert_eq!(
-        no_urls.authorize(&alice, Action::Publish, "allowed/a").await,
+        no_urls.authorize(&alice, question(Action::Publish, "allowed/a")).await,
         AuthzAnswer::Ignore
     );
     assert_eq!(ask(&no_urls, "alice", "right").await, SourceDecision::Ignore);
