@@ -19,6 +19,7 @@ use ractmq_codec::{encode, reason, Connect, DecodeError, Decoder, Packet, Protoc
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::connect::Accepted;
 use ractmq_protocol::connect::{check_connect, refusal};
+use ractmq_protocol::{Action, Question};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -315,6 +316,18 @@ async fn handshake(mut read: ReadHalf, mut write: WriteHalf, from: Peer, deadlin
     if let Err(code) = check_owner(&kernel, &client, access.superuser) {
         return refuse_logged(&mut write, peer, &accepted.client_id, protocol, code, &kernel).await;
     }
+    // The will is authorized when the session opens, synchronously: an HTTP service's answer is fetched first.
+    if let (Some(http), Some(will)) = (&access.http_authz, &connect.will) {
+        let will = Question {
+            action: Action::Publish,
+            topic: &will.topic,
+            qos: will.qos,
+            retain: will.retain,
+        };
+        if let Some(fetch) = http.fetch_missing(&[will]) {
+            fetch.await;
+        }
+    }
     // A client id is unique cluster-wide: a session of this client on another node moves here first.
     if let Some(remote) = kernel.remote_sessions() {
         Box::pin(async {
@@ -350,6 +363,7 @@ async fn handshake(mut read: ReadHalf, mut write: WriteHalf, from: Peer, deadlin
         authenticator: enhanced,
         listener,
         authorizer: access.authorizer,
+        http_authz: access.http_authz,
         owner: client.username.map(Arc::from),
     };
     hand_over(attach, protocol, &kernel).await;

@@ -7,6 +7,11 @@
 //! carries the client's [`Authorizer`], which its channel asks on every PUBLISH, SUBSCRIBE filter and will. An
 //! ACL reload reaches connected clients too: each client's authorizer recompiles its rules on its next check
 //! after the reload, and nobody is disconnected.
+//!
+//! Authorization asks the JWT claims, then the ACL file, then an HTTP service for what they leave undecided
+//! (EMQX's HTTP authorizer); what nobody decides gets the ACL's no-match answer (allow without an ACL file).
+//! The channel asks synchronously, so the service's answers are fetched before: [`LiveAcl::fetch_missing`],
+//! called by the session actor before each batch and by the listener for the will.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,15 +20,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
-use ractmq_auth::acl::{Acl, ClientAcl};
+use ractmq_auth::acl::{Acl, ClientAcl, Decision, DenyAction, Permission, Settings};
 use ractmq_auth::authn::{AuthnChain, AuthnOutcome, AuthnSource, ConnectCredentials, DenyReason};
 use ractmq_auth::banned::{Ban, BanError, BanTarget, BannedList};
 use ractmq_auth::client::ClientInfo;
 use ractmq_auth::flapping::{FlappingConfig, FlappingDetector};
+use ractmq_auth::http_auth::{AuthzAnswer, HttpAuthSource};
+use ractmq_auth::http_authz::{AuthzRequest, ClientAuthz};
 use ractmq_auth::login_throttle::{LoginThrottle, ThrottleConfig};
 use ractmq_auth::user_db::UserDb;
 use ractmq_codec::{reason, QoS};
-use ractmq_protocol::{Action, Authorizer, Verdict};
+use ractmq_protocol::authz::is_sys_topic;
+use ractmq_protocol::{Action, Authorizer, Question, Verdict};
 use serde_json::Value;
 
 use crate::metrics::Metrics;
@@ -43,6 +51,9 @@ pub struct SecurityConfig {
     /// The ACL file (Mosquitto's `acl_file` format or the native TOML one); `None`: every client may publish
     /// and subscribe to anything but `$SYS`.
     pub acl_file: Option<PathBuf>,
+    /// An HTTP service (its `authz_url`) asked what the JWT claims and the ACL file leave undecided, as EMQX's
+    /// HTTP authorizer; its *ignore* leaves the ACL's no-match answer. `None`: no such service.
+    pub http_authz: Option<Arc<HttpAuthSource>>,
     /// Flapping detection; `None`: off, as in EMQX.
     pub flapping: Option<FlappingConfig>,
     /// Failed-login throttling.
@@ -57,6 +68,7 @@ impl std::fmt::Debug for SecurityConfig {
             .field("user_db", &self.user_db)
             .field("allow_anonymous", &self.allow_anonymous)
             .field("acl_file", &self.acl_file)
+            .field("http_authz", &self.http_authz)
             .field("flapping", &self.flapping.is_some())
             .finish_non_exhaustive()
     }
@@ -68,6 +80,8 @@ pub(crate) struct Access {
     pub(crate) superuser: bool,
     /// Asked on every PUBLISH and SUBSCRIBE; `None`: everything allowed (but `$SYS`).
     pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
+    /// The same authorizer when it asks an HTTP service: its answers are fetched before the channel asks.
+    pub(crate) http_authz: Option<Arc<LiveAcl>>,
 }
 
 /// The ACL in force, and a number that changes with every reload so that connected clients recompile.
@@ -83,6 +97,7 @@ pub(crate) struct Security {
     chain: AuthnChain,
     acl_file: Option<PathBuf>,
     acl: Arc<AclSlot>,
+    http_authz: Option<Arc<HttpAuthSource>>,
     banned: Mutex<BannedList>,
     /// Where bans are kept across restarts, on a node with a store (see `durable.rs`).
     disk: std::sync::OnceLock<ractmq_store::Store>,
@@ -142,6 +157,7 @@ impl Security {
             chain,
             acl_file: config.acl_file.clone(),
             acl,
+            http_authz: config.http_authz.clone().filter(|h| h.authorizes()),
             banned: Mutex::new(BannedList::default()),
             disk: std::sync::OnceLock::new(),
             flapping: config.flapping.map(|c| Mutex::new(FlappingDetector::new(c))),
@@ -225,25 +241,27 @@ impl Security {
     }
 
     fn access(&self, client: &ClientInfo, superuser: bool, claims: Option<&Value>) -> Result<Access, u8> {
-        if superuser {
+        let nobody_asked = self.acl_file.is_none() && claims.is_none() && self.http_authz.is_none();
+        if superuser || nobody_asked {
             return Ok(Access {
                 superuser,
                 authorizer: None,
+                http_authz: None,
             });
         }
-        if self.acl_file.is_none() && claims.is_none() {
-            return Ok(Access {
-                superuser,
-                authorizer: None,
-            });
-        }
-        let live = LiveAcl::new(self.acl.clone(), client.clone(), claims.cloned()).map_err(|why| {
+        let http = self
+            .http_authz
+            .as_ref()
+            .map(|source| ClientAuthz::new(source.clone(), client.clone()));
+        let live = LiveAcl::new(self.acl.clone(), client.clone(), claims.cloned(), http).map_err(|why| {
             tracing::info!(client = %client.client_id, "refused: the ACL its credentials carry is not valid: {why}");
             reason::NOT_AUTHORIZED
         })?;
+        let live = Arc::new(live);
         Ok(Access {
             superuser,
-            authorizer: Some(Arc::new(live)),
+            http_authz: live.http.is_some().then(|| live.clone()),
+            authorizer: Some(live),
         })
     }
 
@@ -359,11 +377,13 @@ impl Security {
 }
 
 /// One client's authorizer: its compiled ACL (JWT claims first, then the file), recompiled when the file is
-/// reloaded. One connection's checks come from its own session task, so the lock is uncontended.
-struct LiveAcl {
+/// reloaded, then the HTTP service's answers for what the ACL leaves undecided. One connection's checks come
+/// from its own session task, so the lock is uncontended.
+pub(crate) struct LiveAcl {
     slot: Arc<AclSlot>,
     client: ClientInfo,
     claims: Option<Value>,
+    http: Option<Arc<ClientAuthz>>,
     compiled: Mutex<Compiled>,
 }
 
@@ -372,59 +392,78 @@ struct LiveAcl {
 struct Compiled {
     generation: u64,
     acl: ClientAcl,
+    settings: Settings,
     last: Option<Last>,
 }
 
+/// The ACL's decision (not the HTTP service's, whose answers expire) for the last request.
 struct Last {
     action: Action,
     qos: QoS,
     retain: bool,
     topic: String,
-    verdict: Verdict,
+    decision: Decision,
 }
 
+/// Without an ACL file, a client that an HTTP service authorizes has rules that match nothing, and nothing
+/// matching allows (as no ACL file does): the service is asked about everything its claims leave.
+static NO_FILE: std::sync::LazyLock<Acl> = std::sync::LazyLock::new(|| {
+    Acl::new(
+        Vec::new(),
+        Settings {
+            no_match: Permission::Allow,
+            deny_action: DenyAction::Ignore,
+        },
+    )
+});
+
 impl LiveAcl {
-    fn new(slot: Arc<AclSlot>, client: ClientInfo, claims: Option<Value>) -> Result<LiveAcl, String> {
+    fn new(
+        slot: Arc<AclSlot>,
+        client: ClientInfo,
+        claims: Option<Value>,
+        http: Option<ClientAuthz>,
+    ) -> Result<LiveAcl, String> {
         let generation = slot.generation.load(Ordering::Acquire);
-        let compiled = compile(&slot, &client, claims.as_ref())?;
+        let http = http.map(Arc::new);
+        let acl = compile(&slot, &client, claims.as_ref(), http.is_some())?;
         Ok(LiveAcl {
             slot,
             client,
             claims,
+            http,
             compiled: Mutex::new(Compiled {
                 generation,
-                acl: compiled,
+                settings: acl.settings(),
+                acl,
                 last: None,
             }),
         })
     }
-}
 
-fn compile(slot: &AclSlot, client: &ClientInfo, claims: Option<&Value>) -> Result<ClientAcl, String> {
-    let file = slot.acl.load_full();
-    ClientAcl::for_connection(file.as_deref(), client, false, claims)
-}
-
-impl Authorizer for LiveAcl {
-    fn authorize(&self, action: Action, topic: &str, qos: QoS, retain: bool) -> Verdict {
+    /// What the ACL (claims and file) decides about a request, and what follows when it decides nothing or
+    /// denies.
+    fn decide(&self, action: Action, topic: &str, qos: QoS, retain: bool) -> (Decision, Settings) {
         let generation = self.slot.generation.load(Ordering::Acquire);
         let mut compiled = self.compiled.lock();
         if compiled.generation != generation {
             // The claims compiled at CONNECT, so they compile again.
-            if let Ok(acl) = compile(&self.slot, &self.client, self.claims.as_ref()) {
+            if let Ok(acl) = compile(&self.slot, &self.client, self.claims.as_ref(), self.http.is_some()) {
                 *compiled = Compiled {
                     generation,
+                    settings: acl.settings(),
                     acl,
                     last: None,
                 };
             }
         }
+        let settings = compiled.settings;
         if let Some(last) = &compiled.last {
             if last.action == action && last.qos == qos && last.retain == retain && last.topic == topic {
-                return last.verdict;
+                return (last.decision, settings);
             }
         }
-        let verdict = compiled.acl.authorize(action, topic, qos, retain);
+        let decision = compiled.acl.check(action, topic, qos as u8, retain);
         // Topics longer than this are not remembered (a client could make the copy costly).
         if topic.len() <= 256 {
             let last = compiled.last.get_or_insert_with(|| Last {
@@ -432,12 +471,78 @@ impl Authorizer for LiveAcl {
                 qos,
                 retain,
                 topic: String::new(),
-                verdict,
+                decision,
             });
-            (last.action, last.qos, last.retain, last.verdict) = (action, qos, retain, verdict);
+            (last.action, last.qos, last.retain, last.decision) = (action, qos, retain, decision);
             last.topic.clear();
             last.topic.push_str(topic);
         }
-        verdict
+        (decision, settings)
+    }
+
+    /// Before the channel asks `questions` (a batch's, or the will's): the HTTP service's answers it will need
+    /// and the client's cache lacks, fetched by the returned future; `None` when nothing is missing. Answers
+    /// at hand now stay so until [`LiveAcl::settle`].
+    pub(crate) fn fetch_missing(
+        &self,
+        questions: &[Question<'_>],
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let http = self.http.as_ref()?;
+        http.begin(std::time::Instant::now());
+        let mut seen = std::collections::HashSet::new();
+        let mut missing: Vec<AuthzRequest> = Vec::new();
+        for &q in questions {
+            if q.action == Action::Publish && is_sys_topic(q.topic) {
+                continue;
+            }
+            let (decision, _) = self.decide(q.action, q.topic, q.qos, q.retain);
+            if decision == Decision::NoMatch && !http.knows(q) && seen.insert(q) {
+                missing.push(q.into());
+            }
+        }
+        (!missing.is_empty()).then(|| http.clone().fetch(missing))
+    }
+
+    /// The channel has asked what it needed: fetched answers go to the client's cache.
+    pub(crate) fn settle(&self) {
+        if let Some(http) = &self.http {
+            http.settle();
+        }
+    }
+}
+
+fn compile(slot: &AclSlot, client: &ClientInfo, claims: Option<&Value>, http: bool) -> Result<ClientAcl, String> {
+    let file = slot.acl.load_full();
+    let file = match (file.as_deref(), http) {
+        (None, true) => Some(&*NO_FILE),
+        (file, _) => file,
+    };
+    ClientAcl::for_connection(file, client, false, claims)
+}
+
+impl Authorizer for LiveAcl {
+    fn authorize(&self, action: Action, topic: &str, qos: QoS, retain: bool) -> Verdict {
+        let (mut decision, settings) = self.decide(action, topic, qos, retain);
+        if let (Decision::NoMatch, Some(http)) = (decision, &self.http) {
+            let question = Question {
+                action,
+                topic,
+                qos,
+                retain,
+            };
+            decision = match http.answer(question) {
+                AuthzAnswer::Allow => Decision::Allow,
+                AuthzAnswer::Deny => Decision::Deny,
+                AuthzAnswer::Ignore => Decision::NoMatch,
+            };
+        }
+        if decision.is_allowed(settings.no_match) {
+            Verdict::Allow
+        } else {
+            match settings.deny_action {
+                DenyAction::Ignore => Verdict::Deny,
+                DenyAction::Disconnect => Verdict::DenyAndDisconnect,
+            }
+        }
     }
 }

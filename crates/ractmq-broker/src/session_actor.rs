@@ -89,6 +89,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         authenticator,
         listener,
         authorizer,
+        http_authz,
         owner,
     } = attach;
     let peer = transport.peer;
@@ -113,7 +114,11 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
             &mut fx,
         );
         if let Some(authorizer) = authorizer {
+            // The will is checked now; an HTTP service's answer for it was fetched by the listener.
             channel.set_authorizer(&mut session, authorizer, &mut fx);
+            if let Some(http) = &http_authz {
+                http.settle();
+            }
         }
         crate::durable::attached(kernel, shared, &mut session, attached.session_present);
         (channel, attached)
@@ -151,6 +156,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         channel,
         io,
         peer,
+        http_authz,
         _connected: ConnectedGuard::new(&kernel.metrics),
     };
     (online, attached.dropped)
@@ -244,7 +250,10 @@ impl SessionState {
             }
             SessionMsg::ReaderClosed { generation, error } => {
                 if self.is_current(generation) {
-                    Box::pin(self.reader_closed(myself, error)).await;
+                    match self.hold.as_mut() {
+                        Some(hold) if hold.defers_close => hold.closed = Some(error),
+                        _ => Box::pin(self.reader_closed(myself, error)).await,
+                    }
                 }
             }
             SessionMsg::Drain => self.drain(),
@@ -346,6 +355,10 @@ impl SessionState {
                     break;
                 }
             }
+        }
+        // The HTTP service's answers fetched for this batch (see `hold.rs`) go to the client's cache.
+        if let Some(http) = &online.http_authz {
+            http.settle();
         }
         self.apply_effects(myself, fx).await;
         // Held: the batch keeps its permit until the hold ends.

@@ -13,6 +13,7 @@ use ractor::{ActorId, RpcReplyPort};
 use crate::connection::{Batch, Io, Transport};
 use crate::metrics::Metrics;
 use crate::remote_sessions::SessionHandover;
+use crate::security::LiveAcl;
 use crate::session_store::SessionShared;
 
 /// A new connection for this session, after its CONNECT passed the checks.
@@ -29,6 +30,8 @@ pub struct Attach {
     /// What the client may publish and subscribe to, compiled for it at CONNECT; everything (but `$SYS`) when
     /// no authorization source is configured.
     pub authorizer: Option<Arc<dyn Authorizer>>,
+    /// The same authorizer when it asks an HTTP service, whose answers are fetched before the channel asks.
+    pub(crate) http_authz: Option<Arc<LiveAcl>>,
     /// The user the client authenticated as: a new session belongs to it.
     pub owner: Option<Arc<str>>,
 }
@@ -154,6 +157,8 @@ pub(crate) struct Online {
     pub(crate) channel: Channel,
     pub(crate) io: Io,
     pub(crate) peer: std::net::SocketAddr,
+    /// The channel's authorizer when it asks an HTTP service (see `LiveAcl::fetch_missing`).
+    pub(crate) http_authz: Option<Arc<LiveAcl>>,
     pub(crate) _connected: ConnectedGuard,
 }
 

@@ -1,6 +1,7 @@
-//! Holding a client as a publisher: while queues it fills have no room, or while subscription changes read
-//! before its packets are not in the index yet (see `flow.rs`, `fence.rs`), its acknowledgements and the
-//! batches its reader reads wait here, in order.
+//! Holding a client as a publisher: while queues it fills have no room, while subscription changes read
+//! before its packets are not in the index yet (see `flow.rs`, `fence.rs`), or while the HTTP authorization
+//! service is asked what a batch needs (see `LiveAcl::fetch_missing`), its acknowledgements and the batches its
+//! reader reads wait here, in order.
 
 use super::*;
 
@@ -18,6 +19,11 @@ pub(super) struct Hold {
     pub(super) deferred: VecDeque<Batch>,
     /// Held for older subscription changes (not by full queues): the batches keep their own.
     pub(super) keeps_fences: bool,
+    /// Held for the HTTP authorization service: the end of the socket waits for the batches read before it
+    /// (a client that publishes and disconnects at once is not cut short by the service's latency).
+    pub(super) defers_close: bool,
+    /// The reader's end (and its decode error, if any), to act on once the batches before it are handled.
+    pub(super) closed: Option<Option<DecodeError>>,
     /// Waits for room (or for older subscription changes), then sends `Resume`; aborted with the hold.
     pub(super) _waiter: AbortOnDrop,
 }
@@ -43,6 +49,15 @@ impl SessionState {
             }
             return;
         }
+        if let Some(fetch) = self.authz_fetch(&batch.packets) {
+            // Nobody else waits for this batch's subscription changes meanwhile: the service may be slow.
+            self.hold_until(fetch, BytesMut::new(), false);
+            if let Some(hold) = self.hold.as_mut() {
+                hold.defers_close = true;
+                hold.defer(batch);
+            }
+            return;
+        }
         let Batch {
             packets, permit, fence, ..
         } = batch;
@@ -50,6 +65,16 @@ impl SessionState {
         self.inbound(myself, packets, permit).await;
         // Dropped by `apply_routes` already, unless the batch changed nothing.
         self.fence = None;
+    }
+
+    /// When the client's authorizer asks an HTTP service: what the channel will ask about `packets` that the
+    /// client's answers lack, fetched by the returned future. Without such a service, one test of an `Option`.
+    fn authz_fetch(&self, packets: &[Packet]) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let online = self.online.as_ref()?;
+        let http = online.http_authz.as_ref()?;
+        let mut questions = Vec::new();
+        online.channel.authz_questions(packets, |q| questions.push(q));
+        http.fetch_missing(&questions)
     }
 
     /// What held this client is over: send what waited, then handle the batches read meanwhile, unless one of
@@ -64,7 +89,15 @@ impl SessionState {
             self.inbound_in_order(myself, batch).await;
             if let Some(new_hold) = self.hold.as_mut() {
                 hold.deferred.drain(..).for_each(|batch| new_hold.defer(batch));
-                break;
+                if hold.closed.is_some() {
+                    new_hold.closed = hold.closed.take();
+                }
+                return;
+            }
+        }
+        if let Some(error) = hold.closed.take() {
+            if self.is_current(hold.generation) {
+                Box::pin(self.reader_closed(myself, error)).await;
             }
         }
     }
@@ -95,6 +128,8 @@ impl SessionState {
             permit: None,
             deferred: VecDeque::new(),
             keeps_fences,
+            defers_close: false,
+            closed: None,
             _waiter: AbortOnDrop::new(waiter),
         });
     }
