@@ -251,6 +251,10 @@ struct StartArgs {
     /// Ask this HTTP service whether a client may connect (POST JSON, as EMQX's HTTP authentication).
     #[arg(long)]
     auth_http_url: Option<String>,
+    /// Ask this HTTP service whether a client may publish or subscribe, for what the ACL file and JWT claims
+    /// leave undecided (POST JSON, as EMQX's HTTP authorizer).
+    #[arg(long)]
+    http_authz_url: Option<String>,
     /// Ban a client id that connects too often (see --flapping-max-count).
     #[arg(long)]
     flapping_detect: bool,

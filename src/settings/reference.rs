@@ -297,6 +297,11 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "Ask this HTTP service (POST JSON, EMQX's shape) whether a client may connect, after the other sources.",
     ),
     (
+        "auth.http_authz_url",
+        Some("http_authz_url"),
+        "Ask this HTTP service (POST JSON, EMQX's HTTP authorizer) whether a client may publish or subscribe, for what JWT claims and acl_file leave undecided; answers are cached per client for 30 s, \"ignore\" or no answer within 5 s leaves the no-match default.",
+    ),
+    (
         "auth.flapping_detect",
         Some("flapping_detect"),
         "Ban a client id that connects flapping_max_count times within flapping_window_s, for flapping_ban_s.",

@@ -1,6 +1,6 @@
 //! The `[auth]` section turned into the broker's security configuration: the authentication sources (a
-//! Mosquitto password file, JWT, an HTTP service) after the built-in user database, the ACL file, anonymous
-//! access, and flapping detection. Files are read here, at start, so that a bad one stops the node with one
+//! Mosquitto password file, JWT, an HTTP service) after the built-in user database, the ACL file and an HTTP
+//! authorization service, anonymous access, and flapping detection. Files are read here, at start, so that a bad one stops the node with one
 //! line naming it.
 
 use std::path::PathBuf;
@@ -46,6 +46,18 @@ impl Settings {
             let source = HttpAuthSource::new(config).map_err(|e| format!("auth.http_url = \"{url}\": {e}"))?;
             sources.push(AuthnSource::Http(Arc::new(source)));
         }
+        let http_authz = match optional(&a.http_authz_url) {
+            None => None,
+            Some(url) => {
+                let config = HttpAuthConfig {
+                    authz_url: Some(url.clone()),
+                    ..HttpAuthConfig::default()
+                };
+                let source =
+                    HttpAuthSource::new(config).map_err(|e| format!("auth.http_authz_url = \"{url}\": {e}"))?;
+                Some(Arc::new(source))
+            }
+        };
         let flapping = a.flapping_detect.then(|| FlappingConfig {
             max_count: a.flapping_max_count.max(1),
             window: Duration::from_secs(a.flapping_window_s.max(1)),
@@ -57,6 +69,7 @@ impl Settings {
             user_db: optional(&a.user_db).map(PathBuf::from),
             allow_anonymous,
             acl_file: optional(&a.acl_file).map(PathBuf::from),
+            http_authz,
             flapping,
             ..SecurityConfig::default()
         })
