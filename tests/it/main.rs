@@ -35,6 +35,7 @@ mod queue_rules;
 mod reason_codes;
 mod retained;
 mod security;
+mod security_http;
 mod sessions;
 mod shared_subscriptions;
 mod shutdown;
