@@ -318,6 +318,11 @@ impl Channel {
 
     /// Encode one PUBLISH for the client; returns its size (None if it cannot be encoded) and whether a new
     /// outbound topic alias was set up by it.
+    ///
+    /// A QoS 0 delivery with nothing of the subscriber's own in it (no topic alias, no subscription
+    /// identifier, the RETAIN flag as published, no Message Expiry Interval to count down) is the same frame
+    /// for every subscriber at the protocol level's family: it is encoded once and kept with the message
+    /// while other deliveries of it may follow, and appended as it is by the next ones.
     fn encode_delivery(
         &mut self,
         d: &Delivery,
@@ -327,16 +332,18 @@ impl Channel {
         fx: &mut Effects,
     ) -> (Option<usize>, bool) {
         let m = &d.message;
-        let (topic, topic_alias, new_alias): (&str, Option<u16>, bool) = match self.outbound_aliases.get(&m.topic) {
-            // The client knows this alias: the topic name can be left out [MQTT-3.3.2-12].
-            Some(&alias) => ("", Some(alias), false),
-            None if self.outbound_aliases.len() < usize::from(self.outbound_alias_max) => {
-                let alias = self.outbound_aliases.len() as u16 + 1;
-                self.outbound_aliases.insert(m.topic.clone(), alias);
-                (&m.topic, Some(alias), true)
+        let (topic, topic_alias, new_alias) = self.outbound_alias(&m.topic);
+        let shared = topic_alias.is_none()
+            && d.qos == QoS::AtMostOnce
+            && d.retain == m.retain
+            && d.subscription_ids.is_empty()
+            && expiry.is_none();
+        if shared {
+            if let Some(frame) = m.shared_frame(self.protocol) {
+                fx.out.extend_from_slice(frame);
+                return (Some(frame.len()), new_alias);
             }
-            None => (&m.topic, None, false),
-        };
+        }
         let out = PublishOut {
             dup,
             qos: d.qos,
@@ -349,7 +356,29 @@ impl Channel {
             subscription_identifiers: &d.subscription_ids,
             message_expiry_interval: expiry,
         };
-        (encode_publish(&out, self.protocol, &mut fx.out).ok(), new_alias)
+        let mark = fx.out.len();
+        let written = encode_publish(&out, self.protocol, &mut fx.out).ok();
+        // Kept only if other deliveries still hold the message: a message with one subscriber costs no copy.
+        if shared && written.is_some() && Arc::strong_count(m) > 1 {
+            m.keep_shared_frame(self.protocol, &fx.out[mark..]);
+        }
+        (written, new_alias)
+    }
+
+    /// How `topic` is sent: the topic name (empty when the client knows its alias), the alias, and whether
+    /// the alias is set up now. The first topics sent get one each, up to the smaller of the client's Topic
+    /// Alias Maximum and ours; later topics are sent in full.
+    fn outbound_alias<'t>(&mut self, topic: &'t Arc<str>) -> (&'t str, Option<u16>, bool) {
+        match self.outbound_aliases.get(topic) {
+            // The client knows this alias: the topic name can be left out [MQTT-3.3.2-12].
+            Some(&alias) => ("", Some(alias), false),
+            None if self.outbound_aliases.len() < usize::from(self.outbound_alias_max) => {
+                let alias = self.outbound_aliases.len() as u16 + 1;
+                self.outbound_aliases.insert(topic.clone(), alias);
+                (topic, Some(alias), true)
+            }
+            None => (topic, None, false),
+        }
     }
 
     fn resend_inflight(&mut self, session: &mut Session, now: Instant, fx: &mut Effects) {
@@ -435,6 +464,7 @@ impl Channel {
             publisher: Some(self.client_id.clone()),
             received_at: now,
             origin: None,
+            frames: Default::default(),
         });
         self.ack_publish(&p, reason::SUCCESS, "", fx);
     }

@@ -140,6 +140,7 @@ pub fn will_message(will: Will, client_id: &Arc<str>, now: Instant) -> Message {
         publisher: Some(client_id.clone()),
         received_at: now,
         origin: None,
+        frames: Default::default(),
     }
 }
 

@@ -1,13 +1,15 @@
 //! The message as it travels through the broker, and one delivery of it to one subscriber.
 //!
 //! A publish is parsed once into an `Arc<Message>`; every subscriber's delivery shares it and carries only what
-//! differs per subscription (granted QoS, retain flag, subscription identifiers).
+//! differs per subscription (granted QoS, retain flag, subscription identifiers). A QoS 0 PUBLISH that comes
+//! out the same for every subscriber is encoded once per protocol family and kept with the message (see
+//! `SharedFrames`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use ractmq_codec::{PublishProperties, QoS};
+use ractmq_codec::{Protocol, PublishProperties, QoS};
 
 /// An application message as the broker routes it, shared by every delivery of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +32,58 @@ pub struct Message {
     /// and carried when the message crosses to other nodes. A session moving between nodes can be reached by
     /// one message along two paths; this is how it tells.
     pub origin: Option<Origin>,
+    /// Its PUBLISH as every subscriber with nothing of its own in it receives it, encoded by the first
+    /// delivery that needs it (see [`SharedFrames`]).
+    pub(crate) frames: SharedFrames,
+}
+
+/// The QoS 0 PUBLISH frames of a message that are the same for every subscriber: one for MQTT 3.1 and
+/// 3.1.1, whose PUBLISH is written alike, one for 5.0. The channel fills and uses them only for a delivery
+/// with nothing of its own in the frame (see `Channel::deliver`): QoS 0, the RETAIN flag as published, no
+/// subscription identifier, no topic alias, no Message Expiry Interval (whose remaining value is rewritten
+/// for every send). A fan-out to many subscribers then encodes the message once per family instead of once
+/// per subscriber.
+///
+/// The frames follow from the message's fields, which must not change once it has been delivered: a clone
+/// starts with none (a changed copy is always a clone, the original being shared), and equality ignores
+/// them.
+#[derive(Default)]
+pub(crate) struct SharedFrames {
+    v3: OnceLock<Bytes>,
+    v5: OnceLock<Bytes>,
+}
+
+impl SharedFrames {
+    fn slot(&self, protocol: Protocol) -> &OnceLock<Bytes> {
+        if protocol.is_v5() {
+            &self.v5
+        } else {
+            &self.v3
+        }
+    }
+}
+
+impl Clone for SharedFrames {
+    /// Empty: the copy may be changed, and its frames encoded anew.
+    fn clone(&self) -> SharedFrames {
+        SharedFrames::default()
+    }
+}
+
+impl PartialEq for SharedFrames {
+    /// Always: the frames are derived from the fields compared.
+    fn eq(&self, _: &SharedFrames) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for SharedFrames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedFrames")
+            .field("v3", &self.v3.get().map(Bytes::len))
+            .field("v5", &self.v5.get().map(Bytes::len))
+            .finish()
+    }
 }
 
 /// A message's identity in a cluster: the publishing node's run (its incarnation) and a number that node
@@ -49,6 +103,22 @@ impl Message {
             publisher: None,
             received_at: Instant::now(),
             origin: None,
+            frames: SharedFrames::default(),
+        }
+    }
+
+    /// The QoS 0 PUBLISH frame shared by every subscriber at `protocol`'s family, if a delivery encoded it
+    /// already (see `SharedFrames` below).
+    pub fn shared_frame(&self, protocol: Protocol) -> Option<&Bytes> {
+        self.frames.slot(protocol).get()
+    }
+
+    /// Keep `frame` as the PUBLISH shared by every subscriber at `protocol`'s family (the first one kept
+    /// stays: they are the same bytes).
+    pub(crate) fn keep_shared_frame(&self, protocol: Protocol, frame: &[u8]) {
+        let slot = self.frames.slot(protocol);
+        if slot.get().is_none() {
+            let _ = slot.set(Bytes::copy_from_slice(frame));
         }
     }
 

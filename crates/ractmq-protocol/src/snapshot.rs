@@ -106,6 +106,7 @@ impl MessageSnapshot {
             publisher: self.publisher.map(Arc::from),
             received_at: now,
             origin: self.origin,
+            frames: Default::default(),
         }
     }
 
