@@ -84,6 +84,67 @@ async fn a_publisher_s_messages_arrive_in_order() {
 }
 
 #[tokio::test]
+async fn a_burst_read_at_once_reaches_every_subscriber_once_and_in_order() {
+    let broker = start_broker().await;
+    let addr = broker.mqtt_addr();
+    let mut exact = Client::connect(addr, "exact").await;
+    exact.subscribe("burst/a", QoS::AtMostOnce).await;
+    let mut wild = Client::connect(addr, "wild").await;
+    wild.subscribe("burst/+", QoS::AtLeastOnce).await;
+    // Overlapping subscriptions: one delivery of each message, at the higher QoS.
+    let mut both = Client::connect(addr, "both").await;
+    both.subscribe("burst/#", QoS::AtMostOnce).await;
+    both.subscribe("burst/a", QoS::AtLeastOnce).await;
+    for sub in [&mut exact, &mut wild, &mut both] {
+        sub.subscribe("end", QoS::AtMostOnce).await;
+    }
+
+    // Runs of messages to one topic and single ones, QoS 0 and 1, written at once: read in one batch,
+    // they are routed a run at a time.
+    let mut raw = Raw::connect(addr).await;
+    raw.send(&connect_v311("pub")).await;
+    raw.read_exact(4).await;
+    let mut burst = Vec::new();
+    let mut sent = Vec::new();
+    for (topic, n) in [
+        ("burst/a", 20),
+        ("burst/b", 10),
+        ("burst/a", 1),
+        ("burst/b", 1),
+        ("burst/a", 30),
+    ] {
+        for _ in 0..n {
+            let i = sent.len() as u32;
+            let qos = u8::from(i.is_multiple_of(7));
+            burst.extend(publish_v311(topic, qos, i as u16 + 1, false, &i.to_be_bytes()));
+            sent.push((topic, i, qos));
+        }
+    }
+    burst.extend(publish_v311("end", 0, 0, false, b""));
+    raw.send(&burst).await;
+
+    let qos = |q: u8| if q == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+    let got = |publishes: Vec<rumqttc::Publish>| -> Vec<(String, u32, QoS)> {
+        let payload = |p: &rumqttc::Publish| u32::from_be_bytes(p.payload[..].try_into().unwrap());
+        publishes.iter().map(|p| (p.topic.clone(), payload(p), p.qos)).collect()
+    };
+    let expected = |filter: fn(&str) -> bool, max: u8| -> Vec<(String, u32, QoS)> {
+        sent.iter()
+            .filter(|(topic, _, _)| filter(topic))
+            .map(|&(topic, i, q)| (topic.to_string(), i, qos(q.min(max))))
+            .collect()
+    };
+    assert_eq!(got(exact.publishes_until("end").await), expected(|t| t == "burst/a", 0));
+    assert_eq!(got(wild.publishes_until("end").await), expected(|_| true, 1));
+    let both_expected: Vec<_> = sent
+        .iter()
+        .map(|&(topic, i, q)| (topic.to_string(), i, qos(if topic == "burst/a" { q } else { 0 })))
+        .collect();
+    assert_eq!(got(both.publishes_until("end").await), both_expected);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
 async fn unsubscribe_stops_delivery() {
     let broker = start_broker().await;
     let addr = broker.mqtt_addr();

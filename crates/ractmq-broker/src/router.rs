@@ -21,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use ractmq_protocol::retained::RetainedStore;
 use ractmq_protocol::topic::parse_shared;
 use ractmq_protocol::trie::Levels;
-use ractmq_protocol::{Delivery, Message, Origin, SubOptions};
+use ractmq_protocol::{Delivery, Message, SubOptions};
 use ractor::ActorRef;
 use smallvec::SmallVec;
 use tokio::sync::mpsc;
@@ -31,7 +31,7 @@ use crate::index::{index_entry, Change, Index, Route, Target};
 use crate::metrics::Metrics;
 use crate::moving::Relays;
 use crate::routes::{Forward, LocalRoutes, RemoteMatch, RemoteMember, RemoteRouting, RouteKey};
-use crate::session_store::{Pushed, SessionStore};
+use crate::session_store::{Pushed, SessionShared, SessionStore};
 use crate::shard::{ShardMsg, ShardOp};
 use crate::shared::{member_key, SharedGroups, SharedStrategy};
 
@@ -158,17 +158,87 @@ impl Router {
 
     /// [`Router::route`], adding to `congestion` the queues it filled past their bounds (subscribers here,
     /// other nodes): the publisher then waits for them (see `flow.rs`) before reading more from its client.
-    pub fn route_reporting(&self, message: Arc<Message>, congestion: &mut Congestion) -> usize {
+    pub fn route_reporting(&self, mut message: Arc<Message>, congestion: &mut Congestion) -> usize {
         let started = Instant::now();
+        let remote = self.remote_for(&message);
+        let (matched, mut forwards) = self.prepare(&mut message, remote, congestion);
+        let delivered = self.deliver_one(&message, Some((&matched.shared, &mut forwards)), None, congestion);
+        let reached = self.finish(&message, remote, forwards, delivered, congestion);
+        self.metrics.route_latency.observe(started.elapsed().as_nanos() as u64);
+        reached
+    }
+
+    /// Route the messages one client published, in order, as [`Router::route_reporting`] routes each. A run of
+    /// consecutive messages to one topic is matched once, and each subscriber here is given the whole run in
+    /// one push (see [`crate::session_store::SessionShared::push_all`]) rather than one per message: what a
+    /// fan-out costs per subscriber is then paid once per run. Every subscriber still gets them in the order
+    /// published.
+    pub fn route_batch(&self, messages: impl IntoIterator<Item = Message>, congestion: &mut Congestion) {
+        let mut run: Vec<Arc<Message>> = Vec::new();
+        for message in messages {
+            if run
+                .first()
+                .is_some_and(|first| first.topic != message.topic || first.publisher != message.publisher)
+            {
+                self.route_run(&mut run, congestion);
+            }
+            run.push(Arc::new(message));
+        }
+        self.route_run(&mut run, congestion);
+    }
+
+    /// Route `run` (messages to one topic from one publisher, in order) and empty it.
+    fn route_run(&self, run: &mut Vec<Arc<Message>>, congestion: &mut Congestion) {
+        if run.len() <= 1 {
+            if let Some(message) = run.pop() {
+                self.route_reporting(message, congestion);
+            }
+            return;
+        }
+        let started = Instant::now();
+        let remote = self.remote_for(&run[0]);
+        let mut outs: Vec<(RemoteMatch, Vec<Forward>)> = run
+            .iter_mut()
+            .map(|message| self.prepare(message, remote, congestion))
+            .collect();
+        let mut delivered = vec![0; run.len()];
+        {
+            let mut shared: Vec<SharedOut<'_>> = outs.iter_mut().map(|(m, f)| (&m.shared[..], f)).collect();
+            self.deliver_here(run, Some(&mut shared), None, congestion, &mut delivered);
+        }
+        for ((message, (_, forwards)), delivered) in run.iter().zip(outs).zip(delivered) {
+            self.finish(message, remote, forwards, delivered, congestion);
+        }
+        // Each message is counted for its share of the time the run took.
+        let each = started.elapsed().as_nanos() as u64 / run.len() as u64;
+        for _ in run.iter() {
+            self.metrics.route_latency.observe(each);
+        }
+        run.clear();
+    }
+
+    /// The other nodes `message` may go to: none for `$SYS` topics, which describe one node (each node
+    /// publishes its own).
+    fn remote_for(&self, message: &Message) -> Option<&Arc<dyn RemoteRouting>> {
+        self.remote.get().filter(|_| !message.topic.starts_with("$SYS/"))
+    }
+
+    /// What comes before delivering a message published here: count it, number it for the cluster, keep it
+    /// if retained, and find the other nodes it goes to.
+    fn prepare(
+        &self,
+        message: &mut Arc<Message>,
+        remote: Option<&Arc<dyn RemoteRouting>>,
+        congestion: &mut Congestion,
+    ) -> (RemoteMatch, Vec<Forward>) {
         Metrics::add(&self.metrics.routed_by_qos[message.qos as usize], 1);
-        // `$SYS` topics describe one node: each node publishes its own.
-        let remote = self.remote.get().filter(|_| !message.topic.starts_with("$SYS/"));
-        // Numbered while this is still the only reference, so that numbering costs no copy.
-        let message = match remote {
-            Some(remote) if message.origin.is_none() => with_origin(message, remote.next_origin()),
-            _ => message,
-        };
-        self.store_retained(&message, Some(&mut *congestion));
+        if let Some(remote) = remote {
+            if message.origin.is_none() {
+                // Numbered while this is still the only reference, so that numbering costs no copy.
+                Arc::make_mut(message).origin = Some(remote.next_origin());
+            }
+        }
+        self.store_retained(message, Some(&mut *congestion));
         let mut matched = RemoteMatch::default();
         let mut forwards = Vec::new();
         if let Some(remote) = remote {
@@ -180,7 +250,19 @@ impl Router {
                 relay_to: None,
             }));
         }
-        let delivered = self.deliver_here(&message, Some((&matched.shared, &mut forwards)), None, congestion);
+        (matched, forwards)
+    }
+
+    /// What comes after delivering a message published here: send it to the other nodes (a retained one to
+    /// all of them), and count it if nobody got it. Returns the deliveries here plus the nodes forwarded to.
+    fn finish(
+        &self,
+        message: &Arc<Message>,
+        remote: Option<&Arc<dyn RemoteRouting>>,
+        mut forwards: Vec<Forward>,
+        delivered: usize,
+        congestion: &mut Congestion,
+    ) -> usize {
         let forwarded = forwards.iter().filter(|f| f.deliver || !f.shared.is_empty()).count();
         if let Some(remote) = remote {
             if message.retain {
@@ -196,7 +278,7 @@ impl Router {
                 }
             }
             for forward in forwards {
-                if let Some(backlog) = remote.forward(&message, forward) {
+                if let Some(backlog) = remote.forward(message, forward) {
                     congestion.add(backlog);
                 }
             }
@@ -204,7 +286,6 @@ impl Router {
         if delivered + forwarded == 0 {
             Metrics::add(&self.metrics.messages_no_subscribers, 1);
         }
-        self.metrics.route_latency.observe(started.elapsed().as_nanos() as u64);
         delivered + forwarded
     }
 
@@ -220,7 +301,7 @@ impl Router {
     ) -> usize {
         self.store_retained(&message, Some(&mut *congestion));
         let mut delivered = if deliver {
-            self.deliver_here(&message, None, None, congestion)
+            self.deliver_one(&message, None, None, congestion)
         } else {
             0
         };
@@ -278,18 +359,43 @@ impl Router {
         }
     }
 
-    /// Deliver to the matching subscriptions of this node. With `shared` (a message published here), each
-    /// shared group that matches gets it once, through a member here or, by adding to the forwards, one on
-    /// another node; without it (a message from a peer) shared members are left out, as the publishing node
-    /// chose them. With `only`, to that client's (non-shared) subscriptions alone, if its session moved here
-    /// lately.
-    fn deliver_here(
+    /// [`Router::deliver_here`] for one message; returns the deliveries made.
+    pub(super) fn deliver_one(
         &self,
         message: &Arc<Message>,
         shared: Option<(&[RemoteMember], &mut Vec<Forward>)>,
         only: Option<&str>,
         congestion: &mut Congestion,
     ) -> usize {
+        let mut delivered = [0];
+        let messages = std::slice::from_ref(message);
+        match shared {
+            Some(out) => self.deliver_here(messages, Some(&mut [out]), only, congestion, &mut delivered),
+            None => self.deliver_here(messages, None, only, congestion, &mut delivered),
+        }
+        delivered[0]
+    }
+
+    /// Deliver `messages` (one topic, one publisher, in order) to the matching subscriptions of this node,
+    /// adding to `delivered[i]` the deliveries made of `messages[i]`. With `shared` (messages published here,
+    /// with each one's members of shared groups on other nodes and its forwards), each shared group that
+    /// matches gets each message once, through a member here or, by adding to its forwards, one on another
+    /// node; without it (messages from a peer) shared members are left out, as the publishing node chose them.
+    /// With `only`, to that client's (non-shared) subscriptions alone, if its session moved here lately.
+    ///
+    /// Several messages with no shared group to serve are given to each client at once, in order; otherwise
+    /// each message goes to every client before the next.
+    fn deliver_here(
+        &self,
+        messages: &[Arc<Message>],
+        shared: Option<&mut [SharedOut<'_>]>,
+        only: Option<&str>,
+        congestion: &mut Congestion,
+        delivered: &mut [usize],
+    ) {
+        let Some(message) = messages.first() else {
+            return;
+        };
         let topic: &str = &message.topic;
         let first = Levels::new(topic).next().unwrap_or("");
         let own = self.shard_of_level(first);
@@ -324,7 +430,30 @@ impl Router {
         if filters > 1 && hits.len() > 1 {
             hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
         }
-        let mut delivered = 0;
+        let mut shared =
+            shared.filter(|out| !shared_hits.is_empty() || out.iter().any(|(remote, _)| !remote.is_empty()));
+        if shared.is_none() {
+            let reached = self.deliver_to_clients(&hits, messages, congestion);
+            delivered.iter_mut().for_each(|d| *d += reached);
+            return;
+        }
+        for (i, message) in messages.iter().enumerate() {
+            let one = std::slice::from_ref(message);
+            delivered[i] += self.deliver_to_clients(&hits, one, congestion);
+            if let Some(out) = shared.as_deref_mut() {
+                let (remote, forwards) = &mut out[i];
+                delivered[i] += self.deliver_shared(message, shared_hits.clone(), remote, forwards, congestion);
+            }
+        }
+    }
+
+    /// Give `messages` to every client among `hits` (sorted by client): one delivery per client and message,
+    /// at the highest QoS of its matching subscriptions, with every identifier. Returns the clients reached.
+    fn deliver_to_clients(&self, hits: &Hits<'_>, messages: &[Arc<Message>], congestion: &mut Congestion) -> usize {
+        let Some(message) = messages.first() else {
+            return 0;
+        };
+        let mut reached = 0;
         let mut i = 0;
         while i < hits.len() {
             let (key, route) = hits[i];
@@ -335,58 +464,85 @@ impl Router {
             // Overlapping subscriptions of one client: one delivery at the highest QoS, every identifier.
             let group = &hits[i..j];
             i = j;
+            // One publisher: No Local leaves the client out of all of them or none.
             if route.options.no_local && message.publisher.as_deref() == Some(&**key) {
                 continue;
             }
-            let qos = group
-                .iter()
-                .map(|(_, r)| r.options.qos)
-                .max()
-                .unwrap_or_default()
-                .min(message.qos);
-            let retain = message.retain && group.iter().any(|(_, r)| r.options.retain_as_published);
-            let subscription_ids = group.iter().filter_map(|(_, r)| r.options.subscription_id).collect();
+            let qos = group.iter().map(|(_, r)| r.options.qos).max().unwrap_or_default();
+            let as_published = group.iter().any(|(_, r)| r.options.retain_as_published);
+            let subscription_ids: Vec<u32> = group.iter().filter_map(|(_, r)| r.options.subscription_id).collect();
+            let delivery = |message: &Arc<Message>| Delivery {
+                message: message.clone(),
+                qos: qos.min(message.qos),
+                retain: message.retain && as_published,
+                subscription_ids: subscription_ids.clone(),
+                shared: None,
+                stored: None,
+            };
             match &route.target {
-                // A session that moved here lately may have been given this one already (see `moving.rs`).
-                Target::Session(session) if !session.first_arrival(message) => {}
-                Target::Session(session) => {
-                    let delivery = Delivery {
-                        message: message.clone(),
-                        qos,
-                        retain,
-                        subscription_ids,
-                        shared: None,
-                        stored: None,
-                    };
+                // A run to a session: one push. One that moved here lately checks each message on its own.
+                Target::Session(session) if messages.len() > 1 && !session.takes_relayed() => {
                     let mut ticket = None;
-                    let pushed = session.push_durably(delivery, &self.metrics, &mut ticket);
-                    if let (Some(ticket), Some(disk)) = (ticket, session.disk()) {
-                        congestion.commit(disk, ticket);
-                    }
-                    match pushed {
-                        Pushed::Queued => {}
-                        // A client's own full queue never holds it: it could not drain while held.
-                        Pushed::Full if message.publisher.as_ref() == Some(key) => {}
-                        Pushed::Full => congestion.add(session.clone()),
-                        // Packed up and moved a moment ago: it follows the session.
-                        Pushed::Moved(node) => self.relay(message, &node, &session.client_id, congestion),
+                    let pushed = session.push_all(messages.iter().map(delivery), &self.metrics, &mut ticket);
+                    self.pushed(session, key, pushed, messages, ticket, congestion);
+                }
+                Target::Session(session) => {
+                    for message in messages {
+                        // A session that moved here lately may have been given this one already (see
+                        // `moving.rs`).
+                        if !session.first_arrival(message) {
+                            continue;
+                        }
+                        let mut ticket = None;
+                        let pushed = session.push_durably(delivery(message), &self.metrics, &mut ticket);
+                        let one = std::slice::from_ref(message);
+                        self.pushed(session, key, pushed, one, ticket, congestion);
                     }
                 }
                 Target::Local(sender) => {
-                    if sender.try_send(message.clone()).is_err() {
-                        Metrics::add(&self.metrics.dropped_local_subscriber, 1);
+                    for message in messages {
+                        if sender.try_send(message.clone()).is_err() {
+                            Metrics::add(&self.metrics.dropped_local_subscriber, 1);
+                        }
                     }
                 }
-                Target::Relay { node, client } => self.relay(message, node, client, congestion),
+                Target::Relay { node, client } => {
+                    for message in messages {
+                        self.relay(message, node, client, congestion);
+                    }
+                }
             }
-            delivered += 1;
+            reached += 1;
         }
-        if let Some((remote, forwards)) = shared {
-            if !shared_hits.is_empty() || !remote.is_empty() {
-                delivered += self.deliver_shared(message, shared_hits, remote, forwards, congestion);
+        reached
+    }
+
+    /// What follows pushing `messages` (from one publisher) to `session`, the client `key`.
+    fn pushed(
+        &self,
+        session: &Arc<SessionShared>,
+        key: &Arc<str>,
+        pushed: Pushed,
+        messages: &[Arc<Message>],
+        ticket: Option<ractmq_store::Ticket>,
+        congestion: &mut Congestion,
+    ) {
+        let publisher = messages.first().and_then(|m| m.publisher.as_ref());
+        if let (Some(ticket), Some(disk)) = (ticket, session.disk()) {
+            congestion.commit(disk, ticket);
+        }
+        match pushed {
+            Pushed::Queued => {}
+            // A client's own full queue never holds it: it could not drain while held.
+            Pushed::Full if publisher == Some(key) => {}
+            Pushed::Full => congestion.add(session.clone()),
+            // Packed up and moved a moment ago: they follow the session.
+            Pushed::Moved(node) => {
+                for message in messages {
+                    self.relay(message, &node, &session.client_id, congestion);
+                }
             }
         }
-        delivered
     }
 
     /// Retained messages matching `filter`, for a new subscription.
@@ -395,21 +551,12 @@ impl Router {
     }
 }
 
-/// `message` numbered `origin`, cloned only if another holder already shares it.
-fn with_origin(mut message: Arc<Message>, origin: Origin) -> Arc<Message> {
-    match Arc::get_mut(&mut message) {
-        Some(m) => m.origin = Some(origin),
-        None => {
-            let mut m = (*message).clone();
-            m.origin = Some(origin);
-            message = Arc::new(m);
-        }
-    }
-    message
-}
-
 /// The subscriptions one message matched, by client (or shared-group member) key.
 type Hits<'a> = SmallVec<[(&'a Arc<str>, &'a Route); 8]>;
+
+/// For one message published here: the members of shared groups on other nodes that match it, and the
+/// forwards to other nodes it is given.
+type SharedOut<'a> = (&'a [RemoteMember], &'a mut Vec<Forward>);
 
 /// Append every subscription of `index` that matches `topic` to `hits`; returns how many filters matched.
 fn collect_matches<'a>(index: &'a Index, topic: &str, hits: &mut Hits<'a>) -> usize {

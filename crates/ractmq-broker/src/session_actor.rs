@@ -398,9 +398,8 @@ impl SessionState {
                 }
             }
         }
-        for message in fx.publishes.drain(..) {
-            self.kernel.router.route_reporting(Arc::new(message), &mut congestion);
-        }
+        // In order; the messages of a run to one topic reach each subscriber in one push.
+        self.kernel.router.route_batch(fx.publishes.drain(..), &mut congestion);
         let Some(online) = self.online.as_ref() else {
             return;
         };

@@ -498,51 +498,75 @@ impl SessionShared {
 
     /// [`push`](Self::push); a persistent session's QoS 1/2 copy is written to the store first, and `ticket`
     /// becomes the one its publisher's acknowledgement must wait for.
-    pub fn push_durably(&self, mut delivery: Delivery, metrics: &Metrics, ticket: &mut Option<Ticket>) -> Pushed {
-        let (wake, outcome, online) = {
+    pub fn push_durably(&self, delivery: Delivery, metrics: &Metrics, ticket: &mut Option<Ticket>) -> Pushed {
+        self.push_all(std::iter::once(delivery), metrics, ticket)
+    }
+
+    /// [`push_durably`](Self::push_durably) for several deliveries in order, under one lock and with at most
+    /// one wake: a run of messages from one publisher to one topic costs each subscriber one push, not one per
+    /// message. [`Pushed::Full`] if any filled the queue; [`Pushed::Moved`] takes none of them (nothing is
+    /// drawn from `deliveries`).
+    pub fn push_all(
+        &self,
+        deliveries: impl Iterator<Item = Delivery>,
+        metrics: &Metrics,
+        ticket: &mut Option<Ticket>,
+    ) -> Pushed {
+        let mut full = false;
+        let (mut dropped, mut must_disconnect) = (0, false);
+        let (wake, online) = {
             let mut mb = self.lock_mailbox();
             if let Some(node) = &mb.moved_to {
                 return Pushed::Moved(node.clone());
             }
-            if delivery.stored.is_none() && self.persistent.load(Ordering::Relaxed) {
-                // Submitted under the mailbox's lock: the op is in the store's queue before the actor can take
-                // the copy, so nothing the session journals about it can overtake it.
-                self.store_copy(&mut delivery, mb.online, ticket);
+            let persistent = self.persistent.load(Ordering::Relaxed);
+            for mut delivery in deliveries {
+                if delivery.stored.is_none() && persistent {
+                    // Submitted under the mailbox's lock: the op is in the store's queue before the actor can
+                    // take the copy, so nothing the session journals about it can overtake it.
+                    self.store_copy(&mut delivery, mb.online, ticket);
+                }
+                match mb.queue.push(delivery) {
+                    PushOutcome::Queued => {}
+                    PushOutcome::Full => full = true,
+                    PushOutcome::DroppedOldest | PushOutcome::DroppedNewest => dropped += 1,
+                    PushOutcome::MustDisconnect => {
+                        dropped += 1;
+                        must_disconnect = true;
+                    }
+                }
+                self.forget_dropped(&mut mb);
             }
-            let outcome = mb.queue.push(delivery);
-            self.forget_dropped(&mut mb);
-            if outcome == PushOutcome::Full {
+            if full {
                 mb.held = true;
             }
             let wake = mb.online && !mb.wake_pending;
             if wake {
                 mb.wake_pending = true;
             }
-            (wake, outcome, mb.online)
+            (wake, mb.online)
         };
-        let pushed = match outcome {
-            PushOutcome::Queued => Pushed::Queued,
-            PushOutcome::Full => Pushed::Full,
-            PushOutcome::DroppedOldest | PushOutcome::DroppedNewest => {
-                let counter = if online {
-                    &metrics.dropped_queue_full
-                } else {
-                    &metrics.dropped_offline_queue_full
-                };
-                Metrics::add(counter, 1);
-                Pushed::Queued
-            }
-            PushOutcome::MustDisconnect => {
-                Metrics::add(&metrics.dropped_queue_full, 1);
-                self.send(SessionMsg::QueueOverflow);
-                Pushed::Queued
-            }
-        };
+        if dropped > 0 {
+            // The disconnect policy drops from a connected subscriber's queue only.
+            let counter = if online || must_disconnect {
+                &metrics.dropped_queue_full
+            } else {
+                &metrics.dropped_offline_queue_full
+            };
+            Metrics::add(counter, dropped);
+        }
+        if must_disconnect {
+            self.send(SessionMsg::QueueOverflow);
+        }
         // Without a live actor the next one drains on start.
         if wake && !self.send(SessionMsg::Drain) {
             self.lock_mailbox().wake_pending = false;
         }
-        pushed
+        if full {
+            Pushed::Full
+        } else {
+            Pushed::Queued
+        }
     }
 
     /// Number `delivery` and hand a copy to the store: every QoS 1/2 copy, and QoS 0 ones queued offline.
@@ -796,5 +820,51 @@ mod tests {
             waiter.is_finished(),
             "woken by the drain to half, long before the stall timeout"
         );
+    }
+
+    /// Deliveries numbered `from..from + n` in their payloads.
+    fn numbered(from: u8, n: u8) -> impl Iterator<Item = Delivery> {
+        (from..from + n).map(|i| Delivery {
+            message: Arc::new(Message::new("t", vec![i], QoS::AtMostOnce, false)),
+            qos: QoS::AtMostOnce,
+            ..delivery()
+        })
+    }
+
+    #[test]
+    fn a_run_is_queued_in_order_and_full_when_any_of_it_filled_the_queue() {
+        let session = online_session(4);
+        let metrics = Metrics::default();
+        assert!(matches!(
+            session.push_all(numbered(0, 3), &metrics, &mut None),
+            Pushed::Queued
+        ));
+        assert!(matches!(
+            session.push_all(numbered(3, 3), &metrics, &mut None),
+            Pushed::Full
+        ));
+        assert!(session.lock_mailbox().held, "a publisher is held for it");
+        let mut out = Vec::new();
+        session.take(10, &mut usize::MAX.clone(), &mut out);
+        let payloads: Vec<u8> = out.iter().map(|d| d.message.payload[0]).collect();
+        assert_eq!(
+            payloads,
+            vec![0, 1, 2, 3, 4, 5],
+            "all of it, in order: a connected queue holds"
+        );
+        assert_eq!(Metrics::get(&metrics.dropped_queue_full), 0);
+    }
+
+    #[test]
+    fn a_run_to_a_session_that_moved_is_not_taken() {
+        let session = online_session(4);
+        let _ = session.export("n2".into());
+        let mut drawn = 0;
+        let run = numbered(0, 3).inspect(|_| drawn += 1);
+        match session.push_all(run, &Metrics::default(), &mut None) {
+            Pushed::Moved(node) => assert_eq!(&*node, "n2"),
+            _ => panic!("expected Moved"),
+        }
+        assert_eq!(drawn, 0, "the caller relays them all");
     }
 }

@@ -15,7 +15,7 @@ impl Router {
         congestion: &mut Congestion,
     ) -> usize {
         let delivered = match members {
-            [] => match self.deliver_here(&message, None, Some(client), congestion) {
+            [] => match self.deliver_one(&message, None, Some(client), congestion) {
                 0 => match self.relays.node_of(client) {
                     Some(node) => {
                         self.relay(&message, &node, &client.into(), congestion);
