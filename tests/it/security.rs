@@ -115,17 +115,7 @@ async fn a_5_0_client_reads_the_refusals_in_suback_and_puback() {
     }))
     .await;
     assert_eq!(raw.read_frame().await[3], 0, "accepted");
-    let subscribe = ractmq::parts::codec::Packet::Subscribe(ractmq::parts::codec::Subscribe {
-        pkid: 1,
-        filters: ["alice/#", "secret/#"]
-            .map(|f| ractmq::parts::codec::SubscriptionRequest {
-                filter: f.into(),
-                qos: ractmq::QoS::AtLeastOnce,
-                ..Default::default()
-            })
-            .to_vec(),
-        ..Default::default()
-    });
+    let subscribe = subscribe_packet(&["alice/#", "secret/#"]);
     raw.send_packet(subscribe, Protocol::V5).await;
     let suback = raw.read_frame().await;
     assert_eq!(suback[0], 0x90);

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use common::*;
 use ractmq::parts::auth::http_auth::{HttpAuthConfig, HttpAuthSource};
 use ractmq::parts::broker::Metrics;
-use ractmq::parts::codec::{Packet as Wire, Publish as WirePublish, Subscribe, SubscriptionRequest};
+use ractmq::parts::codec::{Packet as Wire, Publish as WirePublish};
 use ractmq::{BrokerConfig, Protocol};
 use rumqttc::{Packet, QoS, SubscribeReasonCode};
 use serde_json::{json, Value};
@@ -156,17 +156,7 @@ async fn a_5_0_client_reads_the_service_s_denials_in_suback_puback_and_pubrec() 
     raw.send(&connect_packet(Protocol::V5, |c| c.client_id = "c5".into()))
         .await;
     assert_eq!(raw.read_frame().await[3], 0, "accepted");
-    let subscribe = Wire::Subscribe(Subscribe {
-        pkid: 1,
-        filters: ["allowed/#", "denied/#", "$share/g/denied/x"]
-            .map(|f| SubscriptionRequest {
-                filter: f.into(),
-                qos: ractmq::QoS::AtLeastOnce,
-                ..Default::default()
-            })
-            .to_vec(),
-        ..Default::default()
-    });
+    let subscribe = common::subscribe_packet(&["allowed/#", "denied/#", "$share/g/denied/x"]);
     raw.send_packet(subscribe, Protocol::V5).await;
     let suback = raw.read_frame().await;
     assert_eq!(suback[0], 0x90);

@@ -229,6 +229,23 @@ pub async fn leave_offline_session(broker: &Broker, client_id: &str, filter: &st
     .await;
 }
 
+/// A SUBSCRIBE (packet id 1) to each of `filters` at QoS 1, for a raw client.
+pub fn subscribe_packet(filters: &[&str]) -> ractmq::parts::codec::Packet {
+    use ractmq::parts::codec::{Packet, Subscribe, SubscriptionRequest};
+    Packet::Subscribe(Subscribe {
+        pkid: 1,
+        filters: filters
+            .iter()
+            .map(|f| SubscriptionRequest {
+                filter: (*f).into(),
+                qos: ractmq::QoS::AtLeastOnce,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
 /// A raw TCP connection for tests that need byte-level control.
 pub struct Raw {
     pub stream: Box<dyn ByteStream>,
