@@ -69,6 +69,36 @@ pub struct SessionArgs {
     pub first: SessionMsg,
 }
 
+/// What one drain batch did, added to the node's counters at once (see `SessionState::drain`).
+#[derive(Default)]
+struct DrainCounts {
+    sent_by_qos: [u64; 3],
+    expired: u64,
+    too_large: u64,
+}
+
+impl DrainCounts {
+    /// Add to `metrics` and start again from zero.
+    fn add_to(&mut self, metrics: &Metrics) {
+        let counts = std::mem::take(self);
+        let sent: u64 = counts.sent_by_qos.iter().sum();
+        if sent > 0 {
+            Metrics::add(&metrics.messages_sent, sent);
+            for (counter, n) in metrics.sent_by_qos.iter().zip(counts.sent_by_qos) {
+                if n > 0 {
+                    Metrics::add(counter, n);
+                }
+            }
+        }
+        if counts.expired > 0 {
+            Metrics::add(&metrics.dropped_expired, counts.expired);
+        }
+        if counts.too_large > 0 {
+            Metrics::add(&metrics.dropped_too_large, counts.too_large);
+        }
+    }
+}
+
 /// Name the packets going out to a traced client (see `trace.rs`).
 fn trace_out(kernel: &Kernel, client_id: &str, out: &[u8]) {
     if kernel.traces.is_active() && !out.is_empty() {
@@ -438,10 +468,10 @@ impl SessionState {
         let mut fx = Effects::default();
         let now = Instant::now();
         let mut handed = 0;
-        // Counted here and added to the shared counters once per drain: two atomic adds per delivery on lines
+        // Counted here and added to the shared counters once per batch, before its bytes can reach the client
+        // (whoever reads the counters after a delivery finds it counted): two atomic adds per delivery on lines
         // every session's drain writes cost more than the rest of a QoS 0 delivery.
-        let mut sent_by_qos = [0u64; 3];
-        let (mut expired, mut too_large) = (0, 0);
+        let mut counts = DrainCounts::default();
         while let Some(online) = self.online.as_mut() {
             if online.io.outbox.backlogged() {
                 break; // the writer task sends Drain once it has written the backlog
@@ -468,12 +498,13 @@ impl SessionState {
                 let qos = delivery.qos as usize;
                 handed += 1;
                 match online.channel.deliver(&mut session, delivery, now, &mut fx) {
-                    DeliverOutcome::Sent => sent_by_qos[qos] += 1,
-                    DeliverOutcome::Expired => expired += 1,
-                    DeliverOutcome::TooLarge => too_large += 1,
+                    DeliverOutcome::Sent => counts.sent_by_qos[qos] += 1,
+                    DeliverOutcome::Expired => counts.expired += 1,
+                    DeliverOutcome::TooLarge => counts.too_large += 1,
                 }
             }
             drop(session);
+            counts.add_to(metrics);
             // Write each batch as it is encoded, so that the backlog check above sees what the socket did not
             // take.
             trace_out(&kernel, &self.shared.client_id, &fx.out);
@@ -486,21 +517,6 @@ impl SessionState {
             }
         }
         self.shared.drained(handed);
-        let sent: u64 = sent_by_qos.iter().sum();
-        if sent > 0 {
-            Metrics::add(&metrics.messages_sent, sent);
-            for (counter, n) in metrics.sent_by_qos.iter().zip(sent_by_qos) {
-                if n > 0 {
-                    Metrics::add(counter, n);
-                }
-            }
-        }
-        if expired > 0 {
-            Metrics::add(&metrics.dropped_expired, expired);
-        }
-        if too_large > 0 {
-            Metrics::add(&metrics.dropped_too_large, too_large);
-        }
     }
 
     async fn tick(&mut self, myself: &ActorRef<SessionMsg>) {
