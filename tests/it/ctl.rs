@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use common::cluster::{start_cluster, WAIT};
 use common::process::{ctl, Process};
-use common::{eventually_within, options, Client};
+use common::{eventually_within, field, options, Client};
 use rumqttc::QoS;
 use serde_json::Value;
 
@@ -22,17 +22,6 @@ fn json(node: &Process, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     serde_json::from_str(&ok(node, &all)).unwrap()
-}
-
-/// The value of `name` in a FIELD/VALUE table.
-fn field(table: &str, name: &str) -> String {
-    table
-        .lines()
-        .find_map(|row| {
-            let mut cells = row.split_whitespace();
-            (cells.next() == Some(name)).then(|| cells.collect::<Vec<_>>().join(" "))
-        })
-        .unwrap_or_else(|| panic!("no {name} in {table}"))
 }
 
 /// The topics with a retained message, sorted.

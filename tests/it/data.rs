@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::process::{ctl, Process};
-use common::{options, Client};
+use common::{field, options, Client};
 use rumqttc::{Packet, QoS};
 use serde_json::{json, Value};
 
@@ -17,17 +17,6 @@ fn ok(node: &Process, args: &[&str]) -> String {
     let (code, out, err) = ctl(node.api, args);
     assert_eq!(code, 0, "ractmq ctl {args:?} failed: {err}");
     out
-}
-
-/// The value of `name` in a FIELD/VALUE table.
-fn field(table: &str, name: &str) -> String {
-    table
-        .lines()
-        .find_map(|row| {
-            let mut cells = row.split_whitespace();
-            (cells.next() == Some(name)).then(|| cells.collect::<Vec<_>>().join(" "))
-        })
-        .unwrap_or_else(|| panic!("no {name} in {table}"))
 }
 
 fn exposition(node: &Process) -> String {

@@ -83,8 +83,9 @@ class Broker:
             self._terminate()
         raise RuntimeError(f"ractmq did not start accepting connections:\n{last_error}")
 
-    def _wait_accepting(self) -> bool:
-        end = time.monotonic() + STARTUP_TIMEOUT
+    def _wait_accepting(self, end: float | None = None) -> bool:
+        """Until the broker accepts connections (True), exits, or `end` (default: the startup timeout) passes."""
+        end = time.monotonic() + STARTUP_TIMEOUT if end is None else end
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 return False

@@ -98,7 +98,7 @@ class Node(Broker):
         end = deadline_after(timeout)
         while True:
             self._spawn()
-            accepting = self._wait_accepting_until(end)
+            accepting = self._wait_accepting(end)
             if accepting:
                 return self
             text = self.logs()[self._log_offset:]
@@ -120,10 +120,6 @@ class Node(Broker):
             self._log_offset = log.tell()
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
-    def _wait_accepting_until(self, end: float) -> bool:
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                return False
             try:
                 with socket.create_connection(self.addr, timeout=0.5):
                     return True

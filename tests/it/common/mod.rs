@@ -229,6 +229,17 @@ pub async fn leave_offline_session(broker: &Broker, client_id: &str, filter: &st
     .await;
 }
 
+/// The value of `name` in a FIELD/VALUE table printed by `ractmq ctl`.
+pub fn field(table: &str, name: &str) -> String {
+    table
+        .lines()
+        .find_map(|row| {
+            let mut cells = row.split_whitespace();
+            (cells.next() == Some(name)).then(|| cells.collect::<Vec<_>>().join(" "))
+        })
+        .unwrap_or_else(|| panic!("no {name} in {table}"))
+}
+
 /// A SUBSCRIBE (packet id 1) to each of `filters` at QoS 1, for a raw client.
 pub fn subscribe_packet(filters: &[&str]) -> ractmq::parts::codec::Packet {
     use ractmq::parts::codec::{Packet, Subscribe, SubscriptionRequest};
