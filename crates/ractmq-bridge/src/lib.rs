@@ -1,0 +1,15 @@
+//! Bridges: each one a supervised actor that takes messages from the local broker and hands them to a remote
+//! system (an MQTT broker, an HTTP service, Kafka, PostgreSQL), or brings a remote broker's messages in.
+//!
+//! A bridge reads the local broker as an MQTT client of it, over an in-process connection to a persistent
+//! session of its own: that session is the bridge's buffer (bounded, with the node's overflow policies, and
+//! kept in the node's store), and a message leaves it only when the bridge acknowledges it, which it does once
+//! the remote has. The sinks in this crate deliver batches of [`Record`]s and say whether they were taken.
+
+#![deny(missing_docs)]
+
+mod record;
+pub mod sink;
+pub mod template;
+
+pub use record::Record;
