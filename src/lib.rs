@@ -20,6 +20,7 @@
 
 #![deny(missing_docs)]
 
+pub use ractmq_bridge::{BridgeInfo, Bridges, BridgesConfig, MqttBridgeConfig};
 /// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
 pub use ractmq_broker::tls;
 pub use ractmq_broker::{
@@ -34,6 +35,7 @@ pub use ractmq_protocol::{Limits, ListenerKind, Message, OverflowPolicy, Pattern
 /// The crates behind the facade, for code that needs more than it re-exports.
 pub mod parts {
     pub use ractmq_auth as auth;
+    pub use ractmq_bridge as bridge;
     pub use ractmq_broker as broker;
     pub use ractmq_cluster as cluster;
     pub use ractmq_codec as codec;

@@ -441,6 +441,7 @@ fn log_colours(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
 async fn start(built: Built) -> ExitCode {
     let Built {
         mut broker,
+        bridges,
         cluster,
         api,
         drain_timeout,
@@ -466,8 +467,16 @@ async fn start(built: Built) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let bridges = match ractmq::Bridges::start(broker.view(), broker.bridges_tree().clone(), &bridges).await {
+        Ok(bridges) => bridges,
+        Err(e) => {
+            eprintln!("ractmq: {e}");
+            broker.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    };
     let _api = match api {
-        Some(api) => match ractmq_admin::start(api, broker.view(), clustered).await {
+        Some(api) => match ractmq_admin::start(api, broker.view(), clustered, Some(bridges)).await {
             Ok(server) => Some(server),
             Err(e) => {
                 eprintln!("ractmq: {e}");

@@ -36,6 +36,7 @@ pub struct Settings {
     pub log: Log,
     pub shutdown: Shutdown,
     pub sys: Sys,
+    pub bridges: ractmq::BridgesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -292,6 +293,7 @@ impl Default for Settings {
             },
             shutdown: Shutdown { drain_timeout_ms: 5000 },
             sys: Sys { interval_s: 10 },
+            bridges: ractmq::BridgesConfig::default(),
         }
     }
 }
@@ -311,6 +313,7 @@ default_sections!(Mqtt => mqtt, Limits => limits, Features => features, Session 
 /// Everything a node runs with, checked.
 pub struct Built {
     pub broker: BrokerConfig,
+    pub bridges: ractmq::BridgesConfig,
     pub cluster: Option<ClusterConfig>,
     pub api: Option<ApiConfig>,
     pub drain_timeout: Duration,
@@ -356,7 +359,19 @@ impl Settings {
     /// Check every key and build the node's configuration; the error is one line.
     pub fn build(&self) -> Result<Built, String> {
         self.check_bounds()?;
-        let (limits, queue_rules) = self.protocol_limits()?;
+        let (limits, mut queue_rules) = self.protocol_limits()?;
+        for bridge in &self.bridges.mqtt {
+            bridge.validate()?;
+        }
+        let mut names = std::collections::HashSet::new();
+        if let Some(twice) = self.bridges.mqtt.iter().find(|b| !names.insert(&b.name)) {
+            return Err(format!(
+                "bridges: two bridges are named {:?}; names must be unique",
+                twice.name
+            ));
+        }
+        // Each bridge's buffer is its local session's queue: its bound and policy come first.
+        queue_rules.splice(0..0, ractmq::parts::bridge::queue_rules(&self.bridges));
         let shared_strategy = self.features.shared_strategy.parse::<SharedStrategy>().map_err(|_| {
             format!(
                 "features.shared_strategy = \"{}\": must be round-robin, random, sticky, hash-clientid or hash-topic",
@@ -407,6 +422,7 @@ impl Settings {
         };
         Ok(Built {
             broker,
+            bridges: self.bridges.clone(),
             cluster: self.cluster_config()?,
             api: self.api_config()?,
             drain_timeout: Duration::from_millis(self.shutdown.drain_timeout_ms),

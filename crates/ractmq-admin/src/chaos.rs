@@ -33,7 +33,7 @@ pub async fn kill(State(s): State<AppState>, Json(body): Json<KillBody>) -> Resp
             Some(c) => c.kill_actor(&body.target).await,
             None => false,
         },
-        "bridge" => false,
+        "bridge" => s.bridges.as_ref().is_some_and(|b| b.kill(&body.target)),
         other => {
             return error(
                 StatusCode::BAD_REQUEST,

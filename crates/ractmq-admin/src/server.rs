@@ -12,6 +12,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use base64::Engine;
+use ractmq_bridge::Bridges;
 use ractmq_broker::BrokerView;
 use ractmq_cluster::Cluster;
 use tokio::net::TcpListener;
@@ -37,7 +38,12 @@ impl ApiServer {
 }
 
 /// Bind `config.listen` and serve the API of this node.
-pub async fn start(config: ApiConfig, broker: BrokerView, cluster: Option<Cluster>) -> Result<ApiServer, String> {
+pub async fn start(
+    config: ApiConfig,
+    broker: BrokerView,
+    cluster: Option<Cluster>,
+    bridges: Option<Bridges>,
+) -> Result<ApiServer, String> {
     config.validate()?;
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         format!(
@@ -49,6 +55,7 @@ pub async fn start(config: ApiConfig, broker: BrokerView, cluster: Option<Cluste
     let state = AppState {
         broker,
         cluster,
+        bridges,
         config: Arc::new(config),
     };
     let app = routes(state);

@@ -1,7 +1,9 @@
-//! What every handler of the API reads: the broker's read-only view, the cluster (if any), the settings.
+//! What every handler of the API reads: the broker's read-only view, the cluster and the bridges (if any), the
+//! settings.
 
 use std::sync::Arc;
 
+use ractmq_bridge::Bridges;
 use ractmq_broker::BrokerView;
 use ractmq_cluster::Cluster;
 
@@ -11,6 +13,7 @@ use crate::config::ApiConfig;
 pub struct AppState {
     pub broker: BrokerView,
     pub cluster: Option<Cluster>,
+    pub bridges: Option<Bridges>,
     pub config: Arc<ApiConfig>,
 }
 

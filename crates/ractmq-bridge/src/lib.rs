@@ -8,8 +8,19 @@
 
 #![deny(missing_docs)]
 
+mod actor;
+mod client;
+pub mod config;
+mod link;
+mod local_session;
+mod mqtt_pump;
 mod record;
+mod registry;
 pub mod sink;
+mod stats;
 pub mod template;
 
+pub use config::{BridgesConfig, MqttBridgeConfig};
 pub use record::Record;
+pub use registry::{queue_rules, BridgeError, BridgeInfo, Bridges};
+pub use stats::{Counters, Stats};

@@ -10,6 +10,7 @@
 //! ├── retained janitor
 //! ├── $SYS publisher
 //! ├── user (one-for-one) ── actors and supervision trees started with Broker::supervise, Broker::user_tree
+//! ├── bridges (one-for-one) ── one actor per bridge (the ractmq-bridge crate starts them)
 //! ├── cluster (only when BrokerConfig::cluster is set; see the ractmq-cluster crate)
 //! └── MQTT listener
 //! ```
@@ -85,6 +86,7 @@ pub struct Broker {
     root_task: JoinHandle<()>,
     shards_sup: ActorRef<SupervisorMsg>,
     user: Tree,
+    bridges: Tree,
     local_ids: AtomicU64,
 }
 
@@ -137,11 +139,12 @@ impl Broker {
         let sys = periodic_spec("sys", kernel.config.sys_interval, publish_sys, &kernel);
         let overload_guard = periodic_spec("overload-guard", Duration::from_secs(1), overload::check, &kernel);
         let (user_handle, user) = user_tree::user_supervisor(&kernel.metrics);
+        let (bridges_handle, bridges) = user_tree::empty_supervisor("bridges", &kernel.metrics);
         let listeners = std::iter::once(listener_spec("mqtt-listener".into(), None, &kernel)).chain(
             (kernel.config.listeners.iter().enumerate())
                 .map(|(i, l)| listener_spec(format!("mqtt-{}-listener", l.kind()), Some(i), &kernel)),
         );
-        let mut children = vec![shards, sessions, janitor, sys, overload_guard, user];
+        let mut children = vec![shards, sessions, janitor, sys, overload_guard, user, bridges];
         if let Some(cluster) = &kernel.config.cluster {
             let node: Arc<dyn crate::cluster_hook::Node> = kernel.clone();
             children.push(cluster.0.child_spec(&node));
@@ -172,6 +175,7 @@ impl Broker {
         Ok(Broker {
             shards_sup: find("shards"),
             user: user_handle,
+            bridges: bridges_handle,
             kernel,
             root,
             root_task,
@@ -288,6 +292,11 @@ impl Broker {
         })
     }
 
+    /// An MQTT connection to this node inside the process (see [`BrokerView::connect_in_process`]).
+    pub fn connect_in_process(&self, buffer: usize) -> tokio::io::DuplexStream {
+        self.view().connect_in_process(buffer)
+    }
+
     /// Start `spec`'s actor under the broker's supervision tree (the `user` supervisor, one-for-one); it is
     /// started again if that supervisor is restarted. Refused if a child of `user` already has its name.
     ///
@@ -325,6 +334,11 @@ impl Broker {
     /// The `user` supervisor: start supervision trees of your own under it ([`Tree::start_tree`]).
     pub fn user_tree(&self) -> &Tree {
         &self.user
+    }
+
+    /// The `bridges` supervisor: one child per bridge (see the `ractmq-bridge` crate).
+    pub fn bridges_tree(&self) -> &Tree {
+        &self.bridges
     }
 
     /// Break things on purpose, to test that supervision recovers.

@@ -46,6 +46,8 @@ pub struct Kernel {
     pub(crate) listener_addrs: Mutex<Vec<Option<SocketAddr>>>,
     /// Open client connections by listener: the plain TCP one first, then each of `config.listeners`.
     pub(crate) listener_connections: Vec<Arc<AtomicU64>>,
+    /// Open in-process connections (bridges', and those a program embedding the node opened).
+    pub(crate) in_process_connections: Arc<AtomicU64>,
     next_assigned_id: AtomicU64,
     /// Who may connect and what they may do.
     pub(crate) security: Security,
@@ -137,6 +139,7 @@ impl Kernel {
             mqtt_addr: Mutex::new(None),
             listener_addrs: Mutex::new(vec![None; listeners]),
             listener_connections: (0..=listeners).map(|_| Arc::default()).collect(),
+            in_process_connections: Arc::default(),
             next_assigned_id: AtomicU64::new(1),
             waiting: Arc::default(),
             connected: Arc::default(),

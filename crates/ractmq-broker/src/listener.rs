@@ -157,19 +157,41 @@ async fn connection_task(stream: TcpStream, peer: SocketAddr, k: Arc<Kernel>, ex
             listener: kind,
             counter,
             cert_user,
+            trusted: false,
         };
         handshake(read, write, from, deadline, k.clone()).await;
     }
     drop(place);
 }
 
-/// Where a connection comes from: its address, its listener (and the listener's count of connections), and the
-/// user name its TLS client certificate gives, with `tls_cert_as_username`.
+/// Where a connection comes from: its address, its listener (and the listener's count of connections), the
+/// user name its TLS client certificate gives, with `tls_cert_as_username`, and whether it is the node's own.
 struct Peer {
     addr: SocketAddr,
     listener: &'static str,
     counter: Arc<AtomicU64>,
     cert_user: Option<String>,
+    /// An in-process connection the node (or the program embedding it) opened: not authenticated, not
+    /// authorized, not counted against client limits; only such connections may use client ids starting
+    /// with `$`.
+    trusted: bool,
+}
+
+/// The listener name of in-process connections.
+pub(crate) const IN_PROCESS: &str = "in-process";
+
+/// Handshake on one end of an in-process byte pipe, as for a socket (see [`crate::Broker::connect_in_process`]).
+pub(crate) async fn in_process_handshake(stream: tokio::io::DuplexStream, kernel: Arc<Kernel>) {
+    let deadline = Instant::now() + Duration::from_secs(kernel.limits.connect_timeout_secs);
+    let (read, write) = boxed(stream);
+    let from = Peer {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        listener: IN_PROCESS,
+        counter: kernel.in_process_connections.clone(),
+        cert_user: None,
+        trusted: true,
+    };
+    handshake(read, write, from, deadline, kernel).await;
 }
 
 /// From an accepted socket to the halves of a byte stream: TLS and the WebSocket upgrade, if the listener has
@@ -248,6 +270,7 @@ async fn handshake(mut read: ReadHalf, mut write: WriteHalf, from: Peer, deadlin
         listener,
         counter,
         cert_user,
+        trusted,
     } = from;
     let mut decoder = Decoder::new(kernel.limits.max_packet_size as usize);
     // Nothing is reserved before the CONNECT arrives: `read_into` sizes the buffer to what came.
@@ -261,7 +284,11 @@ async fn handshake(mut read: ReadHalf, mut write: WriteHalf, from: Peer, deadlin
         connect.username = Some(user);
     }
     let protocol = decoder.protocol().unwrap_or(Protocol::V3_1_1);
-    let admitted = Box::pin(admit(&connect, peer, (listener, &counter), by_certificate, &kernel)).await;
+    let admitted = if trusted {
+        admit_trusted(&connect, peer, &kernel)
+    } else {
+        Box::pin(admit(&connect, peer, (listener, &counter), by_certificate, &kernel)).await
+    };
     let Admitted {
         mut accepted,
         enhanced,
@@ -432,6 +459,9 @@ async fn admit(
     kernel: &Kernel,
 ) -> Result<Admitted, u8> {
     let accepted = check_connect(connect, &kernel.limits, || kernel.assign_client_id())?;
+    if accepted.client_id.starts_with('$') {
+        return Err(reason::CLIENT_IDENTIFIER_NOT_VALID);
+    }
     let client = ClientInfo {
         client_id: accepted.client_id.to_string(),
         username: connect.username.clone(),
@@ -483,6 +513,32 @@ async fn admit(
         client,
         access,
         peer_place,
+    })
+}
+
+/// The node's own connection: the spec's checks only. It is a superuser, counted on no client limit, and
+/// admitted while the node is overloaded (a bridge draining its buffer is how the node sheds load).
+fn admit_trusted(connect: &Connect, peer: SocketAddr, kernel: &Kernel) -> Result<Admitted, u8> {
+    let accepted = check_connect(connect, &kernel.limits, || kernel.assign_client_id())?;
+    if kernel.is_draining() {
+        return Err(reason::SERVER_UNAVAILABLE);
+    }
+    let client = ClientInfo {
+        client_id: accepted.client_id.to_string(),
+        username: connect.username.clone(),
+        peer: peer.ip(),
+        listener: IN_PROCESS.to_string(),
+    };
+    Ok(Admitted {
+        accepted,
+        enhanced: None,
+        client,
+        access: Some(Access {
+            superuser: true,
+            authorizer: None,
+            http_authz: None,
+        }),
+        peer_place: None,
     })
 }
 

@@ -182,6 +182,8 @@ pub enum SupervisorMsg {
     StartChild(ChildSpec, RpcReplyPort<Result<ActorCell, String>>),
     /// The running children by name.
     Children(RpcReplyPort<Vec<(String, ActorCell)>>),
+    /// Stop the child of this name and forget it (it is not started again); false if there is none.
+    StopChild(String, RpcReplyPort<bool>),
 }
 
 // Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
@@ -225,6 +227,17 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            SupervisorMsg::StopChild(name, reply) => {
+                let removed = {
+                    let mut entries = state.children.0.lock();
+                    let index = entries.iter().position(|e| e.spec.name == name);
+                    index.map(|i| entries.remove(i))
+                };
+                if let Some(cell) = removed.as_ref().and_then(|e| e.cell.clone()) {
+                    let _ = cell.stop_and_wait(Some("stopped".into()), Some(SHUTDOWN_WAIT)).await;
+                }
+                let _ = reply.send(removed.is_some());
+            }
             SupervisorMsg::StartChild(spec, reply) => {
                 let answer = if state.children.names().contains(&spec.name) {
                     Err(format!("{} already has a child named {}", state.name, spec.name))

@@ -226,6 +226,13 @@ impl Tree {
         }
     }
 
+    /// Stop the child `name` and forget it: it is not started again, by this tree's restarts either. False if
+    /// the tree has no such child.
+    pub async fn stop_child(&self, name: &str) -> Result<bool, TreeError> {
+        let supervisor = self.supervisor().ok_or(TreeError::Unavailable)?;
+        ractor::call!(supervisor, SupervisorMsg::StopChild, name.to_string()).map_err(|_| TreeError::Unavailable)
+    }
+
     /// Start a nested supervisor with its children, after the other children; returns its handle.
     pub async fn start_tree(&self, spec: TreeSpec) -> Result<Tree, TreeError> {
         let nested = spec.handle();
@@ -238,7 +245,13 @@ impl Tree {
 /// The broker's `user` supervisor (one-for-one, 10 restarts in 10 s, counted as `other_restarts`): its handle
 /// and how the root starts it.
 pub(crate) fn user_supervisor(metrics: &Arc<Metrics>) -> (Tree, ChildSpec) {
-    let spec = TreeSpec::new("user").intensity(10, Duration::from_secs(10));
+    empty_supervisor("user", metrics)
+}
+
+/// An empty one-for-one supervisor of the root (10 restarts in 10 s, counted as `other_restarts`) that
+/// children are added to at run time: `user`, `bridges`.
+pub(crate) fn empty_supervisor(name: &str, metrics: &Arc<Metrics>) -> (Tree, ChildSpec) {
+    let spec = TreeSpec::new(name).intensity(10, Duration::from_secs(10));
     let tree = spec.handle();
     let counter = metrics.clone();
     let child = ChildSpec::from(spec).on_restart(move || Metrics::add(&counter.other_restarts, 1));

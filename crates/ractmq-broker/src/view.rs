@@ -146,6 +146,17 @@ impl BrokerView {
         BrokerView { kernel }
     }
 
+    /// An MQTT connection to this node inside the process: the caller is the client at the other end of the
+    /// returned byte stream, and speaks MQTT on it from its CONNECT on, as over a socket. Bridges reach the
+    /// node this way. The connection is the node's own: not authenticated, allowed everything a superuser is,
+    /// not counted on client limits, and only such connections may use client ids starting with `$`.
+    /// `buffer` bounds the bytes in the pipe each way.
+    pub fn connect_in_process(&self, buffer: usize) -> tokio::io::DuplexStream {
+        let (ours, theirs) = tokio::io::duplex(buffer.max(1024));
+        tokio::spawn(crate::listener::in_process_handshake(ours, self.kernel.clone()));
+        theirs
+    }
+
     /// The node's counters (atomics: reading them takes no lock).
     pub fn metrics(&self) -> &Metrics {
         &self.kernel.metrics

@@ -34,6 +34,7 @@ pub mod reason;
 pub mod topic;
 
 pub use packet::*;
+pub mod client_decode;
 pub mod decode;
 pub mod encode;
 
@@ -44,5 +45,6 @@ mod reader;
 mod sink;
 mod v5_props;
 
+pub use client_decode::ClientDecoder;
 pub use decode::{DecodeError, Decoder};
 pub use encode::{encode, encode_client, encode_publish, EncodeError, PublishOut};
