@@ -10,6 +10,7 @@ mod common;
 mod abuse;
 mod admin_api;
 mod bad_input;
+mod bridge_mqtt;
 mod chaos;
 mod cli;
 mod cluster_membership;

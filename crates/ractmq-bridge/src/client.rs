@@ -7,6 +7,11 @@
 //! Each outgoing QoS 1 or 2 message carries a caller's tag, handed back in [`Event::Acked`] once the server
 //! has taken responsibility for it (PUBACK, or PUBREC for QoS 2): the bridge tags a message with the
 //! acknowledgement it owes the side the message came from, and so acknowledges it only then.
+//!
+//! A bridge relays QoS 2's second half too: the client neither answers a PUBREL nor sends one on its own
+//! ([`Event::Released`], [`Client::complete`], [`Client::release`], [`Event::Completed`]), and a message may
+//! keep the packet id it came with. A bridge that restarts has forgotten which packet ids are half done; the
+//! brokers on both sides have not, and with the same ids on both sides their resends line up.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -62,8 +67,13 @@ pub enum Event<T> {
         /// What to acknowledge; `None` at QoS 0, and for a QoS 2 message already received.
         ack: Option<InboundAck>,
     },
-    /// The server took responsibility for the message tagged `T`.
+    /// The server took responsibility for the message tagged `T` (PUBACK, or PUBREC at QoS 2: then send
+    /// PUBREL with [`Client::release`] when ready).
     Acked(T),
+    /// PUBCOMP: the QoS 2 exchange of this packet id is finished.
+    Completed(u16),
+    /// PUBREL from the server: answer with [`Client::complete`] when ready.
+    Released(u16),
     /// The server refused the message tagged `T`, with this reason code (5.0 only); the message is given back.
     Refused(T, u8, Publish),
     /// SUBACK: one reason per filter.
@@ -106,12 +116,15 @@ impl std::fmt::Display for ClientError {
 enum Phase {
     /// Waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
     Sent,
-    /// QoS 2 after PUBREC: PUBREL sent, waiting for PUBCOMP. The tag has been handed back.
+    /// QoS 2 after PUBREC, waiting for the caller's [`Client::release`]. The tag has been handed back.
+    Received,
+    /// PUBREL sent, waiting for PUBCOMP.
     Released,
 }
 
 struct Outgoing<T> {
-    publish: Publish,
+    /// `None` for a PUBREL relayed for a message sent in an earlier life.
+    publish: Option<Publish>,
     tag: Option<T>,
     phase: Phase,
 }
@@ -196,8 +209,9 @@ impl<T> Client<T> {
         self.outgoing.len() + self.queued.len()
     }
 
-    /// Send `publish` (its packet id is the client's to choose). QoS 1 and 2 messages wait for the send window
-    /// and are sent again after a reconnect until acknowledged; `tag` comes back in [`Event::Acked`].
+    /// Send `publish`. QoS 1 and 2 messages wait for the send window and are sent again after a reconnect
+    /// until acknowledged; `tag` comes back in [`Event::Acked`]. A packet id of 0 is the client's to choose;
+    /// any other is kept (a message sent again with an id still in flight is not sent twice).
     pub fn publish(&mut self, mut publish: Publish, tag: Option<T>) {
         if publish.qos == QoS::AtMostOnce {
             if self.connected {
@@ -207,8 +221,41 @@ impl<T> Client<T> {
             }
             return;
         }
+        let pkid = publish.pkid;
+        if pkid != 0 && (self.outgoing.contains_key(&pkid) || self.queued.iter().any(|(p, _)| p.pkid == pkid)) {
+            return;
+        }
         self.queued.push_back((publish, tag));
         self.send_queued();
+    }
+
+    /// Send PUBREL for `pkid`: after its [`Event::Acked`] at QoS 2, or for an exchange an earlier life of the
+    /// caller began (the server answers PUBCOMP either way, and [`Event::Completed`] follows).
+    pub fn release(&mut self, pkid: u16) {
+        match self.outgoing.get_mut(&pkid) {
+            Some(out) if out.phase == Phase::Received => out.phase = Phase::Released,
+            Some(_) => return,
+            None => {
+                self.outgoing.insert(
+                    pkid,
+                    Outgoing {
+                        publish: None,
+                        tag: None,
+                        phase: Phase::Released,
+                    },
+                );
+            }
+        }
+        if self.connected {
+            self.output.push(Packet::PubRel(Ack::new(pkid)));
+        }
+    }
+
+    /// Answer the server's PUBREL for `pkid` ([`Event::Released`]) with PUBCOMP.
+    pub fn complete(&mut self, pkid: u16) {
+        if self.connected {
+            self.output.push(Packet::PubComp(Ack::new(pkid)));
+        }
     }
 
     /// Acknowledge a message the server sent.
@@ -290,16 +337,18 @@ impl<T> Client<T> {
             }
             Packet::PubRel(rel) => {
                 self.received_qos2.remove(&rel.pkid);
-                self.output.push(Packet::PubComp(Ack::new(rel.pkid)));
+                events.push(Event::Released(rel.pkid));
             }
             Packet::PubAck(ack) => self.finish(ack, QoS::AtLeastOnce, events)?,
             Packet::PubRec(ack) => self.finish(ack, QoS::ExactlyOnce, events)?,
             Packet::PubComp(ack) => match self.outgoing.get(&ack.pkid) {
                 Some(o) if o.phase == Phase::Released => {
                     self.outgoing.remove(&ack.pkid);
+                    events.push(Event::Completed(ack.pkid));
                     self.send_queued();
                 }
-                _ => return Err(ClientError::Protocol("PUBCOMP for no released message")),
+                // A PUBCOMP answering a PUBREL sent twice (once before a reconnect).
+                _ => {}
             },
             Packet::SubAck(ack) => events.push(Event::Subscribed(ack.reasons)),
             Packet::UnsubAck(_) => {}
@@ -357,18 +406,18 @@ impl<T> Client<T> {
             // A late duplicate acknowledgement after a resend: nothing is waiting for it.
             return Ok(());
         };
-        if out.phase != Phase::Sent || out.publish.qos != expected {
+        if out.phase != Phase::Sent || out.publish.as_ref().map(|p| p.qos) != Some(expected) {
             return Err(ClientError::Protocol("acknowledgement of the wrong kind"));
         }
         let tag = out.tag.take();
         if ack.reason >= 0x80 {
-            if let (Some(tag), Some(out)) = (tag, self.outgoing.remove(&ack.pkid)) {
-                events.push(Event::Refused(tag, ack.reason, out.publish));
+            let refused = self.outgoing.remove(&ack.pkid).and_then(|o| o.publish);
+            if let (Some(tag), Some(publish)) = (tag, refused) {
+                events.push(Event::Refused(tag, ack.reason, publish));
             }
         } else {
             if expected == QoS::ExactlyOnce {
-                out.phase = Phase::Released;
-                self.output.push(Packet::PubRel(Ack::new(ack.pkid)));
+                out.phase = Phase::Received;
             } else {
                 self.outgoing.remove(&ack.pkid);
             }
@@ -388,14 +437,15 @@ impl<T> Client<T> {
             let Some((mut publish, tag)) = self.queued.pop_front() else {
                 return;
             };
-            let pkid = self.free_pkid();
-            publish.pkid = pkid;
-            publish.dup = false;
+            if publish.pkid == 0 {
+                publish.pkid = self.free_pkid();
+            }
+            let pkid = publish.pkid;
             self.output.push(Packet::Publish(publish.clone()));
             self.outgoing.insert(
                 pkid,
                 Outgoing {
-                    publish,
+                    publish: Some(publish),
                     tag,
                     phase: Phase::Sent,
                 },
@@ -407,37 +457,53 @@ impl<T> Client<T> {
         loop {
             let pkid = self.next_pkid;
             self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
-            if !self.outgoing.contains_key(&pkid) {
+            if !self.outgoing.contains_key(&pkid) && !self.queued.iter().any(|(p, _)| p.pkid == pkid) {
                 return pkid;
             }
         }
     }
 
-    /// After CONNACK: messages in flight go again, in packet id order (with DUP when the server kept the
-    /// session; as new ones when it did not, since it knows none of them), then those waiting.
+    /// After CONNACK: what was in flight goes again, in packet id order: PUBLISH with DUP when the server kept
+    /// the session (as a new message, with the same id, when it did not: it knows none of them), and PUBREL
+    /// for those released (the server answers PUBCOMP whether it remembers them or not).
     fn resend(&mut self, session_present: bool) {
-        if session_present {
-            for (pkid, out) in &self.outgoing {
-                match out.phase {
-                    Phase::Sent => {
-                        let mut again = out.publish.clone();
-                        again.dup = true;
-                        self.output.push(Packet::Publish(again));
+        let mut again = VecDeque::new();
+        let outgoing = std::mem::take(&mut self.outgoing);
+        for (pkid, out) in outgoing {
+            match (out.phase, out.publish) {
+                (Phase::Sent, Some(mut publish)) if session_present => {
+                    publish.dup = true;
+                    self.output.push(Packet::Publish(publish.clone()));
+                    self.outgoing.insert(
+                        pkid,
+                        Outgoing {
+                            publish: Some(publish),
+                            tag: out.tag,
+                            phase: Phase::Sent,
+                        },
+                    );
+                }
+                (Phase::Sent, Some(mut publish)) => {
+                    publish.dup = false;
+                    again.push_back((publish, out.tag));
+                }
+                (phase, publish) => {
+                    if phase == Phase::Released {
+                        self.output.push(Packet::PubRel(Ack::new(pkid)));
                     }
-                    Phase::Released => self.output.push(Packet::PubRel(Ack::new(*pkid))),
+                    self.outgoing.insert(
+                        pkid,
+                        Outgoing {
+                            publish,
+                            tag: out.tag,
+                            phase,
+                        },
+                    );
                 }
             }
-        } else {
-            // The server forgot them: those not acknowledged go first as new messages; released QoS 2 ones
-            // were acknowledged already and are done.
-            let old = std::mem::take(&mut self.outgoing);
-            let again = old
-                .into_values()
-                .filter(|o| o.phase == Phase::Sent)
-                .map(|o| (o.publish, o.tag));
-            let rest = std::mem::take(&mut self.queued);
-            self.queued = again.chain(rest).collect();
         }
+        again.append(&mut self.queued);
+        self.queued = again;
         self.send_queued();
     }
 }
@@ -516,9 +582,12 @@ mod tests {
         sent(&mut c, now);
         c.handle(Packet::PubRec(Ack::new(1)), now, &mut events).unwrap();
         assert_eq!(events.pop(), Some(Event::Acked(7)));
+        assert_eq!(sent(&mut c, now), vec![], "PUBREL waits for the caller");
+        c.release(1);
         assert_eq!(sent(&mut c, now), vec![Packet::PubRel(Ack::new(1))]);
         assert_eq!(c.in_flight(), 1);
         c.handle(Packet::PubComp(Ack::new(1)), now, &mut events).unwrap();
+        assert_eq!(events.pop(), Some(Event::Completed(1)));
         assert_eq!(c.in_flight(), 0);
     }
 
@@ -533,6 +602,8 @@ mod tests {
         c.publish(message("b", QoS::ExactlyOnce), Some(2));
         sent(&mut c, now);
         c.handle(Packet::PubRec(Ack::new(2)), now, &mut events).unwrap();
+        c.release(2);
+        sent(&mut c, now);
         c.disconnected();
         c.connect(now);
         c.handle(connack(true, None), now, &mut events).unwrap();
@@ -544,11 +615,11 @@ mod tests {
         c.handle(connack(false, None), now, &mut events).unwrap();
         let out = sent(&mut c, now);
         assert_eq!(
-            out.len(),
-            1,
-            "the released QoS 2 message is done; the QoS 1 one goes as new"
+            out[0],
+            Packet::PubRel(Ack::new(2)),
+            "a release is sent again, whatever the server kept"
         );
-        assert!(matches!(&out[0], Packet::Publish(p) if !p.dup && &*p.topic == "a"));
+        assert!(matches!(&out[1], Packet::Publish(p) if !p.dup && &*p.topic == "a" && p.pkid == 1));
     }
 
     #[test]
@@ -574,7 +645,30 @@ mod tests {
             vec![Packet::PubRec(Ack::new(5)), Packet::PubRec(Ack::new(5))]
         );
         c.handle(Packet::PubRel(Ack::new(5)), now, &mut events).unwrap();
+        assert_eq!(events.pop(), Some(Event::Released(5)));
+        c.complete(5);
         assert_eq!(sent(&mut c, now), vec![Packet::PubComp(Ack::new(5))]);
+    }
+
+    #[test]
+    fn a_callers_packet_id_is_kept_and_not_sent_twice() {
+        let now = Instant::now();
+        let mut c = Client::<u32>::new(options());
+        c.connect(now);
+        let mut events = Vec::new();
+        c.handle(connack(false, None), now, &mut events).unwrap();
+        let mut m = message("t", QoS::ExactlyOnce);
+        m.pkid = 4242;
+        c.publish(m.clone(), Some(1));
+        m.dup = true;
+        c.publish(m, Some(2));
+        let out = sent(&mut c, now);
+        assert!(matches!(&out[..], [Packet::Publish(p)] if p.pkid == 4242));
+        // A PUBREL for an exchange of an earlier life, and its PUBCOMP.
+        c.release(77);
+        assert_eq!(sent(&mut c, now), vec![Packet::PubRel(Ack::new(77))]);
+        c.handle(Packet::PubComp(Ack::new(77)), now, &mut events).unwrap();
+        assert_eq!(events.pop(), Some(Event::Completed(77)));
     }
 
     #[test]

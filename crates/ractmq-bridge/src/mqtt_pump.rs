@@ -12,12 +12,13 @@
 //! sent out brought back in; an MQTT 3.1.1 remote is asked for the same with the bridge bit of the CONNECT
 //! (Mosquitto's `try_private`).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractmq_broker::BrokerView;
 use ractmq_codec::{Packet, Protocol, Publish, QoS};
+use ractmq_protocol::Message;
 use tokio::sync::mpsc;
 
 use crate::client::{Client, ClientError, ClientOptions, Event, InboundAck};
@@ -38,13 +39,8 @@ struct ToRemote {
     since: Instant,
 }
 
-/// What an outgoing message to the local broker carries.
-enum ToLocal {
-    /// A message from the remote: acknowledge it there.
-    Remote(InboundAck),
-    /// A dead letter: acknowledge the local message it replaces.
-    DeadLetter(InboundAck),
-}
+/// What an outgoing message to the local broker carries: the acknowledgement owed to the remote.
+type ToLocal = InboundAck;
 
 type Dial = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(BoxRead, BoxWrite), String>> + Send>>;
 
@@ -55,6 +51,12 @@ pub(crate) enum Control {
 
 pub(crate) struct Pump {
     config: Arc<MqttBridgeConfig>,
+    view: BrokerView,
+    /// Dead letters published, with the local message each replaces, to acknowledge once it is done.
+    dead_letters_done: mpsc::UnboundedReceiver<InboundAck>,
+    dead_letters_tx: mpsc::UnboundedSender<InboundAck>,
+    /// QoS 2 messages dead-lettered and acknowledged: their PUBREL from the local broker is answered here.
+    dead_qos2: HashSet<u16>,
     stats: Arc<Counters>,
     local: Client<ToLocal>,
     local_link: Link,
@@ -67,6 +69,10 @@ pub(crate) struct Pump {
     /// QoS 0 messages taken while the remote was down.
     held: VecDeque<Publish>,
     remote_protocol: Protocol,
+    /// The local session has its subscriptions (SUBACK seen).
+    local_ready: bool,
+    /// The remote connection is up with its subscriptions.
+    remote_ready: bool,
     events_local: Vec<Event<ToLocal>>,
     events_remote: Vec<Event<ToRemote>>,
     packets: Vec<Packet>,
@@ -100,7 +106,13 @@ impl Pump {
             receive_maximum: config.max_inflight,
         });
         let local_link = Link::new(view.connect_in_process(LOCAL_PIPE), Protocol::V5, false);
+        let local_ready_at_start = config.forward.is_empty();
+        let (dead_letters_tx, dead_letters_done) = mpsc::unbounded_channel();
         Pump {
+            view: view.clone(),
+            dead_letters_done,
+            dead_letters_tx,
+            dead_qos2: HashSet::new(),
             backoff: Duration::from_millis(config.reconnect_min_ms),
             config,
             stats,
@@ -113,6 +125,8 @@ impl Pump {
             reconnect_at: Some(Instant::now()),
             held: VecDeque::new(),
             remote_protocol,
+            local_ready: local_ready_at_start,
+            remote_ready: false,
             events_local: Vec::new(),
             events_remote: Vec::new(),
             packets: Vec::new(),
@@ -157,6 +171,13 @@ impl Pump {
                     }
                 }
                 _ = sleep_until(deadline) => self.on_timers()?,
+                Some(original) = self.dead_letters_done.recv() => {
+                    Counters::add(&self.stats.dead_lettered, 1);
+                    if original.qos == QoS::ExactlyOnce {
+                        self.dead_qos2.insert(original.pkid);
+                    }
+                    self.local.ack(original);
+                }
                 // Stop asked for, or the actor gone.
                 _ = control.recv() => return self.stop().await,
             }
@@ -213,7 +234,8 @@ impl Pump {
             tracing::warn!(bridge = %self.config.name, server = %self.config.server, "bridge link down: {why}; reconnecting in {} ms", self.backoff.as_millis());
         }
         self.stats.set_error(Some(why));
-        self.stats.connected.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.remote_ready = false;
+        self.show_ready();
         self.remote_link = None;
         self.dialing = None;
         self.dial_started = None;
@@ -237,22 +259,24 @@ impl Pump {
                     self.local.subscribe(&self.config.forward, qos);
                 }
                 Event::Message { publish, ack } => self.egress(publish, ack, now),
-                Event::Acked(ToLocal::Remote(ack)) => self.remote.ack(ack),
-                Event::Acked(ToLocal::DeadLetter(original)) => {
-                    Counters::add(&self.stats.dead_lettered, 1);
-                    self.local.ack(original);
-                }
-                Event::Refused(tag, code, _) => {
+                // The local broker took a message from the remote: acknowledge it there.
+                Event::Acked(ack) => self.remote.ack(ack),
+                Event::Refused(ack, code, _) => {
                     // The local broker refused what the bridge brought in (a quota): counted, and acknowledged at
                     // the remote all the same, which would otherwise send it forever.
                     Counters::add(&self.stats.failed, 1);
                     tracing::warn!(bridge = %self.config.name, "local broker refused a message (0x{code:02x})");
-                    match tag {
-                        ToLocal::Remote(ack) => self.remote.ack(ack),
-                        ToLocal::DeadLetter(original) => self.local.ack(original),
-                    }
+                    self.remote.ack(ack);
                 }
-                Event::Subscribed(reasons) => self.check_suback("local", &reasons),
+                // QoS 2's second half, relayed with the same packet ids.
+                Event::Released(pkid) if self.dead_qos2.remove(&pkid) => self.local.complete(pkid),
+                Event::Released(pkid) => self.remote.release(pkid),
+                Event::Completed(pkid) => self.remote.complete(pkid),
+                Event::Subscribed(reasons) => {
+                    self.check_suback("local", &reasons);
+                    self.local_ready = true;
+                    self.show_ready();
+                }
             }
         }
         Ok(())
@@ -273,13 +297,14 @@ impl Pump {
             match event {
                 Event::Connected { session_present } => self.remote_connected(session_present),
                 Event::Message { mut publish, ack } => {
+                    if publish.dup {
+                        Counters::add(&self.stats.duplicates, 1);
+                    }
                     Counters::add(&self.stats.received, 1);
                     publish.topic = format!("{}{}", self.config.local_prefix, publish.topic).into();
                     strip_for(Protocol::V5, &mut publish);
-                    match ack {
-                        Some(ack) => self.local.publish(publish, Some(ToLocal::Remote(ack))),
-                        None => self.local.publish(publish, None),
-                    }
+                    // Same packet id as at the remote (see the module doc).
+                    self.local.publish(publish, ack);
                 }
                 Event::Acked(sent) => {
                     Counters::add(&self.stats.acked, 1);
@@ -287,7 +312,13 @@ impl Pump {
                     self.local.ack(sent.ack);
                 }
                 Event::Refused(sent, code, publish) => self.dead_letter(sent.ack, code, publish),
-                Event::Subscribed(reasons) => self.check_suback("remote", &reasons),
+                Event::Released(pkid) => self.local.release(pkid),
+                Event::Completed(pkid) => self.local.complete(pkid),
+                Event::Subscribed(reasons) => {
+                    self.check_suback("remote", &reasons);
+                    self.remote_ready = true;
+                    self.show_ready();
+                }
             }
         }
         Ok(())
@@ -295,8 +326,9 @@ impl Pump {
 
     fn remote_connected(&mut self, session_present: bool) {
         tracing::info!(bridge = %self.config.name, server = %self.config.server, session_present, "bridge connected");
-        self.stats.connected.store(true, std::sync::atomic::Ordering::Relaxed);
         self.stats.set_error(None);
+        self.remote_ready = self.config.subscribe.is_empty();
+        self.show_ready();
         self.dial_started = None;
         self.backoff = Duration::from_millis(self.config.reconnect_min_ms);
         let resent = self.remote.in_flight() as u64;
@@ -329,30 +361,41 @@ impl Pump {
         }
     }
 
-    /// The remote refused a message for good: publish it locally on the dead-letter topic, with the reason,
-    /// and acknowledge the original once that is done.
+    /// The remote refused a message for good: publish it on the dead-letter topic, with the reason, and
+    /// acknowledge the original once that is done (its publishers were acknowledged long ago; now its copy
+    /// in the dead-letter topic's subscribers' queues replaces it).
     fn dead_letter(&mut self, original: InboundAck, code: u8, publish: Publish) {
         Counters::add(&self.stats.failed, 1);
         let reason = format!(
             "remote refused: {} (0x{code:02x})",
             ractmq_codec::reason::describe(code)
         );
-        let mut letter = publish;
+        tracing::warn!(bridge = %self.config.name, topic = %publish.topic, "dead-lettered: {reason}");
         // The topic as it was locally, without the remote prefix.
-        let topic = letter
+        let topic = publish
             .topic
             .strip_prefix(self.config.remote_prefix.as_str())
-            .unwrap_or(&letter.topic)
-            .to_string();
-        letter.topic = config::dlq_topic(&self.config.dlq_topic, &self.config.name, &topic).into();
-        letter.qos = QoS::AtLeastOnce;
-        letter.retain = false;
+            .unwrap_or(&publish.topic);
+        let topic = config::dlq_topic(&self.config.dlq_topic, &self.config.name, topic);
+        let mut letter = Message::new(topic, publish.payload, QoS::AtLeastOnce, false);
+        letter.properties = publish.properties;
         letter.properties.user_properties.push(("reason".into(), reason));
         letter
             .properties
             .user_properties
             .push(("bridge".into(), self.config.name.clone()));
-        self.local.publish(letter, Some(ToLocal::DeadLetter(original)));
+        let (view, done) = (self.view.clone(), self.dead_letters_tx.clone());
+        tokio::spawn(async move {
+            view.publish(letter).await;
+            let _ = done.send(original);
+        });
+    }
+
+    /// `connected` in the counters means messages flow both ways: the remote is connected and both sides have
+    /// their subscriptions.
+    fn show_ready(&self) {
+        let ready = self.local_ready && self.remote_ready;
+        self.stats.connected.store(ready, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn check_suback(&self, side: &str, reasons: &[u8]) {

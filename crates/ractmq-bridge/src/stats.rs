@@ -27,7 +27,7 @@ pub struct Counters {
 /// A bridge's counters at one moment, as ctl, REST and Prometheus show them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
-    /// Whether the bridge is connected to its remote.
+    /// Whether messages flow: the bridge is connected to its remote and both sides have its subscriptions.
     pub connected: bool,
     /// Messages handed to the remote.
     pub sent: u64,

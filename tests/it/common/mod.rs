@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod load;
+pub mod mosquitto;
 pub mod process;
 pub mod proxy;
 
