@@ -14,6 +14,7 @@ pub mod config;
 mod link;
 mod local_session;
 mod mqtt_pump;
+pub mod http;
 mod record;
 mod registry;
 pub mod sink;
@@ -21,6 +22,7 @@ mod stats;
 pub mod template;
 
 pub use config::{BridgesConfig, MqttBridgeConfig};
+pub use http::{HttpConfig, HttpSink};
 pub use record::Record;
 pub use registry::{queue_rules, BridgeError, BridgeInfo, Bridges};
 pub use stats::{Counters, Stats};
