@@ -25,7 +25,7 @@ const QUOTED_BODY_BYTES: usize = 200;
 /// How much of a successful response's body is read (so the connection can be kept) before it is dropped.
 const DRAINED_BODY_BYTES: usize = 64 * 1024;
 
-/// The configuration of an HTTP sink (a bridge's `[bridges.http.NAME]` table; the name is the caller's).
+/// The configuration of an HTTP sink (the bridge that uses it holds its name).
 ///
 /// Every field but `url` has a default. The body a record is sent as is the `body` template filled from it,
 /// or, without one, a JSON object:
@@ -133,16 +133,16 @@ impl HttpSink {
     /// Check `config` and build the client; no request is made. An error is one line naming the setting.
     pub fn new(config: &HttpConfig) -> Result<HttpSink, String> {
         let url = Template::parse(&config.url).map_err(|e| format!("url: {e}"))?;
-        // A URL is checked as it renders from a record; placeholders cannot make a bad one good.
-        let sample = Record {
-            topic: "t".into(),
-            payload: Default::default(),
-            qos: ractmq_codec::QoS::AtMostOnce,
-            retain: false,
-            user_properties: Vec::new(),
-            timestamp_ms: 0,
-        };
-        parse_url(&render_url(&url, &sample)).map_err(|e| format!("url {:?}: {e}", config.url))?;
+        // The URL is checked with `x` for each placeholder: what is wrong with it then is wrong for every record.
+        let sample: String = url
+            .parts()
+            .iter()
+            .map(|part| match part {
+                Part::Text(text) => text.as_str(),
+                Part::Field(_) => "x",
+            })
+            .collect();
+        parse_url(&sample).map_err(|e| format!("url {:?}: {e}", config.url))?;
         let method = match config.method.to_ascii_uppercase().as_str() {
             "POST" => Method::POST,
             "PUT" => Method::PUT,
@@ -174,6 +174,9 @@ impl HttpSink {
         }
         if config.batch_size == 0 {
             return Err("batch_size: must be at least 1".to_string());
+        }
+        if config.max_inflight == 0 {
+            return Err("max_inflight: must be at least 1".to_string());
         }
         let timeout = Duration::from_millis(config.timeout_ms);
         let client = reqwest::Client::builder()
@@ -247,7 +250,7 @@ impl HttpSink {
             .body(self.body_for(batch))
             .send()
             .await
-            .map_err(|e| self.transport_error(&what, &e))?;
+            .map_err(|e| self.transport_error(&what, e))?;
         let status = response.status();
         if status.is_success() {
             // Read what the service answers (up to a limit), so the connection goes back to the pool.
@@ -287,11 +290,13 @@ impl HttpSink {
         Err(SinkError { reason, retryable })
     }
 
-    fn transport_error(&self, what: &str, error: &reqwest::Error) -> SinkError {
+    fn transport_error(&self, what: &str, error: reqwest::Error) -> SinkError {
         if error.is_timeout() {
             return SinkError::retry(format!("{what}: timed out after {} ms", self.inner.timeout.as_millis()));
         }
-        let reason = format!("{what}: {}", error_chain(error));
+        // `what` has the URL (without its password): the error need not repeat it.
+        let error = error.without_url();
+        let reason = format!("{what}: {}", error_chain(&error));
         if error.is_builder() {
             SinkError::fatal(reason)
         } else {

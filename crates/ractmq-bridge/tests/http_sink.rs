@@ -361,6 +361,7 @@ async fn a_refused_connection_is_retryable() {
         .unwrap_err();
     assert!(err.retryable, "{err}");
     assert!(err.reason.to_lowercase().contains("refused"), "{err}");
+    assert_eq!(err.reason.matches("127.0.0.1").count(), 1, "the URL once: {err}");
 }
 
 #[tokio::test]
@@ -385,6 +386,10 @@ fn bad_settings_are_refused_by_name() {
     assert!(error(&|c| c.url = "ftp://host/x".into()).contains("not http or https"));
     assert!(error(&|c| c.url = String::new()).starts_with("url "));
     assert!(error(&|c| c.url = "http://h/${topik}".into()).starts_with("url: "));
+    // A placeholder may be anywhere in the URL, the host too.
+    let mut config = good();
+    config.url = "http://${user_property.host}:8080/${topic}".into();
+    assert!(HttpSink::new(&config).is_ok());
     assert!(error(&|c| c.body = Some("${payload".into())).starts_with("body: "));
     assert_eq!(
         error(&|c| c.method = "FETCH".into()),
@@ -402,6 +407,7 @@ fn bad_settings_are_refused_by_name() {
     .starts_with("header \"x-ok\": bad value"));
     assert!(error(&|c| c.batch_size = 0).starts_with("batch_size: "));
     assert!(error(&|c| c.timeout_ms = 0).starts_with("timeout_ms: "));
+    assert!(error(&|c| c.max_inflight = 0).starts_with("max_inflight: "));
 }
 
 #[test]
