@@ -15,6 +15,7 @@ mod link;
 mod local_session;
 mod mqtt_pump;
 pub mod http;
+pub mod postgres;
 mod record;
 mod registry;
 pub mod sink;
@@ -23,6 +24,7 @@ pub mod template;
 
 pub use config::{BridgesConfig, MqttBridgeConfig};
 pub use http::{HttpConfig, HttpSink};
+pub use postgres::{PostgresConfig, PostgresSink};
 pub use record::Record;
 pub use registry::{queue_rules, BridgeError, BridgeInfo, Bridges};
 pub use stats::{Counters, Stats};
