@@ -13,6 +13,9 @@ missing=()
 command -v mosquitto_pub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 command -v mosquitto_passwd >/dev/null 2>&1 || missing+=(mosquitto)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# PostgreSQL's server binaries (initdb, postgres): ractmq-bridge's postgres_sink tests start a server of their own
+# and fail, not skip, without them.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   as_root apt-get update -qq
