@@ -19,7 +19,10 @@ use crate::common::{eventually, options, start_with, test_config, Client, DEADLI
 
 /// A node with one bridge, started as the binary starts them.
 async fn node_with(config: MqttBridgeConfig) -> (Broker, Bridges) {
-    let bridges = BridgesConfig { mqtt: vec![config] };
+    let bridges = BridgesConfig {
+        mqtt: vec![config],
+        ..BridgesConfig::default()
+    };
     let mut broker_config = test_config();
     broker_config.queue_rules = bridge::queue_rules(&bridges);
     let broker = start_with(broker_config).await;

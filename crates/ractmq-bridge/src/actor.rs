@@ -10,14 +10,15 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::MqttBridgeConfig;
+use crate::config::BridgeConfig;
 use crate::mqtt_pump::{Control, Pump};
+use crate::sink_pump::SinkPump;
 use crate::stats::Counters;
 
 /// What a bridge actor starts from: the same on every restart.
 #[derive(Clone)]
 pub(crate) struct BridgeArgs {
-    pub(crate) config: Arc<MqttBridgeConfig>,
+    pub(crate) config: Arc<BridgeConfig>,
     pub(crate) view: BrokerView,
     pub(crate) stats: Arc<Counters>,
 }
@@ -53,11 +54,22 @@ impl Actor for BridgeActor {
 
     async fn pre_start(&self, me: ActorRef<BridgeMsg>, args: BridgeArgs) -> Result<BridgeState, ActorProcessingErr> {
         let (control, commands) = mpsc::channel(1);
-        let pump = Pump::new(args.config.clone(), &args.view, args.stats.clone());
-        let task = tokio::spawn(async move {
-            let ended = pump.run(commands).await;
-            let _ = me.send_message(BridgeMsg::PumpEnded(ended));
-        });
+        let task = match &*args.config {
+            BridgeConfig::Mqtt(config) => {
+                let pump = Pump::new(Arc::new(config.clone()), &args.view, args.stats.clone());
+                tokio::spawn(async move {
+                    let ended = pump.run(commands).await;
+                    let _ = me.send_message(BridgeMsg::PumpEnded(ended));
+                })
+            }
+            sink => {
+                let pump = SinkPump::new(sink, &args.view, args.stats.clone())?;
+                tokio::spawn(async move {
+                    let ended = pump.run(commands).await;
+                    let _ = me.send_message(BridgeMsg::PumpEnded(ended));
+                })
+            }
+        };
         Ok(BridgeState {
             pump: Some(task),
             control,

@@ -6,12 +6,264 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::http::HttpConfig;
+use crate::postgres::PostgresConfig;
+
 /// Every bridge of a node, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BridgesConfig {
     /// MQTT bridges to other brokers.
     pub mqtt: Vec<MqttBridgeConfig>,
+    /// HTTP webhooks.
+    pub http: Vec<SinkBridgeConfig<HttpConfig>>,
+    /// PostgreSQL sinks.
+    pub postgres: Vec<SinkBridgeConfig<PostgresConfig>>,
+}
+
+impl BridgesConfig {
+    /// Every bridge, of every kind.
+    pub fn all(&self) -> Vec<BridgeConfig> {
+        let mqtt = self.mqtt.iter().cloned().map(BridgeConfig::Mqtt);
+        let http = self.http.iter().cloned().map(BridgeConfig::Http);
+        let postgres = self.postgres.iter().cloned().map(BridgeConfig::Postgres);
+        mqtt.chain(http).chain(postgres).collect()
+    }
+
+    /// Every bridge checked, names unique; the error is one line.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        for bridge in self.all() {
+            bridge.validate()?;
+            if !names.insert(bridge.name().to_string()) {
+                return Err(format!("bridges: two bridges are named {:?}; names must be unique", bridge.name()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One bridge of any kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BridgeConfig {
+    /// To and from another MQTT broker.
+    Mqtt(MqttBridgeConfig),
+    /// To an HTTP service.
+    Http(SinkBridgeConfig<HttpConfig>),
+    /// To a PostgreSQL table.
+    Postgres(SinkBridgeConfig<PostgresConfig>),
+}
+
+/// A bridge that takes local messages to a sink (HTTP, PostgreSQL): what every such bridge has, and the
+/// sink's own settings beside them in the same table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SinkBridgeConfig<T> {
+    /// The bridge's name: letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// Local topic filters whose messages go to the sink.
+    pub forward: Vec<String>,
+    /// The QoS of the bridge's subscriptions (0, 1 or 2).
+    #[serde(default = "default_qos")]
+    pub qos: u8,
+    /// Messages the bridge's buffer holds while the sink is down or slow.
+    #[serde(default = "default_buffer")]
+    pub buffer: usize,
+    /// What a full buffer does.
+    #[serde(default)]
+    pub overflow: Overflow,
+    /// Where a message goes that failed past its retries (`{bridge}` and `{topic}` are filled in).
+    #[serde(default = "default_dlq")]
+    pub dlq_topic: String,
+    /// Whether the bridge runs.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The sink's settings.
+    #[serde(flatten)]
+    pub sink: T,
+}
+
+/// The settings every sink bridge has, read apart from the sink's own.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Common {
+    name: String,
+    forward: Vec<String>,
+    #[serde(default = "default_qos")]
+    qos: u8,
+    #[serde(default = "default_buffer")]
+    buffer: usize,
+    #[serde(default)]
+    overflow: Overflow,
+    #[serde(default = "default_dlq")]
+    dlq_topic: String,
+    #[serde(default = "default_true")]
+    enabled: bool,
+}
+
+const COMMON: [&str; 7] = ["name", "forward", "qos", "buffer", "overflow", "dlq_topic", "enabled"];
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for SinkBridgeConfig<T> {
+    /// The common settings and the sink's apart, each refusing keys it does not know (serde's `flatten` would
+    /// let a misspelt one pass in silence).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut all = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let common: serde_json::Map<_, _> = COMMON.iter().filter_map(|k| all.remove_entry(*k)).collect();
+        let common: Common = serde_json::from_value(common.into()).map_err(D::Error::custom)?;
+        let sink: T = serde_json::from_value(all.into()).map_err(D::Error::custom)?;
+        Ok(SinkBridgeConfig {
+            name: common.name,
+            forward: common.forward,
+            qos: common.qos,
+            buffer: common.buffer,
+            overflow: common.overflow,
+            dlq_topic: common.dlq_topic,
+            enabled: common.enabled,
+            sink,
+        })
+    }
+}
+
+impl BridgeConfig {
+    /// Read a bridge from JSON (REST): `kind` (`mqtt`, `http` or `postgres`; default `mqtt`) and its settings.
+    pub fn from_json(mut value: serde_json::Value) -> Result<BridgeConfig, String> {
+        let kind = match value.as_object_mut().map(|o| o.remove("kind")) {
+            None => return Err("a bridge is a JSON object".into()),
+            Some(None) => "mqtt".to_string(),
+            Some(Some(serde_json::Value::String(kind))) => kind,
+            Some(Some(other)) => return Err(format!("kind = {other}: use \"mqtt\", \"http\" or \"postgres\"")),
+        };
+        let read = |e: serde_json::Error| e.to_string();
+        match kind.as_str() {
+            "mqtt" => serde_json::from_value(value).map(BridgeConfig::Mqtt).map_err(read),
+            "http" => serde_json::from_value(value).map(BridgeConfig::Http).map_err(read),
+            "postgres" => serde_json::from_value(value).map(BridgeConfig::Postgres).map_err(read),
+            other => Err(format!("kind = {other:?}: use \"mqtt\", \"http\" or \"postgres\"")),
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        match self {
+            BridgeConfig::Mqtt(c) => &c.name,
+            BridgeConfig::Http(c) => &c.name,
+            BridgeConfig::Postgres(c) => &c.name,
+        }
+    }
+
+    /// `mqtt`, `http` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BridgeConfig::Mqtt(_) => "mqtt",
+            BridgeConfig::Http(_) => "http",
+            BridgeConfig::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Where it goes, as operators read it (no password).
+    pub fn remote(&self) -> String {
+        match self {
+            BridgeConfig::Mqtt(c) => c.server.clone(),
+            BridgeConfig::Http(c) => c.sink.url.clone(),
+            BridgeConfig::Postgres(c) => without_password(&c.sink.url),
+        }
+    }
+
+    /// Local filters going out.
+    pub fn forward(&self) -> &[String] {
+        match self {
+            BridgeConfig::Mqtt(c) => &c.forward,
+            BridgeConfig::Http(c) => &c.forward,
+            BridgeConfig::Postgres(c) => &c.forward,
+        }
+    }
+
+    /// Remote filters coming in (MQTT only).
+    pub fn subscribe(&self) -> &[String] {
+        match self {
+            BridgeConfig::Mqtt(c) => &c.subscribe,
+            _ => &[],
+        }
+    }
+
+    /// Whether it starts with the node.
+    pub fn enabled(&self) -> bool {
+        match self {
+            BridgeConfig::Mqtt(c) => c.enabled,
+            BridgeConfig::Http(c) => c.enabled,
+            BridgeConfig::Postgres(c) => c.enabled,
+        }
+    }
+
+    /// Its buffer's bound and policy.
+    pub fn buffer(&self) -> (usize, Overflow) {
+        match self {
+            BridgeConfig::Mqtt(c) => (c.buffer, c.overflow),
+            BridgeConfig::Http(c) => (c.buffer, c.overflow),
+            BridgeConfig::Postgres(c) => (c.buffer, c.overflow),
+        }
+    }
+
+    /// Every setting checked (a sink's templates and addresses included); one line naming the bridge.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            BridgeConfig::Mqtt(c) => c.validate(),
+            BridgeConfig::Http(c) => c.validate(|s| crate::http::HttpSink::new(s).map(drop)),
+            BridgeConfig::Postgres(c) => c.validate(|s| crate::postgres::PostgresSink::new(s).map(drop)),
+        }
+    }
+
+    /// The same with passwords replaced by `***`, for showing.
+    pub fn redacted(&self) -> BridgeConfig {
+        let mut c = self.clone();
+        match &mut c {
+            BridgeConfig::Mqtt(m) => {
+                if m.password.is_some() {
+                    m.password = Some("***".into());
+                }
+            }
+            BridgeConfig::Http(_) => {}
+            BridgeConfig::Postgres(p) => p.sink.url = without_password(&p.sink.url),
+        }
+        c
+    }
+}
+
+/// A URL without the password in it.
+fn without_password(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user_info = &url[scheme + 3..at];
+            match user_info.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl<T> SinkBridgeConfig<T> {
+    fn validate(&self, sink: impl Fn(&T) -> Result<(), String>) -> Result<(), String> {
+        check_name(&self.name)?;
+        let bad = |what: String| format!("bridge {}: {what}", self.name);
+        if self.forward.is_empty() {
+            return Err(bad("nothing to bridge: give forward filters".into()));
+        }
+        for filter in &self.forward {
+            if !ractmq_codec::topic::valid_filter(filter) {
+                return Err(bad(format!("{filter:?} is not a valid topic filter")));
+            }
+        }
+        if self.qos > 2 {
+            return Err(bad(format!("qos = {}: use 0, 1 or 2", self.qos)));
+        }
+        if self.buffer == 0 {
+            return Err(bad("buffer must be at least 1".into()));
+        }
+        sink(&self.sink).map_err(bad)
+    }
 }
 
 /// What a bridge's local session does when its buffer is full.
@@ -286,6 +538,34 @@ mod tests {
         assert!(check_name("a b").is_err());
         let unknown = toml::from_str::<BridgesConfig>("[[mqtt]]\nname = \"x\"\nserver = \"h:1\"\nforwad = []\n");
         assert!(unknown.unwrap_err().to_string().contains("forwad"));
+    }
+
+    #[test]
+    fn sink_bridges_read_their_own_settings_beside_the_common_ones() {
+        let config: BridgesConfig = toml::from_str(
+            r#"
+            [[http]]
+            name = "hook"
+            forward = ["alerts/#"]
+            url = "http://127.0.0.1:9/hook"
+            batch_size = 10
+
+            [[postgres]]
+            name = "db"
+            forward = ["meters/#"]
+            url = "postgres://ractmq:secret@127.0.0.1:5432/ractmq"
+            sql = "INSERT INTO readings (topic) VALUES (${topic})"
+            "#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.http[0].sink.batch_size, 10);
+        let db = BridgeConfig::Postgres(config.postgres[0].clone());
+        assert_eq!(db.remote(), "postgres://ractmq:***@127.0.0.1:5432/ractmq");
+        let typo = toml::from_str::<BridgesConfig>("[[http]]\nname = \"h\"\nforward = [\"a\"]\nurl = \"http://h/\"\nbatch_sise = 1\n");
+        assert!(typo.unwrap_err().to_string().contains("batch_sise"));
+        let json = serde_json::json!({"kind": "http", "name": "h", "forward": ["a/#"], "url": "http://h/${topic}"});
+        assert_eq!(BridgeConfig::from_json(json).unwrap().kind(), "http");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sink::SinkError;
 use crate::template::{Part, Template};
@@ -41,7 +41,7 @@ const DRAINED_BODY_BYTES: usize = 64 * 1024;
 /// the order they were published, since MQTT allows a key more than once.
 ///
 /// A `body` template's values are inserted as they are, not escaped (the body need not be JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Where requests go: `http://` or `https://`, possibly a template (`http://host/hook/${topic}`). The

@@ -18,11 +18,12 @@ pub mod http;
 pub mod postgres;
 mod record;
 mod registry;
+mod sink_pump;
 pub mod sink;
 mod stats;
 pub mod template;
 
-pub use config::{BridgesConfig, MqttBridgeConfig};
+pub use config::{BridgeConfig, BridgesConfig, MqttBridgeConfig, SinkBridgeConfig};
 pub use http::{HttpConfig, HttpSink};
 pub use postgres::{PostgresConfig, PostgresSink};
 pub use record::Record;

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
@@ -30,7 +30,7 @@ use crate::Record;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The configuration of a PostgreSQL sink (the bridge that uses it holds its name).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// The server and database: `postgres://user:password@host:port/db` (or the `key=value` form). The sink

@@ -16,7 +16,7 @@ use ractor::Actor;
 use serde::Serialize;
 
 use crate::actor::{BridgeActor, BridgeArgs};
-use crate::config::{self, BridgesConfig, MqttBridgeConfig, Overflow};
+use crate::config::{self, BridgeConfig, BridgesConfig, Overflow};
 use crate::stats::{Counters, Stats};
 
 /// The node's bridges. Cloning shares them.
@@ -30,7 +30,7 @@ struct Inner {
 }
 
 struct Entry {
-    config: Arc<MqttBridgeConfig>,
+    config: Arc<BridgeConfig>,
     stats: Arc<Counters>,
 }
 
@@ -39,9 +39,9 @@ struct Entry {
 pub struct BridgeInfo {
     /// Its name.
     pub name: String,
-    /// `mqtt`.
+    /// `mqtt`, `http` or `postgres`.
     pub kind: &'static str,
-    /// Where it goes: the remote broker's address.
+    /// Where it goes: the remote broker's address, the URL, the database (without its password).
     pub remote: String,
     /// `running` (its actor is up) or `stopped`.
     pub status: &'static str,
@@ -118,8 +118,8 @@ impl Bridges {
             tree,
             entries: Mutex::new(BTreeMap::new()),
         }));
-        for bridge in &config.mqtt {
-            bridges.create(bridge.clone()).await.map_err(|e| e.to_string())?;
+        for bridge in config.all() {
+            bridges.create(bridge).await.map_err(|e| e.to_string())?;
         }
         Ok(bridges)
     }
@@ -141,31 +141,31 @@ impl Bridges {
             .client(&config::local_client_id(name))
             .map_or(0, |c| c.queued);
         Some(BridgeInfo {
-            name: config.name.clone(),
-            kind: "mqtt",
-            remote: config.server.clone(),
+            name: config.name().to_string(),
+            kind: config.kind(),
+            remote: config.remote(),
             status: if self.0.tree.cell(name).is_some() {
                 "running"
             } else {
                 "stopped"
             },
-            forward: config.forward.clone(),
-            subscribe: config.subscribe.clone(),
+            forward: config.forward().to_vec(),
+            subscribe: config.subscribe().to_vec(),
             queued,
             stats,
         })
     }
 
     /// The configuration of a bridge.
-    pub fn config(&self, name: &str) -> Option<MqttBridgeConfig> {
+    pub fn config(&self, name: &str) -> Option<BridgeConfig> {
         self.0.entries.lock().get(name).map(|e| (*e.config).clone())
     }
 
     /// Add a bridge and start it, unless its configuration says `enabled = false`.
-    pub async fn create(&self, config: MqttBridgeConfig) -> Result<(), BridgeError> {
+    pub async fn create(&self, config: BridgeConfig) -> Result<(), BridgeError> {
         config.validate().map_err(BridgeError::Invalid)?;
-        let name = config.name.clone();
-        let enabled = config.enabled;
+        let name = config.name().to_string();
+        let enabled = config.enabled();
         {
             let mut entries = self.0.entries.lock();
             if entries.contains_key(&name) {
