@@ -23,6 +23,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "==> installing Python test dependencies"
 python3 -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+# Tools built from crates.io: tansu, the Kafka-compatible broker the Kafka sink's tests start and produce to.
+# They live outside target/ (built once per machine, kept by cargo clean), where the tests look for them.
+export RACTMQ_TOOLS="${RACTMQ_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/ractmq-tools}"
+bash scripts/install-tools.sh
 
 # One build, thrown away after: incremental caches would only double the disk the build takes.
 export CARGO_INCREMENTAL=0
