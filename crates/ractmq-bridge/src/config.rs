@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::http::HttpConfig;
+use crate::kafka::KafkaConfig;
 use crate::postgres::PostgresConfig;
 
 /// Every bridge of a node, by kind.
@@ -19,6 +20,8 @@ pub struct BridgesConfig {
     pub http: Vec<SinkBridgeConfig<HttpConfig>>,
     /// PostgreSQL sinks.
     pub postgres: Vec<SinkBridgeConfig<PostgresConfig>>,
+    /// Kafka producers.
+    pub kafka: Vec<SinkBridgeConfig<KafkaConfig>>,
 }
 
 impl BridgesConfig {
@@ -27,7 +30,8 @@ impl BridgesConfig {
         let mqtt = self.mqtt.iter().cloned().map(BridgeConfig::Mqtt);
         let http = self.http.iter().cloned().map(BridgeConfig::Http);
         let postgres = self.postgres.iter().cloned().map(BridgeConfig::Postgres);
-        mqtt.chain(http).chain(postgres).collect()
+        let kafka = self.kafka.iter().cloned().map(BridgeConfig::Kafka);
+        mqtt.chain(http).chain(postgres).chain(kafka).collect()
     }
 
     /// Every bridge checked, names unique; the error is one line.
@@ -36,7 +40,10 @@ impl BridgesConfig {
         for bridge in self.all() {
             bridge.validate()?;
             if !names.insert(bridge.name().to_string()) {
-                return Err(format!("bridges: two bridges are named {:?}; names must be unique", bridge.name()));
+                return Err(format!(
+                    "bridges: two bridges are named {:?}; names must be unique",
+                    bridge.name()
+                ));
             }
         }
         Ok(())
@@ -53,6 +60,8 @@ pub enum BridgeConfig {
     Http(SinkBridgeConfig<HttpConfig>),
     /// To a PostgreSQL table.
     Postgres(SinkBridgeConfig<PostgresConfig>),
+    /// To Kafka topics.
+    Kafka(SinkBridgeConfig<KafkaConfig>),
 }
 
 /// A bridge that takes local messages to a sink (HTTP, PostgreSQL): what every such bridge has, and the
@@ -126,20 +135,28 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for SinkBridgeConfig<
 }
 
 impl BridgeConfig {
-    /// Read a bridge from JSON (REST): `kind` (`mqtt`, `http` or `postgres`; default `mqtt`) and its settings.
+    /// Read a bridge from JSON (REST): `kind` (`mqtt`, `http`, `postgres` or `kafka`; default `mqtt`) and its
+    /// settings.
     pub fn from_json(mut value: serde_json::Value) -> Result<BridgeConfig, String> {
         let kind = match value.as_object_mut().map(|o| o.remove("kind")) {
             None => return Err("a bridge is a JSON object".into()),
             Some(None) => "mqtt".to_string(),
             Some(Some(serde_json::Value::String(kind))) => kind,
-            Some(Some(other)) => return Err(format!("kind = {other}: use \"mqtt\", \"http\" or \"postgres\"")),
+            Some(Some(other)) => {
+                return Err(format!(
+                    "kind = {other}: use \"mqtt\", \"http\", \"postgres\" or \"kafka\""
+                ))
+            }
         };
         let read = |e: serde_json::Error| e.to_string();
         match kind.as_str() {
             "mqtt" => serde_json::from_value(value).map(BridgeConfig::Mqtt).map_err(read),
             "http" => serde_json::from_value(value).map(BridgeConfig::Http).map_err(read),
             "postgres" => serde_json::from_value(value).map(BridgeConfig::Postgres).map_err(read),
-            other => Err(format!("kind = {other:?}: use \"mqtt\", \"http\" or \"postgres\"")),
+            "kafka" => serde_json::from_value(value).map(BridgeConfig::Kafka).map_err(read),
+            other => Err(format!(
+                "kind = {other:?}: use \"mqtt\", \"http\", \"postgres\" or \"kafka\""
+            )),
         }
     }
 
@@ -149,15 +166,17 @@ impl BridgeConfig {
             BridgeConfig::Mqtt(c) => &c.name,
             BridgeConfig::Http(c) => &c.name,
             BridgeConfig::Postgres(c) => &c.name,
+            BridgeConfig::Kafka(c) => &c.name,
         }
     }
 
-    /// `mqtt`, `http` or `postgres`.
+    /// `mqtt`, `http`, `postgres` or `kafka`.
     pub fn kind(&self) -> &'static str {
         match self {
             BridgeConfig::Mqtt(_) => "mqtt",
             BridgeConfig::Http(_) => "http",
             BridgeConfig::Postgres(_) => "postgres",
+            BridgeConfig::Kafka(_) => "kafka",
         }
     }
 
@@ -167,6 +186,7 @@ impl BridgeConfig {
             BridgeConfig::Mqtt(c) => c.server.clone(),
             BridgeConfig::Http(c) => c.sink.url.clone(),
             BridgeConfig::Postgres(c) => without_password(&c.sink.url),
+            BridgeConfig::Kafka(c) => c.sink.bootstrap.join(","),
         }
     }
 
@@ -176,6 +196,7 @@ impl BridgeConfig {
             BridgeConfig::Mqtt(c) => &c.forward,
             BridgeConfig::Http(c) => &c.forward,
             BridgeConfig::Postgres(c) => &c.forward,
+            BridgeConfig::Kafka(c) => &c.forward,
         }
     }
 
@@ -193,6 +214,7 @@ impl BridgeConfig {
             BridgeConfig::Mqtt(c) => c.enabled,
             BridgeConfig::Http(c) => c.enabled,
             BridgeConfig::Postgres(c) => c.enabled,
+            BridgeConfig::Kafka(c) => c.enabled,
         }
     }
 
@@ -202,6 +224,7 @@ impl BridgeConfig {
             BridgeConfig::Mqtt(c) => (c.buffer, c.overflow),
             BridgeConfig::Http(c) => (c.buffer, c.overflow),
             BridgeConfig::Postgres(c) => (c.buffer, c.overflow),
+            BridgeConfig::Kafka(c) => (c.buffer, c.overflow),
         }
     }
 
@@ -211,6 +234,7 @@ impl BridgeConfig {
             BridgeConfig::Mqtt(c) => c.validate(),
             BridgeConfig::Http(c) => c.validate(|s| crate::http::HttpSink::new(s).map(drop)),
             BridgeConfig::Postgres(c) => c.validate(|s| crate::postgres::PostgresSink::new(s).map(drop)),
+            BridgeConfig::Kafka(c) => c.validate(|s| crate::kafka::KafkaSink::new(s).map(drop)),
         }
     }
 
@@ -223,7 +247,7 @@ impl BridgeConfig {
                     m.password = Some("***".into());
                 }
             }
-            BridgeConfig::Http(_) => {}
+            BridgeConfig::Http(_) | BridgeConfig::Kafka(_) => {}
             BridgeConfig::Postgres(p) => p.sink.url = without_password(&p.sink.url),
         }
         c
@@ -562,7 +586,9 @@ mod tests {
         assert_eq!(config.http[0].sink.batch_size, 10);
         let db = BridgeConfig::Postgres(config.postgres[0].clone());
         assert_eq!(db.remote(), "postgres://ractmq:***@127.0.0.1:5432/ractmq");
-        let typo = toml::from_str::<BridgesConfig>("[[http]]\nname = \"h\"\nforward = [\"a\"]\nurl = \"http://h/\"\nbatch_sise = 1\n");
+        let typo = toml::from_str::<BridgesConfig>(
+            "[[http]]\nname = \"h\"\nforward = [\"a\"]\nurl = \"http://h/\"\nbatch_sise = 1\n",
+        );
         assert!(typo.unwrap_err().to_string().contains("batch_sise"));
         let json = serde_json::json!({"kind": "http", "name": "h", "forward": ["a/#"], "url": "http://h/${topic}"});
         assert_eq!(BridgeConfig::from_json(json).unwrap().kind(), "http");

@@ -48,7 +48,7 @@ use rskafka::client::partition::{Compression as KafkaCompression, PartitionClien
 use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::Record as KafkaRecord;
 use rskafka::BackoffConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
@@ -60,7 +60,7 @@ use crate::Record;
 const MAX_TOPIC_LEN: usize = 249;
 
 /// How a Kafka sink is set up, as written in the bridge's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Brokers to learn the cluster from, as `host:port`; one that answers is enough.
@@ -95,7 +95,7 @@ pub struct KafkaConfig {
 }
 
 /// Compression of the record batches a Kafka sink sends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// Sent as they are.

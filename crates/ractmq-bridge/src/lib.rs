@@ -11,23 +11,23 @@
 mod actor;
 mod client;
 pub mod config;
+pub mod http;
+pub mod kafka;
 mod link;
 mod local_session;
 mod mqtt_pump;
-pub mod http;
 pub mod postgres;
-pub mod kafka;
 mod record;
 mod registry;
-mod sink_pump;
 pub mod sink;
+mod sink_pump;
 mod stats;
 pub mod template;
 
 pub use config::{BridgeConfig, BridgesConfig, MqttBridgeConfig, SinkBridgeConfig};
 pub use http::{HttpConfig, HttpSink};
-pub use postgres::{PostgresConfig, PostgresSink};
 pub use kafka::{KafkaConfig, KafkaSink};
+pub use postgres::{PostgresConfig, PostgresSink};
 pub use record::Record;
 pub use registry::{queue_rules, BridgeError, BridgeInfo, Bridges};
 pub use stats::{Counters, Stats};

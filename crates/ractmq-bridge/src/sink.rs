@@ -41,6 +41,7 @@ impl std::error::Error for SinkError {}
 pub(crate) enum Sink {
     Http(crate::http::HttpSink),
     Postgres(crate::postgres::PostgresSink),
+    Kafka(crate::kafka::KafkaSink),
 }
 
 /// How a bridge uses its sink: batches up to `batch_size`, at most `max_inflight` at once, each tried
@@ -77,6 +78,17 @@ impl Sink {
                     backoff: ms(c.sink.retry_backoff_ms),
                 },
             )),
+            BridgeConfig::Kafka(c) => Ok((
+                Sink::Kafka(crate::kafka::KafkaSink::new(&c.sink)?),
+                SendPolicy {
+                    batch_size: c.sink.batch_size.max(1),
+                    // One batch at a time keeps each partition's records in the order they were published.
+                    max_inflight: 1,
+                    // The Kafka sink retries inside a send (per partition, reconnecting), `retries` times.
+                    retries: 0,
+                    backoff: ms(c.sink.retry_backoff_ms),
+                },
+            )),
             BridgeConfig::Mqtt(_) => Err("an MQTT bridge has no sink".into()),
         }
     }
@@ -86,6 +98,7 @@ impl Sink {
         match self {
             Sink::Http(s) => s.send(batch).await,
             Sink::Postgres(s) => s.send(batch).await,
+            Sink::Kafka(s) => s.send(batch).await,
         }
     }
 
@@ -93,7 +106,7 @@ impl Sink {
     pub(crate) fn batch_key(&self, record: &crate::Record) -> Option<String> {
         match self {
             Sink::Http(s) => Some(s.url_for(record)),
-            Sink::Postgres(_) => None,
+            Sink::Postgres(_) | Sink::Kafka(_) => None,
         }
     }
 }

@@ -73,6 +73,7 @@ impl SinkPump {
         let (qos, dlq_topic) = match config {
             BridgeConfig::Http(c) => (c.qos, c.dlq_topic.clone()),
             BridgeConfig::Postgres(c) => (c.qos, c.dlq_topic.clone()),
+            BridgeConfig::Kafka(c) => (c.qos, c.dlq_topic.clone()),
             BridgeConfig::Mqtt(_) => return Err("not a sink bridge".into()),
         };
         let window = (policy.batch_size * policy.max_inflight).clamp(1, u16::MAX as usize) as u16;
@@ -156,7 +157,9 @@ impl SinkPump {
                 Event::Connected { .. } => self.local.subscribe(&self.forward, self.qos),
                 Event::Subscribed(reasons) => {
                     let refused = reasons.iter().any(|&r| r >= 0x80);
-                    self.stats.connected.store(!refused, std::sync::atomic::Ordering::Relaxed);
+                    self.stats
+                        .connected
+                        .store(!refused, std::sync::atomic::Ordering::Relaxed);
                 }
                 Event::Message { publish, ack } => {
                     if publish.dup {
@@ -191,7 +194,8 @@ impl SinkPump {
             }
             self.in_flight += 1;
             Counters::add(&self.stats.sent, batch.len() as u64);
-            let (sink, policy, done, stats) = (self.sink.clone(), self.policy, self.done_tx.clone(), self.stats.clone());
+            let (sink, policy, done, stats) =
+                (self.sink.clone(), self.policy, self.done_tx.clone(), self.stats.clone());
             tokio::spawn(async move {
                 let started = Instant::now();
                 let outcome = deliver(&sink, &batch, policy, &stats).await;
@@ -226,8 +230,14 @@ impl SinkPump {
                 let topic = config::dlq_topic(&self.dlq_topic, &self.name, &p.record.topic);
                 let mut letter = Message::new(topic, p.record.payload.clone(), QoS::AtLeastOnce, false);
                 letter.properties.user_properties = p.record.user_properties.clone();
-                letter.properties.user_properties.push(("reason".into(), why.reason.clone()));
-                letter.properties.user_properties.push(("bridge".into(), self.name.clone()));
+                letter
+                    .properties
+                    .user_properties
+                    .push(("reason".into(), why.reason.clone()));
+                letter
+                    .properties
+                    .user_properties
+                    .push(("bridge".into(), self.name.clone()));
                 letter
             })
             .collect();
@@ -255,7 +265,10 @@ impl SinkPump {
 
     async fn flush(&mut self) -> Result<(), String> {
         self.local.take_output(Instant::now(), &mut self.packets);
-        self.link.send(&mut self.packets).await.map_err(|e| format!("local connection: {e}"))
+        self.link
+            .send(&mut self.packets)
+            .await
+            .map_err(|e| format!("local connection: {e}"))
     }
 }
 
@@ -281,7 +294,9 @@ async fn deliver(sink: &Sink, batch: &[Pending], policy: SendPolicy, stats: &Cou
 }
 
 fn record_of(publish: Publish) -> Record {
-    let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let timestamp_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     Record {
         topic: publish.topic,
         payload: publish.payload,
