@@ -359,19 +359,8 @@ impl Settings {
     /// Check every key and build the node's configuration; the error is one line.
     pub fn build(&self) -> Result<Built, String> {
         self.check_bounds()?;
-        let (limits, mut queue_rules) = self.protocol_limits()?;
-        for bridge in &self.bridges.mqtt {
-            bridge.validate()?;
-        }
-        let mut names = std::collections::HashSet::new();
-        if let Some(twice) = self.bridges.mqtt.iter().find(|b| !names.insert(&b.name)) {
-            return Err(format!(
-                "bridges: two bridges are named {:?}; names must be unique",
-                twice.name
-            ));
-        }
-        // Each bridge's buffer is its local session's queue: its bound and policy come first.
-        queue_rules.splice(0..0, ractmq::parts::bridge::queue_rules(&self.bridges));
+        let (limits, queue_rules) = self.protocol_limits()?;
+        self.bridges.validate()?;
         let shared_strategy = self.features.shared_strategy.parse::<SharedStrategy>().map_err(|_| {
             format!(
                 "features.shared_strategy = \"{}\": must be round-robin, random, sticky, hash-clientid or hash-topic",

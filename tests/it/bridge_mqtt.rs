@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractmq::parts::bridge::{self, Bridges, BridgesConfig, MqttBridgeConfig};
+use ractmq::parts::bridge::{Bridges, BridgesConfig, MqttBridgeConfig};
 use ractmq::Broker;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::sync::Mutex;
@@ -23,9 +23,7 @@ async fn node_with(config: MqttBridgeConfig) -> (Broker, Bridges) {
         mqtt: vec![config],
         ..BridgesConfig::default()
     };
-    let mut broker_config = test_config();
-    broker_config.queue_rules = bridge::queue_rules(&bridges);
-    let broker = start_with(broker_config).await;
+    let broker = start_with(test_config()).await;
     let running = Bridges::start(broker.view(), broker.bridges_tree().clone(), &bridges)
         .await
         .expect("bridges start");

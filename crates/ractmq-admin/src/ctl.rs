@@ -14,9 +14,11 @@ use serde_json::{json, Value};
 
 use crate::table;
 
+mod bridges;
 mod data;
 mod security;
 
+use bridges::BridgesCommand;
 use data::DataCommand;
 use security::{AclCommand, BannedCommand, UsersCommand};
 
@@ -63,6 +65,9 @@ pub(crate) enum CtlCommand {
     /// The store in the data dir.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Bridges to other brokers, HTTP services, PostgreSQL and Kafka.
+    #[command(subcommand)]
+    Bridges(BridgesCommand),
     /// The Prometheus exposition of the node.
     Metrics,
     /// Kill actors on purpose (the node must run with --api-chaos).
@@ -260,6 +265,7 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
         CtlCommand::Retained(command) => retained(&api, out, command)?,
         CtlCommand::Listeners => listeners(&api, out)?,
         CtlCommand::Data(command) => data::data(&api, out, command)?,
+        CtlCommand::Bridges(command) => bridges::bridges(&api, out, command)?,
         CtlCommand::Metrics => metrics(&api)?,
         CtlCommand::Chaos(ChaosCommand::Kill { kind, target }) => {
             let v = api.json("POST", "/chaos/kill", Some(json!({"kind": kind, "target": target})))?;

@@ -13,6 +13,7 @@
 //! | `clients.rs`, `topics.rs`, `retained.rs` | clients (list, show, kick), subscriptions and routes, retained messages |
 //! | `node.rs` | status, nodes and cluster, stats, listeners, publish over HTTP |
 //! | `data.rs` | the store in the data dir: what it holds, how its commits go |
+//! | `bridges.rs` | bridges: list, show, create, delete, start, stop, restart, dead letters and their replay |
 //! | `chaos.rs`, `trace.rs` | killing actors on purpose; one client's packets as they pass |
 //! | `prometheus.rs` | the `/metrics` exposition |
 //! | `openapi.rs` | the OpenAPI document of all of the above |
@@ -20,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+pub(crate) mod bridges;
 pub(crate) mod chaos;
 pub(crate) mod clients;
 pub(crate) mod config;

@@ -14,6 +14,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use ractmq_bridge::BridgeInfo;
 use ractmq_broker::ROUTE_BUCKETS_NS;
 use ractmq_broker::{BrokerView, Metrics, StoreStats};
 use ractmq_cluster::ClusterStats;
@@ -403,6 +404,9 @@ impl Collector for BrokerCollector {
                 MetricType::Gauge,
             )?)?;
         }
+        if let Some(bridges) = &self.0.bridges {
+            encode_bridges(&mut e, &bridges.list())?;
+        }
         if let Some(cluster) = &self.0.cluster {
             for c in CLUSTER_COUNTERS {
                 encode_scalar(&mut e, c.name, c.help, Kind::Counter, (c.read)(cluster.stats()))?;
@@ -427,6 +431,113 @@ impl Collector for BrokerCollector {
         }
         Ok(())
     }
+}
+
+/// One bridge metric: name, help, kind, and how to read it from a bridge.
+type BridgeMetric = (&'static str, &'static str, Kind, fn(&BridgeInfo) -> u64);
+
+/// Per-bridge metrics, labelled `bridge` and `kind`.
+const BRIDGE_METRICS: &[BridgeMetric] = &[
+    (
+        "ractmq_bridge_connected",
+        "1 if the bridge's messages flow (remote connected, subscriptions in place)",
+        Kind::Gauge,
+        |b| u64::from(b.stats.connected),
+    ),
+    (
+        "ractmq_bridge_running",
+        "1 if the bridge's actor runs",
+        Kind::Gauge,
+        |b| u64::from(b.status == "running"),
+    ),
+    (
+        "ractmq_bridge_queued",
+        "Messages in the bridge's buffer",
+        Kind::Gauge,
+        |b| b.queued as u64,
+    ),
+    (
+        "ractmq_bridge_sent",
+        "Messages handed to the remote",
+        Kind::Counter,
+        |b| b.stats.sent,
+    ),
+    (
+        "ractmq_bridge_acked",
+        "Messages the remote acknowledged",
+        Kind::Counter,
+        |b| b.stats.acked,
+    ),
+    (
+        "ractmq_bridge_failed",
+        "Messages refused by the remote or failed past their retries",
+        Kind::Counter,
+        |b| b.stats.failed,
+    ),
+    ("ractmq_bridge_retried", "Sends tried again", Kind::Counter, |b| {
+        b.stats.retried
+    }),
+    (
+        "ractmq_bridge_dropped",
+        "Messages the bridge dropped while its remote was down",
+        Kind::Counter,
+        |b| b.stats.dropped,
+    ),
+    (
+        "ractmq_bridge_dead_lettered",
+        "Messages published to the dead-letter topic",
+        Kind::Counter,
+        |b| b.stats.dead_lettered,
+    ),
+    (
+        "ractmq_bridge_duplicates",
+        "Messages received again after a restart of the bridge (possibly sent twice)",
+        Kind::Counter,
+        |b| b.stats.duplicates,
+    ),
+    (
+        "ractmq_bridge_received",
+        "Messages brought in from the remote",
+        Kind::Counter,
+        |b| b.stats.received,
+    ),
+    (
+        "ractmq_bridge_restarts",
+        "Restarts of the bridge's actor",
+        Kind::Counter,
+        |b| b.stats.restarts,
+    ),
+];
+
+fn encode_bridges(e: &mut DescriptorEncoder, bridges: &[BridgeInfo]) -> std::fmt::Result {
+    if bridges.is_empty() {
+        return Ok(());
+    }
+    for (name, help, kind, read) in BRIDGE_METRICS {
+        let metric_type = match kind {
+            Kind::Counter => MetricType::Counter,
+            Kind::Gauge => MetricType::Gauge,
+        };
+        let mut family = e.encode_descriptor(name, help, None, metric_type)?;
+        for b in bridges {
+            let labels = [("bridge", b.name.as_str()), ("kind", b.kind)];
+            match kind {
+                Kind::Counter => ConstCounter::new(read(b)).encode(family.encode_family(&labels)?)?,
+                Kind::Gauge => ConstGauge::new(read(b) as i64).encode(family.encode_family(&labels)?)?,
+            }
+        }
+    }
+    let mut family = e.encode_descriptor(
+        "ractmq_bridge_latency_seconds",
+        "Smoothed time from taking a message to the remote's acknowledgement",
+        None,
+        MetricType::Gauge,
+    )?;
+    for b in bridges {
+        let labels = [("bridge", b.name.as_str()), ("kind", b.kind)];
+        ConstGauge::new(b.stats.latency_ms / 1000.0).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// The whole exposition, as Prometheus text.

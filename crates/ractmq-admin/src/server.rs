@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::config::ApiConfig;
 use crate::error::error;
 use crate::state::AppState;
-use crate::{chaos, clients, data, health, node, openapi, prometheus, retained, security, topics, trace};
+use crate::{bridges, chaos, clients, data, health, node, openapi, prometheus, retained, security, topics, trace};
 
 /// A running API.
 pub struct ApiServer {
@@ -85,6 +85,11 @@ pub fn routes(state: AppState) -> Router {
         .route("/retained", get(retained::list))
         .route("/retained/*topic", get(retained::show).delete(retained::remove))
         .route("/chaos/kill", post(chaos::kill))
+        .route("/bridges", get(bridges::list).post(bridges::create))
+        .route("/bridges/:name", get(bridges::show).delete(bridges::delete))
+        .route("/bridges/:name/dlq", get(bridges::dead_letters))
+        .route("/bridges/:name/dlq/replay", post(bridges::replay))
+        .route("/bridges/:name/:action", post(bridges::act))
         .route("/users", get(security::users).post(security::add_user))
         .route(
             "/users/:name",

@@ -218,6 +218,16 @@ impl BridgeConfig {
         }
     }
 
+    /// Set whether it starts with the node.
+    pub fn set_enabled(&mut self, enabled: bool) {
+        match self {
+            BridgeConfig::Mqtt(c) => c.enabled = enabled,
+            BridgeConfig::Http(c) => c.enabled = enabled,
+            BridgeConfig::Postgres(c) => c.enabled = enabled,
+            BridgeConfig::Kafka(c) => c.enabled = enabled,
+        }
+    }
+
     /// Its buffer's bound and policy.
     pub fn buffer(&self) -> (usize, Overflow) {
         match self {

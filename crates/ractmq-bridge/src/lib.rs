@@ -11,6 +11,7 @@
 mod actor;
 mod client;
 pub mod config;
+mod dead_letters;
 pub mod http;
 pub mod kafka;
 mod link;
@@ -25,9 +26,10 @@ mod stats;
 pub mod template;
 
 pub use config::{BridgeConfig, BridgesConfig, MqttBridgeConfig, SinkBridgeConfig};
+pub use dead_letters::DeadLetter;
 pub use http::{HttpConfig, HttpSink};
 pub use kafka::{KafkaConfig, KafkaSink};
 pub use postgres::{PostgresConfig, PostgresSink};
 pub use record::Record;
-pub use registry::{queue_rules, BridgeError, BridgeInfo, Bridges};
+pub use registry::{BridgeError, BridgeInfo, Bridges};
 pub use stats::{Counters, Stats};

@@ -35,7 +35,8 @@ const QOS0_HOLD: usize = 1024;
 
 /// What an outgoing message to the remote carries: the local acknowledgement it waits for, and since when.
 struct ToRemote {
-    ack: InboundAck,
+    /// `None` for a dead letter sent again: nothing to acknowledge.
+    ack: Option<InboundAck>,
     since: Instant,
 }
 
@@ -53,8 +54,8 @@ pub(crate) struct Pump {
     config: Arc<MqttBridgeConfig>,
     view: BrokerView,
     /// Dead letters published, with the local message each replaces, to acknowledge once it is done.
-    dead_letters_done: mpsc::UnboundedReceiver<InboundAck>,
-    dead_letters_tx: mpsc::UnboundedSender<InboundAck>,
+    dead_letters_done: mpsc::UnboundedReceiver<Option<InboundAck>>,
+    dead_letters_tx: mpsc::UnboundedSender<Option<InboundAck>>,
     /// QoS 2 messages dead-lettered and acknowledged: their PUBREL from the local broker is answered here.
     dead_qos2: HashSet<u16>,
     stats: Arc<Counters>,
@@ -173,11 +174,14 @@ impl Pump {
                 _ = sleep_until(deadline) => self.on_timers()?,
                 Some(original) = self.dead_letters_done.recv() => {
                     Counters::add(&self.stats.dead_lettered, 1);
-                    if original.qos == QoS::ExactlyOnce {
-                        self.dead_qos2.insert(original.pkid);
+                    if let Some(original) = original {
+                        if original.qos == QoS::ExactlyOnce {
+                            self.dead_qos2.insert(original.pkid);
+                        }
+                        self.local.ack(original);
                     }
-                    self.local.ack(original);
                 }
+                _ = self.stats.letters.replay_ready.notified() => self.replay(),
                 // Stop asked for, or the actor gone.
                 _ = control.recv() => return self.stop().await,
             }
@@ -309,7 +313,9 @@ impl Pump {
                 Event::Acked(sent) => {
                     Counters::add(&self.stats.acked, 1);
                     self.stats.observe_latency(sent.since.elapsed().as_micros() as u64);
-                    self.local.ack(sent.ack);
+                    if let Some(ack) = sent.ack {
+                        self.local.ack(ack);
+                    }
                 }
                 Event::Refused(sent, code, publish) => self.dead_letter(sent.ack, code, publish),
                 Event::Released(pkid) => self.local.release(pkid),
@@ -350,7 +356,13 @@ impl Pump {
         match ack {
             Some(ack) => {
                 Counters::add(&self.stats.sent, 1);
-                self.remote.publish(publish, Some(ToRemote { ack, since: now }));
+                self.remote.publish(
+                    publish,
+                    Some(ToRemote {
+                        ack: Some(ack),
+                        since: now,
+                    }),
+                );
             }
             None if self.remote.is_connected() => {
                 Counters::add(&self.stats.sent, 1);
@@ -364,7 +376,7 @@ impl Pump {
     /// The remote refused a message for good: publish it on the dead-letter topic, with the reason, and
     /// acknowledge the original once that is done (its publishers were acknowledged long ago; now its copy
     /// in the dead-letter topic's subscribers' queues replaces it).
-    fn dead_letter(&mut self, original: InboundAck, code: u8, publish: Publish) {
+    fn dead_letter(&mut self, original: Option<InboundAck>, code: u8, publish: Publish) {
         Counters::add(&self.stats.failed, 1);
         let reason = format!(
             "remote refused: {} (0x{code:02x})",
@@ -376,6 +388,10 @@ impl Pump {
             .topic
             .strip_prefix(self.config.remote_prefix.as_str())
             .unwrap_or(&publish.topic);
+        let properties = publish.properties.user_properties.clone();
+        self.stats
+            .letters
+            .record(topic, publish.payload.clone(), &reason, properties);
         let topic = config::dlq_topic(&self.config.dlq_topic, &self.config.name, topic);
         let mut letter = Message::new(topic, publish.payload, QoS::AtLeastOnce, false);
         letter.properties = publish.properties;
@@ -389,6 +405,29 @@ impl Pump {
             view.publish(letter).await;
             let _ = done.send(original);
         });
+    }
+
+    /// Dead letters an operator asked to replay: sent again as new messages (QoS 1), acknowledged to nobody.
+    fn replay(&mut self) {
+        for letter in self.stats.letters.take_replays() {
+            let publish = Publish {
+                topic: format!("{}{}", self.config.remote_prefix, letter.topic).into(),
+                qos: QoS::AtLeastOnce,
+                payload: letter.bytes,
+                properties: ractmq_codec::PublishProperties {
+                    user_properties: letter.user_properties,
+                    ..Default::default()
+                },
+                ..Publish::default()
+            };
+            Counters::add(&self.stats.retried, 1);
+            Counters::add(&self.stats.sent, 1);
+            let tag = ToRemote {
+                ack: None,
+                since: Instant::now(),
+            };
+            self.remote.publish(publish, Some(tag));
+        }
     }
 
     /// `connected` in the counters means messages flow both ways: the remote is connected and both sides have

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use ractmq_broker::{BrokerView, ChildSpec, Tree};
-use ractmq_protocol::queue_rules::{Pattern, QueueRule};
 use ractmq_protocol::OverflowPolicy;
 use ractor::Actor;
 use serde::Serialize;
@@ -31,6 +30,8 @@ struct Inner {
 
 struct Entry {
     config: Arc<BridgeConfig>,
+    /// Created at run time (REST, ctl): kept in the node's store, not in the configuration file.
+    at_run_time: bool,
     stats: Arc<Counters>,
 }
 
@@ -55,6 +56,9 @@ pub struct BridgeInfo {
     #[serde(flatten)]
     pub stats: Stats,
 }
+
+/// The store space of bridges created at run time: their configuration as JSON, by name.
+const SPACE: &str = "bridges";
 
 /// Why an operation on a bridge failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,17 +85,8 @@ impl std::fmt::Display for BridgeError {
 
 impl std::error::Error for BridgeError {}
 
-/// The queue rules that make each bridge's local session its buffer: its bound and overflow policy. The
-/// node's configuration puts them first, before it starts.
-pub fn queue_rules(config: &BridgesConfig) -> Vec<QueueRule> {
-    config
-        .mqtt
-        .iter()
-        .filter_map(|b| queue_rule(&b.name, b.buffer, b.overflow))
-        .collect()
-}
-
-fn queue_rule(name: &str, buffer: usize, overflow: Overflow) -> Option<QueueRule> {
+/// A bridge's buffer is its local session's queue: its bound and overflow policy.
+fn set_buffer(view: &BrokerView, name: &str, buffer: usize, overflow: Overflow) {
     let (policy, stall) = match overflow {
         Overflow::DropOldest => (OverflowPolicy::DropOldest, None),
         Overflow::DropNewest => (OverflowPolicy::DropNewest, None),
@@ -101,13 +96,7 @@ fn queue_rule(name: &str, buffer: usize, overflow: Overflow) -> Option<QueueRule
             Some(std::time::Duration::from_secs(u32::MAX.into())),
         ),
     };
-    Some(QueueRule {
-        client_id: Some(Pattern::new(&config::local_client_id(name)).ok()?),
-        max_len: Some(buffer),
-        overflow: Some(policy),
-        stall_timeout: stall,
-        ..QueueRule::default()
-    })
+    view.set_in_process_queue(&config::local_client_id(name), buffer, policy, stall);
 }
 
 impl Bridges {
@@ -119,7 +108,24 @@ impl Bridges {
             entries: Mutex::new(BTreeMap::new()),
         }));
         for bridge in config.all() {
-            bridges.create(bridge).await.map_err(|e| e.to_string())?;
+            bridges.add(bridge, false).await.map_err(|e| e.to_string())?;
+        }
+        // Bridges created at run time before a restart, as the store kept them.
+        for (name, json) in bridges.0.view.stored_state(SPACE) {
+            let config = serde_json::from_slice(&json)
+                .map_err(|e| e.to_string())
+                .and_then(BridgeConfig::from_json);
+            match config {
+                Ok(c) if bridges.0.entries.lock().contains_key(c.name()) => tracing::warn!(
+                    bridge = %name,
+                    "a bridge created at run time has the name of one in the configuration file; the file's is used"
+                ),
+                Ok(c) => bridges
+                    .add(c, true)
+                    .await
+                    .map_err(|e| format!("bridge {name} (kept from run time): {e}"))?,
+                Err(e) => return Err(format!("bridge {name} kept from run time cannot be read: {e}")),
+            }
         }
         Ok(bridges)
     }
@@ -137,9 +143,11 @@ impl Bridges {
             let entry = entries.get(name)?;
             (entry.config.clone(), entry.stats.snapshot())
         };
-        let queued = (self.0.view)
-            .client(&config::local_client_id(name))
-            .map_or(0, |c| c.queued);
+        let session = self.0.view.client(&config::local_client_id(name));
+        let queued = session.as_ref().map_or(0, |c| c.queued);
+        let mut stats = stats;
+        // What the buffer's overflow policy dropped, beside what the bridge itself dropped.
+        stats.dropped += session.map_or(0, |c| c.dropped);
         Some(BridgeInfo {
             name: config.name().to_string(),
             kind: config.kind(),
@@ -161,9 +169,15 @@ impl Bridges {
         self.0.entries.lock().get(name).map(|e| (*e.config).clone())
     }
 
-    /// Add a bridge and start it, unless its configuration says `enabled = false`.
+    /// Add a bridge and start it, unless its configuration says `enabled = false`. It is kept in the node's
+    /// store, so that a restart brings it back.
     pub async fn create(&self, config: BridgeConfig) -> Result<(), BridgeError> {
+        self.add(config, true).await
+    }
+
+    async fn add(&self, config: BridgeConfig, at_run_time: bool) -> Result<(), BridgeError> {
         config.validate().map_err(BridgeError::Invalid)?;
+        let (buffer, overflow) = config.buffer();
         let name = config.name().to_string();
         let enabled = config.enabled();
         {
@@ -174,18 +188,45 @@ impl Bridges {
             entries.insert(
                 name.clone(),
                 Entry {
-                    config: Arc::new(config),
+                    config: Arc::new(config.clone()),
+                    at_run_time,
                     stats: Arc::default(),
                 },
             );
         }
+        set_buffer(&self.0.view, &name, buffer, overflow);
         if enabled {
             if let Err(e) = self.start_bridge(&name).await {
                 self.0.entries.lock().remove(&name);
                 return Err(e);
             }
         }
+        if at_run_time {
+            self.keep(&config).await?;
+        }
         Ok(())
+    }
+
+    /// Write a run-time bridge's configuration to the store (a stop or start changes `enabled`).
+    async fn keep(&self, config: &BridgeConfig) -> Result<(), BridgeError> {
+        let json = serde_json::to_vec(config).map_err(|e| BridgeError::Invalid(e.to_string()))?;
+        (self.0.view.keep_state(SPACE, config.name(), Some(json)).await)
+            .map_err(|e| BridgeError::Unavailable(format!("bridge {}: not kept in the store: {e}", config.name())))
+    }
+
+    /// A run-time bridge's `enabled`, as a stop or start left it, kept for the next restart.
+    async fn keep_enabled(&self, name: &str, enabled: bool) -> Result<(), BridgeError> {
+        let changed = {
+            let mut entries = self.0.entries.lock();
+            let Some(entry) = entries.get_mut(name).filter(|e| e.at_run_time) else {
+                return Ok(());
+            };
+            let mut config = (*entry.config).clone();
+            config.set_enabled(enabled);
+            entry.config = Arc::new(config.clone());
+            config
+        };
+        self.keep(&changed).await
     }
 
     /// Start a stopped bridge (a running one is left as it is).
@@ -212,8 +253,8 @@ impl Bridges {
             .tree
             .start_child(spec)
             .await
-            .map(|_| ())
-            .map_err(|e| BridgeError::Unavailable(format!("bridge {name}: {e}")))
+            .map_err(|e| BridgeError::Unavailable(format!("bridge {name}: {e}")))?;
+        self.keep_enabled(name, true).await
     }
 
     /// Stop a bridge: it disconnects from both sides; its buffer stays and keeps filling (by its policy).
@@ -234,10 +275,29 @@ impl Bridges {
     /// Stop a bridge and forget it, with its buffer.
     pub async fn delete(&self, name: &str) -> Result<(), BridgeError> {
         self.stop_bridge(name).await?;
-        self.0.entries.lock().remove(name);
+        let removed = self.0.entries.lock().remove(name);
+        if removed.is_some_and(|e| e.at_run_time) {
+            (self.0.view.keep_state(SPACE, name, None).await)
+                .map_err(|e| BridgeError::Unavailable(format!("bridge {name}: deleted, but the store kept it: {e}")))?;
+        }
         crate::local_session::forget(&self.0.view, name)
             .await
             .map_err(|e| BridgeError::Unavailable(format!("bridge {name}: deleted, but its buffer was not: {e}")))
+    }
+
+    /// A bridge's recent dead letters, oldest first.
+    pub fn dead_letters(&self, name: &str) -> Result<Vec<crate::DeadLetter>, BridgeError> {
+        let entries = self.0.entries.lock();
+        let entry = entries.get(name).ok_or_else(|| BridgeError::NotFound(name.into()))?;
+        Ok(entry.stats.letters.list())
+    }
+
+    /// Hand dead letters (`ids`, or all of them) back to the bridge to send again; how many. A stopped bridge
+    /// sends them when it starts.
+    pub fn replay(&self, name: &str, ids: Option<&[u64]>) -> Result<usize, BridgeError> {
+        let entries = self.0.entries.lock();
+        let entry = entries.get(name).ok_or_else(|| BridgeError::NotFound(name.into()))?;
+        Ok(entry.stats.letters.replay(ids))
     }
 
     /// Kill a bridge's actor, as a crash would (chaos tests): its supervisor restarts it.

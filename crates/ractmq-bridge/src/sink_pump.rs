@@ -134,6 +134,22 @@ impl SinkPump {
                     Counters::add(&self.stats.dead_lettered, batch.len() as u64);
                     self.finish(batch);
                 }
+                _ = self.stats.letters.replay_ready.notified() => {
+                    for letter in self.stats.letters.take_replays() {
+                        Counters::add(&self.stats.retried, 1);
+                        let seq = self.next_seq;
+                        self.next_seq += 1;
+                        let record = Record {
+                            topic: letter.topic.into(),
+                            payload: letter.bytes,
+                            qos: QoS::AtLeastOnce,
+                            retain: false,
+                            user_properties: letter.user_properties,
+                            timestamp_ms: now_ms(),
+                        };
+                        self.waiting.push_back(Pending { record, ack: None, seq });
+                    }
+                }
                 _ = control.recv() => {
                     self.packets.push(self.local.disconnect_packet());
                     let _ = self.flush().await;
@@ -225,6 +241,10 @@ impl SinkPump {
 
     /// Publish the batch on the dead-letter topic with the reason; the messages are acknowledged once it is.
     fn dead_letter(&self, batch: Vec<Pending>, why: SinkError) {
+        for p in &batch {
+            let r = &p.record;
+            (self.stats.letters).record(&r.topic, r.payload.clone(), &why.reason, r.user_properties.clone());
+        }
         let letters: Vec<Message> = (batch.iter())
             .map(|p| {
                 let topic = config::dlq_topic(&self.dlq_topic, &self.name, &p.record.topic);
@@ -293,10 +313,14 @@ async fn deliver(sink: &Sink, batch: &[Pending], policy: SendPolicy, stats: &Cou
     }
 }
 
-fn record_of(publish: Publish) -> Record {
-    let timestamp_ms = SystemTime::now()
+fn now_ms() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn record_of(publish: Publish) -> Record {
+    let timestamp_ms = now_ms();
     Record {
         topic: publish.topic,
         payload: publish.payload,

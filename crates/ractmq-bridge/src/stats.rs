@@ -1,5 +1,5 @@
 //! A bridge's counters: written by its pump without locks, read by ctl, REST and Prometheus. They live in the
-//! registry, not in the actor, so a restart keeps counting where it was.
+//! registry, not in the actor, so a restart keeps counting where it was (its log of dead letters with them).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
@@ -22,6 +22,8 @@ pub struct Counters {
     /// Smoothed time from taking a message to the remote's acknowledgement, in microseconds.
     pub(crate) latency_us: AtomicU64,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Its recent dead letters, and replays asked for.
+    pub letters: crate::dead_letters::DeadLetters,
 }
 
 /// A bridge's counters at one moment, as ctl, REST and Prometheus show them.

@@ -32,7 +32,6 @@ async fn node_with(bridge: BridgeConfig) -> (Broker, Bridges) {
     let broker = Broker::start(BrokerConfig {
         mqtt_listen: "127.0.0.1:0".parse().unwrap(),
         sys_interval: Duration::ZERO,
-        queue_rules: ractmq_bridge::queue_rules(&config),
         ..BrokerConfig::default()
     })
     .await

@@ -144,6 +144,10 @@ pub(crate) fn restore(kernel: &Arc<Kernel>, recovered: Recovered) {
             .security
             .restore_bans(disk, recovered.space(crate::security::BANS));
     }
+    *kernel.stored_state.lock() = (recovered.operator.iter())
+        .filter(|(space, _, _)| space != crate::security::BANS)
+        .cloned()
+        .collect();
     {
         let mut store = kernel.router.retained.write();
         for message in recovered.retained {

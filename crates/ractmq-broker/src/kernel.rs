@@ -81,6 +81,11 @@ pub struct Kernel {
     pub(crate) disk: Option<Store>,
     /// What the store held at start, until the broker restores it (before any actor starts).
     recovered: Mutex<Option<Recovered>>,
+    /// Operator state read back from the store at start, by space, for the parts of the node outside the
+    /// broker that keep state there (bridges created at run time): (space, key, value).
+    pub(crate) stored_state: Mutex<Vec<(String, String, Vec<u8>)>>,
+    /// Queue policies of in-process clients, by client id, set by their owners (a bridge's buffer).
+    pub(crate) in_process_queues: Mutex<std::collections::HashMap<String, ractmq_protocol::QueuePolicy>>,
 }
 
 /// One [`LogLimit`] per kind of line a flood would repeat.
@@ -155,6 +160,8 @@ impl Kernel {
             down: tokio::sync::watch::Sender::new(None),
             disk,
             recovered: Mutex::new(recovered),
+            stored_state: Mutex::default(),
+            in_process_queues: Mutex::default(),
         });
         if let Some(disk) = &kernel.disk {
             // A store that cannot commit can promise nothing: the node stops, as when its root gives up.

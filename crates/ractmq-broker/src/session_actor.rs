@@ -178,9 +178,11 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         username: connect.username.clone(),
         connected_at: std::time::SystemTime::now(),
     });
-    let policy = kernel
-        .config
-        .queue_policy(listener, &shared.client_id, connect.username.as_deref());
+    let set_for_it = (listener == crate::listener::IN_PROCESS)
+        .then(|| kernel.in_process_queues.lock().get(&*shared.client_id).cloned())
+        .flatten();
+    let policy = set_for_it
+        .unwrap_or_else(|| (kernel.config).queue_policy(listener, &shared.client_id, connect.username.as_deref()));
     shared.set_online(Some(policy), &kernel.limits, &kernel.metrics);
     let online = Online {
         channel,

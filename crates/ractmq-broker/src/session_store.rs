@@ -117,6 +117,8 @@ pub struct SessionShared {
     persistent: AtomicBool,
     /// Brought back from the store at start, not yet recovered by an actor.
     restored: AtomicBool,
+    /// Messages this session's queue dropped by its overflow policy, for operators (a bridge's buffer).
+    pub dropped: std::sync::atomic::AtomicU64,
 }
 
 /// Where a delivery went.
@@ -185,6 +187,7 @@ impl SessionShared {
             disk,
             persistent: AtomicBool::new(false),
             restored: AtomicBool::new(false),
+            dropped: Default::default(),
         })
     }
 
@@ -394,6 +397,7 @@ impl SessionShared {
             None => {
                 let (dropped, _) = mb.queue.enforce(limits.offline_queue());
                 Metrics::add(&metrics.dropped_offline_queue_full, dropped);
+                Metrics::add(&self.dropped, dropped);
                 self.forget_dropped(&mut mb);
             }
         }
@@ -439,6 +443,7 @@ impl SessionShared {
         for delivery in handover.queued {
             if !matches!(mailbox.queue.push(delivery), PushOutcome::Queued | PushOutcome::Full) {
                 Metrics::add(&metrics.dropped_offline_queue_full, 1);
+                Metrics::add(&self.dropped, 1);
             }
         }
     }
@@ -554,6 +559,7 @@ impl SessionShared {
                 &metrics.dropped_offline_queue_full
             };
             Metrics::add(counter, dropped);
+            Metrics::add(&self.dropped, dropped);
         }
         if must_disconnect {
             self.send(SessionMsg::QueueOverflow);

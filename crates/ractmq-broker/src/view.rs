@@ -85,6 +85,8 @@ pub struct ClientInfo {
     pub expiry_interval: u32,
     /// Whether the session actor is asleep (its state kept in the store, see supervision.md).
     pub hibernating: bool,
+    /// Messages its queue dropped by its overflow policy since the node started.
+    pub dropped: u64,
 }
 
 fn protocol_name(p: Protocol) -> &'static str {
@@ -121,6 +123,7 @@ fn client_info(session: &SessionShared) -> ClientInfo {
         inflight,
         expiry_interval,
         hibernating: session.is_hibernating(),
+        dropped: session.dropped.load(std::sync::atomic::Ordering::Relaxed),
     }
 }
 
@@ -144,6 +147,52 @@ pub struct SubscriptionInfo {
 impl BrokerView {
     pub(crate) fn new(kernel: Arc<Kernel>) -> BrokerView {
         BrokerView { kernel }
+    }
+
+    /// What the node's store held in `space` when the node started, as (key, value): state that parts of the
+    /// node outside the broker keep with [`BrokerView::keep_state`]. Empty without a store.
+    pub fn stored_state(&self, space: &str) -> Vec<(String, Vec<u8>)> {
+        (self.kernel.stored_state.lock().iter())
+            .filter(|(s, _, _)| s == space)
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Keep `value` under `key` in `space` of the node's store (or forget the key, with `None`); returns once
+    /// it is committed. Nothing happens without a store (`--durability memory`). `space` must not be one the
+    /// broker uses itself (`bans`).
+    pub async fn keep_state(&self, space: &'static str, key: &str, value: Option<Vec<u8>>) -> Result<(), String> {
+        let Some(disk) = &self.kernel.disk else {
+            return Ok(());
+        };
+        let key = key.to_string();
+        let ticket = match value {
+            Some(value) => disk.submit(ractmq_store::Op::Put { space, key, value }),
+            None => disk.submit(ractmq_store::Op::Delete { space, key }),
+        };
+        disk.committed(ticket).await.map_err(|e| e.to_string())
+    }
+
+    /// The queue of the in-process client `client_id` holds `max_len` messages (the node's byte bound applies
+    /// too) and then applies `overflow`; `stall_timeout` replaces the node's when given. Applies from the
+    /// client's next connection.
+    pub fn set_in_process_queue(
+        &self,
+        client_id: &str,
+        max_len: usize,
+        overflow: ractmq_protocol::OverflowPolicy,
+        stall_timeout: Option<Duration>,
+    ) {
+        let mut policy = self.kernel.config.limits.online_queue();
+        policy.max_len = max_len;
+        policy.overflow = overflow;
+        if let Some(stall) = stall_timeout {
+            policy.stall_timeout = stall;
+        }
+        self.kernel
+            .in_process_queues
+            .lock()
+            .insert(client_id.to_string(), policy);
     }
 
     /// An MQTT connection to this node inside the process: the caller is the client at the other end of the
