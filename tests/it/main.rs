@@ -11,6 +11,7 @@ mod abuse;
 mod admin_api;
 mod bad_input;
 mod bridge_mqtt;
+mod bridge_ops;
 mod chaos;
 mod cli;
 mod cluster_membership;

@@ -87,9 +87,12 @@ impl std::error::Error for BridgeError {}
 
 /// A bridge's buffer is its local session's queue: its bound and overflow policy.
 fn set_buffer(view: &BrokerView, name: &str, buffer: usize, overflow: Overflow) {
+    // A full buffer drops at once: its bridge not reading is the remote being down, not a client slow for a
+    // moment that publishers should wait for.
+    let now = Some(std::time::Duration::ZERO);
     let (policy, stall) = match overflow {
-        Overflow::DropOldest => (OverflowPolicy::DropOldest, None),
-        Overflow::DropNewest => (OverflowPolicy::DropNewest, None),
+        Overflow::DropOldest => (OverflowPolicy::DropOldest, now),
+        Overflow::DropNewest => (OverflowPolicy::DropNewest, now),
         // Publishers wait for as long as the bridge's remote takes: the session never counts as stalled.
         Overflow::Block => (
             OverflowPolicy::DropNewest,

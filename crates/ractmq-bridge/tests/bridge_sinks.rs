@@ -95,6 +95,8 @@ async fn publish(addr: SocketAddr, topic: &str, range: std::ops::Range<u32>, qos
 struct Hook {
     taken: Arc<Mutex<HashMap<String, usize>>>,
     requests: Arc<Mutex<u64>>,
+    /// Take `bad` paths too (they are refused until this is set).
+    mended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn hook(State(h): State<Hook>, uri: Uri, body: Bytes) -> StatusCode {
@@ -103,7 +105,7 @@ async fn hook(State(h): State<Hook>, uri: Uri, body: Bytes) -> StatusCode {
         *r += 1;
         *r
     };
-    if uri.path().contains("bad") {
+    if uri.path().contains("bad") && !h.mended.load(std::sync::atomic::Ordering::Relaxed) {
         return StatusCode::BAD_REQUEST;
     }
     if n % 3 == 0 {
@@ -218,7 +220,16 @@ async fn killed_under_load(qos: QoS) {
         assert!(bridges.kill("hook"));
     }
     publishing.await.unwrap();
-    eventually("the service took all", || server.tally(N).0 == 0).await;
+    let state = || format!("{:?} missing; {:?}", server.tally(N), bridges.get("hook"));
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while server.tally(N).0 != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the service did not take all: {}",
+            state()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     eventually("every message left the buffer", || {
         bridges.get("hook").unwrap().queued == 0
     })
@@ -321,4 +332,37 @@ async fn kafka_gets_every_message_in_order() {
     assert!(records
         .iter()
         .all(|r| r.record.key.as_deref() == Some(&b"sensors/a"[..])));
+}
+
+/// Dead letters are listed, and replayed once the service takes them: each then arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed() {
+    let (server, addr) = Hook::start().await;
+    let mut config = http_config(addr);
+    config.batch_size = 1;
+    let (broker, bridges) = node_with(BridgeConfig::Http(bridge("hook", "#", 1, config))).await;
+    publish(broker.mqtt_addr(), "bad/a", 0..3, QoS::AtLeastOnce).await;
+    eventually("three dead letters", || {
+        bridges.dead_letters("hook").unwrap().len() == 3
+    })
+    .await;
+    let letters = bridges.dead_letters("hook").unwrap();
+    let mut payloads: Vec<_> = letters.iter().map(|l| l.payload.clone().unwrap()).collect();
+    payloads.sort();
+    assert_eq!(
+        payloads,
+        ["0", "1", "2"],
+        "in the order they failed, which concurrent sends decide"
+    );
+    assert!(
+        letters.iter().all(|l| l.topic == "bad/a" && l.reason.contains("400")),
+        "{letters:?}"
+    );
+    server.mended.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(bridges.replay("hook", Some(&[letters[1].id])).unwrap(), 1);
+    eventually("the replayed one arrived", || server.tally(3) == (2, 0)).await;
+    assert_eq!(bridges.replay("hook", None).unwrap(), 2);
+    eventually("all arrived", || server.tally(3) == (0, 0)).await;
+    assert!(bridges.dead_letters("hook").unwrap().is_empty());
+    assert_eq!(bridges.get("hook").unwrap().stats.dead_lettered, 3);
 }

@@ -181,6 +181,9 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
     let set_for_it = (listener == crate::listener::IN_PROCESS)
         .then(|| kernel.in_process_queues.lock().get(&*shared.client_id).cloned())
         .flatten();
+    if let Some(policy) = set_for_it {
+        shared.set_offline_policy(policy);
+    }
     let policy = set_for_it
         .unwrap_or_else(|| (kernel.config).queue_policy(listener, &shared.client_id, connect.username.as_deref()));
     shared.set_online(Some(policy), &kernel.limits, &kernel.metrics);

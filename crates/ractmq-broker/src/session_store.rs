@@ -34,6 +34,8 @@ pub struct Mailbox {
     pub queue: BoundedQueue<Delivery>,
     /// The bounds of this client's queue while it is connected (node-wide, or from a per-client rule).
     online_policy: QueuePolicy,
+    /// The bounds while it is not, when its owner set them (a bridge's buffer); else the node's offline ones.
+    offline_policy: Option<QueuePolicy>,
     /// A push found the queue full: publishers may be waiting on [`SessionShared::room`].
     held: bool,
     /// Moves whenever the actor hands queued messages to the client (see [`Backlog::progress`]).
@@ -170,6 +172,7 @@ impl SessionShared {
             mailbox: Mutex::new(Mailbox {
                 queue: BoundedQueue::new(limits.offline_queue(), QueueMode::Policy),
                 online_policy: limits.online_queue(),
+                offline_policy: None,
                 held: false,
                 progress: 0,
                 wake_pending: false,
@@ -201,9 +204,22 @@ impl SessionShared {
         self.restored.swap(false, Ordering::Relaxed)
     }
 
-    /// Queue the copies read back from the store, in order, within the offline bounds.
+    /// The bounds of this session's queue while no connection is attached, instead of the node's offline ones.
+    pub fn set_offline_policy(&self, policy: QueuePolicy) {
+        self.lock_mailbox().offline_policy = Some(policy);
+    }
+
+    /// Queue the copies read back from the store, in order, within the offline bounds. The node's own sessions
+    /// (client ids starting with `$`: bridges' buffers) keep everything: their owners set their bounds once
+    /// they connect again.
     pub fn restore_queue(&self, deliveries: impl IntoIterator<Item = Delivery>) {
         let mut mb = self.lock_mailbox();
+        if self.client_id.starts_with('$') {
+            let mut unbounded = mb.online_policy;
+            unbounded.max_len = usize::MAX;
+            unbounded.max_bytes = usize::MAX;
+            mb.queue.set_policy(unbounded, QueueMode::Policy);
+        }
         for delivery in deliveries {
             mb.queue.push(delivery);
         }
@@ -395,7 +411,8 @@ impl SessionShared {
                 mb.queue.set_policy(policy, QueueMode::Hold);
             }
             None => {
-                let (dropped, _) = mb.queue.enforce(limits.offline_queue());
+                let offline = mb.offline_policy.unwrap_or_else(|| limits.offline_queue());
+                let (dropped, _) = mb.queue.enforce(offline);
                 Metrics::add(&metrics.dropped_offline_queue_full, dropped);
                 Metrics::add(&self.dropped, dropped);
                 self.forget_dropped(&mut mb);
@@ -723,6 +740,7 @@ impl Backlog for SessionShared {
         drop(mb);
         Metrics::add(&self.metrics.subscribers_stalled, 1);
         Metrics::add(&self.metrics.dropped_queue_full, dropped);
+        Metrics::add(&self.dropped, dropped);
         tracing::info!(client = %self.client_id, policy = %policy.overflow, dropped, "subscriber stalled: it took nothing from its full queue for the stall timeout");
         if disconnect {
             self.send(SessionMsg::QueueOverflow);

@@ -1,0 +1,170 @@
+//! Operating bridges on a running node (a real `ractmq` process): `ractmq ctl bridges` and the REST API, the
+//! chaos kill, Prometheus, bridges created at run time across a restart, and a bridge's buffer policy.
+
+use std::time::Duration;
+
+use rumqttc::QoS;
+use serde_json::{json, Value};
+
+use crate::common::load::numbered;
+use crate::common::mosquitto::Mosquitto;
+use crate::common::process::{ctl, Process};
+use crate::common::{eventually, Client};
+
+fn config_file(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("ractmq.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn json_of(api: std::net::SocketAddr, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, out, err) = ctl(api, &all);
+    assert_eq!(code, 0, "ractmq ctl {args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("ractmq ctl {args:?} printed no JSON ({e}): {out}"))
+}
+
+fn bridge<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .and_then(|a| a.iter().find(|b| b["name"] == name))
+        .unwrap_or_else(|| panic!("no bridge {name} in {list}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_lists_the_configured_bridge_and_chaos_kills_it() {
+    let remote = Mosquitto::start("");
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(
+        &dir,
+        &format!(
+            "[[bridges.mqtt]]\nname = \"cloud\"\nserver = \"{}\"\nforward = [\"sensors/#\"]\nsubscribe = [\"commands/#\"]\n",
+            remote.addr
+        ),
+    );
+    let node = Process::start(&["-c", &file, "--api-chaos"]);
+    let connected = || bridge(&json_of(node.api, &["bridges", "list"]), "cloud")["connected"] == json!(true);
+    eventually("the bridge connects", connected).await;
+    let list = json_of(node.api, &["bridges", "list"]);
+    let cloud = bridge(&list, "cloud");
+    assert_eq!(cloud["kind"], "mqtt");
+    assert_eq!(cloud["remote"], remote.addr.to_string());
+    assert_eq!(cloud["status"], "running");
+    assert_eq!(cloud["forward"], json!(["sensors/#"]));
+    assert_eq!(cloud["subscribe"], json!(["commands/#"]));
+
+    let (code, out, err) = ctl(node.api, &["chaos", "kill", "bridge", "cloud"]);
+    assert_eq!((code, out.trim()), (0, "killed bridge cloud"), "{err}");
+    eventually("the supervisor restarted it and it connected again", || {
+        let list = json_of(node.api, &["bridges", "list"]);
+        let cloud = bridge(&list, "cloud");
+        cloud["restarts"] == json!(1) && cloud["connected"] == json!(true)
+    })
+    .await;
+    let (code, _, err) = ctl(node.api, &["chaos", "kill", "bridge", "nonesuch"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no bridge 'nonesuch'"), "{err}");
+
+    // Messages flow after the restart.
+    let mut far = Client::connect(remote.addr, "far").await;
+    far.subscribe("sensors/#", QoS::AtLeastOnce).await;
+    let near = Client::connect(node.mqtt, "near").await;
+    near.publish("sensors/1", QoS::AtLeastOnce, false, "after").await;
+    assert_eq!(&far.expect_publish().await.payload[..], b"after");
+
+    let metrics = ureq::get(&node.url("/metrics")).call().unwrap().into_string().unwrap();
+    for line in [
+        "ractmq_bridge_connected{bridge=\"cloud\",kind=\"mqtt\"} 1",
+        "ractmq_bridge_restarts_total{bridge=\"cloud\",kind=\"mqtt\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
+}
+
+/// A bridge created with ctl is kept in the node's store: a restart on the same data dir brings it back,
+/// and `delete` forgets it for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_created_at_run_time_survives_a_restart_until_deleted() {
+    let remote = Mosquitto::start("");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let spec = dir.path().join("edge.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "kind = \"mqtt\"\nname = \"edge\"\nserver = \"{}\"\nforward = [\"up/#\"]\n",
+            remote.addr
+        ),
+    )
+    .unwrap();
+    let mut node = Process::start(&["--data-dir", data]);
+    let (code, out, err) = ctl(node.api, &["bridges", "create", "--file", spec.to_str().unwrap()]);
+    assert_eq!((code, out.trim()), (0, "created bridge edge"), "{err}");
+    let (code, _, err) = ctl(node.api, &["bridges", "create", "--file", spec.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("409") && err.contains("exists already"), "{err}");
+    node.signal(libc::SIGTERM);
+    assert_eq!(node.wait(Duration::from_secs(10)), Some(0));
+
+    let node = Process::start(&["--data-dir", data]);
+    let connected = || bridge(&json_of(node.api, &["bridges", "list"]), "edge")["connected"] == json!(true);
+    eventually("the run-time bridge came back and connected", connected).await;
+    let mut far = Client::connect(remote.addr, "far").await;
+    far.subscribe("up/#", QoS::AtLeastOnce).await;
+    let near = Client::connect(node.mqtt, "near").await;
+    near.publish("up/1", QoS::AtLeastOnce, false, "x").await;
+    assert_eq!(far.expect_publish().await.topic, "up/1");
+
+    let (code, out, err) = ctl(node.api, &["bridges", "delete", "edge"]);
+    assert_eq!((code, out.trim()), (0, "deleted bridge edge"), "{err}");
+    let mut node = node;
+    node.signal(libc::SIGTERM);
+    assert_eq!(node.wait(Duration::from_secs(10)), Some(0));
+    let node = Process::start(&["--data-dir", data]);
+    assert_eq!(json_of(node.api, &["bridges", "list"]), json!([]), "deleted for good");
+}
+
+/// A bridge's buffer holds `buffer` messages beyond those in flight while the remote is down; drop-oldest
+/// keeps the newest, and each drop is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_drops_the_oldest_and_counts_them() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(
+        &dir,
+        &format!(
+            "[[bridges.mqtt]]\nname = \"cloud\"\nserver = \"127.0.0.1:{port}\"\nforward = [\"sensors/#\"]\n\
+             max_inflight = 2\nbuffer = 5\noverflow = \"drop-oldest\"\nreconnect_max_ms = 200\n"
+        ),
+    );
+    let node = Process::start(&["-c", &file]);
+    // The remote is down: 2 messages go in flight to the bridge, 5 wait in its buffer, 13 are dropped.
+    let mut publisher = Client::connect(node.mqtt, "near").await;
+    for n in 0..20 {
+        publisher
+            .publish("sensors/1", QoS::AtLeastOnce, false, numbered(0, n, 8))
+            .await;
+    }
+    for _ in 0..20 {
+        publisher
+            .expect("PUBACK", |p| matches!(p, rumqttc::Packet::PubAck(_)).then_some(()))
+            .await;
+    }
+    let list = json_of(node.api, &["bridges", "list"]);
+    assert_eq!(bridge(&list, "cloud")["dropped"], json!(13), "{list}");
+    let remote = Mosquitto::start_on(port, "");
+    let mut far = Client::connect(remote.addr, "far").await;
+    far.subscribe("sensors/#", QoS::AtLeastOnce).await;
+    let mut got = Vec::new();
+    for _ in 0..7 {
+        let p = far.expect_publish().await;
+        got.push(u32::from_be_bytes(p.payload[1..5].try_into().unwrap()));
+    }
+    got.sort();
+    assert_eq!(got, [0, 1, 15, 16, 17, 18, 19], "the two in flight and the newest five");
+}
