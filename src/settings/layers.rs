@@ -91,6 +91,12 @@ fn set(table: &mut Table, section: &str, key: &str, values: &[String], source: &
                 _ => return Err(format!("{source} = \"{text}\": {section}.{key} takes true or false")),
             })
         }
+        Value::Array(_) if section == "bridges" => {
+            return Err(format!(
+                "{source}: bridges are set in the configuration file ([[bridges.{key}]]) or at run time with \
+                 ractmq ctl bridges create, not here"
+            ))
+        }
         Value::Array(_) if (section, key) == ("limits", "queue_rules") => {
             // One rule per flag, written on one line (`client_id=sensor-*,queue_overflow=disconnect`); one value may
             // hold several separated by `;`, which is how the environment gives more than one.

@@ -413,6 +413,27 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         Some("sys_interval"),
         "Seconds between $SYS publications (0 disables them).",
     ),
+    (
+        "bridges.mqtt",
+        None,
+        "Bridges to other MQTT brokers: `[[bridges.mqtt]]` tables (docs/bridges.md). In the file only; at run \
+         time, `ractmq ctl bridges create`.",
+    ),
+    (
+        "bridges.http",
+        None,
+        "HTTP webhooks: `[[bridges.http]]` tables (docs/bridges.md). In the file only.",
+    ),
+    (
+        "bridges.postgres",
+        None,
+        "PostgreSQL sinks: `[[bridges.postgres]]` tables (docs/bridges.md). In the file only.",
+    ),
+    (
+        "bridges.kafka",
+        None,
+        "Kafka producers: `[[bridges.kafka]]` tables (docs/bridges.md). In the file only.",
+    ),
 ];
 
 /// (flag id, key) for every key a flag overrides.

@@ -218,6 +218,23 @@ def embedding(r: Run, block: list[str]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def bridging(r: Run, block: list[str]) -> None:
+    remote, start, publish, receive, listing = block
+    (toml,) = [b for b in re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S) if "[[bridges.mqtt]]" in b]
+    ports = re.sub(r"\b(1883|1884)\b", lambda m: str(r.port(m.group(1))), toml)
+    (r.tmp / "bridges.toml").write_text(ports)
+    r.wait_listening("1884", r.background(remote))
+    r.wait_listening("1883", r.background(start))
+    done = r.run(publish)
+    assert done.returncode == 0, done.stderr
+    received = r.run(receive, timeout=60)
+    assert received.returncode == 0 and received.stdout.strip() == "21.5", received.stdout + received.stderr
+    listed = r.run(listing)
+    assert listed.returncode == 0, listed.stderr
+    row = [line.split() for line in listed.stdout.splitlines() if line.startswith("cloud ")]
+    assert row and row[0][:5] == ["cloud", "mqtt", f"127.0.0.1:{r.port('1884')}", "running", "true"], listed.stdout
+
+
 RUNNERS = {
     "cargo run --release -- start": quick_start_node,
     "scripts/test-all.sh": ci_runs_the_test_command,
@@ -228,6 +245,7 @@ RUNNERS = {
     "cargo run --example embedded": embedding,
     "mosquitto_passwd -c -b passwd": securing_a_node,
     "ractmq start --data-dir state": keeping_state,
+    "mosquitto -p 1884 &": bridging,
 }
 
 
