@@ -58,6 +58,10 @@ impl Counter {
     async fn start(addr: SocketAddr, id: &str, filter: &str, qos: QoS) -> Counter {
         let mut o = options(addr, id);
         o.set_clean_session(false);
+        Counter::start_with(o, filter, qos).await
+    }
+
+    async fn start_with(o: rumqttc::MqttOptions, filter: &str, qos: QoS) -> Counter {
         let (client, mut events) = AsyncClient::new(o, 1000);
         client.subscribe(filter, qos).await.unwrap();
         let seen: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
@@ -93,6 +97,14 @@ impl Counter {
             .await
             .expect("the counter subscribed");
         Counter { seen, changed, task }
+    }
+
+    /// A counter at a broker that asks for a password (user `edge`), subscribed to `sensors/#` at QoS 1.
+    async fn start_as_edge(addr: SocketAddr) -> Counter {
+        let mut o = options(addr, "remote-sub");
+        o.set_clean_session(false);
+        o.set_credentials("edge", "s3cret");
+        Counter::start_with(o, "sensors/#", QoS::AtLeastOnce).await
     }
 
     fn distinct(&self) -> usize {
@@ -478,4 +490,74 @@ async fn what_a_bridge_buffered_survives_a_kill_of_the_node() {
     let _node = Process::start(&args);
     counter.until_distinct(N as usize).await;
     assert_eq!(counter.tally(N), (0, 0, 0), "each buffered message exactly once");
+}
+
+/// TLS to the remote, with a user name and password: a wrong password is the bridge's last error and it
+/// keeps trying; the right one carries messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_a_password() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let ca_file = write("ca.pem", ca.pem());
+    let (cert_file, key_file) = (
+        write("server.pem", cert.pem()),
+        write("server.key", key.serialize_pem()),
+    );
+    let passwd = dir.path().join("passwd");
+    let made = std::process::Command::new("mosquitto_passwd")
+        .args(["-c", "-b", passwd.to_str().unwrap(), "edge", "s3cret"])
+        .status()
+        .expect("mosquitto_passwd runs");
+    assert!(made.success());
+    // A plain listener (the helper's, for the test's subscriber) and a TLS one for the bridge; both ask for a
+    // password.
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let remote = Mosquitto::start(&format!(
+        "allow_anonymous false\npassword_file {}\nlistener {tls_port} 127.0.0.1\ncafile {ca_file}\ncertfile {cert_file}\nkeyfile {key_file}",
+        passwd.display()
+    ));
+    let tls_addr: SocketAddr = ([127, 0, 0, 1], tls_port).into();
+    let mut config = cloud(tls_addr, &["sensors/#"], &[]);
+    config.tls = Some(ractmq::parts::bridge::config::TlsConfig {
+        ca_file: ca_file.clone(),
+        server_name: Some("localhost".into()),
+        ..Default::default()
+    });
+    config.username = Some("edge".into());
+    config.password = Some("wrong".into());
+    let (broker, bridges) = node_with(config.clone()).await;
+    eventually("the refusal is the bridge's last error", || {
+        let b = bridges.get("cloud").unwrap();
+        !b.stats.connected && b.stats.last_error.is_some_and(|e| e.contains("connection refused"))
+    })
+    .await;
+    bridges.delete("cloud").await.unwrap();
+    config.password = Some("s3cret".into());
+    bridges
+        .create(ractmq::parts::bridge::BridgeConfig::Mqtt(config))
+        .await
+        .unwrap();
+    until_connected(&bridges).await;
+    let counter = Counter::start_as_edge(remote.addr).await;
+    publish_numbered(broker.mqtt_addr(), "local-pub", "sensors/a", 0..100, QoS::AtLeastOnce).await;
+    counter.until_distinct(100).await;
+    assert_eq!(counter.tally(100), (0, 0, 0));
 }
