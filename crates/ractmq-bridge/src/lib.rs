@@ -22,6 +22,7 @@ mod record;
 mod registry;
 pub mod sink;
 mod sink_pump;
+mod sinks;
 mod stats;
 pub mod template;
 

@@ -20,7 +20,8 @@ use crate::client::{Client, ClientOptions, Event, InboundAck};
 use crate::config::{self, BridgeConfig};
 use crate::link::Link;
 use crate::mqtt_pump::Control;
-use crate::sink::{SendPolicy, Sink, SinkError};
+use crate::sink::SinkError;
+use crate::sinks::{SendPolicy, Sink};
 use crate::stats::Counters;
 use crate::Record;
 
