@@ -184,7 +184,7 @@ impl HttpSink {
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("HTTP client: {}", error_chain(&e)))?;
+            .map_err(|e| format!("HTTP client: {}", crate::sink::error_chain(&e)))?;
         Ok(HttpSink {
             inner: Arc::new(Inner {
                 url,
@@ -296,7 +296,7 @@ impl HttpSink {
         }
         // `what` has the URL (without its password): the error need not repeat it.
         let error = error.without_url();
-        let reason = format!("{what}: {}", error_chain(&error));
+        let reason = format!("{what}: {}", crate::sink::error_chain(&error));
         if error.is_builder() {
             SinkError::fatal(reason)
         } else {
@@ -359,19 +359,4 @@ fn parse_url(text: &str) -> Result<Url, String> {
         "http" | "https" => Ok(url),
         other => Err(format!("scheme {other:?} is not http or https")),
     }
-}
-
-/// An error and its causes on one line (reqwest's own message says little: "error sending request").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

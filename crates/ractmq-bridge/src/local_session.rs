@@ -1,5 +1,6 @@
-//! Ending a deleted bridge's local session, with the messages buffered in it: one in-process connection with
-//! clean start and no session expiry, which the broker ends like any client's.
+//! A bridge's session on the local broker, `$bridge/NAME`: the client a pump connects with (persistent, never
+//! expiring: it is the bridge's buffer), and ending it with the messages buffered in it when the bridge is
+//! deleted (one in-process connection with clean start and no expiry, which the broker ends like any client's).
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,20 @@ use ractmq_codec::Protocol;
 use crate::client::{Client, ClientOptions, Event};
 use crate::config;
 use crate::link::Link;
+
+/// The client a bridge's pump is on the local broker, taking at most `window` QoS 1/2 messages at once.
+pub(crate) fn client<T>(bridge: &str, window: u16) -> Client<T> {
+    Client::new(ClientOptions {
+        client_id: config::local_client_id(bridge),
+        protocol: Protocol::V5,
+        clean_start: false,
+        session_expiry: u32::MAX,
+        keep_alive: 0,
+        username: None,
+        password: None,
+        receive_maximum: window,
+    })
+}
 
 /// End the local session of `bridge`.
 pub(crate) async fn forget(view: &BrokerView, bridge: &str) -> Result<(), String> {

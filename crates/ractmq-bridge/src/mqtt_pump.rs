@@ -86,16 +86,7 @@ impl Pump {
         } else {
             Protocol::V5
         };
-        let local = Client::new(ClientOptions {
-            client_id: config::local_client_id(&config.name),
-            protocol: Protocol::V5,
-            clean_start: false,
-            session_expiry: u32::MAX,
-            keep_alive: 0,
-            username: None,
-            password: None,
-            receive_maximum: config.max_inflight,
-        });
+        let local = crate::local_session::client(&config.name, config.max_inflight);
         let remote = Client::new(ClientOptions {
             client_id: config.remote_client_id(),
             protocol: remote_protocol,

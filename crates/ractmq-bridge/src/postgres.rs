@@ -222,7 +222,7 @@ impl PostgresSink {
 /// again); anything else (a lost connection, a server shutting down, a serialization failure) may.
 fn classify(doing: &str, error: &tokio_postgres::Error) -> SinkError {
     let Some(db) = error.as_db_error() else {
-        return SinkError::retry(one_line(&format!("{doing}: {}", error_chain(error))));
+        return SinkError::retry(one_line(&format!("{doing}: {}", crate::sink::error_chain(error))));
     };
     let code = db.code().code();
     let mut reason = format!("{doing}: {} {code}: {}", db.severity(), db.message());
@@ -239,20 +239,6 @@ fn classify(doing: &str, error: &tokio_postgres::Error) -> SinkError {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The template `sql` with `$1`, `$2`, ... in place of its placeholders, and the field of each.

@@ -35,3 +35,19 @@ impl std::fmt::Display for SinkError {
 }
 
 impl std::error::Error for SinkError {}
+
+/// An error and its causes on one line (a client library's own message often says little: "error sending
+/// request").
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

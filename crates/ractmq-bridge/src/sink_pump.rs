@@ -16,7 +16,7 @@ use ractmq_codec::{Packet, Protocol, Publish, QoS};
 use ractmq_protocol::Message;
 use tokio::sync::mpsc;
 
-use crate::client::{Client, ClientOptions, Event, InboundAck};
+use crate::client::{Client, Event, InboundAck};
 use crate::config::{self, BridgeConfig};
 use crate::link::Link;
 use crate::mqtt_pump::Control;
@@ -78,16 +78,7 @@ impl SinkPump {
             BridgeConfig::Mqtt(_) => return Err("not a sink bridge".into()),
         };
         let window = (policy.batch_size * policy.max_inflight).clamp(1, u16::MAX as usize) as u16;
-        let local = Client::new(ClientOptions {
-            client_id: config::local_client_id(config.name()),
-            protocol: Protocol::V5,
-            clean_start: false,
-            session_expiry: u32::MAX,
-            keep_alive: 0,
-            username: None,
-            password: None,
-            receive_maximum: window,
-        });
+        let local = crate::local_session::client(config.name(), window);
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (letters_tx, letters_rx) = mpsc::unbounded_channel();
         Ok(SinkPump {
