@@ -167,6 +167,10 @@ struct StartArgs {
     /// then drops its largest queues (0: off).
     #[arg(long, default_value_t = 80)]
     memory_high_watermark_pct: u8,
+    /// Publish every message a subscriber's full queue drops on $dlq/$queue/{client id}/{topic} (QoS 1, user
+    /// property reason).
+    #[arg(long)]
+    dead_letter_dropped: bool,
     /// Seconds between $SYS publications (0 disables them).
     #[arg(long, default_value_t = 10)]
     sys_interval: u64,

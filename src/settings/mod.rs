@@ -81,6 +81,7 @@ pub struct Limits {
     pub client_messages_per_s: u32,
     pub client_bytes_per_s: u32,
     pub memory_high_watermark_pct: u8,
+    pub dead_letter_dropped: bool,
     /// Last: a list of tables is written after the section's plain keys.
     pub queue_rules: Vec<QueueRule>,
 }
@@ -231,6 +232,7 @@ impl Default for Settings {
                 client_messages_per_s: 0,
                 client_bytes_per_s: 0,
                 memory_high_watermark_pct: 80,
+                dead_letter_dropped: false,
                 queue_rules: Vec::new(),
             },
             features: Features {
@@ -396,6 +398,7 @@ impl Settings {
             },
             sys_interval: Duration::from_secs(self.sys.interval_s),
             hibernate_after: Duration::from_millis(self.session.hibernate_after_ms),
+            dead_letter_dropped: self.limits.dead_letter_dropped,
             shared_strategy,
             security: self.security()?,
             durability: self.durability()?,

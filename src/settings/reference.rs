@@ -171,6 +171,11 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         "Resident memory, as a percentage of the machine's, above which the node refuses new connections and then drops its largest queues (0: off).",
     ),
     (
+        "limits.dead_letter_dropped",
+        Some("dead_letter_dropped"),
+        "Publish every message a subscriber's full queue drops on $dlq/$queue/{client id}/{topic} (QoS 1, user property reason).",
+    ),
+    (
         "limits.client_bytes_per_s",
         Some("client_bytes_per_s"),
         "Bytes per second read from one client (0: no limit); a faster client is read more slowly, nothing is dropped.",

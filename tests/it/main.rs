@@ -25,6 +25,7 @@ mod connack;
 mod ctl;
 mod ctl_security;
 mod data;
+mod dead_letters;
 mod durability;
 mod flow_control;
 mod health;

@@ -109,6 +109,9 @@ impl Broker {
     /// ```
     pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
         let kernel = Kernel::new(config).map_err(StartError)?;
+        if kernel.config.dead_letter_dropped {
+            crate::dead_letters::start(&kernel);
+        }
         // Sessions and retained messages from the data dir are in place before any actor or listener starts.
         if let Some(recovered) = kernel.take_recovered() {
             crate::durable::restore(&kernel, recovered);

@@ -65,6 +65,9 @@ pub struct BrokerConfig {
     /// A connected session idle this long hibernates: its actor stops and its connection waits without one
     /// (zero: never).
     pub hibernate_after: Duration,
+    /// Publish every message a subscriber's queue drops (its overflow policy, a stall) on
+    /// `$dlq/$queue/{client id}/{topic}`, QoS 1, with user property `reason` (off by default).
+    pub dead_letter_dropped: bool,
     /// Who may connect and what they may do: authentication sources, the ACL file, bans, flapping and
     /// failed-login throttling (see `security.rs`).
     pub security: SecurityConfig,
@@ -132,6 +135,7 @@ impl Default for BrokerConfig {
             root_restarts: RestartPolicy::new(5, 30),
             shared_strategy: SharedStrategy::RoundRobin,
             hibernate_after: Duration::from_secs(1),
+            dead_letter_dropped: false,
             security: SecurityConfig::default(),
             users: HashMap::new(),
             authenticators: Authenticators::default(),

@@ -13,6 +13,7 @@ pub(crate) mod cert_identity;
 pub(crate) mod cluster_hook;
 pub(crate) mod config;
 pub(crate) mod connection;
+pub(crate) mod dead_letters;
 pub(crate) mod durable;
 pub(crate) mod enhanced_auth;
 pub(crate) mod fence;

@@ -121,7 +121,13 @@ pub struct SessionShared {
     restored: AtomicBool,
     /// Messages this session's queue dropped by its overflow policy, for operators (a bridge's buffer).
     pub dropped: std::sync::atomic::AtomicU64,
+    /// Where what the overflow policy drops goes, when the node dead-letters dropped messages.
+    dead_letters: std::sync::OnceLock<DeadLetters>,
 }
+
+/// The node's queue of messages its subscribers' full queues dropped, to publish on `$dlq/$queue/...`
+/// (`BrokerConfig::dead_letter_dropped`): (client id, message).
+pub type DeadLetters = tokio::sync::mpsc::Sender<(Arc<str>, Arc<Message>)>;
 
 /// Where a delivery went.
 pub enum Pushed {
@@ -191,6 +197,7 @@ impl SessionShared {
             persistent: AtomicBool::new(false),
             restored: AtomicBool::new(false),
             dropped: Default::default(),
+            dead_letters: std::sync::OnceLock::new(),
         })
     }
 
@@ -270,11 +277,25 @@ impl SessionShared {
 
     /// What the queue's overflow policy dropped since last asked, forgotten by the store too.
     fn forget_dropped(&self, mb: &mut Mailbox) {
-        if self.disk.is_some() {
+        if self.disk.is_some() || self.dead_letters.get().is_some() {
             let dropped = mb.queue.take_dropped();
+            if let Some(letters) = self.dead_letters.get() {
+                // Not a dead letter again (a full dead-letter reader would feed itself); when the queue of
+                // letters is full, the letter is lost, as the drop it reports was.
+                for d in dropped.iter().filter(|d| !d.message.topic.starts_with("$dlq/")) {
+                    let _ = letters.try_send((self.client_id.clone(), d.message.clone()));
+                }
+            }
             if !dropped.is_empty() {
                 self.forget_copies(dropped);
             }
+        }
+    }
+
+    /// What this session's queue drops goes to `letters` from now on.
+    pub fn dead_letter_drops(&self, letters: DeadLetters) {
+        if self.dead_letters.set(letters).is_ok() {
+            self.lock_mailbox().queue.keep_dropped();
         }
     }
 
@@ -753,6 +774,7 @@ impl Backlog for SessionShared {
 #[derive(Default)]
 pub struct SessionStore {
     sessions: Mutex<HashMap<Arc<str>, Arc<SessionShared>>>,
+    dead_letters: std::sync::OnceLock<DeadLetters>,
 }
 
 impl SessionStore {
@@ -761,7 +783,15 @@ impl SessionStore {
     }
 
     pub fn insert(&self, session: Arc<SessionShared>) {
+        if let Some(letters) = self.dead_letters.get() {
+            session.dead_letter_drops(letters.clone());
+        }
         self.sessions.lock().insert(session.client_id.clone(), session);
+    }
+
+    /// Every session stored from now on dead-letters what its queue drops.
+    pub fn dead_letter_drops(&self, letters: DeadLetters) {
+        let _ = self.dead_letters.set(letters);
     }
 
     /// Remove `session` if it is still the one stored under its id.
