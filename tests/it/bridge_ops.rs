@@ -168,3 +168,52 @@ async fn a_full_buffer_drops_the_oldest_and_counts_them() {
     got.sort();
     assert_eq!(got, [0, 1, 15, 16, 17, 18, 19], "the two in flight and the newest five");
 }
+
+/// `overflow = "block"`: past its buffer, the bridge holds the publishers of its topics instead of dropping;
+/// once the remote is back, every message arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_buffer_drops_nothing() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(
+        &dir,
+        &format!(
+            "[[bridges.mqtt]]\nname = \"cloud\"\nserver = \"127.0.0.1:{port}\"\nforward = [\"sensors/#\"]\n\
+             max_inflight = 2\nbuffer = 5\noverflow = \"block\"\nreconnect_max_ms = 200\n"
+        ),
+    );
+    let node = Process::start(&["-c", &file]);
+    let mut publisher = Client::connect(node.mqtt, "near").await;
+    for n in 0..20 {
+        publisher
+            .publish("sensors/1", QoS::AtLeastOnce, false, numbered(0, n, 8))
+            .await;
+    }
+    // The buffer filled (2 in flight, 5 queued, and what the node took before it held the publisher): the rest
+    // waits in the publisher, whose socket the node stops reading.
+    eventually("the buffer filled", || {
+        bridge(&json_of(node.api, &["bridges", "list"]), "cloud")["queued"].as_u64() >= Some(7)
+    })
+    .await;
+    let list = json_of(node.api, &["bridges", "list"]);
+    assert_eq!(bridge(&list, "cloud")["dropped"], json!(0), "{list}");
+    let remote = Mosquitto::start_on(port, "");
+    let mut far = Client::connect(remote.addr, "far").await;
+    far.subscribe("sensors/#", QoS::AtLeastOnce).await;
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        let p = far.expect_publish().await;
+        got.push(u32::from_be_bytes(p.payload[1..5].try_into().unwrap()));
+    }
+    got.sort();
+    assert_eq!(got, (0..20).collect::<Vec<_>>(), "each once");
+    for _ in 0..20 {
+        publisher
+            .expect("PUBACK", |p| matches!(p, rumqttc::Packet::PubAck(_)).then_some(()))
+            .await;
+    }
+}
