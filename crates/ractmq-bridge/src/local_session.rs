@@ -25,6 +25,45 @@ pub(crate) fn client<T>(bridge: &str, window: u16) -> Client<T> {
     })
 }
 
+/// What the local broker's answer to a bridge's session means.
+pub(crate) enum LocalEnd {
+    /// The node is stopping (its drain disconnected the session, or it refuses new ones): the pump ends
+    /// normally, not into a restart the node would refuse again.
+    NodeStopping,
+    /// Anything else: the pump fails, and its actor is restarted.
+    Failed(String),
+}
+
+impl From<crate::client::ClientError> for LocalEnd {
+    fn from(e: crate::client::ClientError) -> LocalEnd {
+        use crate::client::ClientError;
+        use ractmq_codec::reason::{SERVER_SHUTTING_DOWN, SERVER_UNAVAILABLE};
+        match e {
+            ClientError::Disconnected(SERVER_SHUTTING_DOWN) | ClientError::Refused(SERVER_UNAVAILABLE) => {
+                LocalEnd::NodeStopping
+            }
+            other => LocalEnd::Failed(format!("local broker: {other}")),
+        }
+    }
+}
+
+impl From<String> for LocalEnd {
+    fn from(e: String) -> LocalEnd {
+        LocalEnd::Failed(e)
+    }
+}
+
+/// The end of a pump from what its local session said: `Ok` when the node is stopping.
+pub(crate) fn pump_end(bridge: &str, end: LocalEnd) -> Result<(), String> {
+    match end {
+        LocalEnd::NodeStopping => {
+            tracing::info!(bridge, "bridge stopped: the node is stopping");
+            Ok(())
+        }
+        LocalEnd::Failed(why) => Err(why),
+    }
+}
+
 /// End the local session of `bridge`.
 pub(crate) async fn forget(view: &BrokerView, bridge: &str) -> Result<(), String> {
     let mut client = Client::<()>::new(ClientOptions {

@@ -21,9 +21,10 @@ use ractmq_codec::{Packet, Protocol, Publish, QoS};
 use ractmq_protocol::Message;
 use tokio::sync::mpsc;
 
-use crate::client::{Client, ClientError, ClientOptions, Event, InboundAck};
+use crate::client::{Client, ClientOptions, Event, InboundAck};
 use crate::config::{self, MqttBridgeConfig};
 use crate::link::{self, BoxRead, BoxWrite, Link};
+use crate::local_session::{self, LocalEnd};
 use crate::stats::Counters;
 
 /// Bytes of the in-process pipe to the local broker, each way.
@@ -142,7 +143,9 @@ impl Pump {
                     if !read.map_err(|e| format!("local connection: {e}"))? {
                         return Err("the local broker closed the bridge's connection".into());
                     }
-                    self.on_local_bytes()?;
+                    if let Err(end) = self.on_local_bytes() {
+                        return local_session::pump_end(&self.config.name, end);
+                    }
                 }
                 read = read_remote(&mut self.remote_link) => {
                     match read {
@@ -239,12 +242,10 @@ impl Pump {
         self.backoff = (self.backoff * 2).min(Duration::from_millis(self.config.reconnect_max_ms));
     }
 
-    fn on_local_bytes(&mut self) -> Result<(), String> {
+    fn on_local_bytes(&mut self) -> Result<(), LocalEnd> {
         let now = Instant::now();
         while let Some(packet) = self.local_link.next_packet()? {
-            self.local
-                .handle(packet, now, &mut self.events_local)
-                .map_err(|e: ClientError| format!("local broker: {e}"))?;
+            self.local.handle(packet, now, &mut self.events_local)?;
         }
         let events = std::mem::take(&mut self.events_local);
         for event in events {

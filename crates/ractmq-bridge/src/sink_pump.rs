@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::client::{Client, Event, InboundAck};
 use crate::config::{self, BridgeConfig};
 use crate::link::Link;
+use crate::local_session::{self, LocalEnd};
 use crate::mqtt_pump::Control;
 use crate::sink::SinkError;
 use crate::sinks::{SendPolicy, Sink};
@@ -119,7 +120,9 @@ impl SinkPump {
                     if !read.map_err(|e| format!("local connection: {e}"))? {
                         return Err("the local broker closed the bridge's connection".into());
                     }
-                    self.on_local()?;
+                    if let Err(end) = self.on_local() {
+                        return local_session::pump_end(&self.name, end);
+                    }
                 }
                 Some((batch, outcome, took)) = self.done_rx.recv() => self.on_done(batch, outcome, took),
                 Some(batch) = self.letters_rx.recv() => {
@@ -153,12 +156,10 @@ impl SinkPump {
         }
     }
 
-    fn on_local(&mut self) -> Result<(), String> {
+    fn on_local(&mut self) -> Result<(), LocalEnd> {
         let now = Instant::now();
         while let Some(packet) = self.link.next_packet()? {
-            (self.local)
-                .handle(packet, now, &mut self.events)
-                .map_err(|e| format!("local broker: {e}"))?;
+            self.local.handle(packet, now, &mut self.events)?;
         }
         for event in std::mem::take(&mut self.events) {
             match event {
