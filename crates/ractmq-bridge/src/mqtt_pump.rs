@@ -147,7 +147,9 @@ impl Pump {
                         return local_session::pump_end(&self.config.name, end);
                     }
                 }
-                read = read_remote(&mut self.remote_link) => {
+                // A remote that sends faster than the node takes waits (TCP), whatever its protocol level lets
+                // it keep in flight: what the bridge holds towards the node stays bounded.
+                read = read_remote(&mut self.remote_link), if self.local.in_flight() < usize::from(self.config.max_inflight) * 2 => {
                     match read {
                         Ok(true) => {
                             if let Err(why) = self.on_remote_bytes() {
