@@ -21,6 +21,11 @@
 # persistent subscribers (clean session 0) and run three peers only: ractmq on its defaults (durable: each
 # PUBACK waits for the commit of the copies), ractmq-mem (ractmq --durability memory) and mosquitto-persist
 # (Mosquitto with persistence true); report.py gives durable/memory and durable/mosquitto-persist.
+# The bridge-* scenarios measure an MQTT egress bridge: a downstream ("remote") Mosquitto on its defaults on its
+# own port, the broker under test (ractmq or Mosquitto) on its defaults plus only a bridge forwarding bench/#
+# to that remote, the publishers on the broker under test and the subscriber on the remote; report.py gives
+# ractmq's bridge / Mosquitto's bridge. idle-bridge-fanin-q1 (ractmq only) runs fanin-q1 with a connected bridge
+# whose filter (elsewhere/#) matches none of the load, and report.py sets it beside ractmq's plain fanin-q1.
 #
 # Every broker runs on its defaults: what it is given is only what it needs to run at all on the bench port.
 #   ractmq     target/release/ractmq start --listen 127.0.0.1:PORT --no-api --sys-interval 0 --data-dir DIR
@@ -45,6 +50,14 @@
 #              default of 10010 refuses the 19,900 clients of a full run. next_connection_delay_ms stays at its
 #              default 1 (about 1,000 connects/s at most). The load generator sends keepalive 600 to every
 #              broker: rumqttd refuses 0.
+#   bridges    (bridge-* and idle-bridge-* scenarios) the remote: Mosquitto with "listener PORT_REMOTE 127.0.0.1"
+#              and "allow_anonymous true" only. ractmq: the same flags as above plus -c FILE, FILE holding only
+#              [[bridges.mqtt]] name = "cloud", server = "127.0.0.1:PORT_REMOTE", forward = ["bench/#"] and
+#              qos = 0 or 1 (the scenario's); idle-bridge: forward = ["elsewhere/#"], qos = 1. mosquitto: its two
+#              lines plus only "connection cloud", "address 127.0.0.1:PORT_REMOTE", "topic bench/# out 0|1".
+#              The load starts once a probe published to the broker under test (mosquitto_pub, bench/probe or
+#              elsewhere/probe) has come out at the remote (mosquitto_sub): the bridge is connected. bridge-q1's
+#              publishers run at most BRIDGE_Q1_WINDOW (1000) messages ahead of the subscriber (below).
 set -euo pipefail
 export NO_COLOR=1
 
@@ -59,13 +72,22 @@ PORT_RACTMQ=${PORT_RACTMQ:-18833}
 PORT_RACTMQ_N2=${PORT_RACTMQ_N2:-18834}
 PORT_CLUSTER_N1=${PORT_CLUSTER_N1:-18835}
 PORT_CLUSTER_N2=${PORT_CLUSTER_N2:-18836}
+# the bridge scenarios: the downstream ("remote") Mosquitto the broker under test bridges to
+PORT_REMOTE=${PORT_REMOTE:-18837}
+# The flow window of bridge-q1 (messages the publishers may run ahead of the subscriber at the remote): the
+# remote Mosquitto acknowledges the bridge's QoS 1 messages as they arrive and keeps at most max_queued_messages
+# (1000, its default) for its subscriber beyond 20 in flight, dropping the rest; a window of 1000 keeps the
+# remote from dropping, so that what is lost is lost by the broker under test. bridge-q0 keeps fanin's 20,000:
+# at QoS 0 Mosquitto counts against that limit only the packets not yet written to the subscriber's socket,
+# which it does not reach here (as in fanin-q0, where Mosquitto loses nothing).
+BRIDGE_Q1_WINDOW=${BRIDGE_Q1_WINDOW:-1000}
 # extra arguments for both cluster nodes (word-split), e.g. "--forward-queue 1000000"
 RACTMQ_CLUSTER_ARGS=${RACTMQ_CLUSTER_ARGS:-}
 
 MODE=full
 ROUNDS=""
 PEERS="mosquitto rumqttd ractmq ractmq-mem mosquitto-persist"
-SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 p2p-q1 latency-q0 conns stuck-q1 stuck-q0 cluster-p2p-q0 cluster-p2p-q1 cluster-latency-q0 acl-fanin-q0 acl-fanin-q1 durable-fanin-q1"
+SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 p2p-q1 latency-q0 conns stuck-q1 stuck-q0 cluster-p2p-q0 cluster-p2p-q1 cluster-latency-q0 acl-fanin-q0 acl-fanin-q1 durable-fanin-q1 bridge-q0 bridge-q1 idle-bridge-fanin-q1"
 BUILD=1
 OUT=""
 while [ $# -gt 0 ]; do
@@ -76,7 +98,7 @@ while [ $# -gt 0 ]; do
         --scenarios) SCENARIOS=$2; shift ;;
         --no-build) BUILD=0 ;;
         --out) OUT=$2; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -86,15 +108,17 @@ done
 # scenarios publish until STUCK_MSGS_Q1 (QoS 1) or STUCK_MSGS_Q0 messages or STUCK_DURATION seconds, whichever
 # comes first: long enough for ractmq's stall timeout (5 s by default) to pass while the publisher is held. At
 # QoS 0 nothing bounds what the broker may write into the stuck subscriber's socket buffers (tens of MB on
-# loopback), so it takes more messages to reach the broker's own queue.
+# loopback), so it takes more messages to reach the broker's own queue. The bridge-* scenarios publish for
+# BRIDGE_DURATION seconds (3 in full mode): the rates at stake (30,000 to a few 100,000 msg/s) fill 1-3 s with
+# 100,000s of messages.
 if [ "$MODE" = quick ]; then
     ROUNDS=${ROUNDS:-1}
-    DURATION=2; LAT_DURATION=2; LAT_WARMUP=0.5; CONNS=10000; DEADLINE=25
+    DURATION=2; LAT_DURATION=2; LAT_WARMUP=0.5; CONNS=10000; DEADLINE=25; BRIDGE_DURATION=2
     STUCK_MSGS_Q1=100000; STUCK_MSGS_Q0=1000000; STUCK_DURATION=12
     OUT=${OUT:-$HERE/results/quick}
 else
     ROUNDS=${ROUNDS:-3}
-    DURATION=5; LAT_DURATION=8; LAT_WARMUP=1; CONNS=19900; DEADLINE=60
+    DURATION=5; LAT_DURATION=8; LAT_WARMUP=1; CONNS=19900; DEADLINE=60; BRIDGE_DURATION=3
     STUCK_MSGS_Q1=300000; STUCK_MSGS_Q0=3000000; STUCK_DURATION=20
     OUT=${OUT:-$HERE/results}
 fi
@@ -104,17 +128,27 @@ log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 is_cluster() { case "$1" in cluster-*) return 0 ;; *) return 1 ;; esac; }
 is_acl() { case "$1" in acl-*) return 0 ;; *) return 1 ;; esac; }
 is_durable() { case "$1" in durable-*) return 0 ;; *) return 1 ;; esac; }
+# bridge-*: the broker under test bridges the load to the remote Mosquitto; idle-bridge-*: it has a bridge that
+# forwards none of the load
+is_bridge() { case "$1" in bridge-*) return 0 ;; *) return 1 ;; esac; }
+is_idle_bridge() { case "$1" in idle-bridge-*) return 0 ;; *) return 1 ;; esac; }
+has_remote() { is_bridge "$1" || is_idle_bridge "$1"; }
 
 # The load generator's arguments for a scenario; a cluster scenario has those of its single-node shape.
 scenario_args() {
     local msgs
     local shape=${1#cluster-}
     shape=${shape#acl-}
+    shape=${shape#idle-bridge-}
     case "$shape" in
         # persistent subscribers (clean session 0): every copy is kept for them, and committed by a durable node
         durable-fanin-q1) echo "--duration $DURATION --persistent-subs fanin --pubs 4 --qos 1" ;;
         fanin-q0) echo "--duration $DURATION fanin --pubs 4 --qos 0" ;;
         fanin-q1) echo "--duration $DURATION fanin --pubs 4 --qos 1" ;;
+        # 4 publishers on the broker under test -> its bridge -> 1 subscriber on the remote Mosquitto (--sub-addr)
+        # (QoS 0: fanin's window of 20,000; QoS 1: BRIDGE_Q1_WINDOW, see above)
+        bridge-q0) echo "--duration $BRIDGE_DURATION fanin --pubs 4 --qos 0" ;;
+        bridge-q1) echo "--duration $BRIDGE_DURATION --window $BRIDGE_Q1_WINDOW fanin --pubs 4 --qos 1" ;;
         fanout-q0) echo "--duration $DURATION fanout --subs 1000 --qos 0" ;;
         p2p-q0) echo "--duration $DURATION p2p --pairs 1000 --qos 0" ;;
         p2p-q1) echo "--duration $DURATION p2p --pairs 1000 --qos 1" ;;
@@ -164,8 +198,8 @@ ensure_rumqttd() {
 }
 
 ensure_mosquitto_sub() {
-    if command -v mosquitto_sub >/dev/null; then return; fi
-    log "installing mosquitto-clients (apt-get): mosquitto_sub tells when the cluster has formed"
+    if command -v mosquitto_sub >/dev/null && command -v mosquitto_pub >/dev/null; then return; fi
+    log "installing mosquitto-clients (apt-get): mosquitto_sub tells when a cluster has formed or a bridge connected"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null
 }
 
@@ -183,7 +217,11 @@ for p in $PEERS; do
     esac
 done
 for s in $SCENARIOS; do
-    if is_cluster "$s"; then ensure_mosquitto_sub; break; fi
+    if is_cluster "$s" || has_remote "$s"; then ensure_mosquitto_sub; break; fi
+done
+# the bridge scenarios' remote is a Mosquitto, whichever the peers
+for s in $SCENARIOS; do
+    if has_remote "$s"; then ensure_mosquitto; break; fi
 done
 ensure_matplotlib
 
@@ -239,6 +277,12 @@ PY
     echo "mode: $MODE, rounds: $ROUNDS, started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "flags: every broker on its defaults (benches/README.md); ractmq: start --listen 127.0.0.1:PORT --no-api --sys-interval 0$([ "$RACTMQ_DATA_DIR" = 1 ] && echo " --data-dir FRESH-DIR")"
     if [ -n "$RACTMQ_CLUSTER_ARGS" ]; then echo "RACTMQ_CLUSTER_ARGS (both cluster nodes): $RACTMQ_CLUSTER_ARGS"; fi
+    for s in $SCENARIOS; do
+        if has_remote "$s"; then
+            echo "bridge remote: mosquitto $("$MOSQUITTO" -h 2>/dev/null | head -1 | sed 's/mosquitto version //') on 127.0.0.1:$PORT_REMOTE, defaults; bridges: ractmq -c FILE ([[bridges.mqtt]] name, server, forward, qos only), mosquitto \"connection\" section (address, topic only)"
+            break
+        fi
+    done
     # anything else busy on 2 cores skews the numbers: say so
     echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$OUT/machine.txt"
@@ -323,6 +367,7 @@ start_broker() { # peer scenario logfile
             {
                 echo "listener $port 127.0.0.1"
                 echo "allow_anonymous true"
+                if is_bridge "$scenario"; then mosquitto_bridge_conf "$scenario"; fi
             } > "$RUN_DIR/mosquitto.conf"
             "$MOSQUITTO" -c "$RUN_DIR/mosquitto.conf" > "$logf" 2>&1 &
             ;;
@@ -350,11 +395,15 @@ start_broker() { # peer scenario logfile
             ;;
         ractmq)
             # shellcheck disable=SC2046
-            local acl=()
+            local acl=() conf=()
             if is_acl "$scenario"; then acl=(--acl-file "$RUN_DIR/acl-10k.toml"); fi
+            if has_remote "$scenario"; then
+                ractmq_bridge_conf "$scenario" > "$RUN_DIR/ractmq-bridge.toml"
+                conf=(-c "$RUN_DIR/ractmq-bridge.toml")
+            fi
             ractmq_data_args "$scenario"
             # shellcheck disable=SC2046
-            "$RACTMQ" $(ractmq_args "$port") "${DATA_ARGS[@]}" "${acl[@]}" > "$logf" 2>&1 &
+            "$RACTMQ" $(ractmq_args "$port") "${conf[@]}" "${DATA_ARGS[@]}" "${acl[@]}" > "$logf" 2>&1 &
             ;;
         ractmq-mem)
             ractmq_data_args "$scenario"
@@ -364,6 +413,98 @@ start_broker() { # peer scenario logfile
     esac
     BROKER_PIDS+=($!)
     wait_listening "$peer" "$port" "$logf" || { stop_broker; return 1; }
+}
+
+# ---------------------------------------------------------------- bridges
+# What a bridge scenario's bridge forwards: the load's topics (bench/fanin, under bench/#), or for an idle bridge
+# a filter none of the load matches.
+bridge_prefix() { # scenario
+    if is_idle_bridge "$1"; then echo elsewhere; else echo bench; fi
+}
+
+# The QoS of a bridge scenario's bridge: the load's (bridge-q0, bridge-q1); 1 for an idle bridge.
+bridge_qos() { # scenario
+    case "$1" in bridge-q0) echo 0 ;; *) echo 1 ;; esac
+}
+
+# ractmq's configuration file in a bridge scenario: one MQTT bridge and nothing else, every other key on its
+# default (max_inflight 256, buffer 100000, protocol 5, clean_start false...).
+ractmq_bridge_conf() { # scenario
+    echo '[[bridges.mqtt]]'
+    echo 'name = "cloud"'
+    echo "server = \"127.0.0.1:$PORT_REMOTE\""
+    echo "forward = [\"$(bridge_prefix "$1")/#\"]"
+    echo "qos = $(bridge_qos "$1")"
+}
+
+# Mosquitto's bridge in a bridge scenario: a connection section with its address and one outgoing topic, every
+# other bridge setting on its default (cleansession false, bridge_protocol_version mqttv311, try_private true,
+# notifications true, keepalive_interval 60, restart_timeout 5 30), and the broker-wide max_inflight_messages
+# 20 and max_queued_messages 1000 applying to the bridge's connection as to any client's.
+mosquitto_bridge_conf() { # scenario
+    echo "connection cloud"
+    echo "address 127.0.0.1:$PORT_REMOTE"
+    echo "topic $(bridge_prefix "$1")/# out $(bridge_qos "$1")"
+}
+
+# The downstream broker of a bridge scenario: Mosquitto on its defaults on PORT_REMOTE. Its process is not the
+# broker under test: its CPU and memory are not counted, but a run where it died is not ok.
+REMOTE_PID=""
+start_remote() { # logfile
+    port_free "$PORT_REMOTE" || return 1
+    {
+        echo "listener $PORT_REMOTE 127.0.0.1"
+        echo "allow_anonymous true"
+    } > "$RUN_DIR/remote.conf"
+    "$MOSQUITTO" -c "$RUN_DIR/remote.conf" > "$1" 2>&1 &
+    REMOTE_PID=$!
+    for _ in $(seq 100); do
+        if ss -Hltn "sport = :$PORT_REMOTE" | grep -q .; then return 0; fi
+        kill -0 "$REMOTE_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "run.sh: the remote Mosquitto did not start listening on $PORT_REMOTE (log: $1)" >&2
+    stop_remote
+    return 1
+}
+
+remote_alive() { [ -z "$REMOTE_PID" ] || kill -0 "$REMOTE_PID" 2>/dev/null; }
+
+stop_remote() {
+    [ -n "$REMOTE_PID" ] || return 0
+    kill -TERM "$REMOTE_PID" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$REMOTE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$REMOTE_PID" 2>/dev/null || true
+    wait "$REMOTE_PID" 2>/dev/null || true
+    REMOTE_PID=""
+}
+
+# Waits until the broker under test's bridge is connected and forwarding: a subscriber on the remote
+# (mosquitto_sub -C 1) must receive a probe published to the broker under test on PREFIX/probe (QoS 0, retried
+# every 0.2 s, since a probe sent before the bridge or the subscriber is ready is lost or kept back); 20 s at
+# most. The probe topic is under the bridge's filter but not the load's, so no load subscriber sees it.
+wait_bridge() { # scenario port logfile
+    local topic port=$2 sub
+    topic="$(bridge_prefix "$1")/probe"
+    mosquitto_sub -h 127.0.0.1 -p "$PORT_REMOTE" -t "$topic" -C 1 -W 20 > "$RUN_DIR/probe.out" 2>/dev/null &
+    sub=$!
+    for _ in $(seq 100); do
+        timeout 2 mosquitto_pub -h 127.0.0.1 -p "$port" -t "$topic" -m probe -q 0 2>/dev/null || true
+        if ! kill -0 "$sub" 2>/dev/null; then
+            wait "$sub" 2>/dev/null || true
+            if grep -q probe "$RUN_DIR/probe.out"; then return 0; fi
+            break
+        fi
+        brokers_alive && remote_alive || break
+        sleep 0.2
+    done
+    kill "$sub" 2>/dev/null || true
+    wait "$sub" 2>/dev/null || true
+    echo "run.sh: the bridge did not forward a probe to the remote within 20 s (logs: $3, $3.remote)" >&2
+    return 1
 }
 
 # A ractmq cluster of two nodes, n1 (MQTT on PORT_RACTMQ) and n2 (PORT_RACTMQ_N2, joining through n1); both
@@ -439,16 +580,19 @@ brokers_any_alive() {
     done
     return 1
 }
-cleanup() { stop_broker; rm -rf "$RUN_DIR"; }
+cleanup() { stop_broker; stop_remote; rm -rf "$RUN_DIR"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The peers a scenario runs against: ractmq alone for a cluster or ACL scenario; ractmq, ractmq-mem and
-# mosquitto-persist for a durable one; ractmq, Mosquitto and rumqttd for the others.
+# The peers a scenario runs against: ractmq alone for a cluster, ACL or idle-bridge scenario; ractmq, ractmq-mem
+# and mosquitto-persist for a durable one; ractmq and Mosquitto (each with its own bridge) for a bridge one;
+# ractmq, Mosquitto and rumqttd for the others.
 peers_of() { # scenario
     local p
     for p in $PEERS; do
-        if is_cluster "$1" || is_acl "$1"; then
+        if is_bridge "$1"; then
+            case "$p" in ractmq|mosquitto) echo "$p" ;; esac
+        elif is_cluster "$1" || is_acl "$1" || is_idle_bridge "$1"; then
             if [ "$p" = ractmq ]; then echo "$p"; fi
         elif is_durable "$1"; then
             case "$p" in ractmq|ractmq-mem|mosquitto-persist) echo "$p" ;; esac
@@ -458,11 +602,25 @@ peers_of() { # scenario
     done
 }
 
-# Starts what a run needs and prints the load generator's address arguments; false when it did not start.
+# Starts what a run needs and prints the load generator's address arguments; false when it did not start, with
+# what failed in START_ERROR.
+START_ERROR=""
 start_run() { # peer scenario logfile
+    START_ERROR="broker did not start"
     if is_cluster "$2"; then
         start_cluster "$2" "$3" || return 1
         echo "--addr 127.0.0.1:$PORT_RACTMQ --sub-addr 127.0.0.1:$PORT_RACTMQ_N2"
+    elif has_remote "$2"; then
+        # the remote first, so that the bridge connects at once; then the load once the bridge forwards
+        start_remote "$3.remote" || return 1
+        start_broker "$1" "$2" "$3" || { stop_remote; return 1; }
+        START_ERROR="bridge did not connect"
+        wait_bridge "$2" "$(port_of "$1")" "$3" || { stop_broker; stop_remote; return 1; }
+        if is_bridge "$2"; then
+            echo "--addr 127.0.0.1:$(port_of "$1") --sub-addr 127.0.0.1:$PORT_REMOTE"
+        else
+            echo "--addr 127.0.0.1:$(port_of "$1")"
+        fi
     else
         start_broker "$1" "$2" "$3" || return 1
         echo "--addr 127.0.0.1:$(port_of "$1")"
@@ -481,8 +639,8 @@ for round in $(seq "$ROUNDS"); do
             logf="$LOGS/$peer-$scenario-r$round.log"
             # start_run runs in this shell (not in $(...)) so that BROKER_PIDS is kept
             if ! start_run "$peer" "$scenario" "$logf" > "$RUN_DIR/addrs"; then
-                printf '{"round":%d,"peer":"%s","scenario":"%s","broker_alive":false,"result":null,"error":"broker did not start"}\n' \
-                    "$round" "$peer" "$scenario" >> "$RAW"
+                printf '{"round":%d,"peer":"%s","scenario":"%s","broker_alive":false,"result":null,"error":"%s"}\n' \
+                    "$round" "$peer" "$scenario" "$START_ERROR" >> "$RAW"
                 continue
             fi
             addrs=$(cat "$RUN_DIR/addrs")
@@ -493,8 +651,10 @@ for round in $(seq "$ROUNDS"); do
             out=$(timeout $((deadline + 60)) "$LOADGEN" $addrs $pid_args \
                 --label "$peer" --deadline "$deadline" $args 2>>"$logf.loadgen") && rc=0 || rc=$?
             alive=true
-            brokers_alive || alive=false
+            brokers_alive && remote_alive || alive=false
+            # the broker under test first: its bridge goes before the remote
             stop_broker
+            stop_remote
             [ -n "$out" ] || out=null
             printf '{"round":%d,"peer":"%s","scenario":"%s","broker_alive":%s,"loadgen_exit":%d,"result":%s}\n' \
                 "$round" "$peer" "$scenario" "$alive" "$rc" "$out" >> "$RAW"
