@@ -2,8 +2,9 @@
 """Why this exists: turns the raw results of benches/run.sh (one JSON line per run) into what people read:
 a markdown table of medians with ractmq/peer ratios and the targets, the cross-node figures of a 2-node ractmq
 cluster beside ractmq's single-node ones, the stuck-subscriber runs, durable ractmq (persistent subscribers) beside
-ractmq --durability memory and Mosquitto with persistence, a table of every run's loss and duplicates, a JSON
-summary and a PNG chart, all in the results folder. `--line` prints a one-line progress
+ractmq --durability memory and Mosquitto with persistence, ractmq's MQTT egress bridge beside Mosquitto's, an idle
+bridge's cost beside ractmq without one, a table of every run's loss and duplicates, a JSON summary and a PNG
+chart, all in the results folder. `--line` prints a one-line progress
 summary of a single run instead.
 
 A figure is a result only when every round of it was clean: nothing lost, duplicated, misrouted or garbled, no
@@ -53,6 +54,20 @@ STUCK = ["stuck-q1", "stuck-q0"]
 CLUSTER_PAIRS = [("cluster-p2p-q0", "p2p-q0"), ("cluster-p2p-q1", "p2p-q1"), ("cluster-latency-q0", "latency-q0")]
 # ractmq with an ACL of 10,000 rules with placeholders, beside the same load without one.
 ACL_PAIRS = [("acl-fanin-q0", "fanin-q0"), ("acl-fanin-q1", "fanin-q1")]
+# MQTT egress bridges: publishers on the broker under test, which bridges the load to a remote Mosquitto where the
+# subscriber is; ractmq's bridge against Mosquitto's. The bridge issue's targets: ractmq's bridge carries at least
+# this many messages/s, and at least as many as Mosquitto's bridge in the same run.
+BRIDGE = ["bridge-q0", "bridge-q1"]
+BRIDGE_PEERS = ["mosquitto", "ractmq"]
+BRIDGE_TARGETS = {"bridge-q0": 100_000, "bridge-q1": 30_000}
+BRIDGE_METRICS = [("msgs_per_s", "messages/s delivered at the remote", True),
+                  ("broker_cpu_s_per_million", "broker CPU s per million (the bridging broker)", False)]
+# ractmq with a connected bridge whose filter matches none of the load, beside the same load without a bridge: "an
+# idle bridge costs the publish path nothing measurable", read as with / without >= IDLE_BRIDGE_MIN.
+IDLE_BRIDGE_PAIRS = [("idle-bridge-fanin-q1", "fanin-q1")]
+IDLE_BRIDGE_MIN = 0.95
+PAIR_METRICS = [("msgs_per_s", "messages/s delivered", True),
+                ("broker_cpu_s_per_million", "broker CPU s per million delivered", False)]
 CLUSTER_METRICS = [
     (cross, single, key, label, higher)
     for cross, single in CLUSTER_PAIRS
@@ -262,7 +277,9 @@ def summarize(recs):
     cells = {}
     measured = [(s, k) for s, k, _, _ in METRICS] + [(c, k) for c, _, k, _, _ in CLUSTER_METRICS]
     measured += [(s, k) for c, s, k, _, _ in CLUSTER_METRICS]
-    measured += [(a, k) for a, _ in ACL_PAIRS for k in ("msgs_per_s", "broker_cpu_s_per_million")]
+    measured += [(a, k) for a, _ in ACL_PAIRS + IDLE_BRIDGE_PAIRS for k, _, _ in PAIR_METRICS]
+    measured += [(s, k) for _, s in IDLE_BRIDGE_PAIRS for k, _, _ in PAIR_METRICS]
+    measured += [(b, k) for b in BRIDGE for k, _, _ in BRIDGE_METRICS]
     for scenario, key in measured:
         for peer in peers:
             cell = Cell(recs, scenario, peer, key)
@@ -459,6 +476,100 @@ def acl_markdown(cells, mode):
     ] + rows + [""]
 
 
+def rounds_text(cell, key):
+    """Every round's figure, in round order, e.g. "512,000 / 498,000 / 530,000"; a round that was not clean shows
+    what it was ("lossy", "not ok") instead of a figure."""
+    return " / ".join(fmt(metric_of(r.get("result"), key), key) if st == "clean" else SHOWN[st]
+                      for r, st in zip(cell.runs, cell.states))
+
+
+def bridge_target_text(cells, scenario):
+    """The bridge issue's two targets for ractmq's bridge: an absolute rate and >= 1x Mosquitto's bridge."""
+    m = cells.get(scenario, {}).get("msgs_per_s", {})
+    mine, theirs = m.get("ractmq"), m.get("mosquitto")
+    floor = BRIDGE_TARGETS[scenario]
+    if mine is None:
+        return "n/a (ractmq did not run)"
+    if not mine.clean:
+        return f"≥ {floor:,} msg/s ❌ (ractmq {mine.bad()}); ≥ 1× mosquitto ❌ (ractmq {mine.bad()})"
+    out = [f"≥ {floor:,} msg/s {'✅' if mine.value >= floor else '❌'}"]
+    if theirs is None:
+        out.append("≥ 1× mosquitto n/a (mosquitto did not run)")
+    elif not theirs.clean:
+        out.append(f"≥ 1× mosquitto n/a (mosquitto {theirs.bad()})")
+    else:
+        out.append(f"≥ 1× mosquitto {'✅' if theirs.value and mine.value / theirs.value >= 1 else '❌'}")
+    return "; ".join(out)
+
+
+def bridge_markdown(cells, mode):
+    """ractmq's MQTT egress bridge beside Mosquitto's, each on its defaults, both to the same remote Mosquitto."""
+    rows = []
+    for scenario in BRIDGE:
+        for key, label, higher in BRIDGE_METRICS:
+            m = cells.get(scenario, {}).get(key)
+            if not m:
+                continue
+            row = [scenario, f"{label} {'↑' if higher else '↓'}"]
+            row += [m[p].text(key in DETAILED) if p in m else "— (did not run)" for p in BRIDGE_PEERS]
+            row += [" ; ".join(f"{p}: {rounds_text(m[p], key)}" for p in BRIDGE_PEERS if p in m)]
+            row.append(ratio_text(cells, scenario, key, "mosquitto"))
+            row.append(bridge_target_text(cells, scenario) if key == "msgs_per_s" else "")
+            rows.append("| " + " | ".join(row) + " |")
+    if not rows:
+        return []
+    return [
+        "## MQTT egress bridge (ractmq's bridge vs Mosquitto's)",
+        "",
+        "4 publishers on the broker under test, which bridges `bench/#` out to a remote Mosquitto (on its defaults, "
+        "its own port), where the 1 subscriber is: every message crosses the bridge. ractmq runs on its defaults "
+        "plus only a `[[bridges.mqtt]]` with name, server, forward and qos; Mosquitto on its defaults plus only a "
+        "`connection` section with address and `topic bench/# out QOS` (benches/README.md). Broker CPU is the "
+        "bridging broker's alone, not the remote's. A figure is shown only when every round lost and duplicated "
+        "nothing; loss at the remote counts as loss (the broker logs say which broker dropped). Ratio = ractmq's "
+        f"bridge / Mosquitto's bridge. Targets from the bridge issue. Mode: {mode}; medians over rounds.",
+        "",
+        "| scenario | metric | Mosquitto's bridge | ractmq's bridge | every round | ractmq / mosquitto | target |",
+        "|" + "---|" * 7,
+    ] + rows + [""]
+
+
+def idle_bridge_markdown(cells, mode):
+    """ractmq with a connected bridge that forwards none of the load, beside ractmq without a bridge."""
+    rows = []
+    for with_bridge, without in IDLE_BRIDGE_PAIRS:
+        for key, label, higher in PAIR_METRICS:
+            a = cells.get(with_bridge, {}).get(key, {}).get("ractmq")
+            b = cells.get(without, {}).get(key, {}).get("ractmq")
+            if a is None or b is None:
+                continue
+            r = a.value / b.value if a.value is not None and b.value else None
+            if key != "msgs_per_s":
+                target = ""
+            elif not a.clean or not b.clean:
+                target = f"≥ {IDLE_BRIDGE_MIN:g} ❌ (not clean)" if not a.clean else "n/a (plain run not clean)"
+            else:
+                target = f"≥ {IDLE_BRIDGE_MIN:g} {'✅' if r is not None and r >= IDLE_BRIDGE_MIN else '❌'}"
+            rows.append(f"| {with_bridge} | {label} {'↑' if higher else '↓'} | {b.text(key in DETAILED)} | "
+                        f"{a.text(key in DETAILED)} | {rounds_text(b, key)} ; {rounds_text(a, key)} | {fmt(r)} | "
+                        f"{target} |")
+    if not rows:
+        return []
+    return [
+        "## Idle bridge cost (ractmq)",
+        "",
+        "ractmq on its defaults plus a `[[bridges.mqtt]]` connected to a remote Mosquitto whose forward filter "
+        "(`elsewhere/#`) matches none of the load, beside the same scenario without a bridge (and no remote). "
+        "The bridge issue asks that an idle bridge cost the publish path nothing measurable; the target column reads "
+        f"that as with / without ≥ {IDLE_BRIDGE_MIN:g}, and every round is shown so that the spread between rounds, "
+        f"the noise of this machine, can be judged. Mode: {mode}; medians over rounds.",
+        "",
+        "| scenario | metric | without a bridge (fanin-q1) | with an idle bridge | every round (without ; with) | "
+        "with / without | target |",
+        "|" + "---|" * 7,
+    ] + rows + [""]
+
+
 def stuck_markdown(recs, mode):
     runs = [r for r in recs if r["scenario"] in STUCK]
     if not runs:
@@ -507,7 +618,8 @@ def every_run_markdown(recs):
         "|" + "---|" * 13,
     ]
     order = {s: i for i, s in enumerate([m[0] for m in METRICS] + STUCK + [c for c, _ in CLUSTER_PAIRS]
-                                        + [a for a, _ in ACL_PAIRS] + DURABLE)}
+                                        + [a for a, _ in ACL_PAIRS] + DURABLE + BRIDGE
+                                        + [a for a, _ in IDLE_BRIDGE_PAIRS])}
     for rec in sorted(recs, key=lambda r: (order.get(r["scenario"], 99), r["scenario"], ALL_PEERS.index(r["peer"])
                                            if r["peer"] in ALL_PEERS else 9, r["round"])):
         x = rec.get("result") or {}
@@ -559,6 +671,7 @@ def markdown(peers, cells, machine, mode, recs):
         lines.append("| " + " | ".join(row) + " |")
     lines += [""] + stuck_markdown(recs, mode) + cross_node_markdown(cells, mode) + acl_markdown(cells, mode)
     lines += durable_markdown(cells, mode)
+    lines += bridge_markdown(cells, mode) + idle_bridge_markdown(cells, mode)
     lines += every_run_markdown(recs)
     return "\n".join(lines) + "\n"
 
@@ -569,6 +682,15 @@ def chart_bars(cells, peers, scenario, key):
     m = cells[scenario][key]
     if scenario in DURABLE:
         return [(p, m[p].value, m[p].bad()) for p in DURABLE_PEERS if p in m]
+    plain = dict(IDLE_BRIDGE_PAIRS).get(scenario)
+    if plain is not None:
+        bars = []
+        one = cells.get(plain, {}).get(key, {}).get("ractmq")
+        if one is not None:
+            bars.append(("ractmq", one.value, one.bad()))
+        return bars + [("ractmq, idle bridge", m["ractmq"].value, m["ractmq"].bad())]
+    if scenario in BRIDGE:
+        return [(f"{p}'s bridge", m[p].value, m[p].bad()) for p in BRIDGE_PEERS if p in m]
     single = dict(CLUSTER_PAIRS).get(scenario)
     if single is None:
         return [(p, m[p].value, m[p].bad()) for p in peers if p in m]
@@ -591,6 +713,9 @@ def chart(peers, cells, path):
     panels = [(s, k, label, hi) for s, k, label, hi in METRICS if cells.get(s, {}).get(k)]
     panels += [(c, k, label, hi) for c, _, k, label, hi, _, _, _ in cross_node_rows(cells)]
     panels += [(s, k, label, hi) for s in DURABLE for k, label, hi in DURABLE_METRICS if cells.get(s, {}).get(k)]
+    panels += [(s, k, label, hi) for s in BRIDGE for k, label, hi in BRIDGE_METRICS if cells.get(s, {}).get(k)]
+    panels += [(a, k, label, hi) for a, _ in IDLE_BRIDGE_PAIRS for k, label, hi in PAIR_METRICS
+               if cells.get(a, {}).get(k, {}).get("ractmq")]
     if not panels:
         return False
     cols = 4
@@ -604,6 +729,9 @@ def chart(peers, cells, path):
         "2 nodes, n1 → n2": "#2b7a3f",
         "ractmq-mem": "#8fd19e",
         "mosquitto-persist": "#1f4e87",
+        "mosquitto's bridge": "#3c7dc4",
+        "ractmq's bridge": "#3aa655",
+        "ractmq, idle bridge": "#2b7a3f",
     }
     for ax, (scenario, key, label, higher) in zip(axes.flat, panels):
         bars = chart_bars(cells, peers, scenario, key)
@@ -670,6 +798,25 @@ def main():
                 "targets": durable_target_text(cells, s) if k == "msgs_per_s" else None,
             }
             for s in DURABLE for k, _, _ in DURABLE_METRICS if cells.get(s, {}).get(k)
+        },
+        "bridges": {
+            f"{s}/{k}": {
+                "values": {p: c.value for p, c in cells.get(s, {}).get(k, {}).items()},
+                "ratio_ractmq_over_mosquitto": ratio(cells, s, k, "mosquitto"),
+                "targets": bridge_target_text(cells, s) if k == "msgs_per_s" else None,
+            }
+            for s in BRIDGE for k, _, _ in BRIDGE_METRICS if cells.get(s, {}).get(k)
+        },
+        "idle_bridge": {
+            f"{a}/{k}": {
+                "without_scenario": b,
+                "without": value(cells, b, k, "ractmq"),
+                "with_idle_bridge": value(cells, a, k, "ractmq"),
+                "with_over_without": (value(cells, a, k, "ractmq") / value(cells, b, k, "ractmq")
+                                      if value(cells, a, k, "ractmq") is not None and value(cells, b, k, "ractmq")
+                                      else None),
+            }
+            for a, b in IDLE_BRIDGE_PAIRS for k, _, _ in PAIR_METRICS if cells.get(a, {}).get(k, {}).get("ractmq")
         },
         "cross_node": {
             f"{c}/{k}": {"single_node_scenario": s, "single_node": one.value if one else None,
