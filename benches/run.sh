@@ -83,6 +83,9 @@ PORT_REMOTE=${PORT_REMOTE:-18837}
 BRIDGE_Q1_WINDOW=${BRIDGE_Q1_WINDOW:-1000}
 # extra arguments for both cluster nodes (word-split), e.g. "--forward-queue 1000000"
 RACTMQ_CLUSTER_ARGS=${RACTMQ_CLUSTER_ARGS:-}
+# Lines added to ractmq's [[bridges.mqtt]] table in the bridge scenarios (empty by default: the defaults a user
+# gets; recorded in machine.txt when set), e.g. BRIDGE_EXTRA='protocol = "3.1.1"'.
+BRIDGE_EXTRA=${BRIDGE_EXTRA:-}
 
 MODE=full
 ROUNDS=""
@@ -277,6 +280,7 @@ PY
     echo "mode: $MODE, rounds: $ROUNDS, started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "flags: every broker on its defaults (benches/README.md); ractmq: start --listen 127.0.0.1:PORT --no-api --sys-interval 0$([ "$RACTMQ_DATA_DIR" = 1 ] && echo " --data-dir FRESH-DIR")"
     if [ -n "$RACTMQ_CLUSTER_ARGS" ]; then echo "RACTMQ_CLUSTER_ARGS (both cluster nodes): $RACTMQ_CLUSTER_ARGS"; fi
+    if [ -n "$BRIDGE_EXTRA" ]; then echo "BRIDGE_EXTRA (ractmq's bridge table): $BRIDGE_EXTRA"; fi
     for s in $SCENARIOS; do
         if has_remote "$s"; then
             echo "bridge remote: mosquitto $("$MOSQUITTO" -h 2>/dev/null | head -1 | sed 's/mosquitto version //') on 127.0.0.1:$PORT_REMOTE, defaults; bridges: ractmq -c FILE ([[bridges.mqtt]] name, server, forward, qos only), mosquitto \"connection\" section (address, topic only)"
@@ -435,6 +439,7 @@ ractmq_bridge_conf() { # scenario
     echo "server = \"127.0.0.1:$PORT_REMOTE\""
     echo "forward = [\"$(bridge_prefix "$1")/#\"]"
     echo "qos = $(bridge_qos "$1")"
+    if [ -n "$BRIDGE_EXTRA" ]; then echo "$BRIDGE_EXTRA"; fi
 }
 
 # Mosquitto's bridge in a bridge scenario: a connection section with its address and one outgoing topic, every
