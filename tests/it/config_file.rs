@@ -140,7 +140,7 @@ fn every_flag_the_reference_names_is_a_flag_of_start() {
 fn each_mistake_is_one_line_naming_the_key_the_value_and_the_fix() {
     assert_eq!(
         refused("typo.toml", "[limits]\nmax_inflite = 3\n"),
-        "ractmq: FILE line 2: unknown field `max_inflite`, expected one of `max_packet_size`, `max_inflight`, `max_queue`, `max_queue_bytes`, `queue_overflow`, `stall_timeout_ms`, `max_offline_queue`, `max_offline_queue_bytes`, `offline_overflow`, `max_subscriptions`, `max_retained`, `receive_maximum`, `topic_alias_maximum`, `outbound_topic_aliases`, `client_messages_per_s`, `client_bytes_per_s`, `memory_high_watermark_pct`, `queue_rules`"
+        "ractmq: FILE line 2: unknown field `max_inflite`, expected one of `max_packet_size`, `max_inflight`, `max_queue`, `max_queue_bytes`, `queue_overflow`, `stall_timeout_ms`, `max_offline_queue`, `max_offline_queue_bytes`, `offline_overflow`, `max_subscriptions`, `max_retained`, `receive_maximum`, `topic_alias_maximum`, `outbound_topic_aliases`, `client_messages_per_s`, `client_bytes_per_s`, `memory_high_watermark_pct`, `dead_letter_dropped`, `queue_rules`"
     );
     assert_eq!(
         refused("type.toml", "[mqtt]\nshards = \"many\"\n"),
