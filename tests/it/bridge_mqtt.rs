@@ -278,7 +278,8 @@ async fn remote_restart_inbound(qos: QoS) {
     .unwrap();
     until_connected(&bridges).await;
     publish_numbered(remote.addr, "remote-pub-2", "commands/a", N / 2..N, qos).await;
-    counter.until_distinct(N as usize).await;
+    let state = || format!("bridge: {:?}", bridges.get("cloud"));
+    counter.until_distinct_or(N as usize, state).await;
     // The barrier: a last message after the others, on the same path.
     publish_numbered(remote.addr, "remote-pub-3", "commands/a", N..N + 1, qos).await;
     counter.until_distinct(N as usize + 1).await;
@@ -286,6 +287,48 @@ async fn remote_restart_inbound(qos: QoS) {
     assert_eq!(missing, 0, "every message the remote acknowledged reached the node");
     let stats = bridges.get("cloud").unwrap().stats;
     assert!(extra as u64 <= stats.duplicates, "{extra} copies came twice; {stats:?}");
+    remote.kill();
+}
+
+/// Mosquitto killed (SIGKILL, nothing saved) while it feeds the bridge at QoS 2 comes back without the bridge's
+/// session: the QoS 2 exchanges it had begun will never finish from its side. The bridge finishes them with
+/// the node and goes on: everything published after the crash arrives, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_that_forgot_the_bridges_session_does_not_stall_it() {
+    let mut remote = Mosquitto::start("");
+    let (broker, bridges) = node_with(cloud(remote.addr, &[], &["commands/#"])).await;
+    until_connected(&bridges).await;
+    let counter = Counter::start(broker.mqtt_addr(), "local-sub", "commands/#", QoS::ExactlyOnce).await;
+    publish_numbered(remote.addr, "remote-pub", "commands/a", 0..1000, QoS::ExactlyOnce).await;
+    let mut remote = tokio::task::spawn_blocking(move || {
+        remote.crash_and_restart();
+        remote
+    })
+    .await
+    .unwrap();
+    until_connected(&bridges).await;
+    publish_numbered(remote.addr, "remote-pub-2", "commands/a", 1000..2000, QoS::ExactlyOnce).await;
+    let seen_after = || {
+        (1000..2000)
+            .filter(|n| counter.seen.lock().unwrap().contains_key(n))
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + DEADLINE * 3;
+    while seen_after() < 1000 {
+        let state = bridges.get("cloud");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of 1000 after the crash; {state:?}",
+            seen_after()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = counter.seen.lock().unwrap();
+    assert!(
+        (1000..2000).all(|n| seen[&n] == 1),
+        "each published after the crash exactly once"
+    );
+    drop(seen);
     remote.kill();
 }
 

@@ -229,6 +229,14 @@ impl<T> Client<T> {
         self.send_queued();
     }
 
+    /// QoS 2 messages the server acknowledged with PUBREC and the caller has not released yet.
+    pub fn awaiting_release(&self) -> Vec<u16> {
+        (self.outgoing.iter())
+            .filter(|(_, o)| o.phase == Phase::Received)
+            .map(|(pkid, _)| *pkid)
+            .collect()
+    }
+
     /// Send PUBREL for `pkid`: after its [`Event::Acked`] at QoS 2, or for an exchange an earlier life of the
     /// caller began (the server answers PUBCOMP either way, and [`Event::Completed`] follows).
     pub fn release(&mut self, pkid: u16) {

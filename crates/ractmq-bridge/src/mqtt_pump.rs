@@ -41,8 +41,13 @@ struct ToRemote {
     since: Instant,
 }
 
-/// What an outgoing message to the local broker carries: the acknowledgement owed to the remote.
-type ToLocal = InboundAck;
+/// What an outgoing message to the local broker carries: the acknowledgement owed to the remote, and the
+/// remote session it is owed to (a remote that comes back without its session knows none of them).
+#[derive(Clone, Copy)]
+struct ToLocal {
+    ack: InboundAck,
+    session: u64,
+}
 
 type Dial = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(BoxRead, BoxWrite), String>> + Send>>;
 
@@ -75,6 +80,8 @@ pub(crate) struct Pump {
     local_ready: bool,
     /// The remote connection is up with its subscriptions.
     remote_ready: bool,
+    /// Counts the remote sessions: one more each time the remote comes back without the bridge's session.
+    remote_session: u64,
     events_local: Vec<Event<ToLocal>>,
     events_remote: Vec<Event<ToRemote>>,
     packets: Vec<Packet>,
@@ -120,6 +127,7 @@ impl Pump {
             remote_protocol,
             local_ready: local_ready_at_start,
             remote_ready: false,
+            remote_session: 0,
             events_local: Vec::new(),
             events_remote: Vec::new(),
             packets: Vec::new(),
@@ -258,13 +266,13 @@ impl Pump {
                 }
                 Event::Message { publish, ack } => self.egress(publish, ack, now),
                 // The local broker took a message from the remote: acknowledge it there.
-                Event::Acked(ack) => self.remote.ack(ack),
-                Event::Refused(ack, code, _) => {
+                Event::Acked(sent) => self.owe_remote(sent),
+                Event::Refused(sent, code, _) => {
                     // The local broker refused what the bridge brought in (a quota): counted, and acknowledged at
                     // the remote all the same, which would otherwise send it forever.
                     Counters::add(&self.stats.failed, 1);
                     tracing::warn!(bridge = %self.config.name, "local broker refused a message (0x{code:02x})");
-                    self.remote.ack(ack);
+                    self.owe_remote(sent);
                 }
                 // QoS 2's second half, relayed with the same packet ids.
                 Event::Released(pkid) if self.dead_qos2.remove(&pkid) => self.local.complete(pkid),
@@ -302,7 +310,8 @@ impl Pump {
                     publish.topic = format!("{}{}", self.config.local_prefix, publish.topic).into();
                     strip_for(Protocol::V5, &mut publish);
                     // Same packet id as at the remote (see the module doc).
-                    self.local.publish(publish, ack);
+                    let session = self.remote_session;
+                    self.local.publish(publish, ack.map(|ack| ToLocal { ack, session }));
                 }
                 Event::Acked(sent) => {
                     Counters::add(&self.stats.acked, 1);
@@ -324,8 +333,27 @@ impl Pump {
         Ok(())
     }
 
+    /// The local broker took a message from the remote: acknowledge it there, if the remote session it came in
+    /// is still the remote's. A QoS 2 message of a session the remote forgot is released here instead (the
+    /// remote will never send its PUBREL).
+    fn owe_remote(&mut self, sent: ToLocal) {
+        if sent.session == self.remote_session {
+            self.remote.ack(sent.ack);
+        } else if sent.ack.qos == QoS::ExactlyOnce {
+            self.local.release(sent.ack.pkid);
+        }
+    }
+
     fn remote_connected(&mut self, session_present: bool) {
         tracing::info!(bridge = %self.config.name, server = %self.config.server, session_present, "bridge connected");
+        if !session_present {
+            // The remote forgot the bridge's session: the QoS 2 messages it sent and the node took wait for a
+            // PUBREL that will not come. The node has them: finish them here.
+            self.remote_session += 1;
+            for pkid in self.local.awaiting_release() {
+                self.local.release(pkid);
+            }
+        }
         self.stats.set_error(None);
         self.remote_ready = self.config.subscribe.is_empty();
         self.show_ready();

@@ -108,6 +108,13 @@ impl Mosquitto {
         }
     }
 
+    /// Kill it (SIGKILL: it saves nothing) and start it again on the same port and files: what it held since
+    /// its last save (none on its defaults) is gone, the bridge's session with it.
+    pub fn crash_and_restart(&mut self) {
+        self.kill();
+        self.run();
+    }
+
     /// Start it again, on the same port and files.
     pub fn restart(&mut self) {
         self.stop();
