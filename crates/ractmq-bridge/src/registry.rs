@@ -123,11 +123,14 @@ impl Bridges {
                     bridge = %name,
                     "a bridge created at run time has the name of one in the configuration file; the file's is used"
                 ),
-                Ok(c) => bridges
-                    .add(c, true)
-                    .await
-                    .map_err(|e| format!("bridge {name} (kept from run time): {e}"))?,
-                Err(e) => return Err(format!("bridge {name} kept from run time cannot be read: {e}")),
+                // A kept bridge that no longer starts must not keep the node from starting: it is logged, and
+                // `ractmq ctl bridges create` can make it again.
+                Ok(c) => {
+                    if let Err(e) = bridges.add(c, true).await {
+                        tracing::error!(bridge = %name, "a bridge kept from run time did not start: {e}");
+                    }
+                }
+                Err(e) => tracing::error!(bridge = %name, "a bridge kept from run time cannot be read, skipped: {e}"),
             }
         }
         Ok(bridges)
