@@ -154,15 +154,14 @@ impl Bridges {
         let mut stats = stats;
         // What the buffer's overflow policy dropped, beside what the bridge itself dropped.
         stats.dropped += session.map_or(0, |c| c.dropped);
+        let running = self.0.tree.cell(name).is_some();
+        // A stopped bridge moves nothing, whatever its last send said.
+        stats.connected &= running;
         Some(BridgeInfo {
             name: config.name().to_string(),
             kind: config.kind(),
             remote: config.remote(),
-            status: if self.0.tree.cell(name).is_some() {
-                "running"
-            } else {
-                "stopped"
-            },
+            status: if running { "running" } else { "stopped" },
             forward: config.forward().to_vec(),
             subscribe: config.subscribe().to_vec(),
             queued,
