@@ -147,6 +147,8 @@ pub struct Client<T> {
     last_sent: Option<Instant>,
     ping_sent: Option<Instant>,
     keep_alive: Duration,
+    /// Send PUBREL at once on PUBREC, instead of waiting for [`Client::release`].
+    auto_release: bool,
 }
 
 impl<T> Client<T> {
@@ -166,7 +168,13 @@ impl<T> Client<T> {
             last_sent: None,
             ping_sent: None,
             keep_alive,
+            auto_release: false,
         }
+    }
+
+    /// Answer PUBREC with PUBREL at once (the caller has nothing to relay: the message is the server's now).
+    pub fn set_auto_release(&mut self) {
+        self.auto_release = true;
     }
 
     /// A new connection is open: the CONNECT to send first.
@@ -227,14 +235,6 @@ impl<T> Client<T> {
         }
         self.queued.push_back((publish, tag));
         self.send_queued();
-    }
-
-    /// QoS 2 messages the server acknowledged with PUBREC and the caller has not released yet.
-    pub fn awaiting_release(&self) -> Vec<u16> {
-        (self.outgoing.iter())
-            .filter(|(_, o)| o.phase == Phase::Received)
-            .map(|(pkid, _)| *pkid)
-            .collect()
     }
 
     /// Send PUBREL for `pkid`: after its [`Event::Acked`] at QoS 2, or for an exchange an earlier life of the
@@ -424,7 +424,10 @@ impl<T> Client<T> {
                 events.push(Event::Refused(tag, ack.reason, publish));
             }
         } else {
-            if expected == QoS::ExactlyOnce {
+            if expected == QoS::ExactlyOnce && self.auto_release {
+                out.phase = Phase::Released;
+                self.output.push(Packet::PubRel(Ack::new(ack.pkid)));
+            } else if expected == QoS::ExactlyOnce {
                 out.phase = Phase::Received;
             } else {
                 self.outgoing.remove(&ack.pkid);

@@ -82,6 +82,9 @@ pub(crate) struct Pump {
     remote_ready: bool,
     /// Counts the remote sessions: one more each time the remote comes back without the bridge's session.
     remote_session: u64,
+    /// Packet ids of QoS 1/2 messages from the remote passed to the node and not yet acknowledged there: a
+    /// resend of one (after a reconnect) is not passed on again.
+    ingress: HashSet<u16>,
     events_local: Vec<Event<ToLocal>>,
     events_remote: Vec<Event<ToRemote>>,
     packets: Vec<Packet>,
@@ -94,7 +97,10 @@ impl Pump {
         } else {
             Protocol::V5
         };
-        let local = crate::local_session::client(&config.name, config.max_inflight);
+        let mut local = crate::local_session::client(&config.name, config.max_inflight);
+        // What the bridge brings in is the node's once it took it (PUBREC): released at once. Exactly once
+        // towards the node rests on `ingress`, which sends nothing twice while the remote resends it.
+        local.set_auto_release();
         let remote = Client::new(ClientOptions {
             client_id: config.remote_client_id(),
             protocol: remote_protocol,
@@ -128,6 +134,7 @@ impl Pump {
             local_ready: local_ready_at_start,
             remote_ready: false,
             remote_session: 0,
+            ingress: HashSet::new(),
             events_local: Vec::new(),
             events_remote: Vec::new(),
             packets: Vec::new(),
@@ -277,7 +284,8 @@ impl Pump {
                 // QoS 2's second half, relayed with the same packet ids.
                 Event::Released(pkid) if self.dead_qos2.remove(&pkid) => self.local.complete(pkid),
                 Event::Released(pkid) => self.remote.release(pkid),
-                Event::Completed(pkid) => self.remote.complete(pkid),
+                // The node finished a message the bridge brought in: nothing owed to the remote any more.
+                Event::Completed(_) => {}
                 Event::Subscribed(reasons) => {
                     self.check_suback("local", &reasons);
                     self.local_ready = true;
@@ -310,7 +318,15 @@ impl Pump {
                     publish.topic = format!("{}{}", self.config.local_prefix, publish.topic).into();
                     strip_for(Protocol::V5, &mut publish);
                     // Same packet id as at the remote (see the module doc).
+                    if let Some(ack) = ack {
+                        if !self.ingress.insert(ack.pkid) {
+                            // Sent again before the node acknowledged it: the first copy's acknowledgement answers.
+                            continue;
+                        }
+                    }
                     let session = self.remote_session;
+                    // The node's packet id is the bridge's own: the remote's ids start over with a new session.
+                    publish.pkid = 0;
                     self.local.publish(publish, ack.map(|ack| ToLocal { ack, session }));
                 }
                 Event::Acked(sent) => {
@@ -321,7 +337,8 @@ impl Pump {
                     }
                 }
                 Event::Refused(sent, code, publish) => self.dead_letter(sent.ack, code, publish),
-                Event::Released(pkid) => self.local.release(pkid),
+                // The remote's PUBREL of a message the node already took.
+                Event::Released(pkid) => self.remote.complete(pkid),
                 Event::Completed(pkid) => self.local.complete(pkid),
                 Event::Subscribed(reasons) => {
                     self.check_suback("remote", &reasons);
@@ -334,25 +351,21 @@ impl Pump {
     }
 
     /// The local broker took a message from the remote: acknowledge it there, if the remote session it came in
-    /// is still the remote's. A QoS 2 message of a session the remote forgot is released here instead (the
-    /// remote will never send its PUBREL).
+    /// is still the remote's.
     fn owe_remote(&mut self, sent: ToLocal) {
         if sent.session == self.remote_session {
+            self.ingress.remove(&sent.ack.pkid);
             self.remote.ack(sent.ack);
-        } else if sent.ack.qos == QoS::ExactlyOnce {
-            self.local.release(sent.ack.pkid);
         }
     }
 
     fn remote_connected(&mut self, session_present: bool) {
         tracing::info!(bridge = %self.config.name, server = %self.config.server, session_present, "bridge connected");
         if !session_present {
-            // The remote forgot the bridge's session: the QoS 2 messages it sent and the node took wait for a
-            // PUBREL that will not come. The node has them: finish them here.
+            // The remote forgot the bridge's session: what it sent is acknowledged to nobody there, and its
+            // packet ids start over.
             self.remote_session += 1;
-            for pkid in self.local.awaiting_release() {
-                self.local.release(pkid);
-            }
+            self.ingress.clear();
         }
         self.stats.set_error(None);
         self.remote_ready = self.config.subscribe.is_empty();
