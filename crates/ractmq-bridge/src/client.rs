@@ -662,6 +662,24 @@ mod tests {
     }
 
     #[test]
+    fn auto_release_answers_pubrec_at_once() {
+        let now = Instant::now();
+        let mut c = Client::<u32>::new(options());
+        c.set_auto_release();
+        c.connect(now);
+        let mut events = Vec::new();
+        c.handle(connack(false, None), now, &mut events).unwrap();
+        c.publish(message("t", QoS::ExactlyOnce), Some(3));
+        sent(&mut c, now);
+        c.handle(Packet::PubRec(Ack::new(1)), now, &mut events).unwrap();
+        assert_eq!(events.pop(), Some(Event::Acked(3)));
+        assert_eq!(sent(&mut c, now), vec![Packet::PubRel(Ack::new(1))]);
+        c.handle(Packet::PubComp(Ack::new(1)), now, &mut events).unwrap();
+        assert_eq!(events.pop(), Some(Event::Completed(1)));
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[test]
     fn a_callers_packet_id_is_kept_and_not_sent_twice() {
         let now = Instant::now();
         let mut c = Client::<u32>::new(options());
