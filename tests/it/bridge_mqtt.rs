@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 
 use crate::common::load::numbered;
-use crate::common::mosquitto::Mosquitto;
+use crate::common::mosquitto::{free_port, Mosquitto};
 use crate::common::process::Process;
 use crate::common::{eventually, options, start_with, test_config, Client, DEADLINE};
 
@@ -508,11 +508,7 @@ async fn a_dead_letter_carries_the_reason_as_a_user_property() {
 /// delivers them once the node and the remote are back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_bridge_buffered_survives_a_kill_of_the_node() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("ractmq.toml");
     std::fs::write(
@@ -568,11 +564,7 @@ async fn over_tls_with_a_password() {
     assert!(made.success());
     // A plain listener (the helper's, for the test's subscriber) and a TLS one for the bridge; both ask for a
     // password.
-    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let tls_port = free_port();
     let remote = Mosquitto::start(&format!(
         "allow_anonymous false\npassword_file {}\nlistener {tls_port} 127.0.0.1\ncafile {ca_file}\ncertfile {cert_file}\nkeyfile {key_file}",
         passwd.display()

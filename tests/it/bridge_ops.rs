@@ -7,7 +7,7 @@ use rumqttc::QoS;
 use serde_json::{json, Value};
 
 use crate::common::load::numbered;
-use crate::common::mosquitto::Mosquitto;
+use crate::common::mosquitto::{free_port, Mosquitto};
 use crate::common::process::{ctl, Process};
 use crate::common::{eventually, Client};
 
@@ -125,31 +125,39 @@ async fn a_bridge_created_at_run_time_survives_a_restart_until_deleted() {
     assert_eq!(json_of(node.api, &["bridges", "list"]), json!([]), "deleted for good");
 }
 
-/// A bridge's buffer holds `buffer` messages beyond those in flight while the remote is down; drop-oldest
-/// keeps the newest, and each drop is counted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_buffer_drops_the_oldest_and_counts_them() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+/// A node whose bridge (2 in flight, a buffer of 5, `overflow`) goes to a port where nothing listens yet: the
+/// port, the node's files and the node.
+fn buffered_node(overflow: &str) -> (u16, tempfile::TempDir, Process) {
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let file = config_file(
         &dir,
         &format!(
             "[[bridges.mqtt]]\nname = \"cloud\"\nserver = \"127.0.0.1:{port}\"\nforward = [\"sensors/#\"]\n\
-             max_inflight = 2\nbuffer = 5\noverflow = \"drop-oldest\"\nreconnect_max_ms = 200\n"
+             max_inflight = 2\nbuffer = 5\noverflow = \"{overflow}\"\nreconnect_max_ms = 200\n"
         ),
     );
     let node = Process::start(&["-c", &file]);
-    // The remote is down: 2 messages go in flight to the bridge, 5 wait in its buffer, 13 are dropped.
-    let mut publisher = Client::connect(node.mqtt, "near").await;
+    (port, dir, node)
+}
+
+/// Numbers 0..20 on `sensors/1` at QoS 1.
+async fn publish_twenty(publisher: &Client) {
     for n in 0..20 {
         publisher
             .publish("sensors/1", QoS::AtLeastOnce, false, numbered(0, n, 8))
             .await;
     }
+}
+
+/// A bridge's buffer holds `buffer` messages beyond those in flight while the remote is down; drop-oldest
+/// keeps the newest, and each drop is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_drops_the_oldest_and_counts_them() {
+    let (port, _dir, node) = buffered_node("drop-oldest");
+    // The remote is down: 2 messages go in flight to the bridge, 5 wait in its buffer, 13 are dropped.
+    let mut publisher = Client::connect(node.mqtt, "near").await;
+    publish_twenty(&publisher).await;
     for _ in 0..20 {
         publisher
             .expect("PUBACK", |p| matches!(p, rumqttc::Packet::PubAck(_)).then_some(()))
@@ -173,26 +181,9 @@ async fn a_full_buffer_drops_the_oldest_and_counts_them() {
 /// once the remote is back, every message arrives once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_buffer_drops_nothing() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let file = config_file(
-        &dir,
-        &format!(
-            "[[bridges.mqtt]]\nname = \"cloud\"\nserver = \"127.0.0.1:{port}\"\nforward = [\"sensors/#\"]\n\
-             max_inflight = 2\nbuffer = 5\noverflow = \"block\"\nreconnect_max_ms = 200\n"
-        ),
-    );
-    let node = Process::start(&["-c", &file]);
+    let (port, _dir, node) = buffered_node("block");
     let mut publisher = Client::connect(node.mqtt, "near").await;
-    for n in 0..20 {
-        publisher
-            .publish("sensors/1", QoS::AtLeastOnce, false, numbered(0, n, 8))
-            .await;
-    }
+    publish_twenty(&publisher).await;
     // The buffer filled (2 in flight, 5 queued, and what the node took before it held the publisher): the rest
     // waits in the publisher, whose socket the node stops reading.
     eventually("the buffer filled", || {

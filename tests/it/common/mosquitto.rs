@@ -17,21 +17,13 @@ impl Mosquitto {
     /// Mosquitto with persistence on (so that a stop and start keeps its sessions and queued messages),
     /// anonymous clients allowed, and `extra` lines of configuration.
     pub fn start(extra: &str) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         Mosquitto::start_on(port, extra)
     }
 
     /// Mosquitto enforcing the ACL file `acl` (Mosquitto's format) on anonymous clients.
     pub fn with_acl(acl: &str) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("acl");
         std::fs::write(&file, acl).unwrap();
@@ -130,6 +122,15 @@ impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn mosquitto_bin() -> String {
