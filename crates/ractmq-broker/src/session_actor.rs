@@ -418,9 +418,12 @@ impl SessionState {
             Metrics::add(&self.kernel.metrics.authz_denied, u64::from(fx.denied));
         }
         let mut congestion = Congestion::default();
+        // A QoS 2 receipt and the copies it guards against routing twice are committed together: a kill -9
+        // that kept the receipt without the copies would make the client's resent PUBLISH a duplicate, and
+        // the message would be lost; the copies without the receipt would route it twice.
+        let group = (self.kernel.disk.as_ref()).filter(|_| !fx.journal.is_empty() && !fx.publishes.is_empty());
+        let group = group.map(|disk| disk.group());
         if let Some(disk) = &self.kernel.disk {
-            // The session's journal goes to the store before what it published is routed: a QoS 2 receipt is
-            // stored no later than the copies it guards against routing twice.
             let waits = fx.output_waits_for_journal();
             if let Some(ticket) = crate::durable::journal(&self.kernel, &self.shared.client_id, &mut fx.journal) {
                 if waits {
@@ -435,6 +438,7 @@ impl SessionState {
         }
         // In order; the messages of a run to one topic reach each subscriber in one push.
         self.kernel.router.route_batch(fx.publishes.drain(..), &mut congestion);
+        drop(group);
         let Some(online) = self.online.as_ref() else {
             return;
         };

@@ -22,4 +22,4 @@ pub use error::StoreError;
 pub use op::Op;
 pub use records::SessionRecord;
 pub use recovery::{Recovered, RecoveredSession};
-pub use store::{Store, StoreOptions, StoreStats, Ticket};
+pub use store::{Group, Store, StoreOptions, StoreStats, Ticket};

@@ -208,6 +208,20 @@ impl Store {
         (pending.submitted > before).then_some(pending.submitted)
     }
 
+    /// Open a group: the ops submitted from now until the group is dropped are committed together, in one
+    /// commit, or not at all (a kill -9 between two commits cannot keep some of them). Ops submitted by others
+    /// meanwhile wait with them. Hold a group only across a few submissions, never across an `.await`: the
+    /// writer commits nothing submitted after the group's start while it is open.
+    pub fn group(&self) -> Group {
+        let mut pending = self.inner.shared.pending.lock();
+        let start = pending.submitted + 1;
+        pending.open_groups.push(start);
+        Group {
+            shared: self.inner.shared.clone(),
+            start,
+        }
+    }
+
     /// The op with `ticket` is committed.
     pub fn is_committed(&self, ticket: Ticket) -> bool {
         self.inner.shared.committed.load(Ordering::Acquire) >= ticket
@@ -293,6 +307,24 @@ impl Store {
         if let Some(writer) = self.inner.writer.lock().take() {
             let _ = writer.join();
         }
+    }
+}
+
+/// Ops committed together (see [`Store::group`]); the group closes when this is dropped.
+#[must_use = "the group closes when this is dropped"]
+pub struct Group {
+    shared: Arc<Shared>,
+    start: Ticket,
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let mut pending = self.shared.pending.lock();
+        if let Some(at) = pending.open_groups.iter().position(|s| *s == self.start) {
+            pending.open_groups.swap_remove(at);
+        }
+        drop(pending);
+        self.shared.work.notify_one();
     }
 }
 

@@ -30,6 +30,21 @@ pub(crate) struct Pending {
     pub submitted: u64,
     pub bytes: usize,
     pub closing: bool,
+    /// The first ticket of each [`Group`](crate::Group) still open: the writer takes no op from the earliest
+    /// on, so that a group's ops land in one commit or in none.
+    pub open_groups: Vec<u64>,
+}
+
+impl Pending {
+    /// How many of the waiting ops the writer may take now: all of them, or those before the earliest open
+    /// group (all of them once the store closes).
+    fn takeable(&self) -> usize {
+        let first = self.submitted + 1 - self.ops.len() as u64;
+        match self.open_groups.iter().min() {
+            Some(start) if !self.closing => (start.saturating_sub(first) as usize).min(self.ops.len()),
+            _ => self.ops.len(),
+        }
+    }
 }
 
 /// Called with the reason when a commit fails.
@@ -90,17 +105,25 @@ pub(crate) fn run(mut db: Database, shared: Arc<Shared>, compaction: Compaction,
     loop {
         let (ops, upto, bytes) = {
             let mut pending = shared.pending.lock();
-            while pending.ops.is_empty() && !pending.closing {
+            while pending.takeable() == 0 && !pending.closing {
                 shared.work.wait(&mut pending);
             }
             if pending.ops.is_empty() {
                 return;
             }
-            (
-                std::mem::take(&mut pending.ops),
-                pending.submitted,
-                std::mem::take(&mut pending.bytes),
-            )
+            let take = pending.takeable();
+            if take == pending.ops.len() {
+                (
+                    std::mem::take(&mut pending.ops),
+                    pending.submitted,
+                    std::mem::take(&mut pending.bytes),
+                )
+            } else {
+                let ops: Vec<Op> = pending.ops.drain(..take).collect();
+                let bytes = ops.iter().map(Op::size).sum::<usize>();
+                pending.bytes = pending.bytes.saturating_sub(bytes);
+                (ops, pending.submitted - pending.ops.len() as u64, bytes)
+            }
         };
         let started = Instant::now();
         let count = ops.len() as u64;

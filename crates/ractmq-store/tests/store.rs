@@ -330,3 +330,24 @@ async fn a_file_whose_queues_drained_gives_its_space_back() {
     let (_, recovered) = open(dir.path());
     assert_eq!(recovered.sessions.len(), 1, "what was kept is still there");
 }
+
+/// A QoS 2 receipt and the copies it guards are one commit: a kill between two commits must not keep the
+/// receipt without the copies (the resent PUBLISH would then be taken for a duplicate and the message lost).
+#[tokio::test]
+async fn the_ops_of_a_group_are_committed_together_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path());
+    let before = store.submit(record("c1", "t/#"));
+    let group = store.group();
+    let receipt = store.submit(journal("c1", Journal::AwaitingRelease { pkid: 7 }));
+    store.committed(before).await.expect("the op before the group commits");
+    assert!(!store.is_committed(receipt), "a commit took part of an open group");
+    let (_, op) = copy(&store, "c1", "m", ractmq_codec::QoS::ExactlyOnce);
+    let copy_ticket = store.submit(op);
+    drop(group);
+    store
+        .committed(copy_ticket)
+        .await
+        .expect("the group commits once closed");
+    assert!(store.is_committed(receipt));
+}
