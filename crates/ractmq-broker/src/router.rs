@@ -27,6 +27,7 @@ use smallvec::SmallVec;
 use tokio::sync::mpsc;
 
 use crate::flow::Congestion;
+use crate::hooks::{ClientEvent, HookKind, Hooks};
 use crate::index::{index_entry, Change, Index, Route, Target};
 use crate::metrics::Metrics;
 use crate::moving::Relays;
@@ -71,6 +72,8 @@ pub struct Router {
     pub relays: Relays,
     /// Where retained messages are kept across restarts, on a node with a store.
     disk: Option<ractmq_store::Store>,
+    /// What is told about messages published here and about clients' events (the rule engine).
+    hooks: OnceLock<Arc<dyn Hooks>>,
 }
 
 impl Router {
@@ -100,7 +103,23 @@ impl Router {
             remote: OnceLock::new(),
             relays: Relays::default(),
             disk,
+            hooks: OnceLock::new(),
         }
+    }
+
+    /// Tell `hooks` about messages published here and about clients' events from now on (once per node).
+    pub fn set_hooks(&self, hooks: Arc<dyn Hooks>) -> bool {
+        self.hooks.set(hooks).is_ok()
+    }
+
+    /// The hooks, if installed.
+    pub(crate) fn hooks(&self) -> Option<&Arc<dyn Hooks>> {
+        self.hooks.get()
+    }
+
+    /// The hooks, if installed and wanting `kind`.
+    pub(crate) fn hooks_for(&self, kind: HookKind) -> Option<&Arc<dyn Hooks>> {
+        self.hooks.get().filter(|h| h.wants(kind))
     }
 
     /// Route to other nodes through `remote` from now on (once: a cluster layer installs itself at start).
@@ -239,6 +258,9 @@ impl Router {
             }
         }
         self.store_retained(message, Some(&mut *congestion));
+        if let Some(hooks) = self.hooks_for(HookKind::Published) {
+            hooks.published(message, congestion);
+        }
         let mut matched = RemoteMatch::default();
         let mut forwards = Vec::new();
         if let Some(remote) = remote {
@@ -285,6 +307,13 @@ impl Router {
         }
         if delivered + forwarded == 0 {
             Metrics::add(&self.metrics.messages_no_subscribers, 1);
+            if let Some(hooks) = self.hooks_for(HookKind::MessageDropped) {
+                hooks.event(&ClientEvent::Dropped {
+                    to: None,
+                    message,
+                    reason: "no_subscribers",
+                });
+            }
         }
         delivered + forwarded
     }
@@ -515,6 +544,33 @@ impl Router {
             reached += 1;
         }
         reached
+    }
+
+    /// Queue `message` for `session` alone, at its own QoS (see [`crate::BrokerView::deliver_to`]).
+    pub(crate) fn deliver_direct(
+        &self,
+        session: &Arc<SessionShared>,
+        message: Arc<Message>,
+        congestion: &mut Congestion,
+    ) {
+        let delivery = Delivery {
+            message: message.clone(),
+            qos: message.qos,
+            retain: false,
+            subscription_ids: Vec::new(),
+            shared: None,
+            stored: None,
+        };
+        let mut ticket = None;
+        let pushed = session.push_durably(delivery, &self.metrics, &mut ticket);
+        self.pushed(
+            session,
+            &session.client_id,
+            pushed,
+            std::slice::from_ref(&message),
+            ticket,
+            congestion,
+        );
     }
 
     /// What follows pushing `messages` (from one publisher) to `session`, the client `key`.

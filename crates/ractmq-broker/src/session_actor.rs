@@ -33,6 +33,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use crate::connection::{AbortOnDrop, Batch, Io, Permit};
 use crate::fence::FenceGuard;
 use crate::flow::Congestion;
+use crate::hooks::{client_ref, ClientEvent, HookKind};
 use crate::index::{index_entry, Change, Route, Target};
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
@@ -178,6 +179,16 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         username: connect.username.clone(),
         connected_at: std::time::SystemTime::now(),
     });
+    if let Some(hooks) = kernel.router.hooks_for(HookKind::ClientConnected) {
+        let conn = shared.conn.lock().clone();
+        let expiry_interval = shared.state.lock().expiry_interval;
+        hooks.event(&ClientEvent::Connected {
+            client: client_ref(&shared.client_id, conn.as_ref()),
+            keep_alive: connect.keep_alive,
+            clean_start: connect.clean_start,
+            expiry_interval,
+        });
+    }
     let set_for_it = (listener == crate::listener::IN_PROCESS)
         .then(|| kernel.in_process_queues.lock().get(&*shared.client_id).cloned())
         .flatten();
@@ -375,6 +386,9 @@ impl SessionState {
         // Messages are large values: a vector regrown as a batch of PUBLISHes fills it copies them each time.
         let publishes = packets.iter().filter(|p| matches!(p, Packet::Publish(_))).count();
         fx.publishes.reserve_exact(publishes);
+        if self.kernel.router.hooks_for(HookKind::MessageAcked).is_some() {
+            fx.acked = Some(Vec::new());
+        }
         if self.kernel.traces.is_active() {
             for packet in &packets {
                 self.kernel
@@ -414,6 +428,9 @@ impl SessionState {
             Box::pin(self.apply_routes(std::mem::take(&mut fx.routes))).await
         };
         Metrics::add(&self.kernel.metrics.messages_received, fx.publishes.len() as u64);
+        if let Some(acked) = fx.acked.take().filter(|a| !a.is_empty()) {
+            self.message_events(acked.iter().map(|m| (m, None)));
+        }
         if fx.denied > 0 {
             Metrics::add(&self.kernel.metrics.authz_denied, u64::from(fx.denied));
         }
@@ -477,6 +494,8 @@ impl SessionState {
         let mut fx = Effects::default();
         let now = Instant::now();
         let mut handed = 0;
+        // What went out, for the hooks, when they want it.
+        let mut delivered = kernel.router.hooks_for(HookKind::MessageDelivered).map(|_| Vec::new());
         // Counted here and added to the shared counters once per batch, before its bytes can reach the client
         // (whoever reads the counters after a delivery finds it counted): two atomic adds per delivery on lines
         // every session's drain writes cost more than the rest of a QoS 0 delivery.
@@ -506,8 +525,14 @@ impl SessionState {
             for delivery in batch.drain(..) {
                 let qos = delivery.qos as usize;
                 handed += 1;
+                let message = delivered.as_ref().map(|_| (delivery.message.clone(), delivery.qos));
                 match online.channel.deliver(&mut session, delivery, now, &mut fx) {
-                    DeliverOutcome::Sent => counts.sent_by_qos[qos] += 1,
+                    DeliverOutcome::Sent => {
+                        counts.sent_by_qos[qos] += 1;
+                        if let (Some(delivered), Some(message)) = (delivered.as_mut(), message) {
+                            delivered.push(message);
+                        }
+                    }
                     DeliverOutcome::Expired => counts.expired += 1,
                     DeliverOutcome::TooLarge => counts.too_large += 1,
                 }
@@ -526,6 +551,25 @@ impl SessionState {
             }
         }
         self.shared.drained(handed);
+        if let Some(delivered) = delivered.filter(|d| !d.is_empty()) {
+            self.message_events(delivered.iter().map(|(m, qos)| (m, Some(*qos))));
+        }
+    }
+
+    /// Tell the hooks about messages sent to this client (with the QoS they went out at) or acknowledged by
+    /// it (`None`).
+    fn message_events<'m>(&self, messages: impl Iterator<Item = (&'m Arc<Message>, Option<ractmq_codec::QoS>)>) {
+        let Some(hooks) = self.kernel.router.hooks() else {
+            return;
+        };
+        let conn = self.shared.conn.lock().clone();
+        let to = client_ref(&self.shared.client_id, conn.as_ref());
+        for (message, qos) in messages {
+            hooks.event(&match qos {
+                Some(qos) => ClientEvent::Delivered { to, message, qos },
+                None => ClientEvent::Acked { to, message },
+            });
+        }
     }
 
     async fn tick(&mut self, myself: &ActorRef<SessionMsg>) {

@@ -414,6 +414,44 @@ impl BrokerView {
         delivered
     }
 
+    /// Route `message` now, as part of the routing that called a [`crate::Hooks`]: the queues it fills and the
+    /// copies it stores are added to `congestion`, so the original publisher's acknowledgement waits for them.
+    /// Returns the subscribers (and nodes) it reached.
+    pub fn route_now(&self, message: Message, congestion: &mut Congestion) -> usize {
+        Metrics::add(&self.kernel.metrics.messages_received, 1);
+        self.kernel.router.route_reporting(Arc::new(message), congestion)
+    }
+
+    /// Queue `message` for the session of `client_id` alone, at the message's QoS, as if it had subscribed to
+    /// it (a bridge's buffer fed by a rule). Like a routed copy, a persistent session's copy is stored first
+    /// and a full queue holds the publisher, through `congestion`. Fails if there is no such session.
+    pub fn deliver_to(&self, client_id: &str, message: Message, congestion: &mut Congestion) -> Result<(), String> {
+        let session =
+            (self.kernel.store.get(client_id)).ok_or_else(|| format!("no session {client_id:?} on this node"))?;
+        self.kernel
+            .router
+            .deliver_direct(&session, Arc::new(message), congestion);
+        Ok(())
+    }
+
+    /// The user name, peer address and protocol of `client_id`'s connection, if it is connected here.
+    pub fn connection_of(&self, client_id: &str) -> Option<(Option<String>, SocketAddr, Protocol)> {
+        let session = self.kernel.store.get(client_id)?;
+        let conn = session.conn.lock();
+        conn.as_ref().map(|c| (c.username.clone(), c.peer, c.protocol))
+    }
+
+    /// This node's name in its cluster (`local` alone).
+    pub fn node_name(&self) -> &str {
+        &self.kernel.config.node_name
+    }
+
+    /// Tell `hooks` about the messages published on this node and its clients' events from now on. False if
+    /// the node has hooks already (one per node).
+    pub fn set_hooks(&self, hooks: Arc<dyn crate::Hooks>) -> bool {
+        self.kernel.router.set_hooks(hooks)
+    }
+
     /// Follow `client_id`'s packets as they pass, one line each, until the receiver is dropped.
     pub fn trace(&self, client_id: &str) -> mpsc::Receiver<String> {
         self.kernel.traces.start(client_id)

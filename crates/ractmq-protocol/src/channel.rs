@@ -80,6 +80,8 @@ pub struct Effects {
     /// Changes to the stored session, in order: the broker hands them to its store before it routes
     /// `publishes` (see `journal.rs`).
     pub journal: Vec<Journal>,
+    /// When `Some` (the caller asks for it), the messages the client acknowledged (PUBACK, PUBCOMP), in order.
+    pub acked: Option<Vec<Arc<Message>>>,
 }
 
 impl Effects {
@@ -717,6 +719,9 @@ impl Channel {
 fn completed(session: &mut Session, pos: usize, fx: &mut Effects) {
     if let Some(entry) = session.inflight.remove(pos) {
         done(&entry.delivery, fx);
+        if let Some(acked) = fx.acked.as_mut() {
+            acked.push(entry.delivery.message);
+        }
     }
     fx.window_opened = true;
 }

@@ -29,8 +29,19 @@ pub(super) fn route_will(kernel: &Kernel, will: Message) {
 }
 
 impl SessionState {
+    /// Tell the hooks this client's connection ended, if they want to know; `conn` described it.
+    fn disconnected_event(&self, conn: Option<&ConnInfo>, reason: &str) {
+        if let Some(hooks) = self.kernel.router.hooks_for(HookKind::ClientDisconnected) {
+            hooks.event(&ClientEvent::Disconnected {
+                client: client_ref(&self.shared.client_id, conn),
+                reason,
+            });
+        }
+    }
+
     /// Another connection took this session: close the old one with 0x8E.
     pub(super) fn takeover(&mut self, mut old: Online) {
+        self.disconnected_event(self.shared.conn.lock().clone().as_ref(), "takenover");
         let mut fx = Effects::default();
         old.channel
             .close_with(reason::SESSION_TAKEN_OVER, true, "session taken over".into(), &mut fx);
@@ -58,7 +69,7 @@ impl SessionState {
         self.hold = None;
         if let Some(old) = self.online.take() {
             self.takeover(old);
-            *self.shared.conn.lock() = None;
+            self.shared.conn.lock().take();
             self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
         }
         let will = self
@@ -137,7 +148,14 @@ impl SessionState {
             tracing::debug!(client = %self.shared.client_id, peer = %online.peer, reason, "connection closed: {}", close.why);
         }
         online.io.close();
-        *self.shared.conn.lock() = None;
+        let conn = self.shared.conn.lock().take();
+        // EMQX's names where they apply: `normal` for a DISCONNECT without error.
+        let why = if close.reason == 0 {
+            "normal"
+        } else {
+            close.why.as_str()
+        };
+        self.disconnected_event(conn.as_ref(), why);
         self.shared.set_online(None, &self.kernel.limits, &self.kernel.metrics);
         self.after_disconnect(myself, close.publish_will).await;
     }

@@ -22,6 +22,7 @@ impl SessionState {
         let mut changes = Vec::with_capacity(routes.len());
         let mut retained = Vec::new();
         let mut left_groups = Vec::new();
+        let events = self.subscription_events(&routes);
         for change in routes {
             match change {
                 RouteChange::Subscribe {
@@ -59,7 +60,46 @@ impl SessionState {
         for group in left_groups {
             self.hand_off_shared(Some(&group));
         }
+        self.tell_subscription_events(events);
         retained
+    }
+
+    /// The subscription changes the hooks want to hear about: (filter, the QoS granted or `None` for an
+    /// unsubscribe). Empty, without a copy, when nobody listens.
+    fn subscription_events(&self, routes: &[RouteChange]) -> Vec<(String, Option<ractmq_codec::QoS>)> {
+        let router = &self.kernel.router;
+        let (subs, unsubs) = (
+            router.hooks_for(HookKind::SessionSubscribed).is_some(),
+            router.hooks_for(HookKind::SessionUnsubscribed).is_some(),
+        );
+        if !subs && !unsubs {
+            return Vec::new();
+        }
+        (routes.iter())
+            .filter_map(|change| match change {
+                RouteChange::Subscribe { filter, options, .. } if subs => Some((filter.clone(), Some(options.qos))),
+                RouteChange::Unsubscribe { filter } if unsubs => Some((filter.clone(), None)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn tell_subscription_events(&self, events: Vec<(String, Option<ractmq_codec::QoS>)>) {
+        let (false, Some(hooks)) = (events.is_empty(), self.kernel.router.hooks()) else {
+            return;
+        };
+        let conn = self.shared.conn.lock().clone();
+        let client = client_ref(&self.shared.client_id, conn.as_ref());
+        for (filter, qos) in &events {
+            hooks.event(&match qos {
+                Some(qos) => ClientEvent::Subscribed {
+                    client,
+                    filter,
+                    qos: *qos,
+                },
+                None => ClientEvent::Unsubscribed { client, filter },
+            });
+        }
     }
 
     pub(super) async fn unroute(&self, filters: Vec<String>) {
