@@ -115,8 +115,8 @@ fn compile_at(e: &Sql, scope: &Scope<'_>, depth: usize) -> Result<Expr, SqlError
             UnaryOperator::Not => Expr::Not(boxed(expr)?),
             UnaryOperator::Plus => sub(expr)?,
             UnaryOperator::Minus => match sub(expr)? {
-                // Fold negative literals so `-1` is a constant (and i64::MIN can be written).
-                Expr::Lit(Value::Int(i)) => Expr::Lit(Value::Int(i.wrapping_neg())),
+                // Fold negative literals so `-1` is a constant.
+                Expr::Lit(Value::Int(i)) if i != i64::MIN => Expr::Lit(Value::Int(-i)),
                 Expr::Lit(Value::Float(f)) => Expr::Lit(Value::Float(-f)),
                 other => Expr::Neg(Box::new(other)),
             },
@@ -288,10 +288,9 @@ fn literal(v: &SqlValue, at: Location) -> Result<Value, SqlError> {
     Ok(match v {
         SqlValue::Number(n, _) => match n.parse::<i64>() {
             Ok(i) => Value::Int(i),
+            // Beyond i64 a number is kept as a float, as JSON decoding does.
             Err(_) => match n.parse::<f64>().ok().and_then(Value::float) {
                 Some(f) => f,
-                // `9223372036854775808` only makes sense negated; anything else is out of range.
-                None if n == "9223372036854775808" => Value::Int(i64::MIN),
                 None => return Err(err(at, format!("number out of range: {n}"))),
             },
         },

@@ -264,6 +264,11 @@ fn foreach(
     let elements = match list.eval(cx)? {
         Value::Array(a) => a,
         Value::Null => return Ok(Vec::new()),
+        // A JSON array held as text (e.g. a field of `SELECT *`-style input) is iterated too.
+        Value::Str(s) => match crate::json::decode(s.as_bytes()) {
+            Ok(Value::Array(a)) => a,
+            _ => return Err(EvalError::new("FOREACH needs an array, got a string").into()),
+        },
         other => return Err(EvalError::new(format!("FOREACH needs an array, got {}", other.type_name())).into()),
     };
     let mut rows = Vec::new();

@@ -215,8 +215,15 @@ fn convert(e: ParserError, clause: &Clause) -> SqlError {
 fn parser_for<'a>(dialect: &'a GenericDialect, clause: &Clause) -> Parser<'a> {
     let mut tokens = clause.tokens.clone();
     tokens.push(TokenWithSpan::new(Token::EOF, Span::new(clause.end, clause.end)));
-    Parser::new(dialect).with_tokens_with_locations(tokens)
+    // sqlparser's default recursion limit (50) is below what MAX_EXPR_DEPTH allows; its parser grows its own
+    // stack (the `recursive` feature), and our compile step still caps the tree at MAX_EXPR_DEPTH.
+    Parser::new(dialect)
+        .with_recursion_limit(PARSER_RECURSION_LIMIT)
+        .with_tokens_with_locations(tokens)
 }
+
+/// sqlparser's nesting limit: each SQL nesting level may take two or three parser levels.
+const PARSER_RECURSION_LIMIT: usize = 3 * crate::compile::MAX_EXPR_DEPTH;
 
 /// After a clause was parsed, anything left over is an error naming what could have come next.
 fn expect_end(p: &mut Parser<'_>, next: &str) -> Result<(), SqlError> {
