@@ -79,16 +79,19 @@ pub(crate) enum Expr {
 pub(crate) struct Ctx<'e, 'i> {
     pub(crate) input: &'e Input<'i>,
     pub(crate) env: &'e Env<'e>,
+    /// The only top-level payload keys the rule reads, when known (see `json::decode_keys`).
+    payload_keys: Option<&'e [String]>,
     payload: Option<Result<Value, ()>>,
     pub(crate) slots: Vec<Value>,
     pub(crate) item: Value,
 }
 
 impl<'e, 'i> Ctx<'e, 'i> {
-    pub(crate) fn new(input: &'e Input<'i>, env: &'e Env<'e>) -> Self {
+    pub(crate) fn new(input: &'e Input<'i>, env: &'e Env<'e>, payload_keys: Option<&'e [String]>) -> Self {
         Ctx {
             input,
             env,
+            payload_keys,
             payload: None,
             slots: Vec::new(),
             item: Value::Null,
@@ -100,7 +103,10 @@ impl<'e, 'i> Ctx<'e, 'i> {
         if self.payload.is_none() {
             let decoded = match self.input.payload {
                 None => Ok(Value::Null),
-                Some(bytes) => json::decode(bytes).map_err(|_| ()),
+                Some(bytes) => match self.payload_keys {
+                    Some(keys) => json::decode_keys(bytes, keys).map_err(|_| ()),
+                    None => json::decode(bytes).map_err(|_| ()),
+                },
             };
             self.payload = Some(decoded);
         }
@@ -160,6 +166,52 @@ pub(crate) fn truthy(v: &Value) -> Result<bool, EvalError> {
 }
 
 impl Expr {
+    /// Calls `f` on this expression and every sub-expression (compile-time analyses).
+    pub(crate) fn visit(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
+        let all = |v: &[Expr], f: &mut dyn FnMut(&Expr)| v.iter().for_each(|e| e.visit(f));
+        match self {
+            Expr::Lit(_) | Expr::Column(_) | Expr::Slot(_) | Expr::Item => {}
+            Expr::Path(base, segs) => {
+                if let Base::Expr(b) = base {
+                    b.visit(f);
+                }
+                for s in segs {
+                    if let Seg::Dyn(d) = s {
+                        d.visit(f);
+                    }
+                }
+            }
+            Expr::Array(v) | Expr::Call(_, v, _) => all(v, f),
+            Expr::Neg(a) | Expr::Not(a) | Expr::IsNull(a, _) | Expr::Like(a, _, _) => a.visit(f),
+            Expr::And(a, b) | Expr::Or(a, b) | Expr::Binary(_, a, b) | Expr::LikeDyn(a, b, _) => {
+                a.visit(f);
+                b.visit(f);
+            }
+            Expr::In(a, v, _) => {
+                a.visit(f);
+                all(v, f);
+            }
+            Expr::Between(a, b, c, _) => {
+                a.visit(f);
+                b.visit(f);
+                c.visit(f);
+            }
+            Expr::Case(o, whens, els) => {
+                if let Some(o) = o {
+                    o.visit(f);
+                }
+                for (w, t) in whens {
+                    w.visit(f);
+                    t.visit(f);
+                }
+                if let Some(e) = els {
+                    e.visit(f);
+                }
+            }
+        }
+    }
+
     pub(crate) fn eval(&self, cx: &mut Ctx<'_, '_>) -> Eval<Value> {
         Ok(match self {
             Expr::Lit(v) => v.clone(),

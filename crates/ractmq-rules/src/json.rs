@@ -36,6 +36,99 @@ pub fn decode(bytes: &[u8]) -> Result<Value, JsonError> {
     Ok(value)
 }
 
+/// Like [`decode`], but when the document is an object only the top-level `keys` are kept: the others are
+/// checked for syntax and skipped without building values. Rules usually read two or three payload fields,
+/// so this saves most of the allocations of decoding. The depth cap applies to the kept parts.
+pub(crate) fn decode_keys(bytes: &[u8], keys: &[String]) -> Result<Value, JsonError> {
+    if bytes.len() > MAX_JSON_BYTES {
+        return Err(JsonError(format!("JSON larger than {MAX_JSON_BYTES} bytes")));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = de::Deserializer::deserialize_any(&mut de, Top { keys }).map_err(|e| JsonError(e.to_string()))?;
+    de.end().map_err(|e| JsonError(e.to_string()))?;
+    Ok(value)
+}
+
+/// The top level of [`decode_keys`]: an object is filtered, anything else decoded as usual.
+struct Top<'k> {
+    keys: &'k [String],
+}
+
+/// Reads an object key, allocating only when the key is one we keep.
+struct KeyFilter<'k> {
+    keys: &'k [String],
+}
+
+impl<'de> DeserializeSeed<'de> for KeyFilter<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyFilter<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, k: &str) -> Result<Option<String>, E> {
+        Ok(self.keys.iter().any(|want| want == k).then(|| k.to_owned()))
+    }
+}
+
+macro_rules! forward {
+    ($($method:ident($t:ty)),*) => {
+        $(fn $method<E: de::Error>(self, v: $t) -> Result<Value, E> {
+            Seed { depth: 0 }.$method(v)
+        })*
+    };
+}
+
+impl<'de> Visitor<'de> for Top<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    forward!(
+        visit_bool(bool),
+        visit_i64(i64),
+        visit_u64(u64),
+        visit_f64(f64),
+        visit_str(&str),
+        visit_string(String)
+    );
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        Seed { depth: 0 }.visit_seq(seq)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let inner = Seed { depth: 1 };
+        let mut out = Map::with_capacity(self.keys.len());
+        while let Some(k) = map.next_key_seed(KeyFilter { keys: self.keys })? {
+            match k {
+                Some(k) => {
+                    let v = map.next_value_seed(inner)?;
+                    out.insert(k, v);
+                }
+                None => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// Carries the current depth down the recursion so the visitor can stop early.
 #[derive(Clone, Copy)]
 struct Seed {
@@ -137,6 +230,19 @@ mod tests {
         assert!(decode(ok.as_bytes()).is_ok());
         let too_deep = "[".repeat(34) + &"]".repeat(34);
         assert!(decode(too_deep.as_bytes()).is_err());
+        let wide = format!("{{\"skip\":{},\"a\":1}}", "[".repeat(100) + &"]".repeat(100));
+        assert_eq!(
+            decode_keys(wide.as_bytes(), &["a".into()]).unwrap(),
+            decode(br#"{"a":1}"#).unwrap()
+        );
+        assert!(
+            decode_keys(b"{\"skip\":[}", &["a".into()]).is_err(),
+            "skipped parts are still checked"
+        );
+        assert_eq!(
+            decode_keys(b"[1]", &["a".into()]).unwrap(),
+            Value::Array(vec![Value::Int(1)])
+        );
         let big = vec![b' '; MAX_JSON_BYTES + 1];
         assert!(decode(&big).is_err());
         assert!(decode(b"{\"a\":1} x").is_err());

@@ -7,7 +7,7 @@ use sqlparser::ast::{Expr as SqlExpr, SelectItem};
 use crate::columns::all_columns;
 use crate::compile::{compile, Scope};
 use crate::error::{EvalError, SqlError};
-use crate::expr::{truthy, Ctx, Eval, Expr, Halt};
+use crate::expr::{truthy, Base, Ctx, Eval, Expr, Halt, Seg};
 use crate::input::{Env, Input};
 use crate::source::{parse_source, Source};
 use crate::sql::{self, Clause};
@@ -74,6 +74,41 @@ enum Body {
     },
 }
 
+impl Body {
+    /// Every top-level expression of the statement.
+    fn exprs(&self) -> Vec<&Expr> {
+        fn field_exprs(fields: &[Field]) -> Vec<&Expr> {
+            fields
+                .iter()
+                .filter_map(|f| match f {
+                    Field::Expr(_, e) => Some(e),
+                    Field::Star => None,
+                })
+                .collect()
+        }
+        match self {
+            Body::Select { fields, filter, .. } => {
+                let mut v = field_exprs(fields);
+                v.extend(filter);
+                v
+            }
+            Body::Foreach {
+                list,
+                fields,
+                incase,
+                filter,
+                ..
+            } => {
+                let mut v = vec![list];
+                v.extend(fields.as_deref().map(field_exprs).unwrap_or_default());
+                v.extend(incase);
+                v.extend(filter);
+                v
+            }
+        }
+    }
+}
+
 /// A rule compiled once and evaluated many times; cheap to share (`Send + Sync`).
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
@@ -81,6 +116,8 @@ pub struct CompiledRule {
     sources: Vec<Source>,
     topics: Vec<String>,
     body: Body,
+    /// See `payload_keys`: lets evaluation decode only the payload fields the rule reads.
+    payload_keys: Option<Vec<String>>,
 }
 
 impl CompiledRule {
@@ -144,11 +181,13 @@ impl CompiledRule {
                 filter_after_fields,
             }
         };
+        let payload_keys = payload_keys(&body.exprs());
         Ok(CompiledRule {
             sql: text.to_owned(),
             sources,
             topics,
             body,
+            payload_keys,
         })
     }
 
@@ -209,7 +248,7 @@ impl CompiledRule {
 
     /// Evaluates the rule for one event. Never panics; the outcome says whether actions run.
     pub fn evaluate(&self, input: &Input<'_>, env: &Env<'_>) -> Outcome {
-        let mut cx = Ctx::new(input, env);
+        let mut cx = Ctx::new(input, env, self.payload_keys.as_deref());
         let result = match &self.body {
             Body::Select {
                 fields,
@@ -403,26 +442,29 @@ fn expr(c: &Clause, next: &str, aliases: &[String], item: Option<&str>) -> Resul
 
 /// Does the expression read a slot (a SELECT alias)?
 fn uses_slots(e: &Expr) -> bool {
-    use crate::expr::{Base, Seg};
-    let any = |v: &[Expr]| v.iter().any(uses_slots);
-    match e {
-        Expr::Slot(_) => true,
-        Expr::Lit(_) | Expr::Column(_) | Expr::Item => false,
-        Expr::Path(base, segs) => {
-            matches!(base, Base::Expr(b) if uses_slots(b))
-                || segs.iter().any(|s| matches!(s, Seg::Dyn(d) if uses_slots(d)))
-        }
-        Expr::Array(v) | Expr::Call(_, v, _) => any(v),
-        Expr::Neg(a) | Expr::Not(a) | Expr::IsNull(a, _) | Expr::Like(a, _, _) => uses_slots(a),
-        Expr::And(a, b) | Expr::Or(a, b) | Expr::Binary(_, a, b) | Expr::LikeDyn(a, b, _) => {
-            uses_slots(a) || uses_slots(b)
-        }
-        Expr::In(a, v, _) => uses_slots(a) || any(v),
-        Expr::Between(a, b, c, _) => uses_slots(a) || uses_slots(b) || uses_slots(c),
-        Expr::Case(o, whens, els) => {
-            o.as_deref().is_some_and(uses_slots)
-                || whens.iter().any(|(w, t)| uses_slots(w) || uses_slots(t))
-                || els.as_deref().is_some_and(uses_slots)
-        }
+    let mut found = false;
+    e.visit(&mut |x| found |= matches!(x, Expr::Slot(_)));
+    found
+}
+
+/// The top-level payload keys the rule reads, or `None` when it needs the whole document
+/// (`FOREACH payload`, a computed first key...).
+fn payload_keys(exprs: &[&Expr]) -> Option<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut whole = false;
+    for e in exprs {
+        e.visit(&mut |x| {
+            if let Expr::Path(Base::Payload, segs) = x {
+                match segs.first() {
+                    Some(Seg::Key(k)) => {
+                        if !keys.contains(k) {
+                            keys.push(k.clone());
+                        }
+                    }
+                    _ => whole = true,
+                }
+            }
+        });
     }
+    (!whole).then_some(keys)
 }

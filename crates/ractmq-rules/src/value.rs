@@ -75,11 +75,8 @@ impl Value {
 
     /// Appends compact JSON text to `out` (no intermediate allocation).
     pub fn write_json(&self, out: &mut String) {
-        // Writing a Value into a String cannot fail: no IO, and map keys are strings.
-        let mut buf = std::mem::take(out).into_bytes();
-        let _ = serde_json::to_writer(&mut buf, self);
-        // serde_json only writes valid UTF-8.
-        *out = String::from_utf8(buf).unwrap_or_default();
+        // Cannot fail: no IO, map keys are strings, and serde_json writes whole UTF-8 fragments.
+        let _ = serde_json::to_writer(StrWriter(out), self);
     }
 
     /// Appends the text form used by templates and `str()`: strings as they are, everything else as JSON.
@@ -194,6 +191,21 @@ impl Serialize for Value {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_text())
+    }
+}
+
+/// Lets serde_json write straight into a `String`, checking each fragment (not the whole buffer) is UTF-8.
+struct StrWriter<'a>(&'a mut String);
+
+impl std::io::Write for StrWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let s = std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        self.0.push_str(s);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
