@@ -49,7 +49,7 @@ pub use funcs::names as function_names;
 pub use input::{Env, EventKind, Input};
 pub use json::{decode as decode_json, JsonError, MAX_JSON_BYTES, MAX_JSON_DEPTH};
 pub use loop_check::republish_may_loop;
-pub use rule::{CompiledRule, Outcome, Row, Rule, MAX_FOREACH_ROWS};
+pub use rule::{CompiledRule, Outcome, Row, Rule, MAX_FOREACH_BYTES, MAX_FOREACH_ROWS};
 pub use source::{validate_filter, Source};
 pub use sql::MAX_SQL_LEN;
 pub use template::{Template, TemplateError};

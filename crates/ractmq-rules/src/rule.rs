@@ -17,6 +17,10 @@ use crate::value::{Map, Value};
 /// elements), so a huge array in a payload cannot make a rule fan out without bound.
 pub const MAX_FOREACH_ROWS: usize = 1000;
 
+/// Most bytes (roughly) all rows of one FOREACH evaluation may hold together: `DO payload AS p` over a large
+/// array would otherwise copy a big payload once per element.
+pub const MAX_FOREACH_BYTES: usize = 16 * 1024 * 1024;
+
 /// One output row: field name → value, in SELECT order.
 pub type Row = Map;
 
@@ -311,6 +315,7 @@ fn foreach(
         other => return Err(EvalError::new(format!("FOREACH needs an array, got {}", other.type_name())).into()),
     };
     let mut rows = Vec::new();
+    let mut bytes = 0usize;
     for element in elements {
         cx.item = element;
         if let Some(c) = incase {
@@ -332,6 +337,11 @@ fn foreach(
                 m
             }
         };
+        bytes = bytes.saturating_add(row.iter().map(|(k, v)| k.len() + v.approx_size()).sum());
+        if bytes > MAX_FOREACH_BYTES {
+            let msg = format!("FOREACH output larger than {MAX_FOREACH_BYTES} bytes");
+            return Err(EvalError::new(msg).into());
+        }
         rows.push(row);
     }
     Ok(rows)

@@ -98,6 +98,18 @@ impl Value {
         out
     }
 
+    /// Roughly how many bytes the value holds (strings' lengths plus a word per scalar), for output budgets.
+    pub(crate) fn approx_size(&self) -> usize {
+        match self {
+            Value::Str(s) => 8 + s.len(),
+            Value::Array(a) => a.iter().fold(8, |n, v| n.saturating_add(v.approx_size())),
+            Value::Object(m) => m
+                .iter()
+                .fold(8, |n, (k, v)| n.saturating_add(k.len() + v.approx_size())),
+            _ => 8,
+        }
+    }
+
     /// A float result, or `None` when it is NaN or infinite (which JSON cannot carry).
     pub(crate) fn float(f: f64) -> Option<Value> {
         f.is_finite().then_some(Value::Float(f))

@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use ractmq_rules::Value;
+use ractmq_rules::{Outcome, Value};
 
 #[test]
 fn strings() {
@@ -46,6 +46,12 @@ fn strings() {
         Value::Bool(true)
     );
     assert!(eval_err("pad('a', 100000000)").contains("longer than"));
+    let big = format!(r#"{{"s":"{}"}}"#, "x".repeat(100_000));
+    let sql = r#"SELECT regex_replace(payload.s, '', '$0$0$0$0$0$0$0$0$0$0$0$0') AS v FROM "t""#;
+    let Outcome::Failed(e) = run(sql, &msg(big.as_bytes())) else {
+        panic!()
+    };
+    assert!(e.to_string().contains("longer than"), "{e}");
     assert!(eval_err("lower(1)").contains("lower: expected a string, got int"));
 }
 

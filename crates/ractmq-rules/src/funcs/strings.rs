@@ -247,9 +247,16 @@ fn regex_match(a: Vec<Value>, cx: &FnCtx) -> R {
 fn regex_replace(a: Vec<Value>, cx: &FnCtx) -> R {
     let re = pattern(&a[1], cx)?;
     let s = want_str(&a[0])?;
-    let out = re.replace_all(s, want_str(&a[2])?).into_owned();
-    check_len(out.len())?;
-    Ok(Value::Str(out))
+    let repl = want_str(&a[2])?;
+    // Bound the result before building it: each match becomes the replacement, whose `$n` references
+    // expand to at most the match itself.
+    let refs = repl.matches('$').count();
+    let mut bound = s.len();
+    for m in re.find_iter(s) {
+        bound = bound.saturating_add(repl.len().saturating_add(refs.saturating_mul(m.len())));
+        check_len(bound)?;
+    }
+    Ok(Value::Str(re.replace_all(s, repl).into_owned()))
 }
 
 /// The capture groups of the first match (the whole match when there are none); an empty array if no match.

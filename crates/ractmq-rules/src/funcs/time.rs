@@ -35,7 +35,9 @@ fn now_ns(cx: &FnCtx) -> i128 {
 
 fn now_timestamp(a: Vec<Value>, cx: &FnCtx) -> R {
     let u = unit(a.first())?;
-    Ok(Value::Int((now_ns(cx) / u) as i64))
+    i64::try_from(now_ns(cx) / u)
+        .map(Value::Int)
+        .map_err(|_| EvalError::new("timestamp out of range"))
 }
 
 fn now_rfc3339(a: Vec<Value>, cx: &FnCtx) -> R {
