@@ -18,6 +18,43 @@
 //! - `/` always gives a float, `div`/`mod`/`%` want integers, `+` on a string concatenates;
 //! - strings are single-quoted; double quotes name fields (and topic filters in FROM).
 //!
+//! # Statements
+//!
+//! - `SELECT <fields> FROM "<filter>"[, "<filter>"...] [WHERE <cond>]`: fields are `*` (every column the
+//!   input carries, `payload` as raw text) or `expr [AS name]`. An unaliased `payload.a.b` nests in the row
+//!   as `{"payload":{"a":{"b":..}}}`; other unaliased expressions are named after their text. WHERE and later
+//!   fields may use earlier aliases.
+//! - `FOREACH <expr> [AS name] [DO <fields>] [INCASE <cond>] FROM ... [WHERE <cond>]`: WHERE filters the
+//!   event, then each element of the array (named `item`, or `name`) that passes INCASE gives one row built
+//!   by DO — or, without DO, the row `{"item": element}`. At most [`MAX_FOREACH_ROWS`] rows and
+//!   [`MAX_FOREACH_BYTES`] bytes per event, beyond which the evaluation fails.
+//! - FROM takes MQTT filters (`+`/`#` checked) and the event topics `$events/client_connected`,
+//!   `$events/client_disconnected`, `$events/session_subscribed`, `$events/session_unsubscribed`,
+//!   `$events/message_delivered`, `$events/message_acked`, `$events/message_dropped`.
+//!
+//! # Expressions
+//!
+//! Paths (`payload.a.b`, `payload.list[1]`, `payload.m['key']`, `payload.l[payload.i]`), literals (`1`,
+//! `1.5`, `'text'`, `true`, `null`, `[1, 2]`), `= != <> < <= > >=`, `AND OR NOT`, `IN (...)`,
+//! `LIKE` (`%`, `_`), `IS [NOT] NULL`, `BETWEEN`, `+ - * / %`, `||`, searched and simple `CASE`, and calls
+//! of the built-ins below (unknown names and wrong argument counts fail compilation).
+//!
+//! # Functions
+//!
+//! - strings: `lower upper trim ltrim rtrim reverse strlen concat substr` (0-based start, as EMQX)
+//!   `split` (drops empty parts; `'notrim'`, `'leading'`, `'trailing'`) `tokens replace find pad ascii
+//!   regex_match regex_replace regex_extract topic_level` (1-based MQTT level, empty levels count);
+//! - math: `abs ceil floor round sqrt power exp log log10 log2 sin cos tan asin acos atan sinh cosh tanh
+//!   asinh acosh atanh fmod div mod min max`;
+//! - types: `str str_utf8 int float bool coalesce is_null is_not_null is_str is_num is_int is_float is_bool
+//!   is_map is_array`;
+//! - arrays and maps: `nth length sublist first last contains map_get mget map_put mput map_keys map_values`;
+//! - encodings: `json_encode json_decode base64_encode base64_decode md5 sha sha256` (hex);
+//! - time: `now_timestamp now_rfc3339 unix_ts_to_rfc3339 rfc3339_to_unix_ts` (UTC, units `'second'`,
+//!   `'millisecond'`, `'microsecond'`, `'nanosecond'`).
+//!
+//! [`function_names`] lists them; [`Input`] documents the columns.
+//!
 //! ```
 //! use ractmq_rules::{Env, Input, Outcome, Rule, Template};
 //!

@@ -478,3 +478,13 @@ fn payload_keys(exprs: &[&Expr]) -> Option<Vec<String>> {
     }
     (!whole).then_some(keys)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn compiled_rules_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync + 'static>() {}
+        shared::<super::CompiledRule>();
+        shared::<crate::Template>();
+    }
+}

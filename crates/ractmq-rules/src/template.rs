@@ -1,7 +1,8 @@
 //! Action templates such as `alerts/${clientid}` or `{"t": ${t}}`, parsed once and rendered per output row.
 //! Strings render as their text, numbers/booleans/null as JSON, objects and arrays as compact JSON.
 //! A placeholder whose field the row lacks makes `render` fail with the field's name (the action then
-//! counts as failed) — silently rendering "undefined" would publish to wrong topics.
+//! counts as failed) — silently rendering "undefined" would publish to wrong topics. Strings are inserted
+//! as they are, not JSON-escaped: in a JSON body write `"${clientid}"`, or select `json_encode(x)`.
 
 use std::fmt;
 
