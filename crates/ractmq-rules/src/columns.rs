@@ -130,10 +130,11 @@ impl Column {
     }
 }
 
-/// All columns the input carries, in `SELECT *` order.
+/// All columns the input carries, in `SELECT *` order. `user_properties` is left out: it repeats
+/// `pub_props.'User-Property'`.
 pub(crate) fn all_columns(i: &Input<'_>, env: &Env<'_>) -> Map {
     let mut m = Map::new();
-    for c in Column::ALL {
+    for c in Column::ALL.iter().filter(|c| **c != Column::UserProperties) {
         if let Some(v) = c.get(i, env) {
             m.insert(c.name().to_owned(), v);
         }

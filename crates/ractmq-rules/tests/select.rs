@@ -202,6 +202,13 @@ fn event_columns() {
     );
 }
 
+fn row_of(o: Outcome) -> ractmq_rules::Row {
+    match o {
+        Outcome::Rows(mut r) => r.remove(0),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn user_properties() {
     let props = json(r#"{"User-Property":{"site":"p7"},"Content-Type":"json"}"#);
@@ -214,5 +221,9 @@ fn user_properties() {
         panic!()
     };
     assert_eq!(rows[0]["a"], s("p7"));
+    assert_eq!(rows[0]["b"], s("p7"));
     assert_eq!(rows[0]["ct"], s("json"));
+    let star = row_of(run(r#"SELECT * FROM "t/#""#, &input));
+    assert_eq!(star["pub_props"], props);
+    assert!(!star.contains_key("user_properties"));
 }
