@@ -77,11 +77,11 @@ fn compile_at(e: &Sql, scope: &Scope<'_>, depth: usize) -> Result<Expr, SqlError
     let sub = |e: &Sql| compile_at(e, scope, depth + 1);
     let boxed = |e: &Sql| sub(e).map(Box::new);
     Ok(match e {
-        Sql::Identifier(i) => name(i, scope),
+        Sql::Identifier(i) => name(i, scope)?,
         Sql::CompoundIdentifier(parts) => {
             let (root, rest) = parts.split_first().ok_or_else(|| err(scope.at, "empty name"))?;
             let segs = rest.iter().map(|i| Seg::Key(i.value.clone())).collect();
-            path(name(root, scope), segs)
+            path(name(root, scope)?, segs)
         }
         Sql::CompoundFieldAccess { root, access_chain } => {
             let base = sub(root)?;
@@ -254,17 +254,23 @@ fn compile_at(e: &Sql, scope: &Scope<'_>, depth: usize) -> Result<Expr, SqlError
 }
 
 /// A bare name: the FOREACH item, an earlier alias, an input column — or null, as EMQX reads unknown fields.
-fn name(i: &Ident, scope: &Scope<'_>) -> Expr {
+/// A double-quoted unknown name is refused instead: it is almost always a string written with the wrong
+/// quotes (`topic = "t/1"`), which would otherwise silently compare with null.
+fn name(i: &Ident, scope: &Scope<'_>) -> Result<Expr, SqlError> {
     let n = i.value.as_str();
     if scope.item == Some(n) {
-        return Expr::Item;
+        return Ok(Expr::Item);
     }
     if let Some(slot) = scope.aliases.iter().rposition(|a| a == n) {
-        return Expr::Slot(slot);
+        return Ok(Expr::Slot(slot));
     }
     match Column::by_name(n) {
-        Some(c) => Expr::Column(c),
-        None => Expr::Lit(Value::Null),
+        Some(c) => Ok(Expr::Column(c)),
+        None if i.quote_style == Some('"') => Err(err(
+            i.span.start,
+            format!("unknown field \"{n}\" (strings take single quotes)"),
+        )),
+        None => Ok(Expr::Lit(Value::Null)),
     }
 }
 

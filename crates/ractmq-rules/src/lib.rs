@@ -16,7 +16,8 @@
 //! - `payload` is the raw payload text; `payload.x` decodes it as JSON once per evaluation, and a payload that
 //!   is not JSON makes such a rule give [`Outcome::NoResult`];
 //! - `/` always gives a float, `div`/`mod`/`%` want integers, `+` on a string concatenates;
-//! - strings are single-quoted; double quotes name fields (and topic filters in FROM).
+//! - strings are single-quoted; double quotes name fields (and topic filters in FROM), and an unknown
+//!   double-quoted name is a compile error (it is usually a string with the wrong quotes).
 //!
 //! # Statements
 //!
