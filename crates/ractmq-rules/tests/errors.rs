@@ -118,6 +118,13 @@ fn bounds() {
         "{}",
         compile_err(&chain)
     );
+    // The longest chain that fits the length cap: sqlparser builds it iteratively (no recursion limit
+    // applies), so compilation must stop at depth 64 and the deep tree must drop without overflowing.
+    let longest = format!("SELECT {} FROM \"t\"", vec!["1"; 8000].join("+"));
+    assert!(longest.len() <= ractmq_rules::MAX_SQL_LEN);
+    assert!(compile_err(&longest).contains("nested deeper than 64"));
+    let ors = format!("SELECT 1 FROM \"t\" WHERE {}", vec!["a=1"; 2000].join(" OR "));
+    assert!(compile_err(&ors).contains("nested deeper than 64"));
     let parens = format!("SELECT {}1{} FROM \"t\"", "(".repeat(500), ")".repeat(500));
     assert!(compile_err(&parens).contains("nested too deeply"));
 }
