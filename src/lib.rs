@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub use ractmq_bridge::{BridgeInfo, Bridges, BridgesConfig, MqttBridgeConfig};
+pub use ractmq_rule_engine::{RuleConfig, RuleInfo, Rules, RulesConfig};
 /// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
 pub use ractmq_broker::tls;
 pub use ractmq_broker::{
@@ -40,4 +41,6 @@ pub mod parts {
     pub use ractmq_cluster as cluster;
     pub use ractmq_codec as codec;
     pub use ractmq_protocol as protocol;
+    pub use ractmq_rule_engine as rule_engine;
+    pub use ractmq_rules as rules;
 }

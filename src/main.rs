@@ -446,6 +446,7 @@ async fn start(built: Built) -> ExitCode {
     let Built {
         mut broker,
         bridges,
+        rules,
         cluster,
         api,
         drain_timeout,
@@ -479,8 +480,16 @@ async fn start(built: Built) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let rules = match ractmq::Rules::start(broker.view(), broker.rules_tree().clone(), &rules).await {
+        Ok(rules) => rules,
+        Err(e) => {
+            eprintln!("ractmq: {e}");
+            broker.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    };
     let _api = match api {
-        Some(api) => match ractmq_admin::start(api, broker.view(), clustered, Some(bridges)).await {
+        Some(api) => match ractmq_admin::start(api, broker.view(), clustered, Some(bridges), Some(rules)).await {
             Ok(server) => Some(server),
             Err(e) => {
                 eprintln!("ractmq: {e}");

@@ -64,6 +64,12 @@ use serde::Deserialize;
 
 /// Set `section.key` from text `values`, read as the type the key has; `source` names where they came from.
 fn set(table: &mut Table, section: &str, key: &str, values: &[String], source: &str) -> Result<(), String> {
+    if section == "rules" {
+        return Err(format!(
+            "{source}: rules are set in the configuration file ([[rules]]) or at run time with ractmq ctl rules \
+             create, not here"
+        ));
+    }
     let Some(Value::Table(sec)) = table.get_mut(section) else {
         return Err(format!(
             "{source}: there is no section [{section}] (see docs/configuration.md)"

@@ -37,6 +37,7 @@ pub struct Settings {
     pub shutdown: Shutdown,
     pub sys: Sys,
     pub bridges: ractmq::BridgesConfig,
+    pub rules: ractmq::RulesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,6 +297,7 @@ impl Default for Settings {
             shutdown: Shutdown { drain_timeout_ms: 5000 },
             sys: Sys { interval_s: 10 },
             bridges: ractmq::BridgesConfig::default(),
+            rules: ractmq::RulesConfig::default(),
         }
     }
 }
@@ -316,6 +318,7 @@ default_sections!(Mqtt => mqtt, Limits => limits, Features => features, Session 
 pub struct Built {
     pub broker: BrokerConfig,
     pub bridges: ractmq::BridgesConfig,
+    pub rules: ractmq::RulesConfig,
     pub cluster: Option<ClusterConfig>,
     pub api: Option<ApiConfig>,
     pub drain_timeout: Duration,
@@ -363,6 +366,7 @@ impl Settings {
         self.check_bounds()?;
         let (limits, queue_rules) = self.protocol_limits()?;
         self.bridges.validate()?;
+        ractmq::parts::rule_engine::compiled::check(&self.rules)?;
         let shared_strategy = self.features.shared_strategy.parse::<SharedStrategy>().map_err(|_| {
             format!(
                 "features.shared_strategy = \"{}\": must be round-robin, random, sticky, hash-clientid or hash-topic",
@@ -415,6 +419,7 @@ impl Settings {
         Ok(Built {
             broker,
             bridges: self.bridges.clone(),
+            rules: self.rules.clone(),
             cluster: self.cluster_config()?,
             api: self.api_config()?,
             drain_timeout: Duration::from_millis(self.shutdown.drain_timeout_ms),

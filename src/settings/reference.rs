@@ -486,8 +486,18 @@ pub fn defaults_toml() -> String {
         }
         out.push_str(&format!("# {meaning}\n{name} = {}\n", default_value(&defaults, key)));
     }
+    out.push_str(RULES_EXAMPLE);
     out
 }
+
+/// An example rule, commented out, for `ractmq config defaults`.
+const RULES_EXAMPLE: &str = r#"
+# Rules: SQL over the node's messages and its clients' events, with actions (docs/rules.md).
+# [[rules]]
+# name = "hot"
+# sql = 'SELECT payload.temp AS t, clientid FROM "sensors/#" WHERE payload.temp > 30'
+# actions = [{ republish = { topic = "alerts/${clientid}", payload = '{"t": ${t}}', qos = 1 } }]
+"#;
 
 /// An example of limits.queue_rules, commented out, for `ractmq config defaults`.
 const QUEUE_RULES_EXAMPLE: &str = "\
@@ -571,8 +581,35 @@ pub fn markdown(start: &clap::Command) -> String {
         out.push_str(&format!("| `{key}` | `{default}` | {flag} | {env} | {meaning} |\n"));
     }
     out.push_str(QUEUE_RULES_DOC);
+    out.push_str(RULES_DOC);
     out
 }
+
+/// The section of docs/configuration.md on `[[rules]]`.
+const RULES_DOC: &str = r#"
+## Rules
+
+`[[rules]]` tables at the top of the file, one per rule (docs/rules.md): SQL over the messages published on the
+node and its clients' events, with actions. In the file only; at run time, `ractmq ctl rules create`.
+
+```toml
+[[rules]]
+name = "hot"
+sql = 'SELECT payload.temp AS t, clientid FROM "sensors/#" WHERE payload.temp > 30'
+actions = [{ republish = { topic = "alerts/${clientid}", payload = '{"t": ${t}}', qos = 1 } }]
+```
+
+| key | default | meaning |
+|---|---|---|
+| `name` | (required) | 1 to 64 letters, digits, `-`, `_` or `.` |
+| `sql` | (required) | `SELECT ... FROM "filter", "$events/..." [WHERE ...]` or `FOREACH ... [DO ...] [INCASE ...] FROM ...` |
+| `actions` | `[]` | `{ republish = { topic, payload, qos, retain, user_properties } }`, `{ bridge = { name, topic, payload, qos } }`, `{ log = { message } }` |
+| `enabled` | `true` | whether the rule runs |
+| `description` | `""` | a note for operators |
+| `max_retries` | `3` | times a failed action is tried again before its output is dead-lettered |
+| `retry_backoff_ms` | `500` | the wait before the first retry, doubled for each next one |
+| `dlq_topic` | `"$dlq/$rule/{rule}/{topic}"` | where an output goes that failed past its retries |
+"#;
 
 #[cfg(test)]
 mod tests {
@@ -583,8 +620,12 @@ mod tests {
         let defaults = Table::try_from(Settings::default()).unwrap();
         let mut from_settings: Vec<String> = defaults
             .iter()
-            .flat_map(|(s, t)| t.as_table().unwrap().keys().map(move |k| format!("{s}.{k}")))
+            .filter_map(|(s, t)| Some((s, t.as_table()?)))
+            .flat_map(|(s, t)| t.keys().map(move |k| format!("{s}.{k}")))
             .collect();
+        // The one list of tables at the top, documented on its own (RULES_DOC).
+        let top_lists: Vec<&String> = defaults.iter().filter(|(_, v)| v.is_array()).map(|(k, _)| k).collect();
+        assert_eq!(top_lists, ["rules"]);
         let mut listed: Vec<String> = KEYS.iter().map(|(k, _, _)| k.to_string()).collect();
         from_settings.sort();
         listed.sort();

@@ -235,6 +235,26 @@ def bridging(r: Run, block: list[str]) -> None:
     assert row and row[0][:5] == ["cloud", "mqtt", f"127.0.0.1:{r.port('1884')}", "running", "true"], listed.stdout
 
 
+def rules(r: Run, block: list[str]) -> None:
+    start, subscribe, publish, listing, testing, creating = block
+    (toml,) = [b for b in re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S) if "[[rules]]" in b]
+    (r.tmp / "rules.toml").write_text(toml)
+    r.wait_listening("1883", r.background(start))
+    alerts = r.background(subscribe)
+    # The subscription may not be in place when the reading is first published: publish until the alert comes.
+    r.read_until(alerts, 'alerts/dev-1 {"t": 35}', retry=lambda: r.run(publish))
+    listed = r.run(listing)
+    assert listed.returncode == 0, listed.stderr
+    row = [line.split() for line in listed.stdout.splitlines() if line.startswith("hot ")]
+    assert row and row[0][:3] == ["hot", "true", "sensors/#"], listed.stdout
+    matched, passed, failed = int(row[0][3]), int(row[0][4]), int(row[0][5])
+    assert matched >= 1 and passed == matched and failed == 0, listed.stdout
+    tested = r.run(testing)
+    assert tested.returncode == 0 and tested.stdout.strip() == '{"u":"C"}', tested.stdout + tested.stderr
+    created = r.run(creating)
+    assert created.returncode == 0 and created.stdout.strip() == "created rule conn", created.stdout + created.stderr
+
+
 RUNNERS = {
     "cargo run --release -- start": quick_start_node,
     "scripts/test-all.sh": ci_runs_the_test_command,
@@ -246,6 +266,7 @@ RUNNERS = {
     "mosquitto_passwd -c -b passwd": securing_a_node,
     "ractmq start --data-dir state": keeping_state,
     "mosquitto -p 1884 &": bridging,
+    "ractmq start -c rules.toml": rules,
 }
 
 

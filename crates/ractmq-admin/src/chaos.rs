@@ -14,7 +14,7 @@ use crate::state::AppState;
 #[derive(Deserialize)]
 pub struct KillBody {
     /// "session", "shard", "cluster" (an actor of the cluster: node-server, agent, forwarder, connector) or
-    /// "bridge".
+    /// "bridge" or "rule".
     pub kind: String,
     pub target: String,
 }
@@ -34,10 +34,11 @@ pub async fn kill(State(s): State<AppState>, Json(body): Json<KillBody>) -> Resp
             None => false,
         },
         "bridge" => s.bridges.as_ref().is_some_and(|b| b.kill(&body.target)),
+        "rule" => s.rules.as_ref().is_some_and(|r| r.kill(&body.target)),
         other => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("unknown kind '{other}': session, shard, cluster or bridge"),
+                format!("unknown kind '{other}': session, shard, cluster, bridge or rule"),
             )
         }
     };

@@ -15,10 +15,12 @@ use serde_json::{json, Value};
 use crate::table;
 
 mod bridges;
+mod rules;
 mod data;
 mod security;
 
 use bridges::BridgesCommand;
+use rules::RulesCommand;
 use data::DataCommand;
 use security::{AclCommand, BannedCommand, UsersCommand};
 
@@ -68,6 +70,9 @@ pub(crate) enum CtlCommand {
     /// Bridges to other brokers, HTTP services, PostgreSQL and Kafka.
     #[command(subcommand)]
     Bridges(BridgesCommand),
+    /// Rules: SQL over messages and client events, with actions that republish, feed bridges or log.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// The Prometheus exposition of the node.
     Metrics,
     /// Kill actors on purpose (the node must run with --api-chaos).
@@ -135,7 +140,7 @@ pub(crate) enum RetainedCommand {
 #[derive(Subcommand)]
 pub(crate) enum ChaosCommand {
     /// Kill an actor: session CLIENT_ID, shard INDEX, cluster ACTOR (node-server, agent, forwarder,
-    /// connector) or bridge NAME.
+    /// connector), bridge NAME or rule NAME.
     Kill { kind: String, target: String },
 }
 
@@ -266,6 +271,7 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
         CtlCommand::Listeners => listeners(&api, out)?,
         CtlCommand::Data(command) => data::data(&api, out, command)?,
         CtlCommand::Bridges(command) => bridges::bridges(&api, out, command)?,
+        CtlCommand::Rules(command) => rules::rules(&api, out, command)?,
         CtlCommand::Metrics => metrics(&api)?,
         CtlCommand::Chaos(ChaosCommand::Kill { kind, target }) => {
             let v = api.json("POST", "/chaos/kill", Some(json!({"kind": kind, "target": target})))?;
@@ -484,6 +490,20 @@ fn component(text: &str) -> String {
 
 /// `text` (a topic, a client id: `what`) as one path segment. `.` and `..` cannot be one: URL parsers resolve
 /// them as the current and the parent folder, encoded or not, so the request would name another resource.
+/// A TOML or JSON file (a bridge, a rule), as JSON for the API.
+fn read_table(file: &std::path::Path) -> Result<Value, Failed> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failed(format!("ractmq ctl: cannot read {}: {e}", file.display())))?;
+    let is_json = file.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+    if is_json {
+        serde_json::from_str(&text).map_err(|e| Failed(format!("ractmq ctl: {} is not JSON: {e}", file.display())))
+    } else {
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| Failed(format!("ractmq ctl: {} is not TOML: {e}", file.display())))?;
+        serde_json::to_value(table).map_err(|e| Failed(format!("ractmq ctl: {}: {e}", file.display())))
+    }
+}
+
 fn segment(what: &str, text: &str) -> Result<String, Failed> {
     if text == "." || text == ".." {
         return Err(Failed(format!(

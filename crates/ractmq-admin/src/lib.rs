@@ -14,6 +14,7 @@
 //! | `node.rs` | status, nodes and cluster, stats, listeners, publish over HTTP |
 //! | `data.rs` | the store in the data dir: what it holds, how its commits go |
 //! | `bridges.rs` | bridges: list, show, create, delete, start, stop, restart, dead letters and their replay |
+//! | `rules.rs` | rules: list, show, create, delete, enable, disable, and the rule test |
 //! | `chaos.rs`, `trace.rs` | killing actors on purpose; one client's packets as they pass |
 //! | `prometheus.rs` | the `/metrics` exposition |
 //! | `openapi.rs` | the OpenAPI document of all of the above |
@@ -33,6 +34,7 @@ pub(crate) mod node;
 pub(crate) mod openapi;
 pub(crate) mod prometheus;
 pub(crate) mod retained;
+pub(crate) mod rules;
 pub(crate) mod security;
 pub(crate) mod server;
 pub(crate) mod state;

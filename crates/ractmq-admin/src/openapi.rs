@@ -137,7 +137,7 @@ fn operations() -> Vec<Operation> {
             "Kill an actor on purpose (needs --api-chaos)",
             &[],
             Some(json!({"type": "object", "required": ["kind", "target"], "properties": {
-                "kind": {"type": "string", "enum": ["session", "shard", "cluster", "bridge"]},
+                "kind": {"type": "string", "enum": ["session", "shard", "cluster", "bridge", "rule"]},
                 "target": {"type": "string"}}})),
         ),
         (
@@ -190,6 +190,55 @@ fn operations() -> Vec<Operation> {
             "Send dead letters again through the bridge: those of ids, or all",
             &[("name", "path", true)],
             Some(json!({"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "integer"}}}})),
+        ),
+        (
+            "get",
+            "/rules",
+            "Every rule: sql, enabled, from, at_run_time, pending_retries, and counters (matched, passed, failed, no_result, restarts; per action kind, success, failed, retried)",
+            &[],
+            None,
+        ),
+        (
+            "post",
+            "/rules",
+            "Create a rule and run it (unless enabled is false), as a [[rules]] table; 400 with the SQL error's position, 409 if the name is taken",
+            &[],
+            Some(json!({"type": "object", "required": ["name", "sql"], "properties": {
+                "name": {"type": "string"}, "sql": {"type": "string"}, "enabled": {"type": "boolean"},
+                "description": {"type": "string"}, "max_retries": {"type": "integer"},
+                "retry_backoff_ms": {"type": "integer"}, "dlq_topic": {"type": "string"},
+                "actions": {"type": "array", "items": {"type": "object", "description": "one of {republish: {topic, payload, qos, retain, user_properties}}, {bridge: {name, topic, payload, qos}}, {log: {message}}"}}}})),
+        ),
+        (
+            "get",
+            "/rules/{name}",
+            "One rule with its configuration and counters",
+            &[("name", "path", true)],
+            None,
+        ),
+        (
+            "delete",
+            "/rules/{name}",
+            "Stop a rule and forget it",
+            &[("name", "path", true)],
+            None,
+        ),
+        (
+            "post",
+            "/rules/{name}/{action}",
+            "enable or disable a rule (a disabled rule keeps its counters)",
+            &[("name", "path", true), ("action", "path", true)],
+            None,
+        ),
+        (
+            "post",
+            "/rule_test",
+            "What a rule's SQL outputs for one message, without publishing anything: outcome (rows, no_result, failed), rows, error",
+            &[],
+            Some(json!({"type": "object", "required": ["sql"], "properties": {
+                "sql": {"type": "string"}, "topic": {"type": "string"}, "payload": {"type": "string"},
+                "clientid": {"type": "string"}, "username": {"type": "string"}, "qos": {"type": "integer"},
+                "retain": {"type": "boolean"}, "event": {"type": "string", "description": "an event topic such as $events/client_connected"}}})),
         ),
         (
             "get",

@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use ractmq_bridge::BridgeInfo;
+use ractmq_rule_engine::RuleInfo;
 use ractmq_broker::ROUTE_BUCKETS_NS;
 use ractmq_broker::{BrokerView, Metrics, StoreStats};
 use ractmq_cluster::ClusterStats;
@@ -407,6 +408,16 @@ impl Collector for BrokerCollector {
         if let Some(bridges) = &self.0.bridges {
             encode_bridges(&mut e, &bridges.list())?;
         }
+        if let Some(rules) = &self.0.rules {
+            encode_rules(&mut e, &rules.list())?;
+            encode_scalar(
+                &mut e,
+                "ractmq_rules_chains_cut",
+                "Rule evaluations not run because rules fed each other deeper than 8",
+                Kind::Counter,
+                rules.chains_cut(),
+            )?;
+        }
         if let Some(cluster) = &self.0.cluster {
             for c in CLUSTER_COUNTERS {
                 encode_scalar(&mut e, c.name, c.help, Kind::Counter, (c.read)(cluster.stats()))?;
@@ -536,6 +547,59 @@ fn encode_bridges(e: &mut DescriptorEncoder, bridges: &[BridgeInfo]) -> std::fmt
     for b in bridges {
         let labels = [("bridge", b.name.as_str()), ("kind", b.kind)];
         ConstGauge::new(b.stats.latency_ms / 1000.0).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One rule metric: name, help, and how to read it from a rule.
+type RuleMetric = (&'static str, &'static str, fn(&RuleInfo) -> u64);
+
+/// Per-rule counters, labelled `rule`.
+const RULE_METRICS: &[RuleMetric] = &[
+    ("ractmq_rule_matched", "Messages and events the rule's FROM matched", |r| r.stats.matched),
+    ("ractmq_rule_passed", "Evaluations that gave output", |r| r.stats.passed),
+    ("ractmq_rule_failed", "Evaluations that failed (no output)", |r| r.stats.failed),
+    (
+        "ractmq_rule_no_result",
+        "Evaluations whose WHERE was false, or whose payload was not the JSON the rule reads",
+        |r| r.stats.no_result,
+    ),
+    ("ractmq_rule_restarts", "Restarts of the rule's actor", |r| r.stats.restarts),
+];
+
+/// One action metric: name, help, and how to read it from an action.
+type ActionMetric = (&'static str, &'static str, fn(&ractmq_rule_engine::ActionStats) -> u64);
+
+/// Per-action counters, labelled `rule`, `action` (its position, from 1) and `kind`.
+const ACTION_METRICS: &[ActionMetric] = &[
+    ("ractmq_rule_action_success", "Outputs the action carried out", |a| a.success),
+    ("ractmq_rule_action_failed", "Outputs the action failed for good (dead-lettered)", |a| a.failed),
+    ("ractmq_rule_action_retried", "Tries again after a failure", |a| a.retried),
+];
+
+fn encode_rules(e: &mut DescriptorEncoder, rules: &[RuleInfo]) -> std::fmt::Result {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let mut family = e.encode_descriptor("ractmq_rule_enabled", "1 if the rule runs", None, MetricType::Gauge)?;
+    for r in rules {
+        ConstGauge::new(i64::from(r.enabled)).encode(family.encode_family(&[("rule", r.name.as_str())])?)?;
+    }
+    for (name, help, read) in RULE_METRICS {
+        let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for r in rules {
+            ConstCounter::new(read(r)).encode(family.encode_family(&[("rule", r.name.as_str())])?)?;
+        }
+    }
+    for (name, help, read) in ACTION_METRICS {
+        let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for r in rules {
+            for (i, a) in r.stats.actions.iter().enumerate() {
+                let position = (i + 1).to_string();
+                let labels = [("rule", r.name.as_str()), ("action", position.as_str()), ("kind", a.kind)];
+                ConstCounter::new(read(a)).encode(family.encode_family(&labels)?)?;
+            }
+        }
     }
     Ok(())
 }

@@ -15,13 +15,16 @@ use base64::Engine;
 use ractmq_bridge::Bridges;
 use ractmq_broker::BrokerView;
 use ractmq_cluster::Cluster;
+use ractmq_rule_engine::Rules;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::ApiConfig;
 use crate::error::error;
 use crate::state::AppState;
-use crate::{bridges, chaos, clients, data, health, node, openapi, prometheus, retained, security, topics, trace};
+use crate::{
+    bridges, chaos, clients, data, health, node, openapi, prometheus, retained, rules, security, topics, trace,
+};
 
 /// A running API.
 pub struct ApiServer {
@@ -43,6 +46,7 @@ pub async fn start(
     broker: BrokerView,
     cluster: Option<Cluster>,
     bridges: Option<Bridges>,
+    rules: Option<Rules>,
 ) -> Result<ApiServer, String> {
     config.validate()?;
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
@@ -56,6 +60,7 @@ pub async fn start(
         broker,
         cluster,
         bridges,
+        rules,
         config: Arc::new(config),
     };
     let app = routes(state);
@@ -90,6 +95,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/bridges/:name/dlq", get(bridges::dead_letters))
         .route("/bridges/:name/dlq/replay", post(bridges::replay))
         .route("/bridges/:name/:action", post(bridges::act))
+        .route("/rules", get(rules::list).post(rules::create))
+        .route("/rules/:name", get(rules::show).delete(rules::delete))
+        .route("/rules/:name/:action", post(rules::act))
+        .route("/rule_test", post(rules::test))
         .route("/users", get(security::users).post(security::add_user))
         .route(
             "/users/:name",

@@ -1,11 +1,12 @@
-//! What every handler of the API reads: the broker's read-only view, the cluster and the bridges (if any), the
-//! settings.
+//! What every handler of the API reads: the broker's read-only view, the cluster, the bridges and the rules (if
+//! any), the settings.
 
 use std::sync::Arc;
 
 use ractmq_bridge::Bridges;
 use ractmq_broker::BrokerView;
 use ractmq_cluster::Cluster;
+use ractmq_rule_engine::Rules;
 
 use crate::config::ApiConfig;
 
@@ -14,6 +15,7 @@ pub struct AppState {
     pub broker: BrokerView,
     pub cluster: Option<Cluster>,
     pub bridges: Option<Bridges>,
+    pub rules: Option<Rules>,
     pub config: Arc<ApiConfig>,
 }
 

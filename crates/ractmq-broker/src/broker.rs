@@ -11,6 +11,7 @@
 //! ├── $SYS publisher
 //! ├── user (one-for-one) ── actors and supervision trees started with Broker::supervise, Broker::user_tree
 //! ├── bridges (one-for-one) ── one actor per bridge (the ractmq-bridge crate starts them)
+//! ├── rules (one-for-one) ── one actor per rule (the ractmq-rule-engine crate starts them)
 //! ├── cluster (only when BrokerConfig::cluster is set; see the ractmq-cluster crate)
 //! └── MQTT listener
 //! ```
@@ -87,6 +88,7 @@ pub struct Broker {
     shards_sup: ActorRef<SupervisorMsg>,
     user: Tree,
     bridges: Tree,
+    rules: Tree,
     local_ids: AtomicU64,
 }
 
@@ -143,11 +145,12 @@ impl Broker {
         let overload_guard = periodic_spec("overload-guard", Duration::from_secs(1), overload::check, &kernel);
         let (user_handle, user) = user_tree::user_supervisor(&kernel.metrics);
         let (bridges_handle, bridges) = user_tree::empty_supervisor("bridges", &kernel.metrics);
+        let (rules_handle, rules) = user_tree::empty_supervisor("rules", &kernel.metrics);
         let listeners = std::iter::once(listener_spec("mqtt-listener".into(), None, &kernel)).chain(
             (kernel.config.listeners.iter().enumerate())
                 .map(|(i, l)| listener_spec(format!("mqtt-{}-listener", l.kind()), Some(i), &kernel)),
         );
-        let mut children = vec![shards, sessions, janitor, sys, overload_guard, user, bridges];
+        let mut children = vec![shards, sessions, janitor, sys, overload_guard, user, bridges, rules];
         if let Some(cluster) = &kernel.config.cluster {
             let node: Arc<dyn crate::cluster_hook::Node> = kernel.clone();
             children.push(cluster.0.child_spec(&node));
@@ -179,6 +182,7 @@ impl Broker {
             shards_sup: find("shards"),
             user: user_handle,
             bridges: bridges_handle,
+            rules: rules_handle,
             kernel,
             root,
             root_task,
@@ -342,6 +346,11 @@ impl Broker {
     /// The `bridges` supervisor: one child per bridge (see the `ractmq-bridge` crate).
     pub fn bridges_tree(&self) -> &Tree {
         &self.bridges
+    }
+
+    /// The `rules` supervisor: one child per rule (see the `ractmq-rule-engine` crate).
+    pub fn rules_tree(&self) -> &Tree {
+        &self.rules
     }
 
     /// Break things on purpose, to test that supervision recovers.

@@ -258,9 +258,6 @@ impl Router {
             }
         }
         self.store_retained(message, Some(&mut *congestion));
-        if let Some(hooks) = self.hooks_for(HookKind::Published) {
-            hooks.published(message, congestion);
-        }
         let mut matched = RemoteMatch::default();
         let mut forwards = Vec::new();
         if let Some(remote) = remote {
@@ -285,6 +282,10 @@ impl Router {
         delivered: usize,
         congestion: &mut Congestion,
     ) -> usize {
+        // After its own delivery here, so that what rules make of a message follows it.
+        if let Some(hooks) = self.hooks_for(HookKind::Published) {
+            hooks.published(message, congestion);
+        }
         let forwarded = forwards.iter().filter(|f| f.deliver || !f.shared.is_empty()).count();
         if let Some(remote) = remote {
             if message.retain {

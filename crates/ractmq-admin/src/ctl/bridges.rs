@@ -2,7 +2,7 @@
 //! restart, and their dead letters.
 
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{print_pairs, print_table, segment, Api, Failed, Output};
 
@@ -82,7 +82,7 @@ pub(super) fn bridges(api: &Api, out: Output, command: &BridgesCommand) -> Resul
             });
         }
         BridgesCommand::Create { file } => {
-            let body = read_bridge(file)?;
+            let body = super::read_table(file)?;
             let v = api.json("POST", "/bridges", Some(body))?;
             out.show(&v, &|v| {
                 println!("created bridge {}", v["name"].as_str().unwrap_or("?"))
@@ -125,18 +125,4 @@ fn act(api: &Api, out: Output, name: &str, action: &str, done: &str) -> Result<(
     let v = api.json("POST", &format!("/bridges/{}/{action}", segment("bridge", name)?), None)?;
     out.show(&v, &|_| println!("{done} bridge {name}"));
     Ok(())
-}
-
-/// A bridge from a TOML or JSON file, as JSON for the API.
-fn read_bridge(file: &std::path::Path) -> Result<Value, Failed> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Failed(format!("ractmq ctl: cannot read {}: {e}", file.display())))?;
-    let is_json = file.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
-    if is_json {
-        serde_json::from_str(&text).map_err(|e| Failed(format!("ractmq ctl: {} is not JSON: {e}", file.display())))
-    } else {
-        let table: toml::Table =
-            toml::from_str(&text).map_err(|e| Failed(format!("ractmq ctl: {} is not TOML: {e}", file.display())))?;
-        serde_json::to_value(table).map_err(|e| Failed(format!("ractmq ctl: {}: {e}", file.display())))
-    }
 }
