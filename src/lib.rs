@@ -21,7 +21,6 @@
 #![deny(missing_docs)]
 
 pub use ractmq_bridge::{BridgeInfo, Bridges, BridgesConfig, MqttBridgeConfig};
-pub use ractmq_rule_engine::{RuleConfig, RuleInfo, Rules, RulesConfig};
 /// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
 pub use ractmq_broker::tls;
 pub use ractmq_broker::{
@@ -32,6 +31,7 @@ pub use ractmq_broker::{
 pub use ractmq_cluster::{Cluster, ClusterConfig, ClusterTls, Member, MemberEvent, MemberState};
 pub use ractmq_codec::{Protocol, QoS};
 pub use ractmq_protocol::{Limits, ListenerKind, Message, OverflowPolicy, Pattern, QueueRule, Redirect};
+pub use ractmq_rule_engine::{RuleConfig, RuleInfo, Rules, RulesConfig};
 
 /// The crates behind the facade, for code that needs more than it re-exports.
 pub mod parts {

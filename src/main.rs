@@ -34,7 +34,7 @@ enum Command {
     /// Run a broker node (embedded defaults: MQTT on 0.0.0.0:1883, REST API on 127.0.0.1:18083).
     Start(Box<StartArgs>),
     /// Watch and steer a running node through its REST API.
-    Ctl(ractmq_admin::ctl::CtlArgs),
+    Ctl(Box<ractmq_admin::ctl::CtlArgs>),
     /// Configuration files: check one, or print one with every default.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -357,7 +357,7 @@ fn main() -> ExitCode {
             init_logging(&built);
             runtime().block_on(start(built))
         }
-        Command::Ctl(args) => ractmq_admin::ctl::run(args),
+        Command::Ctl(args) => ractmq_admin::ctl::run(*args),
         Command::Config(ConfigCommand::Defaults) => {
             print!("{}", settings::reference::defaults_toml());
             ExitCode::SUCCESS

@@ -59,9 +59,10 @@ class Run:
         line = re.sub(r"^ractmq ", binary + " ", line)
         line = re.sub(r"\b(1883|1884|1885|8883|8083|8084|4370|4371|4372|18083|18084|18085)\b",
                       lambda m: str(self.port(m.group(1))), line)
+        line = line.rstrip("&").rstrip()
         if line.startswith("mosquitto_") and " -p " not in line:
             line += f" -p {self.port('1883')}"
-        return line.rstrip("&").rstrip()
+        return line
 
     def background(self, line: str) -> subprocess.Popen:
         proc = subprocess.Popen(self.substitute(line), shell=True, cwd=self.tmp, env=self.env,

@@ -15,13 +15,13 @@ use serde_json::{json, Value};
 use crate::table;
 
 mod bridges;
-mod rules;
 mod data;
+mod rules;
 mod security;
 
 use bridges::BridgesCommand;
-use rules::RulesCommand;
 use data::DataCommand;
+use rules::RulesCommand;
 use security::{AclCommand, BannedCommand, UsersCommand};
 
 /// The arguments of `ractmq ctl`: where the node's API is, how to authenticate, and the command.

@@ -15,11 +15,11 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use ractmq_bridge::BridgeInfo;
-use ractmq_rule_engine::RuleInfo;
 use ractmq_broker::ROUTE_BUCKETS_NS;
 use ractmq_broker::{BrokerView, Metrics, StoreStats};
 use ractmq_cluster::ClusterStats;
 use ractmq_cluster::MemberState;
+use ractmq_rule_engine::RuleInfo;
 
 use crate::state::AppState;
 
@@ -556,15 +556,23 @@ type RuleMetric = (&'static str, &'static str, fn(&RuleInfo) -> u64);
 
 /// Per-rule counters, labelled `rule`.
 const RULE_METRICS: &[RuleMetric] = &[
-    ("ractmq_rule_matched", "Messages and events the rule's FROM matched", |r| r.stats.matched),
+    (
+        "ractmq_rule_matched",
+        "Messages and events the rule's FROM matched",
+        |r| r.stats.matched,
+    ),
     ("ractmq_rule_passed", "Evaluations that gave output", |r| r.stats.passed),
-    ("ractmq_rule_failed", "Evaluations that failed (no output)", |r| r.stats.failed),
+    ("ractmq_rule_failed", "Evaluations that failed (no output)", |r| {
+        r.stats.failed
+    }),
     (
         "ractmq_rule_no_result",
         "Evaluations whose WHERE was false, or whose payload was not the JSON the rule reads",
         |r| r.stats.no_result,
     ),
-    ("ractmq_rule_restarts", "Restarts of the rule's actor", |r| r.stats.restarts),
+    ("ractmq_rule_restarts", "Restarts of the rule's actor", |r| {
+        r.stats.restarts
+    }),
 ];
 
 /// One action metric: name, help, and how to read it from an action.
@@ -572,9 +580,17 @@ type ActionMetric = (&'static str, &'static str, fn(&ractmq_rule_engine::ActionS
 
 /// Per-action counters, labelled `rule`, `action` (its position, from 1) and `kind`.
 const ACTION_METRICS: &[ActionMetric] = &[
-    ("ractmq_rule_action_success", "Outputs the action carried out", |a| a.success),
-    ("ractmq_rule_action_failed", "Outputs the action failed for good (dead-lettered)", |a| a.failed),
-    ("ractmq_rule_action_retried", "Tries again after a failure", |a| a.retried),
+    ("ractmq_rule_action_success", "Outputs the action carried out", |a| {
+        a.success
+    }),
+    (
+        "ractmq_rule_action_failed",
+        "Outputs the action failed for good (dead-lettered)",
+        |a| a.failed,
+    ),
+    ("ractmq_rule_action_retried", "Tries again after a failure", |a| {
+        a.retried
+    }),
 ];
 
 fn encode_rules(e: &mut DescriptorEncoder, rules: &[RuleInfo]) -> std::fmt::Result {
@@ -596,7 +612,11 @@ fn encode_rules(e: &mut DescriptorEncoder, rules: &[RuleInfo]) -> std::fmt::Resu
         for r in rules {
             for (i, a) in r.stats.actions.iter().enumerate() {
                 let position = (i + 1).to_string();
-                let labels = [("rule", r.name.as_str()), ("action", position.as_str()), ("kind", a.kind)];
+                let labels = [
+                    ("rule", r.name.as_str()),
+                    ("action", position.as_str()),
+                    ("kind", a.kind),
+                ];
                 ConstCounter::new(read(a)).encode(family.encode_family(&labels)?)?;
             }
         }
