@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot path: decode/encode of a PUBLISH, topic matching against 100k subscriptions,
-//! and routing one publish in-process to a subscriber's mailbox.
+//! routing one publish in-process to a subscriber's mailbox, and what a matching rule adds to routing a publish
+//! (its evaluation and its republish, routed).
 //!
 //! Run with `cargo bench --bench hot_path`. The whole-broker comparison with Mosquitto and rumqttd lives in the
 //! benchmark harness (see the README's Performance section once it exists).
@@ -111,5 +112,49 @@ fn route(c: &mut Criterion) {
     rt.block_on(broker.shutdown());
 }
 
-criterion_group!(benches, codec, matching, route);
+/// Routing a publish that no rule matches, then one that the rule issue's example matches: its JSON filter
+/// passes and its republish is routed. The difference is what a matching rule costs per message.
+fn rules(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (broker, _rules) = rt.block_on(async {
+        let broker = ractmq::Broker::start(ractmq::BrokerConfig {
+            mqtt_listen: "127.0.0.1:0".parse().unwrap(),
+            sys_interval: std::time::Duration::ZERO,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let config: ractmq::RulesConfig = serde_json::from_value(serde_json::json!([{
+            "name": "hot",
+            "sql": "SELECT payload.temp AS t, clientid FROM \"sensors/#\" WHERE payload.temp > 30",
+            "actions": [{ "republish": { "topic": "alerts/${clientid}", "payload": "{\"t\": ${t}}", "qos": 1 } }]
+        }]))
+        .unwrap();
+        let rules = ractmq::Rules::start(broker.view(), broker.rules_tree().clone(), &config)
+            .await
+            .unwrap();
+        (broker, rules)
+    });
+    let view = broker.view();
+    let payload = bytes::Bytes::from_static(br#"{"temp":35.5,"hum":41,"unit":"C","site":"plant-7","ok":true}"#);
+    let message = |topic: &str| {
+        let mut m = ractmq::Message::new(topic, payload.clone(), ractmq::QoS::AtLeastOnce, false);
+        m.publisher = Some("dev1".into());
+        m
+    };
+    let _guard = rt.enter();
+    c.bench_function("route_publish_no_rule_matches", |b| {
+        b.iter(|| black_box(view.route_now(message("elsewhere/x"), &mut ractmq::parts::broker::Congestion::default())))
+    });
+    c.bench_function("route_publish_rule_matches_and_republishes", |b| {
+        b.iter(|| black_box(view.route_now(message("sensors/x"), &mut ractmq::parts::broker::Congestion::default())))
+    });
+    rt.block_on(broker.shutdown());
+}
+
+criterion_group!(benches, codec, matching, route, rules);
 criterion_main!(benches);

@@ -66,6 +66,10 @@ BRIDGE_METRICS = [("msgs_per_s", "messages/s delivered at the remote", True),
 # idle bridge costs the publish path nothing measurable", read as with / without >= IDLE_BRIDGE_MIN.
 IDLE_BRIDGE_PAIRS = [("idle-bridge-fanin-q1", "fanin-q1")]
 IDLE_BRIDGE_MIN = 0.95
+# ractmq with 1,000 rules on topics of their own the load does not match, beside the same load without rules: the
+# rule issue's target, with / without >= RULES_MIN.
+RULES_PAIRS = [("rules-fanin-q0", "fanin-q0"), ("rules-fanin-q1", "fanin-q1")]
+RULES_MIN = 0.9
 PAIR_METRICS = [("msgs_per_s", "messages/s delivered", True),
                 ("broker_cpu_s_per_million", "broker CPU s per million delivered", False)]
 CLUSTER_METRICS = [
@@ -277,8 +281,8 @@ def summarize(recs):
     cells = {}
     measured = [(s, k) for s, k, _, _ in METRICS] + [(c, k) for c, _, k, _, _ in CLUSTER_METRICS]
     measured += [(s, k) for c, s, k, _, _ in CLUSTER_METRICS]
-    measured += [(a, k) for a, _ in ACL_PAIRS + IDLE_BRIDGE_PAIRS for k, _, _ in PAIR_METRICS]
-    measured += [(s, k) for _, s in IDLE_BRIDGE_PAIRS for k, _, _ in PAIR_METRICS]
+    measured += [(a, k) for a, _ in ACL_PAIRS + IDLE_BRIDGE_PAIRS + RULES_PAIRS for k, _, _ in PAIR_METRICS]
+    measured += [(s, k) for _, s in IDLE_BRIDGE_PAIRS + RULES_PAIRS for k, _, _ in PAIR_METRICS]
     measured += [(b, k) for b in BRIDGE for k, _, _ in BRIDGE_METRICS]
     for scenario, key in measured:
         for peer in peers:
@@ -534,12 +538,13 @@ def bridge_markdown(cells, mode):
     ] + rows + [""]
 
 
-def idle_bridge_markdown(cells, mode):
-    """ractmq with a connected bridge that forwards none of the load, beside ractmq without a bridge."""
+def overhead_rows(cells, pairs, minimum):
+    """Rows of ractmq with something the load does not use, beside ractmq without it: with / without, the
+    target with / without >= minimum, and every round."""
     rows = []
-    for with_bridge, without in IDLE_BRIDGE_PAIRS:
+    for with_it, without in pairs:
         for key, label, higher in PAIR_METRICS:
-            a = cells.get(with_bridge, {}).get(key, {}).get("ractmq")
+            a = cells.get(with_it, {}).get(key, {}).get("ractmq")
             b = cells.get(without, {}).get(key, {}).get("ractmq")
             if a is None or b is None:
                 continue
@@ -547,12 +552,37 @@ def idle_bridge_markdown(cells, mode):
             if key != "msgs_per_s":
                 target = ""
             elif not a.clean or not b.clean:
-                target = f"≥ {IDLE_BRIDGE_MIN:g} ❌ (not clean)" if not a.clean else "n/a (plain run not clean)"
+                target = f"≥ {minimum:g} ❌ (not clean)" if not a.clean else "n/a (plain run not clean)"
             else:
-                target = f"≥ {IDLE_BRIDGE_MIN:g} {'✅' if r is not None and r >= IDLE_BRIDGE_MIN else '❌'}"
-            rows.append(f"| {with_bridge} | {label} {'↑' if higher else '↓'} | {b.text(key in DETAILED)} | "
+                target = f"≥ {minimum:g} {'✅' if r is not None and r >= minimum else '❌'}"
+            rows.append(f"| {with_it} | {label} {'↑' if higher else '↓'} | {b.text(key in DETAILED)} | "
                         f"{a.text(key in DETAILED)} | {rounds_text(b, key)} ; {rounds_text(a, key)} | {fmt(r)} | "
                         f"{target} |")
+    return rows
+
+
+def rules_markdown(cells, mode):
+    """ractmq with 1,000 rules the load does not match, beside ractmq without rules."""
+    rows = overhead_rows(cells, RULES_PAIRS, RULES_MIN)
+    if not rows:
+        return []
+    return [
+        "## Rules cost (ractmq, 1,000 rules the load does not match)",
+        "",
+        "ractmq on its defaults plus 1,000 `[[rules]]`, each on a filter of its own (`site/N/+/telemetry`) with a JSON "
+        "filter and a republish, beside the same scenario without rules. Rules are found through a topic trie, so a "
+        "message no rule matches costs one lookup in it. The rule issue's target: with / without "
+        f"≥ {RULES_MIN:g}. Mode: {mode}; medians over rounds.",
+        "",
+        "| scenario | metric | without rules | with 1,000 rules | every round (without ; with) | with / without | "
+        "target |",
+        "|" + "---|" * 7,
+    ] + rows + [""]
+
+
+def idle_bridge_markdown(cells, mode):
+    """ractmq with a connected bridge that forwards none of the load, beside ractmq without a bridge."""
+    rows = overhead_rows(cells, IDLE_BRIDGE_PAIRS, IDLE_BRIDGE_MIN)
     if not rows:
         return []
     return [
@@ -619,7 +649,7 @@ def every_run_markdown(recs):
     ]
     order = {s: i for i, s in enumerate([m[0] for m in METRICS] + STUCK + [c for c, _ in CLUSTER_PAIRS]
                                         + [a for a, _ in ACL_PAIRS] + DURABLE + BRIDGE
-                                        + [a for a, _ in IDLE_BRIDGE_PAIRS])}
+                                        + [a for a, _ in IDLE_BRIDGE_PAIRS + RULES_PAIRS])}
     for rec in sorted(recs, key=lambda r: (order.get(r["scenario"], 99), r["scenario"], ALL_PEERS.index(r["peer"])
                                            if r["peer"] in ALL_PEERS else 9, r["round"])):
         x = rec.get("result") or {}
@@ -671,7 +701,7 @@ def markdown(peers, cells, machine, mode, recs):
         lines.append("| " + " | ".join(row) + " |")
     lines += [""] + stuck_markdown(recs, mode) + cross_node_markdown(cells, mode) + acl_markdown(cells, mode)
     lines += durable_markdown(cells, mode)
-    lines += bridge_markdown(cells, mode) + idle_bridge_markdown(cells, mode)
+    lines += bridge_markdown(cells, mode) + idle_bridge_markdown(cells, mode) + rules_markdown(cells, mode)
     lines += every_run_markdown(recs)
     return "\n".join(lines) + "\n"
 

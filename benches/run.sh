@@ -26,6 +26,8 @@
 # to that remote, the publishers on the broker under test and the subscriber on the remote; report.py gives
 # ractmq's bridge / Mosquitto's bridge. idle-bridge-fanin-q1 (ractmq only) runs fanin-q1 with a connected bridge
 # whose filter (elsewhere/#) matches none of the load, and report.py sets it beside ractmq's plain fanin-q1.
+# The rules-* scenarios (ractmq only) run fan-in with 1,000 rules on topics of their own (site/N/+/telemetry, a
+# JSON filter and a republish each) that the load does not match, beside ractmq's plain fan-in.
 #
 # Every broker runs on its defaults: what it is given is only what it needs to run at all on the bench port.
 #   ractmq     target/release/ractmq start --listen 127.0.0.1:PORT --no-api --sys-interval 0 --data-dir DIR
@@ -90,7 +92,7 @@ BRIDGE_EXTRA=${BRIDGE_EXTRA:-}
 MODE=full
 ROUNDS=""
 PEERS="mosquitto rumqttd ractmq ractmq-mem mosquitto-persist"
-SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 p2p-q1 latency-q0 conns stuck-q1 stuck-q0 cluster-p2p-q0 cluster-p2p-q1 cluster-latency-q0 acl-fanin-q0 acl-fanin-q1 durable-fanin-q1 bridge-q0 bridge-q1 idle-bridge-fanin-q1"
+SCENARIOS="fanin-q0 fanin-q1 fanout-q0 p2p-q0 p2p-q1 latency-q0 conns stuck-q1 stuck-q0 cluster-p2p-q0 cluster-p2p-q1 cluster-latency-q0 acl-fanin-q0 acl-fanin-q1 durable-fanin-q1 bridge-q0 bridge-q1 idle-bridge-fanin-q1 rules-fanin-q0 rules-fanin-q1"
 BUILD=1
 OUT=""
 while [ $# -gt 0 ]; do
@@ -131,6 +133,8 @@ log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 is_cluster() { case "$1" in cluster-*) return 0 ;; *) return 1 ;; esac; }
 is_acl() { case "$1" in acl-*) return 0 ;; *) return 1 ;; esac; }
 is_durable() { case "$1" in durable-*) return 0 ;; *) return 1 ;; esac; }
+# rules-*: ractmq with 1,000 rules on topics of their own, none matching the load
+is_rules() { case "$1" in rules-*) return 0 ;; *) return 1 ;; esac; }
 # bridge-*: the broker under test bridges the load to the remote Mosquitto; idle-bridge-*: it has a bridge that
 # forwards none of the load
 is_bridge() { case "$1" in bridge-*) return 0 ;; *) return 1 ;; esac; }
@@ -143,6 +147,7 @@ scenario_args() {
     local shape=${1#cluster-}
     shape=${shape#acl-}
     shape=${shape#idle-bridge-}
+    shape=${shape#rules-}
     case "$shape" in
         # persistent subscribers (clean session 0): every copy is kept for them, and committed by a durable node
         durable-fanin-q1) echo "--duration $DURATION --persistent-subs fanin --pubs 4 --qos 1" ;;
@@ -258,6 +263,17 @@ with open(sys.argv[1], "w") as f:
     for i in range(9999):
         f.write(f'[[rule]]\npermission = "allow"\naction = "all"\ntopics = ["devices/%c/r{i}/#"]\n')
     f.write('[[rule]]\npermission = "allow"\naction = "all"\ntopics = ["#"]\n')
+PY
+
+# The rules of the rules-* scenarios: 1,000 rules, each on a filter of its own (site/N/+/telemetry) that the load
+# does not match, with a JSON filter and a republish, as an operator with many sites writes them.
+python3 - "$RUN_DIR/rules-1k.toml" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(1000):
+        f.write(f"[[rules]]\nname = \"site-{i}\"\n"
+                f"sql = 'SELECT payload.v AS v, clientid FROM \"site/{i}/+/telemetry\" WHERE payload.v > 10'\n"
+                f"actions = [{{ republish = {{ topic = \"alerts/{i}/${{clientid}}\", payload = '{{\"v\": ${{v}}}}' }} }}]\n")
 PY
 
 # ---------------------------------------------------------------- machine
@@ -405,6 +421,7 @@ start_broker() { # peer scenario logfile
                 ractmq_bridge_conf "$scenario" > "$RUN_DIR/ractmq-bridge.toml"
                 conf=(-c "$RUN_DIR/ractmq-bridge.toml")
             fi
+            if is_rules "$scenario"; then conf=(-c "$RUN_DIR/rules-1k.toml"); fi
             ractmq_data_args "$scenario"
             # shellcheck disable=SC2046
             "$RACTMQ" $(ractmq_args "$port") "${conf[@]}" "${DATA_ARGS[@]}" "${acl[@]}" > "$logf" 2>&1 &
@@ -597,7 +614,7 @@ peers_of() { # scenario
     for p in $PEERS; do
         if is_bridge "$1"; then
             case "$p" in ractmq|mosquitto) echo "$p" ;; esac
-        elif is_cluster "$1" || is_acl "$1" || is_idle_bridge "$1"; then
+        elif is_cluster "$1" || is_acl "$1" || is_idle_bridge "$1" || is_rules "$1"; then
             if [ "$p" = ractmq ]; then echo "$p"; fi
         elif is_durable "$1"; then
             case "$p" in ractmq|ractmq-mem|mosquitto-persist) echo "$p" ;; esac
