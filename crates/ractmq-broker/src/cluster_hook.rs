@@ -39,7 +39,17 @@ pub trait Node: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Option<SessionHandover>> + Send + 'a>>;
     /// Publish `$SYS/brokers` now (the cluster's membership changed).
     fn publish_brokers(&self);
+    /// What the node's store held in `space` when the node started (empty without a store), as
+    /// `BrokerView::stored_state`: read before the cluster's actors start, so state kept there is back before
+    /// the node talks to its peers.
+    fn stored_state(&self, space: &str) -> Vec<(String, Vec<u8>)>;
+    /// Keep `value` under `key` in `space` (`None` forgets it), as `BrokerView::keep_state`, but the write is
+    /// queued before this returns (writes land in call order); the future waits for its commit.
+    fn keep_state(&self, space: &'static str, key: &str, value: Option<Vec<u8>>) -> StateWrite;
 }
+
+/// The wait for a write of [`Node::keep_state`] to be committed.
+pub type StateWrite = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
 
 /// What a clustering layer gives the broker.
 pub trait ClusterHook: Send + Sync + 'static {

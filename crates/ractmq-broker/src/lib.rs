@@ -56,7 +56,7 @@ pub(crate) mod websocket;
 
 pub use broker::{ApiError, Broker, Chaos, StartError, Subscription};
 pub use cert_identity::CertIdentity;
-pub use cluster_hook::{ClusterHook, ClusterPlug, Node};
+pub use cluster_hook::{ClusterHook, ClusterPlug, Node, StateWrite};
 pub use config::{BrokerConfig, Durability, ListenerSpec};
 pub use connection::{KEEPALIVE_RECHECK, KEEPALIVE_SLACK};
 pub use flow::{Backlog, Congestion};

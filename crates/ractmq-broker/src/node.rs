@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::cluster_hook::Node;
+use crate::cluster_hook::{Node, StateWrite};
 use crate::handover::hand_over;
 use crate::kernel::Kernel;
 use crate::metrics::Metrics;
@@ -46,5 +46,13 @@ impl Node for Kernel {
 
     fn publish_brokers(&self) {
         publish_brokers(self);
+    }
+
+    fn stored_state(&self, space: &str) -> Vec<(String, Vec<u8>)> {
+        crate::view::stored_state(self, space)
+    }
+
+    fn keep_state(&self, space: &'static str, key: &str, value: Option<Vec<u8>>) -> StateWrite {
+        Box::pin(crate::view::keep_state(self, space, key, value))
     }
 }

@@ -152,25 +152,14 @@ impl BrokerView {
     /// What the node's store held in `space` when the node started, as (key, value): state that parts of the
     /// node outside the broker keep with [`BrokerView::keep_state`]. Empty without a store.
     pub fn stored_state(&self, space: &str) -> Vec<(String, Vec<u8>)> {
-        (self.kernel.stored_state.lock().iter())
-            .filter(|(s, _, _)| s == space)
-            .map(|(_, k, v)| (k.clone(), v.clone()))
-            .collect()
+        stored_state(&self.kernel, space)
     }
 
     /// Keep `value` under `key` in `space` of the node's store (or forget the key, with `None`); returns once
     /// it is committed. Nothing happens without a store (`--durability memory`). `space` must not be one the
     /// broker uses itself (`bans`).
     pub async fn keep_state(&self, space: &'static str, key: &str, value: Option<Vec<u8>>) -> Result<(), String> {
-        let Some(disk) = &self.kernel.disk else {
-            return Ok(());
-        };
-        let key = key.to_string();
-        let ticket = match value {
-            Some(value) => disk.submit(ractmq_store::Op::Put { space, key, value }),
-            None => disk.submit(ractmq_store::Op::Delete { space, key }),
-        };
-        disk.committed(ticket).await.map_err(|e| e.to_string())
+        keep_state(&self.kernel, space, key, value).await
     }
 
     /// The queue of the in-process client `client_id` holds `max_len` messages (the node's byte bound applies
@@ -588,5 +577,39 @@ impl BrokerView {
     /// The topic shard that indexes `filter` (for chaos tests that kill the shard holding a route).
     pub fn shard_of_filter(&self, filter: &str) -> usize {
         self.kernel.router.shard_of_filter(filter)
+    }
+}
+
+/// What the store held in `space` at start (see [`BrokerView::stored_state`]); also the cluster's, through
+/// `Node`.
+pub(crate) fn stored_state(kernel: &Kernel, space: &str) -> Vec<(String, Vec<u8>)> {
+    (kernel.stored_state.lock().iter())
+        .filter(|(s, _, _)| s == space)
+        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Submit a write of operator state now, and return the wait for its commit. The write is queued before this
+/// returns, so writes to one key land in the order of the calls even when their waits are polled in another
+/// order (the cluster's replicated map relies on it).
+pub(crate) fn keep_state(
+    kernel: &Kernel,
+    space: &'static str,
+    key: &str,
+    value: Option<Vec<u8>>,
+) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+    let submitted = kernel.disk.as_ref().map(|disk| {
+        let key = key.to_string();
+        let ticket = match value {
+            Some(value) => disk.submit(ractmq_store::Op::Put { space, key, value }),
+            None => disk.submit(ractmq_store::Op::Delete { space, key }),
+        };
+        (disk.clone(), ticket)
+    });
+    async move {
+        match submitted {
+            Some((disk, ticket)) => disk.committed(ticket).await.map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
     }
 }

@@ -18,6 +18,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::RactorClusterMessage;
 
 use crate::membership::MemberEvent;
+use crate::replicated;
 use crate::state::Shared;
 use crate::wire::{self, Wire};
 
@@ -77,7 +78,7 @@ impl Actor for Agent {
                 let (events, hello) = {
                     let mut membership = state.shared.membership.write();
                     membership.set_own_mqtt_addr(mqtt_addr);
-                    (membership.sweep(Instant::now()), membership.hello())
+                    (membership.sweep(Instant::now()), state.shared.hello(&membership))
                 };
                 state.announce(events);
                 send(
@@ -92,8 +93,14 @@ impl Actor for Agent {
                         tracing::warn!("{line}");
                     }
                     state.announce(heard.events);
+                    // Anti-entropy for the replicated map: whoever hears a digest unlike its own sends its whole
+                    // map, so both sides merge and agree within a round trip (a peer just met, back from a
+                    // partition or a restart, or one that missed a change).
+                    if hello.map_digest != state.shared.rules.digest() {
+                        replicated::send_all(&state.shared, &hello.name);
+                    }
                 }
-                // Routing goes to the forwarder; a peer sends it here only by mistake.
+                // Routing and replicated maps go to the forwarder; a peer sends them here only by mistake.
                 Ok(_) => {}
                 Err(e) if !state.reported_unreadable => {
                     state.reported_unreadable = true;
@@ -115,7 +122,7 @@ impl Actor for Agent {
         // heartbeat, so that a join shows within a round trip.
         if let SupervisionEvent::ProcessGroupChanged(GroupChangeMessage::Join(_, group, cells)) = event {
             if group == GROUP {
-                let hello = state.shared.membership.read().hello();
+                let hello = state.shared.hello(&state.shared.membership.read());
                 send(&wire::encode(&Wire::Hello(hello)), remote_agents(cells));
             }
         }

@@ -163,6 +163,12 @@ impl Actor for Forwarder {
                         let _ = to.try_send(answer.session.map(|s| *s));
                     }
                 }
+                Ok(Wire::Replicated(replicated)) => {
+                    let changed = state.shared.rules.merge(replicated.entries);
+                    if changed > 0 {
+                        tracing::debug!(from = %replicated.from, changed, "merged replicated entries");
+                    }
+                }
                 Ok(Wire::Hello(_)) => {}
                 Err(e) => {
                     ClusterStats::add(&state.shared.stats.unreadable, 1);

@@ -19,6 +19,7 @@
 //! | `link.rs`, `pump.rs` | the numbered queue towards each node, and the task that sends it |
 //! | `sessions.rs`, `wire_session.rs` | takeover across nodes: asking for a client's session, answering, holding what the old node relays until the session is here |
 //! | `inbound.rs` | which forwarded messages were routed already (no repeats after a resend) |
+//! | `replicated.rs` | a map every node agrees on, last writer wins per key (the run-time rules): its merge, its store, sending it |
 //! | `wire.rs`, `wire_message.rs` | what nodes say to each other (serde types as bincode bytes) |
 //! | `stats.rs` | counters of what crossed and what was dropped |
 //! | `membership.rs` | the membership view and the up/down rules, as plain data |
@@ -71,6 +72,7 @@ pub(crate) mod membership;
 pub(crate) mod node_server;
 pub(crate) mod pump;
 pub(crate) mod remote_routes;
+pub mod replicated;
 pub(crate) mod routing;
 pub(crate) mod sessions;
 pub(crate) mod stale_links;
@@ -89,6 +91,7 @@ use tokio::sync::broadcast;
 
 pub use config::{parse_seed, ClusterConfig};
 pub use membership::{DownReason, Member, MemberEvent, MemberState};
+pub use replicated::ReplicatedMap;
 pub use stats::ClusterStats;
 pub use tls::ClusterTls;
 pub use wire::WireRoute;
@@ -136,6 +139,13 @@ impl Cluster {
     /// Membership changes from now on. Read [`Cluster::members`] after subscribing for the starting point.
     pub fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
         self.shared.events.subscribe()
+    }
+
+    /// The rules created at run time, as the cluster replicates them (name -> the rule's configuration as
+    /// JSON, or `None` once deleted); read from the node's store when the broker starts. The rule engine
+    /// writes it and follows it (see the binary's `replicate_rules`).
+    pub fn replicated_rules(&self) -> Arc<ReplicatedMap> {
+        self.shared.rules.clone()
     }
 
     /// Counters of what crossed between nodes and what was dropped.

@@ -184,6 +184,8 @@ impl Membership {
                     cluster_addr: m.cluster_addr,
                 })
                 .collect(),
+            // Filled in by the agent, which sends it.
+            map_digest: 0,
         }
     }
 
@@ -378,6 +380,7 @@ mod tests {
                     cluster_addr: addr(*p),
                 })
                 .collect(),
+            map_digest: 0,
         }
     }
 

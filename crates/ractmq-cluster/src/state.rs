@@ -1,7 +1,8 @@
 //! What the cluster keeps outside its actors, so that an actor restart forgets nothing: the configuration,
 //! this run's incarnation, the membership view, the channel of membership changes, the other nodes' routes,
 //! the queues of messages towards them and what was routed of theirs, and the running node server, forwarder
-//! and cluster supervisor (published by whoever starts them; read by the connector and the chaos API).
+//! and cluster supervisor (published by whoever starts them; read by the connector and the chaos API), and
+//! the replicated map of run-time rules.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -22,13 +23,17 @@ use crate::inbound::Inbound;
 use crate::link::PeerLink;
 use crate::membership::{MemberEvent, Membership};
 use crate::remote_routes::RemoteRoutes;
+use crate::replicated::ReplicatedMap;
 use crate::stats::ClusterStats;
 use crate::tls::TlsSetup;
-use crate::wire::WireSession;
+use crate::wire::{Hello, WireSession};
 
 /// Membership changes a subscriber may fall behind by before it misses some (it is then told it lagged and
 /// should read the membership again).
 pub const EVENT_BUFFER: usize = 256;
+
+/// The store space of the replicated rules' entries (versions and tombstones included).
+pub const RULES_SPACE: &str = "cluster-rules";
 
 /// Route changes waiting for the forwarder, and the version the forwarder will send them as.
 #[derive(Debug)]
@@ -96,12 +101,15 @@ pub struct Shared {
     pub arriving: Mutex<HashMap<String, Held>>,
     /// The number of the next message published here that gets an origin (see `ractmq_protocol::Origin`).
     pub next_origin: AtomicU64,
+    /// The rules created at run time, replicated to every node (see `replicated.rs`).
+    pub rules: Arc<ReplicatedMap>,
 }
 
 impl Shared {
     pub fn new(config: ClusterConfig, tls: Option<TlsSetup>) -> Shared {
         let incarnation = incarnation();
         let membership = Membership::new(&config, incarnation);
+        let rules = Arc::new(ReplicatedMap::new(&config.node_name, RULES_SPACE));
         Shared {
             config,
             tls,
@@ -125,11 +133,19 @@ impl Shared {
             next_request: AtomicU64::new(1),
             arriving: Mutex::new(HashMap::new()),
             next_origin: AtomicU64::new(1),
+            rules,
             membership: RwLock::new(membership),
             events: broadcast::channel(EVENT_BUFFER).0,
             node_server: RwLock::new(None),
             supervisor: RwLock::new(None),
         }
+    }
+
+    /// This node's hello, with the digest of its replicated map.
+    pub fn hello(&self, membership: &Membership) -> Hello {
+        let mut hello = membership.hello();
+        hello.map_digest = self.rules.digest();
+        hello
     }
 
     pub fn node_server(&self) -> Option<ActorRef<NodeServerMessage>> {

@@ -23,6 +23,7 @@ use crate::agent::{Agent, AgentArgs};
 use crate::connector::Connector;
 use crate::forwarder::{Forwarder, ForwarderArgs};
 use crate::node_server;
+use crate::replicated;
 use crate::routing::Routing;
 use crate::sessions::Sessions;
 use crate::state::Shared;
@@ -35,6 +36,10 @@ pub struct Hook(pub Arc<Shared>);
 
 impl ClusterHook for Hook {
     fn child_spec(&self, broker: &Arc<dyn Node>) -> ChildSpec {
+        // The replicated rules are read from the store before any actor of the cluster runs, so this node's
+        // first hello carries what it kept (a delete made while it was down then meets its own older copy).
+        self.0.rules.load(broker.clone());
+        self.0.rules.set_sender(replicated::sender(Arc::downgrade(&self.0)));
         broker.router().set_remote(Arc::new(Routing {
             shared: self.0.clone(),
             metrics: broker.metrics().clone(),

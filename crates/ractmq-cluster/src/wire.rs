@@ -11,11 +11,12 @@ use bincode::Options;
 use serde::{Deserialize, Serialize};
 
 use crate::config::check_name;
+use crate::replicated::Entry;
 pub use crate::wire_message::WireMessage;
 pub use crate::wire_session::WireSession;
 
 /// Bumped when [`Wire`] changes incompatibly; a node refuses messages of another version and says so.
-pub const WIRE_VERSION: u16 = 3;
+pub const WIRE_VERSION: u16 = 4;
 
 /// Largest message accepted from a peer: below ractor_cluster's own 16 MiB frame limit, with room for its
 /// framing.
@@ -47,6 +48,15 @@ pub enum Wire {
     TakeOver(TakeOver),
     /// The answer to a [`TakeOver`]: the session, if there was one and the client resumes it.
     TakenOver(TakenOver),
+    /// Entries of the sender's replicated map (see `replicated.rs`): all of them, or one it just changed.
+    Replicated(Replicated),
+}
+
+/// Entries of a node's replicated map, versions included; the receiver merges them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replicated {
+    pub from: String,
+    pub entries: Vec<(String, Entry)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +150,8 @@ pub struct Hello {
     pub incarnation: u64,
     /// The nodes the sender sees up, so that a node learns the whole membership from any one peer.
     pub peers: Vec<PeerAddr>,
+    /// The digest of the sender's replicated map: a receiver whose own differs sends it its whole map.
+    pub map_digest: u64,
 }
 
 /// A node and where to dial it.
@@ -206,6 +218,7 @@ fn check(message: &Wire) -> Result<(), String> {
         Wire::Batch(b) => b.items.len(),
         Wire::Routes(r) => r.add.len() + r.remove.len(),
         Wire::Retained(r) => r.len(),
+        Wire::Replicated(r) => r.entries.len(),
     };
     if items > MAX_ITEMS {
         return Err(format!("{items} items in one message, at most {MAX_ITEMS}"));
@@ -224,6 +237,11 @@ fn check(message: &Wire) -> Result<(), String> {
             t.session.as_deref().map_or(Ok(()), WireSession::check)
         }
         Wire::Retained(r) => r.iter().try_for_each(WireMessage::check),
+        Wire::Replicated(r) => {
+            check_name(&r.from).map_err(|e| format!("node name {e}"))?;
+            (r.entries.iter())
+                .try_for_each(|(_, e)| check_name(&e.version.node).map_err(|e| format!("writer name {e}")))
+        }
         Wire::Hello(hello) => {
             check_name(&hello.name).map_err(|e| format!("node name {e}"))?;
             if hello.peers.len() > MAX_PEERS {
@@ -251,6 +269,7 @@ mod tests {
                 name: "n2".into(),
                 cluster_addr: "[::1]:4371".parse().unwrap(),
             }],
+            map_digest: 7,
         }
     }
 
