@@ -19,6 +19,6 @@ pub mod stats;
 pub mod test_rule;
 
 pub use config::{ActionConfig, BridgeActionConfig, LogConfig, RepublishConfig, RuleConfig, RulesConfig};
-pub use registry::{RuleError, RuleInfo, Rules};
+pub use registry::{RuleError, RuleInfo, RuleReplica, Rules};
 pub use stats::{ActionStats, RuleStats};
 pub use test_rule::{TestMessage, TestOutput};

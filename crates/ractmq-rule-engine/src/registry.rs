@@ -3,11 +3,15 @@
 //!
 //! Rules from the configuration file come first; rules created at run time are kept in the node's store
 //! (space `rules`) and come back at the next start. Every change rebuilds the hook's index of enabled rules.
+//!
+//! In a cluster, run-time rules are the cluster's: [`Rules::replicate`] hands this node's changes to a
+//! [`RuleReplica`] (the cluster's replicated map, wired by the binary) and [`Rules::apply_remote`] applies
+//! the changes other nodes made, without handing them back. Rules of the configuration file stay this node's.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use ractmq_broker::{BrokerView, ChildSpec, Tree};
 use ractor::Actor;
 use serde::Serialize;
@@ -31,6 +35,25 @@ struct Inner {
     tree: Tree,
     hook: Arc<RuleHook>,
     entries: Mutex<BTreeMap<String, Entry>>,
+    /// Where run-time changes are replicated to, once the node is clustered.
+    replica: RwLock<Option<Arc<dyn RuleReplica>>>,
+    /// Held by every run-time change, local or remote, from reading what it changes to handing it to the
+    /// replica: a remote change is applied as the replica holds it when its turn comes, so a local change
+    /// made meanwhile is never undone by an older remote one (see [`Rules::apply_remote`]).
+    changes: tokio::sync::Mutex<()>,
+}
+
+/// Where a node's run-time rule changes go to be replicated to the other nodes, and what the other nodes
+/// made of them: the cluster's replicated map, seen from the rule engine (which does not depend on the
+/// cluster crate).
+pub trait RuleReplica: Send + Sync {
+    /// A run-time rule was created, replaced, enabled or disabled here (`Some`), or deleted (`None`).
+    fn changed(&self, name: &str, config: Option<&RuleConfig>);
+    /// What the cluster holds for `name` now: `None` if it never heard of it, `Some(None)` if it was deleted.
+    /// A value that cannot be read is logged and reported as `None`.
+    fn current(&self, name: &str) -> Option<Option<RuleConfig>>;
+    /// Every name the cluster holds, deleted ones included.
+    fn names(&self) -> Vec<String>;
 }
 
 struct Entry {
@@ -100,6 +123,8 @@ impl Rules {
             tree,
             hook,
             entries: Mutex::new(BTreeMap::new()),
+            replica: RwLock::new(None),
+            changes: tokio::sync::Mutex::new(()),
         }));
         for rule in &config.0 {
             rules.add(rule.clone(), false).await.map_err(|e| e.to_string())?;
@@ -145,9 +170,105 @@ impl Rules {
         self.0.hook.chain_cut.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Add a rule and run it (unless `enabled = false`); it is kept in the node's store.
+    /// Add a rule and run it (unless `enabled = false`); it is kept in the node's store, and in a cluster
+    /// created on every node.
     pub async fn create(&self, config: RuleConfig) -> Result<(), RuleError> {
-        self.add(config, true).await
+        let _turn = self.0.changes.lock().await;
+        self.add(config.clone(), true).await?;
+        self.publish(&config.name, Some(&config));
+        Ok(())
+    }
+
+    /// Hand a local run-time change to the replica, if the node is clustered.
+    fn publish(&self, name: &str, config: Option<&RuleConfig>) {
+        if let Some(replica) = self.0.replica.read().clone() {
+            replica.changed(name, config);
+        }
+    }
+
+    /// Replicate this node's run-time rules through `replica` from now on: apply what it holds (a rule
+    /// created, changed or deleted elsewhere while this node was away), then hand it the run-time rules it
+    /// has never heard of (created here before the node was clustered, or just before a crash).
+    pub async fn replicate(&self, replica: Arc<dyn RuleReplica>) {
+        let _turn = self.0.changes.lock().await;
+        *self.0.replica.write() = Some(replica.clone());
+        let known = replica.names();
+        for name in &known {
+            self.apply(name, replica.current(name)).await;
+        }
+        let unknown: Vec<RuleConfig> = {
+            let entries = self.0.entries.lock();
+            (entries.values())
+                .filter(|e| e.at_run_time && !known.contains(&e.live.runtime.config.name))
+                .map(|e| e.live.config())
+                .collect()
+        };
+        for config in unknown {
+            replica.changed(&config.name, Some(&config));
+        }
+    }
+
+    /// Another node changed run-time rule `name`: make this node's match what the replica holds for it now
+    /// (create, replace, enable, disable or delete it, and keep that in the store), without handing it back.
+    /// The value is read here rather than passed in, under the lock every change takes, so that changes
+    /// applied late cannot undo a newer one. A rule that does not start here is logged and skipped; a rule of
+    /// the configuration file with the same name is kept, and the remote one ignored on this node.
+    pub async fn apply_remote(&self, name: &str) {
+        let _turn = self.0.changes.lock().await;
+        let Some(replica) = self.0.replica.read().clone() else {
+            return;
+        };
+        self.apply(name, replica.current(name)).await;
+    }
+
+    async fn apply(&self, name: &str, wanted: Option<Option<RuleConfig>>) {
+        let Some(wanted) = wanted else {
+            return;
+        };
+        let here = {
+            let entries = self.0.entries.lock();
+            entries.get(name).map(|e| (e.at_run_time, e.live.config()))
+        };
+        if let Some((false, _)) = here {
+            if wanted.is_some() {
+                tracing::warn!(
+                    rule = %name,
+                    "a rule created on another node has the name of one in this node's configuration file; this node keeps its own"
+                );
+            }
+            return;
+        }
+        match (here, wanted) {
+            (None, None) => {}
+            (Some(_), None) => {
+                self.forget(name).await;
+                if let Err(e) = self.0.view.keep_state(SPACE, name, None).await {
+                    tracing::error!(rule = %name, "deleted as another node did, but the store kept it: {e}");
+                }
+            }
+            (_, Some(config)) if config.name != name => {
+                tracing::error!(rule = %name, "a rule from another node names itself {:?}; skipped", config.name);
+            }
+            (Some((_, mine)), Some(config)) if mine == config => {}
+            (Some((_, mine)), Some(config))
+                if RuleConfig {
+                    enabled: mine.enabled,
+                    ..config.clone()
+                } == mine =>
+            {
+                if let Err(e) = self.switch(name, config.enabled).await {
+                    tracing::error!(rule = %name, "enabled or disabled as another node did, but: {e}");
+                }
+            }
+            (here, Some(config)) => {
+                if here.is_some() {
+                    self.forget(name).await;
+                }
+                if let Err(e) = self.add(config, true).await {
+                    tracing::error!(rule = %name, "a rule from another node did not start here, skipped: {e}");
+                }
+            }
+        }
     }
 
     async fn add(&self, config: RuleConfig, at_run_time: bool) -> Result<(), RuleError> {
@@ -219,21 +340,35 @@ impl Rules {
         removed
     }
 
-    /// Stop a rule and forget it.
+    /// Stop a rule and forget it (in a cluster, a run-time rule on every node).
     pub async fn delete(&self, name: &str) -> Result<(), RuleError> {
+        let _turn = self.0.changes.lock().await;
         let removed = self
             .forget(name)
             .await
             .ok_or_else(|| RuleError::NotFound(name.into()))?;
         if removed.at_run_time {
+            // Replicated before the store answers: the other nodes delete it whatever this node's disk says.
+            self.publish(name, None);
             (self.0.view.keep_state(SPACE, name, None).await)
                 .map_err(|e| RuleError::Unavailable(format!("rule {name}: deleted, but the store kept it: {e}")))?;
         }
         Ok(())
     }
 
-    /// Enable or disable a rule; a run-time rule keeps the change across restarts.
+    /// Enable or disable a rule; a run-time rule keeps the change across restarts (and in a cluster, the
+    /// change is made on every node).
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), RuleError> {
+        let _turn = self.0.changes.lock().await;
+        let config = self.switch(name, enabled).await?;
+        if let Some(config) = config {
+            self.publish(name, Some(&config));
+        }
+        Ok(())
+    }
+
+    /// Enable or disable a rule here; returns the configuration of a run-time rule (which was kept).
+    async fn switch(&self, name: &str, enabled: bool) -> Result<Option<RuleConfig>, RuleError> {
         let (config, at_run_time) = {
             let entries = self.0.entries.lock();
             let entry = entries.get(name).ok_or_else(|| RuleError::NotFound(name.into()))?;
@@ -241,10 +376,11 @@ impl Rules {
             (entry.live.config(), entry.at_run_time)
         };
         self.reindex();
-        if at_run_time {
-            self.keep(&config).await?;
+        if !at_run_time {
+            return Ok(None);
         }
-        Ok(())
+        self.keep(&config).await?;
+        Ok(Some(config))
     }
 
     /// Kill a rule's actor, as a crash would (chaos tests): its supervisor restarts it.
