@@ -20,6 +20,9 @@
 
 #![deny(missing_docs)]
 
+mod cluster_rules;
+
+pub use cluster_rules::replicate_rules;
 pub use ractmq_bridge::{BridgeInfo, Bridges, BridgesConfig, MqttBridgeConfig};
 /// Reading PEM files into the TLS configuration of a [`ListenerSpec`].
 pub use ractmq_broker::tls;

@@ -488,6 +488,11 @@ async fn start(built: Built) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Rules start after the broker (their hooks need it): only now does the node apply what the cluster's
+    // replicated rules hold, read from the store before the node joined and merged with its peers' since.
+    if let Some(cluster) = &clustered {
+        ractmq::replicate_rules(cluster, &rules).await;
+    }
     let _api = match api {
         Some(api) => match ractmq_admin::start(api, broker.view(), clustered, Some(bridges), Some(rules)).await {
             Ok(server) => Some(server),
