@@ -17,6 +17,7 @@ mod cli;
 mod cluster_membership;
 mod cluster_partition;
 mod cluster_routing;
+mod cluster_rules;
 mod cluster_sessions;
 mod cluster_supervision;
 mod cluster_tls;
