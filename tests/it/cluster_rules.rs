@@ -1,7 +1,8 @@
 //! Rules created at run time on one node run on every node of a cluster of real `ractmq` processes: created,
 //! deleted, enabled or disabled with `ractmq ctl` on any node, seen by `ractmq ctl rules list` on the others,
 //! and each message still evaluated once, on the node it was published on. A node that was down when rules
-//! changed catches up when it comes back, deletes included.
+//! changed catches up when it comes back, deletes included; two nodes cut apart that both changed rules agree
+//! once the link heals, and a delete made on the cut-off side survives its restart there.
 //!
 //! "Exactly once" is counted with a marker published last by the same client: messages from one publisher
 //! keep their order across nodes, and a rule's republished copy is routed before the message that fed it is
@@ -14,8 +15,9 @@ use std::time::{Duration, Instant};
 use rumqttc::QoS;
 use serde_json::Value;
 
-use crate::common::cluster::{start_cluster, Node, WAIT};
+use crate::common::cluster::{free_addrs, start_cluster, until_all_list, Node, COOKIE, WAIT};
 use crate::common::process::ctl;
+use crate::common::proxy::Proxy;
 use crate::common::{eventually_within, Client};
 
 /// Where `node`'s REST API listens now: the last address it logged (a restarted node logs a new one).
@@ -218,4 +220,80 @@ async fn a_node_that_was_down_when_rules_changed_catches_up_when_it_is_back() {
     );
     // The three agree, and stay so.
     until_rules(&apis, &now).await;
+}
+
+/// Whether `node`'s API shows a link to `peer`.
+async fn linked(node: &Node, peer: &str) -> bool {
+    let api = api_of(node).await;
+    let cluster: Value = ureq::get(&format!("http://{api}/api/v1/cluster"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let members = cluster["members"].as_array().unwrap().clone();
+    members.iter().any(|m| m["name"] == peer && m["linked"] == true)
+}
+
+/// n1 and n2 are cut apart (each reached only through a proxy the test controls); both change rules, n2 is
+/// restarted while still cut off, then the link heals: the two agree, last writer winning per rule, and the
+/// rule n2 deleted stays deleted although n1 still had it (n2 kept the delete, with its version, in its
+/// store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_cut_apart_that_both_changed_rules_agree_once_the_link_heals() {
+    let addrs = free_addrs(4);
+    let (mqtt, listen) = (&addrs[..2], &addrs[2..]);
+    let proxies = [Proxy::start(listen[0]).await, Proxy::start(listen[1]).await];
+    let node = |i: usize| {
+        let mut args = vec![
+            "--cookie".to_string(),
+            COOKIE.to_string(),
+            "--cluster-advertise".to_string(),
+            proxies[i].addr.to_string(),
+        ];
+        if i == 1 {
+            args.extend(["--seed".to_string(), format!("n1@{}", proxies[0].addr)]);
+        }
+        Node::new(&format!("n{}", i + 1), mqtt[i], listen[i], &args)
+    };
+    let mut nodes = [node(0), node(1)];
+    for n in &mut nodes {
+        n.start();
+    }
+    until_all_list(&[&nodes[0], &nodes[1]], "n1,n2").await;
+    let mut apis = [api_of(&nodes[0]).await, api_of(&nodes[1]).await];
+    create(apis[0], "shared");
+    create(apis[0], "edited");
+    until_rules(&apis, &[("edited", true), ("shared", true)]).await;
+
+    for p in &proxies {
+        p.cut();
+    }
+    for (node, peer) in [(&nodes[0], "n2"), (&nodes[1], "n1")] {
+        let start = Instant::now();
+        while linked(node, peer).await {
+            assert!(start.elapsed() < WAIT, "{} still shows a link to {peer}", node.name);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Cut off: n2 deletes "shared" and creates "mine"; n1 creates "theirs" and disables "edited", then n2
+    // disables and enables it again: the last of these wins.
+    ctl_ok(apis[1], &["rules", "delete", "shared"], "deleted rule shared");
+    create(apis[1], "mine");
+    create(apis[0], "theirs");
+    ctl_ok(apis[0], &["rules", "disable", "edited"], "disabled rule edited");
+    ctl_ok(apis[1], &["rules", "disable", "edited"], "disabled rule edited");
+    ctl_ok(apis[1], &["rules", "enable", "edited"], "enabled rule edited");
+    // n2 restarts, still cut off: what it changed must come back from its own store.
+    nodes[1].kill();
+    nodes[1].log.lock().unwrap().clear();
+    nodes[1].start();
+    apis[1] = api_of(&nodes[1]).await;
+    until_rules(&apis[1..], &[("edited", true), ("mine", true)]).await;
+
+    for p in &proxies {
+        p.heal();
+    }
+    until_all_list(&[&nodes[0], &nodes[1]], "n1,n2").await;
+    let agreed = [("edited", true), ("mine", true), ("theirs", true)];
+    until_rules(&apis, &agreed).await;
 }
