@@ -2,7 +2,8 @@
 //! heartbeats and keep their links up (membership), and route published messages to each other's
 //! subscribers (routing): each node tells the others which filters it has subscribers for, and a message
 //! published on one node crosses once to each node with a matching filter, in order, without loss across a
-//! link that breaks and comes back. Retained messages are copied to every node.
+//! link that breaks and comes back. Retained messages are copied to every node. Rules created at run time
+//! are replicated to every node ([`Cluster::replicated_rules`], `replicated.rs`).
 //!
 //! Use: build a [`ClusterConfig`], make a [`Cluster`] of it, [`Cluster::install`] it into the
 //! `BrokerConfig`, start the broker. The cluster's actors then run under the broker's root supervisor
@@ -43,6 +44,8 @@
 //! - The forwarder's mailbox: what peers send (batches of at most `pump::BATCH_ITEMS` messages, route and
 //!   retained lists) plus one `Flush` at a time from the shards. A peer sends a batch only after the last
 //!   was acknowledged or within its queue bound, so this is bounded by the peers' queues.
+//! - Replicated maps in the forwarder's mailbox: one change at a time from a peer's operator, and a whole map
+//!   per hello from a peer whose map differs (see `replicated.rs`), at most `wire::MAX_ITEMS` entries each.
 //! - The agent's mailbox (ractor mailboxes are unbounded): each peer sends one hello per heartbeat interval,
 //!   handled in microseconds, so it stays near empty. A peer that sends faster must hold the cookie, that
 //!   is, be one of ours; a hostile member is out of scope (as in Erlang distribution).
