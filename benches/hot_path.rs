@@ -148,7 +148,12 @@ fn rules(c: &mut Criterion) {
     };
     let _guard = rt.enter();
     c.bench_function("route_publish_no_rule_matches", |b| {
-        b.iter(|| black_box(view.route_now(message("elsewhere/x"), &mut ractmq::parts::broker::Congestion::default())))
+        b.iter(|| {
+            black_box(view.route_now(
+                message("elsewhere/x"),
+                &mut ractmq::parts::broker::Congestion::default(),
+            ))
+        })
     });
     c.bench_function("route_publish_rule_matches_and_republishes", |b| {
         b.iter(|| black_box(view.route_now(message("sensors/x"), &mut ractmq::parts::broker::Congestion::default())))
