@@ -529,6 +529,12 @@ impl BrokerView {
 
     /// On a node with a store, wait until every change made so far is committed: an operator's "done" holds
     /// across a crash.
+    /// Wait until everything submitted to the node's store so far is committed (at once on a node without
+    /// one): what an operator's "done" waits for after writes it did not wait for one by one.
+    pub async fn flush_store(&self) -> Result<(), String> {
+        self.stored().await
+    }
+
     async fn stored(&self) -> Result<(), String> {
         match &self.kernel.disk {
             Some(disk) => disk.flush().await.map_err(|e| e.to_string()),

@@ -175,15 +175,18 @@ impl Rules {
     pub async fn create(&self, config: RuleConfig) -> Result<(), RuleError> {
         let _turn = self.0.changes.lock().await;
         self.add(config.clone(), true).await?;
-        self.publish(&config.name, Some(&config));
-        Ok(())
+        self.publish(&config.name, Some(&config)).await
     }
 
-    /// Hand a local run-time change to the replica, if the node is clustered.
-    fn publish(&self, name: &str, config: Option<&RuleConfig>) {
-        if let Some(replica) = self.0.replica.read().clone() {
-            replica.changed(name, config);
-        }
+    /// Hand a local run-time change to the replica, if the node is clustered, and wait until the replica's
+    /// record of it is stored: the operator is told "done" only once a kill -9 cannot lose it.
+    async fn publish(&self, name: &str, config: Option<&RuleConfig>) -> Result<(), RuleError> {
+        let Some(replica) = self.0.replica.read().clone() else {
+            return Ok(());
+        };
+        replica.changed(name, config);
+        (self.0.view.flush_store().await)
+            .map_err(|e| RuleError::Unavailable(format!("rule {name}: changed, but not kept in the store: {e}")))
     }
 
     /// Replicate this node's run-time rules through `replica` from now on: apply what it holds (a rule
@@ -349,7 +352,7 @@ impl Rules {
             .ok_or_else(|| RuleError::NotFound(name.into()))?;
         if removed.at_run_time {
             // Replicated before the store answers: the other nodes delete it whatever this node's disk says.
-            self.publish(name, None);
+            self.publish(name, None).await?;
             (self.0.view.keep_state(SPACE, name, None).await)
                 .map_err(|e| RuleError::Unavailable(format!("rule {name}: deleted, but the store kept it: {e}")))?;
         }
@@ -361,10 +364,10 @@ impl Rules {
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), RuleError> {
         let _turn = self.0.changes.lock().await;
         let config = self.switch(name, enabled).await?;
-        if let Some(config) = config {
-            self.publish(name, Some(&config));
+        match config {
+            Some(config) => self.publish(name, Some(&config)).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Enable or disable a rule here; returns the configuration of a run-time rule (which was kept).
