@@ -139,6 +139,29 @@ fn rules(c: &mut Criterion) {
             .unwrap();
         (broker, rules)
     });
+    let (many, _many_rules) = rt.block_on(async {
+        let broker = ractmq::Broker::start(ractmq::BrokerConfig {
+            mqtt_listen: "127.0.0.1:0".parse().unwrap(),
+            sys_interval: std::time::Duration::ZERO,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let rules: Vec<_> = (0..1000)
+            .map(|i| {
+                serde_json::json!({
+                    "name": format!("site-{i}"),
+                    "sql": format!("SELECT payload.v AS v FROM \"site/{i}/+/telemetry\" WHERE payload.v > 10"),
+                    "actions": [{ "republish": { "topic": format!("alerts/{i}") } }]
+                })
+            })
+            .collect();
+        let config: ractmq::RulesConfig = serde_json::from_value(serde_json::Value::Array(rules)).unwrap();
+        let rules = ractmq::Rules::start(broker.view(), broker.rules_tree().clone(), &config)
+            .await
+            .unwrap();
+        (broker, rules)
+    });
     let view = broker.view();
     let payload = bytes::Bytes::from_static(br#"{"temp":35.5,"hum":41,"unit":"C","site":"plant-7","ok":true}"#);
     let message = |topic: &str| {
@@ -155,10 +178,39 @@ fn rules(c: &mut Criterion) {
             ))
         })
     });
+    let plain = rt.block_on(async {
+        ractmq::Broker::start(ractmq::BrokerConfig {
+            mqtt_listen: "127.0.0.1:0".parse().unwrap(),
+            sys_interval: std::time::Duration::ZERO,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+    });
+    let plain_view = plain.view();
+    c.bench_function("route_publish_without_rules", |b| {
+        b.iter(|| {
+            black_box(plain_view.route_now(
+                message("elsewhere/x"),
+                &mut ractmq::parts::broker::Congestion::default(),
+            ))
+        })
+    });
+    let many_view = many.view();
+    c.bench_function("route_publish_none_of_1000_rules_matches", |b| {
+        b.iter(|| {
+            black_box(many_view.route_now(
+                message("elsewhere/x"),
+                &mut ractmq::parts::broker::Congestion::default(),
+            ))
+        })
+    });
     c.bench_function("route_publish_rule_matches_and_republishes", |b| {
         b.iter(|| black_box(view.route_now(message("sensors/x"), &mut ractmq::parts::broker::Congestion::default())))
     });
     rt.block_on(broker.shutdown());
+    rt.block_on(many.shutdown());
+    rt.block_on(plain.shutdown());
 }
 
 criterion_group!(benches, codec, matching, route, rules);

@@ -62,6 +62,17 @@ struct Entry {
     at_run_time: bool,
 }
 
+/// Where a rule being added comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Added {
+    /// The configuration file, at start.
+    FromFile,
+    /// The node's store, at start (created at run time before a restart).
+    FromStore,
+    /// ctl, REST or another node, now: indexed at once and kept in the store.
+    AtRunTime,
+}
+
 /// One rule as ctl and REST show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleInfo {
@@ -127,7 +138,10 @@ impl Rules {
             changes: tokio::sync::Mutex::new(()),
         }));
         for rule in &config.0 {
-            rules.add(rule.clone(), false).await.map_err(|e| e.to_string())?;
+            rules
+                .add(rule.clone(), Added::FromFile)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         for (name, json) in rules.0.view.stored_state(SPACE) {
             let config = serde_json::from_slice(&json)
@@ -139,13 +153,15 @@ impl Rules {
                     "a rule created at run time has the name of one in the configuration file; the file's is used"
                 ),
                 Ok(c) => {
-                    if let Err(e) = rules.add(c, true).await {
+                    if let Err(e) = rules.add(c, Added::FromStore).await {
                         tracing::error!(rule = %name, "a rule kept from run time did not start: {e}");
                     }
                 }
                 Err(e) => tracing::error!(rule = %name, "a rule kept from run time cannot be read, skipped: {e}"),
             }
         }
+        // Indexed once for all: a rebuild per rule would cost the start time quadratic in the rules.
+        rules.reindex();
         Ok(rules)
     }
 
@@ -174,7 +190,7 @@ impl Rules {
     /// created on every node.
     pub async fn create(&self, config: RuleConfig) -> Result<(), RuleError> {
         let _turn = self.0.changes.lock().await;
-        self.add(config.clone(), true).await?;
+        self.add(config.clone(), Added::AtRunTime).await?;
         self.publish(&config.name, Some(&config)).await
     }
 
@@ -267,14 +283,15 @@ impl Rules {
                 if here.is_some() {
                     self.forget(name).await;
                 }
-                if let Err(e) = self.add(config, true).await {
+                if let Err(e) = self.add(config, Added::AtRunTime).await {
                     tracing::error!(rule = %name, "a rule from another node did not start here, skipped: {e}");
                 }
             }
         }
     }
 
-    async fn add(&self, config: RuleConfig, at_run_time: bool) -> Result<(), RuleError> {
+    async fn add(&self, config: RuleConfig, added: Added) -> Result<(), RuleError> {
+        let at_run_time = added != Added::FromFile;
         let name = config.name.clone();
         let runtime = RuleRuntime::compile(Arc::new(config.clone()), None).map_err(RuleError::Invalid)?;
         let live = LiveRule::new(Arc::new(runtime));
@@ -295,12 +312,14 @@ impl Rules {
             self.0.entries.lock().remove(&name);
             return Err(e);
         }
+        if added != Added::AtRunTime {
+            // At start: indexed with the others, and already in the store if kept.
+            return Ok(());
+        }
         self.reindex();
-        if at_run_time {
-            if let Err(e) = self.keep(&config).await {
-                self.forget(&name).await;
-                return Err(e);
-            }
+        if let Err(e) = self.keep(&config).await {
+            self.forget(&name).await;
+            return Err(e);
         }
         Ok(())
     }
