@@ -76,6 +76,7 @@ pub(crate) mod node_server;
 pub(crate) mod pump;
 pub(crate) mod remote_routes;
 pub mod replicated;
+mod replicated_entry;
 pub(crate) mod routing;
 pub(crate) mod sessions;
 pub(crate) mod stale_links;

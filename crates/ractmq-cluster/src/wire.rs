@@ -11,7 +11,7 @@ use bincode::Options;
 use serde::{Deserialize, Serialize};
 
 use crate::config::check_name;
-use crate::replicated::Entry;
+use crate::replicated_entry::Entry;
 pub use crate::wire_message::WireMessage;
 pub use crate::wire_session::WireSession;
 

@@ -9,20 +9,10 @@ use std::time::Duration;
 use ractmq_broker::{BrokerView, Congestion};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::actions::{self, Retry};
+use crate::actions;
 use crate::live::LiveRule;
+pub use crate::rule_msg::RuleMsg;
 use crate::stats::RuleCounters;
-
-/// What a rule's actor is told.
-pub enum RuleMsg {
-    /// An action failed: try it again after the backoff.
-    Retry(Retry),
-    /// The backoff passed: try now.
-    Attempt(Retry),
-}
-
-// Local only: never sent to another node.
-impl ractor::Message for RuleMsg {}
 
 /// The actor of one rule.
 pub struct RuleActor;

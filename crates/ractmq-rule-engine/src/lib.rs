@@ -15,6 +15,7 @@ pub mod config;
 pub mod hook;
 pub mod live;
 pub mod registry;
+pub mod rule_msg;
 pub mod stats;
 pub mod test_rule;
 

@@ -8,8 +8,8 @@ use parking_lot::RwLock;
 use ractor::ActorRef;
 
 use crate::actions::Retry;
-use crate::actor::RuleMsg;
 use crate::compiled::RuleRuntime;
+use crate::rule_msg::RuleMsg;
 
 /// Retries one rule's actor holds at most; past it, failed outputs are dead-lettered at once.
 pub const MAX_PENDING_RETRIES: usize = 10_000;

@@ -1,6 +1,6 @@
 //! The compiled form of an expression and its evaluation. Names, paths, function pointers and constant
 //! patterns are resolved at compile time; evaluating walks a small tree with no lookups by name.
-//! Recursion is bounded because compilation refuses trees deeper than [`crate::compile::MAX_EXPR_DEPTH`].
+//! Recursion is bounded because compilation refuses trees deeper than [`MAX_EXPR_DEPTH`](crate::MAX_EXPR_DEPTH).
 
 use crate::columns::Column;
 use crate::error::EvalError;
@@ -9,7 +9,7 @@ use crate::input::{Env, Input};
 use crate::json;
 use crate::like::LikePattern;
 use crate::ops::{self, BinOp};
-use crate::value::Value;
+use crate::value::{index_of, Value};
 
 /// Why evaluation of a row stopped early.
 #[derive(Debug)]
@@ -115,19 +115,6 @@ impl<'e, 'i> Ctx<'e, 'i> {
             _ => Err(Halt::NoResult),
         }
     }
-}
-
-/// Resolves a 1-based (or negative, from the end) index into a slice position.
-pub(crate) fn index_of(len: usize, i: i64) -> Option<usize> {
-    let len = i64::try_from(len).ok()?;
-    let pos = if i > 0 {
-        i - 1
-    } else if i < 0 {
-        len + i
-    } else {
-        return None;
-    };
-    (0..len).contains(&pos).then_some(pos as usize)
 }
 
 /// Follows `segs` from `v`; anything missing or of the wrong shape gives `null`, as EMQX does.

@@ -259,3 +259,16 @@ pub(crate) fn compare(a: &Value, b: &Value) -> Option<Ordering> {
         _ => None,
     }
 }
+
+/// Resolves a rule SQL index, 1-based as in EMQX (or negative, from the end), into a slice position.
+pub(crate) fn index_of(len: usize, i: i64) -> Option<usize> {
+    let len = i64::try_from(len).ok()?;
+    let pos = if i > 0 {
+        i - 1
+    } else if i < 0 {
+        len + i
+    } else {
+        return None;
+    };
+    (0..len).contains(&pos).then_some(pos as usize)
+}

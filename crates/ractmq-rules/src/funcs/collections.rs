@@ -2,8 +2,7 @@
 
 use super::{args, def, want_array, want_int, want_str, FnCtx, FnDef};
 use crate::error::{fail, EvalError};
-use crate::expr::index_of;
-use crate::value::{loose_eq, Map, Value};
+use crate::value::{index_of, loose_eq, Map, Value};
 
 type R = Result<Value, EvalError>;
 

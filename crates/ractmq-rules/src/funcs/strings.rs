@@ -208,7 +208,7 @@ fn topic_level(a: Vec<Value>, _: &FnCtx) -> R {
     let t = want_str(&a[0])?;
     let n = want_int(&a[1])?;
     let levels: Vec<&str> = t.split('/').collect();
-    Ok(crate::expr::index_of(levels.len(), n).map_or(Value::Null, |i| Value::from(levels[i])))
+    Ok(crate::value::index_of(levels.len(), n).map_or(Value::Null, |i| Value::from(levels[i])))
 }
 
 /// The precompiled pattern, or the argument compiled now (bounded in size so a pattern cannot eat memory).
