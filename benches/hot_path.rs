@@ -83,21 +83,41 @@ fn matching(c: &mut Criterion) {
     });
 }
 
-fn route(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
-    let broker = rt.block_on(async {
-        ractmq::Broker::start(ractmq::BrokerConfig {
-            mqtt_listen: "127.0.0.1:0".parse().unwrap(),
-            sys_interval: std::time::Duration::ZERO,
-            ..Default::default()
-        })
-        .await
         .unwrap()
-    });
+}
+
+/// A broker on a free port, no `$SYS`.
+async fn broker() -> ractmq::Broker {
+    ractmq::Broker::start(ractmq::BrokerConfig {
+        mqtt_listen: "127.0.0.1:0".parse().unwrap(),
+        sys_interval: std::time::Duration::ZERO,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// A broker running `rules` (a JSON array of `[[rules]]` tables), or none at all.
+async fn broker_with_rules(rules: Option<serde_json::Value>) -> (ractmq::Broker, Option<ractmq::Rules>) {
+    let broker = broker().await;
+    let Some(rules) = rules else {
+        return (broker, None);
+    };
+    let config: ractmq::RulesConfig = serde_json::from_value(rules).unwrap();
+    let rules = ractmq::Rules::start(broker.view(), broker.rules_tree().clone(), &config)
+        .await
+        .unwrap();
+    (broker, Some(rules))
+}
+
+fn route(c: &mut Criterion) {
+    let rt = runtime();
+    let broker = rt.block_on(broker());
     let mut sub = rt.block_on(broker.subscribe("bench/+", 1 << 16)).unwrap();
     let payload = bytes::Bytes::from_static(&[1u8; 64]);
     c.bench_function("route_one_publish_to_one_subscriber", |b| {
@@ -112,57 +132,25 @@ fn route(c: &mut Criterion) {
     rt.block_on(broker.shutdown());
 }
 
-/// Routing a publish that no rule matches, then one that the rule issue's example matches: its JSON filter
-/// passes and its republish is routed. The difference is what a matching rule costs per message.
+/// Routing a publish on a node without rules, with one rule that does not match it, with 1,000 that do not,
+/// and with the rule issue's example matching it: its JSON filter passes and its republish is routed. The
+/// differences are what rules cost per message.
 fn rules(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (broker, _rules) = rt.block_on(async {
-        let broker = ractmq::Broker::start(ractmq::BrokerConfig {
-            mqtt_listen: "127.0.0.1:0".parse().unwrap(),
-            sys_interval: std::time::Duration::ZERO,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let config: ractmq::RulesConfig = serde_json::from_value(serde_json::json!([{
-            "name": "hot",
-            "sql": "SELECT payload.temp AS t, clientid FROM \"sensors/#\" WHERE payload.temp > 30",
-            "actions": [{ "republish": { "topic": "alerts/${clientid}", "payload": "{\"t\": ${t}}", "qos": 1 } }]
-        }]))
-        .unwrap();
-        let rules = ractmq::Rules::start(broker.view(), broker.rules_tree().clone(), &config)
-            .await
-            .unwrap();
-        (broker, rules)
-    });
-    let (many, _many_rules) = rt.block_on(async {
-        let broker = ractmq::Broker::start(ractmq::BrokerConfig {
-            mqtt_listen: "127.0.0.1:0".parse().unwrap(),
-            sys_interval: std::time::Duration::ZERO,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let rules: Vec<_> = (0..1000)
-            .map(|i| {
-                serde_json::json!({
-                    "name": format!("site-{i}"),
-                    "sql": format!("SELECT payload.v AS v FROM \"site/{i}/+/telemetry\" WHERE payload.v > 10"),
-                    "actions": [{ "republish": { "topic": format!("alerts/{i}") } }]
-                })
+    let rt = runtime();
+    let hot = serde_json::json!([{
+        "name": "hot",
+        "sql": "SELECT payload.temp AS t, clientid FROM \"sensors/#\" WHERE payload.temp > 30",
+        "actions": [{ "republish": { "topic": "alerts/${clientid}", "payload": "{\"t\": ${t}}", "qos": 1 } }]
+    }]);
+    let sites: Vec<_> = (0..1000)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("site-{i}"),
+                "sql": format!("SELECT payload.v AS v FROM \"site/{i}/+/telemetry\" WHERE payload.v > 10"),
+                "actions": [{ "republish": { "topic": format!("alerts/{i}") } }]
             })
-            .collect();
-        let config: ractmq::RulesConfig = serde_json::from_value(serde_json::Value::Array(rules)).unwrap();
-        let rules = ractmq::Rules::start(broker.view(), broker.rules_tree().clone(), &config)
-            .await
-            .unwrap();
-        (broker, rules)
-    });
-    let view = broker.view();
+        })
+        .collect();
     let payload = bytes::Bytes::from_static(br#"{"temp":35.5,"hum":41,"unit":"C","site":"plant-7","ok":true}"#);
     let message = |topic: &str| {
         let mut m = ractmq::Message::new(topic, payload.clone(), ractmq::QoS::AtLeastOnce, false);
@@ -170,47 +158,24 @@ fn rules(c: &mut Criterion) {
         m
     };
     let _guard = rt.enter();
-    c.bench_function("route_publish_no_rule_matches", |b| {
-        b.iter(|| {
-            black_box(view.route_now(
-                message("elsewhere/x"),
-                &mut ractmq::parts::broker::Congestion::default(),
-            ))
-        })
-    });
-    let plain = rt.block_on(async {
-        ractmq::Broker::start(ractmq::BrokerConfig {
-            mqtt_listen: "127.0.0.1:0".parse().unwrap(),
-            sys_interval: std::time::Duration::ZERO,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-    });
-    let plain_view = plain.view();
-    c.bench_function("route_publish_without_rules", |b| {
-        b.iter(|| {
-            black_box(plain_view.route_now(
-                message("elsewhere/x"),
-                &mut ractmq::parts::broker::Congestion::default(),
-            ))
-        })
-    });
-    let many_view = many.view();
-    c.bench_function("route_publish_none_of_1000_rules_matches", |b| {
-        b.iter(|| {
-            black_box(many_view.route_now(
-                message("elsewhere/x"),
-                &mut ractmq::parts::broker::Congestion::default(),
-            ))
-        })
-    });
-    c.bench_function("route_publish_rule_matches_and_republishes", |b| {
-        b.iter(|| black_box(view.route_now(message("sensors/x"), &mut ractmq::parts::broker::Congestion::default())))
-    });
-    rt.block_on(broker.shutdown());
-    rt.block_on(many.shutdown());
-    rt.block_on(plain.shutdown());
+    let cases = [
+        ("route_publish_without_rules", None, "elsewhere/x"),
+        ("route_publish_no_rule_matches", Some(hot.clone()), "elsewhere/x"),
+        (
+            "route_publish_none_of_1000_rules_matches",
+            Some(serde_json::Value::Array(sites)),
+            "elsewhere/x",
+        ),
+        ("route_publish_rule_matches_and_republishes", Some(hot), "sensors/x"),
+    ];
+    for (name, rules, topic) in cases {
+        let (broker, _rules) = rt.block_on(broker_with_rules(rules));
+        let view = broker.view();
+        c.bench_function(name, |b| {
+            b.iter(|| black_box(view.route_now(message(topic), &mut ractmq::parts::broker::Congestion::default())))
+        });
+        rt.block_on(broker.shutdown());
+    }
 }
 
 criterion_group!(benches, codec, matching, route, rules);

@@ -8,21 +8,13 @@ use serde_json::{json, Value};
 
 use crate::common::load::numbered;
 use crate::common::mosquitto::{free_port, Mosquitto};
-use crate::common::process::{ctl, Process};
+use crate::common::process::{ctl, json_of, Process};
 use crate::common::{eventually, Client};
 
 fn config_file(dir: &tempfile::TempDir, text: &str) -> String {
     let path = dir.path().join("ractmq.toml");
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_string()
-}
-
-fn json_of(api: std::net::SocketAddr, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let (code, out, err) = ctl(api, &all);
-    assert_eq!(code, 0, "ractmq ctl {args:?}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("ractmq ctl {args:?} printed no JSON ({e}): {out}"))
 }
 
 fn bridge<'a>(list: &'a Value, name: &str) -> &'a Value {

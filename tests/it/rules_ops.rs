@@ -8,16 +8,8 @@ use std::time::Duration;
 use rumqttc::QoS;
 use serde_json::{json, Value};
 
-use crate::common::process::{ctl, Process};
+use crate::common::process::{ctl, json_of, Process};
 use crate::common::{eventually, options, Client};
-
-fn json_of(api: std::net::SocketAddr, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let (code, out, err) = ctl(api, &all);
-    assert_eq!(code, 0, "ractmq ctl {args:?}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("ractmq ctl {args:?} printed no JSON ({e}): {out}"))
-}
 
 fn rule<'a>(list: &'a Value, name: &str) -> &'a Value {
     list.as_array()

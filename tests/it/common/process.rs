@@ -161,3 +161,12 @@ pub fn ctl(api: SocketAddr, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Run `ractmq ctl --api ADDR ARGS... --json`, which must succeed; what it printed, as JSON.
+pub fn json_of(api: SocketAddr, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, out, err) = ctl(api, &all);
+    assert_eq!(code, 0, "ractmq ctl {args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("ractmq ctl {args:?} printed no JSON ({e}): {out}"))
+}
