@@ -312,3 +312,40 @@ async fn a_republish_fills_its_templates_and_keeps_its_qos_and_retain() {
     let p = late.expect_publish().await;
     assert_eq!((p.topic.as_str(), p.retain), ("alerts/dev-7/33", true));
 }
+
+/// MQTT 5 properties of the published message are columns: user properties (`pub_props.'User-Property'` and
+/// the `user_properties` shorthand) and the others by their names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_properties_and_user_properties_are_columns() {
+    use ractmq::parts::codec::{Packet, PublishProperties, QoS as CodecQoS};
+    let (broker, _rules, mut reader, _publisher) = node(vec![rule(
+        "props",
+        r#"SELECT user_properties.site AS site, pub_props.'Content-Type' AS ct,
+                  pub_props.'Message-Expiry-Interval' AS expiry FROM "in/props""#,
+    )])
+    .await;
+    let mut raw = crate::common::Raw::connect(broker.mqtt_addr()).await;
+    raw.send(&crate::common::connect_v5("v5-pub")).await;
+    raw.read_frame().await; // CONNACK
+    let publish = ractmq::parts::codec::Publish {
+        dup: false,
+        qos: CodecQoS::AtMostOnce,
+        retain: false,
+        topic: "in/props".into(),
+        pkid: 0,
+        payload: bytes::Bytes::from_static(b"{}"),
+        properties: PublishProperties {
+            user_properties: vec![("site".into(), "plant-7".into())],
+            content_type: Some("application/json".into()),
+            message_expiry_interval: Some(60),
+            ..PublishProperties::default()
+        },
+    };
+    raw.send_packet(Packet::Publish(publish), ractmq::Protocol::V5).await;
+    let p = reader.expect_publish().await;
+    assert_eq!(p.topic, "out/props");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&p.payload).unwrap(),
+        json!({"site": "plant-7", "ct": "application/json", "expiry": 60})
+    );
+}
