@@ -400,3 +400,45 @@ async fn no_more_requests_are_open_than_configured() {
     assert_eq!(service.most_open.load(Ordering::SeqCst), 2);
     broker.shutdown().await;
 }
+
+/// A service that is down fails every login of a reconnect storm: the node logs the first few failures of each
+/// 10 s, not one line per client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_is_down_is_logged_a_few_times_not_once_per_client() {
+    let down = crate::common::mosquitto::free_port();
+    let url = format!("http://127.0.0.1:{down}/auth");
+    let node = crate::common::process::Process::start(&["--auth-http-url", &url]);
+    for n in 0..30u8 {
+        // Each from an address of its own: the node slows down repeated failures from one address, which
+        // would spread the storm over minutes.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 1, n + 1], 0)))
+            .unwrap();
+        let mut raw = Raw::over(socket.connect(node.mqtt).await.unwrap());
+        raw.send(&connect_packet(ractmq::Protocol::V3_1_1, |c| {
+            c.client_id = format!("storm-{n}");
+            c.username = Some("dev".into());
+            c.password = Some(bytes::Bytes::from_static(b"pw"));
+        }))
+        .await;
+        // The service cannot answer: the node answers the CONNECT with a refusal (a 3.1.1 CONNACK, code != 0).
+        let connack = raw.read_frame().await;
+        assert_eq!((connack[0], connack.len()), (0x20, 4));
+        assert_ne!(connack[3], 0, "refused");
+    }
+    // Lines are read in order: once the stop's line is in, every failure's line before it is too.
+    node.signal(libc::SIGTERM);
+    eventually("the node logs that it stops", || {
+        node.logged("stopping: no new connections")
+    })
+    .await;
+    let failures = node
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("HTTP authentication failed"))
+        .count();
+    assert!((1..=5).contains(&failures), "{failures} lines for 30 failures");
+}

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use ractmq_protocol::log_limit::{more, LogLimit};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
@@ -153,6 +154,17 @@ pub struct HttpAuthSource {
     client: reqwest::Client,
     in_flight: Semaphore,
     authn_cache: TtlCache<SourceDecision>,
+    /// A service down under a reconnect storm fails every request: its warnings are rate-limited, the rest
+    /// counted in the next line.
+    pub(crate) failure_logs: FailureLogs,
+}
+
+/// The rate limits of the source's warnings, one per kind.
+#[derive(Debug, Default)]
+pub(crate) struct FailureLogs {
+    authn: LogLimit,
+    authz: LogLimit,
+    pub(crate) authz_timeout: LogLimit,
 }
 
 impl fmt::Debug for HttpAuthSource {
@@ -197,6 +209,7 @@ impl HttpAuthSource {
             client,
             in_flight: Semaphore::new(config.max_in_flight),
             authn_cache: TtlCache::new(config.cache_ttl, config.cache_capacity),
+            failure_logs: FailureLogs::default(),
             config,
         })
     }
@@ -243,7 +256,9 @@ impl HttpAuthSource {
                 decision
             }
             Err(why) => {
-                tracing::warn!(client_id = %client.client_id, why, "HTTP authentication failed");
+                if let Some(left_out) = self.failure_logs.authn.check(std::time::Instant::now()) {
+                    tracing::warn!(client_id = %client.client_id, why, "HTTP authentication failed{}", more(left_out));
+                }
                 match self.config.on_error {
                     OnError::Ignore => SourceDecision::Ignore,
                     OnError::Deny => SourceDecision::Deny(DenyReason::NotAuthorized),
@@ -301,7 +316,9 @@ impl HttpAuthSource {
                 Verdict::Ignore => AuthzAnswer::Ignore,
             }),
             Err(why) => {
-                tracing::warn!(client_id = %client.client_id, topic = question.topic, why, "HTTP authorization failed");
+                if let Some(left_out) = self.failure_logs.authz.check(std::time::Instant::now()) {
+                    tracing::warn!(client_id = %client.client_id, topic = question.topic, why, "HTTP authorization failed{}", more(left_out));
+                }
                 None
             }
         }

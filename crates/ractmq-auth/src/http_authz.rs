@@ -190,7 +190,10 @@ impl ClientAuthz {
                 Ok(None) => break,
                 Err(_) => {
                     let left = requests.len() - answers.iter().filter(|a| a.is_some()).count();
-                    tracing::warn!(client_id = %self.client.client_id, left, "HTTP authorization: no answer within {timeout:?}");
+                    if let Some(left_out) = self.source.failure_logs.authz_timeout.check(Instant::now()) {
+                        let more = ractmq_protocol::log_limit::more(left_out);
+                        tracing::warn!(client_id = %self.client.client_id, left, "HTTP authorization: no answer within {timeout:?}{more}");
+                    }
                     break;
                 }
             }

@@ -16,7 +16,6 @@ use ractor::ActorRef;
 use crate::config::{BrokerConfig, Durability};
 use crate::enhanced_auth::Authenticators;
 use crate::fence::Fences;
-use crate::log_limit::LogLimit;
 use crate::metrics::Metrics;
 use crate::overload::Overload;
 use crate::peer_counts::PeerCounts;
@@ -28,6 +27,7 @@ use crate::session_store::{SessionStore, SupSlot};
 use crate::supervisor::SupervisorMsg;
 use crate::trace::Traces;
 use ractmq_protocol::auth::Authenticator;
+use ractmq_protocol::log_limit::LogLimit;
 use ractmq_protocol::scram::ScramSha256;
 use ractmq_store::{Recovered, Store, StoreOptions};
 

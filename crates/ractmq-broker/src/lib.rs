@@ -26,7 +26,6 @@ pub(crate) mod inbox;
 pub(crate) mod index;
 pub(crate) mod kernel;
 pub(crate) mod listener;
-pub(crate) mod log_limit;
 pub(crate) mod memory;
 pub(crate) mod metrics;
 pub(crate) mod moving;

@@ -31,13 +31,13 @@ use crate::connection::{AbortOnDrop, Counted, ReadHalf, Transport, WriteHalf};
 use crate::enhanced_auth::{exchange, HandshakeIo};
 use crate::handover::import;
 use crate::kernel::Kernel;
-use crate::log_limit::more;
 use crate::metrics::Metrics;
 use crate::peer_counts::{Full, Place};
 use crate::rate_limit::{AcceptRate, InboundLimit};
 use crate::security::Access;
 use crate::session_msg::{Attach, SessionSupMsg};
 use crate::websocket;
+use ractmq_protocol::log_limit::more;
 
 pub struct Listener;
 

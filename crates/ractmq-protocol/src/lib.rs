@@ -21,6 +21,7 @@ pub mod config;
 pub mod connect;
 pub mod journal;
 pub mod lifecycle;
+pub mod log_limit;
 pub mod message;
 pub mod queue;
 pub mod queue_rules;

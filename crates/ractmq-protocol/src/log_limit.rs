@@ -2,10 +2,13 @@
 //! accept, failed logins) go through a [`LogLimit`]: the first few of each kind in a window are logged, the
 //! rest are counted, and the next line logged says how many were left out ("N more like this in the last
 //! 10 s"). A flood of refused connections then writes a few lines a minute, not 130 MB.
+//!
+//! Here, beside the protocol core, because the broker and the authentication sources both use it; it decides
+//! only (the time comes in), and the caller logs.
 
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use std::sync::Mutex;
 
 /// Lines of one kind logged per window before the rest are only counted.
 const PER_WINDOW: u32 = 5;
@@ -15,7 +18,7 @@ const WINDOW: Duration = Duration::from_secs(10);
 /// A rate limit for one kind of log line. Cheap when quiet; under a flood, one uncontended-enough lock per
 /// event on a path that is refusing work anyway.
 #[derive(Debug, Default)]
-pub(crate) struct LogLimit {
+pub struct LogLimit {
     state: Mutex<Window>,
 }
 
@@ -32,8 +35,9 @@ struct Window {
 impl LogLimit {
     /// Should the event at `now` be logged? `Some(n)`: yes, and `n` like it were left out since the last line
     /// logged (say so in the line, see [`more`]). `None`: count it and stay quiet.
-    pub(crate) fn check(&self, now: Instant) -> Option<u64> {
-        let mut w = self.state.lock();
+    pub fn check(&self, now: Instant) -> Option<u64> {
+        // A panic while holding it leaves nothing half-done worth refusing: the counts are only counts.
+        let mut w = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if w.started.is_none_or(|s| now.saturating_duration_since(s) >= WINDOW) {
             w.unreported += w.suppressed;
             w.started = Some(now);
@@ -51,7 +55,7 @@ impl LogLimit {
 }
 
 /// The tail of a line logged after others like it were left out: empty when none were.
-pub(crate) fn more(left_out: u64) -> String {
+pub fn more(left_out: u64) -> String {
     if left_out == 0 {
         String::new()
     } else {
