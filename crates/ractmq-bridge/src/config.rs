@@ -432,6 +432,12 @@ fn default_true() -> bool {
 
 /// A bridge name: what REST paths, ctl, metrics labels and the local client id carry.
 pub fn check_name(name: &str) -> Result<(), String> {
+    check_name_of("bridge", name)
+}
+
+/// The name of an operator's object (`what`: "bridge", "rule"): 1 to 64 letters, digits, `-`, `_` or `.`, so
+/// that it can go into URL paths, metric labels, client ids and topics as it is.
+pub fn check_name_of(what: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && (name.chars()).all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
@@ -439,7 +445,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "bridge name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+            "{what} name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
         ))
     }
 }

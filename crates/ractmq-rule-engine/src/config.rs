@@ -111,16 +111,7 @@ fn default_dlq() -> String {
 
 /// A rule name: what REST paths, ctl, metric labels and dead-letter topics carry.
 pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && (name.chars()).all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "rule name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
-        ))
-    }
+    ractmq_bridge::config::check_name_of("rule", name)
 }
 
 impl RuleConfig {
