@@ -438,7 +438,9 @@ impl SessionState {
         // A QoS 2 receipt and the copies it guards against routing twice are committed together: a kill -9
         // that kept the receipt without the copies would make the client's resent PUBLISH a duplicate, and
         // the message would be lost; the copies without the receipt would route it twice.
-        let group = (self.kernel.disk.as_ref()).filter(|_| !fx.journal.is_empty() && !fx.publishes.is_empty());
+        let receipts =
+            |fx: &Effects| (fx.journal.iter()).any(|j| matches!(j, ractmq_protocol::Journal::AwaitingRelease { .. }));
+        let group = (self.kernel.disk.as_ref()).filter(|_| !fx.publishes.is_empty() && receipts(&fx));
         let group = group.map(|disk| disk.group());
         if let Some(disk) = &self.kernel.disk {
             let waits = fx.output_waits_for_journal();
