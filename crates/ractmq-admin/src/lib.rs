@@ -15,6 +15,7 @@
 //! | `data.rs` | the store in the data dir: what it holds, how its commits go |
 //! | `bridges.rs` | bridges: list, show, create, delete, start, stop, restart, dead letters and their replay |
 //! | `rules.rs` | rules: list, show, create, delete, enable, disable, and the rule test |
+//! | `dashboard.rs` | the web dashboard's files (`GET /`, `/assets/...`) |
 //! | `chaos.rs`, `trace.rs` | killing actors on purpose; one client's packets as they pass |
 //! | `prometheus.rs` | the `/metrics` exposition |
 //! | `openapi.rs` | the OpenAPI document of all of the above |
@@ -27,6 +28,7 @@ pub(crate) mod chaos;
 pub(crate) mod clients;
 pub(crate) mod config;
 pub mod ctl;
+mod dashboard;
 pub(crate) mod data;
 mod error;
 pub(crate) mod health;

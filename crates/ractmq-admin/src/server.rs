@@ -23,7 +23,8 @@ use crate::config::ApiConfig;
 use crate::error::error;
 use crate::state::AppState;
 use crate::{
-    bridges, chaos, clients, data, health, node, openapi, prometheus, retained, rules, security, topics, trace,
+    bridges, chaos, clients, dashboard, data, health, node, openapi, prometheus, retained, rules, security, topics,
+    trace,
 };
 
 /// A running API.
@@ -110,11 +111,14 @@ pub fn routes(state: AppState) -> Router {
         .route("/trace/clients/:id", get(trace::client))
         .route("/metrics", get(prometheus::metrics))
         .route("/openapi.json", get(openapi::document));
-    // Probes do not authenticate: health is answered outside the authentication layer.
+    // Probes do not authenticate: health is answered outside the authentication layer. Nor do the
+    // dashboard's files, which hold no data: the page logs in to read the API.
     let probes = Router::new()
         .route("/api/v1/health", get(health::health))
         .route("/api/v1/health/live", get(health::live))
-        .route("/api/v1/health/ready", get(health::ready));
+        .route("/api/v1/health/ready", get(health::ready))
+        .route("/", get(dashboard::index))
+        .route("/assets/*path", get(dashboard::asset));
     Router::new()
         .nest("/api/v1", v1)
         .route("/metrics", get(prometheus::metrics))

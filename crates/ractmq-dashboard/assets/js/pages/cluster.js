@@ -1,0 +1,75 @@
+// Cluster: every member up or down, drawn as a picture of the nodes with this node's links and the messages
+// queued on each; the members' table and the forwarding counters below it. What the picture shows is this
+// node's view (/api/v1/cluster): another node's API shows the links from there.
+
+import * as api from "../api.js";
+import { h, svg, fill, card, table, badge, kv, num } from "../ui.js";
+
+const STATE_COLOR = { up: "#2da44e", suspect: "#d4a72c", down: "#cf222e", left: "#8b95a5" };
+
+export default {
+  title: "Cluster",
+  icon: "⬡",
+  render(view, ctx) {
+    const picture = h("div", { id: "cluster-map" });
+    const members = h("div", { id: "cluster-members" });
+    const stats = h("div");
+    fill(view,
+      card("Members and links", picture),
+      h("div", { class: "grid side" }, card("Members", members), card("Forwarding (this node)", stats)));
+
+    ctx.every(2000, async () => {
+      const c = await api.get("/cluster");
+      fill(picture, drawMap(c.members), c.clustered ? null
+        : h("p", { class: "hint" }, "This node runs alone. Start nodes with --node-name, --cluster-listen and --seed to form a cluster (docs/clustering.md)."));
+      fill(members, table([
+        { label: "node", get: (m) => h("span", {}, h("strong", {}, m.name), m.is_self ? " (this node)" : "") },
+        { label: "state", get: (m) => badge(m.state, m.state === "up" ? "ok" : m.state === "down" ? "bad" : "warn") },
+        { label: "link", get: (m) => (m.is_self ? "" : m.linked ? badge("linked", "ok") : badge("no link", "bad")) },
+        { label: "cluster address", get: (m) => h("code", {}, m.cluster_addr ?? "–") },
+        { label: "MQTT", get: (m) => h("code", {}, m.mqtt_addr ?? "–") },
+        { label: "last heard", num: true, get: (m) => (m.is_self || m.last_heard_ms_ago == null ? "" : `${num(m.last_heard_ms_ago)} ms ago`) },
+        { label: "queued to", num: true, get: (m) => (m.is_self ? "" : num(m.queued_to ?? 0)) },
+      ], c.members, { key: (m) => m.name }));
+      const s = c.stats;
+      fill(stats, s ? kv([
+        ["forwarded", num(s.forwarded)],
+        ["received", num(s.received)],
+        ["relayed out / in", `${num(s.relayed_out)} / ${num(s.relayed_in)}`],
+        ["duplicates skipped", num(s.duplicates_skipped)],
+        ["dropped: queue full", num(s.dropped_queue_full)],
+        ["dropped: node restarted", num(s.dropped_node_restarted)],
+        ["dropped: too large", num(s.dropped_too_large)],
+        ["sessions taken over / handed over", `${num(s.sessions_taken_over)} / ${num(s.sessions_handed_over)}`],
+      ]) : h("p", { class: "hint" }, "Not clustered."));
+    });
+  },
+};
+
+/** The nodes on a circle, this node at the top; a line to each other node, green if linked, dashed red if not. */
+function drawMap(members) {
+  const width = 900, height = 360, cx = width / 2, cy = height / 2 + 6, r = members.length > 1 ? 128 : 0;
+  const ordered = [...members].sort((a, b) => (b.is_self - a.is_self) || a.name.localeCompare(b.name));
+  const at = new Map(ordered.map((m, i) => {
+    const angle = -Math.PI / 2 + (2 * Math.PI * i) / ordered.length;
+    return [m.name, { x: cx + r * Math.cos(angle) * 1.6, y: cy + r * Math.sin(angle) }];
+  }));
+  const self = ordered.find((m) => m.is_self) ?? ordered[0];
+  const links = ordered.filter((m) => m !== self).map((m) => {
+    const a = at.get(self.name), b = at.get(m.name);
+    const up = m.linked && m.state === "up";
+    const mid = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+    return svg("g", {},
+      svg("line", { class: `link ${up ? "up" : "down"}`, x1: a.x, y1: a.y, x2: b.x, y2: b.y }),
+      svg("text", { class: "queue", x: mid.x + 6, y: mid.y - 6 }, `${num(m.queued_to ?? 0)} queued`));
+  });
+  const nodes = ordered.map((m) => {
+    const p = at.get(m.name);
+    const color = STATE_COLOR[m.state] ?? "#8b95a5";
+    return svg("g", { class: "node", "data-node": m.name },
+      svg("circle", { cx: p.x, cy: p.y, r: 30, fill: m.is_self ? "#e8f0fe" : "#fff", stroke: color }),
+      svg("text", { x: p.x, y: p.y + 4, "text-anchor": "middle", "font-weight": "600" }, m.name.length > 12 ? m.name.slice(0, 11) + "…" : m.name),
+      svg("text", { x: p.x, y: p.y + 48, "text-anchor": "middle", fill: color }, m.is_self ? `${m.state} · this node` : m.state));
+  });
+  return svg("svg", { class: "cluster-map", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "cluster members and links" }, ...links, ...nodes);
+}
