@@ -107,6 +107,62 @@ async fn rest_for_one_restarts_the_failed_child_and_those_started_after_it() {
     fail_b_under(Strategy::RestForOne, &["b", "c"]).await;
 }
 
+/// The broker's view of its running tree (what `GET /api/v1/supervision` serves) shows user trees nested, with
+/// their strategies and intensities, and counts each child's restarts, those a strategy caused included.
+#[tokio::test]
+async fn the_supervision_tree_shows_nested_user_trees_and_counts_each_restart() {
+    let broker = start_broker().await;
+    let (tx, mut starts) = mpsc::unbounded_channel();
+    let inner = TreeSpec::new("inner")
+        .strategy(Strategy::OneForAll)
+        .child(probe("leaf", &tx));
+    let spec = TreeSpec::new("pipeline")
+        .strategy(Strategy::RestForOne)
+        .intensity(5, Duration::from_secs(20))
+        .child(probe("parse", &tx))
+        .child(probe("store", &tx))
+        .subtree(inner);
+    let pipeline = broker.user_tree().start_tree(spec).await.unwrap();
+    expect_starts(&mut starts, &["parse", "store", "leaf"]).await;
+    let find = |node: &ractmq::parts::broker::TreeNode, name: &str| {
+        (node.children.iter().find(|c| c.name == name).cloned())
+            .unwrap_or_else(|| panic!("no {name} under {}", node.name))
+    };
+
+    let tree = broker.view().supervision_tree().await;
+    let user = find(&tree, "user");
+    let shown = find(&user, "pipeline");
+    assert!(shown.supervisor && shown.status == "running");
+    assert_eq!(shown.strategy, Some(Strategy::RestForOne));
+    let intensity = shown.intensity.expect("answered");
+    assert_eq!(
+        (intensity.max_restarts(), intensity.window()),
+        (5, Duration::from_secs(20))
+    );
+    let names: Vec<&str> = shown.children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["parse", "store", "inner"]);
+    let inner = find(&shown, "inner");
+    assert_eq!((inner.supervisor, inner.strategy), (true, Some(Strategy::OneForAll)));
+    assert_eq!(find(&inner, "leaf").status, "running");
+    assert!(!find(&shown, "parse").supervisor);
+
+    // parse fails: rest-for-one restarts it and everything started after it, and counts each.
+    pipeline.actor::<()>("parse").unwrap().send_message(()).unwrap();
+    expect_starts(&mut starts, &["parse", "store", "leaf"]).await;
+    expect_no_more_starts(&pipeline, &mut starts).await;
+    let tree = broker.view().supervision_tree().await;
+    let shown = find(&find(&tree, "user"), "pipeline");
+    let restarts: Vec<u64> = shown.children.iter().map(|c| c.restarts).collect();
+    assert_eq!(restarts, [1, 1, 1]);
+    assert_eq!(
+        find(&find(&shown, "inner"), "leaf").restarts,
+        0,
+        "started again with inner, not restarted by it"
+    );
+    assert_eq!(find(&tree, "user").restarts, 0);
+    broker.shutdown().await;
+}
+
 #[tokio::test]
 async fn exceeding_the_intensity_escalates_to_the_parent_tree() {
     let broker = start_broker().await;

@@ -134,7 +134,7 @@ impl Broker {
             })
             .collect();
         let shards = supervisor_spec("shards", shard_specs, kernel.config.shard_restarts, &kernel);
-        let sessions = actor_spec("sessions", SessionSupFactory, &kernel);
+        let sessions = actor_spec("sessions", SessionSupFactory, &kernel).supervisor();
         let janitor = periodic_spec(
             "retained-janitor",
             Duration::from_secs(60),
@@ -566,5 +566,6 @@ fn supervisor_spec(name: &str, children: Vec<ChildSpec>, policy: RestartPolicy, 
             Ok(actor.get_cell())
         }
     })
+    .supervisor()
     .on_restart(move || Metrics::add(&counter.other_restarts, 1))
 }

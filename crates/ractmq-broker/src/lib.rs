@@ -49,6 +49,7 @@ pub(crate) mod supervisor;
 pub(crate) mod sys;
 pub mod tls;
 pub(crate) mod trace;
+pub(crate) mod tree_view;
 pub(crate) mod user_tree;
 pub(crate) mod view;
 pub(crate) mod websocket;
@@ -71,7 +72,10 @@ pub use restart::RestartPolicy;
 pub use routes::{Forward, RemoteMatch, RemoteMember, RemoteRouting, RouteKey};
 pub use security::SecurityConfig;
 pub use shared::SharedStrategy;
-pub use supervisor::{ChildList, ChildSpec, Strategy, Supervisor, SupervisorArgs, SupervisorMsg};
+pub use supervisor::{
+    ChildInfo, ChildList, ChildSpec, Strategy, Supervisor, SupervisorArgs, SupervisorInfo, SupervisorMsg,
+};
+pub use tree_view::{TreeNode, MAX_LISTED};
 pub use user_tree::{Tree, TreeError, TreeSpec};
 pub use view::{BrokerView, ClientInfo, ListenerInfo, SubscriptionInfo};
 pub use websocket::WsBytes;

@@ -21,6 +21,16 @@ impl RestartPolicy {
             window: Duration::from_secs(window_secs),
         }
     }
+
+    /// The most restarts allowed within [`window`](Self::window).
+    pub fn max_restarts(&self) -> u32 {
+        self.max_restarts
+    }
+
+    /// The window the restarts are counted in.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
 }
 
 #[derive(Debug)]
@@ -35,6 +45,11 @@ impl RestartBudget {
             policy,
             recent: VecDeque::new(),
         }
+    }
+
+    /// The policy this budget enforces (for operators: the supervision tree shows it).
+    pub fn policy(&self) -> RestartPolicy {
+        self.policy
     }
 
     /// Record a restart at `now`; false if it exceeds the intensity (the supervisor must escalate).

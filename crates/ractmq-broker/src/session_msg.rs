@@ -8,7 +8,7 @@ use ractmq_codec::{Connect, DecodeError};
 use ractmq_protocol::auth::Authenticator;
 use ractmq_protocol::connect::Accepted;
 use ractmq_protocol::{Authorizer, Channel};
-use ractor::{ActorId, RpcReplyPort};
+use ractor::{ActorCell, ActorId, RpcReplyPort};
 
 use crate::connection::{Batch, Io, Transport};
 use crate::metrics::Metrics;
@@ -127,6 +127,9 @@ pub enum SessionSupMsg {
     },
     /// Client ids with a session on this node.
     List(RpcReplyPort<Vec<Arc<str>>>),
+    /// The session actors running now: how many, the first `limit` in start order, and how many sessions
+    /// have none (hibernated), for the supervision tree.
+    Describe(usize, RpcReplyPort<SessionActors>),
     /// Node `to` takes `client_id`'s session over: close it and end it here, replying with what it held
     /// unless `clean_start` (see `handover`).
     HandOver {
@@ -145,6 +148,16 @@ pub enum SessionSupMsg {
 
 // Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
 impl ractor::Message for SessionSupMsg {}
+
+/// The session supervisor's children as [`SessionSupMsg::Describe`] answers.
+pub struct SessionActors {
+    /// Session actors running now.
+    pub awake: usize,
+    /// Sessions with no actor now (hibernated).
+    pub hibernated: usize,
+    /// The first awake ones in start order: (client id, actor, times its actor was restarted).
+    pub listed: Vec<(Arc<str>, ActorCell, u64)>,
+}
 
 /// A hibernated session's connection, kept in its gate until an actor wakes it.
 pub struct Parked {

@@ -121,6 +121,8 @@ pub struct SessionShared {
     restored: AtomicBool,
     /// Messages this session's queue dropped by its overflow policy, for operators (a bridge's buffer).
     pub dropped: std::sync::atomic::AtomicU64,
+    /// Times the session supervisor restarted this session's actor, for the supervision tree operators read.
+    pub restarts: std::sync::atomic::AtomicU64,
     /// Where what the overflow policy drops goes, when the node dead-letters dropped messages.
     dead_letters: std::sync::OnceLock<DeadLetters>,
 }
@@ -197,6 +199,7 @@ impl SessionShared {
             persistent: AtomicBool::new(false),
             restored: AtomicBool::new(false),
             dropped: Default::default(),
+            restarts: Default::default(),
             dead_letters: std::sync::OnceLock::new(),
         })
     }

@@ -17,7 +17,7 @@ use crate::kernel::Kernel;
 use crate::metrics::Metrics;
 use crate::restart::RestartBudget;
 use crate::session_actor::{open_hibernated, SessionActor, SessionArgs};
-use crate::session_msg::{Attach, SessionMsg, SessionSupMsg};
+use crate::session_msg::{Attach, SessionActors, SessionMsg, SessionSupMsg};
 use crate::session_store::SessionShared;
 
 pub struct SessionSup;
@@ -121,6 +121,9 @@ impl Actor for SessionSup {
             SessionSupMsg::List(reply) => {
                 let _ = reply.send(state.sessions.keys().cloned().collect());
             }
+            SessionSupMsg::Describe(limit, reply) => {
+                let _ = reply.send(state.describe(limit));
+            }
             SessionSupMsg::HandOver {
                 client_id,
                 clean_start,
@@ -200,6 +203,31 @@ impl Drop for SessionSupState {
 }
 
 impl SessionSupState {
+    /// The awake session actors, the first `limit` by start order (actor ids grow as actors start), without
+    /// sorting them all: a node may have a hundred thousand.
+    fn describe(&self, limit: usize) -> SessionActors {
+        let mut awake: Vec<_> = (self.sessions.iter())
+            .filter_map(|(id, (shared, actor))| actor.as_ref().map(|a| (a.get_id().pid(), id, shared, a)))
+            .collect();
+        let count = awake.len();
+        if count > limit {
+            if limit == 0 {
+                awake.clear();
+            } else {
+                awake.select_nth_unstable_by_key(limit - 1, |a| a.0);
+                awake.truncate(limit);
+            }
+        }
+        awake.sort_unstable_by_key(|a| a.0);
+        SessionActors {
+            awake: count,
+            hibernated: self.sessions.len() - count,
+            listed: (awake.into_iter())
+                .map(|(_, id, shared, actor)| (id.clone(), actor.get_cell(), Metrics::get(&shared.restarts)))
+                .collect(),
+        }
+    }
+
     /// The session's actor is gone (`why`): its connection goes with it, and a new actor starts on the stored
     /// session, within the restart intensity.
     async fn restart(
@@ -216,6 +244,7 @@ impl SessionSupState {
         }
         tracing::warn!(client = %client_id, "session actor {why}; restarting it from the session store");
         Metrics::add(&self.kernel.metrics.session_restarts, 1);
+        Metrics::add(&shared.restarts, 1);
         self.spawn(myself, shared, SessionMsg::Recover).await
     }
 

@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,11 @@ pub struct ChildSpec {
     pub(crate) start: Arc<dyn Fn(ActorCell) -> StartFuture + Send + Sync>,
     /// Called after every restart (not the first start), e.g. to count restarts by kind.
     pub(crate) on_restart: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Times this child was restarted; shared by the spec's clones, so it survives its supervisor's restarts
+    /// (which start from clones of the same specs), for the supervision tree operators read.
+    pub(crate) restarts: Arc<AtomicU64>,
+    /// The child is a supervisor: what the supervision tree shows for it while it is not running.
+    pub(crate) supervises: bool,
 }
 
 impl ChildSpec {
@@ -50,7 +56,16 @@ impl ChildSpec {
             name: name.into(),
             start: Arc::new(move |sup| Box::pin(start(sup))),
             on_restart: None,
+            restarts: Arc::default(),
+            supervises: false,
         }
+    }
+
+    /// Say that this child is a supervisor, so that the supervision tree shows it as one while it is not
+    /// running (a running one is recognised by its messages).
+    pub fn supervisor(mut self) -> Self {
+        self.supervises = true;
+        self
     }
 
     /// Call `f` after every restart of this child (not the first start).
@@ -70,6 +85,43 @@ pub enum Strategy {
     OneForAll,
     /// The child that failed and every child started after it: later children depend on earlier ones.
     RestForOne,
+}
+
+impl Strategy {
+    /// OTP's name for it, with dashes: `one-for-one`, `one-for-all`, `rest-for-one`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::OneForOne => "one-for-one",
+            Strategy::OneForAll => "one-for-all",
+            Strategy::RestForOne => "rest-for-one",
+        }
+    }
+}
+
+/// One child of a supervisor as [`SupervisorMsg::Describe`] answers it.
+#[derive(Clone)]
+pub struct ChildInfo {
+    /// Its name in the supervisor.
+    pub name: String,
+    /// Its actor now; `None` while it is not running (being restarted, or its start failed).
+    pub cell: Option<ActorCell>,
+    /// Times its supervisor restarted it.
+    pub restarts: u64,
+    /// Its spec says it is a supervisor (see [`ChildSpec::supervisor`]).
+    pub supervisor: bool,
+}
+
+/// A supervisor as [`SupervisorMsg::Describe`] answers it: how it restarts, and its first children.
+#[derive(Clone)]
+pub struct SupervisorInfo {
+    /// Its restart strategy.
+    pub strategy: Strategy,
+    /// Its restart intensity.
+    pub policy: RestartPolicy,
+    /// How many children it has, running or not.
+    pub children_count: usize,
+    /// Its first children in start order, as many as were asked for.
+    pub children: Vec<ChildInfo>,
 }
 
 /// A supervisor's children in start order, each with its running actor (none until started).
@@ -114,6 +166,21 @@ impl ChildList {
 
     fn push_running(&self, spec: ChildSpec, cell: ActorCell) {
         self.0.lock().push(Entry { spec, cell: Some(cell) });
+    }
+
+    /// The first `limit` children in start order, running or not.
+    fn describe(&self, limit: usize) -> (usize, Vec<ChildInfo>) {
+        let entries = self.0.lock();
+        let alive = |c: &&ActorCell| c.get_status() < ActorStatus::Stopping;
+        let listed = (entries.iter().take(limit))
+            .map(|e| ChildInfo {
+                name: e.spec.name.clone(),
+                cell: e.cell.as_ref().filter(alive).cloned(),
+                restarts: e.spec.restarts.load(Ordering::Relaxed),
+                supervisor: e.spec.supervises,
+            })
+            .collect();
+        (entries.len(), listed)
     }
 
     fn specs(&self) -> Vec<ChildSpec> {
@@ -184,6 +251,8 @@ pub enum SupervisorMsg {
     Children(RpcReplyPort<Vec<(String, ActorCell)>>),
     /// Stop the child of this name and forget it (it is not started again); false if there is none.
     StopChild(String, RpcReplyPort<bool>),
+    /// How this supervisor restarts, and its first `limit` children (running or not) in start order.
+    Describe(usize, RpcReplyPort<SupervisorInfo>),
 }
 
 // Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
@@ -256,6 +325,15 @@ impl Actor for Supervisor {
             SupervisorMsg::Children(reply) => {
                 let _ = reply.send(state.children.running());
             }
+            SupervisorMsg::Describe(limit, reply) => {
+                let (children_count, children) = state.children.describe(limit);
+                let _ = reply.send(SupervisorInfo {
+                    strategy: state.strategy,
+                    policy: state.budget.policy(),
+                    children_count,
+                    children,
+                });
+            }
         }
         Ok(())
     }
@@ -306,6 +384,7 @@ impl Actor for Supervisor {
             let spec = &specs[index];
             let cell = (spec.start)(myself.get_cell()).await?;
             state.children.set_cell(index, cell);
+            spec.restarts.fetch_add(1, Ordering::Relaxed);
             if let Some(count) = &spec.on_restart {
                 count();
             }

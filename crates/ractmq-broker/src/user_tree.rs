@@ -143,6 +143,7 @@ impl From<TreeSpec> for ChildSpec {
                 Ok(actor.get_cell())
             }
         })
+        .supervisor()
     }
 }
 

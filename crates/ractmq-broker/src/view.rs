@@ -446,6 +446,12 @@ impl BrokerView {
         self.kernel.traces.start(client_id)
     }
 
+    /// The supervision tree as it runs now, from the root down (see `tree_view.rs`): answered within about a
+    /// second however busy its supervisors are.
+    pub async fn supervision_tree(&self) -> crate::tree_view::TreeNode {
+        crate::tree_view::walk(&self.kernel).await
+    }
+
     /// Is the node live and ready (see `health.rs`)?
     pub async fn health(&self) -> Health {
         health::check(&self.kernel).await

@@ -63,7 +63,8 @@ impl ClusterHook for Hook {
                 *shared.supervisor.write() = Some(actor.clone());
                 Ok(actor.get_cell())
             }
-        });
+        })
+        .supervisor();
         counted(spec, broker)
     }
 
