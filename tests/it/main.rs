@@ -9,6 +9,7 @@ mod common;
 
 mod abuse;
 mod admin_api;
+mod admin_dashboard;
 mod bad_input;
 mod bridge_mqtt;
 mod bridge_ops;

@@ -19,6 +19,23 @@ pub struct KillBody {
     pub target: String,
 }
 
+/// The cluster's actors `kind: "cluster"` kills, by their names in the cluster supervisor.
+const CLUSTER_ACTORS: [&str; 4] = ["node-server", "agent", "forwarder", "connector"];
+
+/// What `POST /chaos/kill` takes to kill the actor named `name` whose supervisor is the root's child
+/// `parent`, as (kind, target); `None` where chaos has no kind for it (the supervision tree shows it).
+pub fn target_of(parent: &str, name: &str) -> Option<(&'static str, String)> {
+    let kind = match parent {
+        "sessions" => "session",
+        "shards" => return name.strip_prefix("shard-").map(|i| ("shard", i.to_string())),
+        "cluster" if CLUSTER_ACTORS.contains(&name) => "cluster",
+        "bridges" => "bridge",
+        "rules" => "rule",
+        _ => return None,
+    };
+    Some((kind, name.to_string()))
+}
+
 pub async fn kill(State(s): State<AppState>, Json(body): Json<KillBody>) -> Response {
     if !s.config.chaos {
         return error(

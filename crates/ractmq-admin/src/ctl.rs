@@ -18,6 +18,7 @@ mod bridges;
 mod data;
 mod rules;
 mod security;
+mod supervision;
 
 use bridges::BridgesCommand;
 use data::DataCommand;
@@ -78,6 +79,10 @@ pub(crate) enum CtlCommand {
     /// Kill actors on purpose (the node must run with --api-chaos).
     #[command(subcommand)]
     Chaos(ChaosCommand),
+    /// The supervision tree as it runs now: supervisors, their strategies and intensities, restarts, and
+    /// what `chaos kill` takes to kill each actor.
+    #[command(alias = "tree")]
+    Supervision,
     /// Watch packets as they pass.
     #[command(subcommand)]
     Trace(TraceCommand),
@@ -277,6 +282,7 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
             let v = api.json("POST", "/chaos/kill", Some(json!({"kind": kind, "target": target})))?;
             out.show(&v, &|_| println!("killed {kind} {target}"))
         }
+        CtlCommand::Supervision => supervision::supervision(&api, out)?,
         CtlCommand::Trace(TraceCommand::Client { client_id }) => trace_client(&api, client_id)?,
         CtlCommand::Users(command) => security::users(&api, out, command)?,
         CtlCommand::Banned(command) => security::banned(&api, out, command)?,

@@ -16,6 +16,7 @@
 //! | `bridges.rs` | bridges: list, show, create, delete, start, stop, restart, dead letters and their replay |
 //! | `rules.rs` | rules: list, show, create, delete, enable, disable, and the rule test |
 //! | `dashboard.rs` | the web dashboard's files (`GET /`, `/assets/...`) |
+//! | `supervision.rs` | the live supervision tree, with what chaos takes to kill each actor |
 //! | `chaos.rs`, `trace.rs` | killing actors on purpose; one client's packets as they pass |
 //! | `prometheus.rs` | the `/metrics` exposition |
 //! | `openapi.rs` | the OpenAPI document of all of the above |
@@ -40,6 +41,7 @@ pub(crate) mod rules;
 pub(crate) mod security;
 pub(crate) mod server;
 pub(crate) mod state;
+pub(crate) mod supervision;
 pub(crate) mod table;
 pub(crate) mod topics;
 pub(crate) mod trace;

@@ -142,6 +142,13 @@ fn operations() -> Vec<Operation> {
         ),
         (
             "get",
+            "/supervision",
+            "The supervision tree as it runs now: {node, chaos, restarts: {session, shard, other}, tree}; each node {name, kind (supervisor, worker), status (running, starting, stopping, stopped), strategy, intensity {max_restarts, within_s}, restarts, children_count, children (at most 50, in start order), more, hibernated (sessions only), kill {kind, target} for POST /chaos/kill or null}. Answered within about a second: a supervisor busy restarting shows no children",
+            &[],
+            None,
+        ),
+        (
+            "get",
             "/bridges",
             "Every bridge: kind, remote, status (running or stopped), buffer and counters (connected, sent, acked, failed, retried, dropped, dead_lettered, duplicates, received, restarts, latency_ms)",
             &[],

@@ -23,7 +23,8 @@ use crate::config::ApiConfig;
 use crate::error::error;
 use crate::state::AppState;
 use crate::{
-    bridges, chaos, clients, dashboard, data, health, node, openapi, prometheus, retained, rules, security, topics,
+    bridges, chaos, clients, dashboard, data, health, node, openapi, prometheus, retained, rules, security, supervision,
+    topics,
     trace,
 };
 
@@ -91,6 +92,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/retained", get(retained::list))
         .route("/retained/*topic", get(retained::show).delete(retained::remove))
         .route("/chaos/kill", post(chaos::kill))
+        .route("/supervision", get(supervision::tree))
         .route("/bridges", get(bridges::list).post(bridges::create))
         .route("/bridges/:name", get(bridges::show).delete(bridges::delete))
         .route("/bridges/:name/dlq", get(bridges::dead_letters))

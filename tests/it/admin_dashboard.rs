@@ -1,0 +1,215 @@
+//! The REST API a dashboard reads, on real `ractmq` processes over real HTTP: the live supervision tree (and
+//! `ractmq ctl supervision`) following chaos kills, on a single node and on a clustered one.
+
+use crate::common;
+
+use std::net::SocketAddr;
+
+use common::cluster::{start_cluster, WAIT};
+use common::process::{ctl, json_of, Process};
+use common::{eventually, eventually_within, options, Client};
+use rumqttc::QoS;
+use serde_json::{json, Value};
+
+fn get_at(api: SocketAddr, path: &str) -> Value {
+    ureq::get(&format!("http://{api}/api/v1{path}"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .into_json()
+        .unwrap()
+}
+
+fn get(node: &Process, path: &str) -> Value {
+    get_at(node.api, path)
+}
+
+fn status_of(result: Result<ureq::Response, ureq::Error>) -> u16 {
+    match result {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The child named `name` of the tree node `node`.
+fn child<'a>(node: &'a Value, name: &str) -> &'a Value {
+    (node["children"].as_array().into_iter().flatten())
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no child {name} under {}: {node}", node["name"]))
+}
+
+fn names(node: &Value) -> Vec<String> {
+    (node["children"].as_array().into_iter().flatten())
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervision_tree_shows_each_actor_and_follows_a_kill() {
+    // Sessions stay awake (no hibernation), so the client's actor is in the tree.
+    let node = Process::start(&["--api-chaos", "--hibernate-after-ms", "0"]);
+    let mut persistent = options(node.mqtt, "alice");
+    persistent.set_clean_session(false);
+    let mut alice = Client::connect_with(persistent.clone()).await;
+    alice.subscribe("a/#", QoS::AtLeastOnce).await;
+
+    let v = get(&node, "/supervision");
+    assert_eq!((&v["node"], &v["chaos"]), (&json!("local"), &json!(true)));
+    assert_eq!(v["restarts"], json!({"session": 0, "shard": 0, "other": 0}));
+    let root = &v["tree"];
+    assert_eq!(
+        (&root["name"], &root["kind"], &root["status"], &root["strategy"]),
+        (
+            &json!("root"),
+            &json!("supervisor"),
+            &json!("running"),
+            &json!("one-for-one")
+        )
+    );
+    assert_eq!(root["intensity"], json!({"max_restarts": 5, "within_s": 30}));
+    assert_eq!(root["kill"], json!(null));
+    let top = names(root);
+    assert_eq!(
+        top[..8],
+        [
+            "shards",
+            "sessions",
+            "retained-janitor",
+            "sys",
+            "overload-guard",
+            "user",
+            "bridges",
+            "rules"
+        ],
+        "in start order: {top:?}"
+    );
+    assert!(top.contains(&"mqtt-listener".to_string()), "{top:?}");
+    assert_eq!(root["children_count"], json!(top.len()));
+    assert_eq!(root["more"], json!(0));
+
+    let shards = child(root, "shards");
+    assert_eq!(shards["intensity"], json!({"max_restarts": 10, "within_s": 10}));
+    assert_eq!(names(shards), ["shard-0", "shard-1", "shard-2", "shard-3"]);
+    let shard2 = child(shards, "shard-2");
+    assert_eq!(
+        (&shard2["kind"], &shard2["status"], &shard2["kill"]),
+        (
+            &json!("worker"),
+            &json!("running"),
+            &json!({"kind": "shard", "target": "2"})
+        )
+    );
+    let sessions = child(root, "sessions");
+    assert_eq!(
+        (&sessions["kind"], &sessions["strategy"], &sessions["hibernated"]),
+        (&json!("supervisor"), &json!("one-for-one"), &json!(0))
+    );
+    assert_eq!(sessions["intensity"], json!({"max_restarts": 1000, "within_s": 10}));
+    let session = child(sessions, "alice");
+    assert_eq!(
+        (&session["status"], &session["restarts"], &session["kill"]),
+        (
+            &json!("running"),
+            &json!(0),
+            &json!({"kind": "session", "target": "alice"})
+        )
+    );
+    assert_eq!(child(root, "sys")["kill"], json!(null), "chaos has no kind for it");
+    assert!(child(root, "sys").get("hibernated").is_none(), "only sessions have it");
+
+    // What the tree says to send is what kills the session: it is restarted, counted, and running again.
+    let kill = ureq::post(&node.url("/chaos/kill")).send_json(session["kill"].clone());
+    assert_eq!(status_of(kill), 200);
+    alice.expect_disconnect().await;
+    let alice_in_tree = || {
+        let v = get(&node, "/supervision");
+        child(child(&v["tree"], "sessions"), "alice").clone()
+    };
+    eventually("the tree shows alice restarted once and running", || {
+        let a = alice_in_tree();
+        a["restarts"] == json!(1) && a["status"] == json!("running")
+    })
+    .await;
+    assert_eq!(get(&node, "/supervision")["restarts"]["session"], json!(1));
+    let mut again = Client::start(persistent);
+    assert!(again.expect_connack().await.session_present);
+    assert_eq!(alice_in_tree()["status"], json!("running"));
+
+    let kill = ureq::post(&node.url("/chaos/kill")).send_json(shard2["kill"].clone());
+    assert_eq!(status_of(kill), 200);
+    eventually("the tree shows shard-2 restarted once and running", || {
+        let v = get(&node, "/supervision");
+        let s = child(child(&v["tree"], "shards"), "shard-2").clone();
+        s["restarts"] == json!(1) && s["status"] == json!("running") && v["restarts"]["shard"] == json!(1)
+    })
+    .await;
+
+    // ctl draws the same tree, and `tree` is the short name.
+    let (code, text, err) = ctl(node.api, &["supervision"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.starts_with("node local: restarts since start: 1 sessions, 1 shards, 0 others (chaos on"),
+        "{text}"
+    );
+    assert!(
+        text.contains("root  (supervisor, one-for-one, 5 restarts in 30 s, running)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("│   └── alice  (worker, running, restarted once, kill: session alice)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shard-2  (worker, running, restarted once, kill: shard 2)"),
+        "{text}"
+    );
+    let tree = json_of(node.api, &["tree"]);
+    assert_eq!(tree["tree"]["name"], json!("root"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hibernated_sessions_are_counted_not_listed() {
+    let node = Process::start(&["--hibernate-after-ms", "100"]);
+    let _idle = Client::connect(node.mqtt, "sleepy").await;
+    eventually("the idle session hibernated", || {
+        let v = get(&node, "/supervision");
+        let sessions = child(&v["tree"], "sessions");
+        sessions["hibernated"] == json!(1) && sessions["children"] == json!([])
+    })
+    .await;
+}
+
+/// A clustered node's tree has the cluster's subtree, each actor with its chaos target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clustered_node_shows_its_cluster_subtree() {
+    let nodes = start_cluster(2, &["--api-chaos"]).await;
+    eventually_within(WAIT, "both APIs are up", || {
+        nodes.iter().all(|n| n.api_addr().is_some())
+    })
+    .await;
+    let n1 = nodes[0].api_addr().unwrap();
+    let v = get_at(n1, "/supervision");
+    assert_eq!(v["node"], json!("n1"));
+    let cluster = child(&v["tree"], "cluster");
+    assert_eq!(
+        (&cluster["kind"], &cluster["strategy"], &cluster["status"]),
+        (&json!("supervisor"), &json!("one-for-one"), &json!("running"))
+    );
+    assert_eq!(names(cluster), ["node-server", "agent", "forwarder", "connector"]);
+    for name in names(cluster) {
+        assert_eq!(
+            child(cluster, &name)["kill"],
+            json!({"kind": "cluster", "target": name})
+        );
+    }
+    let kill = ureq::post(&format!("http://{n1}/api/v1/chaos/kill")).send_json(child(cluster, "agent")["kill"].clone());
+    assert_eq!(status_of(kill), 200);
+    eventually("the tree shows the agent restarted and running", || {
+        let v = get_at(n1, "/supervision");
+        let agent = child(child(&v["tree"], "cluster"), "agent").clone();
+        agent["restarts"] == json!(1)
+            && agent["status"] == json!("running")
+            && v["restarts"]["other"].as_u64() >= Some(1)
+    })
+    .await;
+}
