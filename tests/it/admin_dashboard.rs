@@ -1,5 +1,6 @@
 //! The REST API a dashboard reads, on real `ractmq` processes over real HTTP: the live supervision tree (and
-//! `ractmq ctl supervision`) following chaos kills, on a single node and on a clustered one.
+//! `ractmq ctl supervision`) following chaos kills, on a single node and on a clustered one; logging in for a
+//! session token and out again.
 
 use crate::common;
 
@@ -27,6 +28,15 @@ fn status_of(result: Result<ureq::Response, ureq::Error>) -> u16 {
     match result {
         Ok(r) => r.status(),
         Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The answer's JSON, whatever its status.
+fn json_body(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    match result {
+        Ok(r) => (r.status(), r.into_json().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
         Err(e) => panic!("{e}"),
     }
 }
@@ -212,4 +222,90 @@ async fn a_clustered_node_shows_its_cluster_subtree() {
             && v["restarts"]["other"].as_u64() >= Some(1)
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_hands_out_a_session_token_that_logout_revokes() {
+    let node = Process::start(&["--api-token", "s3cret", "--api-user", "ops:pa55"]);
+    let login = |body: Value| json_body(ureq::post(&node.url("/login")).send_json(body));
+    let status_with = |token: &str| {
+        status_of(
+            ureq::get(&node.url("/status"))
+                .set("Authorization", &format!("Bearer {token}"))
+                .call(),
+        )
+    };
+    assert_eq!(
+        get(&node, "/login"),
+        json!({"required": true, "token": true, "users": true}),
+        "asked without credentials"
+    );
+
+    let (code, answer) = login(json!({"username": "ops", "password": "pa55"}));
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        (&answer["user"], &answer["expires_in_s"]),
+        (&json!("ops"), &json!(3600))
+    );
+    let token = answer["token"].as_str().unwrap().to_string();
+    assert_eq!(token.len(), 43, "32 random bytes, base64url: {token}");
+    assert_eq!(status_with(&token), 200);
+    let (code, by_token) = login(json!({"token": "s3cret"}));
+    assert_eq!((code, &by_token["user"]), (200, &json!("token")));
+    assert_ne!(by_token["token"], answer["token"]);
+
+    for bad in [
+        json!({"username": "ops", "password": "wrong"}),
+        json!({"username": "nobody", "password": "pa55"}),
+        json!({"token": "nope"}),
+    ] {
+        let (code, answer) = login(bad.clone());
+        assert_eq!(code, 401, "{bad}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().starts_with("login failed"),
+            "{answer}"
+        );
+    }
+    let (code, answer) = login(json!({"user": "ops"}));
+    assert_eq!(code, 400, "{answer}");
+    assert_eq!(status_with("not-a-session"), 401);
+    let stats = ureq::get(&node.url("/stats"))
+        .set("Authorization", "Bearer s3cret")
+        .call()
+        .unwrap();
+    assert_eq!(stats.into_json::<Value>().unwrap()["api_logins_failed"], json!(3));
+
+    // Logging out forgets the token it is called with, and only that one.
+    let out = ureq::post(&node.url("/logout"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(out.into_json::<Value>().unwrap(), json!({"logged_out": true}));
+    assert_eq!(status_with(&token), 401, "logged out");
+    assert_eq!(status_with(by_token["token"].as_str().unwrap()), 200);
+    let again = ureq::post(&node.url("/logout"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call();
+    assert_eq!(status_of(again), 401);
+
+    // Too many failures lock the login for the rest of the minute; the node's token still works.
+    for _ in 0..17 {
+        assert_eq!(login(json!({"token": "guess"})).0, 401);
+    }
+    let (code, answer) = login(json!({"username": "ops", "password": "pa55"}));
+    assert_eq!(code, 429, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("too many failed logins"),
+        "{answer}"
+    );
+    assert_eq!(status_with("s3cret"), 200);
+
+    // Without authentication, a login is not needed, and any body gets a token anyway.
+    let open = Process::start(&[]);
+    assert_eq!(
+        get(&open, "/login"),
+        json!({"required": false, "token": false, "users": false})
+    );
+    let (code, answer) = json_body(ureq::post(&open.url("/login")).send_json(json!({})));
+    assert_eq!((code, &answer["user"]), (200, &json!("anonymous")), "{answer}");
 }

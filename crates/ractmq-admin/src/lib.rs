@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `config.rs` | where the API listens, who may use it, whether chaos is on; the checks |
 //! | `server.rs` | binding, the routes, authentication, errors as JSON |
+//! | `login.rs`, `login_state.rs` | logging in for a dashboard: session tokens, their expiry, failed logins |
 //! | `state.rs` | what every handler reads |
 //! | `clients.rs`, `topics.rs`, `retained.rs` | clients (list, show, kick), subscriptions and routes, retained messages |
 //! | `node.rs` | status, nodes and cluster, stats, listeners, publish over HTTP |
@@ -33,6 +34,8 @@ mod dashboard;
 pub(crate) mod data;
 mod error;
 pub(crate) mod health;
+pub(crate) mod login;
+pub(crate) mod login_state;
 pub(crate) mod node;
 pub(crate) mod openapi;
 pub(crate) mod prometheus;

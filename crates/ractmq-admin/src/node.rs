@@ -116,11 +116,16 @@ pub fn counters(m: &Metrics) -> Vec<(&'static str, u64)> {
     ]
 }
 
+/// The broker's counters, then the API's own (failed logins).
 pub async fn stats(State(s): State<AppState>) -> Json<Value> {
-    let map: serde_json::Map<String, Value> = counters(s.broker.metrics())
+    let mut map: serde_json::Map<String, Value> = counters(s.broker.metrics())
         .into_iter()
         .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
+    map.insert(
+        "api_logins_failed".into(),
+        json!(s.login.failed.load(std::sync::atomic::Ordering::Relaxed)),
+    );
     Json(Value::Object(map))
 }
 

@@ -45,6 +45,28 @@ fn operations() -> Vec<Operation> {
         ),
         (
             "get",
+            "/login",
+            "What a login needs: {required, token (an --api-token is set), users (--api-user are set)}; no credentials needed",
+            &[],
+            None,
+        ),
+        (
+            "post",
+            "/login",
+            "Log in with {username, password} (--api-user) or {token} (--api-token): {token, expires_in_s, user}; send the token as Authorization: Bearer TOKEN. It expires after expires_in_s unused (each use starts that again), at most 1000 are held (the least recently used goes), and a restart forgets them. 401 for bad credentials; after 20 failures in a minute every login is refused (429) until the minute ends. With no authentication configured, any body gets a token (user anonymous). No credentials needed",
+            &[],
+            Some(json!({"type": "object", "properties": {
+                "username": {"type": "string"}, "password": {"type": "string"}, "token": {"type": "string"}}})),
+        ),
+        (
+            "post",
+            "/logout",
+            "Forget the session token this request carries: {logged_out} (false when it carries none)",
+            &[],
+            None,
+        ),
+        (
+            "get",
             "/nodes",
             "Every member of the cluster as this node sees it",
             &[],
@@ -331,6 +353,10 @@ pub fn spec() -> Value {
         });
         if let Some(schema) = body {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        }
+        // Probes and logging in take no credentials.
+        if path.starts_with("/health") || path == "/login" {
+            op["security"] = json!([]);
         }
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[method] = op;

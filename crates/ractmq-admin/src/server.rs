@@ -1,9 +1,11 @@
 //! Serving the API: binding (one line when the address is taken), the routes, authentication, and errors as
-//! JSON. The server runs as a task beside the broker's tree; it holds no state of its own (every answer is
-//! read from the broker), so there is nothing for a restart to bring back.
+//! JSON. The server runs as a task beside the broker's tree; the only state it holds is its logins (session
+//! tokens, see `login_state.rs`), which a restart of the node drops on purpose; every other answer is read
+//! from the broker.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -21,11 +23,11 @@ use tokio::task::JoinHandle;
 
 use crate::config::ApiConfig;
 use crate::error::error;
+use crate::login_state::constant_time_eq;
 use crate::state::AppState;
 use crate::{
-    bridges, chaos, clients, dashboard, data, health, node, openapi, prometheus, retained, rules, security, supervision,
-    topics,
-    trace,
+    bridges, chaos, clients, dashboard, data, health, login, node, openapi, prometheus, retained, rules, security,
+    supervision, topics, trace,
 };
 
 /// A running API.
@@ -64,6 +66,7 @@ pub async fn start(
         bridges,
         rules,
         config: Arc::new(config),
+        login: Arc::default(),
     };
     let app = routes(state);
     let task = tokio::spawn(async move {
@@ -93,6 +96,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/retained/*topic", get(retained::show).delete(retained::remove))
         .route("/chaos/kill", post(chaos::kill))
         .route("/supervision", get(supervision::tree))
+        .route("/logout", post(login::logout))
         .route("/bridges", get(bridges::list).post(bridges::create))
         .route("/bridges/:name", get(bridges::show).delete(bridges::delete))
         .route("/bridges/:name/dlq", get(bridges::dead_letters))
@@ -119,6 +123,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/health", get(health::health))
         .route("/api/v1/health/live", get(health::live))
         .route("/api/v1/health/ready", get(health::ready))
+        // Nor does logging in: it is how a dashboard gets the token it then sends.
+        .route("/api/v1/login", get(login::info).post(login::login))
         .route("/", get(dashboard::index))
         .route("/assets/*path", get(dashboard::asset));
     Router::new()
@@ -129,7 +135,8 @@ pub fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// With a token or users configured, every request must carry one of them.
+/// With a token or users configured, every request must carry one of them, or a session token from
+/// `POST /api/v1/login`.
 async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let config = &state.config;
     if !config.needs_auth() {
@@ -155,17 +162,15 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
                 .iter()
                 .any(|(name, pw)| name == &u && constant_time_eq(pw, &p))
         });
-    if by_token || by_user {
+    // Only asked when nothing else matched: comparing with every session token held costs a little.
+    let by_session = !(by_token || by_user)
+        && login::bearer(&request).is_some_and(|t| state.login.check(t, Instant::now()).is_some());
+    if by_token || by_user || by_session {
         next.run(request).await
     } else {
         error(
             StatusCode::UNAUTHORIZED,
-            "authentication required: send Authorization: Bearer TOKEN (--api-token) or basic credentials (--api-user)",
+            "authentication required: send Authorization: Bearer TOKEN (--api-token, or a session token from POST /api/v1/login) or basic credentials (--api-user)",
         )
     }
-}
-
-/// Compare secrets without leaking, through timing, how much matched.
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

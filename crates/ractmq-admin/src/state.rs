@@ -1,5 +1,5 @@
 //! What every handler of the API reads: the broker's read-only view, the cluster, the bridges and the rules (if
-//! any), the settings.
+//! any), the settings, and the logins.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use ractmq_cluster::Cluster;
 use ractmq_rule_engine::Rules;
 
 use crate::config::ApiConfig;
+use crate::login_state::LoginState;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,6 +18,8 @@ pub struct AppState {
     pub bridges: Option<Bridges>,
     pub rules: Option<Rules>,
     pub config: Arc<ApiConfig>,
+    /// Session tokens handed out by `POST /login`, and failed logins.
+    pub login: Arc<LoginState>,
 }
 
 impl AppState {
