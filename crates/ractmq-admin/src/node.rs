@@ -90,6 +90,16 @@ pub fn counters(m: &Metrics) -> Vec<(&'static str, u64)> {
     let g = Metrics::get;
     vec![
         ("connections_accepted", g(&m.connections_accepted)),
+        ("dropped_at_accept", g(&m.dropped_at_accept)),
+        ("connections_refused", g(&m.connections_refused)),
+        ("refused_banned", g(&m.refused_banned)),
+        ("authn_failed", g(&m.authn_failed)),
+        ("authz_denied", g(&m.authz_denied)),
+        ("banned_flapping", g(&m.banned_flapping)),
+        ("overload_episodes", g(&m.overload_episodes)),
+        ("dropped_overload", g(&m.dropped_overload)),
+        ("rate_limited", g(&m.rate_limited)),
+        ("accept_rate_limited", g(&m.accept_rate_limited)),
         ("clients_connected", g(&m.clients_connected)),
         ("messages_received", g(&m.messages_received)),
         ("messages_sent", g(&m.messages_sent)),
@@ -113,10 +123,17 @@ pub fn counters(m: &Metrics) -> Vec<(&'static str, u64)> {
         ("sessions_hibernated", g(&m.sessions_hibernated)),
         ("sessions_woken", g(&m.sessions_woken)),
         ("protocol_errors", g(&m.protocol_errors)),
+        ("routed_qos0", g(&m.routed_by_qos[0])),
+        ("routed_qos1", g(&m.routed_by_qos[1])),
+        ("routed_qos2", g(&m.routed_by_qos[2])),
+        ("sent_qos0", g(&m.sent_by_qos[0])),
+        ("sent_qos1", g(&m.sent_by_qos[1])),
+        ("sent_qos2", g(&m.sent_by_qos[2])),
     ]
 }
 
-/// The broker's counters, then the API's own (failed logins).
+/// The broker's counters, then the API's own (failed logins) and, on a node with rules, the rule engine's
+/// (per-rule counters are `GET /rules`).
 pub async fn stats(State(s): State<AppState>) -> Json<Value> {
     let mut map: serde_json::Map<String, Value> = counters(s.broker.metrics())
         .into_iter()
@@ -126,6 +143,10 @@ pub async fn stats(State(s): State<AppState>) -> Json<Value> {
         "api_logins_failed".into(),
         json!(s.login.failed.load(std::sync::atomic::Ordering::Relaxed)),
     );
+    if let Some(rules) = &s.rules {
+        map.insert("rules".into(), json!(rules.list().len()));
+        map.insert("rules_chains_cut".into(), json!(rules.chains_cut()));
+    }
     Json(Value::Object(map))
 }
 

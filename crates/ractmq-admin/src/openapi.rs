@@ -79,7 +79,13 @@ fn operations() -> Vec<Operation> {
             &[],
             None,
         ),
-        ("get", "/stats", "The broker's counters by name", &[], None),
+        (
+            "get",
+            "/stats",
+            "The broker's counters by name (connections, refusals, bans, authentication and authorization failures, drops by reason, restarts, messages by QoS), failed API logins, and on a node with rules their number and chains cut",
+            &[],
+            None,
+        ),
         (
             "get",
             "/listeners",
