@@ -1,6 +1,6 @@
 //! The REST API a dashboard reads, on real `ractmq` processes over real HTTP: the live supervision tree (and
 //! `ractmq ctl supervision`) following chaos kills, on a single node and on a clustered one; logging in for a
-//! session token and out again.
+//! session token and out again; the ACL in force (and `ractmq ctl acl list`).
 
 use crate::common;
 
@@ -308,4 +308,69 @@ async fn login_hands_out_a_session_token_that_logout_revokes() {
     );
     let (code, answer) = json_body(ureq::post(&open.url("/login")).send_json(json!({})));
     assert_eq!((code, &answer["user"]), (200, &json!("anonymous")), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acl_in_force_is_listed_rule_by_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acl");
+    std::fs::write(&file, "topic read public/#\nuser alice\ntopic readwrite alice/#\n").unwrap();
+    let node = Process::start(&["--acl-file", file.to_str().unwrap()]);
+    let v = get(&node, "/acl");
+    assert_eq!(v["file"], json!(file.to_str().unwrap()));
+    assert_eq!(
+        (
+            &v["format"],
+            &v["no_match"],
+            &v["count"],
+            &v["http_authz"],
+            &v["jwt_claims"]
+        ),
+        (
+            &json!("mosquitto"),
+            &json!("deny"),
+            &json!(2),
+            &json!(false),
+            &json!(false)
+        )
+    );
+    let rules = v["rules"].as_array().unwrap();
+    assert_eq!(
+        (
+            &rules[0]["who"],
+            &rules[0]["permission"],
+            &rules[0]["action"],
+            &rules[0]["topic"]
+        ),
+        (
+            &json!("anonymous"),
+            &json!("allow"),
+            &json!("subscribe"),
+            &json!("public/#")
+        )
+    );
+    assert_eq!(
+        (
+            &rules[1]["who"],
+            &rules[1]["username"],
+            &rules[1]["action"],
+            &rules[1]["topic"]
+        ),
+        (&json!("user alice"), &json!("alice"), &json!("all"), &json!("alice/#"))
+    );
+    assert_eq!(rules[1]["text"], json!("allow all alice/# for user alice"));
+    let second = get(&node, "/acl?page=2&limit=1");
+    assert_eq!(second["rules"].as_array().unwrap().len(), 1);
+    assert_eq!(second["rules"][0]["topic"], json!("alice/#"));
+    assert_eq!(status_of(ureq::get(&node.url("/acl?limit=0")).call()), 400);
+
+    let (code, table, err) = ctl(node.api, &["acl", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains("(mosquitto format): 2 rules; no match: deny"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("2 ") && l.contains("alice/#") && l.contains("user alice")),
+        "{table}"
+    );
 }

@@ -323,6 +323,13 @@ fn operations() -> Vec<Operation> {
             None,
         ),
         (
+            "get",
+            "/acl",
+            "The ACL in force, read only: {file, format (mosquitto, native), no_match, deny_action, rules: [{text, who, permission, action, topic, topics, username, anonymous, clientid, ipaddr, listener, qos, retain}] in order (first match wins), count, page, limit (default 1000), http_authz, jwt_claims}",
+            &[("page", "query", false), ("limit", "query", false)],
+            None,
+        ),
+        (
             "post",
             "/acl/reload",
             "Read the ACL and password files again (connected clients get the new rules; an error keeps the old ones)",

@@ -26,7 +26,7 @@ use crate::error::error;
 use crate::login_state::constant_time_eq;
 use crate::state::AppState;
 use crate::{
-    bridges, chaos, clients, dashboard, data, health, login, node, openapi, prometheus, retained, rules, security,
+    acl, bridges, chaos, clients, dashboard, data, health, login, node, openapi, prometheus, retained, rules, security,
     supervision, topics, trace,
 };
 
@@ -113,6 +113,7 @@ pub fn routes(state: AppState) -> Router {
         )
         .route("/banned", get(security::bans).post(security::ban))
         .route("/banned/:as/:who", delete(security::unban))
+        .route("/acl", get(acl::list))
         .route("/acl/reload", post(security::reload))
         .route("/trace/clients/:id", get(trace::client))
         .route("/metrics", get(prometheus::metrics))

@@ -53,6 +53,14 @@ pub enum Format {
 }
 
 impl Format {
+    /// `mosquitto` or `native`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Mosquitto => "mosquitto",
+            Format::Native => "native",
+        }
+    }
+
     /// The format of `text`, from its first line that is neither blank nor a comment: a Mosquitto keyword
     /// (`user`, `topic`, `pattern`) means Mosquitto, a TOML table header or `key = value` means native, and
     /// anything else is reported by the Mosquitto parser (most likely a misspelt keyword). A file with no such
@@ -88,8 +96,14 @@ impl Acl {
     /// Read and parse the ACL file at `path`, in whichever format it is written ([`Format::detect`]). Every
     /// problem is one [`FileError`] naming the line.
     pub fn load(path: &Path) -> Result<Acl, FileError> {
+        Acl::load_detected(path).map(|(acl, _)| acl)
+    }
+
+    /// [`Acl::load`], saying which format the file was read as (operators are shown it).
+    pub fn load_detected(path: &Path) -> Result<(Acl, Format), FileError> {
         let text = read_bounded(path)?;
-        Acl::from_text(path, &text)
+        let format = Format::detect(&text);
+        Ok((Acl::from_text(path, &text)?, format))
     }
 
     /// Parse `text` as the contents of `file` (named in errors).

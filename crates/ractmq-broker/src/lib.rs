@@ -70,7 +70,7 @@ pub use ractmq_store::StoreStats;
 pub use remote_sessions::{RemoteSessions, SessionHandover};
 pub use restart::RestartPolicy;
 pub use routes::{Forward, RemoteMatch, RemoteMember, RemoteRouting, RouteKey};
-pub use security::SecurityConfig;
+pub use security::{AclInForce, SecurityConfig};
 pub use shared::SharedStrategy;
 pub use supervisor::{
     ChildInfo, ChildList, ChildSpec, Strategy, Supervisor, SupervisorArgs, SupervisorInfo, SupervisorMsg,

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
-use ractmq_auth::acl::{Acl, ClientAcl, Decision, DenyAction, Permission, Settings};
+use ractmq_auth::acl::{Acl, ClientAcl, Decision, DenyAction, Format, Permission, Settings};
 use ractmq_auth::authn::{AuthnChain, AuthnOutcome, AuthnSource, ConnectCredentials, DenyReason};
 use ractmq_auth::banned::{Ban, BanError, BanTarget, BannedList};
 use ractmq_auth::client::ClientInfo;
@@ -89,6 +89,23 @@ pub(crate) struct Access {
 struct AclSlot {
     acl: ArcSwapOption<Acl>,
     generation: AtomicU64,
+    /// The format the file in force was read as, for operators.
+    format: Mutex<Option<Format>>,
+}
+
+/// The ACL in force as operators see it (`GET /api/v1/acl`).
+#[derive(Debug, Clone)]
+pub struct AclInForce {
+    /// The ACL file, if one is configured.
+    pub file: Option<PathBuf>,
+    /// The format the file was read as.
+    pub format: Option<Format>,
+    /// Its rules and settings as last loaded (cheap to clone).
+    pub acl: Option<Acl>,
+    /// An HTTP service is asked what the ACL leaves undecided.
+    pub http_authz: bool,
+    /// Clients may carry ACL rules in their JWT (a JWT source is configured).
+    pub jwt_claims: bool,
 }
 
 /// The node's security state; one per broker, in the kernel.
@@ -149,8 +166,9 @@ impl Security {
         let chain = AuthnChain::new(sources).with_allow_anonymous(allow_anonymous);
         let acl = Arc::new(AclSlot::default());
         if let Some(path) = &config.acl_file {
-            acl.acl
-                .store(Some(Arc::new(Acl::load(path).map_err(|e| e.to_string())?)));
+            let (loaded, format) = Acl::load_detected(path).map_err(|e| e.to_string())?;
+            acl.acl.store(Some(Arc::new(loaded)));
+            *acl.format.lock() = Some(format);
         }
         Ok(Security {
             users: db,
@@ -270,9 +288,10 @@ impl Security {
     pub(crate) fn reload(&self) -> Result<String, String> {
         let mut done = Vec::new();
         if let Some(path) = &self.acl_file {
-            let acl = Acl::load(path).map_err(|e| e.to_string())?;
+            let (acl, format) = Acl::load_detected(path).map_err(|e| e.to_string())?;
             let rules = acl.rules().len();
             self.acl.acl.store(Some(Arc::new(acl)));
+            *self.acl.format.lock() = Some(format);
             self.acl.generation.fetch_add(1, Ordering::Release);
             done.push(format!("{}: {rules} rules", path.display()));
         }
@@ -364,6 +383,17 @@ impl Security {
                     });
                 }
             }
+        }
+    }
+
+    /// The ACL in force, and what else authorizes clients.
+    pub(crate) fn acl_in_force(&self) -> AclInForce {
+        AclInForce {
+            file: self.acl_file.clone(),
+            format: *self.acl.format.lock(),
+            acl: self.acl.acl.load_full().map(|a| (*a).clone()),
+            http_authz: self.http_authz.is_some(),
+            jwt_claims: (self.chain.sources.iter()).any(|s| matches!(s, AuthnSource::Jwt(_))),
         }
     }
 

@@ -548,6 +548,12 @@ impl BrokerView {
         }
     }
 
+    /// The ACL in force: its file, the format it was read as, its rules, and whether an HTTP service or JWT
+    /// claims authorize clients too.
+    pub fn acl(&self) -> crate::security::AclInForce {
+        self.kernel.security.acl_in_force()
+    }
+
     /// Read the ACL file and the password file again (what `ractmq ctl acl reload` and SIGHUP do): connected
     /// clients get the new rules on their next request, nobody is disconnected. A file with an error leaves
     /// the old rules in force and the error is returned. Says what was reloaded.

@@ -1,5 +1,5 @@
-//! `ractmq ctl users`, `banned` and `acl`: the built-in user database, the banned list and reloading the ACL
-//! and password files, through the node's REST API.
+//! `ractmq ctl users`, `banned` and `acl`: the built-in user database, the banned list, and the ACL in force
+//! and reloading it with the password files, through the node's REST API.
 
 use clap::Subcommand;
 use serde_json::json;
@@ -50,6 +50,13 @@ pub(crate) enum BannedCommand {
 /// `ractmq ctl acl ...`
 #[derive(Subcommand)]
 pub(crate) enum AclCommand {
+    /// The rules in force, in order (the first that matches decides).
+    List {
+        #[arg(long, default_value_t = 1)]
+        page: usize,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
     /// Read the ACL file and the password file again (connected clients get the new rules).
     Reload,
 }
@@ -127,6 +134,39 @@ pub(super) fn banned(api: &Api, out: Output, command: &BannedCommand) -> Result<
 
 pub(super) fn acl(api: &Api, out: Output, command: &AclCommand) -> Result<(), Failed> {
     match command {
+        AclCommand::List { page, limit } => {
+            let v = api.json("GET", &format!("/acl?page={page}&limit={limit}"), None)?;
+            out.show(&v, &|v| {
+                match v["file"].as_str() {
+                    Some(file) => println!(
+                        "{file} ({} format): {} rules; no match: {}; a denial: {}",
+                        s(&v["format"]),
+                        s(&v["count"]),
+                        s(&v["no_match"]),
+                        s(&v["deny_action"])
+                    ),
+                    None => println!("no ACL file: what nothing else decides is allowed"),
+                }
+                if v["http_authz"] == json!(true) {
+                    println!("an HTTP service is asked what the rules leave undecided");
+                }
+                if v["jwt_claims"] == json!(true) {
+                    println!("clients' JWT claims may carry rules, tried before these");
+                }
+                let first = (page.saturating_sub(1)).saturating_mul(*limit);
+                let mut numbered = v["rules"].clone();
+                for (i, rule) in numbered.as_array_mut().into_iter().flatten().enumerate() {
+                    rule["n"] = json!(first + i + 1);
+                }
+                if v["count"].as_u64().unwrap_or(0) > 0 {
+                    print_table(
+                        &["#", "PERMISSION", "ACTION", "TOPIC", "WHO"],
+                        &["n", "permission", "action", "topic", "who"],
+                        &numbered,
+                    );
+                }
+            });
+        }
         AclCommand::Reload => {
             let v = api.json("POST", "/acl/reload", None)?;
             out.show(&v, &|v| println!("reloaded {}", s(&v["reloaded"])));

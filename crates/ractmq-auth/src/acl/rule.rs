@@ -48,6 +48,14 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// `allow` or `deny`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Permission::Allow => "allow",
+            Permission::Deny => "deny",
+        }
+    }
+
     /// The decision a matching rule with this permission gives.
     pub fn decision(self) -> Decision {
         match self {
@@ -99,6 +107,15 @@ pub enum RuleAction {
 }
 
 impl RuleAction {
+    /// `publish`, `subscribe` or `all`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleAction::Publish => "publish",
+            RuleAction::Subscribe => "subscribe",
+            RuleAction::All => "all",
+        }
+    }
+
     /// Whether a rule with this action says anything about `action`.
     pub fn includes(self, action: Action) -> bool {
         matches!(
@@ -188,6 +205,35 @@ impl Who {
     }
 }
 
+/// For operators: `all`, or the conditions joined by ` and ` (`user alice and ipaddr 10.0.0.0/8`).
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        match &self.user {
+            Some(UserMatch::Name(name)) => parts.push(format!("user {name}")),
+            Some(UserMatch::Anonymous) => parts.push("anonymous".into()),
+            None => {}
+        }
+        if let Some(id) = &self.client_id {
+            parts.push(format!("clientid {id}"));
+        }
+        if let Some(net) = &self.ipaddr {
+            parts.push(format!("ipaddr {net}"));
+        }
+        if let Some(listener) = &self.listener {
+            parts.push(format!("listener {listener}"));
+        }
+        if self.wildcard_identity {
+            parts.push("a wildcard in its user name or client id".into());
+        }
+        if parts.is_empty() {
+            f.write_str("all")
+        } else {
+            f.write_str(&parts.join(" and "))
+        }
+    }
+}
+
 /// True if the client's user name or client id contains an MQTT wildcard character.
 pub(crate) fn identity_has_wildcard(client: &ClientInfo) -> bool {
     client.client_id.contains(['+', '#']) || client.username.as_ref().is_some_and(|u| u.contains(['+', '#']))
@@ -218,6 +264,38 @@ pub struct Rule {
     pub retain: Option<bool>,
 }
 
+impl QosSet {
+    /// The levels in the set, lowest first.
+    pub fn levels(self) -> Vec<u8> {
+        (0..=2).filter(|q| self.contains(*q)).collect()
+    }
+}
+
+/// For operators, one line: `allow publish a/# b/+ for user alice`, with ` qos 0,1` and ` retained` or
+/// ` not retained` when the rule narrows those.
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let topics: Vec<&str> = self.topics.iter().map(|t| t.as_str()).collect();
+        write!(
+            f,
+            "{} {} {} for {}",
+            self.permission.name(),
+            self.action.name(),
+            topics.join(" "),
+            self.who
+        )?;
+        if self.qos != QosSet::ALL {
+            let levels: Vec<String> = self.qos.levels().iter().map(u8::to_string).collect();
+            write!(f, " qos {}", levels.join(","))?;
+        }
+        match self.retain {
+            Some(true) => f.write_str(" retained"),
+            Some(false) => f.write_str(" not retained"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Rule {
     /// A rule for everyone, every QoS and either retain flag.
     pub fn new(permission: Permission, action: RuleAction, topics: Vec<TopicPattern>) -> Rule {
@@ -235,6 +313,7 @@ impl Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::acl::pattern::Syntax;
     use crate::client::test_client as client;
 
     #[test]
@@ -313,6 +392,24 @@ mod tests {
             ..Who::default()
         }
         .holds_for(&wild));
+    }
+
+    #[test]
+    fn a_rule_reads_as_one_line() {
+        let topics = vec![TopicPattern::parse("a/#", Syntax::Literal).unwrap()];
+        let mut rule = Rule::new(Permission::Deny, RuleAction::Publish, topics);
+        assert_eq!(rule.to_string(), "deny publish a/# for all");
+        rule.who = Who {
+            user: Some(UserMatch::Name("alice".into())),
+            ipaddr: Some("10.0.0.0/8".parse().unwrap()),
+            ..Who::default()
+        };
+        rule.qos = QosSet::from_levels([0, 1]).unwrap();
+        rule.retain = Some(true);
+        assert_eq!(
+            rule.to_string(),
+            "deny publish a/# for user alice and ipaddr 10.0.0.0/8 qos 0,1 retained"
+        );
     }
 
     #[test]
