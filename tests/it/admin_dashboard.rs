@@ -1,6 +1,6 @@
 //! The REST API a dashboard reads, on real `ractmq` processes over real HTTP: the live supervision tree (and
 //! `ractmq ctl supervision`) following chaos kills, on a single node and on a clustered one; logging in for a
-//! session token and out again; the ACL in force (and `ractmq ctl acl list`).
+//! session token and out again; the ACL in force and flapping detection (and their ctl commands).
 
 use crate::common;
 
@@ -372,5 +372,58 @@ async fn the_acl_in_force_is_listed_rule_by_rule() {
             .lines()
             .any(|l| l.starts_with("2 ") && l.contains("alice/#") && l.contains("user alice")),
         "{table}"
+    );
+}
+
+/// The 3.1.1 CONNACK return code of one CONNECT by `client_id`.
+async fn connack_code(addr: SocketAddr, client_id: &str) -> u8 {
+    let mut raw = common::Raw::connect(addr).await;
+    raw.send(&common::connect_v311(client_id)).await;
+    let frame = raw.read_frame().await;
+    assert_eq!(frame[0], 0x20, "a CONNACK");
+    frame[3]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flapping_shows_its_settings_what_it_counts_and_the_bans_it_made() {
+    let node = Process::start(&["--flapping-detect", "--flapping-max-count", "3"]);
+    for _ in 0..2 {
+        assert_eq!(connack_code(node.mqtt, "flappy").await, 0);
+    }
+    assert_eq!(
+        connack_code(node.mqtt, "flappy").await,
+        5,
+        "banned at the third connect"
+    );
+    assert_eq!(connack_code(node.mqtt, "steady").await, 0);
+    let banned = ureq::post(&node.url("/banned")).send_json(json!({"as": "clientid", "who": "by-hand"}));
+    assert_eq!(status_of(banned), 201);
+    let v = get(&node, "/flapping");
+    assert_eq!(v["enabled"], json!(true));
+    assert_eq!(v["config"], json!({"max_count": 3, "window_s": 60, "ban_s": 300}));
+    assert_eq!(
+        v["tracked"],
+        json!(1),
+        "steady is counted; flappy's count went with its ban"
+    );
+    let bans = v["banned"].as_array().unwrap();
+    assert_eq!(bans.len(), 1, "not the ban made by hand: {bans:?}");
+    assert_eq!(
+        (&bans[0]["as"], &bans[0]["who"], &bans[0]["by"]),
+        (&json!("clientid"), &json!("flappy"), &json!("flapping detector"))
+    );
+    assert_eq!(get(&node, "/stats")["banned_flapping"], json!(1));
+    let (code, text, err) = ctl(node.api, &["flapping"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        text.contains("connects 3 times within 60 s is banned for 300 s; 1 client ids counted now"),
+        "{text}"
+    );
+    assert!(text.contains("flappy") && !text.contains("by-hand"), "{text}");
+
+    let off = Process::start(&[]);
+    assert_eq!(
+        get(&off, "/flapping"),
+        json!({"enabled": false, "config": null, "tracked": 0, "banned": []})
     );
 }

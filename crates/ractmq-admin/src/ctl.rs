@@ -95,6 +95,8 @@ pub(crate) enum CtlCommand {
     /// Authorization rules.
     #[command(subcommand)]
     Acl(AclCommand),
+    /// Flapping detection: its settings, the client ids it counts, the bans it made.
+    Flapping,
 }
 
 #[derive(Subcommand)]
@@ -287,6 +289,7 @@ fn execute(args: &CtlArgs) -> Result<(), Failed> {
         CtlCommand::Users(command) => security::users(&api, out, command)?,
         CtlCommand::Banned(command) => security::banned(&api, out, command)?,
         CtlCommand::Acl(command) => security::acl(&api, out, command)?,
+        CtlCommand::Flapping => security::flapping(&api, out)?,
     }
     Ok(())
 }

@@ -18,7 +18,7 @@
 //! | `rules.rs` | rules: list, show, create, delete, enable, disable, and the rule test |
 //! | `dashboard.rs` | the web dashboard's files (`GET /`, `/assets/...`) |
 //! | `supervision.rs` | the live supervision tree, with what chaos takes to kill each actor |
-//! | `security.rs`, `acl.rs` | users, bans, reloading the ACL; the ACL in force |
+//! | `security.rs`, `acl.rs` | users, bans, flapping detection, reloading the ACL; the ACL in force |
 //! | `chaos.rs`, `trace.rs` | killing actors on purpose; one client's packets as they pass |
 //! | `prometheus.rs` | the `/metrics` exposition |
 //! | `openapi.rs` | the OpenAPI document of all of the above |

@@ -330,6 +330,13 @@ fn operations() -> Vec<Operation> {
             None,
         ),
         (
+            "get",
+            "/flapping",
+            "Flapping detection: {enabled, config {max_count, window_s, ban_s} or null, tracked (client ids counted now), banned (its bans in force, as GET /banned shows them)}",
+            &[],
+            None,
+        ),
+        (
             "post",
             "/acl/reload",
             "Read the ACL and password files again (connected clients get the new rules; an error keeps the old ones)",

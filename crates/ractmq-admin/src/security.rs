@@ -1,5 +1,6 @@
-//! The security endpoints: the built-in user database (`/users`), the banned list (`/banned`) and reloading
-//! the ACL and password files (`/acl/reload`). `ractmq ctl users|banned|acl` call these.
+//! The security endpoints: the built-in user database (`/users`), the banned list (`/banned`), flapping
+//! detection and the bans it made (`/flapping`) and reloading the ACL and password files (`/acl/reload`).
+//! `ractmq ctl users|banned|flapping|acl` call these (the ACL in force is `acl.rs`).
 
 use std::time::Duration;
 
@@ -88,11 +89,32 @@ fn ban_json(b: &Ban) -> Value {
     json!({ "as": kind, "who": who, "reason": b.reason, "by": b.by, "at": b.at, "until": b.until })
 }
 
+/// The bans in force that `keep` keeps, as the API shows them, by kind then target.
+fn bans_json(s: &AppState, keep: impl Fn(&Ban) -> bool) -> Vec<Value> {
+    let mut all: Vec<Value> = s.broker.bans().iter().filter(|b| keep(b)).map(ban_json).collect();
+    all.sort_by_key(|b| (b["as"].to_string(), b["who"].to_string()));
+    all
+}
+
 /// `GET /banned`: the bans in force.
 pub async fn bans(State(s): State<AppState>) -> Json<Value> {
-    let mut all: Vec<Value> = s.broker.bans().iter().map(ban_json).collect();
-    all.sort_by_key(|b| (b["as"].to_string(), b["who"].to_string()));
-    Json(json!({ "data": all }))
+    Json(json!({ "data": bans_json(&s, |_| true) }))
+}
+
+/// `GET /flapping`: whether flapping detection is on, its settings, how many client ids it counts now, and
+/// the bans it made that are in force (shaped as `/banned`'s).
+pub async fn flapping(State(s): State<AppState>) -> Json<Value> {
+    let detection = s.broker.flapping();
+    let config = detection.map(
+        |(c, _)| json!({ "max_count": c.max_count, "window_s": c.window.as_secs(), "ban_s": c.ban_time.as_secs() }),
+    );
+    let banned = bans_json(&s, |b| b.by == ractmq_auth::flapping::BANNED_BY);
+    Json(json!({
+        "enabled": detection.is_some(),
+        "config": config,
+        "tracked": detection.map_or(0, |(_, tracked)| tracked),
+        "banned": banned,
+    }))
 }
 
 /// The body of `POST /banned`.

@@ -115,6 +115,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/banned/:as/:who", delete(security::unban))
         .route("/acl", get(acl::list))
         .route("/acl/reload", post(security::reload))
+        .route("/flapping", get(security::flapping))
         .route("/trace/clients/:id", get(trace::client))
         .route("/metrics", get(prometheus::metrics))
         .route("/openapi.json", get(openapi::document));

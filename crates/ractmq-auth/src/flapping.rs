@@ -21,6 +21,9 @@ use hashlink::LruCache;
 
 use crate::banned::{Ban, BanTarget};
 
+/// The `by` of the bans flapping detection makes: how operators tell them from others.
+pub const BANNED_BY: &str = "flapping detector";
+
 /// When a client id counts as flapping and what it costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlappingConfig {
@@ -112,7 +115,7 @@ impl FlappingDetector {
         Some(Ban {
             who: BanTarget::ClientId(client_id.to_string()),
             reason: format!("flapping: {count} connects within {window} s"),
-            by: "flapping detector".into(),
+            by: BANNED_BY.into(),
             at: now,
             until: Some(now.saturating_add(self.config.ban_time.as_secs())),
         })

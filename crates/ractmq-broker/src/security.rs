@@ -397,6 +397,12 @@ impl Security {
         }
     }
 
+    /// Flapping detection's settings and how many client ids it counts now; `None` when it is off.
+    pub(crate) fn flapping(&self) -> Option<(FlappingConfig, usize)> {
+        let detector = self.flapping.as_ref()?.lock();
+        Some((detector.config(), detector.len()))
+    }
+
     /// The bans in force.
     pub(crate) fn bans(&self) -> Vec<Ban> {
         let now = now_unix();

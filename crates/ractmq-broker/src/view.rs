@@ -554,6 +554,11 @@ impl BrokerView {
         self.kernel.security.acl_in_force()
     }
 
+    /// Flapping detection's settings and the client ids it counts now; `None` when it is off.
+    pub fn flapping(&self) -> Option<(ractmq_auth::flapping::FlappingConfig, usize)> {
+        self.kernel.security.flapping()
+    }
+
     /// Read the ACL file and the password file again (what `ractmq ctl acl reload` and SIGHUP do): connected
     /// clients get the new rules on their next request, nobody is disconnected. A file with an error leaves
     /// the old rules in force and the error is returned. Says what was reloaded.

@@ -1,5 +1,5 @@
-//! `ractmq ctl users`, `banned` and `acl`: the built-in user database, the banned list, and the ACL in force
-//! and reloading it with the password files, through the node's REST API.
+//! `ractmq ctl users`, `banned`, `flapping` and `acl`: the built-in user database, the banned list, flapping
+//! detection, and the ACL in force and reloading it with the password files, through the node's REST API.
 
 use clap::Subcommand;
 use serde_json::json;
@@ -129,6 +129,30 @@ pub(super) fn banned(api: &Api, out: Output, command: &BannedCommand) -> Result<
             out.show(&v, &|_| println!("lifted the ban of {kind} {who}"));
         }
     }
+    Ok(())
+}
+
+pub(super) fn flapping(api: &Api, out: Output) -> Result<(), Failed> {
+    let v = api.json("GET", "/flapping", None)?;
+    out.show(&v, &|v| {
+        let config = &v["config"];
+        if v["enabled"] != json!(true) {
+            println!("flapping detection is off (start the node with --flapping-detect)");
+        } else {
+            println!(
+                "a client id that connects {} times within {} s is banned for {} s; {} client ids counted now",
+                s(&config["max_count"]),
+                s(&config["window_s"]),
+                s(&config["ban_s"]),
+                s(&v["tracked"])
+            );
+        }
+        print_table(
+            &["AS", "WHO", "REASON", "UNTIL"],
+            &["as", "who", "reason", "until"],
+            &v["banned"],
+        );
+    });
     Ok(())
 }
 
