@@ -1,6 +1,7 @@
 //! The REST API a dashboard reads, on real `ractmq` processes over real HTTP: the live supervision tree (and
 //! `ractmq ctl supervision`) following chaos kills, on a single node and on a clustered one; logging in for a
-//! session token and out again; the ACL in force and flapping detection (and their ctl commands).
+//! session token and out again; the ACL in force and flapping detection (and their ctl commands); searching
+//! clients.
 
 use crate::common;
 
@@ -426,4 +427,54 @@ async fn flapping_shows_its_settings_what_it_counts_and_the_bans_it_made() {
         get(&off, "/flapping"),
         json!({"enabled": false, "config": null, "tracked": 0, "banned": []})
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_found_by_id_user_name_or_peer() {
+    let node = Process::start(&["--user", "Alice:pw", "--user", "bob:pw"]);
+    let mut as_alice = options(node.mqtt, "sensor-7");
+    as_alice.set_credentials("Alice", "pw");
+    let _alice = Client::connect_with(as_alice).await;
+    let mut as_bob = options(node.mqtt, "pump-1");
+    as_bob.set_credentials("bob", "pw");
+    let _bob = Client::connect_with(as_bob).await;
+    let found = |q: &str| -> Vec<String> {
+        let v = get(&node, &format!("/clients?q={q}"));
+        (v["data"].as_array().unwrap().iter())
+            .map(|c| c["client_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(found("alice"), ["sensor-7"], "by user name, whatever the case");
+    assert_eq!(found("PUMP"), ["pump-1"], "by client id, whatever the case");
+    assert_eq!(found("127.0.0.1"), ["pump-1", "sensor-7"], "by peer address");
+    let bob_port = get(&node, "/clients/pump-1")["peer"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(found(&format!(":{bob_port}")), ["pump-1"], "by peer port");
+    assert!(found("nobody").is_empty());
+    assert_eq!(
+        get(&node, "/clients?like=sensor")["meta"]["count"],
+        json!(1),
+        "like still works"
+    );
+    assert_eq!(
+        get(&node, "/clients?username=bob")["data"][0]["client_id"],
+        json!("pump-1")
+    );
+    let listed = json_of(node.api, &["clients", "list", "--search", "ALICE"]);
+    assert_eq!(listed["data"][0]["client_id"], json!("sensor-7"));
+
+    // A refused login is counted in /stats.
+    let mut wrong = options(node.mqtt, "intruder");
+    wrong.set_credentials("bob", "nope");
+    let mut intruder = Client::start(wrong);
+    intruder.expect_disconnect().await;
+    eventually("the failed login is counted", || {
+        get(&node, "/stats")["authn_failed"] == json!(1)
+    })
+    .await;
 }

@@ -1,4 +1,4 @@
-//! Clients: the list (paged, filtered), one client, and kicking one (0x98, its session stays).
+//! Clients: the list (paged, filtered, searched), one client, and kicking one (0x98, its session stays).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -24,6 +24,14 @@ pub struct ListQuery {
     /// Only client ids containing this.
     pub like: Option<String>,
     pub username: Option<String>,
+    /// A search: client ids, user names or peer addresses containing this, whatever the case.
+    pub q: Option<String>,
+}
+
+/// Does `c` match the search `needle` (already lowercase)?
+fn found(c: &ClientInfo, needle: &str) -> bool {
+    let has = |hay: &str| hay.to_lowercase().contains(needle);
+    has(&c.client_id) || c.username.as_deref().is_some_and(has) || c.peer.as_deref().is_some_and(has)
 }
 
 pub fn to_json(c: &ClientInfo) -> Value {
@@ -52,6 +60,7 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Resp
             format!("page starts at 1 and limit is 1 to {MAX_LIMIT}"),
         );
     }
+    let needle = q.q.as_deref().map(str::to_lowercase);
     let matching: Vec<ClientInfo> = s
         .broker
         .clients()
@@ -63,6 +72,7 @@ pub async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Resp
                 .as_ref()
                 .is_none_or(|u| c.username.as_deref() == Some(u.as_str()))
         })
+        .filter(|c| needle.as_deref().is_none_or(|n| found(c, n)))
         .collect();
     let count = matching.len();
     let data: Vec<Value> = matching

@@ -114,6 +114,9 @@ pub(crate) enum ClientsCommand {
         /// Only client ids containing this.
         #[arg(long)]
         like: Option<String>,
+        /// Only clients whose id, user name or peer address contains this, whatever the case.
+        #[arg(long)]
+        search: Option<String>,
         #[arg(long, default_value_t = 1)]
         page: usize,
         #[arg(long, default_value_t = 100)]
@@ -347,9 +350,17 @@ fn clients(api: &Api, out: Output, command: &ClientsCommand) -> Result<(), Faile
         ClientsCommand::List {
             connected,
             like,
+            search,
             page,
             limit,
-        } => clients_list(api, out, *connected, like.as_deref(), *page, *limit)?,
+        } => {
+            let filters = ClientFilters {
+                connected: *connected,
+                like: like.as_deref(),
+                search: search.as_deref(),
+            };
+            clients_list(api, out, filters, *page, *limit)?
+        }
         ClientsCommand::Show { client_id } => out.show(
             &api.json("GET", &format!("/clients/{}", segment("client id", client_id)?), None)?,
             &print_pairs,
@@ -366,20 +377,23 @@ fn clients(api: &Api, out: Output, command: &ClientsCommand) -> Result<(), Faile
     Ok(())
 }
 
-fn clients_list(
-    api: &Api,
-    out: Output,
+/// What `ctl clients list` narrows the list by.
+struct ClientFilters<'a> {
     connected: Option<bool>,
-    like: Option<&str>,
-    page: usize,
-    limit: usize,
-) -> Result<(), Failed> {
+    like: Option<&'a str>,
+    search: Option<&'a str>,
+}
+
+fn clients_list(api: &Api, out: Output, filters: ClientFilters<'_>, page: usize, limit: usize) -> Result<(), Failed> {
     let mut path = format!("/clients?page={page}&limit={limit}");
-    if let Some(c) = connected {
+    if let Some(c) = filters.connected {
         path += &format!("&connected={c}");
     }
-    if let Some(l) = like {
+    if let Some(l) = filters.like {
         path += &format!("&like={}", component(l));
+    }
+    if let Some(q) = filters.search {
+        path += &format!("&q={}", component(q));
     }
     let v = api.json("GET", &path, None)?;
     out.show(&v, &|v| {

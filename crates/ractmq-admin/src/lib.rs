@@ -11,7 +11,7 @@
 //! | `server.rs` | binding, the routes, authentication, errors as JSON |
 //! | `login.rs`, `login_state.rs` | logging in for a dashboard: session tokens, their expiry, failed logins |
 //! | `state.rs` | what every handler reads |
-//! | `clients.rs`, `topics.rs`, `retained.rs` | clients (list, show, kick), subscriptions and routes, retained messages |
+//! | `clients.rs`, `topics.rs`, `retained.rs` | clients (list, search, show, kick), subscriptions and routes, retained messages |
 //! | `node.rs` | status, nodes and cluster, stats, listeners, publish over HTTP |
 //! | `data.rs` | the store in the data dir: what it holds, how its commits go |
 //! | `bridges.rs` | bridges: list, show, create, delete, start, stop, restart, dead letters and their replay |

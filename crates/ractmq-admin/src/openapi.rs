@@ -112,13 +112,14 @@ fn operations() -> Vec<Operation> {
         (
             "get",
             "/clients",
-            "Sessions of this node, paged and filtered",
+            "Sessions of this node, paged and filtered: like (client id contains), username (exactly), q (client id, user name or peer address contains, whatever the case)",
             &[
                 ("page", "query", false),
                 ("limit", "query", false),
                 ("connected", "query", false),
                 ("like", "query", false),
                 ("username", "query", false),
+                ("q", "query", false),
             ],
             None,
         ),
