@@ -1,7 +1,7 @@
 //! The REST API a dashboard reads, on real `ractmq` processes over real HTTP: the live supervision tree (and
 //! `ractmq ctl supervision`) following chaos kills, on a single node and on a clustered one; logging in for a
 //! session token and out again; the ACL in force and flapping detection (and their ctl commands); searching
-//! clients.
+//! clients; editing a rule in place, and an edited rule reaching every node of a cluster.
 
 use crate::common;
 
@@ -190,15 +190,16 @@ async fn hibernated_sessions_are_counted_not_listed() {
     .await;
 }
 
-/// A clustered node's tree has the cluster's subtree, each actor with its chaos target.
+/// A clustered node's tree has the cluster's subtree, each actor with its chaos target; a rule edited on one
+/// node is edited on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clustered_node_shows_its_cluster_subtree() {
+async fn a_clustered_node_shows_its_cluster_subtree_and_an_edited_rule_reaches_every_node() {
     let nodes = start_cluster(2, &["--api-chaos"]).await;
     eventually_within(WAIT, "both APIs are up", || {
         nodes.iter().all(|n| n.api_addr().is_some())
     })
     .await;
-    let n1 = nodes[0].api_addr().unwrap();
+    let (n1, n2) = (nodes[0].api_addr().unwrap(), nodes[1].api_addr().unwrap());
     let v = get_at(n1, "/supervision");
     assert_eq!(v["node"], json!("n1"));
     let cluster = child(&v["tree"], "cluster");
@@ -223,6 +224,27 @@ async fn a_clustered_node_shows_its_cluster_subtree() {
             && v["restarts"]["other"].as_u64() >= Some(1)
     })
     .await;
+
+    // A rule created and then edited on n1 is edited on n2 too.
+    let rule = |topic: &str| {
+        json!({"name": "copy", "sql": r#"SELECT payload FROM "in/#""#,
+            "actions": [{"republish": {"topic": topic, "payload": "${payload}"}}]})
+    };
+    let created = ureq::post(&format!("http://{n1}/api/v1/rules")).send_json(rule("out/old"));
+    assert_eq!(status_of(created), 201);
+    let edited = ureq::put(&format!("http://{n1}/api/v1/rules/copy")).send_json(rule("out/new"));
+    assert_eq!(status_of(edited), 200);
+    let topic_on = |api: SocketAddr| match ureq::get(&format!("http://{api}/api/v1/rules/copy")).call() {
+        Ok(r) => r.into_json::<Value>().unwrap()["config"]["actions"][0]["republish"]["topic"].clone(),
+        Err(_) => Value::Null,
+    };
+    eventually_within(WAIT, "n2 has the edited rule", || topic_on(n2) == json!("out/new")).await;
+    let mut reader = Client::connect(nodes[1].mqtt, "reader").await;
+    reader.subscribe("out/#", QoS::AtLeastOnce).await;
+    let writer = Client::connect(nodes[1].mqtt, "writer").await;
+    writer.publish("in/1", QoS::AtLeastOnce, false, "hello").await;
+    let got = reader.expect_publish().await;
+    assert_eq!((got.topic.as_str(), &got.payload[..]), ("out/new", &b"hello"[..]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -477,4 +499,64 @@ async fn clients_are_found_by_id_user_name_or_peer() {
         get(&node, "/stats")["authn_failed"] == json!(1)
     })
     .await;
+}
+
+/// Publish one message on `in/1`, then a marker: the topics the rule copied it to, as `reader` got them.
+async fn copied_to(writer: &Client, reader: &mut Client) -> Vec<String> {
+    writer.publish("in/1", QoS::AtLeastOnce, false, "x").await;
+    writer.publish("out/end", QoS::AtLeastOnce, false, "").await;
+    (reader.publishes_until("out/end").await.into_iter())
+        .map(|p| p.topic)
+        .collect()
+}
+
+/// Rules of the run-time kind: `PUT` changes what the rule does, keeps it disabled if it was, and leaves it
+/// alone when the new SQL does not compile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_rule_changes_what_it_does() {
+    let node = Process::start(&[]);
+    let rule = |topic: &str| {
+        json!({"sql": r#"SELECT payload FROM "in/#""#,
+            "actions": [{"republish": {"topic": topic, "payload": "${payload}"}}]})
+    };
+    let mut created = rule("out/old");
+    created["name"] = json!("copy");
+    assert_eq!(status_of(ureq::post(&node.url("/rules")).send_json(created)), 201);
+    let mut reader = Client::connect(node.mqtt, "reader").await;
+    reader.subscribe("out/#", QoS::AtLeastOnce).await;
+    let writer = Client::connect(node.mqtt, "writer").await;
+    let put = |name: &str, body: Value| json_body(ureq::put(&node.url(&format!("/rules/{name}"))).send_json(body));
+    assert_eq!(copied_to(&writer, &mut reader).await, ["out/old"]);
+
+    let (code, edited) = put("copy", rule("out/new"));
+    assert_eq!(code, 200, "{edited}");
+    assert_eq!(edited["enabled"], json!(true));
+    assert_eq!(
+        copied_to(&writer, &mut reader).await,
+        ["out/new"],
+        "the edit took effect at once"
+    );
+
+    // Disabled, then edited without saying: it stays disabled. Edited with enabled: it runs.
+    assert_eq!(status_of(ureq::post(&node.url("/rules/copy/disable")).call()), 200);
+    let (code, edited) = put("copy", rule("out/newer"));
+    assert_eq!((code, &edited["enabled"]), (200, &json!(false)), "{edited}");
+    assert!(copied_to(&writer, &mut reader).await.is_empty(), "still disabled");
+    let mut enable = rule("out/newer");
+    enable["enabled"] = json!(true);
+    assert_eq!(put("copy", enable).0, 200);
+    assert_eq!(copied_to(&writer, &mut reader).await, ["out/newer"]);
+
+    // Mistakes are one line, and change nothing.
+    let (code, answer) = put("copy", json!({"sql": "SELECT * FROM"}));
+    assert_eq!(code, 400, "{answer}");
+    let (code, answer) = put("nothing", rule("x"));
+    assert_eq!(code, 404, "{answer}");
+    let mut renamed = rule("x");
+    renamed["name"] = json!("other");
+    let (code, answer) = put("copy", renamed);
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("rename"), "{answer}");
+    let shown = get(&node, "/rules/copy");
+    assert_eq!(shown["config"]["actions"][0]["republish"]["topic"], json!("out/newer"));
 }

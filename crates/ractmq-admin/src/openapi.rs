@@ -253,6 +253,15 @@ fn operations() -> Vec<Operation> {
             None,
         ),
         (
+            "put",
+            "/rules/{name}",
+            "Replace a rule (body as POST /rules; name may be left out), keeping its enabled flag unless enabled is given; a SQL error leaves the old rule. Its counters start again and the retries it held are dropped. A run-time rule's change is kept and, in a cluster, made on every node",
+            &[("name", "path", true)],
+            Some(json!({"type": "object", "required": ["sql"], "properties": {
+                "name": {"type": "string"}, "sql": {"type": "string"}, "enabled": {"type": "boolean"},
+                "description": {"type": "string"}, "actions": {"type": "array", "items": {"type": "object"}}}})),
+        ),
+        (
             "delete",
             "/rules/{name}",
             "Stop a rule and forget it",

@@ -1,4 +1,4 @@
-//! `/api/v1/rules`: the node's rules with their counters; create, delete, enable, disable; and
+//! `/api/v1/rules`: the node's rules with their counters; create, replace, delete, enable, disable; and
 //! `/api/v1/rule_test`, what a rule's SQL outputs for one message without publishing anything.
 
 use axum::extract::{Path, State};
@@ -63,6 +63,45 @@ pub async fn create(State(s): State<AppState>, Json(body): Json<Value>) -> Respo
     match r.create(config).await {
         Ok(()) => (StatusCode::CREATED, Json(r.get(&name))).into_response(),
         Err(e) => failed(e),
+    }
+}
+
+/// `PUT /rules/{name}`: replace the rule of that name (body as `POST /rules`; `name` may be left out, and must
+/// be the path's when given), keeping its enabled flag unless the body gives `enabled`. See
+/// `Rules::replace` for what carries over.
+pub async fn replace(State(s): State<AppState>, Path(name): Path<String>, Json(mut body): Json<Value>) -> Response {
+    let Some(r) = s.rules.as_ref() else {
+        return no_rules();
+    };
+    if let Err(e) = name_from_path(&mut body, &name) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let enabled = body.get("enabled").and_then(Value::as_bool);
+    let config = match RuleConfig::from_json(body) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match r.replace(config, enabled).await {
+        Ok(()) => Json(r.get(&name)).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// The body of a `PUT` names what the path names: `name` is filled in when missing, and a different one is an
+/// error (renaming is deleting and creating).
+pub fn name_from_path(body: &mut Value, name: &str) -> Result<(), String> {
+    let Some(fields) = body.as_object_mut() else {
+        return Err("the body must be a JSON object".into());
+    };
+    match fields.get("name") {
+        None => {
+            fields.insert("name".into(), Value::String(name.into()));
+            Ok(())
+        }
+        Some(Value::String(given)) if given == name => Ok(()),
+        Some(given) => Err(format!(
+            "the body names {given}, the path {name:?}: to rename, delete and create"
+        )),
     }
 }
 

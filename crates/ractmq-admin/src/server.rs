@@ -104,6 +104,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/bridges/:name/:action", post(bridges::act))
         .route("/rules", get(rules::list).post(rules::create))
         .route("/rules/:name", get(rules::show).delete(rules::delete))
+        .route("/rules/:name", put(rules::replace))
         .route("/rules/:name/:action", post(rules::act))
         .route("/rule_test", post(rules::test))
         .route("/users", get(security::users).post(security::add_user))

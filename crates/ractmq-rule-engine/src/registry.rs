@@ -194,6 +194,41 @@ impl Rules {
         self.publish(&config.name, Some(&config)).await
     }
 
+    /// Replace the rule named `config.name` with `config`, enabled as `enabled` says or, when `None`, as the
+    /// rule it replaces is. A rule that does not compile leaves the old one in place. What messages the rule
+    /// matches switches in one step (the old rule runs until the new one is indexed), but its actor is stopped
+    /// and a new one started, so the retries the old one held are dropped, and the counters start from zero.
+    /// A run-time rule's new configuration is kept in the store and, in a cluster, replaces it on every node;
+    /// a rule of the configuration file is replaced on this node until it restarts, as enabling one is.
+    pub async fn replace(&self, mut config: RuleConfig, enabled: Option<bool>) -> Result<(), RuleError> {
+        let _turn = self.0.changes.lock().await;
+        let name = config.name.clone();
+        let (old, at_run_time) = {
+            let entries = self.0.entries.lock();
+            let entry = entries.get(&name).ok_or_else(|| RuleError::NotFound(name.clone()))?;
+            (entry.live.clone(), entry.at_run_time)
+        };
+        config.enabled = enabled.unwrap_or_else(|| old.is_enabled());
+        let runtime = RuleRuntime::compile(Arc::new(config.clone()), None).map_err(RuleError::Invalid)?;
+        let live = LiveRule::new(Arc::new(runtime));
+        let _ = self.0.tree.stop_child(&name).await;
+        if let Err(e) = self.start_actor(&live).await {
+            // The old rule is still indexed and in the entries: it gets its actor back.
+            if let Err(again) = self.start_actor(&old).await {
+                tracing::error!(rule = %name, "not replaced, and its actor did not start again: {again}");
+            }
+            return Err(e);
+        }
+        let entry = Entry { live, at_run_time };
+        self.0.entries.lock().insert(name.clone(), entry);
+        self.reindex();
+        if !at_run_time {
+            return Ok(());
+        }
+        self.keep(&config).await?;
+        self.publish(&name, Some(&config)).await
+    }
+
     /// Hand a local run-time change to the replica, if the node is clustered, and wait until the replica's
     /// record of it is stored: the operator is told "done" only once a kill -9 cannot lose it.
     async fn publish(&self, name: &str, config: Option<&RuleConfig>) -> Result<(), RuleError> {
