@@ -200,3 +200,45 @@ async fn a_blocking_buffer_drops_nothing() {
             .await;
     }
 }
+
+/// A bridge's local session keeps its subscriptions across restarts: a filter dropped from `forward` in the
+/// configuration file is unsubscribed when the bridge starts again, so its messages no longer cross.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_dropped_from_forward_is_no_longer_forwarded_after_a_restart() {
+    let remote = Process::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let bridge_with = |forward: &str| {
+        format!(
+            "[[bridges.mqtt]]\nname = \"edge\"\nserver = \"{}\"\nforward = [{forward}]\n",
+            remote.mqtt
+        )
+    };
+    let file = config_file(&dir, &bridge_with(r#""up/#", "keep/#""#));
+    let mut node = Process::start(&["-c", &file, "--data-dir", data]);
+    let connected =
+        |node: &Process| bridge(&json_of(node.api, &["bridges", "list"]), "edge")["connected"] == json!(true);
+    eventually("the bridge connects", || connected(&node)).await;
+    node.signal(libc::SIGTERM);
+    assert_eq!(node.wait(Duration::from_secs(10)), Some(0));
+
+    config_file(&dir, &bridge_with(r#""keep/#""#));
+    let node = Process::start(&["-c", &file, "--data-dir", data]);
+    let filters = || {
+        let subs = json_of(node.api, &["subscriptions", "list", "--client-id", "$bridge/edge"]);
+        (subs.as_array().unwrap().iter())
+            .map(|s| s["filter"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    eventually("the dropped filter is unsubscribed", || {
+        connected(&node) && filters() == ["keep/#"]
+    })
+    .await;
+    let mut far = Client::connect(remote.mqtt, "far").await;
+    far.subscribe("#", QoS::AtLeastOnce).await;
+    let near = Client::connect(node.mqtt, "near").await;
+    near.publish("up/1", QoS::AtLeastOnce, false, "dropped").await;
+    near.publish("keep/1", QoS::AtLeastOnce, false, "kept").await;
+    assert_eq!(far.expect_publish().await.topic, "keep/1", "up/ no longer crosses");
+}

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ractmq_codec::{
     reason, Ack, Connect, ConnectProperties, Disconnect, Packet, Protocol, Publish, QoS, RetainHandling, Subscribe,
-    SubscriptionRequest,
+    SubscriptionRequest, Unsubscribe,
 };
 
 /// How the client connects.
@@ -299,6 +299,20 @@ impl<T> Client<T> {
                 })
                 .collect(),
             ..Subscribe::default()
+        }));
+    }
+
+    /// Unsubscribe from `filters` (what a bridge's configuration no longer names).
+    pub fn unsubscribe(&mut self, filters: &[String]) {
+        if filters.is_empty() {
+            return;
+        }
+        let pkid = self.next_subscribe;
+        self.next_subscribe = self.next_subscribe.checked_add(1).unwrap_or(1);
+        self.output.push(Packet::Unsubscribe(Unsubscribe {
+            pkid,
+            filters: filters.to_vec(),
+            ..Unsubscribe::default()
         }));
     }
 

@@ -25,6 +25,17 @@ pub(crate) fn client<T>(bridge: &str, window: u16) -> Client<T> {
     })
 }
 
+/// What `bridge`'s local session is subscribed to that `forward` no longer names. The session keeps its
+/// subscriptions across the bridge's restarts, so a configuration edited to forward less (over REST, or in
+/// the configuration file before a restart) would go on buffering what it dropped: the pump unsubscribes
+/// these when it connects.
+pub(crate) fn stale(view: &BrokerView, bridge: &str, forward: &[String]) -> Vec<String> {
+    let held = view
+        .subscription_filters(&config::local_client_id(bridge))
+        .unwrap_or_default();
+    held.into_iter().filter(|f| !forward.contains(f)).collect()
+}
+
 /// What the local broker's answer to a bridge's session means.
 pub(crate) enum LocalEnd {
     /// The node is stopping (its drain disconnected the session, or it refuses new ones): the pump ends

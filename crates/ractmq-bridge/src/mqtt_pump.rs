@@ -269,6 +269,8 @@ impl Pump {
             match event {
                 Event::Connected { .. } => {
                     let qos = QoS::from_u8(self.config.qos).unwrap_or(QoS::AtLeastOnce);
+                    let stale = local_session::stale(&self.view, &self.config.name, &self.config.forward);
+                    self.local.unsubscribe(&stale);
                     self.local.subscribe(&self.config.forward, qos);
                 }
                 Event::Message { publish, ack } => self.egress(publish, ack, now),

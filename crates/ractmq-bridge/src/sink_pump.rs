@@ -163,7 +163,11 @@ impl SinkPump {
         }
         for event in std::mem::take(&mut self.events) {
             match event {
-                Event::Connected { .. } => self.local.subscribe(&self.forward, self.qos),
+                Event::Connected { .. } => {
+                    let stale = local_session::stale(&self.view, &self.name, &self.forward);
+                    self.local.unsubscribe(&stale);
+                    self.local.subscribe(&self.forward, self.qos);
+                }
                 Event::Subscribed(reasons) => {
                     let refused = reasons.iter().any(|&r| r >= 0x80);
                     self.stats

@@ -324,6 +324,14 @@ impl BrokerView {
         all
     }
 
+    /// The filters `client_id`'s session is subscribed to (`$share/GROUP/` included), in no order; `None` if it
+    /// has no session here.
+    pub fn subscription_filters(&self, client_id: &str) -> Option<Vec<String>> {
+        let session = self.kernel.store.get(client_id)?;
+        let state = session.state.lock();
+        Some(state.subscriptions.keys().cloned().collect())
+    }
+
     /// This node's routes (filters with at least one subscriber here, members of shared groups).
     pub fn local_routes(&self) -> Vec<String> {
         let mut all: Vec<String> = self
