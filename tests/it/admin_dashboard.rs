@@ -1,7 +1,7 @@
 //! The REST API a dashboard reads, on real `ractmq` processes over real HTTP: the live supervision tree (and
 //! `ractmq ctl supervision`) following chaos kills, on a single node and on a clustered one; logging in for a
 //! session token and out again; the ACL in force and flapping detection (and their ctl commands); searching
-//! clients; editing a rule in place, and an edited rule reaching every node of a cluster.
+//! clients; editing a rule and a bridge in place, and an edited rule reaching every node of a cluster.
 
 use crate::common;
 
@@ -559,4 +559,48 @@ async fn editing_a_rule_changes_what_it_does() {
     assert!(answer["error"].as_str().unwrap().contains("rename"), "{answer}");
     let shown = get(&node, "/rules/copy");
     assert_eq!(shown["config"]["actions"][0]["republish"]["topic"], json!("out/newer"));
+}
+
+/// A bridge edited in place forwards what its new configuration says, with the password it had (the API
+/// shows it as `***`, and a dashboard sends back what it was shown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_bridge_changes_what_it_forwards_and_keeps_its_password() {
+    let remote = Process::start(&["--user", "edge:secret"]);
+    let node = Process::start(&[]);
+    let created = ureq::post(&node.url("/bridges")).send_json(json!({
+        "kind": "mqtt", "name": "edge", "server": remote.mqtt.to_string(),
+        "username": "edge", "password": "secret", "forward": ["up/#"]}));
+    assert_eq!(status_of(created), 201);
+    let connected = || get(&node, "/bridges/edge")["connected"] == json!(true);
+    eventually("the bridge connected", connected).await;
+    let mut far_options = options(remote.mqtt, "far");
+    far_options.set_credentials("edge", "secret");
+    let mut far = Client::connect_with(far_options).await;
+    far.subscribe("#", QoS::AtLeastOnce).await;
+    let near = Client::connect(node.mqtt, "near").await;
+
+    let mut config = get(&node, "/bridges/edge")["config"].clone();
+    assert_eq!(config["password"], json!("***"));
+    config["forward"] = json!(["down/#"]);
+    let (code, edited) = json_body(ureq::put(&node.url("/bridges/edge")).send_json(config.clone()));
+    assert_eq!(code, 200, "{edited}");
+    assert_eq!(
+        (&edited["forward"], &edited["status"]),
+        (&json!(["down/#"]), &json!("running"))
+    );
+    eventually("the edited bridge connected with the password it had", connected).await;
+    near.publish("up/1", QoS::AtLeastOnce, false, "old").await;
+    near.publish("down/1", QoS::AtLeastOnce, false, "new").await;
+    let got = far.expect_publish().await;
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..]),
+        ("down/1", &b"new"[..]),
+        "up/ is no longer forwarded"
+    );
+
+    config["enabled"] = json!(false);
+    let (code, edited) = json_body(ureq::put(&node.url("/bridges/edge")).send_json(config));
+    assert_eq!((code, &edited["status"]), (200, &json!("stopped")), "{edited}");
+    let (code, _) = json_body(ureq::put(&node.url("/bridges/nope")).send_json(json!({"server": "x:1"})));
+    assert_eq!(code, 404);
 }

@@ -1,5 +1,5 @@
-//! `/api/v1/bridges`: the node's bridges, their counters and dead letters; create, delete, start, stop,
-//! restart and replay.
+//! `/api/v1/bridges`: the node's bridges, their counters and dead letters; create, replace, delete, start,
+//! stop, restart and replay.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::error;
+use crate::rules::name_from_path;
 use crate::state::AppState;
 
 fn no_bridges() -> Response {
@@ -62,6 +63,27 @@ pub async fn create(State(s): State<AppState>, Json(body): Json<Value>) -> Respo
     let name = config.name().to_string();
     match b.create(config).await {
         Ok(()) => (StatusCode::CREATED, Json(b.get(&name))).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// `PUT /bridges/{name}`: replace the bridge of that name (body as `POST /bridges`; `name` may be left out);
+/// it is stopped, replaced and started again, unless it was stopped or the body says `enabled: false`. A
+/// password shown as `***` by `GET` is kept.
+pub async fn replace(State(s): State<AppState>, Path(name): Path<String>, Json(mut body): Json<Value>) -> Response {
+    let Some(b) = s.bridges.as_ref() else {
+        return no_bridges();
+    };
+    if let Err(e) = name_from_path(&mut body, &name) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let enabled = body.get("enabled").and_then(Value::as_bool);
+    let config = match BridgeConfig::from_json(body) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a bridge: {e}")),
+    };
+    match b.replace(config, enabled).await {
+        Ok(()) => Json(b.get(&name)).into_response(),
         Err(e) => failed(e),
     }
 }

@@ -14,11 +14,11 @@
 //! | `clients.rs`, `topics.rs`, `retained.rs` | clients (list, search, show, kick), subscriptions and routes, retained messages |
 //! | `node.rs` | status, nodes and cluster, stats, listeners, publish over HTTP |
 //! | `data.rs` | the store in the data dir: what it holds, how its commits go |
-//! | `bridges.rs` | bridges: list, show, create, delete, start, stop, restart, dead letters and their replay |
+//! | `bridges.rs` | bridges: list, show, create, replace, delete, start, stop, restart, dead letters and their replay |
 //! | `rules.rs` | rules: list, show, create, replace, delete, enable, disable, and the rule test |
 //! | `dashboard.rs` | the web dashboard's files (`GET /`, `/assets/...`) |
-//! | `supervision.rs` | the live supervision tree, with what chaos takes to kill each actor |
 //! | `security.rs`, `acl.rs` | users, bans, flapping detection, reloading the ACL; the ACL in force |
+//! | `supervision.rs` | the live supervision tree, with what chaos takes to kill each actor |
 //! | `chaos.rs`, `trace.rs` | killing actors on purpose; one client's packets as they pass |
 //! | `prometheus.rs` | the `/metrics` exposition |
 //! | `openapi.rs` | the OpenAPI document of all of the above |

@@ -200,6 +200,16 @@ fn operations() -> Vec<Operation> {
             None,
         ),
         (
+            "put",
+            "/bridges/{name}",
+            "Replace a bridge (body as POST /bridges; name may be left out): stopped, replaced, started again unless it was stopped or enabled is false; its buffer, counters and dead letters stay; a password shown as *** is kept; local filters dropped from forward are unsubscribed, remote ones dropped from subscribe stay in the bridge's session at the remote until it ends. Not atomic: nothing moves between the stop and the start",
+            &[("name", "path", true)],
+            Some(json!({"type": "object", "required": ["forward"], "properties": {
+                "kind": {"type": "string", "enum": ["mqtt", "http", "postgres", "kafka"]},
+                "name": {"type": "string"}, "forward": {"type": "array", "items": {"type": "string"}},
+                "enabled": {"type": "boolean"}}})),
+        ),
+        (
             "delete",
             "/bridges/{name}",
             "Stop a bridge and forget it, with its buffer",

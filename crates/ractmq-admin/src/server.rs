@@ -99,6 +99,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/logout", post(login::logout))
         .route("/bridges", get(bridges::list).post(bridges::create))
         .route("/bridges/:name", get(bridges::show).delete(bridges::delete))
+        .route("/bridges/:name", put(bridges::replace))
         .route("/bridges/:name/dlq", get(bridges::dead_letters))
         .route("/bridges/:name/dlq/replay", post(bridges::replay))
         .route("/bridges/:name/:action", post(bridges::act))

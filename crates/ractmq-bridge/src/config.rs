@@ -262,6 +262,23 @@ impl BridgeConfig {
         }
         c
     }
+
+    /// This configuration, edited from what [`redacted`](Self::redacted) showed of `old`: a password still
+    /// shown as `***` is `old`'s, so that a dashboard can send back what it read.
+    pub fn with_secrets_of(mut self, old: &BridgeConfig) -> BridgeConfig {
+        match (&mut self, old) {
+            (BridgeConfig::Mqtt(new), BridgeConfig::Mqtt(old)) if new.password.as_deref() == Some("***") => {
+                new.password = old.password.clone();
+            }
+            (BridgeConfig::Postgres(new), BridgeConfig::Postgres(old))
+                if new.sink.url != old.sink.url && new.sink.url == without_password(&old.sink.url) =>
+            {
+                new.sink.url = old.sink.url.clone();
+            }
+            _ => {}
+        }
+        self
+    }
 }
 
 /// A URL without the password in it.
@@ -608,6 +625,31 @@ mod tests {
         assert!(typo.unwrap_err().to_string().contains("batch_sise"));
         let json = serde_json::json!({"kind": "http", "name": "h", "forward": ["a/#"], "url": "http://h/${topic}"});
         assert_eq!(BridgeConfig::from_json(json).unwrap().kind(), "http");
+    }
+
+    #[test]
+    fn an_edit_of_the_redacted_configuration_keeps_the_passwords() {
+        let mut mqtt = MqttBridgeConfig::new("cloud", "h:1883");
+        mqtt.password = Some("s3cret".into());
+        let old = BridgeConfig::Mqtt(mqtt);
+        let kept = old.redacted().with_secrets_of(&old);
+        assert_eq!(kept, old, "sent back as shown: the password it had");
+        let BridgeConfig::Mqtt(mut changed) = old.redacted() else {
+            unreachable!()
+        };
+        changed.password = Some("new".into());
+        let BridgeConfig::Mqtt(changed) = BridgeConfig::Mqtt(changed).with_secrets_of(&old) else {
+            unreachable!()
+        };
+        assert_eq!(changed.password.as_deref(), Some("new"), "a new password is taken");
+
+        let json = serde_json::json!({"kind": "postgres", "name": "db", "forward": ["m/#"],
+            "url": "postgres://u:pw@h:5432/d", "sql": "INSERT INTO t (x) VALUES (${topic})"});
+        let old = BridgeConfig::from_json(json).unwrap();
+        let BridgeConfig::Postgres(edited) = old.redacted().with_secrets_of(&old) else {
+            unreachable!()
+        };
+        assert_eq!(edited.sink.url, "postgres://u:pw@h:5432/d");
     }
 
     #[test]

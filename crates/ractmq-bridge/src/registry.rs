@@ -277,6 +277,42 @@ impl Bridges {
         self.start_bridge(name).await
     }
 
+    /// Replace the bridge named `config.name()` with `config` (a password shown as `***` is kept, see
+    /// [`BridgeConfig::with_secrets_of`]), running afterwards as `enabled` says or, when `None`, as it was.
+    /// Not atomic: the bridge is stopped, its configuration replaced, then started again, and in between it
+    /// moves nothing; its buffer (its local session), counters and dead letters are kept, so what arrives
+    /// meanwhile waits. Local filters dropped from `forward` are unsubscribed when it starts again (see
+    /// `local_session::stale`); remote filters dropped from an MQTT bridge's `subscribe` stay in its session at
+    /// the remote broker until that session ends (with `clean_start` it ends at each connection). A
+    /// configuration that is not valid leaves the bridge as it was. A run-time bridge's new configuration is
+    /// kept in the store; one of the configuration file is replaced until the node restarts.
+    pub async fn replace(&self, config: BridgeConfig, enabled: Option<bool>) -> Result<(), BridgeError> {
+        let name = config.name().to_string();
+        let old = self.config(&name).ok_or_else(|| BridgeError::NotFound(name.clone()))?;
+        let mut config = config.with_secrets_of(&old);
+        let start = enabled.unwrap_or_else(|| self.0.tree.cell(&name).is_some());
+        config.set_enabled(start);
+        config.validate().map_err(BridgeError::Invalid)?;
+        self.stop_bridge(&name).await?;
+        let at_run_time = {
+            let mut entries = self.0.entries.lock();
+            let entry = entries
+                .get_mut(&name)
+                .ok_or_else(|| BridgeError::NotFound(name.clone()))?;
+            entry.config = Arc::new(config.clone());
+            entry.at_run_time
+        };
+        let (buffer, overflow) = config.buffer();
+        set_buffer(&self.0.view, &name, buffer, overflow);
+        if start {
+            self.start_bridge(&name).await?;
+        }
+        if at_run_time {
+            self.keep(&config).await?;
+        }
+        Ok(())
+    }
+
     /// Stop a bridge and forget it, with its buffer.
     pub async fn delete(&self, name: &str) -> Result<(), BridgeError> {
         self.stop_bridge(name).await?;
