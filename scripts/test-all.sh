@@ -16,6 +16,9 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # PostgreSQL's server binaries (initdb, postgres): ractmq-bridge's postgres_sink tests start a server of their own
 # and fail, not skip, without them.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# Debian's Chromium, headless, is the browser of the dashboard's tests (Playwright drives it; it downloads none).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   as_root apt-get update -qq
@@ -32,6 +35,8 @@ bash scripts/install-tools.sh
 export CARGO_INCREMENTAL=0
 
 echo "==> format and lint"
+# The dashboard's vendored npm files are exactly what its lock file pins.
+bash crates/ractmq-dashboard/vendor.sh --check
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The API docs build clean: every public item documented (the public crates deny missing_docs), no broken link.
@@ -40,7 +45,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 echo "==> Rust tests"
 cargo test --workspace
 
-echo "==> interoperability tests (paho-mqtt, mosquitto clients)"
+echo "==> interoperability tests (paho-mqtt, mosquitto clients) and the dashboard in headless Chromium"
 # Against the release build, the binary users run: the order in which the node reads packets that reach it
 # from different clients at nearly the same moment depends on how fast its readers run, and the paho
 # interoperability tests count on the order an optimised build gives.

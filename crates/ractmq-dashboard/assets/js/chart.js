@@ -11,9 +11,10 @@ const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour12: false }
 export class LiveChart {
   /**
    * @param {HTMLElement} el where to draw
-   * @param {{series: string[], points?: number, height?: number, format?: (n: number) => string}} options
+   * @param {{series: string[], points?: number, height?: number, format?: (n: number) => string, integer?: boolean}} options
+   *   `points` is also the window in seconds (one point a second); `integer` keeps the y ticks whole (counts).
    */
-  constructor(el, { series, points = 120, height = 190, format = (n) => String(n) }) {
+  constructor(el, { series, points = 120, height = 190, format = (n) => String(n), integer = false }) {
     this.el = el;
     this.points = points;
     this.data = [[], ...series.map(() => [])];
@@ -22,10 +23,19 @@ export class LiveChart {
       height,
       legend: { live: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.15)] } },
+      // The x axis always spans the whole window, ending at the newest point, so time reads the same from the
+      // first sample on.
+      scales: {
+        x: { time: true, range: (_u, _min, max) => [max - points, max] },
+        y: { range: (_u, _min, max) => [0, Math.max(integer ? 4 : 1, max * 1.15)] },
+      },
       axes: [
         { stroke: "#667085", grid: { stroke: "#eef1f5" }, ticks: { stroke: "#eef1f5" }, space: 70, values: (_u, ticks) => ticks.map(clock) },
-        { stroke: "#667085", grid: { stroke: "#eef1f5" }, ticks: { stroke: "#eef1f5" }, size: 56, values: (_u, ticks) => ticks.map(format) },
+        {
+          stroke: "#667085", grid: { stroke: "#eef1f5" }, ticks: { stroke: "#eef1f5" }, size: 56,
+          values: (_u, ticks) => ticks.map(format),
+          incrs: integer ? [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] : undefined,
+        },
       ],
       series: [{}, ...series.map((label, i) => ({
         label,
@@ -47,6 +57,8 @@ export class LiveChart {
     values.forEach((v, i) => this.data[i + 1].push(v));
     if (this.data[0].length > this.points) for (const s of this.data) s.shift();
     this.plot.setData(this.data);
+    // How many points are drawn, for whoever waits for a chart to have something to show.
+    this.el.dataset.points = String(this.data[0].length);
   }
 
   destroy() {

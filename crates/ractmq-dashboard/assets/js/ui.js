@@ -46,7 +46,7 @@ export function rate(n) {
   if (n === null || n === undefined || Number.isNaN(n)) return "–";
   if (n >= 1e6) return (n / 1e6).toFixed(2) + "M";
   if (n >= 1e4) return (n / 1e3).toFixed(1) + "k";
-  return n >= 100 ? Math.round(n).toString() : n.toFixed(n % 1 === 0 ? 0 : 1);
+  return n >= 100 ? Math.round(n).toString() : String(Number(n.toFixed(n < 10 ? 2 : 1)));
 }
 
 export function bytes(n) {

@@ -39,6 +39,7 @@ export default {
     const drops = new LiveChart(dropChart, { series: DROPS.map(([, label]) => label), format: rate });
     ctx.onLeave(() => { messages.destroy(); drops.destroy(); });
     const rates = new Rates();
+    let showAllChecks = false;
 
     ctx.every(1000, async () => {
       const [status, stats] = await Promise.all([api.get("/status"), api.get("/stats")]);
@@ -63,13 +64,19 @@ export default {
 
     ctx.every(5000, async () => {
       const [ready, ls] = await Promise.all([api.get("/health"), api.get("/listeners")]);
+      const checks = checksOf(ready);
+      const down = checks.filter((c) => !c.up);
+      const checkTable = (rows) => table([
+        { label: "check", get: (c) => c.name },
+        { label: "", get: (c) => (c.up ? badge("up", "ok") : badge("down", "bad")) },
+      ], rows, { empty: "no checks" });
+      // At a glance: what is down; the full list on demand.
       fill(health,
         h("p", {}, ready.ready ? badge("ready", "ok") : badge("not ready", "bad"), " ",
-          h("span", { class: "hint" }, "what /api/v1/health/ready answers load balancers")),
-        table([
-          { label: "check", get: (c) => c.name },
-          { label: "", get: (c) => (c.up ? badge("up", "ok") : badge("down", "bad")) },
-        ], checksOf(ready).filter((c) => !c.name.startsWith("root/sessions")), { empty: "no checks" }));
+          h("span", { class: "hint" }, `${checks.length - down.length} of ${checks.length} checks pass (what /api/v1/health/ready tells load balancers)`)),
+        down.length ? checkTable(down) : null,
+        h("details", { open: showAllChecks, ontoggle: (e) => { showAllChecks = e.target.open; } },
+          h("summary", { class: "hint" }, "every check"), checkTable(checks)));
       fill(listeners, table([
         { label: "listener", get: (l) => l.name },
         { label: "address", get: (l) => h("code", {}, l.bound ?? l.configured) },

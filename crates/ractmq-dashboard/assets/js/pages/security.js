@@ -2,7 +2,7 @@
 // file), bans (add, lift) and flapping detection.
 
 import * as api from "../api.js";
-import { h, fill, card, table, badge, kv, time, num, confirm, field } from "../ui.js";
+import { h, fill, card, table, badge, kv, time, num, confirm, modal, field } from "../ui.js";
 
 export default {
   title: "Security",
@@ -57,11 +57,24 @@ export default {
     fill(users, usersTable, userForm);
     fill(bans, bansTable, banForm);
 
-    const changePassword = (user) => ctx.act(`Password of ${user} changed`, async () => {
-      const next = prompt(`New password for ${user}`);
-      if (!next) return;
-      await api.put(`/users/${api.enc(user)}`, { password: next });
-    });
+    const changePassword = (user) => {
+      const next = h("input", { type: "password", id: "new-password", autocomplete: "new-password" });
+      const error = h("div", { class: "error-line" });
+      modal(`New password for ${user}`, h("div", {}, field("Password", next), error), (close) => [
+        h("button", { onclick: close }, "Cancel"),
+        h("button", {
+          class: "primary",
+          onclick: async () => {
+            try {
+              await api.put(`/users/${api.enc(user)}`, { password: next.value });
+              close();
+              ctx.act(`Password of ${user} changed`, async () => {});
+            } catch (e) { error.textContent = e.message; }
+          },
+        }, "Change"),
+      ], false);
+      next.focus();
+    };
 
     async function refresh() {
       const [u, b, a, f] = await Promise.all([
@@ -98,10 +111,11 @@ export default {
         kv([
           ["file", a.file ? h("code", {}, a.file) : "none (every client may publish and subscribe to anything not refused elsewhere)"],
           ["format", a.format ?? "–"],
+          ["no rule matches", a.no_match ?? "–"],
           ["HTTP authorization", a.http_authz ? "on" : "off"],
           ["ACL from JWT claims", a.jwt_claims ? "on" : "off"],
         ]),
-        h("h3", {}, `Rules (${num((a.rules ?? []).length)})`),
+        h("h3", {}, `Rules, in the order tried (${num(a.count ?? (a.rules ?? []).length)})`),
         table([
           { label: "who", get: (r) => r.who ?? "" },
           { label: "permission", get: (r) => (r.permission ? badge(r.permission, r.permission === "allow" ? "ok" : "bad") : "") },

@@ -20,7 +20,7 @@ export default {
     fill(view, tiles,
       h("section", { class: "card" }, h("h2", {}, "Restarts over time (since this page opened)"), chartEl),
       card("Actor tree", tree, note));
-    const chart = new LiveChart(chartEl, { series: KINDS.map(([, label]) => label), points: 300, format: (n) => String(Math.round(n)) });
+    const chart = new LiveChart(chartEl, { series: KINDS.map(([, label]) => label), points: 300, integer: true, format: (n) => String(n) });
     ctx.onLeave(() => chart.destroy());
 
     const kill = (target, name) => ctx.act(`Killed ${name}: its supervisor restarts it`, async () => {
