@@ -75,8 +75,8 @@ def page(chromium, request):
     assert not problems, "JavaScript errors in the dashboard:\n" + "\n".join(problems)
 
 
-def log_in(page: Page, node) -> None:
-    page.goto(node.api + "/")
+def log_in(page: Page, node, path: str = "/") -> None:
+    page.goto(node.api + path)
     page.fill("#login-username", USER)
     page.fill("#login-password", PASSWORD)
     page.click("#login-submit")
@@ -116,6 +116,12 @@ def test_the_dashboard_is_served_at_the_root_of_the_api_listener(node):
     assert '<script type="module" src="/assets/js/app.js">' in html
     with urllib.request.urlopen(node.api + "/assets/js/app.js", timeout=10) as r:
         assert r.headers["Content-Type"].startswith("text/javascript")
+    # Each view also has a path of its own, for links and bookmarks without the '#'.
+    with urllib.request.urlopen(node.api + "/clients", timeout=10) as r:
+        assert r.read().decode() == html
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(node.api + "/no-such-page", timeout=10)
+    assert missing.value.code == 404
     # A browser holding the page revalidates it and gets 304, not the file again.
     again = urllib.request.Request(node.api + "/", headers={"If-None-Match": etag})
     with pytest.raises(urllib.error.HTTPError) as not_modified:
@@ -130,8 +136,8 @@ def test_the_dashboard_is_served_at_the_root_of_the_api_listener(node):
 def test_log_in_see_a_connected_client_and_kick_it(node, page):
     device = paho(node, "dash-device-7")
     device.connect_ok()
-    log_in(page, node)
-    go(page, "clients")
+    log_in(page, node, "/clients")
+    expect(page.locator("#view")).to_have_attribute("data-page", "clients", timeout=WAIT_MS)
     row = page.locator('#clients-table tr[data-key="dash-device-7"]')
     expect(row).to_be_visible(timeout=WAIT_MS)
     expect(row).to_contain_text("connected")

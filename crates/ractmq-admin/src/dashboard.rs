@@ -1,5 +1,5 @@
-//! The web dashboard's files (`ractmq-dashboard`), served on the API's listener: `GET /` is the page,
-//! `GET /assets/...` its scripts and styles. The files hold no data, so they are served without credentials;
+//! The web dashboard's files (`ractmq-dashboard`), served on the API's listener: `GET /` is the page (also
+//! at `/clients` and each other view's name), `GET /assets/...` its scripts and styles. The files hold no data, so they are served without credentials;
 //! the page logs in and then reads the API like any client.
 
 use axum::extract::Path;
@@ -17,6 +17,15 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; wo
 /// `GET /`.
 pub async fn index(headers: HeaderMap) -> Response {
     serve(ractmq_dashboard::index(), &headers)
+}
+
+/// `GET /{page}` (`/clients`...): the same page, which shows that view.
+pub async fn page(Path(page): Path<String>, headers: HeaderMap) -> Response {
+    if ractmq_dashboard::PAGES.contains(&page.as_str()) {
+        serve(ractmq_dashboard::index(), &headers)
+    } else {
+        (StatusCode::NOT_FOUND, "no such page in the dashboard").into_response()
+    }
 }
 
 /// `GET /assets/{path}`.

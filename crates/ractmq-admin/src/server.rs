@@ -74,7 +74,9 @@ pub async fn start(
             tracing::error!("the REST API stopped: {e}");
         }
     });
-    tracing::info!("REST API listening on http://{addr} (OpenAPI document at /api/v1/openapi.json)");
+    tracing::info!(
+        "REST API listening on http://{addr} (dashboard at http://{addr}/, OpenAPI document at /api/v1/openapi.json)"
+    );
     Ok(ApiServer { addr, task })
 }
 
@@ -130,7 +132,8 @@ pub fn routes(state: AppState) -> Router {
         // Nor does logging in: it is how a dashboard gets the token it then sends.
         .route("/api/v1/login", get(login::info).post(login::login))
         .route("/", get(dashboard::index))
-        .route("/assets/*path", get(dashboard::asset));
+        .route("/assets/*path", get(dashboard::asset))
+        .route("/:page", get(dashboard::page));
     Router::new()
         .nest("/api/v1", v1)
         .route("/metrics", get(prometheus::metrics))

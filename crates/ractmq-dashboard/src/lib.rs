@@ -25,6 +25,20 @@ pub struct Asset {
     pub etag: String,
 }
 
+/// The dashboard's pages. Each is a route inside the single page (`/#/clients`) and, so that a link or a
+/// bookmark without the `#` works too, a path the server answers with that same page (`/clients`).
+pub const PAGES: &[&str] = &[
+    "overview",
+    "clients",
+    "topics",
+    "cluster",
+    "supervision",
+    "security",
+    "bridges",
+    "rules",
+    "live",
+];
+
 /// The dashboard's single page (every view is a route inside it).
 pub fn index() -> Asset {
     asset("index.html").expect("assets/index.html is embedded")
@@ -77,5 +91,18 @@ mod tests {
             "text/javascript; charset=utf-8"
         );
         assert!(asset("../Cargo.toml").is_none());
+    }
+
+    #[test]
+    fn the_server_knows_the_pages_the_router_shows() {
+        let app = String::from_utf8(asset("js/app.js").unwrap().body.into_owned()).unwrap();
+        let line = app.lines().find(|l| l.starts_with("const PAGES = {")).unwrap();
+        let names: Vec<&str> = line
+            .trim_start_matches("const PAGES = {")
+            .trim_end_matches("};")
+            .split(',')
+            .map(str::trim)
+            .collect();
+        assert_eq!(names, PAGES);
     }
 }

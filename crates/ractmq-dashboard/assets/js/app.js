@@ -21,7 +21,8 @@ let leaving = [];
 let loginOptions = { required: false };
 
 function parseHash() {
-  const raw = location.hash.replace(/^#\/?/, "");
+  // /#/clients, or /clients (the server answers each page's path with this page too).
+  const raw = location.hash ? location.hash.replace(/^#\/?/, "") : location.pathname.replace(/^\//, "") + location.search;
   const [path, query = ""] = raw.split("?");
   const name = path.split("/")[0] || "overview";
   return { name: PAGES[name] ? name : "overview", params: new URLSearchParams(query) };
