@@ -51,3 +51,9 @@ echo "==> interoperability tests (paho-mqtt, mosquitto clients) and the dashboar
 # interoperability tests count on the order an optimised build gives.
 cargo build --release --bin ractmq
 RACTMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/ractmq" python3 -m pytest tests/python -q
+
+echo "==> MQTT.js interoperability tests"
+# MQTT.js (npm mqtt, pinned in tests/js/package-lock.json), the client most web apps use, over TCP and
+# WebSocket, against the same release binary. Needs node (20 or later) and npm on the machine.
+(cd tests/js && npm ci --no-audit --no-fund --silent)
+RACTMQ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/ractmq" node --test tests/js/
