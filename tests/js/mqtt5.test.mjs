@@ -1,12 +1,12 @@
 // MQTT.js against ractmq: MQTT 5 properties and subscription options end to end (user properties, content
 // type, payload format indicator, request/response, message expiry, topic aliases both ways, subscription
-// identifiers, no local, retain as published, retain handling) and SUBACK/UNSUBACK reason codes, over TCP
-// and WebSocket.
+// identifiers, no local, retain as published, retain handling), the client's limits (Maximum Packet Size,
+// Receive Maximum) and SUBACK/UNSUBACK reason codes, over TCP and WebSocket.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { TRANSPORTS, matrix, topic, withBroker } from './support.mjs';
+import { TRANSPORTS, eventually, matrix, publishNumbered, topic, withBroker } from './support.mjs';
 
 const v5 = (clientId, extra = {}) => ({ protocolVersion: 5, clientId, ...extra });
 
@@ -135,6 +135,61 @@ for (const transport of TRANSPORTS) {
       const alias = wire[0][1];
       assert.ok(alias >= 1 && alias <= 4, `first delivery sets an alias within the client's maximum: ${wire[0]}`);
       assert.deepEqual(wire, [[t1, alias], ...Array(4).fill(['', alias])]);
+    }));
+
+  test(`${label}: topic aliases reassigned to other topics by the publisher are followed`, (t) =>
+    withBroker(
+      t,
+      async (ctx) => {
+        const base = topic('alias/lru');
+        const sub = await ctx.client(transport, v5('sub'));
+        await sub.subscribe(`${base}/#`, { qos: 1 });
+        // The broker allows 2 aliases; MQTT.js assigns them itself and reuses the least recently used one.
+        const pub = await ctx.client(transport, v5('pub', { autoAssignTopicAlias: true }));
+        const order = ['a', 'b', 'c', 'a', 'd', 'b', 'b', 'e', 'a'];
+        for (const [i, leaf] of order.entries()) {
+          await pub.publish(`${base}/${leaf}`, `${i}`, { qos: 1 });
+        }
+        await sub.count(undefined, order.length);
+        assert.deepEqual(sub.messages.map((m) => [m.topic, m.text]), order.map((leaf, i) => [`${base}/${leaf}`, `${i}`]));
+        const aliases = pub.packets('publish', 'sent').map((p) => p.properties?.topicAlias);
+        assert.ok(aliases.every((a) => a === 1 || a === 2), `aliases used: ${aliases}`);
+        assert.ok(pub.packets('publish', 'sent').some((p) => p.topic === ''), 'some publishes went by alias alone');
+      },
+      { args: ['--topic-alias-maximum', '2'] },
+    ));
+
+  test(`${label}: the broker's topic aliases stay right when it has fewer than topics`, (t) =>
+    withBroker(t, async (ctx) => {
+      const base = topic('alias/few');
+      const sub = await ctx.client(transport, v5('sub', { properties: { topicAliasMaximum: 2 } }));
+      await sub.subscribe(`${base}/#`, { qos: 1 });
+      const pub = await ctx.client(transport, v5('pub'));
+      const order = ['a', 'b', 'c', 'a', 'd', 'b', 'b', 'e', 'a', 'c'];
+      for (const [i, leaf] of order.entries()) {
+        await pub.publish(`${base}/${leaf}`, `${i}`, { qos: 1 });
+      }
+      await sub.count(undefined, order.length);
+      assert.deepEqual(sub.messages.map((m) => [m.topic, m.text]), order.map((leaf, i) => [`${base}/${leaf}`, `${i}`]));
+      const aliases = sub.packets('publish').map((p) => p.properties?.topicAlias).filter((a) => a !== undefined);
+      assert.ok(aliases.every((a) => a >= 1 && a <= 2), `aliases within the client's maximum: ${aliases}`);
+    }));
+
+  test(`${label}: the broker keeps to the client's Receive Maximum`, (t) =>
+    withBroker(t, async (ctx) => {
+      const t1 = topic('recvmax');
+      const sub = await ctx.client(transport, v5('sub', { properties: { receiveMaximum: 3 } }));
+      // No PUBACK ever: MQTT.js acknowledges once handleMessage calls back.
+      sub.client.handleMessage = () => {};
+      await sub.subscribe(t1, { qos: 1 });
+      const pub = await ctx.client(transport, v5('pub'));
+      await publishNumbered(pub, t1, 10, 1);
+      // All ten are with the subscriber's session: three in flight, the rest queued behind them.
+      const state = await eventually(async () => {
+        const c = await ctx.broker.client('sub');
+        return c.inflight + c.queued === 10 && c;
+      }, 'the ten messages to reach the session');
+      assert.deepEqual([state.inflight, state.queued], [3, 7]);
     }));
 
   test(`${label}: subscription identifiers come back with the messages they matched`, (t) =>
