@@ -276,3 +276,126 @@ def test_screenshots_of_every_page_at_1280x800(node, page):
         page.screenshot(path=str(OUTPUT / f"{name}.png"))
     device.close()
     assert sorted(p.stem for p in OUTPUT.glob("*.png")) >= sorted(PAGES)
+
+
+def test_kick_and_ban_from_the_clients_page_keeps_the_client_out(node, page):
+    pest = paho(node, "pest-3")
+    pest.connect_ok()
+    log_in(page, node, "/#/clients?id=pest-3")
+    expect(page.locator("#client-details")).to_contain_text("pest-3", timeout=WAIT_MS)
+    page.click("#detail-ban")
+    page.select_option("#ban-duration", "3600")
+    page.fill("#ban-reason", "misbehaving in test")
+    confirm(page)
+    assert pest.wait_disconnected().reason_code == 0x98
+    pest.close()
+    # It may not come back: CONNACK 0x8A (banned).
+    again = paho(node, "pest-3")
+    refused = again.connect()
+    assert refused.reason_code == 0x8A, refused
+    again.close()
+    go(page, "security")
+    ban = page.locator('#security-bans tr[data-key="clientid:pest-3"]')
+    expect(ban).to_contain_text("misbehaving in test", timeout=WAIT_MS)
+    # Lifting the ban lets it in again.
+    ban.locator("button", has_text="Lift").click()
+    expect(ban).to_have_count(0, timeout=WAIT_MS)
+    back = paho(node, "pest-3")
+    back.connect_ok()
+    back.close()
+
+
+def test_publish_and_delete_a_retained_message_from_the_topics_page(node, page):
+    reader = paho(node, "topic-reader")
+    reader.connect_ok()
+    reader.subscribe("factory/#", qos=1)
+    log_in(page, node, "/#/topics?tab=publish")
+    page.fill("#publish-topic", "factory/oven/setpoint")
+    page.fill("#publish-payload", "220")
+    page.select_option("#publish-qos", "1")
+    page.check("#publish-retain")
+    page.click("#publish-submit")
+    expect(page.locator("#publish-result")).to_contain_text("to 1 local subscriber", timeout=WAIT_MS)
+    got = reader.get()
+    assert (got.topic, got.payload, got.qos) == ("factory/oven/setpoint", b"220", 1)
+
+    page.click('.tabs [data-tab="retained"]')
+    row = page.locator('#view tr[data-key="factory/oven/setpoint"]')
+    expect(row).to_contain_text("220", timeout=WAIT_MS)
+    row.locator('[data-action="delete-retained"]').click()
+    confirm(page)
+    expect(row).to_have_count(0, timeout=WAIT_MS)
+    assert all(m["topic"] != "factory/oven/setpoint" for m in api_get(node, "/retained"))
+    # A new subscriber gets no retained message: the marker published after is the first thing it sees.
+    late = paho(node, "late-reader")
+    late.connect_ok()
+    late.subscribe("factory/#", qos=1)
+    reader.publish("factory/marker", "m", qos=1)
+    assert late.get().topic == "factory/marker"
+    late.close()
+    reader.close()
+
+
+def test_a_bridge_created_and_edited_in_the_ui_moves_messages(broker_factory, node, page):
+    remote = broker_factory()
+    far = paho(remote, "far-reader", protocol=mqtt.MQTTv311)
+    far.connect_ok()
+    far.subscribe("#", qos=1)
+    near = paho(node, "near-writer")
+    near.connect_ok()
+
+    log_in(page, node)
+    go(page, "bridges")
+    page.click("#bridge-create")
+    page.select_option("#bridge-kind", "mqtt")
+    page.fill("#bridge-json", json.dumps({
+        "kind": "mqtt", "name": "to-far", "server": f"127.0.0.1:{remote.port}", "forward": ["out/#"], "qos": 1,
+    }))
+    page.click("#bridge-save")
+    row = page.locator('#bridges-table tr[data-key="to-far"]')
+    expect(row).to_contain_text("connected", timeout=WAIT_MS)
+    near.publish("out/a", "1", qos=1)
+    assert far.get().topic == "out/a"
+
+    # Edit: forward another filter instead; what the old filter matches no longer crosses.
+    row.locator("button", has_text="Edit").click()
+    edited = json.loads(page.input_value("#bridge-json"))
+    edited["forward"] = ["other/#"]
+    page.fill("#bridge-json", json.dumps(edited))
+    page.click("#bridge-save")
+    expect(page.locator("dialog[open]")).to_have_count(0, timeout=WAIT_MS)
+    expect(row).to_contain_text("connected", timeout=WAIT_MS)
+    assert api_get(node, "/bridges/to-far")["forward"] == ["other/#"]
+    near.publish("out/b", "2", qos=1)
+    near.publish("other/c", "3", qos=1)
+    got = far.get()
+    assert (got.topic, got.payload) == ("other/c", b"3"), got
+
+    row.locator("button", has_text="Delete").click()
+    confirm(page)
+    expect(row).to_have_count(0, timeout=WAIT_MS)
+    assert api_get(node, "/bridges") == []
+    near.close()
+    far.close()
+
+
+def test_the_cluster_page_draws_every_member_and_link(broker_factory, chromium, page):
+    ports = [_free_port() for _ in range(3)]
+    common = ["--cookie", "dashboard-test", "--api-user", f"{USER}:{PASSWORD}"]
+    nodes = [broker_factory("--node-name", "n1", "--cluster-listen", f"127.0.0.1:{ports[0]}", *common)]
+    for i in (1, 2):
+        nodes.append(broker_factory("--node-name", f"n{i + 1}", "--cluster-listen", f"127.0.0.1:{ports[i]}",
+                                    "--seed", f"n1@127.0.0.1:{ports[0]}", *common))
+    first = nodes[0]
+    first.api = f"http://{first.api_addr()}"
+    log_in(page, first, "/#/cluster")
+    for name in ("n1", "n2", "n3"):
+        expect(page.locator(f'#cluster-members tr[data-key="{name}"]')).to_contain_text("up", timeout=WAIT_MS)
+    expect(page.locator("#cluster-map .node")).to_have_count(3)
+    expect(page.locator("#cluster-map .link.up")).to_have_count(2, timeout=WAIT_MS)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "cluster-3-nodes.png"))
+    # A member that dies shows as down, its link cut.
+    nodes[2].stop()
+    expect(page.locator('#cluster-members tr[data-key="n3"]')).not_to_contain_text("up", timeout=WAIT_MS)
+    expect(page.locator("#cluster-map .link.down")).to_have_count(1, timeout=WAIT_MS)
