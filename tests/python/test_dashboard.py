@@ -133,6 +133,22 @@ def test_the_dashboard_is_served_at_the_root_of_the_api_listener(node):
     assert refused.value.code == 401
 
 
+def test_a_wrong_password_is_refused_on_the_login_page(node, page):
+    page.goto(node.api + "/")
+    page.fill("#login-username", USER)
+    page.fill("#login-password", "not-the-password")
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_contain_text("login failed", timeout=WAIT_MS)
+    expect(page.locator("#shell")).to_be_hidden()
+    # The browser reports the refused request itself; nothing else may go wrong.
+    refused = "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    assert page.problems == [f"console.error: {refused}"], page.problems
+    page.problems.clear()
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    expect(page.locator("#shell")).to_be_visible(timeout=WAIT_MS)
+
+
 def test_log_in_see_a_connected_client_and_kick_it(node, page):
     device = paho(node, "dash-device-7")
     device.connect_ok()

@@ -51,6 +51,23 @@ pub struct TreeNode {
     pub hibernated: Option<usize>,
 }
 
+impl TreeNode {
+    /// An actor as the walk first finds it: no children, no strategy, until it answers for them.
+    fn found(name: String, supervisor: bool, status: &'static str, restarts: u64) -> TreeNode {
+        TreeNode {
+            name,
+            supervisor,
+            status,
+            strategy: None,
+            intensity: None,
+            restarts,
+            children_count: 0,
+            children: Vec::new(),
+            hibernated: None,
+        }
+    }
+}
+
 type Walk<'a> = Pin<Box<dyn Future<Output = TreeNode> + Send + 'a>>;
 
 /// The tree from the root supervisor down, as it is now.
@@ -70,17 +87,8 @@ fn node(
     deadline: Instant,
 ) -> Walk<'_> {
     Box::pin(async move {
-        let mut node = TreeNode {
-            name,
-            supervisor,
-            status: cell.as_ref().map_or("stopped", |c| status(c.get_status())),
-            strategy: None,
-            intensity: None,
-            restarts,
-            children_count: 0,
-            children: Vec::new(),
-            hibernated: None,
-        };
+        let found = cell.as_ref().map_or("stopped", |c| status(c.get_status()));
+        let mut node = TreeNode::found(name, supervisor, found, restarts);
         let Some(cell) = cell else {
             return node;
         };
@@ -106,16 +114,8 @@ fn node(
                 node.children_count = sessions.awake;
                 node.hibernated = Some(sessions.hibernated);
                 node.children = (sessions.listed.into_iter())
-                    .map(|(client_id, cell, restarts)| TreeNode {
-                        name: client_id.to_string(),
-                        supervisor: false,
-                        status: status(cell.get_status()),
-                        strategy: None,
-                        intensity: None,
-                        restarts,
-                        children_count: 0,
-                        children: Vec::new(),
-                        hibernated: None,
+                    .map(|(client_id, cell, restarts)| {
+                        TreeNode::found(client_id.to_string(), false, status(cell.get_status()), restarts)
                     })
                     .collect();
             }

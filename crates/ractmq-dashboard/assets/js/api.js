@@ -41,7 +41,8 @@ async function request(method, path, body) {
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-  if (response.status === 401) {
+  // A 401 means the session is gone, except from the login itself, which says why on the login page.
+  if (response.status === 401 && path !== "/login") {
     setToken(null);
     unauthorized();
   }

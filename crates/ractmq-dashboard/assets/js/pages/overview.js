@@ -40,11 +40,14 @@ export default {
     ctx.onLeave(() => { messages.destroy(); drops.destroy(); });
     const rates = new Rates();
     let showAllChecks = false;
+    // From /health, every 5 s: whether load balancers should send clients here.
+    let readiness = null;
 
     ctx.every(1000, async () => {
       const [status, stats] = await Promise.all([api.get("/status"), api.get("/stats")]);
       fill(tiles,
-        tile("Status", h("span", {}, badge("running", "ok")), "tile-status"),
+        tile("Status", readiness === null ? badge("running", "ok")
+          : readiness ? badge("ready", "ok") : badge("not ready", "bad"), "tile-status"),
         tile("Node", status.node, "tile-node"),
         tile("Version", status.version, "tile-version"),
         tile("Uptime", duration(status.uptime_s), "tile-uptime"),
@@ -64,6 +67,7 @@ export default {
 
     ctx.every(5000, async () => {
       const [ready, ls] = await Promise.all([api.get("/health"), api.get("/listeners")]);
+      readiness = !!ready.ready;
       const checks = checksOf(ready);
       const down = checks.filter((c) => !c.up);
       const checkTable = (rows) => table([
