@@ -31,7 +31,7 @@ pub use ractmq_broker::{
     InboxReader, ListenerSpec, Metrics, Publisher, RestartPolicy, SecurityConfig, SharedStrategy, StartError, Strategy,
     Subscription, Supervisor, SupervisorArgs, SupervisorMsg, Tree, TreeError, TreeSpec,
 };
-pub use ractmq_cluster::{Cluster, ClusterConfig, ClusterTls, Member, MemberEvent, MemberState};
+pub use ractmq_cluster::{Cluster, ClusterConfig, ClusterTls, Discovery, Member, MemberEvent, MemberState};
 pub use ractmq_codec::{Protocol, QoS};
 pub use ractmq_protocol::{Limits, ListenerKind, Message, OverflowPolicy, Pattern, QueueRule, Redirect};
 pub use ractmq_rule_engine::{RuleConfig, RuleInfo, Rules, RulesConfig};

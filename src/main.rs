@@ -286,10 +286,24 @@ struct StartArgs {
     /// Where the other nodes dial this node, when not --cluster-listen (behind a port mapping or a proxy).
     #[arg(long, requires = "node_name")]
     cluster_advertise: Option<SocketAddr>,
-    /// A node to join through, as NAME@IP:PORT, e.g. n2@127.0.0.1:4371 (repeat for more). One reachable seed
-    /// is enough: the rest of the cluster is learned from it. A seed that is this node is skipped.
+    /// A node to join through, as NAME@IP:PORT or NAME@HOST:PORT, e.g. n2@127.0.0.1:4371 or
+    /// n2@node2.example:4371 (repeat for more). A host name is resolved again at every redial, so a node back
+    /// at another address is found. One reachable seed is enough: the rest of the cluster is learned from it.
+    /// A seed that is this node is skipped.
     #[arg(long = "seed", value_parser = ractmq_cluster::parse_seed, requires = "node_name")]
-    seeds: Vec<(String, SocketAddr)>,
+    seeds: Vec<ractmq_cluster::Seed>,
+    /// How peers are found besides --seed: static (the seeds only) or dns (every A/AAAA record of
+    /// --discovery-name is a node listening on --discovery-port, resolved again every 5 s; e.g. a Kubernetes
+    /// headless service).
+    #[arg(long, value_parser = ["static", "dns"], default_value = "static", requires = "node_name")]
+    discovery: String,
+    /// With --discovery dns: the DNS name whose A/AAAA records are the cluster's nodes.
+    #[arg(long, requires = "node_name")]
+    discovery_name: Option<String>,
+    /// With --discovery dns: the port the nodes found by DNS listen on for other nodes (0: this node's
+    /// --cluster-listen port).
+    #[arg(long, default_value_t = 0, requires = "node_name")]
+    discovery_port: u16,
     /// The secret every node of the cluster shares (or set RACTMQ_COOKIE, which keeps it out of `ps`).
     #[arg(long, env = "RACTMQ_COOKIE", hide_env_values = true)]
     cookie: Option<String>,

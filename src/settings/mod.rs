@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ractmq::{
-    BrokerConfig, ClusterConfig, ClusterTls, Durability, ListenerSpec, OverflowPolicy, QoS, Redirect, SharedStrategy,
+    BrokerConfig, ClusterConfig, ClusterTls, Discovery, Durability, ListenerSpec, OverflowPolicy, QoS, Redirect,
+    SharedStrategy,
 };
 use ractmq_admin::ApiConfig;
 use serde::{Deserialize, Serialize};
@@ -153,6 +154,9 @@ pub struct Cluster {
     pub listen: String,
     pub advertise: String,
     pub seeds: Vec<String>,
+    pub discovery: String,
+    pub discovery_name: String,
+    pub discovery_port: u16,
     pub cookie: String,
     pub heartbeat_interval_ms: u64,
     pub down_after_ms: u64,
@@ -275,6 +279,9 @@ impl Default for Settings {
                 listen: String::new(),
                 advertise: String::new(),
                 seeds: Vec::new(),
+                discovery: "static".into(),
+                discovery_name: String::new(),
+                discovery_port: 0,
                 cookie: String::new(),
                 heartbeat_interval_ms: 1000,
                 down_after_ms: 5000,
@@ -609,8 +616,8 @@ impl Settings {
     fn cluster_config(&self) -> Result<Option<ClusterConfig>, String> {
         let c = &self.cluster;
         if c.node_name.is_empty() {
-            if !c.listen.is_empty() || !c.seeds.is_empty() {
-                return Err("cluster.node_name is empty but cluster.listen or cluster.seeds is set: give this node a name to cluster it (--node-name)".into());
+            if !c.listen.is_empty() || !c.seeds.is_empty() || c.discovery != "static" {
+                return Err("cluster.node_name is empty but cluster.listen, cluster.seeds or cluster.discovery is set: give this node a name to cluster it (--node-name)".into());
             }
             return Ok(None);
         }
@@ -629,11 +636,32 @@ impl Settings {
             "" => None,
             a => Some(addr("cluster.advertise", a, "10.0.0.5:4370")?),
         };
-        config.seeds = c
-            .seeds
-            .iter()
-            .map(|s| ractmq::parts::cluster::parse_seed(s).map_err(|e| format!("cluster.seeds: {e}")))
-            .collect::<Result<_, _>>()?;
+        for seed in &c.seeds {
+            config.add_seed(ractmq::parts::cluster::parse_seed(seed).map_err(|e| format!("cluster.seeds: {e}"))?);
+        }
+        config.discovery = match c.discovery.as_str() {
+            "static" => {
+                if !c.discovery_name.is_empty() {
+                    return Err(format!(
+                        "cluster.discovery_name '{}' is set but cluster.discovery is static: add --discovery dns (cluster.discovery = \"dns\") to find peers by that name",
+                        c.discovery_name
+                    ));
+                }
+                Discovery::Static
+            }
+            "dns" => Discovery::Dns {
+                name: c.discovery_name.clone(),
+                port: match c.discovery_port {
+                    0 => config.cluster_listen.port(),
+                    p => p,
+                },
+            },
+            other => {
+                return Err(format!(
+                    "cluster.discovery '{other}' is not a discovery: give static (the seeds only) or dns (with cluster.discovery_name)"
+                ))
+            }
+        };
         config.heartbeat_interval = Duration::from_millis(c.heartbeat_interval_ms);
         config.down_after = Duration::from_millis(c.down_after_ms);
         config.forward_queue = c.forward_queue;

@@ -344,7 +344,22 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     (
         "cluster.seeds",
         Some("seeds"),
-        "Nodes to join through, as \"NAME@IP:PORT\"; one reachable seed is enough.",
+        "Nodes to join through, as \"NAME@IP:PORT\" or \"NAME@HOST:PORT\" (the host resolved again at every redial); one reachable seed is enough.",
+    ),
+    (
+        "cluster.discovery",
+        Some("discovery"),
+        "How peers are found besides the seeds: \"static\" (the seeds only) or \"dns\" (every A/AAAA record of discovery_name, resolved again every 5 s).",
+    ),
+    (
+        "cluster.discovery_name",
+        Some("discovery_name"),
+        "With discovery = \"dns\": the DNS name whose records are the cluster's nodes (e.g. a Kubernetes headless service).",
+    ),
+    (
+        "cluster.discovery_port",
+        Some("discovery_port"),
+        "With discovery = \"dns\": the cluster port of the nodes found (0: this node's cluster.listen port).",
     ),
     (
         "cluster.cookie",

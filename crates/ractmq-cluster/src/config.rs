@@ -21,6 +21,11 @@ pub struct ClusterConfig {
     /// membership is learned from it. A seed that is this node is skipped, so every node can be given the
     /// same list.
     pub seeds: Vec<(String, SocketAddr)>,
+    /// Seeds given by host name, as (node name, host, port): resolved again at every redial, so that a peer
+    /// back at another address is found (see `discovery.rs`). A host seed named like this node is skipped.
+    pub seed_hosts: Vec<HostSeed>,
+    /// How peers are found besides the seeds: [`Discovery::Static`] (the seeds only) or DNS.
+    pub discovery: Discovery,
     /// The shared secret every node must have; a peer with another cookie is refused.
     pub cookie: String,
     /// How often this node tells every peer it is alive.
@@ -42,6 +47,8 @@ impl ClusterConfig {
             cluster_listen,
             advertise: None,
             seeds: Vec::new(),
+            seed_hosts: Vec::new(),
+            discovery: Discovery::Static,
             cookie: cookie.into(),
             heartbeat_interval: Duration::from_secs(1),
             down_after: Duration::from_secs(5),
@@ -96,7 +103,41 @@ impl ClusterConfig {
                 ));
             }
         }
+        for seed in &self.seed_hosts {
+            check_name(&seed.name).map_err(|e| format!("--seed {seed}: the name {e}"))?;
+            if seed.port == 0 {
+                return Err(format!(
+                    "--seed {seed}: give the port the node listens on for other nodes (not 0)"
+                ));
+            }
+        }
+        if let Discovery::Dns { name, port } = &self.discovery {
+            if name.is_empty() {
+                return Err("--discovery dns needs --discovery-name: the DNS name whose A/AAAA records are the cluster's nodes (e.g. a Kubernetes headless service)".into());
+            }
+            if *port == 0 {
+                return Err(
+                    "--discovery-port must be a port other than 0 (the port every node's --cluster-listen uses)".into(),
+                );
+            }
+            if self.tls.is_some() {
+                return Err("--discovery dns does not work with --cluster-tls-cert yet (a peer's certificate is checked against its node name, unknown before the handshake): give the peers as --seed NAME@HOST:PORT instead".into());
+            }
+        }
         Ok(())
+    }
+
+    /// The host seeds other than this node (by name: its address is not known before resolving).
+    pub(crate) fn other_seed_hosts(&self) -> impl Iterator<Item = &HostSeed> {
+        self.seed_hosts.iter().filter(|s| s.name != self.node_name)
+    }
+
+    /// Add a seed as [`parse_seed`] gives it.
+    pub fn add_seed(&mut self, seed: Seed) {
+        match seed {
+            Seed::Addr(name, addr) => self.seeds.push((name, addr)),
+            Seed::Host(host) => self.seed_hosts.push(host),
+        }
     }
 
     /// The seeds other than this node.
@@ -112,16 +153,86 @@ impl ClusterConfig {
     }
 }
 
-/// Parse a seed given as `NAME@HOST:PORT`, e.g. `n2@127.0.0.1:4371`.
-pub fn parse_seed(s: &str) -> Result<(String, SocketAddr), String> {
+/// How a node finds its peers, besides what they tell each other.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Discovery {
+    /// The seeds given (`--seed`), nothing more.
+    #[default]
+    Static,
+    /// Every A/AAAA record of `name` is a peer listening on `port` (EMQX's DNS strategy, e.g. for a
+    /// Kubernetes headless service), resolved again every few seconds so that nodes that appear later are
+    /// found. The seeds are dialled too.
+    Dns {
+        /// The DNS name.
+        name: String,
+        /// The cluster port of every peer.
+        port: u16,
+    },
+}
+
+/// A seed given by host name: node `name` listens for other nodes on `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSeed {
+    /// The node's name.
+    pub name: String,
+    /// Its host name (resolved at each dial).
+    pub host: String,
+    /// Its cluster port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}:{}", self.name, self.host, self.port)
+    }
+}
+
+/// A seed as given: at an address, or at a host name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seed {
+    /// `NAME@IP:PORT`: dialled at that address, as it is.
+    Addr(String, SocketAddr),
+    /// `NAME@HOST:PORT`: the host resolved again at every redial.
+    Host(HostSeed),
+}
+
+/// Parse a seed given as `NAME@IP:PORT` (e.g. `n2@127.0.0.1:4371`, `n2@[::1]:4371`) or `NAME@HOST:PORT`
+/// (e.g. `n2@localhost:4371`, `n2@ractmq-2.ractmq.svc:4370`).
+pub fn parse_seed(s: &str) -> Result<Seed, String> {
+    const EXAMPLE: &str = "e.g. n2@127.0.0.1:4371 or n2@node2.example:4371";
     let Some((name, addr)) = s.split_once('@') else {
-        return Err(format!("'{s}' is not NAME@IP:PORT (e.g. n2@127.0.0.1:4371)"));
+        return Err(format!("'{s}' is not NAME@HOST:PORT ({EXAMPLE})"));
     };
     check_name(name).map_err(|e| format!("'{s}': the name {e}"))?;
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|_| format!("'{s}': '{addr}' is not IP:PORT (e.g. n2@127.0.0.1:4371)"))?;
-    Ok((name.to_string(), addr))
+    if let Ok(addr) = addr.parse::<SocketAddr>() {
+        return Ok(Seed::Addr(name.to_string(), addr));
+    }
+    let bad = || format!("'{s}': '{addr}' is not HOST:PORT ({EXAMPLE})");
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    check_host(host).map_err(|e| format!("'{s}': the host {e}"))?;
+    Ok(Seed::Host(HostSeed {
+        name: name.to_string(),
+        host: host.to_string(),
+        port,
+    }))
+}
+
+/// A DNS host name: labels of letters, digits and '-' (and '_', found in service names), separated by dots.
+pub fn check_host(host: &str) -> Result<(), String> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.len() > 253 {
+        return Err("must be 1 to 253 characters long".into());
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if !host.split('.').all(label_ok) {
+        return Err(format!(
+            "'{host}' is not a host name (letters, digits and '-' between dots) nor an IP address"
+        ));
+    }
+    Ok(())
 }
 
 /// Longest node name accepted.
@@ -161,14 +272,28 @@ mod tests {
     fn seeds_parse_as_name_at_address() {
         assert_eq!(
             parse_seed("n2@127.0.0.1:4371"),
-            Ok(("n2".to_string(), "127.0.0.1:4371".parse().unwrap()))
+            Ok(Seed::Addr("n2".to_string(), "127.0.0.1:4371".parse().unwrap()))
         );
         assert_eq!(
             parse_seed("n2@[::1]:4371"),
-            Ok(("n2".to_string(), "[::1]:4371".parse().unwrap()))
+            Ok(Seed::Addr("n2".to_string(), "[::1]:4371".parse().unwrap()))
         );
-        assert!(parse_seed("127.0.0.1:4371").unwrap_err().contains("NAME@IP:PORT"));
-        assert!(parse_seed("n2@somewhere").unwrap_err().contains("not IP:PORT"));
+        assert_eq!(
+            parse_seed("n2@localhost:4371"),
+            Ok(Seed::Host(HostSeed {
+                name: "n2".into(),
+                host: "localhost".into(),
+                port: 4371
+            }))
+        );
+        assert!(matches!(
+            parse_seed("n2@ractmq-2.ractmq.svc.cluster.local:4370"),
+            Ok(Seed::Host(_))
+        ));
+        assert!(parse_seed("127.0.0.1:4371").unwrap_err().contains("NAME@HOST:PORT"));
+        assert!(parse_seed("n2@somewhere").unwrap_err().contains("not HOST:PORT"));
+        assert!(parse_seed("n2@somewhere:x").unwrap_err().contains("not HOST:PORT"));
+        assert!(parse_seed("n2@some where:1").unwrap_err().contains("not a host name"));
         assert!(parse_seed("n,2@127.0.0.1:1").unwrap_err().contains("may only contain"));
     }
 
@@ -192,6 +317,12 @@ mod tests {
         let mut c = config();
         c.seeds.push(("n1".into(), "127.0.0.1:4999".parse().unwrap()));
         assert!(c.validate().unwrap_err().contains("its own --node-name"));
+        let mut c = config();
+        c.discovery = Discovery::Dns {
+            name: String::new(),
+            port: 4370,
+        };
+        assert!(c.validate().unwrap_err().contains("needs --discovery-name"));
     }
 
     #[test]

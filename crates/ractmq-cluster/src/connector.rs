@@ -6,7 +6,8 @@
 //! up yet is joined once it is. A link that stays open to a member found down is closed so that it can be
 //! dialled afresh (see `stale_links.rs`), and so is one that does not authenticate in time
 //! (`handshakes.rs`). It also reads the node server's link events to tell the operator, in one
-//! line, why a peer cannot be reached or refuses this node.
+//! line, why a peer cannot be reached or refuses this node. Seeds given by host name and `--discovery dns`
+//! are resolved again at each redial and dialled by address (`discovery.rs`).
 //!
 //! Its state (backoffs, dials in flight, what was reported) is only about pacing and logging: a restart
 //! starts the backoffs afresh, which costs at most a few early dials.
@@ -21,6 +22,7 @@ use ractor_cluster::{ClientConnectErr, NodeServerMessage, NodeSessionMessage};
 
 use crate::auth_watch::AuthWatch;
 use crate::backoff::{Backoff, MAX_RETRY};
+use crate::discovery::{self, Target};
 use crate::handshakes::{Handshakes, HANDSHAKE_TIMEOUT};
 use crate::link_events::{ConnectorMsg, LinkEvent, LinkEvents};
 use crate::membership::{human, MemberState};
@@ -49,6 +51,14 @@ pub struct ConnectorState {
     auth: AuthWatch,
     ages: LinkAges<ActorId>,
     handshakes: Handshakes<ActorId, ActorRef<NodeSessionMessage>>,
+    /// Host seeds and the DNS discovery name, resolved again and again.
+    targets: Vec<Target>,
+    /// Addresses found to be this node (a link to them told this node's own name).
+    self_addrs: HashSet<SocketAddr>,
+    /// As of the last round: the names of the members with a link, and the addresses with one (dialled
+    /// addresses of outbound links, and the cluster addresses of linked members).
+    linked_names: HashSet<String>,
+    linked_addrs: HashSet<SocketAddr>,
 }
 
 impl Actor for Connector {
@@ -65,7 +75,6 @@ impl Actor for Connector {
         myself.send_interval(CHECK_EVERY, || ConnectorMsg::Check);
         let auth = AuthWatch::new(shared.tls.is_some());
         Ok(ConnectorState {
-            shared,
             backoff: HashMap::new(),
             dialling: HashSet::new(),
             reported: HashSet::new(),
@@ -73,6 +82,11 @@ impl Actor for Connector {
             auth,
             ages: LinkAges::default(),
             handshakes: Handshakes::default(),
+            targets: Target::all(&shared.config),
+            self_addrs: HashSet::new(),
+            linked_names: HashSet::new(),
+            linked_addrs: HashSet::new(),
+            shared,
         })
     }
 
@@ -100,6 +114,7 @@ impl Actor for Connector {
                 }
                 state.auth.observe(&event, now);
             }
+            ConnectorMsg::Resolved { target, result } => state.resolved(target, result, &myself),
         }
         Ok(())
     }
@@ -135,11 +150,26 @@ impl ConnectorState {
         // Links are matched to members by node name (a peer's ractor_cluster name is `NAME@HOST`), not by
         // address: a member may be reached through an address other than the one it listens on
         // (--cluster-advertise).
+        let me = self.shared.config.node_name.clone();
+        let mut dialled_addrs = HashSet::new();
         let links: Vec<(ActorRef<NodeSessionMessage>, String)> = sessions
             .into_values()
             .filter_map(|s| {
                 let name = s.peer_name?.name;
                 let node = name.split_once('@').map_or(name.as_str(), |(n, _)| n).to_string();
+                let addr = s.peer_addr.parse::<SocketAddr>().ok().filter(|_| !s.is_server);
+                // An address found by discovery may be this very node, reached another way: close the link,
+                // and never dial that address again.
+                if node == me {
+                    if let Some(addr) = addr {
+                        if self.self_addrs.insert(addr) {
+                            tracing::info!("{addr} is this node itself: not dialling it again");
+                        }
+                    }
+                    s.actor.stop(Some("a link to this node itself".into()));
+                    return None;
+                }
+                dialled_addrs.extend(addr);
                 Some((s.actor, node))
             })
             .collect();
@@ -158,7 +188,20 @@ impl ConnectorState {
             (targets, down)
         };
         self.close_stale_links(&links, &down, now);
-        self.backoff.retain(|addr, _| targets.iter().any(|(_, a)| a == addr));
+        self.linked_names = linked.iter().map(|n| n.to_string()).collect();
+        self.linked_addrs = dialled_addrs;
+        self.linked_addrs.extend(
+            self.shared
+                .membership
+                .read()
+                .others()
+                .filter(|m| m.linked)
+                .map(|m| m.cluster_addr),
+        );
+        let discovered = |addr: &SocketAddr| self.targets.iter().any(|t| t.addrs.contains(addr));
+        self.backoff
+            .retain(|addr, _| targets.iter().any(|(_, a)| a == addr) || discovered(addr));
+        self.discover(myself, now);
         for (name, addr) in targets {
             if is_linked(&name) {
                 self.backoff.remove(&addr);
@@ -166,6 +209,54 @@ impl ConnectorState {
             } else {
                 self.maybe_dial(&name, addr, &node_server, myself, now);
             }
+        }
+    }
+
+    /// Start resolving the discovery targets that are due (see `discovery.rs`).
+    fn discover(&mut self, myself: &ActorRef<ConnectorMsg>, now: Instant) {
+        for (i, target) in self.targets.iter_mut().enumerate() {
+            let wanted = match &target.node {
+                Some(node) => !self.linked_names.contains(node),
+                None => target.addrs.is_empty() || target.addrs.iter().any(|a| !self.linked_addrs.contains(a)),
+            };
+            if target.start(now, wanted) {
+                let (host, port, connector) = (target.host.clone(), target.port, myself.clone());
+                tokio::spawn(async move {
+                    let result = discovery::resolve(host, port).await;
+                    let _ = connector.send_message(ConnectorMsg::Resolved { target: i, result });
+                });
+            }
+        }
+    }
+
+    /// A resolution finished: dial what it found that has no link and is not this node.
+    fn resolved(&mut self, i: usize, result: Result<Vec<SocketAddr>, String>, myself: &ActorRef<ConnectorMsg>) {
+        let Some(target) = self.targets.get_mut(i) else {
+            return;
+        };
+        if !target.resolved(result) {
+            return;
+        }
+        if target.node.as_ref().is_some_and(|n| self.linked_names.contains(n)) {
+            return;
+        }
+        let Some(node_server) = self.shared.node_server() else {
+            return;
+        };
+        let config = &self.shared.config;
+        let mine = [config.cluster_listen, config.advertised()];
+        // TLS checks the peer's certificate against its node name; a DNS target has none, and is refused with
+        // TLS by the configuration's checks.
+        let name = target.node.clone().unwrap_or_else(|| target.host.clone());
+        let addrs: Vec<SocketAddr> = target
+            .addrs
+            .iter()
+            .copied()
+            .filter(|a| !mine.contains(a) && !self.self_addrs.contains(a) && !self.linked_addrs.contains(a))
+            .collect();
+        let now = Instant::now();
+        for addr in addrs {
+            self.maybe_dial(&name, addr, &node_server, myself, now);
         }
     }
 
@@ -249,6 +340,7 @@ impl ConnectorState {
             .find(|m| m.cluster_addr == addr)
             .map(|m| (m.name.clone(), m.state, m.seed));
         let Some((name, state, seed)) = member else {
+            tracing::debug!("cannot reach cluster address {addr} (found by name): {error}");
             return;
         };
         if state != MemberState::Connecting || !self.reported.insert(addr) {

@@ -25,6 +25,7 @@
 //! | `stats.rs` | counters of what crossed and what was dropped |
 //! | `membership.rs` | the membership view and the up/down rules, as plain data |
 //! | `connector.rs`, `backoff.rs` | redialling every member without a link (ractor_cluster never reconnects) |
+//! | `discovery.rs` | finding peers by name: seeds given by host name, `--discovery dns`, resolved again and again |
 //! | `stale_links.rs` | closing links that stay open to a member found down (a silent partition) |
 //! | `handshakes.rs` | closing links that do not authenticate in time (ractor_cluster waits forever) |
 //! | `link_events.rs` | ractor_cluster's link events, as messages to the connector |
@@ -65,6 +66,7 @@ pub(crate) mod auth_watch;
 pub(crate) mod backoff;
 pub(crate) mod config;
 pub(crate) mod connector;
+pub(crate) mod discovery;
 pub(crate) mod forwarder;
 pub(crate) mod forwarder_ref;
 pub(crate) mod handshakes;
@@ -93,7 +95,7 @@ use std::sync::Arc;
 use ractmq_broker::{BrokerConfig, ClusterPlug, SupervisorMsg};
 use tokio::sync::broadcast;
 
-pub use config::{parse_seed, ClusterConfig};
+pub use config::{parse_seed, ClusterConfig, Discovery, HostSeed, Seed};
 pub use membership::{DownReason, Member, MemberEvent, MemberState};
 pub use replicated::ReplicatedMap;
 pub use stats::ClusterStats;

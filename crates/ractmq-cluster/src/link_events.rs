@@ -78,6 +78,11 @@ pub enum ConnectorMsg {
     },
     /// A link event from the node server.
     Link(LinkEvent),
+    /// A resolution of discovery target number `target` finished (see `discovery.rs`).
+    Resolved {
+        target: usize,
+        result: Result<Vec<SocketAddr>, String>,
+    },
 }
 
 // Local only: never sent to another node (ractor's cluster mode asks every message type to say so).
