@@ -15,6 +15,7 @@ mod bridge_mqtt;
 mod bridge_ops;
 mod chaos;
 mod cli;
+mod cluster_discovery;
 mod cluster_membership;
 mod cluster_partition;
 mod cluster_routing;

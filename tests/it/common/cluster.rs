@@ -45,6 +45,61 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
     held.iter().map(|l| l.local_addr().unwrap()).collect()
 }
 
+/// A hosts file for nodes run with [`Node::with_hosts`]: bind-mounted over /etc/hosts in each node's private
+/// mount namespace (`unshare --mount`), so that names resolve through getaddrinfo as in production without
+/// touching the machine's /etc/hosts. Rewritten in place ([`HostsFile::set`]): the bind mount follows the
+/// inode. Needs root (CI runs the tests as root); without it, [`HostsFile::new`] fails saying so.
+pub struct HostsFile {
+    dir: tempfile::TempDir,
+}
+
+impl HostsFile {
+    /// A hosts file with `localhost` and `lines`, checked to be mountable over /etc/hosts.
+    pub fn new(lines: &[&str]) -> HostsFile {
+        let hosts = HostsFile {
+            dir: tempfile::tempdir().expect("a temporary dir"),
+        };
+        hosts.set(lines);
+        let probe = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$0" /etc/hosts"#)
+            .arg(hosts.path())
+            .output();
+        match probe {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "this test resolves names through a hosts file bind-mounted over /etc/hosts in a private mount \
+                 namespace, which needs root (uid {}); run it as root, as CI does: unshare said {}",
+                unsafe { libc::geteuid() },
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => panic!("this test needs unshare(1) (util-linux) to run nodes with their own /etc/hosts: {e}"),
+        }
+        hosts
+    }
+
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("hosts")
+    }
+
+    /// Replace the file's lines (in place, keeping its inode) with `localhost` and `lines`.
+    pub fn set(&self, lines: &[&str]) {
+        use std::io::Write;
+        let mut text = String::from("127.0.0.1 localhost\n");
+        for line in lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(self.path())
+            .expect("the hosts file opens");
+        file.write_all(text.as_bytes()).expect("the hosts file is written");
+    }
+}
+
 /// One `ractmq` process; killed (SIGKILL) when dropped.
 pub struct Node {
     pub name: String,
@@ -55,6 +110,10 @@ pub struct Node {
     pub log: Arc<Mutex<Vec<String>>>,
     /// The node's data dir, kept across its restarts as a machine's disk is.
     data: tempfile::TempDir,
+    /// Run it in a private mount namespace with this file bind-mounted over /etc/hosts (see [`HostsFile`]).
+    pub hosts: Option<std::path::PathBuf>,
+    /// Environment variables set for it, after the defaults (e.g. RUST_LOG).
+    pub env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -67,11 +126,30 @@ impl Node {
             child: None,
             log: Arc::default(),
             data: tempfile::tempdir().expect("a temporary data dir"),
+            hosts: None,
+            env: Vec::new(),
         }
     }
 
+    /// The same, resolving names through `hosts` instead of the machine's /etc/hosts.
+    pub fn with_hosts(mut self, hosts: &HostsFile) -> Node {
+        self.hosts = Some(hosts.path());
+        self
+    }
+
     pub fn start(&mut self) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ractmq"));
+        let mut command = match &self.hosts {
+            None => Command::new(env!("CARGO_BIN_EXE_ractmq")),
+            // unshare and sh exec in turn, so the process (its pid, its death signal) is ractmq's.
+            Some(hosts) => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg(r#"mount --bind "$0" /etc/hosts && exec "$@""#)
+                    .arg(hosts)
+                    .arg(env!("CARGO_BIN_EXE_ractmq"));
+                c
+            }
+        };
         // Should the test process itself be killed (no Drop runs then), the node dies with it.
         #[cfg(target_os = "linux")]
         unsafe {
@@ -107,6 +185,7 @@ impl Node {
             .arg("--data-dir")
             .arg(self.data.path())
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("NO_COLOR")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
