@@ -137,6 +137,27 @@ fn every_flag_the_reference_names_is_a_flag_of_start() {
 }
 
 #[test]
+fn discovery_settings_are_checked_in_one_line_each() {
+    let cluster = "[cluster]\nnode_name = \"n1\"\nlisten = \"127.0.0.1:4370\"\ncookie = \"x\"\n";
+    assert_eq!(
+        refused("dns.toml", &format!("{cluster}discovery = \"dns\"\n")),
+        "ractmq: --discovery dns needs --discovery-name (cluster.discovery_name): the DNS name whose A/AAAA records are the cluster's nodes (e.g. a Kubernetes headless service)"
+    );
+    assert_eq!(
+        refused("dnss.toml", &format!("{cluster}discovery = \"dnss\"\n")),
+        "ractmq: cluster.discovery 'dnss' is not a discovery: give static (the seeds only) or dns (with cluster.discovery_name)"
+    );
+    assert!(refused("name.toml", &format!("{cluster}discovery_name = \"peers\"\n")).contains("add --discovery dns"));
+    assert!(refused("seed.toml", &format!("{cluster}seeds = [\"n2@bad host:1\"]\n")).contains("not a host name"));
+    let ok = write(
+        "ok.toml",
+        &format!("{cluster}seeds = [\"n2@localhost:4371\"]\ndiscovery = \"dns\"\ndiscovery_name = \"peers.test\"\n"),
+    );
+    let (code, _, err) = config(&["check", ok.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
 fn each_mistake_is_one_line_naming_the_key_the_value_and_the_fix() {
     assert_eq!(
         refused("typo.toml", "[limits]\nmax_inflite = 3\n"),

@@ -113,7 +113,7 @@ impl ClusterConfig {
         }
         if let Discovery::Dns { name, port } = &self.discovery {
             if name.is_empty() {
-                return Err("--discovery dns needs --discovery-name: the DNS name whose A/AAAA records are the cluster's nodes (e.g. a Kubernetes headless service)".into());
+                return Err("--discovery dns needs --discovery-name (cluster.discovery_name): the DNS name whose A/AAAA records are the cluster's nodes (e.g. a Kubernetes headless service)".into());
             }
             if *port == 0 {
                 return Err(
