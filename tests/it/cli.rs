@@ -135,7 +135,19 @@ fn cluster_flags_name_what_is_missing_or_wrong() {
     let e = run(&["--node-name", "n1", "--cluster-listen", "127.0.0.1:4370"]);
     assert!(e.contains("--cookie"), "{e}");
     let e = run(&["--seed", "127.0.0.1:4371"]);
-    assert!(e.contains("--seed") && e.contains("NAME@IP:PORT"), "{e}");
+    assert!(e.contains("--seed") && e.contains("NAME@HOST:PORT"), "{e}");
+    let e = run(&[
+        "--node-name",
+        "n1",
+        "--cookie",
+        "s",
+        "--cluster-listen",
+        "127.0.0.1:4370",
+        "--discovery",
+        "dns",
+    ]);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("--discovery dns needs --discovery-name"), "{e}");
     let e = run(&["--node-name", "n1", "--cookie", "s", "--cluster-listen", "0.0.0.0:4370"]);
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(e.starts_with("ractmq: --cluster-listen 0.0.0.0:4370"), "{e}");
