@@ -28,7 +28,7 @@ use crate::pump;
 use crate::sessions::{self, relayed};
 use crate::state::Shared;
 use crate::stats::ClusterStats;
-use crate::wire::{self, Ack, Batch, Routes, RoutesAck, Wire, WireRoute};
+use crate::wire::{self, Ack, Batch, Left, LeftAck, Routes, RoutesAck, Wire, WireRoute};
 
 /// Most routes in one message, and the bytes of filters it aims to stay under: a node with many is described
 /// in several.
@@ -124,6 +124,8 @@ impl Actor for Forwarder {
                         link.notify.notify_one();
                     }
                 }
+                // A node that left may still say something on its way out; its routes stay gone.
+                Ok(Wire::Routes(routes)) if state.shared.membership.read().is_left(&routes.from) => {}
                 Ok(Wire::Routes(routes)) => {
                     let (from, version) = (routes.from, routes.version);
                     state
@@ -169,6 +171,11 @@ impl Actor for Forwarder {
                         tracing::debug!(from = %replicated.from, changed, "merged replicated entries");
                     }
                 }
+                Ok(Wire::Left(left)) => state.left(left),
+                Ok(Wire::LeftAck(ack)) => {
+                    state.shared.left_acks.lock().insert((ack.from, ack.node));
+                    state.shared.left_acked.notify_waiters();
+                }
                 Ok(Wire::Hello(_)) => {}
                 Err(e) => {
                     ClusterStats::add(&state.shared.stats.unreadable, 1);
@@ -184,9 +191,42 @@ impl Actor for Forwarder {
 }
 
 impl ForwarderState {
-    /// One pump per other node (they stay when a node goes down: its queue waits for it).
+    /// A node left, or was forgotten by an operator: mark it left here (the membership's followers drop its
+    /// routes and queue), and say so to whoever sent it.
+    fn left(&mut self, left: Left) {
+        let me = &self.shared.config.node_name;
+        if left.node != *me {
+            let event = self
+                .shared
+                .membership
+                .write()
+                .mark_left(&left.node, left.incarnation, left.forgotten);
+            if let Some(event) = event {
+                tracing::info!("{event}");
+                let _ = self.shared.events.send(event);
+                self.broker.publish_brokers();
+            }
+        }
+        let ack = Wire::LeftAck(LeftAck {
+            from: me.clone(),
+            node: left.node,
+        });
+        if let Some(to) = forwarder_of(&left.from) {
+            let _ = to.send_message(ForwarderMsg::Peer(wire::encode(&ack)));
+        }
+    }
+
+    /// One pump per other node (they stay when a node goes down: its queue waits for it; they end when it
+    /// leaves).
     fn start_pumps(&mut self) {
         let names: Vec<String> = self.shared.membership.read().others().map(|m| m.name.clone()).collect();
+        self.pumps.retain(|name, pump| {
+            let keep = names.contains(name);
+            if !keep {
+                pump.abort();
+            }
+            keep
+        });
         for name in names {
             let running = self.pumps.get(&name).is_some_and(|p| !p.is_finished());
             if !running {
@@ -310,6 +350,13 @@ async fn follow_membership(shared: Arc<Shared>, forwarder: ActorRef<ForwarderMsg
             Ok(MemberEvent::Down { member, .. }) => {
                 let dropped = shared.remote_routes.drop_node(&member.name);
                 tracing::debug!(node = %member.name, routes = dropped, "dropped the routes of a node that went down");
+            }
+            Ok(MemberEvent::Left { member, .. }) => {
+                // Gone for good: its routes, and what was queued for it, which no run of it will take.
+                let dropped = shared.remote_routes.drop_node(&member.name);
+                shared.routes_acks.lock().remove(&member.name);
+                let queued = shared.links.write().remove(member.name.as_str()).map_or(0, |l| l.len());
+                tracing::debug!(node = %member.name, routes = dropped, queued, "dropped the routes and queue of a node that left");
             }
             Ok(MemberEvent::Joined(member)) => {
                 // What it acknowledged before may be from a previous run: it is told everything again now.

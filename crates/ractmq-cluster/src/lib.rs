@@ -93,6 +93,7 @@ pub(crate) mod wire_session;
 use std::sync::Arc;
 
 use ractmq_broker::{BrokerConfig, ClusterPlug, SupervisorMsg};
+use std::time::Duration;
 use tokio::sync::broadcast;
 
 pub use config::{parse_seed, ClusterConfig, Discovery, HostSeed, Seed};
@@ -101,6 +102,43 @@ pub use replicated::ReplicatedMap;
 pub use stats::ClusterStats;
 pub use tls::ClusterTls;
 pub use wire::WireRoute;
+
+/// Longest a node waits for the others to confirm that they marked a node left.
+pub const LEFT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Send `left` to every node up and wait (at most [`LEFT_ACK_TIMEOUT`]) for each to confirm; the nodes that
+/// did not.
+async fn tell_left(shared: &state::Shared, left: wire::Left) -> Vec<String> {
+    let about = left.node.clone();
+    let bytes = wire::encode(&wire::Wire::Left(left));
+    let peers: Vec<String> = shared
+        .peers_up
+        .load()
+        .iter()
+        .map(|p| p.to_string())
+        .filter(|p| *p != about)
+        .collect();
+    for peer in &peers {
+        if let Some(to) = forwarder_ref::forwarder_of(peer) {
+            let _ = to.send_message(forwarder_ref::ForwarderMsg::Peer(bytes.clone()));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + LEFT_ACK_TIMEOUT;
+    loop {
+        let acked = shared.left_acked.notified();
+        let waiting: Vec<String> = {
+            let acks = shared.left_acks.lock();
+            peers
+                .iter()
+                .filter(|p| !acks.contains(&(p.to_string(), about.clone())))
+                .cloned()
+                .collect()
+        };
+        if waiting.is_empty() || tokio::time::timeout_at(deadline, acked).await.is_err() {
+            return waiting;
+        }
+    }
+}
 
 /// A node's membership in a cluster. Cheap to clone; every clone reads the same view.
 #[derive(Clone)]
@@ -167,6 +205,75 @@ impl Cluster {
     /// The routes other nodes have announced, as (node, route).
     pub fn remote_routes(&self) -> Vec<(Arc<str>, WireRoute)> {
         self.shared.remote_routes.all()
+    }
+
+    /// Forget `node`, a member that is down, on every node: it is marked `left` here and on every node up, no
+    /// longer dialled, and its routes and the messages queued for it are dropped. A new run of it that
+    /// dials in joins again. Refused (one line) for this node, a member that is up, or an unknown name.
+    /// Returns the nodes that did not confirm within [`LEFT_ACK_TIMEOUT`] (they were told nonetheless).
+    pub async fn forget(&self, node: &str) -> Result<Vec<String>, String> {
+        let me = self.node_name().to_string();
+        let event = {
+            let mut membership = self.shared.membership.write();
+            let Some(member) = membership.members().into_iter().find(|m| m.name == node) else {
+                return Err(format!(
+                    "no member is named {node}: `ractmq ctl cluster status` lists the members"
+                ));
+            };
+            if member.is_self {
+                return Err(format!(
+                    "{node} is this node: to take it out of the cluster, run `ractmq ctl cluster leave` against it"
+                ));
+            }
+            match member.state {
+                MemberState::Up => {
+                    return Err(format!(
+                        "node {node} is up: only a node that is down can be forgotten; stop it first, or run `ractmq ctl cluster leave` against it"
+                    ))
+                }
+                MemberState::Left => return Ok(Vec::new()),
+                MemberState::Connecting | MemberState::Down => {}
+            }
+            membership.mark_left(node, member.incarnation, true)
+        };
+        let incarnation = event.as_ref().and_then(|e| match e {
+            MemberEvent::Left { member, .. } => member.incarnation,
+            _ => None,
+        });
+        if let Some(event) = event {
+            tracing::info!("{event}");
+            let _ = self.shared.events.send(event);
+        }
+        let left = wire::Left {
+            from: me,
+            node: node.to_string(),
+            incarnation,
+            forgotten: true,
+        };
+        Ok(tell_left(&self.shared, left).await)
+    }
+
+    /// Leave the cluster for good: wait (at most `drain`) until the other nodes have acknowledged what this
+    /// node queued for them, then tell every node up that this run of the node left, so that they mark it
+    /// `left`, stop dialling it and drop its routes. The caller stops the process next. Returns the nodes
+    /// that did not confirm within [`LEFT_ACK_TIMEOUT`].
+    pub async fn leave(&self, drain: std::time::Duration) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + drain;
+        loop {
+            let up = self.shared.peers_up.load();
+            if up.iter().all(|p| self.queued_for(p) == 0) || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let me = self.node_name().to_string();
+        let left = wire::Left {
+            from: me.clone(),
+            node: me,
+            incarnation: Some(self.shared.incarnation),
+            forgotten: false,
+        };
+        tell_left(&self.shared, left).await
     }
 
     /// Kill one of the cluster's actors on purpose ("node-server", "agent", "forwarder" or "connector"), to exercise

@@ -22,6 +22,10 @@ pub enum MemberState {
     Up,
     /// Was up, then silent for `down_after`. It is still dialled, and comes back up when heard again.
     Down,
+    /// Left the cluster for good (`ractmq ctl cluster leave`) or forgotten by an operator while down
+    /// (`ractmq ctl cluster forget`): no longer dialled, its routes gone. A new run of it (a new incarnation)
+    /// that dials in joins again.
+    Left,
 }
 
 impl fmt::Display for MemberState {
@@ -30,6 +34,7 @@ impl fmt::Display for MemberState {
             MemberState::Connecting => "connecting",
             MemberState::Up => "up",
             MemberState::Down => "down",
+            MemberState::Left => "left",
         })
     }
 }
@@ -69,6 +74,13 @@ pub enum MemberEvent {
         /// Why it is down.
         reason: DownReason,
     },
+    /// A member left for good, or was forgotten by an operator (`forgotten`).
+    Left {
+        /// The member, as it is now.
+        member: Member,
+        /// Forgotten while down, rather than left by itself.
+        forgotten: bool,
+    },
 }
 
 /// Why a member was marked down.
@@ -96,6 +108,18 @@ impl fmt::Display for MemberEvent {
             } => write!(
                 f,
                 "node {} down: it restarted, so its previous run is gone",
+                member.name
+            ),
+            MemberEvent::Left {
+                member,
+                forgotten: false,
+            } => write!(f, "node {} left the cluster; it is no longer dialled", member.name),
+            MemberEvent::Left {
+                member,
+                forgotten: true,
+            } => write!(
+                f,
+                "node {} forgotten by an operator; it is no longer dialled",
                 member.name
             ),
         }
@@ -217,6 +241,10 @@ impl Membership {
             );
         }
         let member = self.members.get_mut(&hello.name).expect("inserted above");
+        if member.state == MemberState::Left && member.incarnation == Some(hello.incarnation) {
+            // The run that left (a hello still on its way): it stays gone.
+            return out;
+        }
         member.cluster_addr = hello.cluster_addr;
         member.mqtt_addr = hello.mqtt_addr;
         member.last_heard = Some(now);
@@ -231,7 +259,7 @@ impl Membership {
                 out.events.push(MemberEvent::Joined(member.clone()));
             }
             MemberState::Up => {}
-            MemberState::Connecting | MemberState::Down => {
+            MemberState::Connecting | MemberState::Down | MemberState::Left => {
                 member.state = MemberState::Up;
                 out.events.push(MemberEvent::Joined(member.clone()));
             }
@@ -331,9 +359,32 @@ impl Membership {
             .collect()
     }
 
-    /// The other members, to be dialled whenever there is no link to them.
+    /// The other members, to be dialled whenever there is no link to them (not those that left).
     pub fn others(&self) -> impl Iterator<Item = &Member> {
-        self.members.values().filter(|m| !m.is_self)
+        self.members
+            .values()
+            .filter(|m| !m.is_self && m.state != MemberState::Left)
+    }
+
+    /// Whether `name` left (or was forgotten).
+    pub fn is_left(&self, name: &str) -> bool {
+        self.members.get(name).is_some_and(|m| m.state == MemberState::Left)
+    }
+
+    /// Mark `name` left (its run `incarnation`, when known): gone for good, until a new run of it is heard.
+    /// `None` when there is nothing to change (this node, unknown, or left already).
+    pub fn mark_left(&mut self, name: &str, incarnation: Option<u64>, forgotten: bool) -> Option<MemberEvent> {
+        let member = self.members.get_mut(name)?;
+        if member.is_self || member.state == MemberState::Left {
+            return None;
+        }
+        member.state = MemberState::Left;
+        member.incarnation = incarnation.or(member.incarnation);
+        member.linked = false;
+        Some(MemberEvent::Left {
+            member: member.clone(),
+            forgotten,
+        })
     }
 }
 
@@ -457,6 +508,26 @@ mod tests {
         m.set_links(|name| name == "n3");
         let linked: Vec<(String, bool)> = m.members().into_iter().map(|m| (m.name, m.linked)).collect();
         assert_eq!(linked, [("n1".into(), true), ("n2".into(), false), ("n3".into(), true)]);
+    }
+
+    #[test]
+    fn a_member_that_left_is_not_dialled_until_a_new_run_of_it_says_hello() {
+        let mut m = n1();
+        let t = Instant::now();
+        m.heard(&hello("n2", 4371, 7, &[]), t);
+        let left = m.mark_left("n2", Some(7), false).unwrap();
+        assert_eq!(left.to_string(), "node n2 left the cluster; it is no longer dialled");
+        assert!(m.mark_left("n2", Some(7), false).is_none(), "said once");
+        assert!(m.mark_left("n1", None, true).is_none(), "never this node");
+        assert_eq!(m.others().count(), 0);
+        assert_eq!(m.nodes_up(), ["n1"]);
+        assert!(m.sweep(t + Duration::from_secs(60)).is_empty());
+        // A late hello of the run that left changes nothing; a new run joins again.
+        assert!(m.heard(&hello("n2", 4371, 7, &[]), t).events.is_empty());
+        assert_eq!(states(&m)[1].1, MemberState::Left);
+        let back = m.heard(&hello("n2", 4371, 8, &[]), t);
+        assert!(matches!(&back.events[..], [MemberEvent::Joined(j)] if j.name == "n2"));
+        assert_eq!(m.nodes_up(), ["n1", "n2"]);
     }
 
     #[test]

@@ -103,6 +103,10 @@ pub struct Shared {
     pub next_origin: AtomicU64,
     /// The rules created at run time, replicated to every node (see `replicated.rs`).
     pub rules: Arc<ReplicatedMap>,
+    /// The nodes that acknowledged a [`crate::wire::Left`] this node sent, as (node, the node it was about);
+    /// `left_acked` wakes whoever waits for them.
+    pub left_acks: Mutex<HashSet<(String, String)>>,
+    pub left_acked: Notify,
 }
 
 impl Shared {
@@ -134,6 +138,8 @@ impl Shared {
             arriving: Mutex::new(HashMap::new()),
             next_origin: AtomicU64::new(1),
             rules,
+            left_acks: Mutex::new(HashSet::new()),
+            left_acked: Notify::new(),
             membership: RwLock::new(membership),
             events: broadcast::channel(EVENT_BUFFER).0,
             node_server: RwLock::new(None),

@@ -50,6 +50,29 @@ pub enum Wire {
     TakenOver(TakenOver),
     /// Entries of the sender's replicated map (see `replicated.rs`): all of them, or one it just changed.
     Replicated(Replicated),
+    /// A node left the cluster for good (`ractmq ctl cluster leave`), or an operator forgot a node that is
+    /// down (`ractmq ctl cluster forget`): mark it left, stop dialling it, drop its routes. Answered with
+    /// [`Wire::LeftAck`].
+    Left(Left),
+    /// The receiver of a [`Left`] from `from` has marked `node` left.
+    LeftAck(LeftAck),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Left {
+    pub from: String,
+    /// The node that is gone: `from` itself when it leaves, another when it is forgotten.
+    pub node: String,
+    /// The run of it that is gone, when known: a later run (a new incarnation) joins again.
+    pub incarnation: Option<u64>,
+    /// Forgotten by an operator (it was down) rather than left by itself.
+    pub forgotten: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftAck {
+    pub from: String,
+    pub node: String,
 }
 
 /// Entries of a node's replicated map, versions included; the receiver merges them.
@@ -213,7 +236,7 @@ pub fn decode(bytes: &[u8]) -> Result<Wire, DecodeError> {
 /// The limits bincode cannot express.
 fn check(message: &Wire) -> Result<(), String> {
     let items = match message {
-        Wire::Hello(_) | Wire::Ack(_) | Wire::RoutesAck(_) | Wire::TakeOver(_) => 0,
+        Wire::Hello(_) | Wire::Ack(_) | Wire::RoutesAck(_) | Wire::TakeOver(_) | Wire::Left(_) | Wire::LeftAck(_) => 0,
         Wire::TakenOver(t) => t.session.as_ref().map_or(0, |s| s.queued.len() + s.inflight.len()),
         Wire::Batch(b) => b.items.len(),
         Wire::Routes(r) => r.add.len() + r.remove.len(),
@@ -232,6 +255,12 @@ fn check(message: &Wire) -> Result<(), String> {
         Wire::Routes(r) => check_name(&r.from).map_err(|e| format!("node name {e}")),
         Wire::RoutesAck(r) => check_name(&r.from).map_err(|e| format!("node name {e}")),
         Wire::TakeOver(t) => check_name(&t.from).map_err(|e| format!("node name {e}")),
+        Wire::Left(l) => check_name(&l.from)
+            .and_then(|_| check_name(&l.node))
+            .map_err(|e| format!("node name {e}")),
+        Wire::LeftAck(l) => check_name(&l.from)
+            .and_then(|_| check_name(&l.node))
+            .map_err(|e| format!("node name {e}")),
         Wire::TakenOver(t) => {
             check_name(&t.from).map_err(|e| format!("node name {e}"))?;
             t.session.as_deref().map_or(Ok(()), WireSession::check)
