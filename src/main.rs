@@ -507,7 +507,7 @@ async fn start(built: Built) -> ExitCode {
     if let Some(cluster) = &clustered {
         ractmq::replicate_rules(cluster, &rules).await;
     }
-    let _api = match api {
+    let api_server = match api {
         Some(api) => match ractmq_admin::start(api, broker.view(), clustered, Some(bridges), Some(rules)).await {
             Ok(server) => Some(server),
             Err(e) => {
@@ -533,9 +533,17 @@ async fn start(built: Built) -> ExitCode {
         }
     });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    // `ractmq ctl cluster leave` ends with the process stopping, as SIGTERM does.
+    let left = async {
+        match &api_server {
+            Some(api) => api.left().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = left => {}
         why = broker.stopped() => {
             // Nothing serves clients any more: say why in one line and fail, so that a process supervisor
             // (systemd, Kubernetes) restarts the node.

@@ -16,6 +16,7 @@ mod bridge_ops;
 mod chaos;
 mod cli;
 mod cluster_discovery;
+mod cluster_evacuate;
 mod cluster_membership;
 mod cluster_partition;
 mod cluster_routing;

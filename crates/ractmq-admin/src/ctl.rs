@@ -51,6 +51,9 @@ pub(crate) enum CtlCommand {
     /// The cluster.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// This node: evacuate it.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Client sessions.
     #[command(subcommand)]
     Clients(ClientsCommand),
@@ -101,8 +104,33 @@ pub(crate) enum CtlCommand {
 
 #[derive(Subcommand)]
 pub(crate) enum ClusterCommand {
-    /// Every member and its link state.
+    /// Every member and its link state (up, down, connecting, or left).
     Status,
+    /// Evacuate this node, tell the other nodes it left for good, and stop it (exit code 0).
+    Leave {
+        /// Clients disconnected per second while evacuating.
+        #[arg(long)]
+        rate: Option<u32>,
+    },
+    /// Forget a member that is down, on every node: no longer dialled, its routes gone; it shows as left.
+    Forget { node: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Refuse new clients, report not ready, and send the connected ones to the other nodes (MQTT 5:
+    /// DISCONNECT 0x9C with a Server Reference); with --status, how far it got; with --stop, undo it.
+    Evacuate {
+        /// Clients disconnected per second (default 500).
+        #[arg(long, conflicts_with_all = ["status", "stop"])]
+        rate: Option<u32>,
+        /// Show the evacuation's progress: the clients still connected.
+        #[arg(long, conflicts_with = "stop")]
+        status: bool,
+        /// Stop evacuating: admit clients again.
+        #[arg(long)]
+        stop: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -268,12 +296,47 @@ pub fn run(args: CtlArgs) -> ExitCode {
 }
 
 fn execute(args: &CtlArgs) -> Result<(), Failed> {
-    let streaming = matches!(args.command, CtlCommand::Trace(_));
-    let api = Api::new(args, (!streaming).then_some(Duration::from_secs(30)));
+    // A trace streams; leaving waits for the clients to go.
+    let unbounded = matches!(
+        args.command,
+        CtlCommand::Trace(_) | CtlCommand::Cluster(ClusterCommand::Leave { .. })
+    );
+    let api = Api::new(args, (!unbounded).then_some(Duration::from_secs(30)));
     let out = Output { json: args.json };
     match &args.command {
         CtlCommand::Status => out.show(&api.json("GET", "/status", None)?, &print_pairs),
         CtlCommand::Cluster(ClusterCommand::Status) => cluster_status(&api, out)?,
+        CtlCommand::Cluster(ClusterCommand::Leave { rate }) => {
+            let path = rate.map_or("/cluster/leave".to_string(), |r| format!("/cluster/leave?rate={r}"));
+            let v = api.json("POST", &path, None)?;
+            out.show(&v, &|v| {
+                let unconfirmed = v["unconfirmed"].as_array().map_or(0, Vec::len);
+                if unconfirmed == 0 {
+                    println!("{} left the cluster and is stopping", s(&v["node"]));
+                } else {
+                    println!(
+                        "{} left the cluster and is stopping; not confirmed by {} (forget it there with `ractmq ctl cluster forget`)",
+                        s(&v["node"]),
+                        s(&v["unconfirmed"])
+                    );
+                }
+            })
+        }
+        CtlCommand::Cluster(ClusterCommand::Forget { node }) => {
+            let v = api.json("POST", &format!("/cluster/forget/{}", segment("node", node)?), None)?;
+            out.show(&v, &|_| println!("forgot {node}"))
+        }
+        CtlCommand::Node(NodeCommand::Evacuate { rate, status, stop }) => {
+            let v = if *status {
+                api.json("GET", "/node/evacuate", None)?
+            } else if *stop {
+                api.json("DELETE", "/node/evacuate", None)?
+            } else {
+                let path = rate.map_or("/node/evacuate".to_string(), |r| format!("/node/evacuate?rate={r}"));
+                api.json("POST", &path, None)?
+            };
+            out.show(&v, &print_pairs)
+        }
         CtlCommand::Clients(command) => clients(&api, out, command)?,
         CtlCommand::Subscriptions(ListCommand::List { client_id }) => subscriptions(&api, out, client_id.as_deref())?,
         CtlCommand::Topics(ListCommand::List { client_id }) => topics(&api, out, client_id.as_deref())?,

@@ -13,6 +13,7 @@
 //! | `state.rs` | what every handler reads |
 //! | `clients.rs`, `topics.rs`, `retained.rs` | clients (list, search, show, kick), subscriptions and routes, retained messages |
 //! | `node.rs` | status, nodes and cluster, stats, listeners, publish over HTTP |
+//! | `evacuate.rs` | evacuating the node, leaving the cluster, forgetting a member that is down |
 //! | `data.rs` | the store in the data dir: what it holds, how its commits go |
 //! | `bridges.rs` | bridges: list, show, create, replace, delete, start, stop, restart, dead letters and their replay |
 //! | `rules.rs` | rules: list, show, create, replace, delete, enable, disable, and the rule test |
@@ -35,6 +36,7 @@ pub mod ctl;
 mod dashboard;
 pub(crate) mod data;
 mod error;
+pub(crate) mod evacuate;
 pub(crate) mod health;
 pub(crate) mod login;
 pub(crate) mod login_state;

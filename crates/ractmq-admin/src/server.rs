@@ -26,8 +26,8 @@ use crate::error::error;
 use crate::login_state::constant_time_eq;
 use crate::state::AppState;
 use crate::{
-    acl, bridges, chaos, clients, dashboard, data, health, login, node, openapi, prometheus, retained, rules, security,
-    supervision, topics, trace,
+    acl, bridges, chaos, clients, dashboard, data, evacuate, health, login, node, openapi, prometheus, retained, rules,
+    security, supervision, topics, trace,
 };
 
 /// A running API.
@@ -35,12 +35,22 @@ pub struct ApiServer {
     /// The address the API is bound to (useful with port 0).
     pub addr: SocketAddr,
     task: JoinHandle<()>,
+    left: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ApiServer {
     /// Stop serving. Dropping the handle instead leaves the API running.
     pub fn stop(self) {
         self.task.abort();
+    }
+
+    /// Resolves once the node left its cluster (`POST /api/v1/cluster/leave`): the process should stop, with
+    /// success. Never resolves otherwise.
+    pub async fn left(&self) {
+        let mut left = self.left.clone();
+        if left.wait_for(|l| *l).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -60,7 +70,10 @@ pub async fn start(
         )
     })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (leave, left) = tokio::sync::watch::channel(false);
     let state = AppState {
+        evacuation: Arc::default(),
+        leave: Arc::new(leave),
         broker,
         cluster,
         bridges,
@@ -77,7 +90,7 @@ pub async fn start(
     tracing::info!(
         "REST API listening on http://{addr} (dashboard at http://{addr}/, OpenAPI document at /api/v1/openapi.json)"
     );
-    Ok(ApiServer { addr, task })
+    Ok(ApiServer { addr, task, left })
 }
 
 /// Every route of the API, behind authentication when it is configured.
@@ -86,6 +99,12 @@ pub fn routes(state: AppState) -> Router {
         .route("/status", get(node::status))
         .route("/nodes", get(node::nodes))
         .route("/cluster", get(node::cluster))
+        .route("/cluster/leave", post(evacuate::leave))
+        .route("/cluster/forget/:node", post(evacuate::forget))
+        .route(
+            "/node/evacuate",
+            get(evacuate::status).post(evacuate::start).delete(evacuate::stop),
+        )
         .route("/stats", get(node::stats))
         .route("/listeners", get(node::listeners))
         .route("/data", get(data::stats))

@@ -20,6 +20,10 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Session tokens handed out by `POST /login`, and failed logins.
     pub login: Arc<LoginState>,
+    /// The node's evacuation, if one runs (see `evacuate.rs`).
+    pub evacuation: Arc<crate::evacuate::Evacuation>,
+    /// Set once the node left its cluster: the process stops (see [`crate::ApiServer::left`]).
+    pub leave: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {

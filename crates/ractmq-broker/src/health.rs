@@ -55,6 +55,8 @@ pub async fn check(kernel: &Kernel) -> Health {
         }
     }
     checks.push(("accepting".into(), !kernel.is_draining()));
+    // Evacuated by an operator: clients go to the other nodes.
+    checks.push(("evacuating".into(), !kernel.is_evacuating()));
     // Above the memory high watermark the node refuses new clients: send them elsewhere.
     checks.push(("memory".into(), !kernel.overload.is_overloaded()));
     let live = down.is_none() && checks[0].1;

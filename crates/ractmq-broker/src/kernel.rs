@@ -64,6 +64,9 @@ pub struct Kernel {
     /// True once the node is draining for shutdown: the listener stops accepting, handshakes under way are
     /// refused.
     pub(crate) draining: tokio::sync::watch::Sender<bool>,
+    /// True while an operator evacuates the node (`ractmq ctl node evacuate`): new clients are refused and the
+    /// node is not ready, but the listener stays open, so that stopping the evacuation undoes it.
+    pub(crate) evacuating: std::sync::atomic::AtomicBool,
     /// Clients whose packets an operator is watching (`ractmq ctl trace client`).
     pub(crate) traces: Traces,
     /// Subscription changes read and not yet in the index (see `fence.rs`).
@@ -156,6 +159,7 @@ impl Kernel {
             traces: Traces::default(),
             fences: Arc::default(),
             draining: tokio::sync::watch::Sender::new(false),
+            evacuating: std::sync::atomic::AtomicBool::new(false),
             root: OnceLock::new(),
             down: tokio::sync::watch::Sender::new(None),
             disk,
@@ -205,6 +209,10 @@ impl Kernel {
 
     pub fn is_draining(&self) -> bool {
         *self.draining.borrow()
+    }
+
+    pub fn is_evacuating(&self) -> bool {
+        self.evacuating.load(Ordering::Acquire)
     }
 
     pub(crate) fn set_root(&self, root: ActorRef<SupervisorMsg>) {

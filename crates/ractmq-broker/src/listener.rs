@@ -484,7 +484,7 @@ async fn admit(
             (None, Some(kernel.security.authenticate(&client, password).await?))
         }
     };
-    if kernel.is_draining() {
+    if kernel.is_draining() || kernel.is_evacuating() {
         return Err(reason::SERVER_UNAVAILABLE);
     }
     if kernel.overload.is_overloaded() {

@@ -178,6 +178,7 @@ fn open(shared: &Arc<SessionShared>, kernel: &Kernel, generation: u64, attach: A
         keep_alive: connect.keep_alive,
         username: connect.username.clone(),
         connected_at: std::time::SystemTime::now(),
+        in_process: listener == crate::listener::IN_PROCESS,
     });
     if let Some(hooks) = kernel.router.hooks_for(HookKind::ClientConnected) {
         let conn = shared.conn.lock().clone();

@@ -89,6 +89,8 @@ pub struct ConnInfo {
     pub keep_alive: u16,
     pub username: Option<String>,
     pub connected_at: std::time::SystemTime,
+    /// The node's own in-process connection (a bridge's), which an evacuation leaves in place.
+    pub in_process: bool,
 }
 
 /// One client's session, shared by the store, the subscription index and the session actor.

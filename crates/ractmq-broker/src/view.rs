@@ -362,6 +362,40 @@ impl BrokerView {
         .await
     }
 
+    /// Disconnect `client_id`'s connection with the 5.0 reason `code`, naming another server when
+    /// `server_reference` is set (3.x clients see the socket close); the session stays. False if it has no
+    /// session here. See [`crate::Broker::disconnect_client`].
+    pub async fn disconnect(&self, client_id: &str, code: u8, server_reference: Option<String>) -> bool {
+        self.send_session(client_id, SessionMsg::Kick { code, server_reference })
+            .await
+    }
+
+    /// The client ids connected to this node over a listener (the node's own in-process connections, a
+    /// bridge's, are left out), sorted.
+    pub fn connected_client_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .kernel
+            .store
+            .all()
+            .iter()
+            .filter(|s| s.conn.lock().as_ref().is_some_and(|c| !c.in_process))
+            .map(|s| s.client_id.to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Refuse new clients (CONNACK 0x88 Server unavailable) and report the node not ready, or stop doing so:
+    /// an operator's evacuation. Connected clients are not touched here.
+    pub fn set_evacuating(&self, on: bool) {
+        self.kernel.evacuating.store(on, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the node is evacuated (see [`BrokerView::set_evacuating`]).
+    pub fn is_evacuating(&self) -> bool {
+        self.kernel.is_evacuating()
+    }
+
     pub(crate) async fn send_session(&self, client_id: &str, msg: SessionMsg) -> bool {
         let Some(sup) = self.kernel.session_sup() else {
             return false;

@@ -212,6 +212,21 @@ impl Node {
         }
     }
 
+    /// Wait (at most `limit`) for the process to exit by itself; its exit code. `None`: still running, or
+    /// killed by a signal.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = std::time::Instant::now();
+        let child = self.child.as_mut()?;
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Send `signal` (SIGSTOP, SIGCONT...) to the running process.
     pub fn signal(&mut self, signal: i32) {
         let child = self.child.as_mut().expect("started");
