@@ -35,6 +35,8 @@ use crate::state::AppState;
 pub const DEFAULT_RATE: u32 = 500;
 /// Longest `cluster leave` waits for the clients to go before it leaves anyway.
 pub const LEAVE_EVACUATE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest `cluster leave` waits for the sessions of the clients it sent away to be taken over by other nodes.
+pub const LEAVE_SESSIONS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest `cluster leave` waits for the other nodes to acknowledge what this node queued for them.
 pub const LEAVE_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -48,6 +50,8 @@ struct Running {
     rate: u32,
     started: Instant,
     disconnected: Arc<AtomicU64>,
+    /// The clients sent away, whose sessions may still be here.
+    sent: Arc<Mutex<std::collections::HashSet<String>>>,
     task: JoinHandle<()>,
 }
 
@@ -77,7 +81,14 @@ impl Evacuation {
         }
         broker.set_evacuating(true);
         let disconnected = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(evacuate(broker.clone(), cluster.clone(), rate, disconnected.clone()));
+        let sent: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+        let task = tokio::spawn(evacuate(
+            broker.clone(),
+            cluster.clone(),
+            rate,
+            disconnected.clone(),
+            sent.clone(),
+        ));
         tracing::info!(
             "evacuating: new clients are refused and this node is not ready; disconnecting its clients ({rate}/s) towards the other nodes"
         );
@@ -85,6 +96,7 @@ impl Evacuation {
             rate,
             started: Instant::now(),
             disconnected,
+            sent,
             task,
         });
         Ok(())
@@ -98,6 +110,15 @@ impl Evacuation {
             tracing::info!("evacuation stopped: this node admits clients again");
         }
         stopped
+    }
+
+    /// How many of the clients sent away still have their session here (not yet taken over elsewhere).
+    fn sessions_here(&self, broker: &BrokerView) -> usize {
+        let running = self.running.lock();
+        let Some(r) = running.as_ref() else { return 0 };
+        let mut sent = r.sent.lock();
+        sent.retain(|id| broker.client(id).is_some_and(|c| !c.connected));
+        sent.len()
     }
 
     fn status(&self, broker: &BrokerView) -> Value {
@@ -128,7 +149,13 @@ fn targets(cluster: &Cluster) -> Vec<String> {
 
 /// Disconnect the connected clients, `rate` a second, each towards the next member up; then keep looking for
 /// stragglers (a CONNECT admitted just before the evacuation began) until stopped.
-async fn evacuate(broker: BrokerView, cluster: Cluster, rate: u32, disconnected: Arc<AtomicU64>) {
+async fn evacuate(
+    broker: BrokerView,
+    cluster: Cluster,
+    rate: u32,
+    disconnected: Arc<AtomicU64>,
+    sent: Arc<Mutex<std::collections::HashSet<String>>>,
+) {
     let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next = 0usize;
@@ -145,6 +172,7 @@ async fn evacuate(broker: BrokerView, cluster: Cluster, rate: u32, disconnected:
                 .await
             {
                 disconnected.fetch_add(1, Ordering::Relaxed);
+                sent.lock().insert(client_id.clone());
             }
         }
         // Give the connections just told time to close before looking again, so none is told twice.
@@ -200,6 +228,13 @@ pub async fn leave(State(s): State<AppState>, Query(q): Query<RateQuery>) -> Res
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let clients_left = s.broker.connected_client_ids().len();
+    // The clients sent away resume their sessions elsewhere: those are taken over from here before the
+    // other nodes stop asking this one. A session whose client does not come back in time ends with the node.
+    let deadline = Instant::now() + LEAVE_SESSIONS_TIMEOUT;
+    while s.evacuation.sessions_here(&s.broker) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sessions_left = s.evacuation.sessions_here(&s.broker);
     let unconfirmed = cluster.leave(LEAVE_DRAIN_TIMEOUT).await;
     if unconfirmed.is_empty() {
         tracing::info!("left the cluster; stopping");
@@ -219,6 +254,7 @@ pub async fn leave(State(s): State<AppState>, Query(q): Query<RateQuery>) -> Res
         "node": cluster.node_name(),
         "left": true,
         "clients_connected": clients_left,
+        "sessions_not_taken_over": sessions_left,
         "unconfirmed": unconfirmed,
     }))
     .into_response()
