@@ -51,6 +51,7 @@ async fn subscriber(id: String, mut addr: SocketAddr, filter: &str, seen: Arc<Mu
         })
     };
     let mut first = true;
+    let mut awaiting_suback = false;
     loop {
         let mut raw = Raw::connect(addr).await;
         raw.send(&connect(&id, first)).await;
@@ -75,12 +76,16 @@ async fn subscriber(id: String, mut addr: SocketAddr, filter: &str, seen: Arc<Mu
             });
             raw.send_packet(subscribe, Protocol::V5).await;
             first = false;
-            ready.fetch_add(1, Ordering::SeqCst);
+            // Ready once the SUBACK is in, below: subscribed, as the node sees it.
+            awaiting_suback = true;
         }
         loop {
             let frame = raw.read_frame().await;
             if frame[0] == 0x90 {
                 // SUBACK: a packet only a server sends, which the (server's) decoder refuses.
+                if std::mem::take(&mut awaiting_suback) {
+                    ready.fetch_add(1, Ordering::SeqCst);
+                }
                 continue;
             }
             let mut buf = bytes::BytesMut::from(&frame[..]);

@@ -409,10 +409,27 @@ def test_the_cluster_page_draws_every_member_and_link(broker_factory, chromium, 
     for name in ("n1", "n2", "n3"):
         expect(page.locator(f'#cluster-members tr[data-key="{name}"]')).to_contain_text("up", timeout=WAIT_MS)
     expect(page.locator("#cluster-map .node")).to_have_count(3)
-    expect(page.locator("#cluster-map .link.up")).to_have_count(2, timeout=WAIT_MS)
+    # n1's links to n2 and n3, and the one between n2 and n3 as they said in their hellos.
+    expect(page.locator("#cluster-map .link.up")).to_have_count(3, timeout=WAIT_MS)
+    expect(page.locator('#cluster-map [data-between="n2-n3"]')).to_have_class(re.compile(r"\bup\b"))
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUTPUT / "cluster-3-nodes.png"))
-    # A member that dies shows as down, its link cut.
+    # A member that dies shows as down, its link cut; forgotten, it is marked left everywhere.
     nodes[2].stop()
-    expect(page.locator('#cluster-members tr[data-key="n3"]')).not_to_contain_text("up", timeout=WAIT_MS)
+    n3 = page.locator('#cluster-members tr[data-key="n3"]')
+    expect(n3).to_contain_text("down", timeout=3 * WAIT_MS)
     expect(page.locator("#cluster-map .link.down")).to_have_count(1, timeout=WAIT_MS)
+    n3.locator('[data-action="forget"]').click()
+    confirm(page)
+    expect(n3).to_contain_text("left", timeout=WAIT_MS)
+    second = nodes[1]
+    second.api = f"http://{second.api_addr()}"
+    n3_on_n2 = next(m for m in api_get(second, "/cluster")["members"] if m["name"] == "n3")
+    assert n3_on_n2["state"] == "left", n3_on_n2
+
+    # Evacuating this node: the button asks first, then the page shows the evacuation under way.
+    page.click("#evacuate")
+    confirm(page)
+    expect(page.locator("#cluster-evacuation")).to_contain_text("evacuated", timeout=WAIT_MS)
+    page.click("#evacuate-stop")
+    expect(page.locator("#evacuate")).to_be_visible(timeout=WAIT_MS)

@@ -60,6 +60,9 @@ pub struct Member {
     pub last_heard: Option<Instant>,
     /// Its process's incarnation, once heard: a new one means it restarted.
     pub incarnation: Option<u64>,
+    /// The nodes it saw up when it last said hello (empty for this node and until heard): with every
+    /// member's, the links of the whole cluster as this node knows them.
+    pub sees: Vec<String>,
 }
 
 /// A change worth telling the rest of the broker (and the log) about.
@@ -168,6 +171,7 @@ impl Membership {
                 seed: false,
                 last_heard: None,
                 incarnation: Some(incarnation),
+                sees: Vec::new(),
             },
         );
         for (name, addr) in config.other_seeds() {
@@ -250,6 +254,8 @@ impl Membership {
         member.last_heard = Some(now);
         let restarted = member.incarnation.is_some_and(|i| i != hello.incarnation);
         member.incarnation = Some(hello.incarnation);
+        // Bounded: a hello lists at most MAX_PEERS peers (checked when it is decoded).
+        member.sees = hello.peers.iter().map(|p| p.name.clone()).collect();
         match member.state {
             MemberState::Up if restarted => {
                 out.events.push(MemberEvent::Down {
@@ -400,6 +406,7 @@ impl Member {
             seed,
             last_heard: None,
             incarnation: None,
+            sees: Vec::new(),
         }
     }
 }
@@ -528,6 +535,17 @@ mod tests {
         let back = m.heard(&hello("n2", 4371, 8, &[]), t);
         assert!(matches!(&back.events[..], [MemberEvent::Joined(j)] if j.name == "n2"));
         assert_eq!(m.nodes_up(), ["n1", "n2"]);
+    }
+
+    #[test]
+    fn a_member_says_whom_it_sees_in_each_hello() {
+        let mut m = n1();
+        m.heard(&hello("n2", 4371, 7, &[("n3", 4372)]), Instant::now());
+        let n2 = |m: &Membership| m.members().into_iter().find(|x| x.name == "n2").unwrap();
+        assert_eq!(n2(&m).sees, ["n3"]);
+        // The latest hello replaces what it saw before.
+        m.heard(&hello("n2", 4371, 7, &[]), Instant::now());
+        assert!(n2(&m).sees.is_empty());
     }
 
     #[test]

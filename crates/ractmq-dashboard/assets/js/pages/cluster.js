@@ -1,9 +1,10 @@
-// Cluster: every member up or down, drawn as a picture of the nodes with this node's links and the messages
-// queued on each; the members' table and the forwarding counters below it. What the picture shows is this
-// node's view (/api/v1/cluster): another node's API shows the links from there.
+// Cluster: every member up or down, drawn as a picture of the nodes and the links between them, with the
+// messages this node has queued towards each; the members' table and the forwarding counters below it. This
+// node's links are as it sees them now; the links between two other nodes are as those nodes last said in their
+// hellos (`sees` in /api/v1/cluster); queues are only known from here (another node's dashboard shows its own).
 
 import * as api from "../api.js";
-import { h, svg, fill, card, table, badge, kv, num } from "../ui.js";
+import { h, svg, fill, card, table, badge, kv, num, confirm } from "../ui.js";
 
 const STATE_COLOR = { up: "#2da44e", suspect: "#d4a72c", down: "#cf222e", left: "#8b95a5" };
 
@@ -14,9 +15,20 @@ export default {
     const picture = h("div", { id: "cluster-map" });
     const members = h("div", { id: "cluster-members" });
     const stats = h("div");
+    const evacuation = h("div", { id: "cluster-evacuation" });
     fill(view,
       card("Members and links", picture),
-      h("div", { class: "grid side" }, card("Members", members), card("Forwarding (this node)", stats)));
+      h("div", { class: "grid side" }, card("Members", members), h("div", {}, card("This node", evacuation), card("Forwarding (this node)", stats))));
+
+    const forget = (name) => ctx.act(`${name} forgotten: no node dials it, its routes are gone`, async () => {
+      if (!(await confirm(`Forget ${name}?`, `Every node stops dialling ${name} and drops its routes. Do this for a node that is gone for good; a new run of it joins again through its seeds.`, "Forget"))) return;
+      await api.post(`/cluster/forget/${api.enc(name)}`);
+    });
+    const evacuate = () => ctx.act("Evacuating: clients are sent to the other nodes", async () => {
+      if (!(await confirm("Evacuate this node?", "New clients are refused, and connected ones are moved to the other nodes (MQTT 5 clients are told where to go). Their sessions follow them. Undo with Stop, or by restarting the node.", "Evacuate"))) return;
+      await api.post("/node/evacuate");
+    });
+    const stopEvacuating = () => ctx.act("Evacuation stopped: the node takes clients again", () => api.del("/node/evacuate"));
 
     ctx.every(2000, async () => {
       const c = await api.get("/cluster");
@@ -30,7 +42,18 @@ export default {
         { label: "MQTT", get: (m) => h("code", {}, m.mqtt_addr ?? "–") },
         { label: "last heard", num: true, get: (m) => (m.is_self || m.last_heard_ms_ago == null ? "" : `${num(m.last_heard_ms_ago)} ms ago`) },
         { label: "queued to", num: true, get: (m) => (m.is_self ? "" : num(m.queued_to ?? 0)) },
+        { label: "", get: (m) => (!m.is_self && m.state === "down" ? h("button", { class: "small danger", "data-action": "forget", onclick: () => forget(m.name) }, "Forget") : "") },
       ], c.members, { key: (m) => m.name }));
+      if (c.clustered) {
+        const e = await api.get("/node/evacuate");
+        fill(evacuation, e.evacuating
+          ? [h("p", {}, badge(e.done ? "evacuated" : "evacuating", "warn"), " ", `${num(e.disconnected)} clients moved, ${num(e.clients_connected)} still connected`),
+            h("button", { id: "evacuate-stop", onclick: stopEvacuating }, "Stop evacuating")]
+          : [h("p", { class: "hint" }, "Before an upgrade: move this node's clients to the other nodes, keeping their sessions."),
+            h("button", { class: "danger", id: "evacuate", onclick: evacuate }, "Evacuate this node")]);
+      } else {
+        fill(evacuation, h("p", { class: "hint" }, "Not clustered: there is nowhere to move clients to."));
+      }
       const s = c.stats;
       fill(stats, s ? kv([
         ["forwarded", num(s.forwarded)],
@@ -46,7 +69,11 @@ export default {
   },
 };
 
-/** The nodes on a circle, this node at the top; a line to each other node, green if linked, dashed red if not. */
+/**
+ * The nodes on a circle, this node at the top. A line to each other node from this one, green if linked, dashed
+ * red if not, with what is queued towards it; between two other nodes, green if each saw the other up when it
+ * last said hello, dashed red if only one did.
+ */
 function drawMap(members) {
   const width = 900, height = 360, cx = width / 2, cy = height / 2 + 6, r = members.length > 1 ? 128 : 0;
   const ordered = [...members].sort((a, b) => (b.is_self - a.is_self) || a.name.localeCompare(b.name));
@@ -63,6 +90,14 @@ function drawMap(members) {
       svg("line", { class: `link ${up ? "up" : "down"}`, x1: a.x, y1: a.y, x2: b.x, y2: b.y }),
       svg("text", { class: "queue", x: mid.x + 6, y: mid.y - 6 }, `${num(m.queued_to ?? 0)} queued`));
   });
+  const others = ordered.filter((m) => m !== self && m.state === "up");
+  const between = [];
+  others.forEach((a, i) => others.slice(i + 1).forEach((b) => {
+    const ab = (a.sees ?? []).includes(b.name), ba = (b.sees ?? []).includes(a.name);
+    if (!ab && !ba) return;
+    const p = at.get(a.name), q = at.get(b.name);
+    between.push(svg("line", { class: `link ${ab && ba ? "up" : "down"} between`, "data-between": `${a.name}-${b.name}`, x1: p.x, y1: p.y, x2: q.x, y2: q.y }));
+  }));
   const nodes = ordered.map((m) => {
     const p = at.get(m.name);
     const color = STATE_COLOR[m.state] ?? "#8b95a5";
@@ -71,5 +106,5 @@ function drawMap(members) {
       svg("text", { x: p.x, y: p.y + 4, "text-anchor": "middle", "font-weight": "600" }, m.name.length > 12 ? m.name.slice(0, 11) + "…" : m.name),
       svg("text", { x: p.x, y: p.y + 48, "text-anchor": "middle", fill: color }, m.is_self ? `${m.state} · this node` : m.state));
   });
-  return svg("svg", { class: "cluster-map", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "cluster members and links" }, ...links, ...nodes);
+  return svg("svg", { class: "cluster-map", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "cluster members and links" }, ...between, ...links, ...nodes);
 }
