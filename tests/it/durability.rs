@@ -202,3 +202,69 @@ async fn a_queued_message_whose_expiry_passed_while_the_node_was_down_is_not_del
     assert_eq!(got, ["fresh"]);
     broker.shutdown().await;
 }
+
+/// A persistent session kicked right after its SUBSCRIBE, while the subscription's commit is still on its way:
+/// the client still gets the SUBACK and the DISCONNECT (0x98) before its socket closes, which were dropped with
+/// the connection when they waited for that commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kick_right_after_a_subscribe_still_says_why() {
+    use ractmq::parts::codec::{Subscribe, SubscriptionRequest};
+    use ractmq::Protocol;
+
+    let data = tempfile::tempdir().unwrap();
+    let broker = durable(data.path()).await;
+    for i in 0..20 {
+        let id = format!("kicked-{i}");
+        let mut raw = Raw::connect(broker.mqtt_addr()).await;
+        raw.send(&connect_packet(Protocol::V5, |c| {
+            c.client_id = id.clone();
+            c.clean_start = false;
+            c.properties.session_expiry_interval = Some(300);
+        }))
+        .await;
+        assert_eq!(raw.read_frame().await[0], 0x20, "CONNACK");
+        let subscribe = ractmq::parts::codec::Packet::Subscribe(Subscribe {
+            pkid: 1,
+            filters: vec![SubscriptionRequest {
+                filter: format!("k/{i}"),
+                qos: ractmq::QoS::AtLeastOnce,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        raw.send_packet(subscribe, Protocol::V5).await;
+        assert!(broker.disconnect_client(&id, 0x98, None).await, "{id} kicked");
+        // Everything the node sent before closing: a SUBACK if the SUBSCRIBE was read before the kick, then
+        // the DISCONNECT.
+        let frames = frames_of(&raw.read_until_closed().await);
+        let disconnect = frames.iter().find(|f| f[0] == 0xE0);
+        let kinds: Vec<u8> = frames.iter().map(|f| f[0]).collect();
+        assert_eq!(
+            disconnect.map(|d| d[2]),
+            Some(0x98),
+            "{id}: DISCONNECT 0x98 last, got {kinds:x?}"
+        );
+        assert_eq!(kinds.last(), Some(&0xE0), "{id}: {kinds:x?}");
+    }
+    broker.shutdown().await;
+}
+
+/// Split bytes into MQTT frames (fixed header, remaining length, body).
+fn frames_of(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        let (mut len, mut shift, mut at) = (0usize, 0, 1);
+        loop {
+            let b = bytes[at];
+            len |= usize::from(b & 0x7F) << shift;
+            at += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        frames.push(bytes[..at + len].to_vec());
+        bytes = &bytes[at + len..];
+    }
+    frames
+}

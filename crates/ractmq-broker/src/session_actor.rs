@@ -59,6 +59,9 @@ pub const HIBERNATED: &str = "hibernated";
 
 /// Deliveries handed to the channel per mailbox drain, so one busy subscriber cannot hold its actor for long.
 const DRAIN_BATCH: usize = 256;
+
+/// How long a closing connection waits for the commit its last acknowledgements (and its DISCONNECT) wait for.
+const CLOSE_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Where the next session actor starts numbering its connections (see `SessionState::generation`).
 static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
 
@@ -480,6 +483,7 @@ impl SessionState {
             self.shared.push(delivery, &self.kernel.metrics);
         }
         if let Some(close) = fx.close {
+            Box::pin(self.flush_commit_wait(CLOSE_COMMIT_WAIT)).await;
             Box::pin(self.end_connection(myself, close)).await;
         } else if fx.window_opened {
             self.drain();

@@ -71,6 +71,27 @@ impl SessionState {
         }
     }
 
+    /// The connection is closing: send what waits for a commit (acknowledgements, and the DISCONNECT queued
+    /// behind them) once that commit is made, waiting at most `limit` (a group commit takes milliseconds).
+    /// Otherwise a client kicked just after a SUBSCRIBE of its persistent session saw its socket close with
+    /// neither the SUBACK nor the DISCONNECT telling it why and where to go. Past `limit` the parts are dropped
+    /// with the connection, as before: nothing is acknowledged that the store does not hold.
+    pub(super) async fn flush_commit_wait(&mut self, limit: std::time::Duration) {
+        let (Some(disk), Some((last, _))) = (self.kernel.disk.clone(), self.commit_wait.parts.back()) else {
+            return;
+        };
+        let last = *last;
+        if !matches!(tokio::time::timeout(limit, disk.committed(last)).await, Ok(Ok(()))) {
+            return;
+        }
+        let Some(online) = self.online.as_ref() else {
+            return;
+        };
+        for (_, mut bytes) in std::mem::take(&mut self.commit_wait.parts) {
+            online.io.outbox.push(&mut bytes);
+        }
+    }
+
     /// The connection is gone: what waited for it is dropped (the client sends its publishes again).
     pub(super) fn forget_commit_wait(&mut self) {
         self.commit_wait = CommitWait::default();
