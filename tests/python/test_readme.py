@@ -10,6 +10,7 @@ temporary directory. `scripts/test-all.sh` is not run from inside itself: `.ci/r
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -256,6 +257,24 @@ def rules(r: Run, block: list[str]) -> None:
     assert created.returncode == 0 and created.stdout.strip() == "created rule conn", created.stdout + created.stderr
 
 
+def dns_discovery(r: Run, block: list[str]) -> None:
+    # As in a Kubernetes pod: its name and IP from the environment. The headless service's name does not
+    # resolve here, which a node takes calmly: it starts, runs alone, and keeps looking.
+    r.env.update(POD_NAME="n1", POD_IP="127.0.0.1")
+    node = r.background(block[0].rstrip("\\ ") + " " + block[1].strip())
+    r.wait_listening("1883", node)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        status = r.run("ractmq ctl cluster status --json")
+        if status.returncode == 0:
+            break
+        time.sleep(0.1)
+    assert status.returncode == 0, status.stderr
+    members = json.loads(status.stdout)
+    members = members["members"] if isinstance(members, dict) else members
+    assert [(m["name"], m["state"]) for m in members] == [("n1", "up")], status.stdout
+
+
 RUNNERS = {
     "cargo run --release -- start": quick_start_node,
     "scripts/test-all.sh": ci_runs_the_test_command,
@@ -268,6 +287,7 @@ RUNNERS = {
     "ractmq start --data-dir state": keeping_state,
     "mosquitto -p 1884 &": bridging,
     "ractmq start -c rules.toml": rules,
+    'ractmq start --node-name "$POD_NAME"': dns_discovery,
 }
 
 
