@@ -412,6 +412,9 @@ def test_the_cluster_page_draws_every_member_and_link(broker_factory, chromium, 
     # n1's links to n2 and n3, and the one between n2 and n3 as they said in their hellos.
     expect(page.locator("#cluster-map .link.up")).to_have_count(3, timeout=WAIT_MS)
     expect(page.locator('#cluster-map [data-between="n2-n3"]')).to_have_class(re.compile(r"\bup\b"))
+    # And the queues both ways on every link, the other nodes' from their hellos: empty, nothing is flowing.
+    expect(page.locator('#cluster-map text[data-queue="n2-n3"]')).to_have_text("n2→n3 0 · n3→n2 0", timeout=WAIT_MS)
+    expect(page.locator('#cluster-map text[data-queue="n1-n2"]')).to_have_text("n1→n2 0 · n2→n1 0", timeout=WAIT_MS)
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUTPUT / "cluster-3-nodes.png"))
     # A member that dies shows as down, its link cut; forgotten, it is marked left everywhere.

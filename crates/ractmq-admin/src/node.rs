@@ -57,6 +57,7 @@ fn members(s: &AppState) -> Vec<Value> {
                 "last_heard_ms_ago": m.last_heard.map(|t| t.elapsed().as_millis() as u64),
                 "queued_to": if m.is_self { 0 } else { cluster.queued_for(&m.name) },
                 "sees": m.sees,
+                "queues": m.queues.iter().map(|(node, n)| (node.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
             })
         })
         .collect()

@@ -63,6 +63,8 @@ pub struct Member {
     /// The nodes it saw up when it last said hello (empty for this node and until heard): with every
     /// member's, the links of the whole cluster as this node knows them.
     pub sees: Vec<String>,
+    /// The messages it had queued towards each node when it last said hello (bounded like `sees`).
+    pub queues: Vec<(String, u64)>,
 }
 
 /// A change worth telling the rest of the broker (and the log) about.
@@ -172,6 +174,7 @@ impl Membership {
                 last_heard: None,
                 incarnation: Some(incarnation),
                 sees: Vec::new(),
+                queues: Vec::new(),
             },
         );
         for (name, addr) in config.other_seeds() {
@@ -212,8 +215,9 @@ impl Membership {
                     cluster_addr: m.cluster_addr,
                 })
                 .collect(),
-            // Filled in by the agent, which sends it.
+            // Filled in by the agent, which sends it (with the queues).
             map_digest: 0,
+            queues: Vec::new(),
         }
     }
 
@@ -256,6 +260,7 @@ impl Membership {
         member.incarnation = Some(hello.incarnation);
         // Bounded: a hello lists at most MAX_PEERS peers (checked when it is decoded).
         member.sees = hello.peers.iter().map(|p| p.name.clone()).collect();
+        member.queues = hello.queues.clone();
         match member.state {
             MemberState::Up if restarted => {
                 out.events.push(MemberEvent::Down {
@@ -407,6 +412,7 @@ impl Member {
             last_heard: None,
             incarnation: None,
             sees: Vec::new(),
+            queues: Vec::new(),
         }
     }
 }
@@ -439,6 +445,7 @@ mod tests {
                 })
                 .collect(),
             map_digest: 0,
+            queues: Vec::new(),
         }
     }
 
@@ -538,11 +545,14 @@ mod tests {
     }
 
     #[test]
-    fn a_member_says_whom_it_sees_in_each_hello() {
+    fn a_member_says_whom_it_sees_and_what_it_queued_in_each_hello() {
         let mut m = n1();
-        m.heard(&hello("n2", 4371, 7, &[("n3", 4372)]), Instant::now());
+        let mut said = hello("n2", 4371, 7, &[("n3", 4372)]);
+        said.queues = vec![("n3".into(), 12)];
+        m.heard(&said, Instant::now());
         let n2 = |m: &Membership| m.members().into_iter().find(|x| x.name == "n2").unwrap();
         assert_eq!(n2(&m).sees, ["n3"]);
+        assert_eq!(n2(&m).queues, [("n3".to_string(), 12)]);
         // The latest hello replaces what it saw before.
         m.heard(&hello("n2", 4371, 7, &[]), Instant::now());
         assert!(n2(&m).sees.is_empty());

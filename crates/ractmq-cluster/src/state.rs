@@ -151,6 +151,9 @@ impl Shared {
     pub fn hello(&self, membership: &Membership) -> Hello {
         let mut hello = membership.hello();
         hello.map_digest = self.rules.digest();
+        hello.queues = (self.links.read().iter())
+            .map(|(node, link)| (node.to_string(), link.len() as u64))
+            .collect();
         hello
     }
 

@@ -16,7 +16,7 @@ pub use crate::wire_message::WireMessage;
 pub use crate::wire_session::WireSession;
 
 /// Bumped when [`Wire`] changes incompatibly; a node refuses messages of another version and says so.
-pub const WIRE_VERSION: u16 = 4;
+pub const WIRE_VERSION: u16 = 5;
 
 /// Largest message accepted from a peer: below ractor_cluster's own 16 MiB frame limit, with room for its
 /// framing.
@@ -175,6 +175,9 @@ pub struct Hello {
     pub peers: Vec<PeerAddr>,
     /// The digest of the sender's replicated map: a receiver whose own differs sends it its whole map.
     pub map_digest: u64,
+    /// The messages the sender has queued towards each node it links to, so that every node can show the
+    /// queues between all of them (the dashboard's cluster picture), not only its own.
+    pub queues: Vec<(String, u64)>,
 }
 
 /// A node and where to dial it.
@@ -279,6 +282,12 @@ fn check(message: &Wire) -> Result<(), String> {
             for peer in &hello.peers {
                 check_name(&peer.name).map_err(|e| format!("peer name {e}"))?;
             }
+            if hello.queues.len() > MAX_PEERS {
+                return Err(format!("{} queues listed, at most {MAX_PEERS}", hello.queues.len()));
+            }
+            for (name, _) in &hello.queues {
+                check_name(name).map_err(|e| format!("queue's node name {e}"))?;
+            }
             Ok(())
         }
     }
@@ -299,6 +308,7 @@ mod tests {
                 cluster_addr: "[::1]:4371".parse().unwrap(),
             }],
             map_digest: 7,
+            queues: vec![("n2".into(), 3)],
         }
     }
 

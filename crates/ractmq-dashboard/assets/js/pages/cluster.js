@@ -1,7 +1,8 @@
 // Cluster: every member up or down, drawn as a picture of the nodes and the links between them, with the
 // messages this node has queued towards each; the members' table and the forwarding counters below it. This
 // node's links are as it sees them now; the links between two other nodes are as those nodes last said in their
-// hellos (`sees` in /api/v1/cluster); queues are only known from here (another node's dashboard shows its own).
+// hellos (`sees` in /api/v1/cluster); so are the messages each had queued towards the others (`queues`), beside
+// this node's own, counted now.
 
 import * as api from "../api.js";
 import { h, svg, fill, card, table, badge, kv, num, confirm } from "../ui.js";
@@ -69,6 +70,11 @@ export default {
   },
 };
 
+/** "n1→n2 5": what `from` had queued towards `to` (from its last hello, or this node's own count). */
+function queueText(from, to, n) {
+  return `${from}→${to} ${n === undefined || n === null ? "?" : num(n)}`;
+}
+
 /**
  * The nodes on a circle, this node at the top. A line to each other node from this one, green if linked, dashed
  * red if not, with what is queued towards it; between two other nodes, green if each saw the other up when it
@@ -88,7 +94,8 @@ function drawMap(members) {
     const mid = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
     return svg("g", {},
       svg("line", { class: `link ${up ? "up" : "down"}`, x1: a.x, y1: a.y, x2: b.x, y2: b.y }),
-      svg("text", { class: "queue", x: mid.x + 6, y: mid.y - 6 }, `${num(m.queued_to ?? 0)} queued`));
+      svg("text", { class: "queue", x: mid.x + 6, y: mid.y - 6, "data-queue": `${self.name}-${m.name}` },
+        `${queueText(self.name, m.name, m.queued_to)} · ${queueText(m.name, self.name, m.queues?.[self.name])}`));
   });
   const others = ordered.filter((m) => m !== self && m.state === "up");
   const between = [];
@@ -97,6 +104,8 @@ function drawMap(members) {
     if (!ab && !ba) return;
     const p = at.get(a.name), q = at.get(b.name);
     between.push(svg("line", { class: `link ${ab && ba ? "up" : "down"} between`, "data-between": `${a.name}-${b.name}`, x1: p.x, y1: p.y, x2: q.x, y2: q.y }));
+    between.push(svg("text", { class: "queue", x: (p.x + q.x) / 2, y: (p.y + q.y) / 2 + 16, "text-anchor": "middle", "data-queue": `${a.name}-${b.name}` },
+      `${queueText(a.name, b.name, a.queues?.[b.name])} · ${queueText(b.name, a.name, b.queues?.[a.name])}`));
   }));
   const nodes = ordered.map((m) => {
     const p = at.get(m.name);
