@@ -460,6 +460,11 @@ async fn clients_are_found_by_id_user_name_or_peer() {
     let mut as_bob = options(node.mqtt, "pump-1");
     as_bob.set_credentials("bob", "pw");
     let _bob = Client::connect_with(as_bob).await;
+    // A client has its CONNACK a moment before the node lists its connection (peer, user name).
+    common::eventually("both clients listed as connected", || {
+        get(&node, "/clients?connected=true")["meta"]["count"] == json!(2)
+    })
+    .await;
     let found = |q: &str| -> Vec<String> {
         let v = get(&node, &format!("/clients?q={q}"));
         (v["data"].as_array().unwrap().iter())
