@@ -122,6 +122,20 @@ async fn subscriber(id: String, mut addr: SocketAddr, filter: &str, seen: Arc<Mu
     }
 }
 
+/// On each of `nodes`: n3 is a member that left, and none of its routes is kept.
+async fn n3_is_gone_from(nodes: &[&Node]) {
+    for node in nodes {
+        let members = states(node).await;
+        assert_eq!(
+            members.get("n3").map(String::as_str),
+            Some("left"),
+            "{}: {members:?}",
+            node.name
+        );
+        assert!(!has_routes_from(node, "n3").await, "{} dropped n3's routes", node.name);
+    }
+}
+
 /// A 3.1.1 publisher on `addr` sending `prefix-N` at QoS 1 one at a time until `stop`; returns how many
 /// were acknowledged (PUBACK read).
 async fn publisher(addr: SocketAddr, id: String, topic: String, stop: Arc<AtomicBool>) -> usize {
@@ -358,16 +372,7 @@ async fn forgetting_a_dead_node_removes_it_everywhere() {
     let (status, v) = api(&nodes[0], "POST", "/cluster/forget/n3").await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["unconfirmed"], serde_json::json!([]), "n2 confirmed");
-    for node in [&nodes[0], &nodes[1]] {
-        let members = states(node).await;
-        assert_eq!(
-            members.get("n3").map(String::as_str),
-            Some("left"),
-            "{}: {members:?}",
-            node.name
-        );
-        assert!(!has_routes_from(node, "n3").await, "{} dropped n3's routes", node.name);
-    }
+    n3_is_gone_from(&[&nodes[0], &nodes[1]]).await;
     // Neither redials it: its cluster port stays quiet for longer than the longest redial backoff (3 s).
     assert!(
         not_dialled(nodes[2].cluster, Duration::from_secs(5)).await,
@@ -401,16 +406,7 @@ async fn a_node_that_leaves_exits_0_and_the_others_stop_dialling_it() {
     assert_eq!(exit, Some(0), "n3 exits with 0 after leaving");
     eprintln!("left and exited in {:?}", started.elapsed());
 
-    for node in [&nodes[0], &nodes[1]] {
-        let members = states(node).await;
-        assert_eq!(
-            members.get("n3").map(String::as_str),
-            Some("left"),
-            "{}: {members:?}",
-            node.name
-        );
-        assert!(!has_routes_from(node, "n3").await, "{} dropped n3's routes", node.name);
-    }
+    n3_is_gone_from(&[&nodes[0], &nodes[1]]).await;
     eventually_within(WAIT, "the subscriber to resume elsewhere", || {
         seen.lock().unwrap().moves.first().is_some_and(|m| m.2)
     })

@@ -58,6 +58,11 @@ export const post = (path, body = {}) => request("POST", path, body);
 export const put = (path, body) => request("PUT", path, body);
 export const del = (path) => request("DELETE", path);
 
+/** Create `body` in `/collection` (POST), or replace the item named `existing` there (PUT). */
+export function saveItem(collection, existing, body) {
+  return existing ? put(`/${collection}/${enc(existing)}`, body) : post(`/${collection}`, body);
+}
+
 /** A path segment or query value, encoded (client ids and topics hold anything, '/' and '#' included). */
 export const enc = encodeURIComponent;
 

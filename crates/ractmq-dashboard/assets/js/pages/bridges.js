@@ -42,8 +42,7 @@ export default {
             let body;
             try { body = JSON.parse(text.value); } catch (e) { error.textContent = `not JSON: ${e.message}`; return; }
             try {
-              if (existing) await api.put(`/bridges/${api.enc(existing.name)}`, body);
-              else await api.post("/bridges", body);
+              await api.saveItem("bridges", existing?.name, body);
               close();
               await ctx.act(existing ? `Bridge ${body.name} saved` : `Bridge ${body.name} created`, refresh);
             } catch (e) { error.textContent = e.message; }

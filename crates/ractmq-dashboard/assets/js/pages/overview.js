@@ -92,9 +92,7 @@ export default {
   },
 };
 
-/** /health's checks as a list, whichever shape the node gives (object of name -> bool, or pairs). */
+/** /health's checks (an object of name -> up) as a list. */
 function checksOf(health) {
-  const checks = health.checks ?? {};
-  if (Array.isArray(checks)) return checks.map((c) => (Array.isArray(c) ? { name: c[0], up: c[1] } : { name: c.name, up: c.up ?? c.ok }));
-  return Object.entries(checks).map(([name, up]) => ({ name, up }));
+  return Object.entries(health.checks ?? {}).map(([name, up]) => ({ name, up }));
 }

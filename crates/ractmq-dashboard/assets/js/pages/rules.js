@@ -43,8 +43,7 @@ export default {
             try { parsed = JSON.parse(actions.value); } catch (e) { error.textContent = `actions are not JSON: ${e.message}`; return; }
             const body = { ...(existing?.config ?? {}), name: name.value.trim(), sql: sql.value, description: description.value, actions: parsed, enabled: enabled.checked };
             try {
-              if (existing) await api.put(`/rules/${api.enc(existing.name)}`, body);
-              else await api.post("/rules", body);
+              await api.saveItem("rules", existing?.name, body);
               close();
               await ctx.act(existing ? `Rule ${body.name} saved` : `Rule ${body.name} created`, refresh);
             } catch (e) { error.textContent = e.message; }
